@@ -1,0 +1,97 @@
+import { z } from 'zod'
+import { ConfigError, type RawConfig } from './env.js'
+
+const UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3 }
+const DURATIONS: Record<string, number> = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }
+
+const size = z.string().transform((s, ctx) => {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(s.trim())
+  const unit = m ? UNITS[m[2]!.toLowerCase()] : undefined
+  if (!m || unit === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'expected a size like 1048576, 100MiB or 1GiB' })
+    return z.NEVER
+  }
+  return Math.floor(Number(m[1]) * unit)
+})
+
+const int = (min: number, max: number) =>
+  z.string().regex(/^\d+$/, 'expected a whole number').transform(Number).pipe(z.number().int().min(min).max(max))
+
+const retention = z.string().transform((s, ctx) => {
+  const count = /^\d+$/.exec(s)
+  if (count && Number(s) > 0) return { count: Number(s) }
+  const d = /^(\d+)([smhd])$/.exec(s)
+  if (d) return { ms: Number(d[1]) * DURATIONS[d[2]!]! }
+  ctx.addIssue({ code: 'custom', message: 'expected a positive count like 1000000 or a duration like 30d' })
+  return z.NEVER
+})
+
+const schema = z.object({
+  PORT: int(0, 65535).default(6286),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  DATA_DIR: z.string().min(1).default('./data'),
+  SIGNUP_MODE: z.enum(['open', 'token']).default('open'),
+  ADMIN_PASSWORD: z.string().min(1).optional(),
+  HOMESERVER_SECRET_KEY: z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected 64 hex characters').optional(),
+  TESTNET: z.enum(['1', 'true', '0', 'false']).default('0').transform((v) => v === '1' || v === 'true'),
+  PKARR_RELAY_PORT: int(0, 65535).default(15411),
+  PKARR_RELAYS: z.string().optional().transform((s) => (s ? s.split(',').map((u) => u.trim()).filter(Boolean) : [])),
+  PUBLIC_HOST: z.string().min(1).optional(),
+  MAX_BODY: size.default(100 * 1024 ** 2),
+  USER_QUOTA: size.default(1024 ** 3),
+  EVENT_RETENTION: retention.optional(),
+  MAX_STREAMS_PER_IP: int(1, 1_000_000).default(64),
+  KEEPALIVE_MS: int(100, 3_600_000).default(15000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+})
+
+export interface Config {
+  port: number
+  host: string
+  dataDir: string
+  signupMode: 'open' | 'token'
+  adminPassword?: string
+  secretKey?: string
+  testnet: boolean
+  relayPort: number
+  pkarrRelays: string[]
+  publicHost?: string
+  maxBody: number
+  userQuota: number
+  retention?: { count: number } | { ms: number }
+  maxStreamsPerIp: number
+  keepaliveMs: number
+  logLevel: string
+  /** files up to this size live inline in the database; larger ones become blob files */
+  inlineMax: number
+}
+
+/** Step two: validate, apply defaults, freeze. Throws ConfigError naming the first bad setting. */
+export function buildConfig(raw: RawConfig, overrides: Partial<Config> = {}): Readonly<Config> {
+  const parsed = schema.safeParse(raw)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!
+    throw new ConfigError(String(issue.path[0] ?? 'config'), issue.message)
+  }
+  const e = parsed.data
+  return Object.freeze({
+    port: e.PORT,
+    host: e.HOST,
+    dataDir: e.DATA_DIR,
+    signupMode: e.SIGNUP_MODE,
+    adminPassword: e.ADMIN_PASSWORD,
+    secretKey: e.HOMESERVER_SECRET_KEY?.toLowerCase(),
+    testnet: e.TESTNET,
+    relayPort: e.PKARR_RELAY_PORT,
+    pkarrRelays: e.PKARR_RELAYS,
+    publicHost: e.PUBLIC_HOST,
+    maxBody: e.MAX_BODY,
+    userQuota: e.USER_QUOTA,
+    retention: e.EVENT_RETENTION,
+    maxStreamsPerIp: e.MAX_STREAMS_PER_IP,
+    keepaliveMs: e.KEEPALIVE_MS,
+    logLevel: e.LOG_LEVEL,
+    inlineMax: 64 * 1024,
+    ...overrides,
+  })
+}

@@ -1,0 +1,66 @@
+/**
+ * Step one of configuration: gather the raw settings, flags over environment, into one
+ * flat object of strings. Nothing is interpreted here; src/config/config.ts validates.
+ */
+export interface RawConfig {
+  PORT?: string
+  HOST?: string
+  DATA_DIR?: string
+  SIGNUP_MODE?: string
+  ADMIN_PASSWORD?: string
+  HOMESERVER_SECRET_KEY?: string
+  TESTNET?: string
+  PKARR_RELAY_PORT?: string
+  PKARR_RELAYS?: string
+  PUBLIC_HOST?: string
+  MAX_BODY?: string
+  USER_QUOTA?: string
+  EVENT_RETENTION?: string
+  MAX_STREAMS_PER_IP?: string
+  KEEPALIVE_MS?: string
+  LOG_LEVEL?: string
+}
+
+const FLAGS: Record<string, keyof RawConfig> = {
+  '--port': 'PORT',
+  '--host': 'HOST',
+  '--data': 'DATA_DIR',
+  '--signup': 'SIGNUP_MODE',
+}
+
+export function readEnv(env: NodeJS.ProcessEnv): RawConfig {
+  const keys: (keyof RawConfig)[] = [
+    'PORT', 'HOST', 'DATA_DIR', 'SIGNUP_MODE', 'ADMIN_PASSWORD', 'HOMESERVER_SECRET_KEY', 'TESTNET',
+    'PKARR_RELAY_PORT', 'PKARR_RELAYS', 'PUBLIC_HOST', 'MAX_BODY', 'USER_QUOTA', 'EVENT_RETENTION',
+    'MAX_STREAMS_PER_IP', 'KEEPALIVE_MS', 'LOG_LEVEL',
+  ]
+  const raw: RawConfig = {}
+  for (const k of keys) if (env[k] !== undefined && env[k] !== '') raw[k] = env[k]
+  return raw
+}
+
+/** `--port 1 --host=x --testnet`: returns the settings and any arguments left over. */
+export function readFlags(argv: string[]): { raw: RawConfig; rest: string[] } {
+  const raw: RawConfig = {}
+  const rest: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined]
+    if (flag === '--testnet') {
+      raw.TESTNET = '1'
+    } else if (FLAGS[flag] !== undefined) {
+      const value = inline ?? argv[++i]
+      if (value === undefined) throw new ConfigError(flag, 'needs a value')
+      raw[FLAGS[flag]!] = value
+    } else {
+      rest.push(arg)
+    }
+  }
+  return { raw, rest }
+}
+
+export class ConfigError extends Error {
+  constructor(readonly setting: string, problem: string) {
+    super(`invalid setting ${setting}: ${problem}`)
+  }
+}

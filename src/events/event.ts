@@ -1,0 +1,26 @@
+/**
+ * One entry of the log. `seq` is a JS number: it is a u64 on the wire, but at a million
+ * events a second it would take 285 years to pass 2^53, so arithmetic stays in doubles.
+ */
+export type EventType = 'PUT' | 'DEL'
+
+export interface HearthEvent {
+  seq: number
+  type: EventType
+  user: string
+  path: string
+  /** base64 blake3 of the content, PUT only */
+  contentHash?: string
+  /** bytes, PUT only */
+  size?: number
+  /** ms since the epoch, when the event was committed */
+  ts: number
+}
+
+export function isPrivate(ev: Pick<HearthEvent, 'path'>): boolean {
+  return ev.path.startsWith('/priv/')
+}
+
+export function eventUri(ev: Pick<HearthEvent, 'user' | 'path'>): string {
+  return `pubky://${ev.user}${ev.path}`
+}

@@ -1,0 +1,46 @@
+import base32Encode from 'base32-encode'
+
+/**
+ * Event ids: the seq as 8 bytes big-endian, in Crockford base32 without padding.
+ * 64 bits take 13 characters of 5 bits; the last character carries one zero padding bit,
+ * so ids are fixed-width and sort as their numbers do.
+ */
+const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
+const VALUE = new Map([...ALPHABET].map((c, i) => [c, i]))
+export const ID_LENGTH = 13
+export const MAX_SEQ = (1n << 64n) - 1n
+
+export function encodeId(seq: bigint | number): string {
+  const bytes = new Uint8Array(8)
+  new DataView(bytes.buffer).setBigUint64(0, BigInt(seq))
+  return base32Encode(bytes, 'Crockford')
+}
+
+/** Strict decode: exactly 13 characters of the alphabet, the last one's padding bit zero. */
+export function decodeId(id: string): bigint | undefined {
+  if (id.length !== ID_LENGTH) return undefined
+  let n = 0n
+  for (const c of id) {
+    const v = VALUE.get(c)
+    if (v === undefined) return undefined
+    n = (n << 5n) | BigInt(v)
+  }
+  if (n & 1n) return undefined
+  return n >> 1n
+}
+
+/**
+ * A cursor as `/subscribe` takes it: 13 characters is an id, anything else is decimal.
+ * Returns undefined for text that is neither.
+ */
+export function parseCursor(text: string): bigint | undefined {
+  if (text.length === ID_LENGTH) return decodeId(text)
+  return parseDecimal(text)
+}
+
+/** A u64 in plain decimal: digits only, no sign, no leading zeros beyond `0` itself. */
+export function parseDecimal(text: string): bigint | undefined {
+  if (!/^(0|[1-9][0-9]{0,19})$/.test(text)) return undefined
+  const n = BigInt(text)
+  return n <= MAX_SEQ ? n : undefined
+}

@@ -1,0 +1,63 @@
+/**
+ * The storage interface: an ordered key-value store split into named namespaces, with
+ * atomic, optionally fsynced batches. Everything Hearth keeps (files, content, the event
+ * log and its indexes, users, sessions) is laid out on top of it by the services in this
+ * folder, so a second backend only has to implement this file and pass
+ * test/kv-conformance.test.ts.
+ *
+ * Keys are strings compared by their UTF-8 bytes. Values are strings, except in namespaces
+ * declared `bytes`, where they are Uint8Arrays.
+ */
+export const NAMESPACES = {
+  /** `<z32><path>` → FileMeta JSON */
+  files: 'utf8',
+  /** `<z32><path>` → content of files small enough to live inline */
+  content: 'bytes',
+  /** 16 hex digits of seq → event JSON */
+  log: 'utf8',
+  /** `<z32>:<16 hex seq>` → event JSON, the per-user index of the log */
+  ulog: 'utf8',
+  /** blob id → `<z32><path>` that owns it, so unowned blob files can be swept */
+  blobs: 'utf8',
+  /** `<z32>` → user JSON (created, usage) */
+  users: 'utf8',
+  /** session secret → session JSON */
+  sessions: 'utf8',
+  /** signup token → JSON */
+  signupTokens: 'utf8',
+  /** small singletons: `head`, `floor`, the homeserver key */
+  meta: 'utf8',
+} as const
+
+export type Namespace = keyof typeof NAMESPACES
+export type Value = string | Uint8Array
+
+export type BatchOp =
+  | { type: 'put'; ns: Namespace; key: string; value: Value }
+  | { type: 'del'; ns: Namespace; key: string }
+
+export interface Range {
+  gt?: string
+  gte?: string
+  lt?: string
+  lte?: string
+  reverse?: boolean
+  limit?: number
+}
+
+export interface KV {
+  open(): Promise<void>
+  close(): Promise<void>
+  get(ns: Namespace, key: string): Promise<Value | undefined>
+  getMany(ns: Namespace, keys: string[]): Promise<(Value | undefined)[]>
+  /** All ops land or none do; with `sync` the call resolves only once they are on disk. */
+  batch(ops: BatchOp[], options?: { sync?: boolean }): Promise<void>
+  /** Entries in key order (or reverse), within the range. */
+  entries(ns: Namespace, range: Range): AsyncIterable<[string, Value]>
+  keys(ns: Namespace, range: Range): AsyncIterable<string>
+}
+
+export function asText(v: Value | undefined): string | undefined {
+  if (v === undefined || typeof v === 'string') return v
+  return new TextDecoder().decode(v)
+}

@@ -1,0 +1,84 @@
+import type { Readable } from 'node:stream'
+import { asText, type KV } from './backend.js'
+import type { BlobStore } from './blobs.js'
+
+export interface FileMeta {
+  size: number
+  /** base64 blake3 */
+  hash: string
+  type: string
+  /** ms since the epoch of the write */
+  mtime: number
+  /** set when the content lives in a blob file rather than inline */
+  blob?: string
+}
+
+export const fileKey = (user: string, path: string): string => user + path
+
+export interface ListOptions {
+  limit: number
+  /** exclusive: a path under the listed directory */
+  cursor?: string
+  reverse: boolean
+  shallow: boolean
+}
+
+/** The read side of stored files: metadata, content and directory listings. */
+export class FileStore {
+  readonly #kv: KV
+  readonly #blobs: BlobStore
+
+  constructor(kv: KV, blobs: BlobStore) {
+    this.#kv = kv
+    this.#blobs = blobs
+  }
+
+  async meta(user: string, path: string): Promise<FileMeta | undefined> {
+    const v = asText(await this.#kv.get('files', fileKey(user, path)))
+    return v === undefined ? undefined : (JSON.parse(v) as FileMeta)
+  }
+
+  /** The bytes of a file: a buffer when inline, a stream from its blob otherwise. */
+  async content(user: string, path: string, meta: FileMeta): Promise<Uint8Array | Readable | undefined> {
+    if (meta.blob !== undefined) return this.#blobs.read(meta.blob)
+    const v = await this.#kv.get('content', fileKey(user, path))
+    return typeof v === 'string' ? new TextEncoder().encode(v) : v
+  }
+
+  /**
+   * Paths below `dir` (which ends in `/`), in byte order. Shallow listings name each
+   * direct child once; sub-directories end in `/`.
+   */
+  async list(user: string, dir: string, opts: ListOptions): Promise<string[]> {
+    const base = fileKey(user, dir)
+    const end = base.slice(0, -1) + '0' // '0' follows '/' in byte order: the end of base's keys
+    const cursor = opts.cursor !== undefined ? fileKey(user, opts.cursor) : undefined
+    const out: string[] = []
+    if (!opts.shallow) {
+      const range = opts.reverse
+        ? { gt: base, lt: cursor !== undefined && cursor < end ? cursor : end, reverse: true, limit: opts.limit }
+        : { gt: cursor !== undefined && cursor > base ? cursor : base, lt: end, limit: opts.limit }
+      for await (const key of this.#kv.keys('files', range)) out.push(key.slice(user.length))
+      return out
+    }
+    // Shallow: read one key, collapse it to its direct child, then seek past that child.
+    let gt: string | undefined = cursor !== undefined && cursor > base ? cursor : base
+    let gte: string | undefined
+    let lt = cursor !== undefined && cursor < end ? cursor : end
+    while (out.length < opts.limit) {
+      const range = opts.reverse ? { gt: base, lt, reverse: true, limit: 1 } : { gt, gte, lt: end, limit: 1 }
+      let key: string | undefined
+      for await (const k of this.#kv.keys('files', range)) key = k
+      if (key === undefined) break
+      const rest = key.slice(base.length)
+      const slash = rest.indexOf('/')
+      const childKey = slash === -1 ? key : base + rest.slice(0, slash + 1)
+      const fresh = cursor === undefined || (opts.reverse ? childKey < cursor : childKey > cursor)
+      if (fresh) out.push(childKey.slice(user.length))
+      if (opts.reverse) lt = childKey // keys under a child directory sort after it, so this skips them
+      else if (slash === -1) gt = key
+      else [gt, gte] = [undefined, childKey.slice(0, -1) + '0'] // the first key past childKey's subtree
+    }
+    return out
+  }
+}

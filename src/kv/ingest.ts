@@ -1,0 +1,78 @@
+import { blake3 } from '@noble/hashes/blake3.js'
+import type { Readable } from 'node:stream'
+import { fileTypeFromBuffer } from 'file-type'
+import mime from 'mime-types'
+import { fail } from '../errors.js'
+import type { BlobStore } from './blobs.js'
+
+/** Bytes kept for content sniffing: what file-type reads at most. */
+const SNIFF_BYTES = 4100
+
+export interface Ingested {
+  size: number
+  hash: string
+  type: string
+  inline?: Uint8Array
+  blob?: string
+}
+
+/**
+ * Reads a request body once: hashing it (blake3) as it streams, keeping it in memory only
+ * while it is small enough to live inline, and otherwise spilling it to a blob that is
+ * fsynced before this resolves. Past `maxBody` bytes the upload is cut off with 413 and
+ * whatever was written is removed. Memory held: at most `inlineMax` plus one chunk.
+ */
+export async function ingest(body: Readable, path: string, blobs: BlobStore, limits: { maxBody: number; inlineMax: number }): Promise<Ingested> {
+  const hasher = blake3.create()
+  const held: Uint8Array[] = []
+  let size = 0
+  let blob: string | undefined
+  let fh: Awaited<ReturnType<BlobStore['create']>> | undefined
+  let sniff: Uint8Array | undefined
+  try {
+    for await (const raw of body) {
+      const chunk = raw as Uint8Array
+      size += chunk.length
+      if (size > limits.maxBody) fail('PayloadTooLarge', `Body is larger than ${limits.maxBody} bytes`)
+      hasher.update(chunk)
+      if (fh === undefined && size <= limits.inlineMax) {
+        held.push(chunk)
+        continue
+      }
+      if (fh === undefined) {
+        blob = blobs.newId()
+        fh = await blobs.create(blob)
+        sniff = Buffer.concat(held).subarray(0, SNIFF_BYTES)
+        for (const c of held.splice(0)) await fh.write(c)
+      }
+      if (sniff!.length < SNIFF_BYTES) sniff = Buffer.concat([sniff!, chunk]).subarray(0, SNIFF_BYTES)
+      await fh.write(chunk)
+    }
+    if (fh !== undefined) {
+      await fh.sync()
+      await fh.close()
+      fh = undefined
+      await blobs.syncDir()
+    }
+  } catch (err) {
+    await fh?.close().catch(() => {})
+    if (blob !== undefined) await blobs.remove(blob)
+    body.destroy()
+    throw err
+  }
+  const inline = blob === undefined ? concat(held, size) : undefined
+  const head = inline ?? sniff ?? new Uint8Array()
+  const hash = Buffer.from(hasher.digest()).toString('base64')
+  return { size, hash, type: await contentType(head.subarray(0, SNIFF_BYTES), path), inline, blob }
+}
+
+function concat(chunks: Uint8Array[], size: number): Uint8Array {
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
+}
+
+/** Sniffed from the bytes, then guessed from the extension, then octet-stream. */
+export async function contentType(head: Uint8Array, path: string): Promise<string> {
+  const sniffed = head.length > 0 ? await fileTypeFromBuffer(head) : undefined
+  if (sniffed) return sniffed.mime
+  return mime.lookup(path) || 'application/octet-stream'
+}
