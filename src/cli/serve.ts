@@ -1,0 +1,50 @@
+import { access, constants, mkdir } from 'node:fs/promises'
+import { buildConfig, type Config } from '../config/config.js'
+import { ConfigError, readEnv, readFlags } from '../config/env.js'
+import { startServer } from '../server.js'
+
+export const serveHelp = `hearth serve [--port N] [--host ADDR] [--data DIR] [--signup open|token] [--testnet]
+
+Runs the homeserver. Every flag has an environment twin (PORT, HOST, DATA_DIR, SIGNUP_MODE,
+TESTNET); see the README for the full list of settings.`
+
+/** Reads and checks the configuration; a bad setting ends the process with one line and status 2. */
+export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Promise<Readonly<Config>> {
+  try {
+    const { raw: flags, rest } = readFlags(argv)
+    if (rest.length > 0) throw new ConfigError(rest[0]!, 'unknown argument')
+    const config = buildConfig({ ...readEnv(env), ...flags })
+    await mkdir(config.dataDir, { recursive: true }).catch(() => {})
+    await access(config.dataDir, constants.W_OK).catch(() => {
+      throw new ConfigError('DATA_DIR', `${config.dataDir} cannot be written`)
+    })
+    return config
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    process.stderr.write(`hearth: ${err.message}\n`)
+    process.exit(2)
+  }
+}
+
+export async function serve(argv: string[]): Promise<void> {
+  const config = await loadConfig(argv, process.env)
+  const server = await startServer(config)
+  server.ctx.log.info({ url: server.url, publicKey: server.ctx.keypair.z32, data: config.dataDir }, 'hearth is serving')
+  let stopping = false
+  const stop = (signal: string) => {
+    if (stopping) return
+    stopping = true
+    server.ctx.log.info({ signal }, 'stopping')
+    // A hard deadline: whatever hangs, the process is gone within 5 s.
+    setTimeout(() => process.exit(1), 4500).unref()
+    server.close().then(
+      () => process.exit(0),
+      (err) => {
+        server.ctx.log.error({ err }, 'shutdown failed')
+        process.exit(1)
+      },
+    )
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+}

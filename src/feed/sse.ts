@@ -1,0 +1,71 @@
+import type { ServerResponse } from 'node:http'
+
+/** Unsent bytes a stream may hold before its subscriber leaves the live push path. */
+export const HIGH_WATER = 64 * 1024
+
+/**
+ * One SSE response, written directly to the socket so that backpressure is visible:
+ * `backedUp` reads the bytes the kernel has not taken yet, which is the only buffer a
+ * subscriber can grow, and it never grows past HIGH_WATER plus one frame.
+ */
+export class SseStream {
+  readonly #res: ServerResponse
+  #closed = false
+  readonly #onClose: (() => void)[] = []
+
+  constructor(res: ServerResponse, headers: Record<string, string | number | string[]>) {
+    this.#res = res
+    res.writeHead(200, {
+      ...headers,
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-store',
+      'x-accel-buffering': 'no',
+      connection: 'keep-alive',
+    })
+    res.flushHeaders()
+    res.socket?.setNoDelay(true)
+    res.once('close', () => {
+      this.#closed = true
+      for (const cb of this.#onClose.splice(0)) cb()
+    })
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  get backedUp(): boolean {
+    return this.#res.writableLength > HIGH_WATER
+  }
+
+  get buffered(): number {
+    return this.#res.writableLength
+  }
+
+  write(chunk: string | Buffer): void {
+    if (!this.#closed) this.#res.write(chunk)
+  }
+
+  /** Resolves when the socket has taken what was buffered, or the stream closed. */
+  drained(): Promise<void> {
+    if (this.#closed || this.#res.writableLength === 0) return Promise.resolve()
+    return new Promise((resolve) => {
+      const done = () => {
+        this.#res.off('drain', done)
+        this.#res.off('close', done)
+        resolve()
+      }
+      this.#res.once('drain', done)
+      this.#res.once('close', done)
+    })
+  }
+
+  onClose(cb: () => void): void {
+    if (this.#closed) cb()
+    else this.#onClose.push(cb)
+  }
+
+  end(): void {
+    if (!this.#closed) this.#res.end()
+  }
+}

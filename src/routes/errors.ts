@@ -1,0 +1,53 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { ZodError } from 'zod'
+import { HearthError } from '../errors.js'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** storage and auth routes answer errors in plain text, as upstream does */
+    plainErrors?: boolean
+  }
+}
+
+/**
+ * The one place where errors become HTTP answers. Domain errors carry their code and status;
+ * Fastify's own 4xx (bad URL, bad header) pass through with their message; anything else is
+ * a 500 whose details stay in the log.
+ */
+export function installErrorHandler(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError | HearthError | ZodError, req, reply) => {
+    const { status, code, message, details } = describe(err)
+    if (status >= 500) req.log.error({ err }, 'request failed')
+    send(req, reply, status, code, message, details)
+  })
+  app.setNotFoundHandler((req, reply) => send(req, reply, 404, 'NotFound', 'Not found'))
+}
+
+function describe(err: unknown): { status: number; code: string; message: string; details?: Record<string, unknown> } {
+  if (err instanceof HearthError) return { status: err.status, code: err.code, message: err.message, details: err.details }
+  if (err instanceof ZodError) {
+    const issue = err.issues[0]
+    return { status: 400, code: 'InvalidQuery', message: `${issue?.path.join('.') || 'input'}: ${issue?.message ?? 'invalid'}` }
+  }
+  const e = err as FastifyError
+  const status = typeof e.statusCode === 'number' ? e.statusCode : 500
+  if (status >= 400 && status < 500) return { status, code: fastifyCode(status), message: e.message }
+  return { status: 500, code: 'Internal', message: 'Internal server error' }
+}
+
+function fastifyCode(status: number): string {
+  return { 413: 'PayloadTooLarge', 415: 'UnsupportedMediaType', 429: 'TooManyRequests', 431: 'HeadersTooLarge' }[status] ?? 'BadRequest'
+}
+
+export function send(req: FastifyRequest, reply: FastifyReply, status: number, code: string, message: string, details?: Record<string, unknown>): void {
+  if (reply.sent || reply.raw.headersSent) {
+    reply.raw.destroy()
+    return
+  }
+  reply.code(status)
+  if (req.routeOptions.config?.plainErrors) {
+    void reply.type('text/plain; charset=utf-8').send(message)
+  } else {
+    void reply.type('application/json; charset=utf-8').send({ error: code, message, ...details })
+  }
+}

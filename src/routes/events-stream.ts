@@ -1,0 +1,52 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Context } from '../context.js'
+import { isPrivate, type HearthEvent } from '../events/event.js'
+import {
+  authorizeStreamPaths, parseEventsStreamQuery, resolveStreamCursors, streamFilters, streamPathMatches,
+} from '../subscriptions/upstream.js'
+import { SseStream } from '../feed/sse.js'
+import { replayReverse } from '../feed/reverse.js'
+import { sessionFor } from '../auth/request.js'
+import { covers } from '../auth/capabilities.js'
+import { queryString } from './user.js'
+import { openStream } from './stream.js'
+
+/**
+ * `GET /events-stream`: upstream's SSE feed, with its query, its error texts and its frames
+ * (plus an `id:` line). Each user may carry its own cursor; replay starts from the smallest
+ * and skips each user's events up to its own.
+ */
+export async function eventsStreamRoute(app: FastifyInstance, ctx: Context): Promise<void> {
+  app.get('/events-stream', { config: { plainErrors: true } }, (req, reply) => eventsStream(ctx, req, reply))
+}
+
+async function eventsStream(ctx: Context, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const query = parseEventsStreamQuery(queryString(req.url))
+  const first = query.users[0]!.user
+  const session = await sessionFor(ctx, req, first)
+  const paths = authorizeStreamPaths(query, session && { user: session.user, canRead: (p) => covers(session.capabilities, p, 'r') })
+  const cursors = await resolveStreamCursors(query.users, async (u) => (await ctx.kv.get('users', u)) !== undefined)
+  const privUser = paths.some((p) => p.path.startsWith('/priv/')) ? first : undefined
+  const users = [...cursors.keys()]
+  const onlyUser = users.length === 1 ? first : undefined
+  const head = ctx.events.head
+  const accepts = (ev: HearthEvent) => {
+    if (!cursors.has(ev.user) || !streamPathMatches(paths, ev.path)) return false
+    if (isPrivate(ev) && ev.user !== privUser) return false
+    const c = cursors.get(ev.user)
+    return query.reverse ? c === undefined || BigInt(ev.seq) < c : c === undefined || BigInt(ev.seq) > c
+  }
+  if (query.reverse) {
+    const release = ctx.limiter.acquire(req.ip)
+    reply.hijack()
+    const stream = new SseStream(reply.raw, reply.getHeaders() as Record<string, string>)
+    stream.onClose(release)
+    return void replayReverse(ctx.events, stream, { onlyUser, limit: query.limit, accepts }).catch(() => stream.end())
+  }
+  let after = head
+  for (const c of cursors.values()) after = Math.min(after, c === undefined ? 0 : Number(c > BigInt(head) ? BigInt(head) : c))
+  openStream(ctx, req, reply, {
+    protocol: 'events-stream', after: Math.max(after, ctx.events.floor - 1), live: query.live, limit: query.limit,
+    onlyUser, privUser, accepts, filters: streamFilters(users, paths),
+  })
+}

@@ -1,0 +1,15 @@
+import type { FastifyInstance } from 'fastify'
+import type { Context } from '../context.js'
+import { eventsRoute } from './events.js'
+import { eventsStreamRoute } from './events-stream.js'
+import { infoRoute } from './info.js'
+import { storageRoutes } from './storage.js'
+import { subscribeRoutes } from './subscribe.js'
+
+export async function registerRoutes(app: FastifyInstance, ctx: Context): Promise<void> {
+  await infoRoute(app, ctx)
+  await eventsRoute(app, ctx)
+  await eventsStreamRoute(app, ctx)
+  await subscribeRoutes(app, ctx)
+  await storageRoutes(app, ctx)
+}

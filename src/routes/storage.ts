@@ -1,0 +1,108 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { Readable } from 'node:stream'
+import type { Context } from '../context.js'
+import { fail } from '../errors.js'
+import { checkRoot, isDirPath, normalisePath } from '../paths.js'
+import { ingest } from '../kv/ingest.js'
+import { requireAccess } from '../auth/request.js'
+import { checked, rawPath, requestUser } from './user.js'
+import { bool, listQuery } from './list-query.js'
+
+/**
+ * The file API, on `/pub/…` and `/priv/…` (user from pubky-host, Host or ?pubky-host=) and
+ * path-addressed on `/storage/<z32>/…`. Errors here are plain text, as upstream.
+ */
+export async function storageRoutes(app: FastifyInstance, ctx: Context): Promise<void> {
+  const config = { plainErrors: true }
+  const handler = (req: FastifyRequest, reply: FastifyReply) => handle(ctx, req, reply)
+  for (const url of ['/pub/*', '/priv/*', '/storage/*']) {
+    app.route({ method: ['GET', 'PUT', 'DELETE'], url, config, handler })
+  }
+  // Writes anywhere else are refused as outside the writable roots, not as unknown routes.
+  app.route({ method: ['PUT', 'DELETE'], url: '/*', config, handler })
+}
+
+function target(req: FastifyRequest): { user: string; path: string } {
+  const raw = rawPath(req.url)
+  if (raw.startsWith('/storage/')) {
+    const rest = raw.slice('/storage/'.length)
+    const slash = rest.indexOf('/')
+    if (slash === -1) fail('InvalidPath', 'Invalid path: expected /storage/<public key>/<path>')
+    return { user: checked(rest.slice(0, slash)), path: normalisePath(rest.slice(slash)) }
+  }
+  return { user: requestUser(req), path: normalisePath(raw) }
+}
+
+async function handle(ctx: Context, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const { user, path } = target(req)
+  checkRoot(path)
+  if (req.method === 'PUT') return put(ctx, req, reply, user, path)
+  if (req.method === 'DELETE') return del(ctx, req, reply, user, path)
+  if (path.startsWith('/priv/')) await requireAccess(ctx, req, user, path, 'r')
+  return isDirPath(path) ? list(ctx, req, reply, user, path) : get(ctx, req, reply, user, path)
+}
+
+async function put(ctx: Context, req: FastifyRequest, reply: FastifyReply, user: string, path: string): Promise<void> {
+  if (isDirPath(path)) fail('InvalidPath', 'Invalid path: a file path cannot end with /')
+  await requireAccess(ctx, req, user, path, 'w')
+  const declared = Number(req.headers['content-length'] ?? 0)
+  if (declared > ctx.config.maxBody) {
+    // Refuse before reading a byte; the connection closes so the rest is never received.
+    reply.header('connection', 'close')
+    fail('PayloadTooLarge', `Body is larger than ${ctx.config.maxBody} bytes`)
+  }
+  const body = (req.body as Readable | undefined) ?? emptyBody()
+  const got = await ingest(body, path, ctx.blobs, { maxBody: ctx.config.maxBody, inlineMax: ctx.config.inlineMax })
+  const meta = { size: got.size, hash: got.hash, type: got.type, mtime: 0, blob: got.blob }
+  await ctx.writer.submit({ type: 'PUT', user, path, meta, inline: got.inline })
+  return reply.code(201).send()
+}
+
+async function del(ctx: Context, req: FastifyRequest, reply: FastifyReply, user: string, path: string): Promise<void> {
+  if (isDirPath(path)) fail('InvalidPath', 'Invalid path: only files can be deleted')
+  await requireAccess(ctx, req, user, path, 'w')
+  await ctx.writer.submit({ type: 'DEL', user, path })
+  return reply.code(204).send()
+}
+
+async function get(ctx: Context, req: FastifyRequest, reply: FastifyReply, user: string, path: string): Promise<void> {
+  const meta = await ctx.files.meta(user, path)
+  if (meta === undefined) fail('NotFound', 'Not found')
+  const etag = `"${meta.hash}"`
+  const modified = new Date(meta.mtime)
+  reply.header('etag', etag).header('last-modified', modified.toUTCString()).header('cache-control', 'no-cache')
+  if (notModified(req, etag, meta.mtime)) return reply.code(304).send()
+  reply.header('content-type', meta.type).header('content-length', meta.size)
+  if (req.method === 'HEAD') return reply.send()
+  const content = await ctx.files.content(user, path, meta)
+  if (content === undefined) fail('NotFound', 'Not found')
+  return reply.send(content)
+}
+
+/** If-None-Match wins over If-Modified-Since, as RFC 9110 says. */
+function notModified(req: FastifyRequest, etag: string, mtime: number): boolean {
+  const inm = req.headers['if-none-match']
+  if (inm !== undefined) return inm.split(',').some((t) => t.trim() === etag || t.trim() === `W/${etag}` || t.trim() === '*')
+  const ims = Date.parse(req.headers['if-modified-since'] ?? '')
+  return !Number.isNaN(ims) && Math.floor(mtime / 1000) * 1000 <= ims
+}
+
+async function list(ctx: Context, req: FastifyRequest, reply: FastifyReply, user: string, dir: string): Promise<void> {
+  const q = listQuery.parse(req.query)
+  const cursor = q.cursor === undefined ? undefined : cursorPath(q.cursor, user)
+  const paths = await ctx.files.list(user, dir, { limit: q.limit, cursor, reverse: bool(q.reverse), shallow: bool(q.shallow) })
+  reply.type('text/plain; charset=utf-8')
+  return reply.send(paths.map((p) => `pubky://${user}${p}`).join('\n'))
+}
+
+/** A listing cursor: `pubky://<z32>/path`, `<z32>/path` or a bare `/path`. */
+function cursorPath(cursor: string, user: string): string {
+  const text = cursor.startsWith('pubky://') ? cursor.slice('pubky://'.length) : cursor
+  if (text.startsWith('/')) return normalisePath(text)
+  if (text.startsWith(user + '/')) return normalisePath(text.slice(user.length))
+  fail('InvalidQuery', 'Invalid cursor')
+}
+
+function emptyBody(): Readable {
+  return Readable.from([])
+}

@@ -1,0 +1,65 @@
+import Fastify, { LogController, type FastifyInstance } from 'fastify'
+import cors from '@fastify/cors'
+import type { Config } from './config/config.js'
+import { createContext, type Context } from './context.js'
+import { installErrorHandler } from './routes/errors.js'
+import { registerRoutes } from './routes/index.js'
+
+export interface Server {
+  app: FastifyInstance
+  ctx: Context
+  /** `http://host:port` once listening */
+  url: string
+  close(): Promise<void>
+}
+
+/** Builds the HTTP server around a context: CORS, body handling, error shapes, routes. */
+export async function buildApp(ctx: Context): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: ctx.log,
+    // Open SSE streams must not hold shutdown hostage.
+    forceCloseConnections: true,
+    // Storage paths are up to 4096 bytes; the router's default would turn long ones into 404s.
+    routerOptions: { maxParamLength: 8192 },
+    bodyLimit: ctx.config.maxBody,
+    // One line per request would dominate the log of a busy homeserver; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
+  })
+  installErrorHandler(app)
+  await app.register(cors, {
+    origin: true,
+    credentials: true,
+    methods: ['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'OPTIONS'],
+    exposedHeaders: ['etag', 'last-modified', 'content-length', 'content-type', 'pubky-host'],
+  })
+  // Every body reaches its route as a stream: storage hashes it on the way in, auth reads a
+  // few hundred bytes. Nothing is buffered on a route's behalf.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_req, payload, done) => done(null, payload))
+  await registerRoutes(app, ctx)
+  return app
+}
+
+export async function startServer(config: Readonly<Config>, log?: FastifyInstance['log']): Promise<Server> {
+  const logger = log ?? (await import('./log.js')).createLogger(config.logLevel)
+  const ctx = await createContext(config, logger)
+  const app = await buildApp(ctx)
+  await app.listen({ port: config.port, host: config.host })
+  const addr = app.server.address()
+  const port = typeof addr === 'object' && addr ? addr.port : config.port
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host
+  let closing: Promise<void> | undefined
+  return {
+    app,
+    ctx,
+    url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
+    close() {
+      closing ??= (async () => {
+        await ctx.stopping()
+        await app.close()
+        await ctx.close()
+      })()
+      return closing
+    },
+  }
+}
