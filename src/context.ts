@@ -11,6 +11,9 @@ import { FileStore } from './kv/files.js'
 import { Writer } from './kv/writer.js'
 import { EventLog } from './events/log.js'
 import { FeedEngine } from './feed/engine.js'
+import { SessionStore } from './auth/sessions.js'
+import { SignupTokens, UserStore } from './auth/signup-tokens.js'
+import { ReplayGuard } from './auth/replay.js'
 import { StreamLimiter } from './feed/ip-limit.js'
 
 /**
@@ -27,6 +30,10 @@ export interface Context {
   writer: Writer
   feed: FeedEngine
   limiter: StreamLimiter
+  sessions: SessionStore
+  users: UserStore
+  signupTokens: SignupTokens
+  replay: ReplayGuard
   keypair: Keypair
   version: string
   /** registers work to run when the server stops accepting (end streams, stop timers) */
@@ -52,9 +59,14 @@ export async function createContext(config: Readonly<Config>, log: FastifyBaseLo
   const files = new FileStore(kv, blobs)
   const feed = new FeedEngine(events, config.keepaliveMs)
   const limiter = new StreamLimiter(config.maxStreamsPerIp)
+  const signupTokens = new SignupTokens(kv)
   const hooks: (() => Promise<void> | void)[] = [() => feed.stop()]
   return {
     config, log, kv, blobs, files, events, writer, feed, limiter, keypair,
+    sessions: new SessionStore(kv),
+    users: new UserStore(kv, signupTokens),
+    signupTokens,
+    replay: new ReplayGuard(),
     version: await packageVersion(),
     onStop: (hook) => void hooks.push(hook),
     async stopping() {

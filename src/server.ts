@@ -1,5 +1,6 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import cors from '@fastify/cors'
+import rateLimit from '@fastify/rate-limit'
 import type { Config } from './config/config.js'
 import { createContext, type Context } from './context.js'
 import { installErrorHandler } from './routes/errors.js'
@@ -32,6 +33,8 @@ export async function buildApp(ctx: Context): Promise<FastifyInstance> {
     methods: ['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'OPTIONS'],
     exposedHeaders: ['etag', 'last-modified', 'content-length', 'content-type', 'pubky-host'],
   })
+  // Only routes that ask for it (sign-up, sign-in) are limited.
+  await app.register(rateLimit, { global: false })
   // Every body reaches its route as a stream: storage hashes it on the way in, auth reads a
   // few hundred bytes. Nothing is buffered on a route's behalf.
   app.removeAllContentTypeParsers()

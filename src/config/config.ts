@@ -42,6 +42,7 @@ const schema = z.object({
   EVENT_RETENTION: retention.optional(),
   MAX_STREAMS_PER_IP: int(1, 1_000_000).default(64),
   KEEPALIVE_MS: int(100, 3_600_000).default(15000),
+  SIGNUP_RATE_LIMIT: int(1, 1_000_000).default(100),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 
@@ -62,6 +63,8 @@ export interface Config {
   maxStreamsPerIp: number
   keepaliveMs: number
   logLevel: string
+  /** sign-ups and sign-ins per client address per minute */
+  signupRatePerMinute: number
   /** files up to this size live inline in the database; larger ones become blob files */
   inlineMax: number
 }
@@ -91,6 +94,7 @@ export function buildConfig(raw: RawConfig, overrides: Partial<Config> = {}): Re
     maxStreamsPerIp: e.MAX_STREAMS_PER_IP,
     keepaliveMs: e.KEEPALIVE_MS,
     logLevel: e.LOG_LEVEL,
+    signupRatePerMinute: e.SIGNUP_RATE_LIMIT,
     inlineMax: 64 * 1024,
     ...overrides,
   })

@@ -19,6 +19,7 @@ export interface RawConfig {
   MAX_STREAMS_PER_IP?: string
   KEEPALIVE_MS?: string
   LOG_LEVEL?: string
+  SIGNUP_RATE_LIMIT?: string
 }
 
 const FLAGS: Record<string, keyof RawConfig> = {
@@ -32,7 +33,7 @@ export function readEnv(env: NodeJS.ProcessEnv): RawConfig {
   const keys: (keyof RawConfig)[] = [
     'PORT', 'HOST', 'DATA_DIR', 'SIGNUP_MODE', 'ADMIN_PASSWORD', 'HOMESERVER_SECRET_KEY', 'TESTNET',
     'PKARR_RELAY_PORT', 'PKARR_RELAYS', 'PUBLIC_HOST', 'MAX_BODY', 'USER_QUOTA', 'EVENT_RETENTION',
-    'MAX_STREAMS_PER_IP', 'KEEPALIVE_MS', 'LOG_LEVEL',
+    'MAX_STREAMS_PER_IP', 'KEEPALIVE_MS', 'LOG_LEVEL', 'SIGNUP_RATE_LIMIT',
   ]
   const raw: RawConfig = {}
   for (const k of keys) if (env[k] !== undefined && env[k] !== '') raw[k] = env[k]

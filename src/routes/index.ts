@@ -1,5 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { Context } from '../context.js'
+import { adminRoutes } from './admin.js'
+import { authRoutes } from './auth.js'
 import { eventsRoute } from './events.js'
 import { eventsStreamRoute } from './events-stream.js'
 import { infoRoute } from './info.js'
@@ -8,6 +10,8 @@ import { subscribeRoutes } from './subscribe.js'
 
 export async function registerRoutes(app: FastifyInstance, ctx: Context): Promise<void> {
   await infoRoute(app, ctx)
+  await authRoutes(app, ctx)
+  await adminRoutes(app, ctx)
   await eventsRoute(app, ctx)
   await eventsStreamRoute(app, ctx)
   await subscribeRoutes(app, ctx)

@@ -1,0 +1,76 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { z } from 'zod'
+import type { Context } from '../context.js'
+import { fail } from '../errors.js'
+import { verifyAuthToken } from '../auth/token.js'
+import { encodeSessionInfo } from '../auth/session-info.js'
+import { cookie, sessionFor } from '../auth/request.js'
+import { decodePublicKey } from '../auth/keys.js'
+import type { Session } from '../auth/sessions.js'
+import { smallBody } from './body.js'
+import { requestUser } from './user.js'
+
+/** An AuthToken is 115 bytes plus its capabilities; this leaves room for long lists. */
+const MAX_TOKEN_BYTES = 16 * 1024
+const signupQuery = z.object({ signup_token: z.string().max(64).optional() })
+
+/** `/signup` and `/session`, as upstream: AuthToken in, cookie and SessionInfo out. */
+export async function authRoutes(app: FastifyInstance, ctx: Context): Promise<void> {
+  const config = { plainErrors: true }
+  const limited = { config: { ...config, rateLimit: { max: ctx.config.signupRatePerMinute, timeWindow: 60_000 } } }
+
+  app.post('/signup', limited, async (req, reply) => {
+    const { signup_token } = signupQuery.parse(req.query)
+    const token = await acceptToken(ctx, req)
+    if (ctx.config.signupMode === 'token' && signup_token === undefined) fail('Unauthorized', 'A signup token is required')
+    await ctx.users.create(token.user, ctx.config.signupMode === 'token' ? signup_token : undefined)
+    return startSession(ctx, req, reply, token.user, token.capabilities)
+  })
+
+  app.post('/session', limited, async (req, reply) => {
+    const token = await acceptToken(ctx, req)
+    if (!(await ctx.users.exists(token.user))) fail('NotFound', 'User not found')
+    return startSession(ctx, req, reply, token.user, token.capabilities)
+  })
+
+  app.get('/session', { config }, async (req, reply) => {
+    const user = requestUser(req)
+    const session = await sessionFor(ctx, req, user)
+    if (session === undefined || session.user !== user) fail('NotFound', 'No session')
+    return sendInfo(reply, session)
+  })
+
+  app.delete('/session', { config }, async (req, reply) => {
+    const user = requestUser(req)
+    const secret = cookie(req.headers.cookie, user)
+    const session = secret === undefined ? undefined : await ctx.sessions.get(secret)
+    if (secret === undefined || session === undefined || session.user !== user) fail('NoSession', 'No session')
+    await ctx.sessions.delete(secret)
+    reply.header('set-cookie', `${user}=; ${cookieAttributes(req)}; Max-Age=0`)
+    return reply.code(204).send()
+  })
+}
+
+async function acceptToken(ctx: Context, req: FastifyRequest) {
+  const token = verifyAuthToken(await smallBody(req, MAX_TOKEN_BYTES))
+  ctx.replay.claim(token)
+  return token
+}
+
+async function startSession(ctx: Context, req: FastifyRequest, reply: FastifyReply, user: string, capabilities: Session['capabilities']) {
+  const { secret, session } = await ctx.sessions.create(user, capabilities)
+  reply.header('set-cookie', `${user}=${secret}; ${cookieAttributes(req)}`)
+  return sendInfo(reply, session)
+}
+
+function sendInfo(reply: FastifyReply, session: Session) {
+  const info = encodeSessionInfo({ publicKey: decodePublicKey(session.user)!, createdAt: session.createdAt, capabilities: session.capabilities })
+  return reply.type('application/octet-stream').send(Buffer.from(info))
+}
+
+/** `Secure; SameSite=None` only off localhost and bare IPs, where browsers would refuse it. */
+export function cookieAttributes(req: FastifyRequest): string {
+  const host = (req.headers.host ?? '').replace(/:\d+$/, '').replace(/^\[|\]$/g, '')
+  const local = host === 'localhost' || host.endsWith('.localhost') || /^[\d.]+$/.test(host) || host.includes(':') || host === ''
+  return local ? 'HttpOnly; Path=/' : 'HttpOnly; Path=/; Secure; SameSite=None'
+}

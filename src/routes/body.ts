@@ -1,0 +1,20 @@
+import type { FastifyRequest } from 'fastify'
+import type { Readable } from 'node:stream'
+import { fail } from '../errors.js'
+
+/** Reads a small request body whole, refusing (413) anything past `max` bytes. */
+export async function smallBody(req: FastifyRequest, max: number): Promise<Uint8Array> {
+  const body = req.body as Readable | undefined
+  if (body === undefined) return new Uint8Array()
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length
+    if (size > max) {
+      body.destroy()
+      fail('PayloadTooLarge', `Body is larger than ${max} bytes`)
+    }
+    chunks.push(chunk as Buffer)
+  }
+  return Buffer.concat(chunks)
+}

@@ -1,0 +1,34 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { buildConfig } from '../../src/config/config.js'
+import type { RawConfig } from '../../src/config/env.js'
+import { startServer, type Server } from '../../src/server.js'
+import { randomKeypair } from '../../src/auth/keys.js'
+import { HomeserverClient } from '../../src/client/homeserver.js'
+
+export interface Teardown {
+  teardown(fn: () => unknown): void
+}
+
+export function tempDir(t: Teardown, name = 'hearth-'): string {
+  const dir = mkdtempSync(join(tmpdir(), name))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/** A real server on 127.0.0.1 with a real LevelDB in a fresh temp folder, closed after the test. */
+export async function startTestServer(t: Teardown, raw: RawConfig = {}): Promise<Server> {
+  const dir = raw.DATA_DIR ?? tempDir(t)
+  const config = buildConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', SIGNUP_RATE_LIMIT: '1000000', ...raw, DATA_DIR: dir })
+  const server = await startServer(config)
+  t.teardown(() => server.close())
+  return server
+}
+
+/** A freshly signed-up user with a root session. */
+export async function newUser(server: { url: string }, capabilities = '/:rw'): Promise<HomeserverClient> {
+  const client = new HomeserverClient(server.url, randomKeypair())
+  await client.signup({ capabilities })
+  return client
+}
