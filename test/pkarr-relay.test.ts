@@ -1,0 +1,185 @@
+import t from 'tap'
+import http from 'node:http'
+import { randomBytes } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import { keypairFromSecret } from '../src/auth/keys.js'
+import { homeserverPacket, parsePayload, signPacket, homeserverDns } from '../src/pkarr/packet.js'
+import { createRelay, PAYLOAD_CONTENT_TYPE } from '../src/pkarr/relay.js'
+import { startPublisher, type PublishLog } from '../src/pkarr/publisher.js'
+
+const secret = () => Uint8Array.from(randomBytes(32))
+const quiet: PublishLog = { info() {}, warn() {} }
+
+async function relayAt(t: { teardown(fn: () => unknown): void }, maxEntries = 100, port = 0) {
+  const relay = createRelay({ maxEntries })
+  const url = await relay.listen({ host: '127.0.0.1', port })
+  t.teardown(() => relay.close())
+  return { relay, url }
+}
+
+const put = (url: string, body: Uint8Array<ArrayBuffer>, headers: Record<string, string> = {}) =>
+  fetch(url, { method: 'PUT', body, headers })
+
+t.test('PUT then GET answers the same bytes with their length', async (t) => {
+  const { url } = await relayAt(t)
+  const key = secret()
+  const { z32, payload, timestamp } = homeserverPacket(key, { host: 'localhost', port: 6286 })
+  const res = await put(`${url}/${z32}`, payload)
+  t.equal(res.status, 204)
+  const got = await fetch(`${url}/${z32}`)
+  t.equal(got.status, 200)
+  t.equal(got.headers.get('content-type'), PAYLOAD_CONTENT_TYPE)
+  t.equal(got.headers.get('content-length'), String(payload.length))
+  t.equal(got.headers.get('cache-control'), 'public, max-age=3600')
+  t.equal(got.headers.get('last-modified'), new Date(Number(timestamp / 1000n)).toUTCString())
+  t.same(new Uint8Array(await got.arrayBuffer()), payload)
+
+  const lastModified = got.headers.get('last-modified')!
+  const cached = await fetch(`${url}/${z32}`, { headers: { 'if-modified-since': lastModified } })
+  t.equal(cached.status, 304, 'not modified since')
+
+  const twice = await fetch(`${url}//${z32}`)
+  t.equal(twice.status, 200, 'a doubled slash after the relay URL still routes')
+})
+
+t.test('errors: absent, bad key, bad signature, oversize, older, If-Match', async (t) => {
+  const { url } = await relayAt(t)
+  const key = secret()
+  const { z32 } = keypairFromSecret(key)
+  const dns = homeserverDns(z32, { host: 'localhost', port: 1 })
+
+  t.equal((await fetch(`${url}/${z32}`)).status, 404, 'absent')
+  t.equal((await fetch(`${url}/not-a-key`)).status, 400, 'bad key on GET')
+  t.equal((await put(`${url}/not-a-key`, signPacket(key, dns))).status, 400, 'bad key on PUT')
+
+  const forged = signPacket(key, dns, 10n)
+  forged[5]! ^= 0xff
+  t.equal((await put(`${url}/${z32}`, forged)).status, 400, 'bad signature')
+  const otherKey = keypairFromSecret(secret()).z32
+  t.equal((await put(`${url}/${otherKey}`, signPacket(key, dns))).status, 400, 'signed by another key')
+  t.equal((await put(`${url}/${z32}`, new Uint8Array(40))).status, 400, 'malformed')
+  t.equal((await put(`${url}/${z32}`, new Uint8Array(72 + 1001))).status, 413, 'over 1000 bytes of DNS')
+
+  t.equal((await put(`${url}/${z32}`, signPacket(key, dns, 2000n))).status, 204)
+  t.equal((await put(`${url}/${z32}`, signPacket(key, dns, 1000n))).status, 409, 'older')
+  t.equal((await put(`${url}/${z32}`, signPacket(key, dns, 3000n), { 'if-match': '1999' })).status, 412, 'If-Match mismatch')
+  t.equal((await put(`${url}/${z32}`, signPacket(key, dns, 3000n), { 'if-match': 'soon' })).status, 412, 'If-Match garbage')
+  t.equal((await put(`${url}/${z32}`, signPacket(key, dns, 3000n), { 'if-match': '2000' })).status, 204, 'If-Match match')
+  t.equal((await put(`${url}/${z32}`, signPacket(key, dns, 3000n))).status, 204, 'same packet again')
+  const held = parsePayload(keypairFromSecret(key).publicKey, new Uint8Array(await (await fetch(`${url}/${z32}`)).arrayBuffer()))
+  t.equal(held.timestamp, 3000n)
+})
+
+t.test('CORS is permissive', async (t) => {
+  const { url } = await relayAt(t)
+  const pre = await fetch(`${url}/${keypairFromSecret(secret()).z32}`, {
+    method: 'OPTIONS',
+    headers: { origin: 'https://app.example', 'access-control-request-method': 'PUT', 'access-control-request-headers': 'if-match' },
+  })
+  t.equal(pre.status, 204)
+  t.equal(pre.headers.get('access-control-allow-origin'), 'https://app.example')
+  t.match(pre.headers.get('access-control-allow-methods'), /PUT/)
+  t.match(pre.headers.get('access-control-allow-headers'), /if-match/i)
+})
+
+t.test('keeps at most maxEntries, dropping the least recently updated', async (t) => {
+  const { relay, url } = await relayAt(t, 2)
+  const keys = [secret(), secret(), secret()]
+  const packets = keys.map((k) => homeserverPacket(k, { host: 'localhost', port: 1 }))
+  await put(`${url}/${packets[0]!.z32}`, packets[0]!.payload)
+  await put(`${url}/${packets[1]!.z32}`, packets[1]!.payload)
+  // updating the first makes the second the least recently updated
+  const newer = homeserverPacket(keys[0]!, { host: 'localhost', port: 2 }, packets[0]!.timestamp + 1n)
+  t.equal((await put(`${url}/${newer.z32}`, newer.payload)).status, 204)
+  await put(`${url}/${packets[2]!.z32}`, packets[2]!.payload)
+  t.equal(relay.store.size, 2)
+  t.equal((await fetch(`${url}/${packets[0]!.z32}`)).status, 200)
+  t.equal((await fetch(`${url}/${packets[1]!.z32}`)).status, 404, 'evicted')
+  t.equal((await fetch(`${url}/${packets[2]!.z32}`)).status, 200)
+})
+
+t.test('publisher publishes at start and republishes', async (t) => {
+  const { url } = await relayAt(t)
+  const key = secret()
+  const { z32, publicKey } = keypairFromSecret(key)
+  const publisher = startPublisher({ secretKey: key, port: 6286, relays: [url + '/'], intervalMs: 50, log: quiet })
+  t.equal(await publisher.publishedOnce, true)
+  const first = parsePayload(publicKey, new Uint8Array(await (await fetch(`${url}/${z32}`)).arrayBuffer()))
+  await new Promise((r) => setTimeout(r, 200))
+  const later = parsePayload(publicKey, new Uint8Array(await (await fetch(`${url}/${z32}`)).arrayBuffer()))
+  t.ok(later.timestamp > first.timestamp, 're-signed with a later timestamp')
+  await publisher.stop()
+})
+
+t.test('publisher retries until the relay comes up', async (t) => {
+  // find a free port, then leave it closed for a while
+  const probe = http.createServer()
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r))
+  const port = (probe.address() as AddressInfo).port
+  await new Promise((r) => probe.close(r))
+
+  const warnings: object[] = []
+  const key = secret()
+  const publisher = startPublisher({
+    secretKey: key, port: 6286, relays: [`http://127.0.0.1:${port}`], retryMs: 20, maxRetryMs: 50,
+    log: { info() {}, warn: (o) => warnings.push(o) },
+  })
+  await new Promise((r) => setTimeout(r, 150))
+  t.ok(warnings.length >= 2, `retried ${warnings.length} times while down`)
+  const { url } = await relayAt(t, 10, port)
+  t.equal(await publisher.publishedOnce, true)
+  t.equal((await fetch(`${url}/${keypairFromSecret(key).z32}`)).status, 200)
+  await publisher.stop()
+})
+
+t.test('publisher overtakes a newer packet a relay already holds', async (t) => {
+  const { url } = await relayAt(t)
+  const key = secret()
+  const { z32, publicKey } = keypairFromSecret(key)
+  const future = homeserverPacket(key, { host: 'localhost', port: 1 }, BigInt(Date.now() + 3_600_000) * 1000n)
+  await put(`${url}/${z32}`, future.payload)
+  const publisher = startPublisher({ secretKey: key, port: 6286, relays: [url], retryMs: 10, log: quiet })
+  t.equal(await publisher.publishedOnce, true)
+  await publisher.stop()
+  const held = parsePayload(publicKey, new Uint8Array(await (await fetch(`${url}/${z32}`)).arrayBuffer()))
+  t.ok(held.timestamp > future.timestamp)
+})
+
+t.test('stop before any success settles publishedOnce as false', async (t) => {
+  const publisher = startPublisher({ secretKey: secret(), port: 1, relays: ['http://127.0.0.1:9'], retryMs: 10_000, log: quiet })
+  await publisher.stop()
+  t.equal(await publisher.publishedOnce, false)
+})
+
+t.test('the official client resolves the published homeserver', async (t) => {
+  const { Client, Keypair, Pubky, PublicKey } = await import('@synonymdev/pubky')
+  const { url } = await relayAt(t)
+  const requests: { path?: string; host?: string }[] = []
+  const homeserver = http.createServer((req, res) => {
+    requests.push({ path: req.url, host: req.headers['pubky-host'] as string | undefined })
+    res.end('ok')
+  })
+  await new Promise<void>((r) => homeserver.listen(0, '127.0.0.1', r))
+  t.teardown(() => homeserver.close())
+  const port = (homeserver.address() as AddressInfo).port
+
+  const key = secret()
+  const hs = keypairFromSecret(key).z32
+  const publisher = startPublisher({ secretKey: key, port, relays: [url], log: quiet })
+  t.teardown(() => publisher.stop())
+  await publisher.publishedOnce
+
+  // the client reads the HTTPS record: target localhost, then the port from SvcParam 65280
+  const client = new Client({ pkarr: { relays: [url] } })
+  const res = await client.fetch(`https://${hs}/probe`)
+  t.equal(await res.text(), 'ok')
+  t.same(requests[0], { path: '/probe', host: hs })
+
+  // a user's _pubky record points at the homeserver key; the chain resolves through it
+  const pubky = Pubky.withClient(client)
+  const user = Keypair.random()
+  await pubky.signer(user).pkdns.publishHomeserverForce(PublicKey.from(hs))
+  t.equal((await pubky.getHomeserverOf(user.publicKey))?.z32(), hs)
+  await client.fetch(`https://_pubky.${user.publicKey.z32()}/pub/file.txt`)
+  t.same(requests[1], { path: '/pub/file.txt', host: user.publicKey.z32() })
+})
