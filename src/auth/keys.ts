@@ -48,9 +48,18 @@ export function sign(message: Uint8Array, secretKey: Uint8Array): Uint8Array {
   return ed.sign(message, secretKey)
 }
 
-export function verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
+/**
+ * `strict` follows RFC 8032 (canonical encodings only) instead of ZIP-215, so a valid
+ * signature has exactly one byte form and can key a replay guard.
+ */
+export function verify(
+  signature: Uint8Array,
+  message: Uint8Array,
+  publicKey: Uint8Array,
+  options: { strict?: boolean } = {},
+): boolean {
   try {
-    return ed.verify(signature, message, publicKey)
+    return ed.verify(signature, message, publicKey, { zip215: options.strict !== true })
   } catch {
     return false
   }

@@ -1,0 +1,102 @@
+import { fail, HearthError } from '../errors.js'
+import { encodePublicKey, sign, verify, type Keypair } from './keys.js'
+import { formatCapabilities, parseCapabilities, type Capability } from './capabilities.js'
+import { concat, PostcardReader, postcardString } from './session-info.js'
+
+/**
+ * The AuthToken a client posts to `/signup` and `/session`: upstream Pubky's postcard bytes
+ * (pubky-common `auth.rs`):
+ *
+ *   [0..64)    ed25519 signature
+ *   [64..74)   `PUBKY:AUTH`
+ *   [74]       version, 0
+ *   [75..83)   timestamp, u64 big-endian microseconds
+ *   [83..115)  public key of the user, who is also the signer in version 0
+ *   [115..)    varint length + capabilities text
+ *
+ * The signature covers [65..], not [64..]: upstream skips the namespace's first byte, and a
+ * token signed any other way does not verify there either.
+ */
+export interface AuthToken {
+  signature: Uint8Array
+  /** Microseconds since the epoch. */
+  timestamp: bigint
+  publicKey: Uint8Array
+  /** The public key in z32. */
+  user: string
+  capabilities: Capability[]
+}
+
+export const NAMESPACE = new TextEncoder().encode('PUBKY:AUTH')
+export const MAX_SKEW_MS = 180_000
+
+const SIGNED_FROM = 65
+const HEADER = 115
+
+export interface VerifyOptions {
+  /** Milliseconds since the epoch. */
+  now?: () => number
+  skewMs?: number
+}
+
+/** Parses and checks a token: layout, version, freshness, signature. Replays are the caller's. */
+export function verifyAuthToken(bytes: Uint8Array, options: VerifyOptions = {}): AuthToken {
+  const token = decodeAuthToken(bytes)
+  const skewMs = options.skewMs ?? MAX_SKEW_MS
+  const now = BigInt(Math.floor((options.now ?? Date.now)() * 1000))
+  const skew = BigInt(skewMs) * 1000n
+  const seconds = skewMs / 1000
+  if (token.timestamp - now > skew) {
+    fail('InvalidToken', `AuthToken has a timestamp more than ${seconds} seconds in the future`)
+  }
+  if (now - token.timestamp > skew) {
+    fail('InvalidToken', `AuthToken has a timestamp more than ${seconds} seconds in the past`)
+  }
+  // strict: one valid byte form per signature, so the replay guard can key on it
+  if (!verify(token.signature, bytes.subarray(SIGNED_FROM), token.publicKey, { strict: true })) {
+    fail('InvalidToken', 'Invalid AuthToken signature')
+  }
+  return token
+}
+
+/** The token's fields, checked for shape only: no signature or clock involved. */
+export function decodeAuthToken(bytes: Uint8Array): AuthToken {
+  if (bytes.length <= HEADER) fail('InvalidToken', 'AuthToken is too short')
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  if (!NAMESPACE.every((b, i) => bytes[64 + i] === b)) fail('InvalidToken', 'AuthToken has the wrong namespace')
+  if (bytes[74] !== 0) fail('InvalidToken', `Unknown AuthToken version ${bytes[74]}`)
+  const r = new PostcardReader(bytes, 'InvalidToken', HEADER)
+  const text = r.string()
+  r.end()
+  const publicKey = Uint8Array.from(bytes.subarray(83, HEADER))
+  return {
+    signature: Uint8Array.from(bytes.subarray(0, 64)),
+    timestamp: view.getBigUint64(75, false),
+    publicKey,
+    user: encodePublicKey(publicKey),
+    capabilities: capabilitiesOf(text),
+  }
+}
+
+/** A fresh token for `keypair`, as the official client would make it. */
+export function signAuthToken(
+  keypair: Keypair,
+  capabilities: readonly Capability[] | string,
+  now: number = Date.now(),
+): Uint8Array {
+  const text = typeof capabilities === 'string' ? capabilities : formatCapabilities(capabilities)
+  const timestamp = new Uint8Array(8)
+  new DataView(timestamp.buffer).setBigUint64(0, BigInt(Math.floor(now * 1000)), false)
+  const token = concat(new Uint8Array(64), NAMESPACE, Uint8Array.of(0), timestamp, keypair.publicKey, postcardString(text))
+  token.set(sign(token.subarray(SIGNED_FROM), keypair.secretKey), 0)
+  return token
+}
+
+function capabilitiesOf(text: string): Capability[] {
+  try {
+    return parseCapabilities(text)
+  } catch (err) {
+    if (err instanceof HearthError) fail('InvalidToken', `AuthToken capabilities: ${err.message}`)
+    throw err
+  }
+}
