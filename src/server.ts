@@ -5,12 +5,15 @@ import type { Config } from './config/config.js'
 import { createContext, type Context } from './context.js'
 import { installErrorHandler } from './routes/errors.js'
 import { registerRoutes } from './routes/index.js'
+import { startPkarr } from './pkarr/wiring.js'
 
 export interface Server {
   app: FastifyInstance
   ctx: Context
   /** `http://host:port` once listening */
   url: string
+  /** pkarr relays the homeserver publishes its record to (the local one in testnet) */
+  relays: string[]
   close(): Promise<void>
 }
 
@@ -51,11 +54,13 @@ export async function startServer(config: Readonly<Config>, log?: FastifyInstanc
   const addr = app.server.address()
   const port = typeof addr === 'object' && addr ? addr.port : config.port
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
+  const { relays } = await startPkarr(ctx, config, port)
   let closing: Promise<void> | undefined
   return {
     app,
     ctx,
     url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
+    relays,
     close() {
       closing ??= (async () => {
         await ctx.stopping()

@@ -30,6 +30,7 @@ export async function serve(argv: string[]): Promise<void> {
   const config = await loadConfig(argv, process.env)
   const server = await startServer(config)
   server.ctx.log.info({ url: server.url, publicKey: server.ctx.keypair.z32, data: config.dataDir }, 'hearth is serving')
+  if (config.testnet) process.stderr.write(testnetBanner(server.ctx.keypair.z32, server.relays[0]!))
   let stopping = false
   const stop = (signal: string) => {
     if (stopping) return
@@ -47,4 +48,21 @@ export async function serve(argv: string[]): Promise<void> {
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+}
+
+/** What a developer pastes into an app to use this homeserver with the official client. */
+function testnetBanner(key: string, relay: string): string {
+  return `
+Testnet homeserver ready.
+  homeserver public key: ${key}
+  pkarr relay:           ${relay}
+
+With @synonymdev/pubky:
+  import { Pubky, PublicKey, Keypair } from '@synonymdev/pubky'
+  const pubky = Pubky.testnet('127.0.0.1')   // or: new Client({ pkarr: { relays: ['${relay}'] } })
+  const signer = pubky.signer(Keypair.random())
+  const session = await signer.signup(PublicKey.from('${key}'), null)
+  await session.storage.putText('/pub/hello.txt', 'hello')
+
+`
 }
