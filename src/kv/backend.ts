@@ -57,6 +57,23 @@ export interface KV {
   keys(ns: Namespace, range: Range): AsyncIterable<string>
 }
 
+/**
+ * Refuses a batch that names an unknown namespace or op, a key that is not a string, or a
+ * value of the wrong kind for its namespace. Backends call it before touching anything, so
+ * a malformed batch applies nothing (a backend must never half-apply one).
+ */
+export function checkBatch(ops: readonly BatchOp[]): void {
+  for (const op of ops) {
+    const enc = Object.hasOwn(NAMESPACES, op.ns) ? NAMESPACES[op.ns] : undefined
+    if (enc === undefined) throw new TypeError(`unknown namespace ${String(op.ns)}`)
+    if (typeof op.key !== 'string') throw new TypeError(`a key in ${op.ns} must be a string`)
+    if (op.type === 'del') continue
+    if (op.type !== 'put') throw new TypeError(`unknown batch op ${String((op as { type: unknown }).type)}`)
+    const ok = enc === 'bytes' ? op.value instanceof Uint8Array : typeof op.value === 'string'
+    if (!ok) throw new TypeError(`a value in ${op.ns} must be ${enc === 'bytes' ? 'a Uint8Array' : 'a string'}`)
+  }
+}
+
 export function asText(v: Value | undefined): string | undefined {
   if (v === undefined || typeof v === 'string') return v
   return new TextDecoder().decode(v)

@@ -1,5 +1,5 @@
 import { Level } from 'level'
-import { NAMESPACES, type BatchOp, type KV, type Namespace, type Range, type Value } from './backend.js'
+import { NAMESPACES, checkBatch, type BatchOp, type KV, type Namespace, type Range, type Value } from './backend.js'
 
 type Sub = ReturnType<Level<string, string>['sublevel']>
 
@@ -37,6 +37,7 @@ export class LevelKV implements KV {
   }
 
   async batch(ops: BatchOp[], options: { sync?: boolean } = {}): Promise<void> {
+    checkBatch(ops)
     if (ops.length === 0) return
     const mapped = ops.map((op) =>
       op.type === 'put'

@@ -1,4 +1,4 @@
-import { NAMESPACES, type BatchOp, type KV, type Namespace, type Range, type Value } from './backend.js'
+import { NAMESPACES, checkBatch, type BatchOp, type KV, type Namespace, type Range, type Value } from './backend.js'
 
 /**
  * An in-memory backend: the second implementation of the KV interface, for tools and for
@@ -36,7 +36,9 @@ export class MemoryKV implements KV {
   }
 
   async batch(ops: BatchOp[]): Promise<void> {
-    for (const op of ops) this.#ns(op.ns) // all-or-nothing: check before touching anything
+    // all-or-nothing: check every op before touching anything
+    checkBatch(ops)
+    for (const op of ops) this.#ns(op.ns)
     for (const op of ops) {
       if (op.type === 'put') this.#ns(op.ns).set(op.key, copy(op.value)!)
       else this.#ns(op.ns).delete(op.key)
