@@ -76,7 +76,7 @@ export class FileStore {
       const fresh = cursor === undefined || (opts.reverse ? childKey < cursor : childKey > cursor)
       if (fresh) out.push(childKey.slice(user.length))
       if (opts.reverse) lt = childKey // keys under a child directory sort after it, so this skips them
-      else if (slash === -1) gt = key
+      else if (slash === -1) [gt, gte] = [key, undefined] // a gte left from a directory would win and repeat this key
       else [gt, gte] = [undefined, childKey.slice(0, -1) + '0'] // the first key past childKey's subtree
     }
     return out
