@@ -16,7 +16,9 @@ export async function storageRoutes(app: FastifyInstance, ctx: Context): Promise
   const config = { plainErrors: true }
   const handler = (req: FastifyRequest, reply: FastifyReply) => handle(ctx, req, reply)
   for (const url of ['/pub/*', '/priv/*', '/storage/*']) {
-    app.route({ method: ['GET', 'PUT', 'DELETE'], url, config, handler })
+    // HEAD is declared, not derived from GET: Fastify's derived HEAD rewrites an empty reply's
+    // Content-Length to 0, and clients read a file's size from it (the official client's stats).
+    app.route({ method: ['GET', 'HEAD', 'PUT', 'DELETE'], url, config, handler })
   }
   // Writes anywhere else are refused as outside the writable roots, not as unknown routes.
   app.route({ method: ['PUT', 'DELETE'], url: '/*', config, handler })
@@ -89,18 +91,26 @@ function notModified(req: FastifyRequest, etag: string, mtime: number): boolean 
 
 async function list(ctx: Context, req: FastifyRequest, reply: FastifyReply, user: string, dir: string): Promise<void> {
   const q = listQuery.parse(req.query)
-  const cursor = q.cursor === undefined ? undefined : cursorPath(q.cursor, user)
+  const cursor = q.cursor === undefined ? undefined : cursorPath(q.cursor, user, dir)
   const paths = await ctx.files.list(user, dir, { limit: q.limit, cursor, reverse: bool(q.reverse), shallow: bool(q.shallow) })
   reply.type('text/plain; charset=utf-8')
   return reply.send(paths.map((p) => `pubky://${user}${p}`).join('\n'))
 }
 
-/** A listing cursor: `pubky://<z32>/path`, `<z32>/path` or a bare `/path`. */
-function cursorPath(cursor: string, user: string): string {
-  const text = cursor.startsWith('pubky://') ? cursor.slice('pubky://'.length) : cursor
-  if (text.startsWith('/')) return normalisePath(text)
-  if (text.startsWith(user + '/')) return normalisePath(text.slice(user.length))
-  fail('InvalidQuery', 'Invalid cursor')
+/**
+ * A listing cursor: `pubky://<z32>/path`, `<z32>/path` or `/path` name an entry absolutely;
+ * anything else is, as upstream, a name relative to the listed directory (`b.txt`, `sub/`),
+ * which is what the official client passes through from `list(dir, cursor)`.
+ */
+function cursorPath(cursor: string, user: string, dir: string): string {
+  if (cursor.startsWith('pubky://')) {
+    const rest = cursor.slice('pubky://'.length)
+    if (!rest.startsWith(user + '/')) fail('InvalidQuery', 'Invalid cursor: it names another user')
+    return normalisePath(rest.slice(user.length))
+  }
+  if (cursor.startsWith('/')) return normalisePath(cursor)
+  if (cursor.startsWith(user + '/')) return normalisePath(cursor.slice(user.length))
+  return normalisePath(dir + cursor)
 }
 
 function emptyBody(): Readable {
