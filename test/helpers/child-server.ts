@@ -1,0 +1,153 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+
+const CLI = fileURLToPath(new URL('../../src/cli/index.js', import.meta.url))
+/** Output kept for diagnostics when something goes wrong. */
+const KEEP_OUTPUT = 64 * 1024
+
+export interface ChildServerOptions {
+  dataDir: string
+  /** extra settings, e.g. `{ MAX_STREAMS_PER_IP: '3' }` */
+  env?: Record<string, string>
+  /** how long to wait for the first answer of /info */
+  startTimeoutMs?: number
+}
+
+/**
+ * `hearth serve` as a real child process: the only way to test what survives a SIGKILL.
+ * It listens on a fresh port each start (PORT=0, read back from its start-up log line), so
+ * a restart never races another process for a port; `url` always names the current one.
+ */
+export class ChildServer {
+  readonly #opts: ChildServerOptions
+  #child: ChildProcess | undefined
+  #exited: Promise<void> = Promise.resolve()
+  #url = ''
+  #output = ''
+
+  private constructor(opts: ChildServerOptions) {
+    this.#opts = opts
+  }
+
+  static async start(opts: ChildServerOptions): Promise<ChildServer> {
+    const server = new ChildServer(opts)
+    await server.restart()
+    return server
+  }
+
+  get url(): string {
+    return this.#url
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid
+  }
+
+  get running(): boolean {
+    return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null
+  }
+
+  /** The last lines the process wrote, for failure messages. */
+  get output(): string {
+    return this.#output
+  }
+
+  /** Starts the process (killing any previous one first) and waits until /info answers. */
+  async restart(): Promise<void> {
+    if (this.running) await this.kill()
+    const env = {
+      ...process.env,
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      SIGNUP_RATE_LIMIT: '1000000',
+      ...this.#opts.env,
+      PORT: '0',
+      DATA_DIR: this.#opts.dataDir,
+    }
+    const child = spawn(process.execPath, [CLI, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    this.#child = child
+    this.#url = ''
+    this.#exited = new Promise((resolve) => child.once('exit', () => resolve()))
+    const announced = new Promise<string>((resolve, reject) => {
+      let pending = ''
+      child.stdout!.on('data', (chunk: Buffer) => {
+        this.#keep(chunk)
+        pending += chunk.toString('utf8')
+        let nl: number
+        while ((nl = pending.indexOf('\n')) !== -1) {
+          const line = pending.slice(0, nl)
+          pending = pending.slice(nl + 1)
+          const url = servingUrl(line)
+          if (url !== undefined) resolve(url)
+        }
+      })
+      child.once('exit', (code, signal) => reject(new Error(`hearth serve exited (${code ?? signal}) before serving:\n${this.#output}`)))
+    })
+    child.stderr!.on('data', (chunk: Buffer) => this.#keep(chunk))
+    const timeout = this.#opts.startTimeoutMs ?? 20_000
+    this.#url = await withTimeout(announced, timeout, () => `hearth serve did not start in ${timeout} ms:\n${this.#output}`)
+    await this.#waitForInfo(timeout)
+  }
+
+  /** SIGKILL: no shutdown hook runs, nothing is flushed that was not already on disk. */
+  async kill(): Promise<void> {
+    this.#child?.kill('SIGKILL')
+    await this.#exited
+  }
+
+  /** SIGTERM, the orderly stop; resolves with the exit code. */
+  async stop(): Promise<number | null> {
+    const child = this.#child
+    if (child === undefined || !this.running) return child?.exitCode ?? null
+    child.kill('SIGTERM')
+    await this.#exited
+    return child.exitCode
+  }
+
+  /** Resident memory of the server process in bytes, from /proc (Linux). */
+  rss(): number {
+    const pid = this.#child?.pid
+    if (pid === undefined) throw new Error('the server is not running')
+    const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    if (m === null) throw new Error(`no VmRSS for ${pid}`)
+    return Number(m[1]) * 1024
+  }
+
+  async #waitForInfo(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      try {
+        const res = await fetch(`${this.#url}/info`, { signal: AbortSignal.timeout(2000) })
+        await res.arrayBuffer()
+        if (res.ok) return
+      } catch {
+        // not listening yet
+      }
+      if (!this.running) throw new Error(`hearth serve exited while starting:\n${this.#output}`)
+      if (Date.now() > deadline) throw new Error(`/info did not answer within ${timeoutMs} ms:\n${this.#output}`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+
+  #keep(chunk: Buffer): void {
+    this.#output = (this.#output + chunk.toString('utf8')).slice(-KEEP_OUTPUT)
+  }
+}
+
+function servingUrl(line: string): string | undefined {
+  try {
+    const rec = JSON.parse(line) as { msg?: unknown; url?: unknown }
+    return rec.msg === 'hearth is serving' && typeof rec.url === 'string' ? rec.url : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, message: () => string): Promise<T> {
+  let timer: NodeJS.Timeout
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message())), ms)
+  })
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
+}

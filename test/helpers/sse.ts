@@ -1,0 +1,120 @@
+import http from 'node:http'
+
+/** One SSE frame as sent: fields by name, `data` lines joined by `\n`, comments kept apart. */
+export interface SseFrame {
+  id?: string
+  event?: string
+  data?: string
+  retry?: string
+  comment?: string
+}
+
+export interface SseConnection {
+  /** status and headers, once the response starts */
+  response: Promise<http.IncomingMessage>
+  /** the whole body of a response that is not a 200 stream */
+  errorBody: Promise<string>
+  /** settles when the stream ends for any reason: server end, error, or close() */
+  ended: Promise<void>
+  close(): void
+}
+
+/**
+ * A minimal SSE reader over node:http: every frame, including id-only frames and comments,
+ * reaches `onFrame` in order. Unlike EventSource it never reconnects by itself, so a test
+ * decides exactly which cursor the next connection resumes from.
+ */
+export function openSse(url: string, headers: Record<string, string>, onFrame: (frame: SseFrame) => void): SseConnection {
+  let req!: http.ClientRequest
+  let resolveEnded!: () => void
+  let resolveBody!: (body: string) => void
+  const ended = new Promise<void>((r) => (resolveEnded = r))
+  const errorBody = new Promise<string>((r) => (resolveBody = r))
+  const response = new Promise<http.IncomingMessage>((resolve, reject) => {
+    req = http.get(url, { headers, agent: false }, (res) => {
+      resolve(res)
+      res.setEncoding('utf8')
+      if (res.statusCode === 200) {
+        res.on('data', frameParser(onFrame))
+      } else {
+        let body = ''
+        res.on('data', (chunk: string) => (body += chunk))
+        res.on('end', () => resolveBody(body))
+        res.on('close', () => resolveBody(body))
+      }
+      res.on('end', resolveEnded)
+      res.on('close', resolveEnded)
+      res.on('error', resolveEnded)
+    })
+    req.on('error', (err) => {
+      reject(err)
+      resolveEnded()
+      resolveBody('')
+    })
+    req.on('close', resolveEnded)
+  })
+  response.catch(() => {})
+  return { response, errorBody, ended, close: () => req.destroy() }
+}
+
+/** Splits text chunks into frames at blank lines, as the SSE grammar says (LF only here). */
+export function frameParser(onFrame: (frame: SseFrame) => void): (chunk: string) => void {
+  let pending = ''
+  return (chunk) => {
+    pending += chunk
+    let end: number
+    while ((end = pending.indexOf('\n\n')) !== -1) {
+      const block = pending.slice(0, end)
+      pending = pending.slice(end + 2)
+      onFrame(parseFrame(block))
+    }
+  }
+}
+
+function parseFrame(block: string): SseFrame {
+  const frame: SseFrame = {}
+  for (const line of block.split('\n')) {
+    if (line.startsWith(':')) {
+      frame.comment = line.slice(1).trim()
+      continue
+    }
+    const colon = line.indexOf(':')
+    const name = colon === -1 ? line : line.slice(0, colon)
+    const value = colon === -1 ? '' : line.slice(colon + 1).replace(/^ /, '')
+    if (name === 'data') frame.data = frame.data === undefined ? value : `${frame.data}\n${value}`
+    else if (name === 'id' || name === 'event' || name === 'retry') frame[name] = value
+  }
+  return frame
+}
+
+/** The decoded data of a `/subscribe` event frame. */
+export interface StreamEvent {
+  id: string
+  seq: string
+  type: 'PUT' | 'DEL'
+  user: string
+  path: string
+  uri: string
+  contentHash?: string
+  size?: number
+  ts: number
+}
+
+/**
+ * Reads a finite `/subscribe` stream (live=false) to its end and returns its events and the
+ * last id it carried (event or id-only frame).
+ */
+export async function readSubscribe(url: string, headers: Record<string, string> = {}): Promise<{ status: number; events: StreamEvent[]; lastId?: string; frames: SseFrame[]; body?: string }> {
+  const events: StreamEvent[] = []
+  const frames: SseFrame[] = []
+  let lastId: string | undefined
+  const conn = openSse(url, headers, (f) => {
+    frames.push(f)
+    if (f.id !== undefined) lastId = f.id
+    if ((f.event === 'PUT' || f.event === 'DEL') && f.data !== undefined) events.push(JSON.parse(f.data) as StreamEvent)
+  })
+  const res = await conn.response
+  if (res.statusCode !== 200) return { status: res.statusCode ?? 0, events, frames, body: await conn.errorBody }
+  await conn.ended
+  return { status: 200, events, lastId, frames }
+}
