@@ -15,6 +15,7 @@ import { SessionStore } from './auth/sessions.js'
 import { SignupTokens, UserStore } from './auth/signup-tokens.js'
 import { ReplayGuard } from './auth/replay.js'
 import { StreamLimiter } from './feed/ip-limit.js'
+import { Retention } from './events/retention.js'
 
 /**
  * Every service, built once from the config and passed to whoever needs it. Nothing else
@@ -29,6 +30,8 @@ export interface Context {
   events: EventLog
   writer: Writer
   feed: FeedEngine
+  /** EVENT_RETENTION's pruner, when a policy is set */
+  retention?: Retention
   limiter: StreamLimiter
   sessions: SessionStore
   users: UserStore
@@ -61,8 +64,14 @@ export async function createContext(config: Readonly<Config>, log: FastifyBaseLo
   const limiter = new StreamLimiter(config.maxStreamsPerIp)
   const signupTokens = new SignupTokens(kv)
   const hooks: (() => Promise<void> | void)[] = [() => feed.stop()]
+  let retention: Retention | undefined
+  if (config.retention) {
+    retention = new Retention(events, config.retention, (err) => log.error({ err }, 'pruning the event log failed'))
+    retention.start()
+    hooks.push(() => retention!.stop())
+  }
   return {
-    config, log, kv, blobs, files, events, writer, feed, limiter, keypair,
+    config, log, kv, blobs, files, events, writer, feed, retention, limiter, keypair,
     sessions: new SessionStore(kv),
     users: new UserStore(kv, signupTokens),
     signupTokens,

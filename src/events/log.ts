@@ -86,13 +86,13 @@ export class EventLog {
   async prune(newFloor: number, chunk = 1000): Promise<number> {
     if (newFloor <= this.#floor) return 0
     newFloor = Math.min(newFloor, this.#head + 1)
-    const from = this.#floor
     this.#floor = newFloor
     await this.#kv.batch([{ type: 'put', ns: 'meta', key: 'floor', value: String(newFloor) }], { sync: true })
     let removed = 0
     for (;;) {
       const entries: [string, string][] = []
-      for await (const [k, v] of this.#kv.entries('log', { gte: seqKey(from), lt: seqKey(newFloor), limit: chunk })) {
+      // From the very start, not the old floor: a crash mid-prune leaves entries below it.
+      for await (const [k, v] of this.#kv.entries('log', { lt: seqKey(newFloor), limit: chunk })) {
         entries.push([k, v as string])
       }
       if (entries.length === 0) return removed

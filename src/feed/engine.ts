@@ -2,16 +2,17 @@ import type { HearthEvent } from '../events/event.js'
 import type { EventLog } from '../events/log.js'
 import type { Filter } from '../subscriptions/filter.js'
 import { SubscriptionTables } from '../subscriptions/tables.js'
-import { KEEPALIVE_FRAME, RETRY_FRAME, UPSTREAM_KEEPALIVE_FRAME, resetFrame } from './frames.js'
+import { KEEPALIVE_FRAME, RETRY_FRAME, UPSTREAM_KEEPALIVE_FRAME } from './frames.js'
+import { replayReverse, type ReverseSpec } from './reverse.js'
 import { SseStream } from './sse.js'
 import { Subscriber, type SubscriberSpec } from './subscriber.js'
 import type { ServerResponse } from 'node:http'
 
+export type Headers = Record<string, string | number | string[]>
+
 export interface OpenOptions extends SubscriberSpec {
   filters: readonly Filter[]
-  /** the cursor the client asked for, when it was below the floor */
-  reset?: { requested: bigint; floor: number }
-  headers: Record<string, string | number | string[]>
+  headers: Headers
 }
 
 /**
@@ -23,8 +24,11 @@ export class FeedEngine {
   readonly #log: EventLog
   readonly #tables = new SubscriptionTables<Subscriber>()
   readonly #subs = new Set<Subscriber>()
+  /** newest-first replays: never live, but ended on stop like the rest */
+  readonly #reverse = new Set<SseStream>()
   readonly #timer: NodeJS.Timeout
   readonly #unlisten: () => void
+  #stopped = false
 
   constructor(log: EventLog, keepaliveMs: number) {
     this.#log = log
@@ -33,28 +37,47 @@ export class FeedEngine {
     this.#timer.unref()
   }
 
+  /** open streams, forward and reverse */
   get size(): number {
-    return this.#subs.size
+    return this.#subs.size + this.#reverse.size
+  }
+
+  /** the open forward streams, for inspection */
+  subscribers(): IterableIterator<Subscriber> {
+    return this.#subs.values()
   }
 
   /** Starts a stream on `res`: headers now, then replay (if any), then live. */
   open(res: ServerResponse, opts: OpenOptions): Subscriber {
     const stream = new SseStream(res, opts.headers)
     if (opts.protocol === 'subscribe') stream.write(RETRY_FRAME)
-    if (opts.reset) stream.write(resetFrame(opts.reset.requested, opts.reset.floor))
     const sub = new Subscriber(opts, stream, this.#log, (s) => this.#forget(s))
+    if (this.#stopped) sub.finish()
+    if (sub.done) return sub // the client left before its stream started
     this.#subs.add(sub)
-    if (sub.done) return sub
     this.#tables.add(sub, opts.filters)
     void sub.replay().catch(() => sub.finish())
     return sub
   }
 
+  /** `/events-stream?reverse=true`: newest first down to the floor, then the end. */
+  openReverse(res: ServerResponse, headers: Headers, spec: ReverseSpec): SseStream {
+    const stream = new SseStream(res, headers)
+    if (this.#stopped) stream.end()
+    if (stream.closed || this.#stopped) return stream
+    this.#reverse.add(stream)
+    stream.onClose(() => this.#reverse.delete(stream))
+    void replayReverse(this.#log, stream, spec).catch(() => stream.end())
+    return stream
+  }
+
   /** Ends every stream (clients reconnect with their last id) and stops listening. */
   stop(): void {
+    this.#stopped = true
     clearInterval(this.#timer)
     this.#unlisten()
     for (const sub of [...this.#subs]) sub.finish()
+    for (const stream of [...this.#reverse]) stream.end()
   }
 
   #announce(events: readonly HearthEvent[]): void {

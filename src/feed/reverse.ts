@@ -4,24 +4,32 @@ import { framesOf } from './frames.js'
 import type { SseStream } from './sse.js'
 import { PAGE } from './subscriber.js'
 
+export interface ReverseSpec {
+  /** the one user whose index may be read instead of the whole log */
+  onlyUser?: string
+  limit?: number
+  accepts: (ev: HearthEvent) => boolean
+}
+
 /**
  * A newest-first replay (`/events-stream?reverse=true`): reads the log backwards from the
- * head, sends what `accepts` takes, pauses whenever the socket is backed up, and ends at the
- * floor or after `limit` events. Never live.
+ * head, sends what `accepts` takes, waits whenever the socket holds HIGH_WATER bytes, and
+ * ends at the floor or after `limit` events. Never live.
  */
-export async function replayReverse(log: EventLog, stream: SseStream, opts: { onlyUser?: string; limit?: number; accepts: (ev: HearthEvent) => boolean }): Promise<void> {
+export async function replayReverse(log: EventLog, stream: SseStream, spec: ReverseSpec): Promise<void> {
   let before = log.head + 1
   let sent = 0
   while (!stream.closed && before > log.floor) {
-    const page = opts.onlyUser ? await log.readUserReverse(opts.onlyUser, before, PAGE) : await log.readReverse(before, PAGE)
+    const page = spec.onlyUser ? await log.readUserReverse(spec.onlyUser, before, PAGE) : await log.readReverse(before, PAGE)
     for (const ev of page) {
-      if (!opts.accepts(ev)) continue
+      if (!spec.accepts(ev)) continue
+      if (stream.backedUp) await stream.drained()
+      if (stream.closed) return
       stream.write(framesOf(ev).eventsStream)
-      if (opts.limit !== undefined && ++sent >= opts.limit) return stream.end()
+      if (spec.limit !== undefined && ++sent >= spec.limit) return stream.end()
     }
     if (page.length < PAGE) break
     before = page[page.length - 1]!.seq
-    if (stream.backedUp) await stream.drained()
   }
   stream.end()
 }

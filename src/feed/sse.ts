@@ -38,6 +38,10 @@ export class SseStream {
     return this.#res.writableLength > HIGH_WATER
   }
 
+  get highWater(): number {
+    return HIGH_WATER
+  }
+
   get buffered(): number {
     return this.#res.writableLength
   }
@@ -49,6 +53,8 @@ export class SseStream {
   /** Resolves when the socket has taken what was buffered, or the stream closed. */
   drained(): Promise<void> {
     if (this.#closed || this.#res.writableLength === 0) return Promise.resolve()
+    // No write was refused, so no 'drain' will come: the few bytes left go out on their own.
+    if (!this.#res.writableNeedDrain) return new Promise((resolve) => setImmediate(resolve))
     return new Promise((resolve) => {
       const done = () => {
         this.#res.off('drain', done)

@@ -1,7 +1,7 @@
 import type { HearthEvent } from '../events/event.js'
 import { isPrivate } from '../events/event.js'
 import type { EventLog } from '../events/log.js'
-import { framesOf, idFrame } from './frames.js'
+import { framesOf, idFrame, resetFrame } from './frames.js'
 import type { SseStream } from './sse.js'
 
 /** Events read from the log per step of a replay or catch-up. */
@@ -28,18 +28,24 @@ export interface SubscriberSpec {
 /**
  * One stream's life. Phases:
  *
- *  1. replay    read the log (or the user's index) page by page from `cursor`, sending what
- *               matches; between pages, wait for the socket whenever it is backed up.
+ *  1. replay    read the log (or the user's index) page by page after `cursor`, sending what
+ *               matches; a frame is queued only while the socket holds at most HIGH_WATER
+ *               bytes, otherwise the page waits for it to drain. A cursor found below the
+ *               log's floor (pruned meanwhile) jumps to the floor, announced by `event: reset`.
  *  2. hand-over when a read finds nothing past `log.head`, become live in that same tick.
  *  3. live      the engine pushes each announced event that the tables match.
  *  4. catch-up  a push that finds the socket backed up is not written; the subscriber
  *               leaves live, waits for the socket to drain, and goes back to phase 1.
  *
  * Invariant: `cursor` is the highest seq this stream has dealt with (sent, or passed over
- * as not matching), and every event ≤ cursor that matches was sent exactly once, in order.
+ * as not matching), and every event ≤ cursor that matches was sent exactly once, in order
+ * (except events pruned before they could be read, which the reset frame announces).
  * Replay reads never return events above `log.head`, and the log raises `head` in the same
  * tick as it pushes, so at the hand-over every event ≤ head was read and every event > head
  * will be pushed. A push with seq ≤ cursor is ignored, which removes any duplicate.
+ * The floor is checked in the tick the read's snapshot is taken, and pruning moves the floor
+ * before it deletes, so a read never silently skips a pruned event.
+ * Memory: the socket's unsent bytes stay ≤ HIGH_WATER + one frame, plus at most one page.
  */
 export class Subscriber {
   readonly spec: SubscriberSpec
@@ -48,9 +54,14 @@ export class Subscriber {
   readonly #onDone: (sub: Subscriber) => void
   cursor: number
   live = false
+  /** how many times this stream fell out of live because its socket was backed up */
+  catchUps = 0
   #sent = 0
   #idSent: number
   #done = false
+  /** frames of the current replay step, written as one chunk */
+  #batch: Buffer[] = []
+  #batchBytes = 0
 
   constructor(spec: SubscriberSpec, stream: SseStream, log: EventLog, onDone: (sub: Subscriber) => void) {
     this.spec = spec
@@ -70,19 +81,26 @@ export class Subscriber {
   async replay(): Promise<void> {
     this.live = false
     while (!this.#done) {
+      this.#skipPruned()
       const head = this.#log.head
       const page = this.spec.onlyUser
         ? await this.#log.readUser(this.spec.onlyUser, this.cursor, PAGE)
         : await this.#log.read(this.cursor, PAGE)
       for (const ev of page) {
-        if (this.#done || ev.seq <= this.cursor) continue
-        if (this.#visible(ev)) this.#send(ev)
+        if (this.#done) return
+        if (ev.seq <= this.cursor) continue
+        if (this.#visible(ev)) {
+          if (this.#full()) await this.#drain()
+          if (this.#done) return
+          this.#send(ev)
+        }
         this.cursor = ev.seq
       }
       // A short page holds every event up to the head it was read under.
       if (page.length < PAGE) this.cursor = Math.max(this.cursor, head)
       if (this.#done) return
       this.#markProgress()
+      this.#flush()
       if (this.stream.backedUp) await this.stream.drained()
       if (this.#done) return
       if (this.cursor >= this.#log.head) {
@@ -100,18 +118,21 @@ export class Subscriber {
     if (this.stream.backedUp) {
       // Phase 4: drop out of live; the log still has this event and the catch-up reads it.
       this.live = false
-      void this.stream.drained().then(() => this.replay())
+      this.catchUps++
+      void this.stream.drained().then(() => this.replay()).catch(() => this.finish())
       return
     }
     this.#send(ev)
+    this.#flush()
     this.cursor = ev.seq
   }
 
   /** Live streams have dealt with everything up to the head: say so on keepalive. */
   keepalive(frame: Buffer): void {
-    if (this.#done || this.stream.backedUp) return
-    if (this.live) this.cursor = Math.max(this.cursor, this.#log.head)
+    if (this.#done || !this.live || this.stream.backedUp) return
+    this.cursor = Math.max(this.cursor, this.#log.head)
     this.#markProgress()
+    this.#flush()
     this.stream.write(frame)
   }
 
@@ -119,6 +140,7 @@ export class Subscriber {
     if (this.#done) return
     this.#done = true
     this.live = false
+    this.#flush()
     this.stream.end()
     this.#onDone(this)
   }
@@ -130,16 +152,47 @@ export class Subscriber {
 
   #send(ev: HearthEvent): void {
     const frames = framesOf(ev)
-    this.stream.write(this.spec.protocol === 'subscribe' ? frames.subscribe : frames.eventsStream)
+    this.#queue(this.spec.protocol === 'subscribe' ? frames.subscribe : frames.eventsStream)
     this.#idSent = ev.seq
     this.#sent++
     if (this.spec.limit !== undefined && this.#sent >= this.spec.limit) this.finish()
   }
 
+  /** Pruning overtook the cursor: continue from the floor and say so. */
+  #skipPruned(): void {
+    const floor = this.#log.floor
+    if (this.cursor + 1 >= floor) return
+    if (this.spec.protocol === 'subscribe') this.#queue(Buffer.from(resetFrame(this.cursor, floor)))
+    this.cursor = floor - 1
+    this.#idSent = Math.max(this.#idSent, this.cursor)
+  }
+
   /** An id-only frame, so a reconnect skips what was scanned without matching. */
   #markProgress(): void {
-    if (this.spec.protocol !== 'subscribe' || this.cursor <= this.#idSent) return
-    this.stream.write(idFrame(this.cursor))
+    if (this.spec.protocol !== 'subscribe' || this.cursor <= this.#idSent || this.#full()) return
+    this.#queue(Buffer.from(idFrame(this.cursor)))
     this.#idSent = this.cursor
+  }
+
+  #queue(frame: Buffer): void {
+    this.#batch.push(frame)
+    this.#batchBytes += frame.byteLength
+  }
+
+  /** The socket and this step's frames hold HIGH_WATER bytes or more: no more frames now. */
+  #full(): boolean {
+    return this.stream.buffered + this.#batchBytes >= this.stream.highWater
+  }
+
+  #flush(): void {
+    if (this.#batch.length === 0) return
+    this.stream.write(this.#batch.length === 1 ? this.#batch[0]! : Buffer.concat(this.#batch, this.#batchBytes))
+    this.#batch = []
+    this.#batchBytes = 0
+  }
+
+  async #drain(): Promise<void> {
+    this.#flush()
+    await this.stream.drained()
   }
 }

@@ -4,8 +4,7 @@ import { isPrivate, type HearthEvent } from '../events/event.js'
 import {
   authorizeStreamPaths, parseEventsStreamQuery, resolveStreamCursors, streamFilters, streamPathMatches,
 } from '../subscriptions/upstream.js'
-import { SseStream } from '../feed/sse.js'
-import { replayReverse } from '../feed/reverse.js'
+import type { Headers } from '../feed/engine.js'
 import { sessionFor } from '../auth/request.js'
 import { covers } from '../auth/capabilities.js'
 import { queryString } from './user.js'
@@ -39,9 +38,8 @@ async function eventsStream(ctx: Context, req: FastifyRequest, reply: FastifyRep
   if (query.reverse) {
     const release = ctx.limiter.acquire(req.ip)
     reply.hijack()
-    const stream = new SseStream(reply.raw, reply.getHeaders() as Record<string, string>)
-    stream.onClose(release)
-    return void replayReverse(ctx.events, stream, { onlyUser, limit: query.limit, accepts }).catch(() => stream.end())
+    const stream = ctx.feed.openReverse(reply.raw, reply.getHeaders() as Headers, { onlyUser, limit: query.limit, accepts })
+    return stream.onClose(release)
   }
   let after = head
   for (const c of cursors.values()) after = Math.min(after, c === undefined ? 0 : Number(c > BigInt(head) ? BigInt(head) : c))

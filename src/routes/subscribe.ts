@@ -5,6 +5,8 @@ import { fail } from '../errors.js'
 import { parseCursor } from '../events/id.js'
 import { ANY_USER, filterMatches, parseFilters, type Filter } from '../subscriptions/filter.js'
 import { sessionFor } from '../auth/request.js'
+import { covers } from '../auth/capabilities.js'
+import { isPrivate } from '../events/event.js'
 import { queryString } from './user.js'
 import { openStream } from './stream.js'
 
@@ -34,22 +36,21 @@ async function subscribe(ctx: Context, req: FastifyRequest, reply: FastifyReply)
   const cursorText = header(req, 'last-event-id') ?? params.get('lastSeq') ?? params.get('cursor') ?? undefined
   const head = ctx.events.head
   let after = head
-  let reset: { requested: bigint; floor: number } | undefined
   if (cursorText !== undefined) {
     const cursor = parseCursor(cursorText)
     if (cursor === undefined) fail('InvalidCursor', `Invalid cursor: ${cursorText}`)
     if (cursor > BigInt(head)) fail('FutureCursor', `Cursor ${cursorText} is past the head of the log`, { head: String(head) })
+    // below the floor: the stream opens with `event: reset` and goes on from the floor
     after = Number(cursor)
-    if (after + 1 < ctx.events.floor) {
-      reset = { requested: cursor, floor: ctx.events.floor }
-      after = ctx.events.floor - 1
-    }
   }
   const onlyUser = singleUser(filters)
-  const privUser = onlyUser !== undefined && (await sessionFor(ctx, req, onlyUser)) ? onlyUser : undefined
+  const session = onlyUser === undefined ? undefined : await sessionFor(ctx, req, onlyUser)
+  // Private events need the owner's own session (not just any session under its cookie name)
+  // and, per event, a capability that lets that session read the path.
+  const owner = session !== undefined && session.user === onlyUser ? session : undefined
   openStream(ctx, req, reply, {
-    protocol: 'subscribe', after, live, limit, onlyUser, privUser, filters, reset,
-    accepts: (ev) => filters.some((f) => filterMatches(f, ev)),
+    protocol: 'subscribe', after, live, limit, onlyUser, privUser: owner?.user, filters,
+    accepts: (ev) => filters.some((f) => filterMatches(f, ev)) && (!isPrivate(ev) || (owner !== undefined && covers(owner.capabilities, ev.path, 'r'))),
   })
 }
 

@@ -1,0 +1,197 @@
+import { EventSource } from 'eventsource'
+import type { Server } from '../../src/server.js'
+import type { HearthEvent } from '../../src/events/event.js'
+import { encodeId } from '../../src/events/id.js'
+import type { HomeserverClient } from '../../src/client/homeserver.js'
+
+/** One SSE frame as the bytes put it: each field's lines, and comments. */
+export interface Frame {
+  raw: string
+  id?: string
+  event?: string
+  data?: string
+  retry?: string
+  comment?: string
+}
+
+export function parseFrame(raw: string): Frame {
+  const frame: Frame = { raw }
+  for (const line of raw.split('\n')) {
+    const colon = line.indexOf(':')
+    const field = colon < 0 ? line : line.slice(0, colon)
+    const value = colon < 0 ? '' : line.slice(colon + (line[colon + 1] === ' ' ? 2 : 1))
+    if (field === '') frame.comment = value
+    else if (field === 'data') frame.data = frame.data === undefined ? value : `${frame.data}\n${value}`
+    else if (field === 'id' || field === 'event' || field === 'retry') frame[field] = value
+  }
+  return frame
+}
+
+/**
+ * An SSE response read as raw bytes with fetch, split into frames at blank lines. Frames
+ * queue until taken, so nothing is missed between reads.
+ */
+export class RawStream {
+  readonly response: Response
+  readonly frames: Frame[] = []
+  ended = false
+  #text = ''
+  #waiters: (() => void)[] = []
+  readonly #abort: AbortController
+
+  private constructor(response: Response, abort: AbortController) {
+    this.response = response
+    this.#abort = abort
+    void this.#pump()
+  }
+
+  static async open(url: string, headers: Record<string, string> = {}): Promise<RawStream> {
+    const abort = new AbortController()
+    const res = await fetch(url, { headers, signal: abort.signal })
+    return new RawStream(res, abort)
+  }
+
+  async #pump(): Promise<void> {
+    const decoder = new TextDecoder()
+    try {
+      for await (const chunk of this.response.body as unknown as AsyncIterable<Uint8Array>) {
+        this.#text += decoder.decode(chunk, { stream: true })
+        let end: number
+        while ((end = this.#text.indexOf('\n\n')) >= 0) {
+          this.frames.push(parseFrame(this.#text.slice(0, end)))
+          this.#text = this.#text.slice(end + 2)
+        }
+        this.#wake()
+      }
+    } catch {
+      // aborted by close()
+    }
+    this.ended = true
+    this.#wake()
+  }
+
+  #wake(): void {
+    for (const w of this.#waiters.splice(0)) w()
+  }
+
+  /** Waits until `done(frames)` holds or the stream ends; rejects after `ms`. */
+  async until(done: (frames: readonly Frame[]) => boolean, ms = 20_000): Promise<Frame[]> {
+    const deadline = Date.now() + ms
+    while (!done(this.frames)) {
+      if (this.ended) throw new Error(`stream ended first; frames: ${this.frames.length}`)
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error(`timed out; frames: ${this.frames.length}`)
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left)
+        this.#waiters.push(() => (clearTimeout(timer), resolve()))
+      })
+    }
+    return this.frames
+  }
+
+  /** Reads to the end of the response. */
+  async all(ms = 20_000): Promise<Frame[]> {
+    await this.until(() => this.ended, ms).catch((err) => {
+      if (!this.ended) throw err
+    })
+    return this.frames
+  }
+
+  events(): Frame[] {
+    return this.frames.filter((f) => f.event === 'PUT' || f.event === 'DEL')
+  }
+
+  close(): void {
+    this.#abort.abort()
+  }
+}
+
+/** The seq of a `/subscribe` event frame (from its JSON), or of an `/events-stream` one (its id). */
+export function seqOf(frame: Frame): number {
+  if (frame.data?.startsWith('{')) return Number((JSON.parse(frame.data) as { seq: string }).seq)
+  return Number(frame.id)
+}
+
+/** Every event of the log, oldest first, read after the fact as the reference. */
+export async function logEvents(server: Server): Promise<HearthEvent[]> {
+  const out: HearthEvent[] = []
+  for (let after = server.ctx.events.floor - 1; ; ) {
+    const page = await server.ctx.events.read(after, 1000)
+    out.push(...page)
+    if (page.length < 1000) return out
+    after = page[page.length - 1]!.seq
+  }
+}
+
+export const idOf = (seq: number): string => encodeId(seq)
+
+/** An eventsource@4 client that records its PUT/DEL/reset events and every request it made. */
+export class Follower {
+  readonly es: EventSource
+  readonly events: MessageEvent[] = []
+  readonly requests: Record<string, string>[] = []
+  errors = 0
+  #waiters: (() => void)[] = []
+
+  constructor(url: string, headers: Record<string, string> = {}) {
+    this.es = new EventSource(url, {
+      fetch: (input, init) => {
+        const h = { ...(init?.headers as Record<string, string>), ...headers }
+        this.requests.push(h)
+        return fetch(input, { ...init, headers: h })
+      },
+    })
+    for (const type of ['PUT', 'DEL', 'reset']) {
+      this.es.addEventListener(type, (ev) => {
+        this.events.push(ev)
+        this.#wake()
+      })
+    }
+    this.es.addEventListener('error', () => {
+      this.errors++
+      this.#wake()
+    })
+    this.es.addEventListener('open', () => this.#wake())
+  }
+
+  #wake(): void {
+    for (const w of this.#waiters.splice(0)) w()
+  }
+
+  async until(done: () => boolean, ms = 20_000): Promise<void> {
+    const deadline = Date.now() + ms
+    while (!done()) {
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error(`timed out; events: ${this.events.length}`)
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, 200))
+        this.#waiters.push(() => (clearTimeout(timer), resolve()))
+      })
+    }
+  }
+
+  opened(): Promise<void> {
+    return this.until(() => this.es.readyState === this.es.OPEN)
+  }
+
+  /** The seqs of the PUT/DEL events received, from their JSON. */
+  seqs(): number[] {
+    return this.events.filter((e) => e.type !== 'reset').map((e) => Number((JSON.parse(e.data as string) as { seq: string }).seq))
+  }
+
+  close(): void {
+    this.es.close()
+  }
+}
+
+/** `n` PUTs spread over `concurrency` parallel requests; `path(i)` names each. */
+export async function writeMany(client: HomeserverClient, n: number, path: (i: number) => string, concurrency = 4): Promise<void> {
+  let next = 0
+  const worker = async () => {
+    while (next < n) {
+      const i = next++
+      await client.put(path(i), `v${i}`)
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker))
+}
