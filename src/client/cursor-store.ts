@@ -1,0 +1,87 @@
+import { open, readFile, rename, unlink } from 'node:fs/promises'
+import { dirname } from 'node:path'
+
+/**
+ * Where a follower keeps its position. `follow()` calls `save` one call at a time, with ids
+ * that never go backwards, and may skip ids in between (it saves the newest position once
+ * the previous save finished). What `load` returns wins over the `from` option.
+ */
+export interface CursorStore {
+  load(): Promise<string | undefined>
+  save(id: string): Promise<void>
+}
+
+/** Keeps the cursor for the life of the process only. */
+export class MemoryCursorStore implements CursorStore {
+  #id: string | undefined
+
+  constructor(id?: string) {
+    this.#id = id
+  }
+
+  get id(): string | undefined {
+    return this.#id
+  }
+
+  async load(): Promise<string | undefined> {
+    return this.#id
+  }
+
+  async save(id: string): Promise<void> {
+    this.#id = id
+  }
+}
+
+/**
+ * Keeps the cursor in one small file. A save writes a temporary file, fsyncs it, renames it
+ * over the old one and fsyncs the folder, so after a crash the file holds either the old
+ * cursor or the new one, never a torn mix.
+ */
+export class FileCursorStore implements CursorStore {
+  readonly path: string
+
+  constructor(path: string) {
+    this.path = path
+  }
+
+  async load(): Promise<string | undefined> {
+    try {
+      const text = (await readFile(this.path, 'utf8')).trim()
+      return text === '' ? undefined : text
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw err
+    }
+  }
+
+  async save(id: string): Promise<void> {
+    const tmp = `${this.path}.${process.pid}.tmp`
+    const file = await open(tmp, 'w', 0o644)
+    try {
+      await file.writeFile(id + '\n')
+      await file.sync()
+    } finally {
+      await file.close()
+    }
+    try {
+      await rename(tmp, this.path)
+    } catch (err) {
+      await unlink(tmp).catch(() => {})
+      throw err
+    }
+    await syncDir(dirname(this.path))
+  }
+}
+
+/** Makes a rename durable. Some platforms cannot open folders for syncing; the rename still stands there. */
+async function syncDir(dir: string): Promise<void> {
+  let handle
+  try {
+    handle = await open(dir, 'r')
+    await handle.sync()
+  } catch {
+    // EISDIR/EPERM on platforms without directory fsync
+  } finally {
+    await handle?.close()
+  }
+}

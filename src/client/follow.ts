@@ -1,0 +1,313 @@
+import { AckWindow, type Entry } from './ack-window.js'
+import { backoffDelay, sleep } from './backoff.js'
+import { MemoryCursorStore, type CursorStore } from './cursor-store.js'
+import { ResetError, type FollowEvent, type FollowState, type ResetInfo } from './events.js'
+import { idOf, parseCursor } from './id.js'
+import { FrameReader, openSubscribe, readHead, RetryableError, type Endpoint, type Item } from './stream.js'
+
+export interface FollowOptions {
+  /** the homeserver, e.g. `http://127.0.0.1:6286` */
+  url: string
+  /** `/subscribe` filters (`*`, `<z32>/*`, `*\/pub/app/*`, an exact path); none means every public event */
+  filters?: readonly string[]
+  /** where to begin when the cursor store holds nothing: `'start'`, `'now'` (default), an id or a decimal seq (exclusive) */
+  from?: string
+  /** where the position is kept; default: in memory, for this follower only */
+  cursorStore?: CursorStore
+  /** `'auto'` (default): an event is acked when the loop asks for the next one. `'explicit'`: call `event.ack()` */
+  ack?: 'auto' | 'explicit'
+  /** aborting ends the iteration cleanly, after saving the acknowledged position */
+  signal?: AbortSignal
+  fetch?: typeof fetch
+  /** extra request headers, e.g. a session cookie to see its owner's `/priv/` events */
+  headers?: Record<string, string>
+  onState?: (state: FollowState) => void
+  /**
+   * Called when the homeserver pruned events this follower had not processed. Without it the
+   * iterator throws a `ResetError`. When it returns, the gap counts as handled and the
+   * cursor may move past it.
+   */
+  onReset?: (reset: ResetInfo) => void | Promise<void>
+  /** explicit acks: how many unacknowledged events may be out before the iterator waits (default 10000) */
+  maxUnacked?: number
+  /** reconnect waits: full jitter over base·2^attempt, capped (default: the server's `retry:` hint, else 1 s; cap 30 s) */
+  backoff?: { baseMs?: number; maxMs?: number }
+  /** a silent connection is dropped and reopened after this long (default 45 s, three keepalives) */
+  idleTimeoutMs?: number
+  /** how often the head is read from `/info` for `lag` (default 5 s) */
+  headPollMs?: number
+}
+
+const DEFAULTS = { maxUnacked: 10_000, baseMs: 1000, maxMs: 30_000, idleTimeoutMs: 45_000, headPollMs: 5000 }
+
+/** Follows a homeserver's `/subscribe` stream; see `Follower`. */
+export function follow(options: FollowOptions): Follower {
+  return new Follower(options)
+}
+
+/**
+ * An at-least-once iterator over the event log. Its position (`cursor`) moves only over
+ * acknowledged events, and is saved to the cursor store in order; after a crash the events
+ * after the saved position come again. Within one run it reconnects by itself, resuming
+ * after the last event it received, so a reconnect repeats nothing.
+ *
+ * One consumer per follower; the iterator is single-use.
+ */
+export class Follower implements AsyncIterableIterator<FollowEvent> {
+  readonly #opts: FollowOptions
+  readonly #ep: Endpoint
+  readonly #store: CursorStore
+  readonly #stop = new AbortController()
+  #state: FollowState = 'connecting'
+  #window: AckWindow | undefined
+  /** items received and not yet handed out, in stream order */
+  readonly #queue: Item[] = []
+  #reader: FrameReader | undefined
+  /** the highest position received from the server: where a reconnect resumes */
+  #received: bigint | undefined
+  /** the highest position handed to the consumer or passed over */
+  #delivered = 0n
+  #head = 0n
+  /** the head seen when the current connection opened; `live` once delivered reaches it */
+  #liveAt = 0n
+  #attempt = 0
+  #connections = 0
+  #retryMs: number | undefined
+  #current: Entry | undefined
+  #ackWaiters: (() => void)[] = []
+  #started = false
+  #closing: Promise<void> | undefined
+  #serial: Promise<unknown> = Promise.resolve()
+  #poll: NodeJS.Timeout | undefined
+  #toSave: string | undefined
+  #saved: string | undefined
+  #saving: Promise<void> | undefined
+  #saveError: unknown
+
+  constructor(options: FollowOptions) {
+    if (options.from !== undefined && !['start', 'now'].includes(options.from) && parseCursor(options.from) === undefined) {
+      throw new TypeError(`from: expected 'start', 'now', an id or a decimal seq, got ${options.from}`)
+    }
+    this.#opts = options
+    this.#ep = { url: options.url.replace(/\/+$/, ''), fetch: options.fetch ?? fetch, headers: options.headers ?? {} }
+    this.#store = options.cursorStore ?? new MemoryCursorStore()
+    if (options.signal?.aborted) void this.close()
+    else options.signal?.addEventListener('abort', () => void this.close(), { once: true })
+  }
+
+  get state(): FollowState {
+    return this.#state
+  }
+
+  /** Events between the last acknowledged position and the homeserver's head. */
+  get lag(): number {
+    const cursor = this.#window?.cursor
+    return cursor === undefined || this.#head <= cursor ? 0 : Number(this.#head - cursor)
+  }
+
+  /** The id of the acknowledged position, once known. */
+  get cursor(): string | undefined {
+    return this.#window === undefined ? undefined : idOf(this.#window.cursor)
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this
+  }
+
+  next(): Promise<IteratorResult<FollowEvent>> {
+    // Asking for the next event is what acks the last one in auto mode, right now, so a
+    // close() that follows this call saves it.
+    if (this.#opts.ack !== 'explicit' && this.#current !== undefined) this.#ack(this.#current)
+    this.#current = undefined
+    const step = this.#serial.catch(() => {}).then(() => this.#next())
+    this.#serial = step
+    return step
+  }
+
+  /** `break` out of a loop lands here. The event in hand is not acked: ack it first if it was processed. */
+  async return(): Promise<IteratorResult<FollowEvent>> {
+    await this.close()
+    return { done: true, value: undefined }
+  }
+
+  /** Stops following and saves the acknowledged position. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#setState('closed')
+      this.#stop.abort()
+      clearInterval(this.#poll)
+      this.#reader?.cancel()
+      this.#reader = undefined
+      for (const wake of this.#ackWaiters.splice(0)) wake()
+      while (this.#saving !== undefined) await this.#saving
+    })()
+    return this.#closing
+  }
+
+  async #next(): Promise<IteratorResult<FollowEvent>> {
+    try {
+      if (!this.#started) await this.#start()
+      while (this.#closing === undefined && this.#saveError === undefined) {
+        if ((this.#window?.unacked ?? 0) >= (this.#opts.maxUnacked ?? DEFAULTS.maxUnacked)) {
+          await new Promise<void>((wake) => this.#ackWaiters.push(wake))
+          continue
+        }
+        const item = this.#queue.shift()
+        if (item === undefined) {
+          await this.#fill()
+          continue
+        }
+        const event = await this.#take(item)
+        if (event !== undefined) return { done: false, value: event }
+      }
+    } catch (err) {
+      await this.close()
+      throw err
+    }
+    await this.close()
+    // A failed save is reported once, by the call that finds it.
+    const failed = this.#saveError
+    this.#saveError = undefined
+    if (failed !== undefined) throw failed
+    return { done: true, value: undefined }
+  }
+
+  async #start(): Promise<void> {
+    this.#started = true
+    const stored = await this.#store.load()
+    const text = stored ?? this.#opts.from ?? 'now'
+    if (text !== 'now') {
+      const seq = text === 'start' ? 0n : parseCursor(text)
+      if (seq === undefined) throw new TypeError(`the cursor store holds ${stored}, which is not an id or a decimal seq`)
+      this.#begin(seq, stored === undefined)
+    }
+    this.#poll = setInterval(() => void this.#pollHead(), this.#opts.headPollMs ?? DEFAULTS.headPollMs)
+    this.#poll.unref()
+  }
+
+  /** Fixes the starting position; a fresh one is saved, so a restart before the first event resumes there. */
+  #begin(seq: bigint, fresh: boolean): void {
+    this.#window = new AckWindow(seq)
+    this.#received = seq
+    this.#delivered = seq
+    if (fresh) this.#save(seq)
+  }
+
+  /** Hands one item to the consumer, or absorbs it. */
+  async #take(item: Item): Promise<FollowEvent | undefined> {
+    const window = this.#window!
+    if (item.kind === 'reset') {
+      if (this.#opts.onReset === undefined) throw new ResetError(item.info)
+      await this.#opts.onReset(item.info)
+      // Handled: nothing below the floor will ever come, so the cursor may pass it.
+      this.#pass(BigInt(item.info.floor) - 1n)
+      return undefined
+    }
+    if (item.kind === 'mark') {
+      this.#pass(item.seq)
+      return undefined
+    }
+    const entry = window.deliver(item.seq)
+    this.#delivered = item.seq
+    this.#checkLive()
+    if (this.#opts.ack !== 'explicit') this.#current = entry
+    return { ...item.event, ack: () => this.#ack(entry) }
+  }
+
+  #pass(seq: bigint): void {
+    if (seq > this.#delivered) this.#delivered = seq
+    if (this.#window!.pass(seq)) this.#save(this.#window!.cursor)
+    this.#checkLive()
+  }
+
+  #ack(entry: Entry): void {
+    if (this.#closing !== undefined || this.#window === undefined) return
+    if (this.#window.ack(entry)) this.#save(this.#window.cursor)
+    for (const wake of this.#ackWaiters.splice(0)) wake()
+  }
+
+  /** Reads more of the stream into the queue, opening it first when needed. */
+  async #fill(): Promise<void> {
+    if (this.#reader === undefined) return this.#connect()
+    const more = await this.#reader.pump(this.#opts.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs)
+    this.#retryMs = this.#reader?.retryMs ?? this.#retryMs
+    const last = this.#queue[this.#queue.length - 1]
+    if (last !== undefined) {
+      this.#received = last.kind === 'reset' ? BigInt(last.info.floor) - 1n : last.seq
+      if (this.#received > this.#head) this.#head = this.#received
+    }
+    if (!more) {
+      this.#reader?.cancel()
+      this.#reader = undefined
+    }
+  }
+
+  /** Opens the stream after the last received position, waiting between failed attempts. */
+  async #connect(): Promise<void> {
+    const signal = this.#stop.signal
+    while (!signal.aborted) {
+      this.#setState('connecting')
+      if (this.#connections++ > 0) {
+        const { baseMs = this.#retryMs ?? DEFAULTS.baseMs, maxMs = DEFAULTS.maxMs } = this.#opts.backoff ?? {}
+        await sleep(backoffDelay(this.#attempt, baseMs, maxMs), signal)
+        if (signal.aborted) return
+      }
+      try {
+        const head = await readHead(this.#ep, signal)
+        if (head > this.#head) this.#head = head
+        if (this.#window === undefined) this.#begin(head, true) // from 'now'
+        const res = await openSubscribe(this.#ep, this.#opts.filters ?? [], this.#received!, signal)
+        this.#reader = new FrameReader(res.body!, this.#queue)
+        this.#attempt = 0
+        this.#liveAt = head
+        this.#setState('catching-up')
+        this.#checkLive()
+        return
+      } catch (err) {
+        if (signal.aborted) return
+        if (!(err instanceof RetryableError)) throw err
+        this.#attempt++
+      }
+    }
+  }
+
+  #checkLive(): void {
+    if (this.#state === 'catching-up' && this.#delivered >= this.#liveAt) this.#setState('live')
+  }
+
+  #setState(state: FollowState): void {
+    if (this.#state === state || this.#state === 'closed') return
+    this.#state = state
+    this.#opts.onState?.(state)
+  }
+
+  async #pollHead(): Promise<void> {
+    try {
+      const head = await readHead(this.#ep, this.#stop.signal)
+      if (head > this.#head) this.#head = head
+    } catch {
+      // lag is a hint; the stream itself reports failures
+    }
+  }
+
+  /** Saves in order, one save at a time, always the newest position once the previous save is done. */
+  #save(seq: bigint): void {
+    this.#toSave = idOf(seq)
+    this.#saving ??= this.#drainSaves()
+  }
+
+  async #drainSaves(): Promise<void> {
+    await null // let the caller's `??=` store this promise before it can settle
+    try {
+      while (this.#toSave !== undefined && this.#toSave !== this.#saved) {
+        const id = this.#toSave
+        await this.#store.save(id)
+        this.#saved = id
+      }
+    } catch (err) {
+      this.#saveError ??= err
+    } finally {
+      this.#saving = undefined
+    }
+  }
+}
