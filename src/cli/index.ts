@@ -1,36 +1,68 @@
 #!/usr/bin/env node
-import { serve, serveHelp } from './serve.js'
+import { UsageError } from './client-options.js'
 
-const COMMANDS: Record<string, { help: string; run: (argv: string[]) => Promise<void> }> = {
-  serve: { help: serveHelp, run: serve },
+interface Command {
+  help: string
+  run: (argv: string[]) => Promise<void>
 }
 
-const usage = `hearth <command> [options]
+/**
+ * Every subcommand, one line each. Modules load only when their command runs, so a client
+ * command does not pay for loading the server.
+ */
+const COMMANDS: Record<string, Command | (() => Promise<Command>)> = {
+  serve: () => import('./serve.js').then((m) => ({ help: m.serveHelp, run: m.serve })),
+  keygen: () => import('./keygen.js').then((m) => ({ help: m.keygenHelp, run: m.keygen })),
+  signup: () => import('./signup.js').then((m) => ({ help: m.signupHelp, run: m.signup })),
+  signin: () => import('./signup.js').then((m) => ({ help: m.signinHelp, run: m.signin })),
+  put: () => import('./files.js').then((m) => ({ help: m.putHelp, run: m.put })),
+  get: () => import('./files.js').then((m) => ({ help: m.getHelp, run: m.get })),
+  rm: () => import('./files.js').then((m) => ({ help: m.rmHelp, run: m.rm })),
+  ls: () => import('./files.js').then((m) => ({ help: m.lsHelp, run: m.ls })),
+}
+
+async function load(name: string): Promise<Command> {
+  const entry = COMMANDS[name]!
+  return typeof entry === 'function' ? entry() : entry
+}
+
+async function usage(): Promise<string> {
+  const lines = await Promise.all(Object.keys(COMMANDS).map(async (name) => `  ${(await load(name)).help.split('\n')[0]}`))
+  return `hearth <command> [options]
 
 Commands:
-${Object.keys(COMMANDS).map((c) => `  ${c}`).join('\n')}
+${lines.join('\n')}
 
 Run \`hearth <command> --help\` for a command's options.`
+}
 
 async function main(argv: string[]): Promise<void> {
   const [name, ...rest] = argv
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(usage + '\n')
+    process.stdout.write((await usage()) + '\n')
     return
   }
-  const command = COMMANDS[name]
-  if (command === undefined) {
-    process.stderr.write(`hearth: unknown command ${name}\n\n${usage}\n`)
+  if (!Object.hasOwn(COMMANDS, name)) {
+    process.stderr.write(`hearth: unknown command ${name}; run \`hearth --help\` for the list\n`)
     process.exit(2)
   }
+  const command = await load(name)
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(command.help + '\n')
     return
   }
-  await command.run(rest)
+  try {
+    await command.run(rest)
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`hearth ${name}: ${err.message} (see \`hearth ${name} --help\`)\n`)
+      process.exit(2)
+    }
+    throw err
+  }
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  process.stderr.write(`hearth: ${err instanceof Error ? err.message : String(err)}\n`)
+  process.stderr.write(`hearth: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}\n`)
   process.exit(1)
 })

@@ -1,0 +1,32 @@
+import { randomBytes } from 'node:crypto'
+import { chmod, rm, writeFile } from 'node:fs/promises'
+import { keypairFromSecret } from '../auth/keys.js'
+import { CliError, DEFAULT_KEY, parseCommand } from './client-options.js'
+
+export const keygenHelp = `hearth keygen [--out FILE] [--force]
+
+Creates a new ed25519 secret key, writes it as hex to FILE (mode 0600) and prints its public
+key in z-base-32: that key is your user on any homeserver.
+
+  --out FILE   where to write it (default: $HEARTH_KEY, else ${DEFAULT_KEY})
+  --force      replace an existing key file (its session file is removed too)`
+
+export async function keygen(argv: string[]): Promise<void> {
+  const { values } = parseCommand(argv, { out: { type: 'string' }, force: { type: 'boolean' } }, { min: 0, max: 0 })
+  const file = values.out ?? (process.env.HEARTH_KEY || DEFAULT_KEY)
+  const secret = Uint8Array.from(randomBytes(32))
+  const text = Buffer.from(secret).toString('hex') + '\n'
+  try {
+    // 'wx' fails on an existing file, so a key is never lost by accident.
+    await writeFile(file, text, { mode: 0o600, flag: values.force ? 'w' : 'wx' })
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    if (e.code === 'EEXIST') throw new CliError(`${file} already exists: pass --force to replace it, or --out another file`)
+    throw new CliError(`cannot write ${file}: ${e.message}`)
+  }
+  // The mode given to writeFile applies only when the file is created.
+  await chmod(file, 0o600)
+  // A session belongs to the key it was signed with.
+  await rm(`${file}.session`, { force: true })
+  process.stdout.write(keypairFromSecret(secret).z32 + '\n')
+}
