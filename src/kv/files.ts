@@ -56,15 +56,15 @@ export class FileStore {
     const out: string[] = []
     if (!opts.shallow) {
       const range = opts.reverse
-        ? { gt: base, lt: cursor !== undefined && cursor < end ? cursor : end, reverse: true, limit: opts.limit }
-        : { gt: cursor !== undefined && cursor > base ? cursor : base, lt: end, limit: opts.limit }
+        ? { gt: base, lt: cursor !== undefined && before(cursor, end) ? cursor : end, reverse: true, limit: opts.limit }
+        : { gt: cursor !== undefined && before(base, cursor) ? cursor : base, lt: end, limit: opts.limit }
       for await (const key of this.#kv.keys('files', range)) out.push(key.slice(user.length))
       return out
     }
     // Shallow: read one key, collapse it to its direct child, then seek past that child.
-    let gt: string | undefined = cursor !== undefined && cursor > base ? cursor : base
+    let gt: string | undefined = cursor !== undefined && before(base, cursor) ? cursor : base
     let gte: string | undefined
-    let lt = cursor !== undefined && cursor < end ? cursor : end
+    let lt = cursor !== undefined && before(cursor, end) ? cursor : end
     while (out.length < opts.limit) {
       const range = opts.reverse ? { gt: base, lt, reverse: true, limit: 1 } : { gt, gte, lt: end, limit: 1 }
       let key: string | undefined
@@ -73,7 +73,7 @@ export class FileStore {
       const rest = key.slice(base.length)
       const slash = rest.indexOf('/')
       const childKey = slash === -1 ? key : base + rest.slice(0, slash + 1)
-      const fresh = cursor === undefined || (opts.reverse ? childKey < cursor : childKey > cursor)
+      const fresh = cursor === undefined || (opts.reverse ? before(childKey, cursor) : before(cursor, childKey))
       if (fresh) out.push(childKey.slice(user.length))
       if (opts.reverse) lt = childKey // keys under a child directory sort after it, so this skips them
       else if (slash === -1) [gt, gte] = [key, undefined] // a gte left from a directory would win and repeat this key
@@ -81,4 +81,12 @@ export class FileStore {
     }
     return out
   }
+}
+
+/**
+ * Key order is UTF-8 byte order; JS `<` compares UTF-16 units, which disagrees for characters
+ * above U+FFFF (a surrogate pair sorts before U+E000..U+FFFF), so keys are compared as bytes.
+ */
+function before(a: string, b: string): boolean {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b)) < 0
 }
