@@ -6,6 +6,11 @@ import { fail } from '../errors.js'
 export async function smallBody(req: FastifyRequest, max: number): Promise<Uint8Array> {
   const body = req.body as Readable | undefined
   if (body === undefined) return new Uint8Array()
+  if (Number(req.headers['content-length'] ?? 0) > max) {
+    // Refused before a byte is read (the answer closes the connection), so the client gets
+    // the 413 rather than a socket reset halfway through its upload.
+    fail('PayloadTooLarge', `Body is larger than ${max} bytes`)
+  }
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of body) {

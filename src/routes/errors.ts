@@ -45,6 +45,8 @@ export function send(req: FastifyRequest, reply: FastifyReply, status: number, c
     return
   }
   reply.code(status)
+  // A refused body was not read to its end: the connection cannot carry another request.
+  if (status === 413) reply.header('connection', 'close')
   if (req.routeOptions.config?.plainErrors) {
     void reply.type('text/plain; charset=utf-8').send(message)
   } else {
