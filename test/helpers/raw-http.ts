@@ -1,0 +1,88 @@
+import http from 'node:http'
+import net from 'node:net'
+
+export interface RawRequest {
+  method?: string
+  /** sent exactly as given: no normalisation, no encoding */
+  path: string
+  headers?: Record<string, string | string[]>
+  body?: Uint8Array | string
+  /** give up on a response that has not ended by then (streams), keeping what arrived */
+  timeoutMs?: number
+  /** stop reading after this many body bytes */
+  maxBytes?: number
+  agent?: http.Agent | false
+}
+
+export interface RawResponse {
+  status: number
+  headers: http.IncomingHttpHeaders
+  body: Buffer
+  /** the body was cut short by timeoutMs or maxBytes */
+  truncated: boolean
+}
+
+/**
+ * One request over node:http with the path sent verbatim (fetch would resolve `..` and
+ * re-encode), for tests that must reach the server's own URL handling.
+ */
+export function rawRequest(base: string, req: RawRequest): Promise<RawResponse> {
+  const url = new URL(base)
+  return new Promise((resolve, reject) => {
+    const r = http.request({
+      host: url.hostname, port: url.port, method: req.method ?? 'GET', path: req.path,
+      headers: req.headers, agent: req.agent ?? false,
+    }, (res) => {
+      const chunks: Buffer[] = []
+      let size = 0
+      let done = false
+      const finish = (truncated: boolean) => {
+        if (done) return
+        done = true
+        clearTimeout(timer)
+        if (truncated) res.destroy()
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), truncated })
+      }
+      const timer = setTimeout(() => finish(true), req.timeoutMs ?? 10_000)
+      res.on('data', (c: Buffer) => {
+        chunks.push(c)
+        size += c.length
+        if (req.maxBytes !== undefined && size >= req.maxBytes) finish(true)
+      })
+      res.on('end', () => finish(false))
+      res.on('close', () => finish(!res.complete))
+      res.on('error', () => finish(true))
+    })
+    r.on('error', reject)
+    r.end(req.body)
+  })
+}
+
+/**
+ * Bytes straight onto a socket, for requests node:http refuses to send (raw control
+ * characters, bytes above 0x7f, broken framing). Returns whatever came back before the
+ * server closed or `timeoutMs` passed.
+ */
+export function rawExchange(base: string, bytes: Uint8Array | string, timeoutMs = 5000): Promise<Buffer> {
+  const url = new URL(base)
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = []
+    const socket = net.connect(Number(url.port), url.hostname, () => socket.write(bytes))
+    const done = () => {
+      clearTimeout(timer)
+      socket.destroy()
+      resolve(Buffer.concat(chunks))
+    }
+    const timer = setTimeout(done, timeoutMs)
+    socket.on('data', (c: Buffer) => chunks.push(c))
+    socket.on('end', done)
+    socket.on('close', done)
+    socket.on('error', done)
+  })
+}
+
+/** The status code of a raw HTTP/1.1 response, or 0 when nothing parseable came back. */
+export function statusOf(raw: Buffer): number {
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(raw.subarray(0, 16).toString('latin1'))
+  return m ? Number(m[1]) : 0
+}
