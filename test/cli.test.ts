@@ -95,6 +95,9 @@ t.test('keygen refuses to overwrite a key; --force replaces it and drops its ses
   t.equal(forced.stdout, userOf(key) + '\n')
   t.equal(mode(key), 0o600)
   t.notOk(existsSync(key + '.session'), 'the old key\'s session is gone')
+  const show = await hearth(['keygen', '--show', '--out', 'me.key'], { cwd })
+  t.equal(show.stdout, forced.stdout, '--show prints the existing key and writes nothing')
+  t.equal(mode(key), 0o600)
 
   const env = await hearth(['keygen'], { cwd, env: { HEARTH_KEY: join(cwd, 'env.key') } })
   t.equal(env.code, 0)

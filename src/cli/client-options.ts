@@ -91,16 +91,11 @@ export class CliClient {
   static async open(values: { url?: string; key?: string }, env: NodeJS.ProcessEnv): Promise<CliClient> {
     const url = homeserverUrl(values, env)
     const file = keyFile(values, env)
-    const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') throw new CliError(`no key file at ${file}: run \`hearth keygen\` first, or pass --key`)
-      throw new CliError(`cannot read key file ${file}: ${err.message}`)
-    })
-    const secret = secretHex.safeParse(text)
-    if (!secret.success) throw new CliError(`${file} is not a hearth key file (expected 64 hex characters)`)
+    const secret = await readSecret(file)
     const sessionFile = `${file}.session`
     const stored = await readSession(sessionFile)
     const usable = stored?.url === url ? stored : undefined
-    const client = HomeserverClient.fromSecret(url, secret.data, usable?.cookie)
+    const client = HomeserverClient.fromSecret(url, secret, usable?.cookie)
     return new CliClient(client, sessionFile, usable?.capabilities ?? '/:rw')
   }
 
@@ -162,6 +157,17 @@ export class CliClient {
       throw explain(err, this.client.url, this.user, what)
     }
   }
+}
+
+/** The secret key in a key file, as 64 hex characters. */
+export async function readSecret(file: string): Promise<string> {
+  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') throw new CliError(`no key file at ${file}: run \`hearth keygen\` first, or pass --key`)
+    throw new CliError(`cannot read key file ${file}: ${err.message}`)
+  })
+  const secret = secretHex.safeParse(text)
+  if (!secret.success) throw new CliError(`${file} is not a hearth key file (expected 64 hex characters)`)
+  return secret.data
 }
 
 async function readSession(file: string): Promise<StoredSession | undefined> {

@@ -1,19 +1,25 @@
 import { randomBytes } from 'node:crypto'
 import { chmod, rm, writeFile } from 'node:fs/promises'
 import { keypairFromSecret } from '../auth/keys.js'
-import { CliError, DEFAULT_KEY, parseCommand } from './client-options.js'
+import { CliError, DEFAULT_KEY, parseCommand, readSecret } from './client-options.js'
 
-export const keygenHelp = `hearth keygen [--out FILE] [--force]
+export const keygenHelp = `hearth keygen [--out FILE] [--force] [--show]
 
 Creates a new ed25519 secret key, writes it as hex to FILE (mode 0600) and prints its public
 key in z-base-32: that key is your user on any homeserver.
 
   --out FILE   where to write it (default: $HEARTH_KEY, else ${DEFAULT_KEY})
-  --force      replace an existing key file (its session file is removed too)`
+  --force      replace an existing key file (its session file is removed too)
+  --show       write nothing: print the public key of the existing key file`
 
 export async function keygen(argv: string[]): Promise<void> {
-  const { values } = parseCommand(argv, { out: { type: 'string' }, force: { type: 'boolean' } }, { min: 0, max: 0 })
+  const flags = { out: { type: 'string' }, force: { type: 'boolean' }, show: { type: 'boolean' } } as const
+  const { values } = parseCommand(argv, flags, { min: 0, max: 0 })
   const file = values.out ?? (process.env.HEARTH_KEY || DEFAULT_KEY)
+  if (values.show) {
+    process.stdout.write(keypairFromSecret(Uint8Array.from(Buffer.from(await readSecret(file), 'hex'))).z32 + '\n')
+    return
+  }
   const secret = Uint8Array.from(randomBytes(32))
   const text = Buffer.from(secret).toString('hex') + '\n'
   try {
@@ -30,3 +36,4 @@ export async function keygen(argv: string[]): Promise<void> {
   await rm(`${file}.session`, { force: true })
   process.stdout.write(keypairFromSecret(secret).z32 + '\n')
 }
+
