@@ -50,11 +50,24 @@ export async function startServer(config: Readonly<Config>, log?: FastifyInstanc
   const logger = log ?? (await import('./log.js')).createLogger(config.logLevel)
   const ctx = await createContext(config, logger)
   const app = await buildApp(ctx)
-  await app.listen({ port: config.port, host: config.host })
-  const addr = app.server.address()
-  const port = typeof addr === 'object' && addr ? addr.port : config.port
+  const stop = async () => {
+    await ctx.stopping()
+    await app.close()
+    await ctx.close()
+  }
+  let port: number
+  let relays: string[]
+  try {
+    await app.listen({ port: config.port, host: config.host })
+    const addr = app.server.address()
+    port = typeof addr === 'object' && addr ? addr.port : config.port
+    relays = (await startPkarr(ctx, config, port)).relays
+  } catch (err) {
+    // A failed start (a busy port, a busy relay port) leaves no listener or open database behind.
+    await stop()
+    throw err
+  }
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
-  const { relays } = await startPkarr(ctx, config, port)
   let closing: Promise<void> | undefined
   return {
     app,
@@ -62,11 +75,7 @@ export async function startServer(config: Readonly<Config>, log?: FastifyInstanc
     url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
     relays,
     close() {
-      closing ??= (async () => {
-        await ctx.stopping()
-        await app.close()
-        await ctx.close()
-      })()
+      closing ??= stop()
       return closing
     },
   }
