@@ -6,7 +6,7 @@ import { AuthFlowKind, Client, Keypair, Pubky, PublicKey, Session } from '@synon
 import { keypairFromSecret, sign } from '../src/auth/keys.js'
 import { decodeSessionInfo } from '../src/auth/session-info.js'
 import { formatCapabilities } from '../src/auth/capabilities.js'
-import { startTestServer, type Teardown } from './helpers/server.js'
+import { startTestServer, tempDir, type Teardown } from './helpers/server.js'
 
 /**
  * @synonymdev/pubky 0.6.0, unmodified, against a real Hearth in testnet mode. Each server runs
@@ -270,6 +270,18 @@ t.test('a browser build of the client gets its preflights answered', async (t) =
   t.equal(res.headers.get('access-control-allow-credentials'), 'true')
   t.match(res.headers.get('access-control-allow-methods'), /PUT/)
   t.match(res.headers.get('access-control-allow-headers'), /pubky-host/i)
+})
+
+t.test('a busy relay port stops the start and leaves nothing open', async (t) => {
+  const holder = net.createServer()
+  await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise((resolve) => holder.close(resolve)))
+  const busy = String((holder.address() as AddressInfo).port)
+  const dir = tempDir(t)
+  await t.rejects(startTestServer(t, { TESTNET: '1', PKARR_RELAY_PORT: busy, DATA_DIR: dir }), { code: 'EADDRINUSE' })
+  // the failed start released the data folder's lock, so the same folder opens again
+  const server = await startTestServer(t, { TESTNET: '1', PKARR_RELAY_PORT: '0', DATA_DIR: dir })
+  t.equal((await fetch(`${server.url}/info`)).status, 200)
 })
 
 const fixedPortBusy = !(await portIsFree(15411))
