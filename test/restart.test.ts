@@ -1,0 +1,133 @@
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { existsSync, readdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import { newUser, startTestServer, tempDir } from './helpers/server.js'
+import { HomeserverClient } from '../src/client/homeserver.js'
+import { randomKeypair } from '../src/auth/keys.js'
+
+/** What must survive a restart on the same data folder (SPEC §3, §5): files, sessions, the seq. */
+
+const CLI = fileURLToPath(new URL('../src/cli/index.js', import.meta.url))
+
+t.test('files, blobs, sessions, users and the seq survive a restart', async (t) => {
+  const dir = tempDir(t)
+  const first = await startTestServer(t, { DATA_DIR: dir, SIGNUP_MODE: 'token', ADMIN_PASSWORD: 'pw' })
+  const key = first.ctx.keypair.z32
+  const token = await (await fetch(`${first.url}/admin/generate_signup_token`, { headers: { 'x-admin-password': 'pw' } })).text()
+  const unused = await (await fetch(`${first.url}/admin/generate_signup_token`, { headers: { 'x-admin-password': 'pw' } })).text()
+  const alice = new HomeserverClient(first.url, randomKeypair())
+  await alice.signup({ signupToken: token })
+  const big = randomBytes(200 * 1024 + 3)
+  await alice.put('/pub/small.txt', 'small')
+  await alice.put('/pub/big.bin', big)
+  await alice.put('/priv/secret', 'shh')
+  await alice.put('/pub/gone', 'x')
+  await alice.delete('/pub/gone')
+  const etag = (await alice.request('HEAD', '/pub/big.bin')).headers.get('etag')
+  const head = first.ctx.events.head
+  const usage = (await first.ctx.users.get(alice.user))!.usage
+  t.equal(head, 5)
+  await first.close()
+
+  const second = await startTestServer(t, { DATA_DIR: dir, SIGNUP_MODE: 'token', ADMIN_PASSWORD: 'pw' })
+  const again = new HomeserverClient(second.url, alice.keypair, alice.session)
+  t.equal(second.ctx.keypair.z32, key, 'the homeserver key is kept in the data folder')
+  t.equal(second.ctx.events.head, head, 'head is where it was')
+  t.equal(Buffer.from(await again.get('/pub/small.txt')).toString(), 'small')
+  const bigRes = await again.request('GET', '/pub/big.bin')
+  t.equal(bigRes.headers.get('etag'), etag)
+  t.ok(Buffer.from(await bigRes.arrayBuffer()).equals(big), 'the blob is whole')
+  t.equal(Buffer.from(await again.get('/priv/secret')).toString(), 'shh', 'the old session cookie still reads /priv/')
+  t.equal((await again.request('GET', '/pub/gone')).status, 404)
+  t.same(await again.list('/pub/'), [`pubky://${alice.user}/pub/big.bin`, `pubky://${alice.user}/pub/small.txt`])
+  t.equal((await second.ctx.users.get(alice.user))!.usage, usage, 'usage is kept')
+
+  await again.put('/pub/after.txt', 'after')
+  const [next] = await second.ctx.events.read(head, 10)
+  t.match(next, { seq: head + 1, type: 'PUT', path: '/pub/after.txt' }, 'the next event is head + 1')
+  t.equal(await (await fetch(`${second.url}/events/?cursor=${head}`)).text(), `PUT pubky://${alice.user}/pub/after.txt\ncursor: ${head + 1}`)
+  const all = await second.ctx.events.read(0, 100)
+  t.same(all.map((ev) => ev.seq), [1, 2, 3, 4, 5, 6], 'no seq reused or skipped')
+
+  const reused = new HomeserverClient(second.url, randomKeypair())
+  const refused = await reused.signup({ signupToken: token }).then(() => undefined, (err: { status?: number }) => err)
+  t.equal(refused?.status, 401, 'a used signup token stays used')
+  await reused.signup({ signupToken: unused })
+  t.pass('an unused one still works')
+  const signin = new HomeserverClient(second.url, alice.keypair)
+  await signin.signin()
+  t.pass('the user can sign in again')
+})
+
+t.test('an orphan blob file is swept at start; referenced blobs are kept', async (t) => {
+  const dir = tempDir(t)
+  const first = await startTestServer(t, { DATA_DIR: dir })
+  const alice = await newUser(first)
+  const big = randomBytes(100 * 1024)
+  await alice.put('/pub/keep.bin', big)
+  await first.close()
+  const blobs = join(dir, 'blobs')
+  const kept = readdirSync(blobs)
+  t.equal(kept.length, 1)
+  const orphan = join(blobs, 'ab'.repeat(16))
+  writeFileSync(orphan, randomBytes(70 * 1024))
+  writeFileSync(join(blobs, 'not-even-an-id'), 'x')
+
+  const second = await startTestServer(t, { DATA_DIR: dir })
+  t.notOk(existsSync(orphan), 'the orphan is gone')
+  t.same(readdirSync(blobs), kept, 'only the referenced blob is left')
+  const again = new HomeserverClient(second.url, alice.keypair, alice.session)
+  t.ok(Buffer.from(await again.get('/pub/keep.bin')).equals(big))
+})
+
+t.test('a killed server loses nothing it acknowledged', async (t) => {
+  const dir = tempDir(t)
+  const child = spawn(process.execPath, [CLI, 'serve'], {
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dir, LOG_LEVEL: 'info', SIGNUP_RATE_LIMIT: '100000' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()))
+  t.teardown(async () => {
+    child.kill('SIGKILL')
+    await exited
+  })
+  const url = await new Promise<string>((resolve, reject) => {
+    child.on('exit', (code) => reject(new Error(`serve exited with ${code}`)))
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const rec = JSON.parse(line) as { msg?: string; url?: string }
+      if (rec.msg === 'hearth is serving' && rec.url) resolve(rec.url)
+    })
+  })
+  const alice = new HomeserverClient(url, randomKeypair())
+  await alice.signup()
+  const acked: string[] = []
+  // Writes in flight when the process dies may or may not land; acknowledged ones must.
+  const writers = Array.from({ length: 8 }, async (_, w) => {
+    for (let i = 0; ; i++) {
+      const path = `/pub/k/${w}-${i}`
+      const body = i % 5 === 0 ? randomBytes(80 * 1024) : Buffer.from(path)
+      const res = await alice.request('PUT', path, body).catch(() => undefined)
+      if (res === undefined || res.status !== 201) return
+      acked.push(path)
+    }
+  })
+  while (acked.length < 100) await new Promise((r) => setTimeout(r, 5))
+  child.kill('SIGKILL')
+  await Promise.all(writers)
+  await exited
+
+  const server = await startTestServer(t, { DATA_DIR: dir })
+  const again = new HomeserverClient(server.url, alice.keypair, alice.session)
+  const listed = new Set((await again.list('/pub/k/', 'limit=1000')).map((u) => u.slice(`pubky://${alice.user}`.length)))
+  t.ok(acked.every((p) => listed.has(p)), `all ${acked.length} acknowledged writes are there`)
+  const events = await server.ctx.events.read(0, 10_000)
+  t.equal(events.length, server.ctx.events.head)
+  t.same(events.map((ev) => ev.seq), events.map((_, i) => i + 1), 'the log has no gap')
+  t.equal(events.filter((ev) => ev.path.startsWith('/pub/k/')).length, listed.size, 'every stored file has exactly its one event')
+  await again.put('/pub/after', 'x')
+  t.equal((await server.ctx.events.read(events.length, 1))[0]!.seq, events.length + 1, 'the seq continues')
+})
