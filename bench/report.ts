@@ -1,0 +1,172 @@
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { pathToFileURL } from 'node:url'
+
+/**
+ * The results of one `npm run bench` and what is made of them: bench/results/latest.json, a
+ * dated copy, one SVG line chart per module that has series (`<series>@<x>` figures), and
+ * BENCHMARKS.md. `node dist/bench/report.js` redraws the charts and the page from latest.json.
+ */
+
+export interface BenchResult {
+  description?: string
+  figures?: Record<string, number | string>
+  goals?: Record<string, string>
+  chart?: { title?: string; x?: string; y?: string }
+  durationMs?: number
+  skipped?: string
+  error?: string
+}
+
+export interface Results {
+  date: string
+  command: string
+  machine: { cpu: string; cores: number; memoryGiB: number; node: string; os: string; loadAverage: number[] }
+  durationMs: number
+  modules: Record<string, BenchResult>
+}
+
+const ROOT = new URL('../../', import.meta.url)
+const RESULTS = new URL('bench/results/', ROOT)
+const PAGE = new URL('BENCHMARKS.md', ROOT)
+
+const OPS: Record<string, (a: number, b: number) => boolean> = {
+  '>=': (a, b) => a >= b,
+  '<=': (a, b) => a <= b,
+  '==': (a, b) => a === b,
+  '>': (a, b) => a > b,
+  '<': (a, b) => a < b,
+}
+
+/** `'>= 0.6'` against a figure; a missing or non-numeric figure fails. */
+export function check(goal: string, value: number | string | undefined): boolean {
+  const m = /^\s*(>=|<=|==|>|<)\s*(-?\d+(?:\.\d+)?)\s*$/.exec(goal)
+  if (m === null || typeof value !== 'number') return false
+  return OPS[m[1]!]!(value, Number(m[2]))
+}
+
+const SERIES_POINT = /^(.+)@(-?\d+(?:\.\d+)?)$/
+
+/** The `<series>@<x>` figures of a module, as chart rows. */
+export function seriesOf(figures: Record<string, number | string>): { series: string; x: number; y: number }[] {
+  const rows: { series: string; x: number; y: number }[] = []
+  for (const [key, y] of Object.entries(figures)) {
+    const m = SERIES_POINT.exec(key)
+    if (m !== null && typeof y === 'number') rows.push({ series: m[1]!, x: Number(m[2]), y })
+  }
+  return rows.sort((a, b) => a.series.localeCompare(b.series) || a.x - b.x)
+}
+
+/** A line chart of every series of one module, as SVG, drawn by vega-lite without a browser. */
+export async function chartSvg(rows: { series: string; x: number; y: number }[], labels: BenchResult['chart'] = {}): Promise<string> {
+  const [vega, vl] = await Promise.all([import('vega'), import('vega-lite')])
+  const xs = rows.map((r) => r.x)
+  // Subscriber and connection counts span decades: a log axis keeps the small ones readable.
+  const logX = Math.min(...xs) > 0 && Math.max(...xs) / Math.min(...xs) >= 20
+  const spec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: labels.title ?? '',
+    width: 560,
+    height: 300,
+    background: 'white',
+    data: { values: rows },
+    mark: { type: 'line', point: true },
+    encoding: {
+      x: { field: 'x', type: 'quantitative', title: labels.x ?? 'x', scale: logX ? { type: 'log', nice: false } : { zero: false, nice: false } },
+      y: { field: 'y', type: 'quantitative', title: labels.y ?? 'value' },
+      color: { field: 'series', type: 'nominal', title: null },
+    },
+  }
+  const view = new vega.View(vega.parse(vl.compile(spec as never).spec), { renderer: 'none' })
+  const svg = await view.toSVG()
+  view.finalize()
+  return svg
+}
+
+/** Writes latest.json, its dated copy, the charts and BENCHMARKS.md; returns what it wrote. */
+export async function writeResults(results: Results): Promise<URL[]> {
+  await mkdir(RESULTS, { recursive: true })
+  const json = JSON.stringify(results, null, 2) + '\n'
+  const latest = new URL('latest.json', RESULTS)
+  const dated = new URL(`${results.date.slice(0, 19).replace(/:/g, '-')}.json`, RESULTS)
+  await writeFile(latest, json)
+  await writeFile(dated, json)
+  return [latest, dated, ...(await writeReport(results))]
+}
+
+export async function writeReport(results: Results): Promise<URL[]> {
+  // Charts of modules that no longer have series must not linger beside the page.
+  for (const f of await readdir(RESULTS)) if (f.endsWith('.svg')) await rm(new URL(f, RESULTS))
+  const charts: { name: string; title: string; file: string }[] = []
+  for (const [name, m] of Object.entries(results.modules)) {
+    const rows = seriesOf(m.figures ?? {})
+    if (rows.length === 0) continue
+    const file = `${name}.svg`
+    await writeFile(new URL(file, RESULTS), await chartSvg(rows, m.chart))
+    charts.push({ name, title: m.chart?.title ?? name, file: `bench/results/${file}` })
+  }
+  await writeFile(PAGE, renderPage(results, charts))
+  return [PAGE, ...charts.map((c) => new URL(c.file, ROOT))]
+}
+
+export function renderPage(r: Results, charts: { name: string; title: string; file: string }[]): string {
+  const ran = Object.entries(r.modules).filter(([, m]) => m.skipped === undefined)
+  const skipped = Object.entries(r.modules).filter(([, m]) => m.skipped !== undefined)
+  const goals = ran.flatMap(([, m]) => Object.entries(m.goals ?? {}).map(([f, g]) => check(g, m.figures?.[f])))
+  const passed = goals.filter(Boolean).length
+  const out: string[] = [
+    '# Benchmarks',
+    '',
+    '<!-- Generated by `npm run bench` (bench/index.ts, bench/report.ts); edits here are overwritten. -->',
+    '',
+    `Run on ${r.date.slice(0, 10)} at ${r.date.slice(11, 16)} UTC; it took ${seconds(r.durationMs)}. ` +
+      `${passed} of ${goals.length} goals met${ran.some(([, m]) => m.error) ? '; some modules failed to run' : ''}.`,
+    '',
+    'Reproduce with:',
+    '',
+    '```sh',
+    r.command,
+    '```',
+    '',
+    '`npm run bench` runs everything; `-- --quick` makes a short run, `-- --only put,match` selects.',
+    '',
+    '## Machine',
+    '',
+    '| CPU | cores | memory | Node | OS | load average at start (1, 5, 15 min) |',
+    '| --- | --- | --- | --- | --- | --- |',
+    `| ${r.machine.cpu} | ${r.machine.cores} | ${r.machine.memoryGiB} GiB | ${r.machine.node} | ${r.machine.os} | ${r.machine.loadAverage.join(', ')} |`,
+    '',
+    '## Results',
+    '',
+  ]
+  for (const [name, m] of ran) {
+    out.push(`### ${name}${m.durationMs !== undefined ? ` (${seconds(m.durationMs)})` : ''}`, '')
+    if (m.description) out.push(m.description, '')
+    if (m.error) out.push('Failed to run:', '', '```', m.error.split('\n').slice(0, 5).join('\n'), '```', '')
+    const figures = Object.entries(m.figures ?? {})
+    if (figures.length > 0) {
+      out.push('| figure | value | goal | |', '| --- | --- | --- | --- |')
+      for (const [f, v] of figures) {
+        const g = m.goals?.[f]
+        out.push(`| ${f} | ${typeof v === 'number' ? v.toLocaleString('en-US', { maximumFractionDigits: 2 }) : v} | ${g ? pretty(g) : ''} | ${g ? (check(g, v) ? 'pass' : '**FAIL**') : ''} |`)
+      }
+      for (const [f, g] of Object.entries(m.goals ?? {})) if (!(f in (m.figures ?? {}))) out.push(`| ${f} | (missing) | ${pretty(g)} | **FAIL** |`)
+      out.push('')
+    }
+    const chart = charts.find((c) => c.name === name)
+    if (chart) out.push(`![${chart.title}](${chart.file})`, '')
+  }
+  if (skipped.length > 0) {
+    out.push('## Not run', '')
+    for (const [name, m] of skipped) out.push(`- ${name}: ${m.skipped}`)
+    out.push('')
+  }
+  return out.join('\n')
+}
+
+const pretty = (goal: string) => goal.replace('>=', '≥').replace('<=', '≤').replace('==', '=')
+const seconds = (ms: number) => (ms >= 60_000 ? `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s` : `${(ms / 1000).toFixed(1)} s`)
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const results = JSON.parse(await readFile(new URL('latest.json', RESULTS), 'utf8')) as Results
+  for (const url of await writeReport(results)) console.log(`wrote ${url.pathname}`)
+}
