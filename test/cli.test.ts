@@ -281,11 +281,12 @@ t.test('usage errors: one line, status 2', async (t) => {
     [['keygen', 'extra'], /unexpected argument extra/],
     [['put', '/pub/dir/', '-'], /folder/],
   ]
-  for (const [args, pattern] of cases) {
-    const run = await hearth(args, { cwd })
-    t.equal(run.code, 2, args.join(' '))
-    oneLine(t, run, pattern)
-  }
+  // independent runs: side by side, to keep the file quick
+  const runs = await Promise.all(cases.map(([args]) => hearth(args, { cwd })))
+  cases.forEach(([args, pattern], i) => {
+    t.equal(runs[i]!.code, 2, args.join(' '))
+    oneLine(t, runs[i]!, pattern)
+  })
   const badKey = await hearth(['ls'], { cwd, url: await closedPortUrl() })
   t.equal(badKey.code, 1)
   oneLine(t, badKey, /not a hearth key file/)
@@ -299,12 +300,12 @@ t.test('every command has --help', async (t) => {
   t.equal(top.code, 0)
   const names = [...top.stdout.matchAll(/^ {2}hearth (\S+)/gm)].map((m) => m[1]!)
   for (const name of ['serve', 'keygen', 'signup', 'signin', 'put', 'get', 'rm', 'ls']) t.ok(names.includes(name), `lists ${name}`)
-  for (const name of names) {
-    const run = await hearth([name, '--help'], { cwd })
-    t.equal(run.code, 0, `${name} --help`)
-    t.match(run.stdout, new RegExp(`^hearth ${name}\\b`))
-    t.equal(run.stderr, '')
-  }
+  const runs = await Promise.all(names.map((name) => hearth([name, '--help'], { cwd })))
+  names.forEach((name, i) => {
+    t.equal(runs[i]!.code, 0, `${name} --help`)
+    t.match(runs[i]!.stdout, new RegExp(`^hearth ${name}\\b`))
+    t.equal(runs[i]!.stderr, '')
+  })
 })
 
 async function closedPortUrl(): Promise<string> {
