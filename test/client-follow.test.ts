@@ -257,6 +257,16 @@ t.test('abort ends the iteration cleanly and saves the position', async (t) => {
   }
   t.same(seen, ['1', '2', '3'])
   t.equal(store.id, idOf(3n), 'the last event was acked when the loop asked for more')
+
+  await a.put('/pub/app/f3.txt', 'four')
+  const inBody = new AbortController()
+  const file = join(tempDir(t), 'cursor')
+  for await (const e of follow({ url: server.url, cursorStore: file, from: idOf(2n), signal: inBody.signal })) {
+    seen.push(e.seq)
+    inBody.abort() // while this event is processed: its body still finishes, so it is acked
+  }
+  t.same(seen, ['1', '2', '3', '3'], 'nothing is handed out after the abort')
+  t.equal(await new FileCursorStore(file).load(), idOf(3n), 'a path is a file cursor store')
 })
 
 t.test('a homeserver restart under a live follower: it reconnects and gets everything exactly once, in order', async (t) => {

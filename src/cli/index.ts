@@ -19,6 +19,7 @@ const COMMANDS: Record<string, Command | (() => Promise<Command>)> = {
   get: () => import('./files.js').then((m) => ({ help: m.getHelp, run: m.get })),
   rm: () => import('./files.js').then((m) => ({ help: m.rmHelp, run: m.rm })),
   ls: () => import('./files.js').then((m) => ({ help: m.lsHelp, run: m.ls })),
+  tail: () => import('./tail.js').then((m) => ({ help: m.tailHelp, run: m.tail })),
 }
 
 async function load(name: string): Promise<Command> {

@@ -1,6 +1,6 @@
 import { AckWindow, type Entry } from './ack-window.js'
 import { backoffDelay, sleep } from './backoff.js'
-import { MemoryCursorStore, type CursorStore } from './cursor-store.js'
+import { FileCursorStore, MemoryCursorStore, type CursorStore } from './cursor-store.js'
 import { ResetError, type FollowEvent, type FollowState, type ResetInfo } from './events.js'
 import { idOf, parseCursor } from './id.js'
 import { FrameReader, openSubscribe, readHead, RetryableError, type Endpoint, type Item } from './stream.js'
@@ -12,8 +12,8 @@ export interface FollowOptions {
   filters?: readonly string[]
   /** where to begin when the cursor store holds nothing: `'start'`, `'now'` (default), an id or a decimal seq (exclusive) */
   from?: string
-  /** where the position is kept; default: in memory, for this follower only */
-  cursorStore?: CursorStore
+  /** where the position is kept: a store, or a file path for a `FileCursorStore`; default in memory, for this follower only */
+  cursorStore?: CursorStore | string
   /** `'auto'` (default): an event is acked when the loop asks for the next one. `'explicit'`: call `event.ack()` */
   ack?: 'auto' | 'explicit'
   /** aborting ends the iteration cleanly, after saving the acknowledged position */
@@ -90,7 +90,8 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
     }
     this.#opts = options
     this.#ep = { url: options.url.replace(/\/+$/, ''), fetch: options.fetch ?? fetch, headers: options.headers ?? {} }
-    this.#store = options.cursorStore ?? new MemoryCursorStore()
+    const store = options.cursorStore
+    this.#store = typeof store === 'string' ? new FileCursorStore(store) : (store ?? new MemoryCursorStore())
     if (options.signal?.aborted) void this.close()
     else options.signal?.addEventListener('abort', () => void this.close(), { once: true })
   }
@@ -117,7 +118,7 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
   next(): Promise<IteratorResult<FollowEvent>> {
     // Asking for the next event is what acks the last one in auto mode, right now, so a
     // close() that follows this call saves it.
-    if (this.#opts.ack !== 'explicit' && this.#current !== undefined) this.#ack(this.#current)
+    if (this.#opts.ack !== 'explicit' && this.#current !== undefined) this.#ack(this.#current, true)
     this.#current = undefined
     const step = this.#serial.catch(() => {}).then(() => this.#next())
     this.#serial = step
@@ -165,6 +166,7 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
       throw err
     }
     await this.close()
+    while (this.#saving !== undefined) await this.#saving // a late auto ack may have started one
     // A failed save is reported once, by the call that finds it.
     const failed = this.#saveError
     this.#saveError = undefined
@@ -220,8 +222,9 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
     this.#checkLive()
   }
 
-  #ack(entry: Entry): void {
-    if (this.#closing !== undefined || this.#window === undefined) return
+  /** `late`: the auto ack of the event in hand, honoured after an abort too, because its body did finish. */
+  #ack(entry: Entry, late = false): void {
+    if ((this.#closing !== undefined && !late) || this.#window === undefined) return
     if (this.#window.ack(entry)) this.#save(this.#window.cursor)
     for (const wake of this.#ackWaiters.splice(0)) wake()
   }

@@ -1,0 +1,147 @@
+import { once } from 'node:events'
+import { FileCursorStore, MemoryCursorStore } from '../client/cursor-store.js'
+import { FollowHttpError, FutureCursorError, type FollowEvent, type ResetInfo } from '../client/events.js'
+import { follow, type Follower } from '../client/follow.js'
+import { parseCursor } from '../client/id.js'
+import { CliError, DEFAULT_URL, homeserverUrl, parseCommand, UsageError } from './client-options.js'
+
+export const tailHelp = `hearth tail [FILTER...] [--from start|now|ID] [--cursor-file F] [--json] [--limit N] [--url URL]
+
+Follows the homeserver's event log, one line per event as it happens:
+  <id> PUT pubky://<public key>/pub/path  12 B
+A FILTER is <public key><path> or *<path>; a trailing * makes it a prefix
+('*/pub/pubky.app/posts/*', '<public key>/*'). No FILTER: every public event.
+
+  --from WHERE        start, now (default), or an event id or seq to resume after;
+                      a position kept in --cursor-file wins
+  --cursor-file F     keep the position in F, so the next run resumes after the last event printed
+  --json              one JSON object per line: id, seq, type, user, path, uri, contentHash, size, ts
+  --limit N           stop after N events
+  --url URL           homeserver (default: $HEARTH_URL, else ${DEFAULT_URL})
+
+Ctrl-C stops after saving the position. Exit status 1 when the homeserver refuses the filters
+or the cursor (a cursor past its head), 2 on a bad command line.`
+
+const options = {
+  url: { type: 'string' },
+  from: { type: 'string' },
+  'cursor-file': { type: 'string' },
+  json: { type: 'boolean' },
+  limit: { type: 'string' },
+} as const
+
+export async function tail(argv: string[]): Promise<void> {
+  const { values, positionals: filters } = parseCommand(argv, options, { min: 0, max: 64 })
+  const url = homeserverUrl(values, process.env)
+  const from = values.from ?? 'now'
+  if (from !== 'start' && from !== 'now' && parseCursor(from) === undefined) {
+    throw new UsageError(`--from: expected start, now, an event id or a seq, got ${from}`)
+  }
+  const limit = values.limit === undefined ? Infinity : Number(values.limit)
+  if (!Number.isSafeInteger(limit) && limit !== Infinity) throw new UsageError(`--limit: not a whole number: ${values.limit}`)
+  if (limit < 1) throw new UsageError('--limit: must be at least 1')
+  const file = values['cursor-file']
+
+  const stop = new AbortController()
+  const onSignal = () => stop.abort()
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  // A reader that went away (`| head`) ends the tail like Ctrl-C does.
+  process.stdout.on('error', onSignal)
+  const follower = follow({
+    url, filters, from,
+    cursorStore: file !== undefined ? new FileCursorStore(file) : new MemoryCursorStore(),
+    ack: 'explicit',
+    signal: stop.signal,
+    onReset: (r) => void process.stderr.write(resetNotice(r)),
+  })
+  const progress = process.stderr.isTTY ? new Progress(follower) : undefined
+  try {
+    let count = 0
+    for await (const event of follower) {
+      if (stop.signal.aborted) break
+      const line = values.json ? jsonLine(event) : textLine(event)
+      progress?.clear()
+      if (!process.stdout.write(line)) await Promise.race([once(process.stdout, 'drain'), once(stop.signal, 'abort')])
+      event.ack()
+      progress?.count()
+      if (++count >= limit) break
+    }
+  } catch (err) {
+    if (err instanceof FutureCursorError) {
+      throw new CliError(`the cursor ${err.cursor} is past the head of ${url} (head ${err.head ?? 'unknown'}): ` +
+        `a different or restored homeserver; remove ${file ?? 'the cursor'} or pass --from`)
+    }
+    if (err instanceof FollowHttpError) throw new CliError(`${url} refused: ${err.message}`)
+    throw err
+  } finally {
+    await follower.close()
+    progress?.end()
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
+}
+
+function jsonLine(e: FollowEvent): string {
+  const { id, seq, type, user, path, uri, contentHash, size, ts } = e
+  return JSON.stringify({ id, seq, type, user, path, uri, contentHash, size, ts }) + '\n'
+}
+
+function textLine(e: FollowEvent): string {
+  return e.type === 'PUT' ? `${e.id} PUT ${e.uri}  ${bytes(e.size ?? 0)}\n` : `${e.id} DEL ${e.uri}\n`
+}
+
+function bytes(n: number): string {
+  if (n < 1024) return `${n} B`
+  const units = ['KiB', 'MiB', 'GiB', 'TiB']
+  let v = n / 1024
+  let i = 0
+  while (v >= 1024 && i < units.length - 1) [v, i] = [v / 1024, i + 1]
+  return `${v.toFixed(1)} ${units[i]}`
+}
+
+function resetNotice(r: ResetInfo): string {
+  return `hearth tail: the homeserver pruned events after ${r.requested} and before ${r.floor}; continuing from ${r.floor}\n`
+}
+
+/** One self-overwriting status line on a terminal's stderr: rate, distance to the head, state. */
+class Progress {
+  readonly #follower: Follower
+  readonly #timer: NodeJS.Timeout
+  #events = 0
+  #window = 0
+  #shown = false
+  #last = Date.now()
+
+  constructor(follower: Follower) {
+    this.#follower = follower
+    this.#timer = setInterval(() => this.#draw(), 1000)
+    this.#timer.unref()
+  }
+
+  count(): void {
+    this.#events++
+    this.#window++
+  }
+
+  #draw(): void {
+    const now = Date.now()
+    const rate = (this.#window * 1000) / Math.max(1, now - this.#last)
+    ;[this.#window, this.#last] = [0, now]
+    const f = this.#follower
+    process.stderr.write(`\r\x1b[K${this.#events} events, ${rate.toFixed(0)}/s, ${f.lag} behind head, ${f.state}`)
+    this.#shown = true
+  }
+
+  /** Before a line goes to the same terminal: the next tick draws the status again. */
+  clear(): void {
+    if (!this.#shown || !process.stdout.isTTY) return
+    process.stderr.write('\r\x1b[K')
+    this.#shown = false
+  }
+
+  end(): void {
+    clearInterval(this.#timer)
+    if (this.#shown) process.stderr.write('\r\x1b[K')
+  }
+}

@@ -1,0 +1,126 @@
+import t from 'tap'
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { newUser, startTestServer, tempDir } from './helpers/server.js'
+import type { Server } from '../src/server.js'
+
+const CLI = fileURLToPath(new URL('../src/cli/index.js', import.meta.url))
+
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+function start(args: string[]): ChildProcessWithoutNullStreams {
+  return spawn(process.execPath, [CLI, 'tail', ...args], { env: { ...process.env, HEARTH_URL: undefined }, stdio: 'pipe' })
+}
+
+function finish(child: ChildProcessWithoutNullStreams): Promise<Run> {
+  const out: Buffer[] = []
+  const err: Buffer[] = []
+  child.stdout.on('data', (b: Buffer) => out.push(b))
+  child.stderr.on('data', (b: Buffer) => err.push(b))
+  return new Promise((resolve, reject) => {
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }))
+  })
+}
+
+const tail = (args: string[]) => finish(start(args))
+const jsonLines = (text: string) => text.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+
+/** The public events of the log, shaped as `tail --json` prints them. */
+async function publicLog(server: Server): Promise<Record<string, unknown>[]> {
+  const events = await server.ctx.events.read(0, 10_000)
+  return events.filter((e) => e.path.startsWith('/pub/')).map((e) => ({ seq: String(e.seq), type: e.type, user: e.user, path: e.path }))
+}
+
+const pick = (o: Record<string, unknown>) => ({ seq: o.seq, type: o.type, user: o.user, path: o.path })
+
+t.test('--json: one JSON object per line, exactly the log', async (t) => {
+  const server = await startTestServer(t)
+  const [a, b] = [await newUser(server), await newUser(server)]
+  await a.put('/pub/app/one.txt', 'hello world!')
+  await a.put('/priv/hidden.txt', 'private')
+  await b.put('/pub/app/two.json', '{}')
+  await a.delete('/pub/app/one.txt')
+  await b.put('/pub/other/three', 'x')
+  const run = await tail(['--url', server.url, '--from', 'start', '--json', '--limit', '4'])
+  t.equal(run.code, 0, run.stderr)
+  const lines = jsonLines(run.stdout)
+  t.equal(lines.length, 4)
+  t.same(lines.map(pick), await publicLog(server))
+  t.same(Object.keys(lines[0]!), ['id', 'seq', 'type', 'user', 'path', 'uri', 'contentHash', 'size', 'ts'])
+  t.equal(lines[0]!.size, 12)
+  t.equal(lines[2]!.contentHash, undefined, 'DEL has no hash')
+
+  const filtered = await tail(['--url', server.url, '--from', 'start', '--json', '--limit', '1', `${b.user}/pub/other/*`])
+  t.same(jsonLines(filtered.stdout).map((l) => l.path), ['/pub/other/three'])
+
+  const text = await tail(['--url', server.url, '--from', 'start', '--limit', '2'])
+  t.equal(text.code, 0, text.stderr)
+  const [first, second] = text.stdout.trimEnd().split('\n')
+  t.equal(first, `${lines[0]!.id} PUT pubky://${a.user}/pub/app/one.txt  12 B`)
+  t.equal(second, `${lines[1]!.id} PUT pubky://${b.user}/pub/app/two.json  2 B`)
+  t.equal(text.stderr, '', 'no progress line when stderr is not a terminal')
+})
+
+t.test('--cursor-file: each run resumes where the previous one stopped', async (t) => {
+  const server = await startTestServer(t)
+  const a = await newUser(server)
+  for (let i = 0; i < 8; i++) await a.put(`/pub/f${i}`, `${i}`)
+  const file = join(tempDir(t), 'cursor')
+  const args = ['--url', server.url, '--json', '--cursor-file', file]
+  const one = await tail([...args, '--from', 'start', '--limit', '3'])
+  t.equal(one.code, 0, one.stderr)
+  t.same(jsonLines(one.stdout).map((l) => l.seq), ['1', '2', '3'])
+  t.equal(readFileSync(file, 'utf8').trim(), jsonLines(one.stdout)[2]!.id)
+  const two = await tail([...args, '--from', 'start', '--limit', '3'])
+  t.same(jsonLines(two.stdout).map((l) => l.seq), ['4', '5', '6'], 'the stored cursor wins over --from')
+  const three = await tail([...args, '--limit', '2'])
+  t.same(jsonLines(three.stdout).map((l) => l.seq), ['7', '8'])
+})
+
+t.test('SIGINT: exits 0 after saving the cursor of the last event printed', async (t) => {
+  const server = await startTestServer(t)
+  const a = await newUser(server)
+  for (let i = 0; i < 3; i++) await a.put(`/pub/f${i}`, `${i}`)
+  const file = join(tempDir(t), 'cursor')
+  const child = start(['--url', server.url, '--json', '--from', 'start', '--cursor-file', file])
+  const done = finish(child)
+  let seen = ''
+  child.stdout.on('data', (b: Buffer) => (seen += b.toString()))
+  const lines = (n: number) => new Promise<void>((resolve) => {
+    const check = () => (seen.split('\n').length > n ? resolve() : setTimeout(check, 20))
+    check()
+  })
+  await lines(3)
+  await a.put('/pub/live.txt', 'live')
+  await lines(4)
+  child.kill('SIGINT')
+  const run = await done
+  t.equal(run.code, 0, run.stderr)
+  const printed = jsonLines(run.stdout)
+  t.same(printed.map((l) => l.seq), ['1', '2', '3', '4'])
+  t.equal(readFileSync(file, 'utf8').trim(), printed[3]!.id)
+
+  await a.put('/pub/after.txt', 'after')
+  const next = await tail(['--url', server.url, '--json', '--cursor-file', file, '--limit', '1'])
+  t.same(jsonLines(next.stdout).map((l) => l.path), ['/pub/after.txt'])
+})
+
+t.test('refusals: a cursor past the head and a bad filter exit 1 with one line; a bad flag exits 2', async (t) => {
+  const server = await startTestServer(t)
+  const future = await tail(['--url', server.url, '--from', '99'])
+  t.equal(future.code, 1)
+  t.match(future.stderr, /past the head/)
+  const bad = await tail(['--url', server.url, 'not-a-filter'])
+  t.equal(bad.code, 1)
+  t.match(bad.stderr, /refused/)
+  const usage = await tail(['--url', server.url, '--limit', '0'])
+  t.equal(usage.code, 2)
+  t.match(usage.stderr, /--limit/)
+})
