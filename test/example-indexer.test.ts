@@ -1,0 +1,142 @@
+import t from 'tap'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { View } from '../examples/indexer/view.js'
+import type { HomeserverClient } from '../src/client/homeserver.js'
+import { newUser, startTestServer, tempDir } from './helpers/server.js'
+import type { Server } from '../src/server.js'
+
+const INDEXER = fileURLToPath(new URL('../examples/indexer/index.js', import.meta.url))
+const KILLS = 12
+
+function spawnIndexer(url: string, db: string, extra: string[] = []): { child: ChildProcess; out: () => string; exit: Promise<number | null> } {
+  const child = spawn(process.execPath, [INDEXER, '--url', url, '--db', db, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let text = ''
+  child.stdout!.on('data', (b: Buffer) => (text += b.toString()))
+  child.stderr!.on('data', (b: Buffer) => (text += b.toString()))
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  return { child, out: () => text, exit }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+async function until(cond: () => boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await sleep(10)
+  }
+}
+
+/** PUTs and DELETEs over a few shared paths, until told to stop. 404s on DELETE write nothing. */
+async function writer(u: HomeserverClient, running: () => boolean, counts: { writes: number }): Promise<void> {
+  while (running()) {
+    const path = `/pub/app/p${Math.floor(Math.random() * 8)}`
+    const r = Math.random()
+    if (r < 0.6) {
+      await u.put(path, randomBytes(Math.floor(Math.random() * 3000)))
+    } else if (r < 0.95) {
+      const res = await u.request('DELETE', path)
+      await res.body?.cancel()
+      if (res.status !== 204 && res.status !== 404) throw new Error(`DELETE answered ${res.status}`)
+      if (res.status === 404) continue
+    } else {
+      await u.put('/priv/notes', randomBytes(10)) // never in a public feed
+    }
+    counts.writes++
+  }
+}
+
+/**
+ * What the view must hold: size per `<user><path>` under /pub/ from the server's files, and
+ * per user the files, bytes and number of public events in the log.
+ */
+async function truth(server: Server, users: HomeserverClient[]) {
+  const files = new Map<string, number>()
+  const perUser = new Map<string, { files: number; bytes: number; events: number }>()
+  const log = (await server.ctx.events.read(0, 1_000_000)).filter((e) => e.path.startsWith('/pub/'))
+  for (const u of users) {
+    const paths = await server.ctx.files.list(u.user, '/pub/', { limit: 10_000, reverse: false, shallow: false })
+    let bytes = 0
+    for (const p of paths) {
+      const meta = await server.ctx.files.meta(u.user, p)
+      files.set(u.user + p, meta!.size)
+      bytes += meta!.size
+    }
+    const events = log.filter((e) => e.user === u.user).length
+    if (events > 0) perUser.set(u.user, { files: paths.length, bytes, events })
+  }
+  return { files, perUser, log }
+}
+
+t.test('kill -9 at random moments under concurrent writes: the view always ends equal to the server', async (t) => {
+  const server = await startTestServer(t)
+  const users = await Promise.all([newUser(server), newUser(server), newUser(server)])
+  const db = join(tempDir(t), 'view')
+  let running = true
+  const counts = { writes: 0 }
+  const writers = users.map((u) => writer(u, () => running, counts))
+
+  let lastKill = 0
+  const progress: string[] = []
+  for (let round = 0; round < KILLS; round++) {
+    // A backlog for each run, so most kills land while it is busy catching up.
+    await until(() => server.ctx.events.head >= lastKill + 60)
+    const run = spawnIndexer(server.url, db)
+    if (round % 4 === 3) {
+      await sleep(Math.random() * 400) // sometimes during start-up: opening the db, connecting
+    } else {
+      await until(() => /state (catching-up|live)/.test(run.out()))
+      await sleep(Math.random() * 250)
+    }
+    run.child.kill('SIGKILL')
+    t.equal(await run.exit, null, `round ${round}: killed, not exited`)
+    lastKill = server.ctx.events.head
+    progress.push(/applied (\d+)/.exec(run.out())?.[1] ?? '-')
+  }
+  running = false
+  await Promise.all(writers)
+
+  const final = spawnIndexer(server.url, db, ['--once'])
+  t.equal(await final.exit, 0, final.out())
+
+  const view = await View.open(db)
+  t.teardown(() => view.close())
+  const want = await truth(server, users)
+  t.ok(counts.writes > KILLS * 60 && want.log.length > KILLS * 50, `writers wrote (${counts.writes} writes, ${want.log.length} public events)`)
+  t.ok(want.files.size > 0, `the server holds files (${want.files.size})`)
+  t.ok(new Set(progress).size > KILLS / 2, `the runs made progress between kills (applied at each start: ${progress.join(' ')})`)
+
+  const files = await view.files()
+  t.same(new Map([...files].map(([k, v]) => [k, v.size])), want.files, 'the view holds exactly the server\'s files and sizes')
+  t.same(await view.users(), want.perUser, 'files, bytes and events per user match: no event skipped, none applied twice')
+  t.equal(view.progress.applied, want.log.length)
+  t.equal(view.progress.lastSeq, String(want.log[want.log.length - 1]!.seq))
+})
+
+t.test('a restart after a clean stop resumes with no repeats, and a pruned gap stops the indexer loudly', async (t) => {
+  const server = await startTestServer(t)
+  const u = await newUser(server)
+  const db = join(tempDir(t), 'view')
+  for (let i = 0; i < 5; i++) await u.put(`/pub/a/${i}`, 'x'.repeat(i))
+  const first = spawnIndexer(server.url, db, ['--once'])
+  t.equal(await first.exit, 0, first.out())
+  for (let i = 0; i < 3; i++) await u.delete(`/pub/a/${i}`)
+  const second = spawnIndexer(server.url, db, ['--once'])
+  t.equal(await second.exit, 0, second.out())
+  let view = await View.open(db)
+  t.equal(view.progress.applied, 8)
+  t.same(await view.users(), new Map([[u.user, { files: 2, bytes: 3 + 4, events: 8 }]]))
+  await view.close()
+
+  for (let i = 0; i < 4; i++) await u.put(`/pub/b/${i}`, 'y')
+  await server.ctx.events.prune(11)
+  const third = spawnIndexer(server.url, db, ['--once'])
+  t.equal(await third.exit, 1)
+  t.match(third.out(), /pruned events 8\.\.11/)
+  view = await View.open(db)
+  t.equal(view.progress.applied, 8, 'nothing applied past the gap')
+  await view.close()
+})
