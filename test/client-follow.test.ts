@@ -1,9 +1,10 @@
 import t from 'tap'
 import { readdirSync } from 'node:fs'
+import { createServer as createHttpServer } from 'node:http'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import {
-  FileCursorStore, follow, FutureCursorError, idOf, MemoryCursorStore, ResetError,
+  FileCursorStore, follow, FollowHttpError, FutureCursorError, idOf, MemoryCursorStore, ResetError,
   type FollowEvent, type Follower, type FollowState, type ResetInfo,
 } from '../src/client/index.js'
 import type { HomeserverClient } from '../src/client/homeserver.js'
@@ -345,3 +346,35 @@ function freePort(): Promise<number> {
     })
   })
 }
+
+t.test('a 5xx is retried, a silent connection is dropped and reopened, a bad filter is final', async (t) => {
+  // A homeserver that fails in the ways a network does: first a 503, then a stream that
+  // goes silent without closing, then a working stream.
+  const event = { id: idOf(1n), seq: '1', type: 'PUT', user: 'u', path: '/pub/x', uri: 'pubky://u/pub/x', contentHash: 'h', size: 1, ts: 1 }
+  const seen: (string | undefined)[] = []
+  const fake = createHttpServer((req, res) => {
+    if (req.url === '/info') return void res.end(JSON.stringify({ events: { head: '1' } }))
+    seen.push(req.headers['last-event-id'] as string | undefined)
+    if (seen.length === 1) return void res.writeHead(503).end()
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    res.write('retry: 2000\n\n')
+    if (seen.length === 3) res.write(`id: ${event.id}\nevent: PUT\ndata: ${JSON.stringify(event)}\n\n`)
+  })
+  await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r))
+  t.teardown(() => {
+    fake.closeAllConnections()
+    fake.close()
+  })
+  const { port } = fake.address() as { port: number }
+  const f = follow({ url: `http://127.0.0.1:${port}`, from: 'start', backoff: fast, idleTimeoutMs: 300 })
+  const [e] = await take(f, 1)
+  t.same({ ...e, ack: undefined }, { ...event, ack: undefined })
+  t.same(seen, [idOf(0n), idOf(0n), idOf(0n)], 'three attempts, each resuming after the same position')
+  await f.close()
+
+  const server = await startTestServer(t)
+  const bad = follow({ url: server.url, filters: ['not-a-filter'] })
+  const err = await bad.next().then(() => undefined, (e: unknown) => e)
+  t.ok(err instanceof FollowHttpError, 'no retry for a request the server will always refuse')
+  t.match(err, { status: 400, code: 'InvalidFilter' })
+})

@@ -147,7 +147,7 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
 
   async #next(): Promise<IteratorResult<FollowEvent>> {
     try {
-      if (!this.#started) await this.#start()
+      if (!this.#started && this.#closing === undefined) await this.#start()
       while (this.#closing === undefined && this.#saveError === undefined) {
         if ((this.#window?.unacked ?? 0) >= (this.#opts.maxUnacked ?? DEFAULTS.maxUnacked)) {
           await new Promise<void>((wake) => this.#ackWaiters.push(wake))
