@@ -53,3 +53,18 @@ export function send(req: FastifyRequest, reply: FastifyReply, status: number, c
     void reply.type('application/json; charset=utf-8').send({ error: code, message, ...details })
   }
 }
+
+/**
+ * A URL that does not decode reaches no route; it is answered in the shape of the route it
+ * names (writes go to the file API whatever the path, as the catch-all route says).
+ */
+export function sendBadUrl(req: FastifyRequest, reply: FastifyReply): void {
+  const m = req.method
+  const plain = m === 'PUT' || m === 'DELETE' ||
+    (m === 'POST' && /^\/(signup|session)(\?|$)/.test(req.url)) ||
+    ((m === 'GET' || m === 'HEAD') && /^\/(pub\/|priv\/|storage\/|(session|events-stream|admin\/generate_signup_token)(\?|$))/.test(req.url))
+  const message = 'Invalid path: bad percent-encoding'
+  reply.code(400)
+  if (plain) void reply.type('text/plain; charset=utf-8').send(message)
+  else void reply.type('application/json; charset=utf-8').send({ error: 'InvalidPath', message })
+}
