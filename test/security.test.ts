@@ -54,6 +54,8 @@ t.test('capability escapes: a scope never reaches past itself', async (t) => {
   plainError(t, await put('/pub/a/%2E%2E%2Fb.txt'), 403, 'and an encoded slash')
   plainError(t, await put('/pub/a/../../priv/x.txt'), 403, 'no climbing into /priv/')
   plainError(t, await put('/pub/a/../../../x'), 400, 'no climbing above the root')
+  plainError(t, await put('/pub/a/%zz'), 400, 'a percent-encoding that does not decode')
+  plainError(t, await put('/pub/a/%c0%ae%c0%ae/x'), 400, 'nor overlong UTF-8 dots')
   plainError(t, await put('/pub/a/./../../etc/passwd'), 403, 'outside the writable roots')
   plainError(t, await put(`/storage/${scoped.user}/pub/a/../b.txt`), 403, 'path-addressed, same rule')
   // decoded once: `%252e%252e` is a file literally named `%2e%2e`, inside the scope

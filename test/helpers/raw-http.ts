@@ -28,10 +28,14 @@ export interface RawResponse {
  */
 export function rawRequest(base: string, req: RawRequest): Promise<RawResponse> {
   const url = new URL(base)
+  // node:http sends a GET or DELETE body unframed unless told its length
+  const headers = req.body === undefined || hasHeader(req.headers, 'content-length') || hasHeader(req.headers, 'transfer-encoding')
+    ? req.headers
+    : { ...req.headers, 'content-length': String(Buffer.byteLength(req.body)) }
   return new Promise((resolve, reject) => {
     const r = http.request({
       host: url.hostname, port: url.port, method: req.method ?? 'GET', path: req.path,
-      headers: req.headers, agent: req.agent ?? false,
+      headers, agent: req.agent ?? false,
     }, (res) => {
       const chunks: Buffer[] = []
       let size = 0
@@ -53,9 +57,14 @@ export function rawRequest(base: string, req: RawRequest): Promise<RawResponse> 
       res.on('close', () => finish(!res.complete))
       res.on('error', () => finish(true))
     })
-    r.on('error', reject)
+    // A kept-alive socket the server had already closed: callers may retry on a fresh one.
+    r.on('error', (err: Error & { reusedSocket?: boolean }) => reject(Object.assign(err, { reusedSocket: r.reusedSocket })))
     r.end(req.body)
   })
+}
+
+function hasHeader(headers: RawRequest['headers'], name: string): boolean {
+  return Object.keys(headers ?? {}).some((k) => k.toLowerCase() === name)
 }
 
 /**

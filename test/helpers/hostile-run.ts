@@ -1,0 +1,263 @@
+import fc from 'fast-check'
+import http from 'node:http'
+import { randomBytes } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
+import { HomeserverClient } from '../../src/client/homeserver.js'
+import { randomKeypair } from '../../src/auth/keys.js'
+import { rawExchange, rawRequest, type RawResponse } from './raw-http.js'
+import { hostileRequest, TokenMaker, type Actors, type HostileRequest } from './hostile-input.js'
+
+/**
+ * Fires generated hostile requests at a running server and checks each answer against the
+ * properties every answer must have: no 5xx, no `/priv/` name of a user whose session the
+ * request did not carry, and errors in the contract's shape (plain text on storage and auth
+ * routes, JSON `{error, message}` elsewhere). The server must answer /info after every batch.
+ */
+export interface HostileWorld {
+  actors: Actors
+  /** the names of the victims' private files; none may ever appear in an answer */
+  markers: string[]
+  /** what is wrong with the victims' files now (they must be exactly as written) */
+  damage(): Promise<string[]>
+}
+
+export async function hostileWorld(url: string, adminPassword: string): Promise<HostileWorld> {
+  const make = async () => {
+    const c = new HomeserverClient(url, randomKeypair())
+    await c.signup()
+    return c
+  }
+  const [alice, bob, carol] = [await make(), await make(), await make()]
+  const markers: string[] = []
+  const written: [HomeserverClient, string, string][] = []
+  for (const victim of [alice, bob]) {
+    const marker = `hush-${randomBytes(8).toString('hex')}`
+    markers.push(marker)
+    written.push(
+      [victim, `/priv/${marker}.txt`, 'private'],
+      [victim, `/priv/dir/${marker}/deep.txt`, 'private, deeper'],
+      [victim, `/priv/a/${marker}`, 'private, under a'],
+      [victim, '/pub/a/open.txt', 'public'],
+    )
+  }
+  for (const [victim, path, text] of written) await victim.put(path, text)
+  const damage = async () => {
+    const out: string[] = []
+    for (const [victim, path, text] of written) {
+      const got = await victim.get(path).then((b) => Buffer.from(b).toString(), (e: Error) => e.message)
+      if (got !== text) out.push(`${path} of ${victim.user.slice(0, 8)} now reads ${JSON.stringify(got)}`)
+    }
+    const listed = await victim0List(alice)
+    if (listed.length !== 4) out.push(`Alice's listing holds ${listed.length} files: ${listed.join(' ')}`)
+    return out
+  }
+  await carol.put('/pub/a/b.txt', 'carol public')
+  await carol.put('/priv/carol.txt', 'carol private')
+  const id = (c: HomeserverClient) => ({ user: c.user, secret: c.session! })
+  return { actors: { alice: id(alice), bob: id(bob), carol: { ...id(carol), keypair: carol.keypair }, adminPassword }, markers, damage }
+}
+
+/** Everything Alice stores, /pub/ and /priv/: nothing may have been added or removed. */
+async function victim0List(alice: HomeserverClient): Promise<string[]> {
+  return [...(await alice.list('/pub/', 'limit=1000')), ...(await alice.list('/priv/', 'limit=1000'))]
+}
+
+export interface HostileFigures {
+  requests: number
+  failures: number
+  seconds: number
+  requestsPerSecond: number
+  status2xx: number
+  status3xx: number
+  status4xx: number
+  status5xx: number
+  noAnswer: number
+}
+
+export async function runHostile(url: string, world: HostileWorld, opts: { requests: number; seed: number; concurrency?: number; batch?: number }): Promise<{ figures: HostileFigures; failures: string[] }> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: opts.concurrency ?? 16 })
+  const tokens = new TokenMaker(world.actors.carol.keypair)
+  const arb = hostileRequest(world.actors)
+  const failures: string[] = []
+  const counts = { status2xx: 0, status3xx: 0, status4xx: 0, status5xx: 0, noAnswer: 0 }
+  const batch = opts.batch ?? 500
+  const t0 = performance.now()
+  let sent = 0
+  try {
+    for (let round = 0; sent < opts.requests && failures.length < 20; round++) {
+      const requests = fc.sample(arb, { numRuns: Math.min(batch, opts.requests - sent), seed: opts.seed + round })
+      await pool(requests, opts.concurrency ?? 16, async (req) => {
+        const problems = await exchange(url, req, world, tokens, agent, counts)
+        for (const p of problems) failures.push(`${p}\n    request: ${describe(req)}`)
+      })
+      sent += requests.length
+      const info = await fetch(`${url}/info`).then((r) => r.status, (e: Error) => e.message)
+      if (info !== 200) {
+        failures.push(`after ${sent} requests /info answers ${info}`)
+        break
+      }
+    }
+  } finally {
+    agent.destroy()
+  }
+  const seconds = (performance.now() - t0) / 1000
+  return {
+    figures: { requests: sent, failures: failures.length, seconds: round2(seconds), requestsPerSecond: Math.round(sent / seconds), ...counts },
+    failures,
+  }
+}
+
+type Counts = { status2xx: number; status3xx: number; status4xx: number; status5xx: number; noAnswer: number }
+
+async function exchange(url: string, req: HostileRequest, world: HostileWorld, tokens: TokenMaker, agent: http.Agent, counts: Counts): Promise<string[]> {
+  const body = req.body === undefined ? undefined : req.body instanceof Uint8Array ? req.body : tokens.make(req.body)
+  const stream = /^\/(subscribe|events-stream)/.test(req.target)
+  let res: RawResponse
+  if (req.transport === 'http') {
+    const headers: Record<string, string> = {}
+    for (const [k, v] of req.headers) headers[k] = k === 'cookie' && headers[k] ? `${headers[k]}; ${v}` : v
+    const send = (via: http.Agent | false) =>
+      rawRequest(url, { method: req.method, path: req.target, headers, body, agent: via, timeoutMs: stream ? 300 : 10_000, maxBytes: 256 * 1024 })
+    try {
+      // The server rightly drops a connection after a malformed request (unknown method,
+      // oversized headers); a request that then finds its kept-alive socket gone is resent,
+      // as HTTP clients do.
+      res = await send(agent).catch((err: { reusedSocket?: boolean }) => (err.reusedSocket ? send(false) : Promise.reject(err)))
+    } catch (err) {
+      counts.noAnswer++
+      // Fastify answers oversized headers with a body even to HEAD, which the client cannot parse
+      if (req.method === 'HEAD' && (err as { code?: string }).code?.startsWith('HPE_') && requestSize(req) > 16 * 1024) return []
+      const e = err as Error & { code?: string; reusedSocket?: boolean }
+      return [`no answer: ${e.message} (${e.code}${e.reusedSocket ? ', on a kept-alive socket' : ''})`]
+    }
+    if (res.truncated && !stream) return [`no complete answer within 10 s (status ${res.status})`]
+  } else {
+    const raw = await rawExchange(url, socketBytes(req, body), stream ? 500 : 5000)
+    if (raw.length === 0) {
+      // Node's parser may drop a connection whose first line is not HTTP at all.
+      counts.noAnswer++
+      return []
+    }
+    const parsed = parseRaw(raw)
+    if (parsed === undefined) return [`unparseable answer: ${JSON.stringify(raw.subarray(0, 200).toString('latin1'))}`]
+    res = parsed
+  }
+  const s = res.status
+  if (s >= 500) counts.status5xx++
+  else if (s >= 400) counts.status4xx++
+  else if (s >= 300) counts.status3xx++
+  else counts.status2xx++
+  return check(req, res, world)
+}
+
+function check(req: HostileRequest, res: RawResponse, world: HostileWorld): string[] {
+  const problems: string[] = []
+  const text = `${JSON.stringify(res.headers)}\n${res.body.toString('latin1')}`
+  if (res.status >= 500) problems.push(`${res.status}: ${res.body.toString().slice(0, 200)}`)
+  for (const m of world.markers) if (text.includes(m)) problems.push(`leaked a private name (${res.status}): ${res.body.toString().slice(0, 300)}`)
+  if (res.status >= 400 && req.method !== 'HEAD' && !res.truncated) {
+    const shape = expectedShape(req, res)
+    const type = String(res.headers['content-type'] ?? '')
+    const body = res.body.toString()
+    if (type.startsWith('text/plain')) {
+      if (shape === 'json') problems.push(`${res.status} in plain text where JSON was due: ${body.slice(0, 120)}`)
+      if (body.trim() === '') problems.push(`${res.status} with an empty plain-text body`)
+    } else if (type.startsWith('application/json')) {
+      if (shape === 'plain') problems.push(`${res.status} in JSON where plain text was due: ${body.slice(0, 120)}`)
+      let parsed: { error?: unknown; message?: unknown } | undefined
+      try {
+        parsed = JSON.parse(body) as typeof parsed
+      } catch {
+        problems.push(`${res.status} with a JSON type but body ${body.slice(0, 120)}`)
+      }
+      if (parsed && (typeof parsed.error !== 'string' || typeof parsed.message !== 'string')) problems.push(`${res.status} JSON without error and message: ${body.slice(0, 120)}`)
+    } else {
+      problems.push(`${res.status} with content-type ${type || 'none'}: ${body.slice(0, 120)}`)
+    }
+  }
+  return problems
+}
+
+/** Which error shape the contract gives this request: plain on storage and auth routes. */
+function expectedShape(req: HostileRequest, res: RawResponse): 'plain' | 'json' | 'either' {
+  // refused by the HTTP layer before any route: Node and Fastify answer these themselves
+  if (req.transport === 'socket' || res.status === 431 || isClientError(res)) return 'either'
+  const raw = req.target.split('?')[0]!
+  let path = raw
+  try {
+    path = decodeURI(raw)
+  } catch {
+    // a path that does not decode is answered by the route its raw text names
+  }
+  if (!path.startsWith('/')) return 'either'
+  const m = req.method
+  if (m === 'PUT' || m === 'DELETE') return 'plain'
+  if (m === 'POST') return path === '/signup' || path === '/session' ? 'plain' : 'json'
+  if (m !== 'GET' && m !== 'HEAD') return 'either'
+  if (/^\/(pub|priv|storage)\//.test(path) || path === '/session' || path === '/events-stream' || path === '/admin/generate_signup_token') return 'plain'
+  return 'json'
+}
+
+function requestSize(req: HostileRequest): number {
+  return req.target.length + req.headers.reduce((n, [k, v]) => n + k.length + v.length + 4, 0)
+}
+
+/** Fastify's answer to a request Node could not parse (e.g. an unknown method). */
+function isClientError(res: RawResponse): boolean {
+  return res.status === 400 && res.body.toString() === '{"error":"Bad Request","message":"Client Error","statusCode":400}'
+}
+
+function socketBytes(req: HostileRequest, body: Uint8Array | undefined): Buffer {
+  const lines = [`${req.method} ${req.target} HTTP/1.1`]
+  if (!req.headers.some(([k]) => k.toLowerCase() === 'host')) lines.push('Host: 127.0.0.1')
+  for (const [k, v] of req.headers) lines.push(`${k}: ${v}`)
+  lines.push('Connection: close', `Content-Length: ${body?.length ?? 0}`, '', '')
+  return Buffer.concat([Buffer.from(lines.join('\r\n'), 'utf8'), body ?? Buffer.alloc(0)])
+}
+
+/** Status, headers and (de-chunked) body of a raw HTTP/1.1 answer. */
+function parseRaw(raw: Buffer): RawResponse | undefined {
+  const end = raw.indexOf('\r\n\r\n')
+  const head = (end === -1 ? raw : raw.subarray(0, end)).toString('latin1').split('\r\n')
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(head[0] ?? '')
+  if (!m) return undefined
+  const headers: http.IncomingHttpHeaders = {}
+  for (const line of head.slice(1)) {
+    const c = line.indexOf(':')
+    if (c > 0) headers[line.slice(0, c).trim().toLowerCase()] = line.slice(c + 1).trim()
+  }
+  let body = end === -1 ? Buffer.alloc(0) : raw.subarray(end + 4)
+  let truncated = end === -1
+  if (headers['transfer-encoding'] === 'chunked') {
+    const parts: Buffer[] = []
+    let at = 0
+    for (;;) {
+      const nl = body.indexOf('\r\n', at)
+      if (nl === -1) {
+        truncated = true
+        break
+      }
+      const size = parseInt(body.subarray(at, nl).toString('latin1'), 16)
+      if (!(size > 0)) break
+      parts.push(body.subarray(nl + 2, nl + 2 + size))
+      at = nl + 2 + size + 2
+    }
+    body = Buffer.concat(parts)
+  }
+  return { status: Number(m[1]), headers, body, truncated }
+}
+
+async function pool<T>(items: readonly T[], size: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  await Promise.all(Array.from({ length: size }, async () => {
+    while (next < items.length) await work(items[next++]!)
+  }))
+}
+
+function describe(req: HostileRequest): string {
+  const body = req.body === undefined ? '' : req.body instanceof Uint8Array ? ` body=${req.body.length}B` : ` token=${JSON.stringify(req.body)}`
+  const target = req.target.length > 300 ? `${req.target.slice(0, 300)}…(${req.target.length})` : req.target
+  return `${req.transport} ${req.method} ${JSON.stringify(target)} headers=${JSON.stringify(req.headers).slice(0, 400)}${body}`
+}
+
+const round2 = (n: number) => Math.round(n * 100) / 100
