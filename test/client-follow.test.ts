@@ -8,6 +8,7 @@ import {
   type FollowEvent, type Follower, type FollowState, type ResetInfo,
 } from '../src/client/index.js'
 import type { HomeserverClient } from '../src/client/homeserver.js'
+import { defaultCursorFile } from '../src/client/follow.js'
 import { newUser, startTestServer, tempDir } from './helpers/server.js'
 
 const fast = { baseMs: 50, maxMs: 500 }
@@ -51,7 +52,7 @@ t.test('from start: every public event once, in order, typed, with state and lag
   const head = server.ctx.events.head
   t.equal(head, 5)
   const states: FollowState[] = []
-  const f = follow({ url: server.url, from: 'start', ack: 'explicit', onState: (s) => states.push(s) })
+  const f = follow({ cursorStore: 'memory', url: server.url, from: 'start', ack: 'explicit', onState: (s) => states.push(s) })
   t.equal(f.state, 'connecting')
   const events = await take(f, 4)
   t.same(events.map((e) => [e.seq, e.type, e.user, e.path]), [
@@ -83,7 +84,7 @@ t.test('live: events written after the follower is live arrive; from now skips t
   await writeSome(a, 3, '/pub/old/')
   const states: FollowState[] = []
   const { onState, reached } = reaches(states, 'live')
-  const f = follow({ url: server.url, from: 'now', filters: [`${a.user}/pub/new/*`], onState })
+  const f = follow({ cursorStore: 'memory', url: server.url, from: 'now', filters: [`${a.user}/pub/new/*`], onState })
   const first = f.next()
   await reached
   t.equal(f.cursor, idOf(3n), 'from now starts at the head')
@@ -179,7 +180,7 @@ t.test('scanned positions count as progress once every earlier event is acked', 
   t.same(await waiting, { done: true, value: undefined })
   t.equal(store.id, idOf(12n))
 
-  const g = follow({ url: server.url, from: 'start', filters: [`${a.user}/pub/none/*`], onState: reaches([], 'live').onState })
+  const g = follow({ cursorStore: 'memory', url: server.url, from: 'start', filters: [`${a.user}/pub/none/*`], onState: reaches([], 'live').onState })
   const idle = g.next()
   await until(() => g.state === 'live')
   t.equal(g.cursor, idOf(12n), 'a follower with no matches still advances to the head')
@@ -209,6 +210,24 @@ t.test('the file cursor store writes atomically and resumes across followers', a
   t.equal(await store.load(), idOf(3n))
 })
 
+t.test('by default the cursor lives in a file named after url and filters, so a restart resumes', async (t) => {
+  const server = await startTestServer(t)
+  const a = await newUser(server)
+  await writeSome(a, 3)
+  const cwd = process.cwd()
+  process.chdir(tempDir(t))
+  t.teardown(() => process.chdir(cwd))
+  const f = follow({ url: server.url, from: 'start' })
+  t.same((await take(f, 2)).map((e) => e.seq), ['1', '2'])
+  await f.close()
+  const file = defaultCursorFile(server.url, [])
+  t.same(readdirSync('.'), [file], 'one cursor file, in the working folder')
+  const g = follow({ url: server.url, from: 'start' })
+  t.same((await take(g, 1)).map((e) => e.seq), ['2'], 'resumes after the last acknowledged event')
+  await g.close()
+  t.not(defaultCursorFile(server.url, ['*/pub/a/*']), file, 'other filters, other file')
+})
+
 t.test('a cursor below the floor is a reset the consumer sees', async (t) => {
   const server = await startTestServer(t)
   const a = await newUser(server)
@@ -216,7 +235,7 @@ t.test('a cursor below the floor is a reset the consumer sees', async (t) => {
   await server.ctx.events.prune(6)
   t.equal(server.ctx.events.floor, 6)
 
-  const f = follow({ url: server.url, from: idOf(3n) })
+  const f = follow({ cursorStore: 'memory', url: server.url, from: idOf(3n) })
   const err = await f.next().then(() => undefined, (e: unknown) => e)
   t.ok(err instanceof ResetError, 'without onReset the iterator throws')
   t.match(err, { requested: '3', floor: '6' })
@@ -238,11 +257,11 @@ t.test('a cursor past the head is a FutureCursorError', async (t) => {
   const server = await startTestServer(t)
   const a = await newUser(server)
   await writeSome(a, 2)
-  const f = follow({ url: server.url, from: '9' })
+  const f = follow({ cursorStore: 'memory', url: server.url, from: '9' })
   const err = await f.next().then(() => undefined, (e: unknown) => e)
   t.ok(err instanceof FutureCursorError)
   t.match(err, { cursor: idOf(9n), head: '2' })
-  t.throws(() => follow({ url: server.url, from: 'yesterday' }), TypeError)
+  t.throws(() => follow({ cursorStore: 'memory', url: server.url, from: 'yesterday' }), TypeError)
 })
 
 t.test('abort ends the iteration cleanly and saves the position', async (t) => {
@@ -277,7 +296,7 @@ t.test('a homeserver restart under a live follower: it reconnects and gets every
   let server = await startTestServer(t, raw)
   const users = [await newUser(server), await newUser(server)]
   const states: FollowState[] = []
-  const f = follow({ url: server.url, from: 'start', filters: ['*/pub/app/*'], backoff: fast, onState: (s) => states.push(s) })
+  const f = follow({ cursorStore: 'memory', url: server.url, from: 'start', filters: ['*/pub/app/*'], backoff: fast, onState: (s) => states.push(s) })
 
   let writing = true
   let written = 0
@@ -366,14 +385,14 @@ t.test('a 5xx is retried, a silent connection is dropped and reopened, a bad fil
     fake.close()
   })
   const { port } = fake.address() as { port: number }
-  const f = follow({ url: `http://127.0.0.1:${port}`, from: 'start', backoff: fast, idleTimeoutMs: 300 })
+  const f = follow({ cursorStore: 'memory', url: `http://127.0.0.1:${port}`, from: 'start', backoff: fast, idleTimeoutMs: 300 })
   const [e] = await take(f, 1)
   t.same({ ...e, ack: undefined }, { ...event, ack: undefined })
   t.same(seen, [idOf(0n), idOf(0n), idOf(0n)], 'three attempts, each resuming after the same position')
   await f.close()
 
   const server = await startTestServer(t)
-  const bad = follow({ url: server.url, filters: ['not-a-filter'] })
+  const bad = follow({ cursorStore: 'memory', url: server.url, filters: ['not-a-filter'] })
   const err = await bad.next().then(() => undefined, (e: unknown) => e)
   t.ok(err instanceof FollowHttpError, 'no retry for a request the server will always refuse')
   t.match(err, { status: 400, code: 'InvalidFilter' })

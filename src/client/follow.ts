@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { AckWindow, type Entry } from './ack-window.js'
 import { backoffDelay, sleep } from './backoff.js'
 import { FileCursorStore, MemoryCursorStore, type CursorStore } from './cursor-store.js'
@@ -12,7 +13,11 @@ export interface FollowOptions {
   filters?: readonly string[]
   /** where to begin when the cursor store holds nothing: `'start'`, `'now'` (default), an id or a decimal seq (exclusive) */
   from?: string
-  /** where the position is kept: a store, or a file path for a `FileCursorStore`; default in memory, for this follower only */
+  /**
+   * where the position is kept: a store, a file path for a `FileCursorStore`, or `'memory'`
+   * (this process only). Default: a file in the working folder named after the url and the
+   * filters (`.hearth-cursor-<hash>`), so a restarted follower resumes where it stopped.
+   */
   cursorStore?: CursorStore | string
   /** `'auto'` (default): an event is acked when the loop asks for the next one. `'explicit'`: call `event.ack()` */
   ack?: 'auto' | 'explicit'
@@ -91,7 +96,9 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
     this.#opts = options
     this.#ep = { url: options.url.replace(/\/+$/, ''), fetch: options.fetch ?? fetch, headers: options.headers ?? {} }
     const store = options.cursorStore
-    this.#store = typeof store === 'string' ? new FileCursorStore(store) : (store ?? new MemoryCursorStore())
+    if (store === 'memory') this.#store = new MemoryCursorStore()
+    else if (typeof store === 'string') this.#store = new FileCursorStore(store)
+    else this.#store = store ?? new FileCursorStore(defaultCursorFile(this.#ep.url, options.filters ?? []))
     if (options.signal?.aborted) void this.close()
     else options.signal?.addEventListener('abort', () => void this.close(), { once: true })
   }
@@ -313,4 +320,10 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
       this.#saving = undefined
     }
   }
+}
+
+/** One default cursor file per homeserver and filter set, so two followers never share one. */
+export function defaultCursorFile(url: string, filters: readonly string[]): string {
+  const hash = createHash('sha256').update(JSON.stringify([url, [...filters].sort()])).digest('hex').slice(0, 16)
+  return `.hearth-cursor-${hash}`
 }
