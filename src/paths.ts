@@ -16,6 +16,11 @@ export function normalisePath(raw: string): string {
   } catch {
     fail('InvalidPath', 'Invalid path: bad percent-encoding')
   }
+  return normaliseDecoded(decoded)
+}
+
+/** The same rules for a path that is already decoded (from a query parameter, say). */
+export function normaliseDecoded(decoded: string): string {
   if (!decoded.startsWith('/')) fail('InvalidPath', 'Invalid path: must be absolute')
   if (CONTROL.test(decoded)) fail('InvalidPath', 'Invalid path: control characters')
   const parts = decoded.split('/')

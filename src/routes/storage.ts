@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Readable } from 'node:stream'
 import type { Context } from '../context.js'
 import { fail } from '../errors.js'
-import { checkRoot, isDirPath, normalisePath } from '../paths.js'
+import { checkRoot, isDirPath, normaliseDecoded, normalisePath } from '../paths.js'
 import { ingest } from '../kv/ingest.js'
 import { requireAccess } from '../auth/request.js'
 import { checked, rawPath, requestUser } from './user.js'
@@ -106,11 +106,11 @@ function cursorPath(cursor: string, user: string, dir: string): string {
   if (cursor.startsWith('pubky://')) {
     const rest = cursor.slice('pubky://'.length)
     if (!rest.startsWith(user + '/')) fail('InvalidQuery', 'Invalid cursor: it names another user')
-    return normalisePath(rest.slice(user.length))
+    return normaliseDecoded(rest.slice(user.length))
   }
-  if (cursor.startsWith('/')) return normalisePath(cursor)
-  if (cursor.startsWith(user + '/')) return normalisePath(cursor.slice(user.length))
-  return normalisePath(dir + cursor)
+  if (cursor.startsWith('/')) return normaliseDecoded(cursor)
+  if (cursor.startsWith(user + '/')) return normaliseDecoded(cursor.slice(user.length))
+  return normaliseDecoded(dir + cursor)
 }
 
 function emptyBody(): Readable {
