@@ -1,4 +1,4 @@
-import { access, constants, mkdir } from 'node:fs/promises'
+import { access, constants, mkdir, stat } from 'node:fs/promises'
 import { buildConfig, type Config } from '../config/config.js'
 import { ConfigError, readEnv, readFlags } from '../config/env.js'
 import { startServer } from '../server.js'
@@ -15,6 +15,9 @@ export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Promis
     if (rest.length > 0) throw new ConfigError(rest[0]!, 'unknown argument')
     const config = buildConfig({ ...readEnv(env), ...flags })
     await mkdir(config.dataDir, { recursive: true }).catch(() => {})
+    // access() alone would pass a writable regular file, which then fails start-up later.
+    const isDir = await stat(config.dataDir).then((s) => s.isDirectory(), () => false)
+    if (!isDir) throw new ConfigError('DATA_DIR', `${config.dataDir} is not a folder and cannot be made one`)
     await access(config.dataDir, constants.W_OK).catch(() => {
       throw new ConfigError('DATA_DIR', `${config.dataDir} cannot be written`)
     })

@@ -1,0 +1,173 @@
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import http from 'node:http'
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { tempDir } from './helpers/server.js'
+import { buildConfig } from '../src/config/config.js'
+import { ConfigError, readEnv, readFlags } from '../src/config/env.js'
+
+/** Start-up configuration and process life (SPEC §1), through the real CLI as a child process. */
+
+const CLI = fileURLToPath(new URL('../src/cli/index.js', import.meta.url))
+
+interface Run {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+}
+
+/** Runs the CLI to its end (killed after 20 s, which the assertions then report). */
+function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { PATH: process.env.PATH ?? '', PORT: '0', LOG_LEVEL: 'silent', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (c) => (stdout += c))
+    child.stderr.on('data', (c) => (stderr += c))
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal, stdout, stderr })
+    })
+  })
+}
+
+t.test('bad settings stop start-up with exit status 2 and one line naming the setting', async (t) => {
+  const dir = tempDir(t)
+  const file = join(dir, 'a-file')
+  writeFileSync(file, 'not a folder')
+  const cases: [string, Record<string, string>, string[], string][] = [
+    ['PORT=abc', { PORT: 'abc' }, [], 'PORT'],
+    ['PORT=70000', { PORT: '70000' }, [], 'PORT'],
+    ['PORT=-1', { PORT: '-1' }, [], 'PORT'],
+    ['--port abc', {}, ['--port', 'abc'], 'PORT'],
+    ['--port with no value', {}, ['--port'], '--port'],
+    ['DATA_DIR is a file', { DATA_DIR: file }, [], 'DATA_DIR'],
+    ['DATA_DIR below a file', { DATA_DIR: join(file, 'sub') }, [], 'DATA_DIR'],
+    ['SIGNUP_MODE=maybe', { SIGNUP_MODE: 'maybe' }, [], 'SIGNUP_MODE'],
+    ['MAX_BODY=lots', { MAX_BODY: 'lots' }, [], 'MAX_BODY'],
+    ['USER_QUOTA=1XB', { USER_QUOTA: '1XB' }, [], 'USER_QUOTA'],
+    ['EVENT_RETENTION=0', { EVENT_RETENTION: '0' }, [], 'EVENT_RETENTION'],
+    ['EVENT_RETENTION=soon', { EVENT_RETENTION: 'soon' }, [], 'EVENT_RETENTION'],
+    ['HOMESERVER_SECRET_KEY=short', { HOMESERVER_SECRET_KEY: 'abcd' }, [], 'HOMESERVER_SECRET_KEY'],
+    ['MAX_STREAMS_PER_IP=0', { MAX_STREAMS_PER_IP: '0' }, [], 'MAX_STREAMS_PER_IP'],
+    ['KEEPALIVE_MS=fast', { KEEPALIVE_MS: 'fast' }, [], 'KEEPALIVE_MS'],
+    ['an unknown flag', {}, ['--prot', '1'], '--prot'],
+  ]
+  await Promise.all(cases.map(async ([what, env, flags, setting]) => {
+    const res = await run(['serve', ...flags], { DATA_DIR: join(dir, 'data'), ...env })
+    t.equal(res.code, 2, `${what}: exit status 2`)
+    const lines = res.stderr.split('\n').filter((l) => l !== '')
+    t.equal(lines.length, 1, `${what}: one line on stderr (${JSON.stringify(res.stderr)})`)
+    t.ok(lines[0]?.includes(setting), `${what}: names ${setting} (${lines[0]})`)
+    t.equal(res.stdout, '', `${what}: nothing on stdout`)
+  }))
+})
+
+t.test('an unwritable DATA_DIR is refused', { skip: process.getuid?.() === 0 && 'root can write anywhere' }, async (t) => {
+  const dir = tempDir(t)
+  const locked = join(dir, 'locked')
+  mkdirSync(locked)
+  chmodSync(locked, 0o500)
+  t.teardown(() => chmodSync(locked, 0o700))
+  const res = await run(['serve'], { DATA_DIR: locked })
+  t.equal(res.code, 2)
+  t.match(res.stderr, /DATA_DIR/)
+})
+
+t.test('the config module: flags over environment, defaults, frozen', async (t) => {
+  t.same(readEnv({ PORT: '1', HOST: '', OTHER: 'x' }), { PORT: '1' }, 'empty values and unknown names are ignored')
+  const { raw, rest } = readFlags(['--port=7', '--host', '0.0.0.0', '--testnet', 'extra'])
+  t.same(raw, { PORT: '7', HOST: '0.0.0.0', TESTNET: '1' })
+  t.same(rest, ['extra'])
+  const config = buildConfig({ ...readEnv({ PORT: '1', DATA_DIR: '/x' }), ...raw })
+  t.equal(config.port, 7, 'a flag beats its environment twin')
+  t.equal(config.dataDir, '/x')
+  t.ok(Object.isFrozen(config))
+  const defaults = buildConfig({})
+  t.match(defaults, {
+    port: 6286, host: '127.0.0.1', dataDir: './data', signupMode: 'open', testnet: false, relayPort: 15411,
+    maxBody: 100 * 1024 ** 2, userQuota: 1024 ** 3, maxStreamsPerIp: 64, keepaliveMs: 15000,
+  })
+  t.equal(defaults.adminPassword, undefined)
+  t.equal(defaults.retention, undefined, 'keep every event by default')
+  t.equal(buildConfig({ MAX_BODY: '1MiB' }).maxBody, 1024 ** 2)
+  t.equal(buildConfig({ MAX_BODY: '1048577' }).maxBody, 1024 ** 2 + 1)
+  t.same(buildConfig({ EVENT_RETENTION: '1000000' }).retention, { count: 1_000_000 })
+  t.same(buildConfig({ EVENT_RETENTION: '30d' }).retention, { ms: 30 * 86_400_000 })
+  const err = (() => {
+    try {
+      buildConfig({ PORT: '1.5' })
+    } catch (e) {
+      return e
+    }
+  })()
+  t.ok(err instanceof ConfigError && err.setting === 'PORT', 'a ConfigError naming PORT')
+})
+
+t.test('hearth --help and hearth serve --help', async (t) => {
+  const top = await run(['--help'])
+  t.equal(top.code, 0)
+  t.match(top.stdout, /hearth <command>/)
+  t.match(top.stdout, /serve/)
+  const serve = await run(['serve', '--help'])
+  t.equal(serve.code, 0)
+  t.match(serve.stdout, /hearth serve/)
+  for (const flag of ['--port', '--host', '--data', '--signup', '--testnet']) t.match(serve.stdout, flag)
+  t.equal(serve.stderr, '')
+  const unknown = await run(['nonsense'])
+  t.equal(unknown.code, 2, 'an unknown command')
+  t.match(unknown.stderr, /unknown command/)
+})
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  t.test(`${signal} with an open SSE stream: streams end cleanly, exit 0 within 5 s`, async (t) => {
+    const dir = tempDir(t)
+    const child = spawn(process.execPath, [CLI, 'serve'], {
+      env: { PATH: process.env.PATH ?? '', PORT: '0', DATA_DIR: dir, LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('exit', (code, sig) => resolve({ code, signal: sig })))
+    t.teardown(() => void child.kill('SIGKILL'))
+    const url = await new Promise<string>((resolve, reject) => {
+      child.on('exit', () => reject(new Error('serve exited early')))
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        const rec = JSON.parse(line) as { msg?: string; url?: string }
+        if (rec.msg === 'hearth is serving' && rec.url) resolve(rec.url)
+      })
+    })
+    // Two streams, one per protocol, each with its headers received before the signal.
+    const open = (path: string) =>
+      new Promise<{ ended: Promise<string> }>((resolve, reject) => {
+        http.get(url + path, (res) => {
+          t.equal(res.statusCode, 200, path)
+          let body = ''
+          res.setEncoding('utf8')
+          const ended = new Promise<string>((done) => {
+            res.on('data', (c: string) => (body += c))
+            res.on('end', () => done(`end:${body.length > 0}`))
+            res.on('aborted', () => done('aborted'))
+            res.on('error', () => done('error'))
+          })
+          resolve({ ended })
+        }).on('error', reject)
+      })
+    const streams = [await open('/subscribe?filter=*'), await open('/subscribe?filter=*&lastSeq=0')]
+    const sent = Date.now()
+    child.kill(signal)
+    const outcomes = await Promise.all(streams.map((s) => s.ended))
+    t.ok(outcomes.every((o) => o.startsWith('end:')), `streams end with a clean end of stream, not a cut (${outcomes.join(', ')})`)
+    const deadline = new Promise<'late'>((r) => setTimeout(() => r('late'), 5000).unref())
+    const result = await Promise.race([exited, deadline])
+    t.not(result, 'late', 'the process is gone within 5 s')
+    t.same(result, { code: 0, signal: null }, 'exit status 0')
+    t.ok(Date.now() - sent < 5000)
+  })
+}
