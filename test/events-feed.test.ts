@@ -1,0 +1,120 @@
+import t from 'tap'
+import { newUser, startTestServer } from './helpers/server.js'
+import type { Server } from '../src/server.js'
+import type { HomeserverClient } from '../src/client/homeserver.js'
+
+/** `GET /events/` (SPEC §6.1): the upstream text feed over the one log. */
+
+async function feed(server: Server, query = ''): Promise<{ status: number; type: string | null; text: string }> {
+  const res = await fetch(`${server.url}/events/${query ? `?${query}` : ''}`)
+  return { status: res.status, type: res.headers.get('content-type'), text: await res.text() }
+}
+
+/** The event lines and the cursor of one page. */
+function parse(text: string): { lines: string[]; cursor?: number } {
+  if (text === '') return { lines: [] }
+  const lines = text.split('\n')
+  const last = lines.pop()!
+  const m = /^cursor: (\d+)$/.exec(last)
+  if (!m) throw new Error(`a page must end with "cursor: N", not ${JSON.stringify(last)}`)
+  return { lines, cursor: Number(m[1]) }
+}
+
+async function putAll(client: HomeserverClient, paths: string[], concurrency = 32): Promise<void> {
+  const queue = [...paths]
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    for (let p = queue.shift(); p !== undefined; p = queue.shift()) await client.put(p, p)
+  }))
+}
+
+t.test('an empty body when nothing follows the cursor; lines then "cursor: N"', async (t) => {
+  const server = await startTestServer(t)
+  const empty = await feed(server)
+  t.equal(empty.status, 200)
+  t.equal(empty.text, '', 'a fresh log')
+  t.match(empty.type, /^text\/plain/)
+  const alice = await newUser(server)
+  await alice.put('/pub/a.txt', 'a')
+  await alice.put('/pub/b/c.txt', 'c')
+  await alice.delete('/pub/a.txt')
+  const u = `pubky://${alice.user}`
+  const all = await feed(server)
+  t.equal(all.text, `PUT ${u}/pub/a.txt\nPUT ${u}/pub/b/c.txt\nDEL ${u}/pub/a.txt\ncursor: 3`, 'exact text: lines joined by \\n, no trailing newline')
+  t.equal((await feed(server, 'cursor=1')).text, `PUT ${u}/pub/b/c.txt\nDEL ${u}/pub/a.txt\ncursor: 3`, 'the cursor is exclusive')
+  t.equal((await feed(server, 'cursor=2&limit=1')).text, `DEL ${u}/pub/a.txt\ncursor: 3`)
+  t.equal((await feed(server, 'cursor=0&limit=1')).text, `PUT ${u}/pub/a.txt\ncursor: 1`)
+  t.equal((await feed(server, 'cursor=3')).text, '', 'at the head')
+  t.equal((await feed(server, 'cursor=1000')).text, '', 'past the head')
+  t.equal((await feed(server, 'cursor=18446744073709551615')).text, '', 'the largest u64')
+  t.equal((await feed(server, 'cursor=')).text, all.text, 'an empty cursor is the start')
+})
+
+t.test('/priv/ events never appear, but the cursor moves past them', async (t) => {
+  const server = await startTestServer(t)
+  const alice = await newUser(server)
+  const u = `pubky://${alice.user}`
+  await alice.put('/priv/one', 'x') // 1
+  await alice.put('/pub/two', 'x') // 2
+  await alice.put('/priv/three', 'x') // 3
+  await alice.put('/priv/four', 'x') // 4
+  await alice.delete('/priv/one') // 5
+  t.equal((await feed(server)).text, `PUT ${u}/pub/two\ncursor: 5`, 'trailing private events are consumed')
+  t.equal((await feed(server, 'limit=1')).text, `PUT ${u}/pub/two\ncursor: 2`, 'a full page stops at its last line')
+  t.equal((await feed(server, 'cursor=2')).text, '', 'only private events after the cursor: empty')
+  await alice.put('/pub/six', 'x') // 6
+  t.equal((await feed(server, 'cursor=2')).text, `PUT ${u}/pub/six\ncursor: 6`)
+  const many = await feed(server, 'limit=1000')
+  t.notMatch(many.text, /\/priv\//)
+})
+
+t.test('limit: default 100, at most 1000; paging sees each event once', async (t) => {
+  const server = await startTestServer(t)
+  const alice = await newUser(server)
+  const bob = await newUser(server)
+  await Promise.all([
+    putAll(alice, Array.from({ length: 560 }, (_, i) => `/pub/f/${i}`)),
+    putAll(bob, Array.from({ length: 460 }, (_, i) => `/pub/g/${i}`)),
+    putAll(bob, Array.from({ length: 30 }, (_, i) => `/priv/h/${i}`), 4),
+  ])
+  const events = await server.ctx.events.read(0, 10_000)
+  const expected = events.filter((ev) => ev.path.startsWith('/pub/')).map((ev) => `${ev.type} pubky://${ev.user}${ev.path}`)
+  t.equal(expected.length, 1020)
+
+  const first = parse((await feed(server)).text)
+  t.equal(first.lines.length, 100, 'default limit 100')
+  t.same(first.lines, expected.slice(0, 100))
+  const max = parse((await feed(server, 'limit=1000')).text)
+  t.equal(max.lines.length, 1000)
+  t.same(max.lines, expected.slice(0, 1000))
+  t.equal(parse((await feed(server, 'limit=5000')).text).lines.length, 1000, 'capped at 1000')
+  t.equal(parse((await feed(server, 'limit=7')).text).lines.length, 7)
+
+  for (const limit of [100, 333, 1000]) {
+    const seen: string[] = []
+    let cursor = 0
+    for (let page = 0; ; page++) {
+      const { lines, cursor: next } = parse((await feed(server, `cursor=${cursor}&limit=${limit}`)).text)
+      if (next === undefined) break
+      t.ok(next > cursor, 'the cursor only moves forward')
+      seen.push(...lines)
+      cursor = next
+      if (page > 100) throw new Error('paging does not end')
+    }
+    t.same(seen, expected, `limit ${limit}: every public event once, in seq order`)
+    const lastPublic = events.filter((ev) => ev.path.startsWith('/pub/')).at(-1)!.seq
+    t.ok(cursor >= lastPublic && cursor <= server.ctx.events.head, 'the last cursor is at or past the last public event')
+  }
+})
+
+t.test('bad queries are 400 JSON', async (t) => {
+  const server = await startTestServer(t)
+  for (const q of ['cursor=abc', 'cursor=-1', 'cursor=1.5', 'cursor=01', 'cursor=18446744073709551616', 'cursor=0x10', 'limit=abc', 'limit=-5']) {
+    const res = await fetch(`${server.url}/events/?${q}`)
+    t.equal(res.status, 400, q)
+    t.match(res.headers.get('content-type'), /^application\/json/, `${q}: JSON`)
+    const body = (await res.json()) as { error: string; message: string }
+    t.match(body, { error: String, message: String }, `${q}: {error, message}`)
+  }
+  const cursorErr = (await (await fetch(`${server.url}/events/?cursor=abc`)).json()) as { error: string }
+  t.equal(cursorErr.error, 'InvalidCursor')
+})
