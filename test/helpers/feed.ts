@@ -1,3 +1,5 @@
+import { connect, type Socket } from 'node:net'
+import { once } from 'node:events'
 import { EventSource } from 'eventsource'
 import type { Server } from '../../src/server.js'
 import type { HearthEvent } from '../../src/events/event.js'
@@ -97,6 +99,11 @@ export class RawStream {
     return this.frames
   }
 
+  /** Bytes after the last complete frame: the whole body of an error answer. */
+  get rest(): string {
+    return this.#text
+  }
+
   events(): Frame[] {
     return this.frames.filter((f) => f.event === 'PUT' || f.event === 'DEL')
   }
@@ -194,4 +201,90 @@ export async function writeMany(client: HomeserverClient, n: number, path: (i: n
     }
   }
   await Promise.all(Array.from({ length: concurrency }, worker))
+}
+
+/**
+ * An SSE stream over a bare TCP socket, with the request written by hand and the chunked
+ * body decoded here: the test decides when the socket reads, so it can stall a subscriber.
+ * Each complete frame goes to `onFrame`; nothing is kept.
+ */
+export class SocketStream {
+  readonly socket: Socket
+  status = 0
+  ended = false
+  #head = ''
+  #body = Buffer.alloc(0)
+  #text = ''
+  #waiters: (() => void)[] = []
+  readonly #onFrame: (frame: Frame, bytes: number) => void
+
+  private constructor(socket: Socket, onFrame: (frame: Frame, bytes: number) => void) {
+    this.socket = socket
+    this.#onFrame = onFrame
+    socket.on('data', (chunk: Buffer) => this.#data(chunk))
+    socket.on('close', () => {
+      this.ended = true
+      this.#wake()
+    })
+  }
+
+  static async open(url: string, path: string, onFrame: (frame: Frame, bytes: number) => void, headers: Record<string, string> = {}): Promise<SocketStream> {
+    const { hostname, port } = new URL(url)
+    const socket = connect(Number(port), hostname)
+    await once(socket, 'connect')
+    const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAccept: text/event-stream\r\n${extra}\r\n`)
+    const stream = new SocketStream(socket, onFrame)
+    await stream.until(() => stream.status !== 0)
+    return stream
+  }
+
+  #data(chunk: Buffer): void {
+    if (this.status === 0) {
+      this.#head += chunk.toString('latin1')
+      const end = this.#head.indexOf('\r\n\r\n')
+      if (end < 0) return
+      this.status = Number(this.#head.slice(9, 12))
+      chunk = Buffer.from(this.#head.slice(end + 4), 'latin1')
+    }
+    this.#body = Buffer.concat([this.#body, chunk])
+    // chunked transfer coding: `<hex size>\r\n<bytes>\r\n`, a zero size ends it
+    for (;;) {
+      const line = this.#body.indexOf('\r\n')
+      if (line < 0) break
+      const size = parseInt(this.#body.subarray(0, line).toString('latin1'), 16)
+      if (this.#body.length < line + 2 + size + 2) break
+      if (size === 0) this.ended = true
+      this.#text += this.#body.subarray(line + 2, line + 2 + size).toString('utf8')
+      this.#body = this.#body.subarray(line + 2 + size + 2)
+    }
+    let end: number
+    while ((end = this.#text.indexOf('\n\n')) >= 0) {
+      const raw = this.#text.slice(0, end)
+      this.#text = this.#text.slice(end + 2)
+      this.#onFrame(parseFrame(raw), Buffer.byteLength(raw) + 2)
+    }
+    this.#wake()
+  }
+
+  #wake(): void {
+    for (const w of this.#waiters.splice(0)) w()
+  }
+
+  async until(done: () => boolean, ms = 60_000): Promise<void> {
+    const deadline = Date.now() + ms
+    while (!done()) {
+      if (this.ended) throw new Error('the stream ended first')
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error('timed out')
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, 100))
+        this.#waiters.push(() => (clearTimeout(timer), resolve()))
+      })
+    }
+  }
+
+  close(): void {
+    this.socket.destroy()
+  }
 }

@@ -1,0 +1,119 @@
+import t from 'tap'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { HomeserverClient } from '../src/client/homeserver.js'
+import { HIGH_WATER } from '../src/feed/sse.js'
+import { decodeId } from '../src/events/id.js'
+import { startTestServer, newUser } from './helpers/server.js'
+import { SocketStream, writeMany, type Frame } from './helpers/feed.js'
+
+// A subscriber that stops reading while 20,000 events are written: the server must not
+// buffer for it beyond its high-water mark, must keep everyone else live, and must hand it
+// every event, in order, once it reads again.
+
+const EVENTS = 20_000
+const CLIENTS = 4
+const IN_FLIGHT = 16
+
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
+const memory = () => {
+  gc()
+  const m = process.memoryUsage()
+  return m.heapUsed + m.external
+}
+
+/** Follows seqs from frames: each event must be the one after the previous. */
+class Order {
+  count = 0
+  last = 0
+  gaps = 0
+  largest = 0
+  constructor(public first: number) {
+    this.last = first - 1
+  }
+  frame = (f: Frame, bytes: number) => {
+    if (f.event !== 'PUT') return
+    const seq = Number(decodeId(f.id!))
+    if (seq !== this.last + 1) this.gaps++
+    this.last = seq
+    this.count++
+    this.largest = Math.max(this.largest, bytes)
+  }
+}
+
+t.test('a stalled subscriber stays bounded, others stay live, and it gets everything later', async (t) => {
+  const server = await startTestServer(t)
+  const owner = await newUser(server)
+  const clients = Array.from({ length: CLIENTS }, () => new HomeserverClient(server.url, owner.keypair, owner.session))
+  const filter = `/subscribe?filter=${owner.user}/pub/s/*`
+  const first = server.ctx.events.head + 1
+
+  const stalledOrder = new Order(first)
+  const stalled = await SocketStream.open(server.url, filter, stalledOrder.frame)
+  t.teardown(() => stalled.close())
+  t.equal(stalled.status, 200)
+  stalled.socket.pause()
+  const [stalledSub] = [...server.ctx.feed.subscribers()]
+  const liveOrder = new Order(first)
+  const live = await SocketStream.open(server.url, filter, liveOrder.frame)
+  t.teardown(() => live.close())
+  t.equal(server.ctx.feed.size, 2)
+
+  let maxBuffered = 0
+  let leftLive = false
+  const watch = setInterval(() => {
+    maxBuffered = Math.max(maxBuffered, stalledSub!.stream.buffered)
+    leftLive ||= !stalledSub!.live
+  }, 2)
+  t.teardown(() => clearInterval(watch))
+
+  const before = memory()
+  // Long names make frames of ~700 bytes, so 20,000 of them (14 MB) overflow every kernel buffer.
+  const name = 'x'.repeat(200)
+  await Promise.all(clients.map((c, k) => writeMany(c, EVENTS / CLIENTS, (i) => `/pub/s/${k}-${i}-${name}`, IN_FLIGHT)))
+  const head = server.ctx.events.head
+  t.equal(head - first + 1, EVENTS)
+
+  await live.until(() => liveOrder.last === head)
+  t.equal(liveOrder.count, EVENTS, 'the reading subscriber got every event while the other stalled')
+  t.equal(liveOrder.gaps, 0, 'in order, without gaps')
+  const grown = memory() - before
+
+  t.ok(leftLive && stalledSub!.catchUps >= 1, 'the stalled subscriber was backed up and left the live path')
+  t.ok(stalledOrder.count < EVENTS / 2, `the stalled subscriber had read only ${stalledOrder.count} events`)
+  const bound = HIGH_WATER + liveOrder.largest + 16
+  t.ok(maxBuffered <= bound, `unsent bytes for it peaked at ${maxBuffered} (bound ${bound})`)
+  t.ok(maxBuffered > HIGH_WATER / 2, 'its buffer really filled')
+  maxBuffered = 0
+  t.ok(grown < 48 * 1024 * 1024, `heap and buffers grew by ${(grown / 1048576).toFixed(1)} MiB`)
+
+  // A replay into a socket that does not read is bounded the same way.
+  const replayOrder = new Order(first)
+  const replayer = await SocketStream.open(server.url, `${filter}&lastSeq=${first - 1}`, replayOrder.frame)
+  t.teardown(() => replayer.close())
+  replayer.socket.pause()
+  const replaySub = [...server.ctx.feed.subscribers()].at(-1)! // the newest
+  let replayBuffered = 0
+  const watchReplay = setInterval(() => (replayBuffered = Math.max(replayBuffered, replaySub.stream.buffered)), 2)
+  t.teardown(() => clearInterval(watchReplay))
+  await stalled.until(() => replayBuffered > HIGH_WATER)
+  t.ok(replaySub.cursor < head, 'the replay is held back by its socket')
+  replayer.socket.resume()
+  await replayer.until(() => replayOrder.last === head)
+  clearInterval(watchReplay)
+  t.equal(replayOrder.count, EVENTS)
+  t.equal(replayOrder.gaps, 0)
+  t.ok(replayBuffered <= bound, `a stalled replay's unsent bytes peaked at ${replayBuffered}`)
+
+  stalled.socket.resume()
+  await stalled.until(() => stalledOrder.last === head)
+  t.equal(stalledOrder.count, EVENTS, 'once it reads again it gets every event')
+  t.equal(stalledOrder.gaps, 0, 'consecutive: no gap, no repeat')
+  t.ok(maxBuffered <= bound, `while it caught up, unsent bytes peaked at ${maxBuffered}`)
+  // and it is back on the live path
+  await stalled.until(() => stalledSub!.live)
+  await owner.put(`/pub/s/after-${name}`, 'x')
+  await stalled.until(() => stalledOrder.last === head + 1)
+  t.equal(stalledOrder.gaps, 0)
+})
