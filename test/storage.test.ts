@@ -374,3 +374,28 @@ t.test('CORS: any origin may read and write with its cookie; preflights are answ
   t.equal(get.headers.get('access-control-allow-origin'), origin)
   t.match(get.headers.get('access-control-expose-headers'), /etag/i)
 })
+
+t.test('reads racing overwrites get one whole version: bytes that match their ETag', async (t) => {
+  const server = await startTestServer(t)
+  const alice = await newUser(server)
+  for (const [what, size] of [['blob', 150 * 1024], ['inline', 2000]] as const) {
+    const path = `/pub/race-${what}`
+    await alice.put(path, randomBytes(size))
+    let writing = true
+    const writer = (async () => {
+      for (let i = 0; i < 60; i++) await alice.put(path, randomBytes(size + (i % 7)))
+      writing = false
+    })()
+    const outcomes = new Map<string, number>()
+    const readers = Array.from({ length: 6 }, async () => {
+      while (writing) {
+        const res = await fetch(`${server.url}${path}`, { headers: { 'pubky-host': alice.user } })
+        const bytes = Buffer.from(await res.arrayBuffer())
+        const verdict = res.status !== 200 ? `status ${res.status}` : res.headers.get('etag') !== etagOf(bytes) ? 'bytes of another version' : Number(res.headers.get('content-length')) !== bytes.length ? 'wrong length' : 'ok'
+        outcomes.set(verdict, (outcomes.get(verdict) ?? 0) + 1)
+      }
+    })
+    await Promise.all([writer, ...readers])
+    t.same([...outcomes.keys()], ['ok'], `${what}: every read is whole (${JSON.stringify(Object.fromEntries(outcomes))})`)
+  }
+})

@@ -43,6 +43,21 @@ export class BlobStore {
     return createReadStream(join(this.#dir, id), range)
   }
 
+  /**
+   * A stream over a blob whose file is already open, or undefined when it is gone (replaced
+   * and unlinked since its id was read). Once open, the bytes stay readable even if the
+   * blob is unlinked meanwhile, so a reader never fails halfway.
+   */
+  async openRead(id: string): Promise<ReadStream | undefined> {
+    try {
+      const fh = await open(join(this.#dir, id), 'r')
+      return fh.createReadStream()
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw err
+    }
+  }
+
   async remove(id: string): Promise<void> {
     await unlink(join(this.#dir, id)).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err

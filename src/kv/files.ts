@@ -38,10 +38,18 @@ export class FileStore {
     return v === undefined ? undefined : (JSON.parse(v) as FileMeta)
   }
 
-  /** The bytes of a file: a buffer when inline, a stream from its blob otherwise. */
+  /**
+   * The bytes of the version `meta` describes: a buffer when inline, a stream from its blob
+   * otherwise. Undefined when that version was replaced or deleted after `meta` was read;
+   * the caller reads the metadata again.
+   */
   async content(user: string, path: string, meta: FileMeta): Promise<Uint8Array | Readable | undefined> {
-    if (meta.blob !== undefined) return this.#blobs.read(meta.blob)
+    if (meta.blob !== undefined) return this.#blobs.openRead(meta.blob)
     const v = await this.#kv.get('content', fileKey(user, path))
+    // meta and content are two reads: a write between them would pair one version's
+    // headers with another's bytes, so the version is checked again after reading.
+    const now = await this.meta(user, path)
+    if (now === undefined || now.hash !== meta.hash || now.mtime !== meta.mtime || now.blob !== undefined) return undefined
     return typeof v === 'string' ? new TextEncoder().encode(v) : v
   }
 

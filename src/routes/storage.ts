@@ -67,7 +67,7 @@ async function del(ctx: Context, req: FastifyRequest, reply: FastifyReply, user:
   return reply.code(204).send()
 }
 
-async function get(ctx: Context, req: FastifyRequest, reply: FastifyReply, user: string, path: string): Promise<void> {
+async function get(ctx: Context, req: FastifyRequest, reply: FastifyReply, user: string, path: string, attempt = 0): Promise<void> {
   const meta = await ctx.files.meta(user, path)
   if (meta === undefined) fail('NotFound', 'Not found')
   const etag = `"${meta.hash}"`
@@ -77,8 +77,10 @@ async function get(ctx: Context, req: FastifyRequest, reply: FastifyReply, user:
   reply.header('content-type', meta.type).header('content-length', meta.size)
   if (req.method === 'HEAD') return reply.send()
   const content = await ctx.files.content(user, path, meta)
-  if (content === undefined) fail('NotFound', 'Not found')
-  return reply.send(content)
+  if (content !== undefined) return reply.send(content)
+  // Overwritten or deleted since its metadata was read: answer for the current version.
+  if (attempt < 3) return get(ctx, req, reply, user, path, attempt + 1)
+  fail('Unavailable', 'The file is changing too fast to read, try again')
 }
 
 /** If-None-Match wins over If-Modified-Since, as RFC 9110 says. */
