@@ -1,0 +1,92 @@
+import t from 'tap'
+import { startTestServer, newUser } from './helpers/server.js'
+import { HomeserverClient } from '../src/client/homeserver.js'
+import { RawStream, logEvents, seqOf } from './helpers/feed.js'
+
+// `/priv/` events reach exactly one kind of stream: `/subscribe` opened with the owner's own
+// session and filters naming only the owner (or `/events-stream` with a private path and
+// that session). Everything else sees the public events around them and nothing else.
+
+const server = await startTestServer(t)
+const a = await newUser(server)
+const b = await newUser(server)
+const aPubOnly = new HomeserverClient(server.url, a.keypair)
+await aPubOnly.signin('/pub/:rw')
+await a.put('/pub/p.txt', 'public')
+await a.put('/priv/s.txt', 'secret')
+await b.put('/priv/b.txt', 'b secret')
+await b.put('/pub/b.txt', 'b public')
+await a.delete('/priv/s.txt')
+await a.put('/priv/notes/1.txt', 'note')
+
+const cookieOf = (c: HomeserverClient) => ({ cookie: `${c.user}=${c.session}` })
+
+async function replay(path: string, headers: Record<string, string> = {}): Promise<number[]> {
+  const s = await RawStream.open(`${server.url}${path}`, headers)
+  await s.all()
+  t.equal(s.response.status, 200, path)
+  return s.events().map(seqOf)
+}
+
+t.test('replays', async (t) => {
+  const log = await logEvents(server)
+  const pub = (user?: string) => log.filter((ev) => ev.path.startsWith('/pub/') && (user === undefined || ev.user === user)).map((ev) => ev.seq)
+  const aAll = log.filter((ev) => ev.user === a.user).map((ev) => ev.seq)
+  t.ok(log.some((ev) => ev.path.startsWith('/priv/')), 'private events are in the log')
+
+  const text = await (await fetch(`${server.url}/events/`)).text()
+  t.notMatch(text, '/priv/', '/events/ never lists them')
+  t.equal(text.split('\n').filter((l) => l.startsWith('PUT') || l.startsWith('DEL')).length, pub().length)
+
+  const q = 'lastSeq=0&live=false'
+  t.same(await replay(`/subscribe?filter=*&${q}`, cookieOf(a)), pub(), '* with a session: public only')
+  t.same(await replay(`/subscribe?${q}`, cookieOf(a)), pub(), 'no filter with a session: public only')
+  t.same(await replay(`/subscribe?filter=${a.user}/*&${q}`), pub(a.user), 'own filter without a session')
+  t.same(await replay(`/subscribe?filter=${b.user}/*&${q}`, cookieOf(a)), pub(b.user), "another user's filter with my session")
+  t.same(await replay(`/subscribe?filter=${a.user}/*&${q}`, { cookie: `${a.user}=${b.session}` }), pub(a.user), "another user's session under my cookie name")
+  t.same(await replay(`/subscribe?filter=${a.user}/*&filter=${b.user}/*&${q}`, { cookie: `${a.user}=${a.session}; ${b.user}=${b.session}` }), pub(), 'two users, both sessions: public only')
+  t.same(await replay(`/subscribe?filter=${a.user}/priv/*&${q}`, cookieOf(aPubOnly)), [], 'a session without read access to /priv/')
+
+  t.same(await replay(`/subscribe?filter=${a.user}/*&${q}`, cookieOf(a)), aAll, "the owner's session and one user filter: everything")
+  t.same(await replay(`/subscribe/${a.user}/priv/*?${q}`, cookieOf(a)), log.filter((ev) => ev.user === a.user && ev.path.startsWith('/priv/')).map((ev) => ev.seq))
+  t.same(await replay(`/subscribe?filter=${a.user}/pub/*&filter=${a.user}/priv/notes/*&${q}`, cookieOf(a)), log.filter((ev) => ev.user === a.user && (ev.path.startsWith('/pub/') || ev.path.startsWith('/priv/notes/'))).map((ev) => ev.seq), 'several filters of the one owner')
+
+  t.same(await replay(`/events-stream?user=${a.user}`, cookieOf(a)), pub(a.user), '/events-stream: /pub/ unless asked')
+  t.same(await replay(`/events-stream?user=${a.user}&user=${b.user}`, cookieOf(a)), pub(), '/events-stream, two users')
+})
+
+t.test('live', async (t) => {
+  const from = server.ctx.events.head
+  const streams = {
+    everything: await RawStream.open(`${server.url}/subscribe?filter=*`, cookieOf(a)),
+    noSession: await RawStream.open(`${server.url}/subscribe?filter=${a.user}/*`),
+    otherUser: await RawStream.open(`${server.url}/subscribe?filter=${b.user}/*`, cookieOf(a)),
+    borrowed: await RawStream.open(`${server.url}/subscribe?filter=${a.user}/*`, { cookie: `${a.user}=${b.session}` }),
+    upstream: await RawStream.open(`${server.url}/events-stream?user=${a.user}:${from}&user=${b.user}:${from}&live=true&reverse=false`, cookieOf(a)),
+    owner: await RawStream.open(`${server.url}/subscribe?filter=${a.user}/*`, cookieOf(a)),
+    ownerUpstream: await RawStream.open(`${server.url}/events-stream?user=${a.user}:${from}&path=/priv/&path=/pub/&live=true`, cookieOf(a)),
+  }
+  for (const s of Object.values(streams)) t.teardown(() => s.close())
+  await a.put('/priv/live.txt', 'secret')
+  await b.put('/priv/live.txt', 'secret')
+  await a.put('/pub/live.txt', 'public')
+  await b.put('/pub/live.txt', 'public')
+  const log = (await logEvents(server)).filter((ev) => ev.seq > from)
+  const seqs = (pred: (ev: (typeof log)[number]) => boolean) => log.filter(pred).map((ev) => ev.seq)
+  const isPub = (ev: (typeof log)[number]) => ev.path.startsWith('/pub/')
+  const expected: Record<keyof typeof streams, number[]> = {
+    everything: seqs(isPub),
+    noSession: seqs((ev) => isPub(ev) && ev.user === a.user),
+    otherUser: seqs((ev) => isPub(ev) && ev.user === b.user),
+    borrowed: seqs((ev) => isPub(ev) && ev.user === a.user),
+    upstream: seqs(isPub),
+    owner: seqs((ev) => ev.user === a.user),
+    ownerUpstream: seqs((ev) => ev.user === a.user),
+  }
+  for (const [name, s] of Object.entries(streams) as [keyof typeof streams, RawStream][]) {
+    const last = expected[name].at(-1)!
+    // everything before the last expected event has been dealt with once it arrives
+    await s.until(() => s.events().some((f) => seqOf(f) === last))
+    t.same(s.events().map(seqOf), expected[name], name)
+  }
+})
