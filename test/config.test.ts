@@ -56,6 +56,7 @@ t.test('bad settings stop start-up with exit status 2 and one line naming the se
     ['USER_QUOTA=1XB', { USER_QUOTA: '1XB' }, [], 'USER_QUOTA'],
     ['EVENT_RETENTION=0', { EVENT_RETENTION: '0' }, [], 'EVENT_RETENTION'],
     ['EVENT_RETENTION=soon', { EVENT_RETENTION: 'soon' }, [], 'EVENT_RETENTION'],
+    ['EVENT_RETENTION=0d', { EVENT_RETENTION: '0d' }, [], 'EVENT_RETENTION'],
     ['HOMESERVER_SECRET_KEY=short', { HOMESERVER_SECRET_KEY: 'abcd' }, [], 'HOMESERVER_SECRET_KEY'],
     ['MAX_STREAMS_PER_IP=0', { MAX_STREAMS_PER_IP: '0' }, [], 'MAX_STREAMS_PER_IP'],
     ['KEEPALIVE_MS=fast', { KEEPALIVE_MS: 'fast' }, [], 'KEEPALIVE_MS'],

@@ -21,7 +21,8 @@ const retention = z.string().transform((s, ctx) => {
   const count = /^\d+$/.exec(s)
   if (count && Number(s) > 0) return { count: Number(s) }
   const d = /^(\d+)([smhd])$/.exec(s)
-  if (d) return { ms: Number(d[1]) * DURATIONS[d[2]!]! }
+  // like a count of 0, a zero duration would keep nothing: refused, not obeyed
+  if (d && Number(d[1]) > 0) return { ms: Number(d[1]) * DURATIONS[d[2]!]! }
   ctx.addIssue({ code: 'custom', message: 'expected a positive count like 1000000 or a duration like 30d' })
   return z.NEVER
 })
