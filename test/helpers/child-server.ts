@@ -59,9 +59,10 @@ export class ChildServer {
     const env = {
       ...process.env,
       HOST: '127.0.0.1',
-      LOG_LEVEL: 'info',
       SIGNUP_RATE_LIMIT: '1000000',
       ...this.#opts.env,
+      // the start-up line that names the port is an info record
+      LOG_LEVEL: 'info',
       PORT: '0',
       DATA_DIR: this.#opts.dataDir,
     }

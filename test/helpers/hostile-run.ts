@@ -72,6 +72,8 @@ export interface HostileFigures {
   status4xx: number
   status5xx: number
   noAnswer: number
+  /** requests sent again after their connection was reset */
+  resent: number
 }
 
 export async function runHostile(url: string, world: HostileWorld, opts: { requests: number; seed: number; concurrency?: number; batch?: number }): Promise<{ figures: HostileFigures; failures: string[] }> {
@@ -79,7 +81,7 @@ export async function runHostile(url: string, world: HostileWorld, opts: { reque
   const tokens = new TokenMaker(world.actors.carol.keypair)
   const arb = hostileRequest(world.actors)
   const failures: string[] = []
-  const counts = { status2xx: 0, status3xx: 0, status4xx: 0, status5xx: 0, noAnswer: 0 }
+  const counts = { status2xx: 0, status3xx: 0, status4xx: 0, status5xx: 0, noAnswer: 0, resent: 0 }
   const batch = opts.batch ?? 500
   const t0 = performance.now()
   let sent = 0
@@ -107,7 +109,7 @@ export async function runHostile(url: string, world: HostileWorld, opts: { reque
   }
 }
 
-type Counts = { status2xx: number; status3xx: number; status4xx: number; status5xx: number; noAnswer: number }
+type Counts = Omit<HostileFigures, 'requests' | 'failures' | 'seconds' | 'requestsPerSecond'>
 
 async function exchange(url: string, req: HostileRequest, world: HostileWorld, tokens: TokenMaker, agent: http.Agent, counts: Counts): Promise<string[]> {
   const body = req.body === undefined ? undefined : req.body instanceof Uint8Array ? req.body : tokens.make(req.body)
@@ -120,9 +122,13 @@ async function exchange(url: string, req: HostileRequest, world: HostileWorld, t
       rawRequest(url, { method: req.method, path: req.target, headers, body, agent: via, timeoutMs: stream ? 300 : 10_000, maxBytes: 256 * 1024 })
     try {
       // The server rightly drops a connection after a malformed request (unknown method,
-      // oversized headers); a request that then finds its kept-alive socket gone is resent,
-      // as HTTP clients do.
-      res = await send(agent).catch((err: { reusedSocket?: boolean }) => (err.reusedSocket ? send(false) : Promise.reject(err)))
+      // oversized headers); a request that then finds its kept-alive socket gone is resent
+      // once on a fresh connection, as HTTP clients do. A second failure is reported.
+      res = await send(agent).catch((err: { code?: string }) => {
+        if (err.code !== 'ECONNRESET' && err.code !== 'EPIPE') throw err
+        counts.resent++
+        return send(false)
+      })
     } catch (err) {
       counts.noAnswer++
       // Fastify answers oversized headers with a body even to HEAD, which the client cannot parse

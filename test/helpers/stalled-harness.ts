@@ -1,0 +1,202 @@
+import { performance } from 'node:perf_hooks'
+import { randomKeypair } from '../../src/auth/keys.js'
+import { HomeserverClient } from '../../src/client/homeserver.js'
+import { ChildServer } from './child-server.js'
+import { percentile } from './crash-harness.js'
+import { openSse, readSubscribe, type SseConnection, type SseFrame, type StreamEvent } from './sse.js'
+import { StalledReader } from './stalled-reader.js'
+
+export interface StalledOptions {
+  dataDir: string
+  /** all streams, stalled ones included */
+  streams: number
+  stalled: number
+  /** how long the steady writes last */
+  seconds: number
+  /** PUTs per second, half with ~4 KB paths (8 KB frames) that fill stalled sockets fast */
+  rate?: number
+  progress?: (line: string) => void
+}
+
+export interface StalledFigures {
+  streams: number
+  stalled: number
+  events: number
+  rssBaselineMb: number
+  /** a quarter into the writes, before any stalled socket can have filled its kernel buffers */
+  rssWarmMb: number
+  rssMaxMb: number
+  rssFinalMb: number
+  /** the most the server grew above its warm size while streams were stalled */
+  rssGrowthMb: number
+  /** bytes of frames each reader stalled to the end was sent: far more than a socket holds */
+  stalledBytesEachMb: number
+  latencyP50Ms: number
+  latencyP99Ms: number
+  latencyMaxMs: number
+  /** stalled readers that, once resumed, got every event in order */
+  stalledComplete: number
+  liveComplete: number
+  violations: number
+}
+
+const MB = 1024 * 1024
+// 15 segments of 250 bytes: a path near the 4096-byte limit, so one frame is ~8 KB
+const LONG = Array.from({ length: 15 }, (_, i) => String.fromCharCode(97 + i).repeat(250)).join('/')
+
+interface Reader {
+  name: string
+  wants: (ev: StreamEvent) => boolean
+  events: StreamEvent[]
+  stalled?: StalledReader
+  live?: SseConnection
+}
+
+/**
+ * Many subscribers, some of which stop reading (raw sockets, paused right after the request),
+ * under steady writes. The server runs as a child process so its RSS can be sampled. Half the
+ * stalled readers resume midway and rejoin, the rest at the end; every reader must then hold
+ * exactly the events after its cursor that match its filter, in order.
+ */
+export async function runStalled(o: StalledOptions): Promise<{ figures: StalledFigures; violations: string[] }> {
+  const rate = o.rate ?? 150
+  const violations: string[] = []
+  const server = await ChildServer.start({ dataDir: o.dataDir, env: { MAX_STREAMS_PER_IP: '1000000' } })
+  const readers: Reader[] = []
+  const latencies: number[] = []
+  try {
+    const writer = new HomeserverClient(server.url, randomKeypair())
+    await writer.signup()
+    const url = server.url
+    const since = 0 // every reader starts from the beginning of the (empty) log
+
+    // Live readers: most follow the small `tick` events, one in twenty follows everything.
+    const liveCount = o.streams - o.stalled
+    for (let i = 0; i < liveCount; i++) {
+      const all = i % 20 === 0
+      const r: Reader = { name: `live ${i}`, wants: all ? () => true : (ev) => ev.path.startsWith('/pub/tick/'), events: [] }
+      const filter = all ? '*' : `${writer.user}/pub/tick/*`
+      r.live = openSse(`${url}/subscribe?filter=${encodeURIComponent(filter)}&lastSeq=${since}`, {}, (f) => {
+        const ev = eventOf(f)
+        if (ev === undefined) return
+        r.events.push(ev)
+        latencies.push(Date.now() - ev.ts)
+      })
+      readers.push(r)
+    }
+    for (const r of readers) {
+      const res = await r.live!.response
+      if (res.statusCode !== 200) violations.push(`${r.name}: ${res.statusCode}`)
+    }
+    const stalled: Reader[] = []
+    for (let i = 0; i < o.stalled; i++) {
+      const r: Reader = { name: `stalled ${i}`, wants: () => true, events: [] }
+      r.stalled = new StalledReader(url, `/subscribe?filter=*&lastSeq=${since}`, (f) => {
+        const ev = eventOf(f)
+        if (ev !== undefined) r.events.push(ev)
+      })
+      stalled.push(r)
+      readers.push(r)
+    }
+    await sleep(1000)
+
+    const rss: number[] = []
+    const baseline = server.rss()
+    const sampler = setInterval(() => {
+      rss.push(server.rss())
+      if (rss.length % 20 === 0) o.progress?.(`${Math.round((performance.now() - t0) / 1000)} s: ${n} writes, RSS ${mb(rss[rss.length - 1]!)} MB`)
+    }, 250)
+    const t0 = performance.now()
+    let n = 0
+    let inFlight = 0
+    let resumedHalf = false
+    let warm: number | undefined
+    while (performance.now() - t0 < o.seconds * 1000) {
+      const due = Math.floor(((performance.now() - t0) / 1000) * rate)
+      while (n < due && inFlight < 64) {
+        const i = n++
+        inFlight++
+        const path = i % 2 === 0 ? `/pub/stall/${LONG}/${i}` : `/pub/tick/${i}`
+        void writer.put(path, `event ${i}`).then(
+          () => inFlight--,
+          (err: Error) => {
+            inFlight--
+            violations.push(`PUT ${i}: ${err.message}`)
+          },
+        )
+      }
+      if (warm === undefined && performance.now() - t0 > (o.seconds * 1000) / 4) warm = server.rss()
+      if (!resumedHalf && performance.now() - t0 > (o.seconds * 1000) / 2) {
+        resumedHalf = true
+        for (const r of stalled.slice(0, Math.ceil(stalled.length / 2))) r.stalled!.resume()
+        o.progress?.(`resumed ${Math.ceil(stalled.length / 2)} stalled readers at ${n} writes, RSS ${mb(server.rss())} MB`)
+      }
+      await sleep(10)
+    }
+    while (inFlight > 0) await sleep(10)
+    clearInterval(sampler)
+    const rssAtEnd = server.rss()
+    o.progress?.(`${n} writes done, RSS ${mb(rssAtEnd)} MB (baseline ${mb(baseline)} MB)`)
+    for (const r of stalled) r.stalled!.resume()
+
+    // everything written is in the log; each reader must end up with its share of it, in order
+    const log = (await readSubscribe(`${url}/subscribe?filter=*&lastSeq=${since}&live=false`)).events
+    if (log.length !== n) violations.push(`the log holds ${log.length} events, ${n} were written`)
+    const deadline = Date.now() + 120_000
+    const complete = (r: Reader) => r.events.length >= log.filter(r.wants).length
+    while (Date.now() < deadline && !readers.every(complete)) await sleep(100)
+    let stalledComplete = 0
+    let liveComplete = 0
+    for (const r of readers) {
+      const problem = compareEvents(r.events, log.filter(r.wants))
+      if (problem !== undefined) violations.push(`${r.name}: ${problem}`)
+      else if (r.stalled) stalledComplete++
+      else liveComplete++
+      if (r.stalled && r.stalled.status !== 200) violations.push(`${r.name}: status ${r.stalled.status}`)
+    }
+    const rssFinal = server.rss()
+    const rssMax = rss.reduce((a, b) => Math.max(a, b), baseline)
+    const lastStalled = stalled[stalled.length - 1]
+    const stalledBytes = lastStalled === undefined ? 0 : lastStalled.events.reduce((sum, ev) => sum + frameSize(ev), 0)
+    return {
+      figures: {
+        streams: o.streams, stalled: o.stalled, events: n,
+        rssBaselineMb: mb(baseline), rssWarmMb: mb(warm ?? baseline), rssMaxMb: mb(rssMax), rssFinalMb: mb(rssFinal),
+        rssGrowthMb: mb(rssMax - (warm ?? baseline)), stalledBytesEachMb: mb(stalledBytes),
+        latencyP50Ms: percentile(latencies, 0.5), latencyP99Ms: percentile(latencies, 0.99), latencyMaxMs: latencies.reduce((a, b) => Math.max(a, b), 0),
+        stalledComplete, liveComplete, violations: violations.length,
+      },
+      violations,
+    }
+  } finally {
+    for (const r of readers) {
+      r.live?.close()
+      r.stalled?.close()
+    }
+    await server.kill()
+  }
+}
+
+/** the size of an event's /subscribe frame, near enough: its JSON twice over the path */
+function frameSize(ev: StreamEvent): number {
+  return JSON.stringify(ev).length + 40
+}
+
+function eventOf(f: SseFrame): StreamEvent | undefined {
+  if (f.data === undefined || (f.event !== 'PUT' && f.event !== 'DEL')) return undefined
+  return JSON.parse(f.data) as StreamEvent
+}
+
+/** undefined when `got` is exactly `want`; otherwise the first difference. */
+function compareEvents(got: readonly StreamEvent[], want: readonly StreamEvent[]): string | undefined {
+  for (let i = 0; i < Math.max(got.length, want.length); i++) {
+    if (got[i]?.seq !== want[i]?.seq) return `event ${i} is seq ${got[i]?.seq ?? 'missing'}, expected ${want[i]?.seq ?? 'nothing'} (${got.length} of ${want.length})`
+  }
+  return undefined
+}
+
+const mb = (bytes: number) => Math.round((bytes / MB) * 10) / 10
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms))
+}
