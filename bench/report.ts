@@ -135,9 +135,11 @@ export function renderPage(r: Results, charts: { name: string; title: string; fi
     '| --- | --- | --- | --- | --- | --- |',
     `| ${r.machine.cpu} | ${r.machine.cores} | ${r.machine.memoryGiB} GiB | ${r.machine.node} | ${r.machine.os} | ${r.machine.loadAverage.join(', ')} |`,
     '',
-    '## Results',
-    '',
   ]
+  if ((r.machine.loadAverage[0] ?? 0) > r.machine.cores) {
+    out.push(`The machine was busy when the run started (load ${r.machine.loadAverage[0]} on ${r.machine.cores} cores): its figures are noisy and on the slow side; compare runs made on an idle machine.`, '')
+  }
+  out.push('## Results', '')
   for (const [name, m] of ran) {
     out.push(`### ${name}${m.durationMs !== undefined ? ` (${seconds(m.durationMs)})` : ''}`, '')
     if (m.description) out.push(m.description, '')
