@@ -2,7 +2,7 @@ import { HearthError, fail } from '../errors.js'
 import type { HearthEvent } from '../events/event.js'
 import { EventLog, seqKey, userSeqKey } from '../events/log.js'
 import { fileAncestors } from '../paths.js'
-import { asText, type BatchOp, type KV } from './backend.js'
+import { asText, type BatchOp, type KV, type Value } from './backend.js'
 import type { BlobStore } from './blobs.js'
 import { fileKey, type FileMeta } from './files.js'
 
@@ -74,6 +74,9 @@ export class Writer {
 
   async #commit(group: Pending[]): Promise<void> {
     const state = new GroupState(this.#kv)
+    // Every read the group needs, issued at once: the checks below then run from memory, so
+    // a group costs a few concurrent reads and one fsync, not a chain of reads per mutation.
+    await state.prefetch(group.map((p) => p.op))
     const ops: BatchOp[] = []
     const done: { p: Pending; ev: HearthEvent; dead?: string }[] = []
     const ts = Date.now()
@@ -153,21 +156,55 @@ export class Writer {
   }
 }
 
+function parseMeta(v: Value | undefined): FileMeta | null {
+  const text = asText(v)
+  return text === undefined ? null : (JSON.parse(text) as FileMeta)
+}
+
 /** What one group has read and changed so far: later mutations in the group see it. */
 class GroupState {
   readonly files = new Map<string, FileMeta | null>()
   readonly users = new Map<string, UserRecord>()
   readonly #kv: KV
+  /** for each directory prefix a PUT needs checked: its first key in the store, if any */
+  readonly #firstChild = new Map<string, string | undefined>()
 
   constructor(kv: KV) {
     this.#kv = kv
   }
 
-  async file(key: string): Promise<FileMeta | undefined> {
-    if (!this.files.has(key)) {
-      const v = asText(await this.#kv.get('files', key))
-      this.files.set(key, v === undefined ? null : (JSON.parse(v) as FileMeta))
+  async prefetch(ops: readonly Mutation[]): Promise<void> {
+    const keys = new Set<string>()
+    const users = new Set<string>()
+    const dirs = new Set<string>()
+    for (const op of ops) {
+      keys.add(fileKey(op.user, op.path))
+      users.add(op.user)
+      if (op.type !== 'PUT') continue
+      for (const dir of fileAncestors(op.path)) keys.add(fileKey(op.user, dir))
+      dirs.add(fileKey(op.user, op.path) + '/')
     }
+    const [k, u, d] = [[...keys], [...users], [...dirs]]
+    const [files, records, firsts] = await Promise.all([
+      this.#kv.getMany('files', k),
+      this.#kv.getMany('users', u),
+      Promise.all(d.map((prefix) => this.#first(prefix))),
+    ])
+    k.forEach((key, i) => this.files.set(key, parseMeta(files[i])))
+    u.forEach((user, i) => {
+      const v = asText(records[i])
+      if (v !== undefined) this.users.set(user, JSON.parse(v) as UserRecord)
+    })
+    d.forEach((prefix, i) => this.#firstChild.set(prefix, firsts[i]))
+  }
+
+  async #first(prefix: string): Promise<string | undefined> {
+    for await (const key of this.#kv.keys('files', { gte: prefix, lt: prefix.slice(0, -1) + '0', limit: 1 })) return key
+    return undefined
+  }
+
+  async file(key: string): Promise<FileMeta | undefined> {
+    if (!this.files.has(key)) this.files.set(key, parseMeta(await this.#kv.get('files', key)))
     return this.files.get(key) ?? undefined
   }
 
@@ -184,6 +221,12 @@ class GroupState {
 
   async hasChildren(prefix: string): Promise<boolean> {
     for (const [k, v] of this.files) if (v !== null && k.startsWith(prefix)) return true
+    if (this.#firstChild.has(prefix)) {
+      const first = this.#firstChild.get(prefix)
+      if (first === undefined) return false // none stored, and none added in this group (above)
+      if (this.files.get(first) !== null) return true
+      // that child was deleted earlier in this group: look further
+    }
     const end = prefix.slice(0, -1) + '0'
     for await (const k of this.#kv.keys('files', { gte: prefix, lt: end })) {
       if (this.files.get(k) !== null) return true
