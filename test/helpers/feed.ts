@@ -37,6 +37,8 @@ export class RawStream {
   readonly response: Response
   readonly frames: Frame[] = []
   ended = false
+  /** set when the body broke off instead of ending cleanly */
+  error: unknown
   #text = ''
   #waiters: (() => void)[] = []
   readonly #abort: AbortController
@@ -65,8 +67,8 @@ export class RawStream {
         }
         this.#wake()
       }
-    } catch {
-      // aborted by close()
+    } catch (err) {
+      if (!this.#abort.signal.aborted) this.error = err
     }
     this.ended = true
     this.#wake()

@@ -1,0 +1,103 @@
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import { startTestServer, newUser, tempDir } from './helpers/server.js'
+import { HomeserverClient } from '../src/client/homeserver.js'
+import { randomKeypair } from '../src/auth/keys.js'
+import { RawStream } from './helpers/feed.js'
+
+t.test('MAX_STREAMS_PER_IP: the next stream gets 429 until one closes', async (t) => {
+  const server = await startTestServer(t, { MAX_STREAMS_PER_IP: '3' })
+  const user = await newUser(server)
+  const open = [
+    await RawStream.open(`${server.url}/subscribe`),
+    await RawStream.open(`${server.url}/subscribe?filter=${user.user}/*&lastSeq=0`),
+    await RawStream.open(`${server.url}/events-stream?user=${user.user}&live=true`),
+  ]
+  for (const s of open) t.teardown(() => s.close())
+  t.same(open.map((s) => s.response.status), [200, 200, 200])
+
+  const refused = await fetch(`${server.url}/subscribe`)
+  t.equal(refused.status, 429)
+  t.match(await refused.json(), { error: 'TooManyRequests' })
+  const refusedUpstream = await fetch(`${server.url}/events-stream?user=${user.user}`)
+  t.equal(refusedUpstream.status, 429)
+  await refusedUpstream.body?.cancel()
+  t.equal((await fetch(`${server.url}/info`)).status, 200, 'other routes are not limited')
+
+  open[0]!.close()
+  // The slot comes back once the server sees the socket close.
+  const reverse = await whenFree(`${server.url}/events-stream?user=${user.user}&reverse=true`)
+  t.equal(reverse.response.status, 200)
+  await reverse.all() // a reverse replay ends by itself, and gives its slot back
+  const last = await whenFree(`${server.url}/subscribe`)
+  t.teardown(() => last.close())
+  t.equal(last.response.status, 200)
+})
+
+/** Opens a stream, retrying while the server has not yet seen a closed one go. */
+async function whenFree(url: string): Promise<RawStream> {
+  for (let i = 0; ; i++) {
+    const s = await RawStream.open(url)
+    if (s.response.status !== 429 || i === 100) return s
+    s.close()
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+t.test('closing the server ends every stream cleanly', async (t) => {
+  const server = await startTestServer(t)
+  const user = await newUser(server)
+  await user.put('/pub/a.txt', 'a')
+  const streams = [
+    await RawStream.open(`${server.url}/subscribe?lastSeq=0`),
+    await RawStream.open(`${server.url}/subscribe?filter=${user.user}/*`),
+    await RawStream.open(`${server.url}/events-stream?user=${user.user}&live=true`),
+  ]
+  await streams[0]!.until(() => streams[0]!.events().length === 1)
+  await server.close()
+  for (const s of streams) {
+    await s.all()
+    t.ok(s.ended, 'ended')
+    t.equal(s.error, undefined, 'cleanly: the body was complete, not cut off')
+  }
+  t.equal(server.ctx.feed.size, 0)
+})
+
+t.test('SIGTERM: streams end cleanly and hearth serve exits 0 within 5 s', async (t) => {
+  const cli = fileURLToPath(new URL('../src/cli/index.js', import.meta.url))
+  const child = spawn(process.execPath, [cli, 'serve'], {
+    env: { ...process.env, PORT: '0', DATA_DIR: tempDir(t), LOG_LEVEL: 'info', KEEPALIVE_MS: '1000' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  t.teardown(() => child.kill('SIGKILL'))
+  let out = ''
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString()
+      const m = /"url":"([^"]+)"/.exec(out)
+      if (m) resolve(m[1]!)
+    })
+    child.once('exit', () => reject(new Error(`hearth serve exited: ${out}`)))
+  })
+  const user = new HomeserverClient(url, randomKeypair())
+  await user.signup()
+  await user.put('/pub/x.txt', 'x')
+  const streams = [
+    await RawStream.open(`${url}/subscribe?lastSeq=0`),
+    await RawStream.open(`${url}/subscribe?filter=${user.user}/*`),
+    await RawStream.open(`${url}/events-stream?user=${user.user}&live=1`),
+  ]
+  await streams[2]!.until(() => streams[2]!.events().length === 1)
+  const started = Date.now()
+  child.kill('SIGTERM')
+  const [code] = (await once(child, 'exit')) as [number | null]
+  t.equal(code, 0, 'exit status 0')
+  t.ok(Date.now() - started < 5000, 'within 5 s')
+  for (const s of streams) {
+    await s.all()
+    t.equal(s.error, undefined, 'the stream ended cleanly')
+  }
+  t.equal(streams[0]!.events().length, 1)
+})
