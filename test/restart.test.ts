@@ -1,7 +1,7 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
-import { existsSync, readdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
@@ -76,10 +76,11 @@ t.test('an orphan blob file is swept at start; referenced blobs are kept', async
   const orphan = join(blobs, 'ab'.repeat(16))
   writeFileSync(orphan, randomBytes(70 * 1024))
   writeFileSync(join(blobs, 'not-even-an-id'), 'x')
+  mkdirSync(join(blobs, 'a-folder'))
 
   const second = await startTestServer(t, { DATA_DIR: dir })
   t.notOk(existsSync(orphan), 'the orphan is gone')
-  t.same(readdirSync(blobs), kept, 'only the referenced blob is left')
+  t.same(readdirSync(blobs).sort(), [...kept, 'a-folder'].sort(), 'only the referenced blob is left, and a stray folder does not stop start-up')
   const again = new HomeserverClient(second.url, alice.keypair, alice.session)
   t.ok(Buffer.from(await again.get('/pub/keep.bin')).equals(big))
 })

@@ -64,12 +64,14 @@ export class BlobStore {
     })
   }
 
-  /** Removes every blob file for which `isReferenced` says no. */
+  /** Removes every blob file for which `isReferenced` says no. Anything but files is left alone. */
   async sweep(isReferenced: (id: string) => Promise<boolean>): Promise<number> {
     let removed = 0
-    for (const name of await readdir(this.#dir)) {
-      if (!(await isReferenced(name))) {
-        await this.remove(name)
+    for (const entry of await readdir(this.#dir, { withFileTypes: true })) {
+      // unlink() on a folder throws, and a stray folder must not stop start-up
+      if (!entry.isFile()) continue
+      if (!(await isReferenced(entry.name))) {
+        await this.remove(entry.name)
         removed++
       }
     }
