@@ -1,6 +1,12 @@
 import t from 'tap'
 import { blake3 } from '@noble/hashes/blake3.js'
-import { newUser, startTestServer } from './helpers/server.js'
+import { join } from 'node:path'
+import { newUser, startTestServer, tempDir } from './helpers/server.js'
+import type { KV } from '../src/kv/backend.js'
+import { LevelKV } from '../src/kv/level.js'
+import { BlobStore } from '../src/kv/blobs.js'
+import { Writer } from '../src/kv/writer.js'
+import { EventLog } from '../src/events/log.js'
 import type { HomeserverClient } from '../src/client/homeserver.js'
 import type { HearthEvent } from '../src/events/event.js'
 
@@ -136,4 +142,68 @@ t.test('a second wave after the first continues the same sequence', async (t) =>
   const events = await server.ctx.events.read(0, 1000)
   t.same(events.map((ev) => ev.seq), Array.from({ length: 100 }, (_, i) => i + 1))
   t.ok(events.every((ev, i) => i === 0 || ev.ts >= events[i - 1]!.ts), 'timestamps never go backwards along the log')
+})
+
+t.test('a commit that fails takes its seqs back: the next commit continues without a gap', async (t) => {
+  const dir = tempDir(t)
+  const inner = new LevelKV(join(dir, 'db'))
+  await inner.open()
+  t.teardown(() => inner.close())
+  // The real backend, made to fail chosen batches the way a full disk would.
+  let failing = false
+  const kv: KV = {
+    open: () => inner.open(),
+    close: () => inner.close(),
+    get: (ns, key) => inner.get(ns, key),
+    getMany: (ns, keys) => inner.getMany(ns, keys),
+    entries: (ns, range) => inner.entries(ns, range),
+    keys: (ns, range) => inner.keys(ns, range),
+    batch: async (ops, options) => {
+      if (failing && ops.some((op) => op.ns === 'log')) throw new Error('ENOSPC: no space left on device')
+      return inner.batch(ops, options)
+    },
+  }
+  const log = new EventLog(kv)
+  await log.load()
+  const blobs = new BlobStore(join(dir, 'blobs'))
+  await blobs.open()
+  const writer = new Writer(kv, log, blobs, 1024 ** 3)
+  writer.start()
+  await inner.batch([{ type: 'put', ns: 'users', key: 'u', value: JSON.stringify({ createdAt: 0, usage: 0 }) }])
+  const announced: number[] = []
+  log.onAppend((evs) => announced.push(...evs.map((ev) => ev.seq)))
+  const put = (path: string) => {
+    const bytes = Buffer.from(path)
+    const meta = { size: bytes.length, hash: hash(path), type: 'text/plain', mtime: 0 }
+    return writer.submit({ type: 'PUT', user: 'u', path, meta, inline: bytes })
+  }
+
+  t.equal((await put('/pub/1')).seq, 1)
+  failing = true
+  const failed = await Promise.allSettled([put('/pub/2'), put('/pub/3'), put('/pub/4')])
+  t.ok(failed.every((r) => r.status === 'rejected'), 'every write of the failed commit is refused')
+  failing = false
+  const after = await Promise.all([put('/pub/5'), put('/pub/6')])
+  t.same(after.map((ev) => ev.seq), [2, 3], 'the seqs of the failed commit are used by the next one')
+  t.equal(log.head, 3)
+  t.same((await log.read(0, 100)).map((ev) => `${ev.seq} ${ev.path}`), ['1 /pub/1', '2 /pub/5', '3 /pub/6'])
+  t.same(announced, [1, 2, 3], 'nothing of the failed commit was announced')
+  t.equal(await inner.get('files', 'u/pub/2'), undefined, 'nor stored')
+  t.equal(JSON.parse((await inner.get('users', 'u')) as string).usage, '/pub/1/pub/5/pub/6'.length, 'usage counts only committed files')
+})
+
+t.test('a write submitted just as a commit finishes is not stranded', async (t) => {
+  const server = await startTestServer(t)
+  const alice = await newUser(server)
+  const submit = (path: string) =>
+    server.ctx.writer.submit({ type: 'PUT', user: alice.user, path, meta: { size: 1, hash: hash('x'), type: 'text/plain', mtime: 0 }, inline: Buffer.from('x') })
+  // Promise.all resumes its caller a few microtasks after the commit resolves it: exactly when
+  // the writer is between its last queue check and going idle.
+  const run = (async () => {
+    for (let i = 0; i < 50; i++) await Promise.all([submit(`/pub/a/${i}`), submit(`/pub/b/${i}`)])
+    return 'settled' as const
+  })()
+  const stuck = new Promise<'stuck'>((resolve) => setTimeout(() => resolve('stuck'), 10_000).unref())
+  t.equal(await Promise.race([run, stuck]), 'settled', 'every write settles')
+  t.equal(server.ctx.events.head, 100)
 })

@@ -59,7 +59,7 @@ export class Writer {
   submit(op: Mutation): Promise<HearthEvent> {
     return new Promise((resolve, reject) => {
       this.#queue.push({ op, resolve, reject })
-      this.#running ??= this.#drain().finally(() => (this.#running = undefined))
+      this.#running ??= this.#drain()
     })
   }
 
@@ -69,7 +69,14 @@ export class Writer {
   }
 
   async #drain(): Promise<void> {
-    while (this.#queue.length > 0) await this.#commit(this.#queue.splice(0, MAX_GROUP))
+    try {
+      while (this.#queue.length > 0) await this.#commit(this.#queue.splice(0, MAX_GROUP))
+    } finally {
+      // Cleared in the same tick as the last empty-queue check: a `.finally()` callback would
+      // run ticks later, and a submit landing in between would find a drain still "running",
+      // start none, and wait forever.
+      this.#running = undefined
+    }
   }
 
   async #commit(group: Pending[]): Promise<void> {
