@@ -8,6 +8,7 @@ import { encodeId } from '../../src/events/id.js'
 import { HomeserverClient } from '../../src/client/homeserver.js'
 import { ChildServer } from './child-server.js'
 import { openSse, readSubscribe, type SseConnection, type StreamEvent } from './sse.js'
+import { disorder, firstDifference, percentile, replay } from './event-checks.js'
 import { ABSENT, WriteHistory, sameState, type State } from './write-history.js'
 
 export interface CrashOptions {
@@ -85,6 +86,8 @@ class CrashRun {
   readonly #violations: string[] = []
   readonly #restartMs: number[] = []
   readonly #verifyMs: number[] = []
+  /** DEL events per path found by the previous verification */
+  readonly #deletesLogged = new Map<string, number>()
   readonly #f = { ackedPuts: 0, ackedDeletes: 0, blobPuts: 0, unanswered: 0, unansweredLanded: 0, events: 0 }
   #round = 0
 
@@ -98,7 +101,7 @@ class CrashRun {
     this.server = await ChildServer.start({ dataDir: this.#o.dataDir })
     await this.#createUsers()
     for (this.#round = 1; this.#round <= this.#o.rounds; this.#round++) {
-      const acked = this.#f.ackedPuts + this.#f.ackedDeletes
+      const ackedBefore = this.#f.ackedPuts + this.#f.ackedDeletes
       await this.#crashRound()
       const t0 = performance.now()
       await this.server.restart()
@@ -106,7 +109,7 @@ class CrashRun {
       const t1 = performance.now()
       await this.#verify()
       this.#verifyMs.push(performance.now() - t1)
-      this.#o.progress?.(`round ${this.#round}: ${this.#f.ackedPuts + this.#f.ackedDeletes - acked} acked, ${this.#f.events} events, ${this.#violations.length} violations`)
+      this.#o.progress?.(`round ${this.#round}: ${this.#f.ackedPuts + this.#f.ackedDeletes - ackedBefore} acked, ${this.#f.events} events, ${this.#violations.length} violations`)
       if (this.#violations.length > 50) break
     }
     for (const f of this.#followers) f.conn?.close()
@@ -252,7 +255,8 @@ class CrashRun {
     for (const user of this.#users) {
       const got = await readSubscribe(`${url}/subscribe?filter=${user.client.user}/*&lastSeq=0&live=false`, user.client.headers())
       if (got.status !== 200) this.#violation(`log of ${user.client.user}: ${got.status} ${got.body}`)
-      checkOrdered(got.events, `log of ${user.client.user.slice(0, 8)}`, (m) => this.#violation(m))
+      const unordered = disorder(got.events)
+      if (unordered !== undefined) this.#violation(`log of ${user.client.user.slice(0, 8)}: ${unordered}`)
       all.push(...got.events)
     }
     all.sort((a, b) => Number(a.seq) - Number(b.seq))
@@ -287,13 +291,11 @@ class CrashRun {
       if (!mine.some((ev) => ev.type === 'PUT' && ev.contentHash === w.state.hash)) this.#violation(`acknowledged PUT of ${path} (${w.state.hash}) is not in the log`)
     }
     const ackedDeletes = history.writes.filter((w) => w.acked && w.state.hash === null).length
-    const deletes = this.#deletesSinceLastRound.get(key) ?? 0
+    const before = this.#deletesLogged.get(key) ?? 0
     const logged = mine.filter((ev) => ev.type === 'DEL').length
-    if (logged - deletes < ackedDeletes) this.#violation(`${ackedDeletes} acknowledged DELETEs of ${path}, ${logged - deletes} new DEL events`)
-    this.#deletesSinceLastRound.set(key, logged)
+    if (logged - before < ackedDeletes) this.#violation(`${ackedDeletes} acknowledged DELETEs of ${path}, ${logged - before} new DEL events`)
+    this.#deletesLogged.set(key, logged)
   }
-
-  readonly #deletesSinceLastRound = new Map<string, number>()
 
   async #checkListing(url: string, user: User, dir: string, found: Map<string, State>): Promise<void> {
     const listed = await new HomeserverClient(url, user.client.keypair, user.client.session).list(dir, 'limit=1000')
@@ -328,13 +330,13 @@ class CrashRun {
     const at = Math.floor(Math.random() * (head + 1))
     const pub = await readSubscribe(`${url}/subscribe?filter=*&lastSeq=${at}&live=false`)
     const want = log.filter((ev) => Number(ev.seq) > at && !ev.path.startsWith('/priv/'))
-    compare(pub.events, want, `* from ${at}`, (m) => this.#violation(m))
+    this.#same(pub.events, want, `* from ${at}`)
     const user = pick(this.#users)
     // the same, by id in Last-Event-ID, on the path form, with the owner's session
     const seq = Math.floor(Math.random() * (head + 1))
     const id = encodeId(seq)
     const own = await readSubscribe(`${url}/subscribe/${user.client.user}/*?live=false`, { ...user.client.headers(), 'last-event-id': id })
-    compare(own.events, log.filter((ev) => Number(ev.seq) > seq && ev.user === user.client.user), `${user.client.user.slice(0, 8)} from ${id}`, (m) => this.#violation(m))
+    this.#same(own.events, log.filter((ev) => Number(ev.seq) > seq && ev.user === user.client.user), `${user.client.user.slice(0, 8)} from ${id}`)
   }
 
   /**
@@ -350,36 +352,17 @@ class CrashRun {
       if (rest.status !== 200) this.#violation(`follower ${f.name} resuming from ${f.lastId}: ${rest.status} ${rest.body}`)
       f.seen.push(...rest.events)
       if (rest.lastId !== undefined) f.lastId = rest.lastId
-      compare(f.seen, log.filter(f.wants), `follower ${f.name}`, (m) => this.#violation(m))
+      this.#same(f.seen, log.filter(f.wants), `follower ${f.name}`)
     }
+  }
+
+  #same(got: readonly StreamEvent[], want: readonly StreamEvent[], what: string): void {
+    const diff = firstDifference(got, want)
+    if (diff !== undefined) this.#violation(`${what}: ${diff}`)
   }
 
   #violation(message: string): void {
     this.#violations.push(`round ${this.#round}: ${message}`)
-  }
-}
-
-/** Applies PUT/DEL in order: the file set the log describes, as key → content hash. */
-export function replay(log: readonly StreamEvent[]): Map<string, string> {
-  const files = new Map<string, string>()
-  for (const ev of log) {
-    if (ev.type === 'PUT') files.set(ev.user + ev.path, ev.contentHash!)
-    else files.delete(ev.user + ev.path)
-  }
-  return files
-}
-
-function compare(got: readonly StreamEvent[], want: readonly StreamEvent[], what: string, report: (m: string) => void): void {
-  const a = got.map((ev) => `${ev.seq} ${ev.type} ${ev.uri} ${ev.contentHash ?? ''}`)
-  const b = want.map((ev) => `${ev.seq} ${ev.type} ${ev.uri} ${ev.contentHash ?? ''}`)
-  for (let i = 0; i < Math.max(a.length, b.length); i++) {
-    if (a[i] !== b[i]) return report(`${what}: event ${i} is ${a[i] ?? 'missing'}, the log has ${b[i] ?? 'nothing'} (${a.length} vs ${b.length})`)
-  }
-}
-
-function checkOrdered(events: readonly StreamEvent[], what: string, report: (m: string) => void): void {
-  for (let i = 1; i < events.length; i++) {
-    if (Number(events[i]!.seq) <= Number(events[i - 1]!.seq)) return report(`${what}: seq ${events[i]!.seq} after ${events[i - 1]!.seq}`)
   }
 }
 
@@ -389,12 +372,6 @@ function describe(s: State): string {
 
 export function hashOf(bytes: Uint8Array): string {
   return Buffer.from(blake3(bytes)).toString('base64')
-}
-
-export function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return 0
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!
 }
 
 function pick<T>(items: readonly T[]): T {

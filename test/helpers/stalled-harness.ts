@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks'
 import { randomKeypair } from '../../src/auth/keys.js'
 import { HomeserverClient } from '../../src/client/homeserver.js'
 import { ChildServer } from './child-server.js'
-import { percentile } from './crash-harness.js'
+import { firstDifference, percentile } from './event-checks.js'
 import { openSse, readSubscribe, type SseConnection, type SseFrame, type StreamEvent } from './sse.js'
 import { StalledReader } from './stalled-reader.js'
 
@@ -148,7 +148,7 @@ export async function runStalled(o: StalledOptions): Promise<{ figures: StalledF
     let stalledComplete = 0
     let liveComplete = 0
     for (const r of readers) {
-      const problem = compareEvents(r.events, log.filter(r.wants))
+      const problem = firstDifference(r.events, log.filter(r.wants))
       if (problem !== undefined) violations.push(`${r.name}: ${problem}`)
       else if (r.stalled) stalledComplete++
       else liveComplete++
@@ -185,14 +185,6 @@ function frameSize(ev: StreamEvent): number {
 function eventOf(f: SseFrame): StreamEvent | undefined {
   if (f.data === undefined || (f.event !== 'PUT' && f.event !== 'DEL')) return undefined
   return JSON.parse(f.data) as StreamEvent
-}
-
-/** undefined when `got` is exactly `want`; otherwise the first difference. */
-function compareEvents(got: readonly StreamEvent[], want: readonly StreamEvent[]): string | undefined {
-  for (let i = 0; i < Math.max(got.length, want.length); i++) {
-    if (got[i]?.seq !== want[i]?.seq) return `event ${i} is seq ${got[i]?.seq ?? 'missing'}, expected ${want[i]?.seq ?? 'nothing'} (${got.length} of ${want.length})`
-  }
-  return undefined
 }
 
 const mb = (bytes: number) => Math.round((bytes / MB) * 10) / 10

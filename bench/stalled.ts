@@ -1,0 +1,56 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { runStalled, type StalledFigures } from '../test/helpers/stalled-harness.js'
+
+/**
+ * Stalled readers, long mode: 1,000 streams of which 100 stop reading, under 24 writes a
+ * second (half with 8 KB frames) for STALLED_SECONDS (default 150), server in a child
+ * process. Run twice, without and with the stalled readers, so the live readers' delivery
+ * latency (commit to parse, client and server sharing the same two cores, which 24 writes a
+ * second to 1,000 streams keeps below saturation) can be read against its own normal range.
+ */
+export async function benchStalled(seconds = Number(process.env.STALLED_SECONDS ?? 150)): Promise<Record<string, number>> {
+  const run = async (stalled: number): Promise<StalledFigures> => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'hearth-bench-stalled-'))
+    try {
+      const { figures, violations } = await runStalled({ dataDir, streams: 1000, stalled, seconds, rate: 24, progress: (l) => console.log(`  ${l}`) })
+      for (const v of violations.slice(0, 20)) console.log(`VIOLATION ${v}`)
+      return figures
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true })
+    }
+  }
+  const calm = await run(0)
+  const stalled = await run(100)
+  console.log(`stalled: 1000 streams, latency p50/p99 ${calm.latencyP50Ms}/${calm.latencyP99Ms} ms with none stalled, ` +
+    `${stalled.latencyP50Ms}/${stalled.latencyP99Ms} ms with 100 stalled (each sent ${stalled.stalledBytesEachMb} MB); ` +
+    `RSS ${stalled.rssBaselineMb} → max ${stalled.rssMaxMb} MB (${calm.rssMaxMb} MB with none stalled); ` +
+    `${stalled.stalledComplete}/100 stalled complete; violations ${calm.violations + stalled.violations}`)
+  return {
+    streams: 1000,
+    stalled: 100,
+    seconds,
+    events: stalled.events,
+    latencyP50MsCalm: calm.latencyP50Ms,
+    latencyP99MsCalm: calm.latencyP99Ms,
+    latencyP50Ms: stalled.latencyP50Ms,
+    latencyP99Ms: stalled.latencyP99Ms,
+    latencyMaxMs: stalled.latencyMaxMs,
+    rssBaselineMb: stalled.rssBaselineMb,
+    rssWarmMb: stalled.rssWarmMb,
+    rssMaxMb: stalled.rssMaxMb,
+    rssFinalMb: stalled.rssFinalMb,
+    rssMaxMbCalm: calm.rssMaxMb,
+    stalledBytesEachMb: stalled.stalledBytesEachMb,
+    stalledComplete: stalled.stalledComplete,
+    liveComplete: stalled.liveComplete + calm.liveComplete,
+    violations: calm.violations + stalled.violations,
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const r = await benchStalled()
+  if (r.violations > 0) process.exitCode = 1
+}
