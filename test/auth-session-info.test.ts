@@ -1,9 +1,11 @@
 import t from 'tap'
 import { keypairFromSecret } from '../src/auth/keys.js'
 import { parseCapabilities, ROOT } from '../src/auth/capabilities.js'
-import { decodeSessionInfo, encodeSessionInfo, PostcardReader, varint } from '../src/auth/session-info.js'
+import { decodeSessionInfo, encodeSessionInfo } from '../src/auth/session-info.js'
+import { PostcardReader, varint } from '../src/auth/postcard.js'
 import { isSessionSecret, SessionStore } from '../src/auth/sessions.js'
-import { isSignupToken, randomSignupToken, SignupTokens, UserStore } from '../src/auth/signup-tokens.js'
+import { isSignupToken, randomSignupToken, SignupTokens } from '../src/auth/signup-tokens.js'
+import { UserStore } from '../src/auth/users.js'
 import { MemoryKV } from '../src/kv/memory.js'
 
 const zeroKey = keypairFromSecret(new Uint8Array(32))

@@ -3,7 +3,7 @@ import { HearthError } from '../src/errors.js'
 import { keypairFromSecret, sign } from '../src/auth/keys.js'
 import { decodeAuthToken, NAMESPACE, signAuthToken, verifyAuthToken } from '../src/auth/token.js'
 import { ReplayGuard } from '../src/auth/replay.js'
-import { concat, postcardString } from '../src/auth/session-info.js'
+import { concat, postcardString } from '../src/auth/postcard.js'
 
 const NOW = 1_763_790_000_000
 const clock = { now: () => NOW }

@@ -1,7 +1,7 @@
 import { fail, HearthError } from '../errors.js'
 import { encodePublicKey, sign, verify, type Keypair } from './keys.js'
 import { formatCapabilities, parseCapabilities, type Capability } from './capabilities.js'
-import { concat, PostcardReader, postcardString } from './session-info.js'
+import { concat, PostcardReader, postcardString } from './postcard.js'
 
 /**
  * The AuthToken a client posts to `/signup` and `/session`: upstream Pubky's postcard bytes
