@@ -9,7 +9,9 @@ import { encodeId } from '../events/id.js'
 export class EventFrames {
   readonly event: HearthEvent
   #id?: string
+  #subscribeText?: string
   #subscribe?: Buffer
+  #eventsStreamText?: string
   #eventsStream?: Buffer
   #feedLine?: string
 
@@ -19,21 +21,32 @@ export class EventFrames {
 
   /** the 13-character id */
   get id(): string {
-    return (this.#id ??= encodeId(this.event.seq))
+    return (this.#id ??= idOf(this.event.seq))
   }
 
   /**
    * `GET /subscribe`: `id`, `event`, one JSON `data` line. `seq` is a decimal string because a
    * u64 does not fit a JSON number; DEL has no contentHash or size. Key order is fixed.
+   * Written out by hand (the bytes JSON.stringify would give): replays encode every event
+   * they send, and this is most of their cost.
    */
-  get subscribe(): Buffer {
-    if (this.#subscribe === undefined) {
+  get subscribeText(): string {
+    if (this.#subscribeText === undefined) {
       const ev = this.event
-      const head = { id: this.id, seq: String(ev.seq), type: ev.type, user: ev.user, path: ev.path, uri: eventUri(ev) }
-      const data = ev.type === 'PUT' ? { ...head, contentHash: ev.contentHash, size: ev.size, ts: ev.ts } : { ...head, ts: ev.ts }
-      this.#subscribe = Buffer.from(`id: ${this.id}\nevent: ${ev.type}\ndata: ${JSON.stringify(data)}\n\n`)
+      const user = JSON.stringify(ev.user)
+      const path = JSON.stringify(ev.path)
+      const uri = `"pubky://${user.slice(1, -1)}${path.slice(1)}`
+      const put = ev.type === 'PUT' ? `,"contentHash":${JSON.stringify(ev.contentHash)},"size":${ev.size}` : ''
+      this.#subscribeText =
+        `id: ${this.id}\nevent: ${ev.type}\ndata: {"id":"${this.id}","seq":"${ev.seq}","type":"${ev.type}","user":${user},` +
+        `"path":${path},"uri":${uri}${put},"ts":${ev.ts}}\n\n`
     }
-    return this.#subscribe
+    return this.#subscribeText
+  }
+
+  /** The same bytes, shared by every live subscriber the event is pushed to. */
+  get subscribe(): Buffer {
+    return (this.#subscribe ??= Buffer.from(this.subscribeText))
   }
 
   /**
@@ -41,21 +54,42 @@ export class EventFrames {
    * blank line, with `id: <seq>` added last so clients that read the first lines as
    * upstream's see exactly upstream's.
    */
-  get eventsStream(): Buffer {
-    if (this.#eventsStream === undefined) {
+  get eventsStreamText(): string {
+    if (this.#eventsStreamText === undefined) {
       const ev = this.event
       const hash = ev.type === 'PUT' ? `data: content_hash: ${ev.contentHash}\n` : ''
-      this.#eventsStream = Buffer.from(
-        `event: ${ev.type}\ndata: ${eventUri(ev)}\ndata: cursor: ${ev.seq}\n${hash}id: ${ev.seq}\n\n`,
-      )
+      this.#eventsStreamText = `event: ${ev.type}\ndata: ${eventUri(ev)}\ndata: cursor: ${ev.seq}\n${hash}id: ${ev.seq}\n\n`
     }
-    return this.#eventsStream
+    return this.#eventsStreamText
+  }
+
+  get eventsStream(): Buffer {
+    return (this.#eventsStream ??= Buffer.from(this.eventsStreamText))
   }
 
   /** `GET /events/`: one line without its newline; the route joins lines with `\n`. */
   get feedLine(): string {
     return (this.#feedLine ??= `${this.event.type} ${eventUri(this.event)}`)
   }
+}
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
+
+/**
+ * `encodeId` for the seqs a log can reach (below 2^53): the 65-bit value seq·2 (the id's last
+ * bit is padding) in thirteen 5-bit digits. Doubles hold it exactly and dividing by 32 is
+ * exact, so no BigInt is needed; larger values take the general path.
+ */
+export function idOf(seq: number): string {
+  if (!Number.isSafeInteger(seq) || seq < 0) return encodeId(seq)
+  let v = seq * 2
+  let out = ''
+  for (let i = 0; i < 13; i++) {
+    const digit = v % 32
+    out = CROCKFORD[digit]! + out
+    v = (v - digit) / 32
+  }
+  return out
 }
 
 const holders = new WeakMap<HearthEvent, EventFrames>()
@@ -75,7 +109,7 @@ export const UPSTREAM_KEEPALIVE_FRAME = Buffer.from(':\n\n')
 
 /** Progress without data: a reconnect resumes after what was already scanned. */
 export function idFrame(seq: bigint | number): string {
-  return `id: ${encodeId(seq)}\n\n`
+  return `id: ${typeof seq === 'number' ? idOf(seq) : encodeId(seq)}\n\n`
 }
 
 /**

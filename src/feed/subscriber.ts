@@ -1,13 +1,19 @@
 import type { HearthEvent } from '../events/event.js'
 import { isPrivate } from '../events/event.js'
 import type { EventLog } from '../events/log.js'
-import { framesOf, idFrame, resetFrame } from './frames.js'
+import { EventFrames, framesOf, idFrame, resetFrame } from './frames.js'
 import type { SseStream } from './sse.js'
 
 /** Events read from the log per step of a replay or catch-up. */
 export const PAGE = 256
 
 export type Protocol = 'subscribe' | 'events-stream'
+
+interface Read {
+  after: number
+  head: number
+  pending: Promise<HearthEvent[]>
+}
 
 export interface SubscriberSpec {
   protocol: Protocol
@@ -60,7 +66,7 @@ export class Subscriber {
   #idSent: number
   #done = false
   /** frames of the current replay step, written as one chunk */
-  #batch: Buffer[] = []
+  #batch = ''
   #batchBytes = 0
 
   constructor(spec: SubscriberSpec, stream: SseStream, log: EventLog, onDone: (sub: Subscriber) => void) {
@@ -80,12 +86,19 @@ export class Subscriber {
   /** Phase 1, then the hand-over. Runs again after every catch-up. */
   async replay(): Promise<void> {
     this.live = false
+    let ahead: Read | undefined
     while (!this.#done) {
-      this.#skipPruned()
-      const head = this.#log.head
-      const page = this.spec.onlyUser
-        ? await this.#log.readUser(this.spec.onlyUser, this.cursor, PAGE)
-        : await this.#log.read(this.cursor, PAGE)
+      // the page read ahead (below) is still the right one unless the cursor moved past it
+      if (ahead === undefined || ahead.after !== this.cursor) {
+        this.#skipPruned()
+        ahead = this.#read(this.cursor)
+      }
+      const { head, pending } = ahead
+      const page = await pending
+      // A full page: read the next one while this one is encoded and written. The floor is
+      // checked as for any read, in the tick the read starts.
+      const last = page.length === PAGE ? page[PAGE - 1]!.seq : undefined
+      ahead = last !== undefined && last + 1 >= this.#log.floor ? this.#read(last) : undefined
       for (const ev of page) {
         if (this.#done) return
         if (ev.seq <= this.cursor) continue
@@ -111,6 +124,14 @@ export class Subscriber {
     }
   }
 
+  /** Starts reading the page after `after`; `head` is the bound that read works under. */
+  #read(after: number): Read {
+    const head = this.#log.head
+    const pending = this.spec.onlyUser ? this.#log.readUser(this.spec.onlyUser, after, PAGE) : this.#log.read(after, PAGE)
+    pending.catch(() => {}) // a read ahead may be dropped; whoever awaits it still sees the error
+    return { after, head, pending }
+  }
+
   /** Phase 3: called by the engine for each matching announced event, in seq order. */
   push(ev: HearthEvent): void {
     if (!this.live || this.#done || ev.seq <= this.cursor) return
@@ -122,8 +143,9 @@ export class Subscriber {
       void this.stream.drained().then(() => this.replay()).catch(() => this.finish())
       return
     }
-    this.#send(ev)
-    this.#flush()
+    const frames = framesOf(ev)
+    this.stream.write(this.spec.protocol === 'subscribe' ? frames.subscribe : frames.eventsStream)
+    this.#counted(ev)
     this.cursor = ev.seq
   }
 
@@ -150,9 +172,14 @@ export class Subscriber {
     return this.spec.accepts(ev)
   }
 
+  /** Replay: queue the event's frame (read from the log, so encoded for this stream only). */
   #send(ev: HearthEvent): void {
-    const frames = framesOf(ev)
-    this.#queue(this.spec.protocol === 'subscribe' ? frames.subscribe : frames.eventsStream)
+    const frames = new EventFrames(ev)
+    this.#queue(this.spec.protocol === 'subscribe' ? frames.subscribeText : frames.eventsStreamText)
+    this.#counted(ev)
+  }
+
+  #counted(ev: HearthEvent): void {
     this.#idSent = ev.seq
     this.#sent++
     if (this.spec.limit !== undefined && this.#sent >= this.spec.limit) this.finish()
@@ -162,7 +189,7 @@ export class Subscriber {
   #skipPruned(): void {
     const floor = this.#log.floor
     if (this.cursor + 1 >= floor) return
-    if (this.spec.protocol === 'subscribe') this.#queue(Buffer.from(resetFrame(this.cursor, floor)))
+    if (this.spec.protocol === 'subscribe') this.#queue(resetFrame(this.cursor, floor))
     this.cursor = floor - 1
     this.#idSent = Math.max(this.#idSent, this.cursor)
   }
@@ -170,13 +197,13 @@ export class Subscriber {
   /** An id-only frame, so a reconnect skips what was scanned without matching. */
   #markProgress(): void {
     if (this.spec.protocol !== 'subscribe' || this.cursor <= this.#idSent || this.#full()) return
-    this.#queue(Buffer.from(idFrame(this.cursor)))
+    this.#queue(idFrame(this.cursor))
     this.#idSent = this.cursor
   }
 
-  #queue(frame: Buffer): void {
-    this.#batch.push(frame)
-    this.#batchBytes += frame.byteLength
+  #queue(frame: string): void {
+    this.#batch += frame
+    this.#batchBytes += Buffer.byteLength(frame)
   }
 
   /** The socket and this step's frames hold HIGH_WATER bytes or more: no more frames now. */
@@ -185,9 +212,9 @@ export class Subscriber {
   }
 
   #flush(): void {
-    if (this.#batch.length === 0) return
-    this.stream.write(this.#batch.length === 1 ? this.#batch[0]! : Buffer.concat(this.#batch, this.#batchBytes))
-    this.#batch = []
+    if (this.#batchBytes === 0) return
+    this.stream.write(this.#batch)
+    this.#batch = ''
     this.#batchBytes = 0
   }
 
