@@ -23,6 +23,8 @@ import { buildApp } from '../src/server.js'
  * the body, and a group-committed, fsynced LevelDB batch with its event. Rounds alternate
  * between the two and each keeps its best, so both see the same machine.
  *
+ * `*Cpu` figures are the cores each side kept busy in its best window: a load generator near
+ * 1.0 would mean the baseline is capped by the client, not by Fastify.
  * Figures named `<series>@<x>` are chart points: PUT latency against concurrent connections.
  */
 export const description = 'Durable PUTs of 1 KiB files from 50 keep-alive connections, against a no-op PUT route of the same Fastify app; `ratio` = homeserver ÷ no-op.'
@@ -37,6 +39,9 @@ interface Load {
   p50Ms: number
   p99Ms: number
   errors: number
+  /** cores kept busy during the window: tells whether the server or the load generator was the limit */
+  serverCpu?: number
+  clientCpu?: number
 }
 
 export async function benchPut(): Promise<Record<string, number | string>> {
@@ -52,7 +57,14 @@ export async function benchPut(): Promise<Record<string, number | string>> {
     })
     const users = await Promise.all(Array.from({ length: CONNECTIONS }, () => signedUp(url)))
     const agent = new Agent({ keepAlive: true, maxSockets: CONNECTIONS })
-    const run = (route: 'pub' | 'noop', connections: number, ms: number) => load(agent, url, route, users.slice(0, connections), ms)
+    const run = async (route: 'pub' | 'noop', connections: number, ms: number): Promise<Load> => {
+      const server = await serverCpuMs(child)
+      const client = process.cpuUsage()
+      const result = await load(agent, url, route, users.slice(0, connections), ms)
+      const used = process.cpuUsage(client)
+      const serverCpu = round(((await serverCpuMs(child)) - server) / ms)
+      return { ...result, serverCpu, clientCpu: round((used.user + used.system) / 1000 / ms) }
+    }
 
     await run('noop', CONNECTIONS, 500) // warm both paths and every connection
     await run('pub', CONNECTIONS, 500)
@@ -79,6 +91,7 @@ export async function benchPut(): Promise<Record<string, number | string>> {
     console.log(`  no-op Fastify PUT:   ${Math.round(noop!.perSec)} req/s`)
     console.log(`  durable homeserver:  ${Math.round(hs!.perSec)} req/s (p50 ${hs!.p50Ms} ms, p99 ${hs!.p99Ms} ms)`)
     console.log(`  ratio:               ${ratio} (goal ≥ 0.6)`)
+    console.log(`  cores busy, server/load generator: no-op ${noop!.serverCpu}/${noop!.clientCpu}, homeserver ${hs!.serverCpu}/${hs!.clientCpu}`)
     return {
       server: 'child process',
       connections: CONNECTIONS,
@@ -87,12 +100,24 @@ export async function benchPut(): Promise<Record<string, number | string>> {
       homeserverPutsPerSec: Math.round(hs!.perSec),
       ratio,
       errors: noop!.errors + hs!.errors,
+      noopServerCpu: noop!.serverCpu!,
+      noopClientCpu: noop!.clientCpu!,
+      homeserverServerCpu: hs!.serverCpu!,
+      homeserverClientCpu: hs!.clientCpu!,
       ...series,
     }
   } finally {
     await stop(child)
     rmSync(dataDir, { recursive: true, force: true })
   }
+}
+
+/** The child's CPU time so far, in ms, asked over IPC. */
+function serverCpuMs(child: ChildProcess): Promise<number> {
+  return new Promise((resolve) => {
+    child.once('message', (m) => resolve((m as { cpuMs: number }).cpuMs))
+    child.send('cpu')
+  })
 }
 
 async function signedUp(url: string): Promise<{ user: string; cookie: string }> {
@@ -156,7 +181,11 @@ async function serve(dataDir: string): Promise<void> {
   })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }
-  process.on('message', async () => {
+  process.on('message', async (m) => {
+    if (m === 'cpu') {
+      const { user, system } = process.cpuUsage()
+      return process.send!({ cpuMs: (user + system) / 1000 })
+    }
     await ctx.stopping()
     await app.close()
     await ctx.close()
