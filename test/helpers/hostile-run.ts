@@ -131,8 +131,9 @@ async function exchange(url: string, req: HostileRequest, world: HostileWorld, t
       })
     } catch (err) {
       counts.noAnswer++
-      // Fastify answers oversized headers with a body even to HEAD, which the client cannot parse
-      if (req.method === 'HEAD' && (err as { code?: string }).code?.startsWith('HPE_') && requestSize(req) > 16 * 1024) return []
+      // Fastify answers oversized headers (16 KiB, request line and the client's own headers
+      // included) with a body even to HEAD, which the client then cannot parse
+      if (req.method === 'HEAD' && (err as { code?: string }).code?.startsWith('HPE_') && requestSize(req) > 15 * 1024) return []
       const e = err as Error & { code?: string; reusedSocket?: boolean }
       return [`no answer: ${e.message} (${e.code}${e.reusedSocket ? ', on a kept-alive socket' : ''})`]
     }
