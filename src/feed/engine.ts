@@ -80,10 +80,13 @@ export class FeedEngine {
     for (const stream of [...this.#reverse]) stream.end()
   }
 
+  /** One commit's events: each subscriber's frames of the group go out in one write. */
   #announce(events: readonly HearthEvent[]): void {
+    const written = new Set<Subscriber>()
     for (const ev of events) {
-      for (const sub of this.#tables.match(ev)) sub.push(ev)
+      for (const sub of this.#tables.match(ev)) if (sub.push(ev)) written.add(sub)
     }
+    for (const sub of written) sub.stream.uncork()
   }
 
   #keepalive(): void {

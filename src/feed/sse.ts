@@ -11,6 +11,7 @@ export const HIGH_WATER = 64 * 1024
 export class SseStream {
   readonly #res: ServerResponse
   #closed = false
+  #corked = false
   readonly #onClose: (() => void)[] = []
 
   constructor(res: ServerResponse, headers: Record<string, string | number | string[]>) {
@@ -50,6 +51,22 @@ export class SseStream {
     if (!this.#closed) this.#res.write(chunk)
   }
 
+  /**
+   * Holds writes until `uncork`, so the frames one commit brings a subscriber leave in one
+   * system call. Held bytes count in `buffered` like any others.
+   */
+  cork(): void {
+    if (this.#corked || this.#closed) return
+    this.#corked = true
+    this.#res.cork()
+  }
+
+  uncork(): void {
+    if (!this.#corked) return
+    this.#corked = false
+    this.#res.uncork()
+  }
+
   /** Resolves when the socket has taken what was buffered, or the stream closed. */
   drained(): Promise<void> {
     if (this.#closed || this.#res.writableLength === 0) return Promise.resolve()
@@ -72,6 +89,7 @@ export class SseStream {
   }
 
   end(): void {
+    this.#corked = false // end() sends whatever is corked
     if (!this.#closed) this.#res.end()
   }
 }

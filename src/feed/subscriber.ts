@@ -132,21 +132,26 @@ export class Subscriber {
     return { after, head, pending }
   }
 
-  /** Phase 3: called by the engine for each matching announced event, in seq order. */
-  push(ev: HearthEvent): void {
-    if (!this.live || this.#done || ev.seq <= this.cursor) return
-    if (!this.#visible(ev)) return
+  /**
+   * Phase 3: called by the engine for each matching announced event, in seq order. Returns
+   * true when it wrote: the stream is then corked until the engine has pushed the whole group.
+   */
+  push(ev: HearthEvent): boolean {
+    if (!this.live || this.#done || ev.seq <= this.cursor) return false
+    if (!this.#visible(ev)) return false
     if (this.stream.backedUp) {
       // Phase 4: drop out of live; the log still has this event and the catch-up reads it.
       this.live = false
       this.catchUps++
       void this.stream.drained().then(() => this.replay()).catch(() => this.finish())
-      return
+      return false
     }
     const frames = framesOf(ev)
+    this.stream.cork()
     this.stream.write(this.spec.protocol === 'subscribe' ? frames.subscribe : frames.eventsStream)
     this.#counted(ev)
     this.cursor = ev.seq
+    return true
   }
 
   /** Live streams have dealt with everything up to the head: say so on keepalive. */
