@@ -35,9 +35,10 @@ export interface SubscriberSpec {
  * One stream's life. Phases:
  *
  *  1. replay    read the log (or the user's index) page by page after `cursor`, sending what
- *               matches; a frame is queued only while the socket holds at most HIGH_WATER
- *               bytes, otherwise the page waits for it to drain. A cursor found below the
- *               log's floor (pruned meanwhile) jumps to the floor, announced by `event: reset`.
+ *               matches, the next full page read ahead while one is sent; a frame is queued
+ *               only while the socket holds at most HIGH_WATER bytes, otherwise the page waits
+ *               for it to drain. A cursor found below the log's floor (pruned meanwhile) jumps
+ *               to the floor, announced by `event: reset`.
  *  2. hand-over when a read finds nothing past `log.head`, become live in that same tick.
  *  3. live      the engine pushes each announced event that the tables match.
  *  4. catch-up  a push that finds the socket backed up is not written; the subscriber
@@ -49,9 +50,10 @@ export interface SubscriberSpec {
  * Replay reads never return events above `log.head`, and the log raises `head` in the same
  * tick as it pushes, so at the hand-over every event ≤ head was read and every event > head
  * will be pushed. A push with seq ≤ cursor is ignored, which removes any duplicate.
- * The floor is checked in the tick the read's snapshot is taken, and pruning moves the floor
- * before it deletes, so a read never silently skips a pruned event.
- * Memory: the socket's unsent bytes stay ≤ HIGH_WATER + one frame, plus at most one page.
+ * The floor is checked in the tick a read starts, which is when LevelDB takes the read's
+ * snapshot, and pruning moves the floor before it deletes, so no read skips a pruned event
+ * silently.
+ * Memory: the socket's unsent bytes stay ≤ HIGH_WATER + one frame, plus at most two pages.
  */
 export class Subscriber {
   readonly spec: SubscriberSpec
