@@ -29,11 +29,13 @@ async function eventsStream(ctx: Context, req: FastifyRequest, reply: FastifyRep
   const users = [...cursors.keys()]
   const onlyUser = users.length === 1 ? first : undefined
   const head = ctx.events.head
+  // as numbers: seqs stay far below 2^53, where rounding a larger cursor changes no comparison
+  const bounds = new Map([...cursors].map(([u, c]) => [u, c === undefined ? undefined : Number(c)]))
   const accepts = (ev: HearthEvent) => {
-    if (!cursors.has(ev.user) || !streamPathMatches(paths, ev.path)) return false
+    if (!bounds.has(ev.user) || !streamPathMatches(paths, ev.path)) return false
     if (isPrivate(ev) && ev.user !== privUser) return false
-    const c = cursors.get(ev.user)
-    return query.reverse ? c === undefined || BigInt(ev.seq) < c : c === undefined || BigInt(ev.seq) > c
+    const c = bounds.get(ev.user)
+    return c === undefined || (query.reverse ? ev.seq < c : ev.seq > c)
   }
   if (query.reverse) {
     const release = ctx.limiter.acquire(req.ip)
