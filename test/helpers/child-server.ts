@@ -55,6 +55,22 @@ export class ChildServer {
 
   /** Starts the process (killing any previous one first) and waits until /info answers. */
   async restart(): Promise<void> {
+    const { announced } = await this.#spawn()
+    const timeout = this.#opts.startTimeoutMs ?? 20_000
+    this.#url = await withTimeout(announced, timeout, () => `hearth serve did not start in ${timeout} ms:\n${this.#output}`)
+    await this.#waitForInfo(timeout)
+  }
+
+  /** Starts the process and SIGKILLs it `ms` later, whatever it was doing (opening, sweeping). */
+  async killDuringStart(ms: number): Promise<void> {
+    const { announced } = await this.#spawn()
+    announced.catch(() => {})
+    await new Promise((r) => setTimeout(r, ms))
+    await this.kill()
+  }
+
+  /** Spawns `hearth serve`; `announced` settles with the URL it logs once listening. */
+  async #spawn(): Promise<{ announced: Promise<string> }> {
     if (this.running) await this.kill()
     const env = {
       ...process.env,
@@ -86,9 +102,7 @@ export class ChildServer {
       child.once('exit', (code, signal) => reject(new Error(`hearth serve exited (${code ?? signal}) before serving:\n${this.#output}`)))
     })
     child.stderr!.on('data', (chunk: Buffer) => this.#keep(chunk))
-    const timeout = this.#opts.startTimeoutMs ?? 20_000
-    this.#url = await withTimeout(announced, timeout, () => `hearth serve did not start in ${timeout} ms:\n${this.#output}`)
-    await this.#waitForInfo(timeout)
+    return { announced }
   }
 
   /** SIGKILL: no shutdown hook runs, nothing is flushed that was not already on disk. */

@@ -103,6 +103,9 @@ class CrashRun {
     for (this.#round = 1; this.#round <= this.#o.rounds; this.#round++) {
       const ackedBefore = this.#f.ackedPuts + this.#f.ackedDeletes
       await this.#crashRound()
+      // now and then the next start is itself cut short, while it opens the database or
+      // sweeps unreferenced blobs: a start must survive being interrupted too
+      if (this.#round % 4 === 0) await this.server.killDuringStart(Math.random() * 600)
       const t0 = performance.now()
       await this.server.restart()
       this.#restartMs.push(performance.now() - t0)
