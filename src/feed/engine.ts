@@ -2,7 +2,7 @@ import type { HearthEvent } from '../events/event.js'
 import type { EventLog } from '../events/log.js'
 import type { Filter } from '../subscriptions/filter.js'
 import { SubscriptionTables } from '../subscriptions/tables.js'
-import { KEEPALIVE_FRAME, RETRY_FRAME, UPSTREAM_KEEPALIVE_FRAME } from './frames.js'
+import { KEEPALIVE_FRAME, RETRY_FRAME, UPSTREAM_KEEPALIVE_FRAME, framesOf } from './frames.js'
 import { replayReverse, type ReverseSpec } from './reverse.js'
 import { SseStream } from './sse.js'
 import { Subscriber, type SubscriberSpec } from './subscriber.js'
@@ -84,7 +84,10 @@ export class FeedEngine {
   #announce(events: readonly HearthEvent[]): void {
     const written = new Set<Subscriber>()
     for (const ev of events) {
-      for (const sub of this.#tables.match(ev)) if (sub.push(ev)) written.add(sub)
+      const subs = this.#tables.match(ev)
+      if (subs.size === 0) continue
+      const frames = framesOf(ev)
+      for (const sub of subs) if (sub.push(ev, frames)) written.add(sub)
     }
     for (const sub of written) sub.stream.uncork()
   }

@@ -1,6 +1,6 @@
 import type { HearthEvent } from '../events/event.js'
 import type { EventLog } from '../events/log.js'
-import { framesOf } from './frames.js'
+import { EventFrames } from './frames.js'
 import type { SseStream } from './sse.js'
 import { PAGE } from './subscriber.js'
 
@@ -19,16 +19,30 @@ export interface ReverseSpec {
 export async function replayReverse(log: EventLog, stream: SseStream, spec: ReverseSpec): Promise<void> {
   let before = log.head + 1
   let sent = 0
+  let batch = ''
+  let bytes = 0
+  const flush = () => {
+    if (batch !== '') stream.write(batch)
+    batch = ''
+    bytes = 0
+  }
   while (!stream.closed && before > log.floor) {
     const page = spec.onlyUser ? await log.readUserReverse(spec.onlyUser, before, PAGE) : await log.readReverse(before, PAGE)
     for (const ev of page) {
       if (!spec.accepts(ev)) continue
-      if (stream.backedUp) await stream.drained()
+      // frames join one write while the socket and the batch hold less than HIGH_WATER
+      if (stream.buffered + bytes >= stream.highWater) {
+        flush()
+        await stream.drained()
+      }
       if (stream.closed) return
-      stream.write(framesOf(ev).eventsStream)
-      if (spec.limit !== undefined && ++sent >= spec.limit) return stream.end()
+      const frame = new EventFrames(ev).eventsStreamText
+      batch += frame
+      bytes += Buffer.byteLength(frame)
+      if (spec.limit !== undefined && ++sent >= spec.limit) break
     }
-    if (page.length < PAGE) break
+    flush()
+    if (page.length < PAGE || (spec.limit !== undefined && sent >= spec.limit)) break
     before = page[page.length - 1]!.seq
   }
   stream.end()

@@ -1,7 +1,7 @@
 import type { HearthEvent } from '../events/event.js'
 import { isPrivate } from '../events/event.js'
 import type { EventLog } from '../events/log.js'
-import { EventFrames, framesOf, idFrame, resetFrame } from './frames.js'
+import { EventFrames, idFrame, resetFrame } from './frames.js'
 import type { SseStream } from './sse.js'
 
 /** Events read from the log per step of a replay or catch-up. */
@@ -27,8 +27,13 @@ export interface SubscriberSpec {
   onlyUser?: string
   /** the one user whose `/priv/` events this stream may see (its owner's session) */
   privUser?: string
-  /** the stream's filters, as a predicate over events (the tables do the same for live) */
+  /** the stream's filters, as a predicate over events, for replays */
   accepts: (ev: HearthEvent) => boolean
+  /**
+   * what live events must pass besides the tables' match (which already applied the
+   * filters); `accepts` when not given
+   */
+  acceptsLive?: (ev: HearthEvent) => boolean
 }
 
 /**
@@ -138,9 +143,10 @@ export class Subscriber {
    * Phase 3: called by the engine for each matching announced event, in seq order. Returns
    * true when it wrote: the stream is then corked until the engine has pushed the whole group.
    */
-  push(ev: HearthEvent): boolean {
+  push(ev: HearthEvent, frames: EventFrames): boolean {
     if (!this.live || this.#done || ev.seq <= this.cursor) return false
-    if (!this.#visible(ev)) return false
+    if (isPrivate(ev) && ev.user !== this.spec.privUser) return false
+    if (!(this.spec.acceptsLive ?? this.spec.accepts)(ev)) return false
     if (this.stream.backedUp) {
       // Phase 4: drop out of live; the log still has this event and the catch-up reads it.
       this.live = false
@@ -148,7 +154,6 @@ export class Subscriber {
       void this.stream.drained().then(() => this.replay()).catch(() => this.finish())
       return false
     }
-    const frames = framesOf(ev)
     this.stream.cork()
     this.stream.write(this.spec.protocol === 'subscribe' ? frames.subscribe : frames.eventsStream)
     this.#counted(ev)

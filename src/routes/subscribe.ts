@@ -6,7 +6,7 @@ import { parseCursor } from '../events/id.js'
 import { ANY_USER, filterMatches, parseFilters, type Filter } from '../subscriptions/filter.js'
 import { sessionFor } from '../auth/request.js'
 import { covers } from '../auth/capabilities.js'
-import { isPrivate } from '../events/event.js'
+import { isPrivate, type HearthEvent } from '../events/event.js'
 import { queryString } from './user.js'
 import { openStream } from './stream.js'
 
@@ -48,9 +48,11 @@ async function subscribe(ctx: Context, req: FastifyRequest, reply: FastifyReply)
   // Private events need the owner's own session (not just any session under its cookie name)
   // and, per event, a capability that lets that session read the path.
   const owner = session !== undefined && session.user === onlyUser ? session : undefined
+  const readable = (ev: HearthEvent) => !isPrivate(ev) || (owner !== undefined && covers(owner.capabilities, ev.path, 'r'))
   openStream(ctx, req, reply, {
     protocol: 'subscribe', after, live, limit, onlyUser, privUser: owner?.user, filters,
-    accepts: (ev) => filters.some((f) => filterMatches(f, ev)) && (!isPrivate(ev) || (owner !== undefined && covers(owner.capabilities, ev.path, 'r'))),
+    accepts: (ev) => filters.some((f) => filterMatches(f, ev)) && readable(ev),
+    acceptsLive: readable,
   })
 }
 
