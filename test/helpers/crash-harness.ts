@@ -37,6 +37,8 @@ export interface CrashFigures {
   /** unanswered writes whose content was found after the restart */
   unansweredLanded: number
   events: number
+  /** the slowest orderly exit after SIGTERM */
+  termExitMsMax: number
   restartMsP50: number
   restartMsMax: number
   verifyMsP50: number
@@ -47,8 +49,9 @@ const INLINE_MAX = 64 * 1024
 
 /**
  * Rounds of: concurrent writers (PUTs of random sizes, DELETEs) and live followers against
- * `hearth serve` in a child process, SIGKILL at a random moment, restart on the same data
- * folder, then check every promise a crash must keep. Violations are collected, not thrown,
+ * `hearth serve` in a child process, SIGKILL at a random moment (some rounds: SIGTERM, or
+ * SIGTERM cut short by SIGKILL; some restarts killed while starting), restart on the same
+ * data folder, then check every promise a crash must keep. Violations are collected, not thrown,
  * so a long run reports all of them; `violations` lists them in words.
  */
 export async function runCrashRounds(opts: CrashOptions): Promise<{ figures: CrashFigures; violations: string[] }> {
@@ -88,7 +91,7 @@ class CrashRun {
   readonly #verifyMs: number[] = []
   /** DEL events per path found by the previous verification */
   readonly #deletesLogged = new Map<string, number>()
-  readonly #f = { ackedPuts: 0, ackedDeletes: 0, blobPuts: 0, unanswered: 0, unansweredLanded: 0, events: 0 }
+  readonly #f = { ackedPuts: 0, ackedDeletes: 0, blobPuts: 0, unanswered: 0, unansweredLanded: 0, events: 0, termExitMsMax: 0 }
   #round = 0
 
   constructor(o: CrashOptions) {
@@ -155,8 +158,24 @@ class CrashRun {
     })
     const [lo, hi] = this.#o.killAfterMs
     await sleep(lo + Math.random() * (hi - lo))
-    await this.server!.kill()
-    killed = true
+    killed = true // no new writes from here: the stop interrupts those in flight
+    // Mostly SIGKILL; every fifth round an orderly SIGTERM, which must exit 0 within 5 s,
+    // and every fifth a SIGTERM overtaken by SIGKILL halfway through the shutdown.
+    const mode = this.#round % 5 === 2 ? 'term' : this.#round % 5 === 4 ? 'term, then kill' : 'kill'
+    if (mode === 'kill') {
+      await this.server!.kill()
+    } else if (mode === 'term') {
+      const t0 = performance.now()
+      const code = await this.server!.stop()
+      const ms = performance.now() - t0
+      this.#f.termExitMsMax = Math.max(this.#f.termExitMsMax, Math.round(ms))
+      if (code !== 0 || ms > 5000) this.#violation(`SIGTERM: exit ${code} after ${Math.round(ms)} ms`)
+    } else {
+      const stopped = this.server!.stop()
+      await sleep(Math.random() * 150)
+      await this.server!.kill()
+      await stopped
+    }
     await Promise.all(writers)
   }
 
