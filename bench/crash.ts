@@ -4,6 +4,9 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { runCrashRounds, type CrashFigures } from '../test/helpers/crash-harness.js'
 
+export const description = 'SIGKILL (and SIGTERM) at random moments under concurrent writers and followers: nothing acknowledged is lost, nothing half-written shows, the log stays gapless'
+export const goals = { violations: '== 0' }
+
 /**
  * The crash harness, long mode: `hearth serve` SIGKILLed at random moments under eight
  * concurrent writers (PUTs up to 1 MiB, DELETEs) and live followers, restarted on the same

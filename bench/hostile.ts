@@ -5,6 +5,9 @@ import { pathToFileURL } from 'node:url'
 import { ChildServer } from '../test/helpers/child-server.js'
 import { hostileWorld, runHostile, type HostileFigures } from '../test/helpers/hostile-run.js'
 
+export const description = 'generated hostile requests against `hearth serve`: no 5xx, no crash, no /priv/ leak, the error shapes, no damage to stored data'
+export const goals = { failures: '== 0', status5xx: '== 0', damaged: '== 0', serverAlive: '== 1' }
+
 /**
  * Hostile input, long mode: 100,000 generated requests (HOSTILE_REQUESTS overrides) against
  * `hearth serve` in its own process, 32 at a time. `failures` must be 0 and the process must

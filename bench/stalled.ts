@@ -4,6 +4,9 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { runStalled, type StalledFigures } from '../test/helpers/stalled-harness.js'
 
+export const description = '1,000 streams of which 100 stop reading under steady writes: bounded memory, live latency as without them, every stalled reader complete once resumed'
+export const goals = { violations: '== 0', stalledComplete: '== 100' }
+
 /**
  * Stalled readers, long mode: 1,000 streams of which 100 stop reading, under 24 writes a
  * second (half with 8 KB frames) for STALLED_SECONDS (default 150), server in a child
