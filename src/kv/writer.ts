@@ -83,7 +83,17 @@ export class Writer {
     const state = new GroupState(this.#kv)
     // Every read the group needs, issued at once: the checks below then run from memory, so
     // a group costs a few concurrent reads and one fsync, not a chain of reads per mutation.
-    await state.prefetch(group.map((p) => p.op))
+    try {
+      await state.prefetch(group.map((p) => p.op))
+    } catch (err) {
+      // Reads failed (e.g. a request that outlived shutdown finds the database closed): refuse
+      // the whole group. Thrown on, it would leave every promise pending and crash the drain.
+      for (const p of group) {
+        this.#discard(p.op)
+        p.reject(err)
+      }
+      return
+    }
     const ops: BatchOp[] = []
     const done: { p: Pending; ev: HearthEvent; dead?: string }[] = []
     const ts = Date.now()
