@@ -1,5 +1,5 @@
 import t from 'tap'
-import { tempDir } from './helpers/server.js'
+import { newUser, startTestServer, tempDir } from './helpers/server.js'
 import { runCrashRounds } from './helpers/crash-harness.js'
 
 // SIGKILL `hearth serve` at random moments under concurrent writers and live followers, and
@@ -20,4 +20,17 @@ t.test('every acknowledged write survives SIGKILL, and the log stays whole', asy
   t.ok(figures.ackedDeletes > 10, 'DELETEs acknowledged')
   t.ok(figures.blobPuts > 10, 'blob-sized PUTs acknowledged')
   t.ok(figures.unanswered >= 20, 'writes were in flight at the kills')
+})
+
+// A request can outlive shutdown: its body arrives after the database closed. The write
+// must be refused like any failed write, not leave its promise pending and the process dead.
+t.test('a write submitted after the database closed is refused, and the writer goes on', async (t) => {
+  const server = await startTestServer(t)
+  const alice = await newUser(server)
+  await alice.put('/pub/before.txt', 'x')
+  await server.ctx.kv.close()
+  for (let i = 0; i < 2; i++) {
+    const refused = await server.ctx.writer.submit({ type: 'DEL', user: alice.user, path: '/pub/before.txt' }).then(() => undefined, (err: { code?: string }) => err)
+    t.equal(refused?.code, 'LEVEL_DATABASE_NOT_OPEN', `write ${i + 1} refused`)
+  }
 })

@@ -169,7 +169,7 @@ class CrashRun {
       const code = await this.server!.stop()
       const ms = performance.now() - t0
       this.#f.termExitMsMax = Math.max(this.#f.termExitMsMax, Math.round(ms))
-      if (code !== 0 || ms > 5000) this.#violation(`SIGTERM: exit ${code} after ${Math.round(ms)} ms`)
+      if (code !== 0 || ms > 5000) this.#violation(`SIGTERM: exit ${code} after ${Math.round(ms)} ms; its last words:\n${this.server!.output.split('\n').slice(-40).join('\n')}`)
     } else {
       const stopped = this.server!.stop()
       await sleep(Math.random() * 150)
