@@ -15,6 +15,8 @@ export interface StalledOptions {
   seconds: number
   /** PUTs per second, half with ~4 KB paths (8 KB frames) that fill stalled sockets fast */
   rate?: number
+  /** keep writing past `seconds` (up to three times as long) until this many were written */
+  minEvents?: number
   progress?: (line: string) => void
 }
 
@@ -111,7 +113,11 @@ export async function runStalled(o: StalledOptions): Promise<{ figures: StalledF
     let inFlight = 0
     let resumedHalf = false
     let warm: number | undefined
-    while (performance.now() - t0 < o.seconds * 1000) {
+    const writing = () => {
+      const ms = performance.now() - t0
+      return ms < o.seconds * 1000 || (n < (o.minEvents ?? 0) && ms < o.seconds * 3000)
+    }
+    while (writing()) {
       const due = Math.floor(((performance.now() - t0) / 1000) * rate)
       while (n < due && inFlight < 64) {
         const i = n++
