@@ -1,22 +1,24 @@
 import base32Encode from 'base32-encode'
 
 /**
- * Event ids as the homeserver writes them: a seq as 8 bytes big-endian in Crockford base32,
- * 13 characters, so ids sort as their numbers do. Kept here, apart from the server's copy,
- * because the client entry point imports nothing from the server.
+ * Event ids: the seq as 8 bytes big-endian, in Crockford base32 without padding. 64 bits take
+ * 13 characters of 5 bits; the last character carries one zero padding bit, so ids are
+ * fixed-width and sort as their numbers do. The one codec, shared by the server
+ * (src/events/id.ts re-exports it) and the client entry point, which imports nothing else
+ * of the server.
  */
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
 const VALUE = new Map([...ALPHABET].map((c, i) => [c, i]))
-const ID_LENGTH = 13
-const MAX_SEQ = (1n << 64n) - 1n
+export const ID_LENGTH = 13
+export const MAX_SEQ = (1n << 64n) - 1n
 
-export function idOf(seq: bigint): string {
+export function idOf(seq: bigint | number): string {
   const bytes = new Uint8Array(8)
-  new DataView(bytes.buffer).setBigUint64(0, seq)
+  new DataView(bytes.buffer).setBigUint64(0, BigInt(seq))
   return base32Encode(bytes, 'Crockford')
 }
 
-/** Strict: 13 characters of the alphabet with a zero padding bit. */
+/** Strict: exactly 13 characters of the alphabet, the last one's padding bit zero. */
 export function seqOfId(id: string): bigint | undefined {
   if (id.length !== ID_LENGTH) return undefined
   let n = 0n
@@ -28,9 +30,14 @@ export function seqOfId(id: string): bigint | undefined {
   return n & 1n ? undefined : n >> 1n
 }
 
-/** A cursor as `/subscribe` takes it: 13 characters is an id, anything else decimal. */
+/** A cursor as `/subscribe` takes it: 13 characters is an id, anything else is decimal. */
 export function parseCursor(text: string): bigint | undefined {
   if (text.length === ID_LENGTH) return seqOfId(text)
+  return parseDecimal(text)
+}
+
+/** A u64 in plain decimal: digits only, no sign, no leading zeros beyond `0` itself. */
+export function parseDecimal(text: string): bigint | undefined {
   if (!/^(0|[1-9][0-9]{0,19})$/.test(text)) return undefined
   const n = BigInt(text)
   return n <= MAX_SEQ ? n : undefined
