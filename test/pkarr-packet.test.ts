@@ -1,6 +1,7 @@
+import { concat } from '../src/bytes.js'
 import t from 'tap'
 import { keypairFromSecret } from '../src/auth/keys.js'
-import { DnsError, concat, decodeMessage, decodeSvcb, encodeName, encodeSvcb } from '../src/pkarr/dns.js'
+import { DnsError, decodeMessage, decodeSvcb, encodeName, encodeSvcb } from '../src/pkarr/dns.js'
 import {
   HOMESERVER_TTL, PacketError, apexEndpoints, homeserverDns, homeserverPacket, isMoreRecent, parsePayload, signPacket,
 } from '../src/pkarr/packet.js'
@@ -57,15 +58,15 @@ t.test('decoder follows compression pointers and rejects malformed input', async
   const fixed = (rdlen: number) => Buffer.from([0, 65, 0, 1, 0, 0, 0, 60, 0, rdlen])
   const rdata = encodeSvcb({ priority: 0, target: 'example', params: new Map() })
   // the second record's name points back at the first one's (offset 12)
-  const msg = concat([header, name, fixed(rdata.length), rdata, Buffer.from([0xc0, 12]), fixed(rdata.length), rdata])
+  const msg = concat(header, name, fixed(rdata.length), rdata, Buffer.from([0xc0, 12]), fixed(rdata.length), rdata)
   const decoded = decodeMessage(msg)
   t.same(decoded.answers.map((r) => r.name), ['_pubky.example', '_pubky.example'])
   t.equal(decodeSvcb(msg, decoded.answers[1]!.offset, rdata.length).target, 'example')
 
   t.throws(() => decodeMessage(msg.subarray(0, msg.length - 1)), DnsError, 'truncated')
-  t.throws(() => decodeMessage(concat([msg, new Uint8Array([0])])), DnsError, 'trailing byte')
+  t.throws(() => decodeMessage(concat(msg, new Uint8Array([0]))), DnsError, 'trailing byte')
   t.throws(() => decodeMessage(new Uint8Array(5)), DnsError, 'short header')
-  const loop = concat([Buffer.from('000084000000000100000000', 'hex'), Buffer.from([0xc0, 12]), fixed(0)])
+  const loop = concat(Buffer.from('000084000000000100000000', 'hex'), Buffer.from([0xc0, 12]), fixed(0))
   t.throws(() => decodeMessage(loop), DnsError, 'pointer to itself')
   const unordered = Buffer.from([0, 1, 0, 0, 5, 0, 0, 0, 2, 0, 0, 0])
   t.throws(() => decodeSvcb(unordered), DnsError, 'SvcParam keys out of order')

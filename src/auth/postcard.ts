@@ -1,4 +1,5 @@
 import { fail, type ErrorCode } from '../errors.js'
+import { concat } from '../bytes.js'
 
 /**
  * Postcard, the serde format upstream Pubky uses for AuthTokens and SessionInfo: unsigned
@@ -25,15 +26,7 @@ export function postcardString(text: string): Uint8Array {
   return concat(varint(body.length), body)
 }
 
-export function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.length
-  }
-  return out
-}
+export { concat }
 
 /** Reads postcard fields in order; every malformed input fails with the given error code. */
 export class PostcardReader {

@@ -1,3 +1,4 @@
+import { concat } from '../bytes.js'
 /**
  * The small slice of the DNS wire format (RFC 1035) that pkarr packets need: a message with
  * resource records, and the SVCB/HTTPS record data of RFC 9460. Names are written without
@@ -99,18 +100,9 @@ export function encodeMessage(answers: ResourceRecord[], flags = FLAGS_AUTHORITA
     fv.setUint16(8, rr.rdata.length)
     chunks.push(encodeName(rr.name), fixed, rr.rdata)
   }
-  return concat(chunks)
+  return concat(...chunks)
 }
 
-export function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0))
-  let at = 0
-  for (const c of chunks) {
-    out.set(c, at)
-    at += c.length
-  }
-  return out
-}
 
 /** Reads a possibly compressed name at `offset`; returns it and the offset just past it. */
 function readName(msg: Uint8Array, offset: number): [string, number] {

@@ -1,3 +1,4 @@
+import { concat } from '../bytes.js'
 /**
  * Pkarr signed packets: `signature(64) | timestamp(u64 BE, microseconds) | DNS message`, the
  * signature covering the BEP44 text `3:seqi<ts>e1:v<len>:<dns>`. The homeserver publishes one
@@ -5,7 +6,7 @@
  */
 import { encodePublicKey, keypairFromSecret, sign, verify } from '../auth/keys.js'
 import {
-  CLASS_IN, TYPE_HTTPS, concat, decodeMessage, decodeSvcb, encodeMessage, encodeSvcb, type Message,
+  CLASS_IN, TYPE_HTTPS, decodeMessage, decodeSvcb, encodeMessage, encodeSvcb, type Message,
 } from './dns.js'
 
 /** pkarr's reserved SvcParam key telling browsers the plain HTTP port of a localhost target */
@@ -37,7 +38,7 @@ export function homeserverDns(z32: string, record: HomeserverRecord): Uint8Array
 }
 
 export function signable(timestamp: bigint, dns: Uint8Array): Uint8Array {
-  return concat([new TextEncoder().encode(`3:seqi${timestamp}e1:v${dns.length}:`), dns])
+  return concat(new TextEncoder().encode(`3:seqi${timestamp}e1:v${dns.length}:`), dns)
 }
 
 export function nowMicros(): bigint {

@@ -1,3 +1,4 @@
+import type { LogEvent } from '../../src/client/events.js'
 import http from 'node:http'
 
 /** One SSE frame as sent: fields by name, `data` lines joined by `\n`, comments kept apart. */
@@ -87,18 +88,8 @@ function parseFrame(block: string): SseFrame {
   return frame
 }
 
-/** The decoded data of a `/subscribe` event frame. */
-export interface StreamEvent {
-  id: string
-  seq: string
-  type: 'PUT' | 'DEL'
-  user: string
-  path: string
-  uri: string
-  contentHash?: string
-  size?: number
-  ts: number
-}
+/** The decoded data of a `/subscribe` event frame: the client's own type for it. */
+export type StreamEvent = LogEvent
 
 /**
  * Reads a finite `/subscribe` stream (live=false) to its end and returns its events and the
