@@ -1,0 +1,174 @@
+import type { Readable } from 'node:stream'
+import type { HearthEvent } from '../events/event.js'
+
+/**
+ * The storage interface: what Hearth needs of an engine, at the level where its guarantees
+ * live. Two engines implement it — LevelDB for one process (src/kv/level/), PostgreSQL for
+ * many processes on one database (src/kv/postgres/) — and both pass test/store-conformance.
+ *
+ * Rules (clash, quota, seq assignment) live above it, in the writer: the engine's part is to
+ * run a commit group as one transaction that sees every earlier commit and lands whole or
+ * not at all, durably, with the log's head moved in the same commit.
+ */
+export interface Store {
+  /** `leveldb` or `postgres`, for logs and start-up lines */
+  readonly engine: string
+  /** where the data lives, for start-up lines (a folder, or a database URL without password) */
+  readonly location: string
+  readonly supports: StoreSupports
+  readonly blobs: BlobStore
+  /** A cheap round trip: resolves while the engine answers, rejects when it does not. */
+  ping(): Promise<void>
+  close(): Promise<void>
+
+  /**
+   * Runs `work` as one transaction holding the commit lock, so it sees every commit before it
+   * and none can interleave. What `work` stages through `tx` lands atomically and durably
+   * (fsync, or a synchronous COMMIT) with the head raised by the number of appended events;
+   * if `work` throws, or the commit fails, nothing lands and no seq is used.
+   */
+  commit<T>(work: (tx: CommitTx) => Promise<T>): Promise<T>
+
+  /** Highest committed seq in storage (0 for an empty log). */
+  head(): Promise<number>
+  /** Oldest retained seq (1 until something is pruned). */
+  floor(): Promise<number>
+  /** Events with after < seq ≤ upTo, oldest first, at most `limit`. */
+  readLog(after: number, upTo: number, limit: number): Promise<HearthEvent[]>
+  /** Events with seq < before, newest first, at most `limit`. */
+  readLogReverse(before: number, limit: number): Promise<HearthEvent[]>
+  /** One user's events with after < seq ≤ upTo, oldest first. */
+  readUserLog(user: string, after: number, upTo: number, limit: number): Promise<HearthEvent[]>
+  /** One user's events with seq < before, newest first. */
+  readUserLogReverse(user: string, before: number, limit: number): Promise<HearthEvent[]>
+  /** Raises the floor to at least `floor` (never lowers it); resolves with the floor now stored. */
+  raiseFloor(floor: number): Promise<number>
+  /**
+   * Deletes up to `limit` events below the stored floor; resolves with how many it removed
+   * (0 when none are left, or when another process is pruning right now).
+   */
+  pruneBelowFloor(limit: number): Promise<number>
+  /**
+   * Calls `listener` when commits made by other processes may have raised the head (with
+   * the new head when the engine knows it). Engines for one process never call it.
+   */
+  watch(listener: (head?: number) => void): () => void
+
+  /** A file's metadata. */
+  fileMeta(user: string, path: string): Promise<FileMeta | undefined>
+  /** The content of a file stored inline (no blob), as last committed. */
+  inlineContent(user: string, path: string): Promise<Uint8Array | undefined>
+  /** File keys (`<z32><path>`) in byte order within the range. */
+  fileKeys(range: KeyRange): AsyncIterable<string>
+
+  user(user: string): Promise<UserRecord | undefined>
+  /** Creates a user with usage 0, redeeming `signupToken` in the same transaction when given. */
+  createUser(user: string, createdAt: number, signupToken?: string): Promise<CreateUserResult>
+  /** Stores a new signup token; false when the token already exists. */
+  addSignupToken(token: string, createdAt: number): Promise<boolean>
+
+  putSession(secret: string, session: SessionRecord): Promise<void>
+  session(secret: string): Promise<SessionRecord | undefined>
+  /** Removes a session; every process's `onSessionDeleted` listeners hear of it. */
+  deleteSession(secret: string): Promise<void>
+  onSessionDeleted(listener: (secret: string) => void): () => void
+
+  /** Records an AuthToken key until `expiresAt` (ms); false when it was already recorded. */
+  claimToken(key: string, expiresAt: number): Promise<boolean>
+  /** Drops recorded tokens that expired before `now`; resolves with how many. */
+  forgetTokens(now: number): Promise<number>
+
+  /** The homeserver's secret key: the stored one, else `generate()`'s, stored once for all. */
+  homeserverSecret(generate: () => Uint8Array): Promise<Uint8Array>
+}
+
+/** What an engine offers, so callers adapt by capability rather than by engine name. */
+export interface StoreSupports {
+  /** Several processes may share the data at once (caches must not outlive a change elsewhere). */
+  manyProcesses: boolean
+}
+
+/** One commit group's view of storage: reads see every earlier commit; writes are staged. */
+export interface CommitTx {
+  /** The log's head when the transaction took the commit lock. */
+  readonly head: number
+  files(refs: readonly FileRef[]): Promise<(FileMeta | undefined)[]>
+  users(users: readonly string[]): Promise<(UserRecord | undefined)[]>
+  /** Up to `limit` stored paths under `dir` (a path ending in `/`), in byte order. */
+  filesUnder(user: string, dir: string, limit: number): Promise<string[]>
+  /** `old` is what `files()` returned for the path, so the engine can release its blob. */
+  putFile(user: string, path: string, meta: FileMeta, inline: Uint8Array | undefined, old: FileMeta | undefined): void
+  deleteFile(user: string, path: string, old: FileMeta): void
+  setUsage(user: string, usage: number): void
+  /** Events with seqs head+1, head+2, … in order; the head moves with the commit. */
+  append(events: readonly HearthEvent[]): void
+}
+
+export interface FileRef {
+  user: string
+  path: string
+}
+
+export interface FileMeta {
+  size: number
+  /** base64 blake3 */
+  hash: string
+  type: string
+  /** ms since the epoch of the write */
+  mtime: number
+  /** set when the content lives in a blob rather than inline */
+  blob?: string
+}
+
+/** A user's record; `usage` is owned by the write path (CommitTx.setUsage), nothing else. */
+export interface UserRecord {
+  createdAt: number
+  usage: number
+}
+
+export interface SessionRecord {
+  user: string
+  /** capabilities as text: `/pub/app/:rw,...` */
+  capabilities: string
+  /** microseconds since the epoch, as SessionInfo carries it */
+  createdAt: number
+}
+
+export type CreateUserResult = 'created' | 'exists' | 'unknown-token' | 'used-token'
+
+export interface KeyRange {
+  gt?: string
+  gte?: string
+  lt?: string
+  lte?: string
+  reverse?: boolean
+  limit?: number
+}
+
+/**
+ * File bodies too large to live inline. A blob is durable once its upload finishes, before
+ * the commit that references it; one nobody references is removed by the engine's sweep,
+ * which never touches an upload still in progress.
+ */
+export interface BlobStore {
+  create(): Promise<BlobUpload>
+  /**
+   * The bytes of a blob, or undefined when it is gone (replaced since its id was read). Once
+   * a stream is returned it yields the whole blob even if the blob is removed meanwhile.
+   */
+  openRead(id: string): Promise<Readable | undefined>
+  /** Releases a blob that no committed file references any more. */
+  remove(id: string): Promise<void>
+}
+
+export interface BlobUpload {
+  readonly id: string
+  write(chunk: Uint8Array): Promise<void>
+  /** Makes the bytes durable. */
+  finish(): Promise<void>
+  /** Throws the partial upload away. */
+  abort(): Promise<void>
+}
+
+/** `<z32><path>`: how files are keyed, so one user's files are one contiguous range. */
+export const fileKey = (user: string, path: string): string => user + path
