@@ -6,9 +6,9 @@ import { pathToFileURL } from 'node:url'
 import { Level } from 'level'
 import { randomKeypair } from '../src/auth/keys.js'
 import type { HearthEvent } from '../src/events/event.js'
-import { seqKey } from '../src/events/log.js'
-import type { BatchOp } from '../src/kv/backend.js'
-import { LevelKV } from '../src/kv/level.js'
+import { seqKey } from '../src/kv/level/store.js'
+import type { BatchOp } from '../src/kv/level/ordered-map.js'
+import { LevelKV } from '../src/kv/level/level-map.js'
 import { ChildServer } from '../test/helpers/child-server.js'
 
 /**

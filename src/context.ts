@@ -1,14 +1,12 @@
-import { mkdir, readFile, writeFile, rename } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
-import { join } from 'node:path'
+import { readFile } from 'node:fs/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from './config/config.js'
 import { keypairFromSecret, type Keypair } from './auth/keys.js'
-import type { KV } from './kv/backend.js'
-import { LevelKV } from './kv/level.js'
-import { BlobStore } from './kv/blobs.js'
+import type { Store } from './kv/store.js'
+import { openStore } from './kv/open.js'
 import { FileStore } from './kv/files.js'
-import { Writer } from './kv/writer.js'
+import { Writer } from './events/writer.js'
 import { EventLog } from './events/log.js'
 import { FeedEngine } from './feed/engine.js'
 import { SessionStore } from './auth/sessions.js'
@@ -25,8 +23,7 @@ import { Retention } from './events/retention.js'
 export interface Context {
   config: Readonly<Config>
   log: FastifyBaseLogger
-  kv: KV
-  blobs: BlobStore
+  store: Store
   files: FileStore
   events: EventLog
   writer: Writer
@@ -48,23 +45,23 @@ export interface Context {
 }
 
 export async function createContext(config: Readonly<Config>, log: FastifyBaseLogger): Promise<Context> {
-  await mkdir(config.dataDir, { recursive: true })
-  const keypair = keypairFromSecret(await homeserverSecret(config))
-  const kv = new LevelKV(join(config.dataDir, 'db'))
-  await kv.open()
-  const blobs = new BlobStore(join(config.dataDir, 'blobs'))
-  await blobs.open()
-  const swept = await blobs.sweep(async (id) => (await kv.get('blobs', id)) !== undefined)
-  if (swept > 0) log.info({ swept }, 'removed unreferenced blobs')
-  const events = new EventLog(kv)
-  await events.load()
-  const writer = new Writer(kv, events, blobs, config.userQuota)
-  writer.start()
-  const files = new FileStore(kv, blobs)
+  const store = await openStore(config, log)
+  try {
+    return await build(config, log, store)
+  } catch (err) {
+    await store.close().catch(() => {})
+    throw err
+  }
+}
+
+async function build(config: Readonly<Config>, log: FastifyBaseLogger, store: Store): Promise<Context> {
+  const secret = config.secretKey ? Uint8Array.from(Buffer.from(config.secretKey, 'hex')) : await store.homeserverSecret(() => Uint8Array.from(randomBytes(32)))
+  const keypair = keypairFromSecret(secret)
+  const events = await EventLog.open(store)
+  const writer = new Writer(store, events, config.userQuota)
   const feed = new FeedEngine(events, config.keepaliveMs)
-  const limiter = new StreamLimiter(config.maxStreamsPerIp)
-  const signupTokens = new SignupTokens(kv)
-  const hooks: (() => Promise<void> | void)[] = [() => feed.stop()]
+  const sessions = new SessionStore(store, { ttlMs: config.sessionTtlMs })
+  const hooks: (() => Promise<void> | void)[] = [() => feed.stop(), () => events.close()]
   let retention: Retention | undefined
   if (config.retention) {
     retention = new Retention(events, config.retention, (err) => log.error({ err }, 'pruning the event log failed'))
@@ -72,11 +69,12 @@ export async function createContext(config: Readonly<Config>, log: FastifyBaseLo
     hooks.push(() => retention!.stop())
   }
   return {
-    config, log, kv, blobs, files, events, writer, feed, retention, limiter, keypair,
-    sessions: new SessionStore(kv),
-    users: new UserStore(kv, signupTokens),
-    signupTokens,
-    replay: new ReplayGuard(),
+    config, log, store, events, writer, feed, retention, keypair, sessions,
+    files: new FileStore(store),
+    limiter: new StreamLimiter(config.maxStreamsPerIp),
+    users: new UserStore(store),
+    signupTokens: new SignupTokens(store),
+    replay: new ReplayGuard(store),
     version: await packageVersion(),
     onStop: (hook) => void hooks.push(hook),
     async stopping() {
@@ -84,26 +82,9 @@ export async function createContext(config: Readonly<Config>, log: FastifyBaseLo
     },
     async close() {
       await writer.idle()
-      await kv.close()
+      await store.close()
     },
   }
-}
-
-/** The homeserver's own key: from the config, else generated once and kept in the data folder. */
-async function homeserverSecret(config: Readonly<Config>): Promise<Uint8Array> {
-  if (config.secretKey) return Uint8Array.from(Buffer.from(config.secretKey, 'hex'))
-  const file = join(config.dataDir, 'homeserver.key')
-  try {
-    const hex = (await readFile(file, 'utf8')).trim()
-    if (/^[0-9a-f]{64}$/i.test(hex)) return Uint8Array.from(Buffer.from(hex, 'hex'))
-    throw new Error(`${file} does not hold 64 hex characters`)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-  }
-  const secret = randomBytes(32)
-  await writeFile(`${file}.tmp`, secret.toString('hex') + '\n', { mode: 0o600 })
-  await rename(`${file}.tmp`, file)
-  return Uint8Array.from(secret)
 }
 
 async function packageVersion(): Promise<string> {

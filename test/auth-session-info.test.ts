@@ -6,7 +6,8 @@ import { PostcardReader, varint } from '../src/auth/postcard.js'
 import { isSessionSecret, SessionStore } from '../src/auth/sessions.js'
 import { isSignupToken, randomSignupToken, SignupTokens } from '../src/auth/signup-tokens.js'
 import { UserStore } from '../src/auth/users.js'
-import { MemoryKV } from '../src/kv/memory.js'
+import { LevelStore } from '../src/kv/level/store.js'
+import { tempDir } from './helpers/server.js'
 
 const zeroKey = keypairFromSecret(new Uint8Array(32))
 
@@ -77,9 +78,9 @@ t.test('varints are unsigned LEB128', async (t) => {
 })
 
 t.test('session store', async (t) => {
-  const kv = new MemoryKV()
-  await kv.open()
-  const store = new SessionStore(kv, { now: () => 1_700_000_000_000 })
+  const { store: engine } = await LevelStore.open(tempDir(t))
+  t.teardown(() => engine.close())
+  const store = new SessionStore(engine, { now: () => 1_700_000_000_000 })
   const caps = parseCapabilities('/pub/app/:rw')
   const { secret, session } = await store.create(zeroKey.z32, caps)
   t.ok(isSessionSecret(secret), 'a 26-character Crockford secret')
@@ -102,10 +103,10 @@ t.test('signup tokens and users', async (t) => {
   t.notOk(isSignupToken('ABCD-EFGH-IJKL'), 'I and L are not in the alphabet')
   t.notOk(isSignupToken('ABCDEFGHJKMN'))
 
-  const kv = new MemoryKV()
-  await kv.open()
-  const tokens = new SignupTokens(kv)
-  const users = new UserStore(kv, tokens, { now: () => 42 })
+  const { store: engine } = await LevelStore.open(tempDir(t))
+  t.teardown(() => engine.close())
+  const tokens = new SignupTokens(engine)
+  const users = new UserStore(engine, { now: () => 42 })
   const a = keypairFromSecret(new Uint8Array(32).fill(3)).z32
   const b = keypairFromSecret(new Uint8Array(32).fill(4)).z32
   const c = keypairFromSecret(new Uint8Array(32).fill(5)).z32
@@ -128,7 +129,7 @@ t.test('signup tokens and users', async (t) => {
   t.match((results[1] as PromiseRejectedResult).reason, { code: 'Unauthorized', message: 'Token already used' })
   t.equal(await users.exists(b), true)
   t.equal(await users.exists(c), false)
-  await t.rejects(tokens.consume(token, c), { message: 'Token already used' })
+  await t.rejects(users.create(c, token), { message: 'Token already used' })
 
   // two creations of one user racing: exactly one wins
   const d = keypairFromSecret(new Uint8Array(32).fill(6)).z32

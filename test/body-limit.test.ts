@@ -4,6 +4,7 @@ import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { newUser, startTestServer } from './helpers/server.js'
 import type { Server } from '../src/server.js'
+import { fileCost } from '../src/events/writer.js'
 import type { HomeserverClient } from '../src/client/homeserver.js'
 
 /** MAX_BODY (SPEC §1, §3): 413 for bodies past it, without buffering them, and nothing left behind. */
@@ -98,7 +99,7 @@ t.test('MAX_BODY=1MiB: exactly 1 MiB is stored, one byte more is 413', async (t)
   t.equal((await alice.request('GET', '/pub/over.bin')).status, 404, 'nothing was stored')
   t.equal(server.ctx.events.head, head, 'no event for a refused upload')
   t.equal((await blobFiles(server)).length, 2, 'no partial blob left in <data>/blobs')
-  t.equal((await server.ctx.users.get(alice.user))!.usage, 2 * MiB, 'usage counts only stored files')
+  t.equal((await server.ctx.users.get(alice.user))!.usage, fileCost('/pub/fits.bin', MiB) + fileCost('/pub/fits2.bin', MiB), 'usage counts only stored files')
 
   await alice.put('/pub/after.txt', 'still serving')
   t.equal(Buffer.from(await alice.get('/pub/after.txt')).toString(), 'still serving', 'the server keeps serving')

@@ -28,9 +28,9 @@ t.test('a write submitted after the database closed is refused, and the writer g
   const server = await startTestServer(t)
   const alice = await newUser(server)
   await alice.put('/pub/before.txt', 'x')
-  await server.ctx.kv.close()
+  await server.ctx.store.close()
   for (let i = 0; i < 2; i++) {
-    const refused = await server.ctx.writer.submit({ type: 'DEL', user: alice.user, path: '/pub/before.txt' }).then(() => undefined, (err: { code?: string }) => err)
-    t.equal(refused?.code, 'LEVEL_DATABASE_NOT_OPEN', `write ${i + 1} refused`)
+    const refused = await server.ctx.writer.submit({ type: 'DEL', user: alice.user, path: '/pub/before.txt' }).then(() => undefined, (err: unknown) => err)
+    t.ok(refused instanceof Error, `write ${i + 1} refused`)
   }
 })

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { FILE_OVERHEAD, fileCost } from '../src/events/writer.js'
 import http from 'node:http'
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
@@ -332,28 +333,45 @@ t.test('files past 64 KiB live in blob files and round-trip; deleting removes th
   t.ok(Buffer.from(await alice.get('/pub/edge.bin')).equals(edge), 'exactly 64 KiB')
 })
 
-t.test('USER_QUOTA: 507 past it; overwrites count the difference; DELETE gives space back', async (t) => {
-  const server = await startTestServer(t, { USER_QUOTA: '1000' })
+t.test('USER_QUOTA: 507 past it; a file costs content + path + overhead; DELETE gives space back', async (t) => {
+  // room for /pub/a at 600 bytes and /pub/b at 400, to the byte
+  const quota = fileCost('/pub/a', 600) + fileCost('/pub/b', 400)
+  const server = await startTestServer(t, { USER_QUOTA: String(quota) })
   const alice = await newUser(server)
   const bob = await newUser(server)
   const usage = async () => (await server.ctx.users.get(alice.user))!.usage
   await alice.put('/pub/a', Buffer.alloc(600))
-  t.equal(await usage(), 600)
+  t.equal(await usage(), 600 + '/pub/a'.length + FILE_OVERHEAD)
   const over = await alice.request('PUT', '/pub/b', Buffer.alloc(401))
   t.equal(over.status, 507)
   t.match(over.headers.get('content-type'), /^text\/plain/)
   t.equal((await alice.request('GET', '/pub/b')).status, 404, 'the refused file does not exist')
-  t.equal(await usage(), 600, 'a refused PUT uses nothing')
+  t.equal(await usage(), fileCost('/pub/a', 600), 'a refused PUT uses nothing')
   t.equal((await alice.request('PUT', '/pub/b', Buffer.alloc(400))).status, 201, 'exactly at the quota is allowed')
-  t.equal(await usage(), 1000)
+  t.equal(await usage(), quota)
   t.equal((await alice.request('PUT', '/pub/a', Buffer.alloc(601))).status, 507, 'growing a file past the quota')
   t.equal((await alice.request('PUT', '/pub/a', Buffer.alloc(100))).status, 201, 'shrinking it is fine')
-  t.equal(await usage(), 500)
+  t.equal(await usage(), fileCost('/pub/a', 100) + fileCost('/pub/b', 400))
   await alice.delete('/pub/b')
-  t.equal(await usage(), 100, 'usage goes down after DELETE')
+  t.equal(await usage(), fileCost('/pub/a', 100), 'usage goes down after DELETE')
   t.equal((await alice.request('PUT', '/pub/c', Buffer.alloc(900))).status, 201, 'and the space can be used again')
   t.equal((await bob.request('PUT', '/pub/a', Buffer.alloc(1000))).status, 201, 'the quota is per user')
   t.equal((await alice.request('PUT', '/priv/p', Buffer.alloc(1))).status, 507, '/priv/ counts too')
+})
+
+t.test('USER_QUOTA: at the quota, empty files with long paths are refused too', async (t) => {
+  const server = await startTestServer(t, { USER_QUOTA: '10000' })
+  const alice = await newUser(server)
+  const long = (i: number) => `/pub/${'x'.repeat(200)}/${'y'.repeat(200)}/${i}`
+  let stored = 0
+  for (let i = 0; i < 200; i++) {
+    const status = (await alice.request('PUT', long(i), new Uint8Array())).status
+    if (status === 507) break
+    t.equal(status, 201)
+    stored++
+  }
+  t.equal(stored, Math.floor(10000 / fileCost(long(0), 0)), 'empty files stop at the quota their paths and overhead fill')
+  t.ok((await server.ctx.users.get(alice.user))!.usage <= 10000, 'usage never passes the quota')
 })
 
 t.test('CORS: any origin may read and write with its cookie; preflights are answered', async (t) => {

@@ -2,10 +2,9 @@ import t from 'tap'
 import { blake3 } from '@noble/hashes/blake3.js'
 import { join } from 'node:path'
 import { newUser, startTestServer, tempDir } from './helpers/server.js'
-import type { KV } from '../src/kv/backend.js'
-import { LevelKV } from '../src/kv/level.js'
-import { BlobStore } from '../src/kv/blobs.js'
-import { Writer } from '../src/kv/writer.js'
+import type { Store } from '../src/kv/store.js'
+import { LevelStore } from '../src/kv/level/store.js'
+import { Writer, fileCost } from '../src/events/writer.js'
 import { EventLog } from '../src/events/log.js'
 import type { HomeserverClient } from '../src/client/homeserver.js'
 import type { HearthEvent } from '../src/events/event.js'
@@ -146,36 +145,32 @@ t.test('a second wave after the first continues the same sequence', async (t) =>
 
 t.test('a commit that fails takes its seqs back: the next commit continues without a gap', async (t) => {
   const dir = tempDir(t)
-  const inner = new LevelKV(join(dir, 'db'))
-  await inner.open()
+  const { store: inner } = await LevelStore.open(dir)
   t.teardown(() => inner.close())
-  // The real backend, made to fail chosen batches the way a full disk would.
+  // The real engine, made to fail chosen commits the way a full disk would: the group's work
+  // runs, then the commit fails before anything lands.
   let failing = false
-  const kv: KV = {
-    open: () => inner.open(),
-    close: () => inner.close(),
-    get: (ns, key) => inner.get(ns, key),
-    getMany: (ns, keys) => inner.getMany(ns, keys),
-    entries: (ns, range) => inner.entries(ns, range),
-    keys: (ns, range) => inner.keys(ns, range),
-    batch: async (ops, options) => {
-      if (failing && ops.some((op) => op.ns === 'log')) throw new Error('ENOSPC: no space left on device')
-      return inner.batch(ops, options)
+  const commit: Store['commit'] = (work) =>
+    inner.commit(async (tx) => {
+      const out = await work(tx)
+      if (failing) throw new Error('ENOSPC: no space left on device')
+      return out
+    })
+  const store = new Proxy(inner, {
+    get: (target, prop) => {
+      if (prop === 'commit') return commit
+      const v = Reflect.get(target, prop, target) as unknown
+      return typeof v === 'function' ? v.bind(target) : v
     },
-  }
-  const log = new EventLog(kv)
-  await log.load()
-  const blobs = new BlobStore(join(dir, 'blobs'))
-  await blobs.open()
-  const writer = new Writer(kv, log, blobs, 1024 ** 3)
-  writer.start()
-  await inner.batch([{ type: 'put', ns: 'users', key: 'u', value: JSON.stringify({ createdAt: 0, usage: 0 }) }])
+  }) as Store
+  const log = await EventLog.open(store)
+  const writer = new Writer(store, log, 1024 ** 3)
+  t.equal(await inner.createUser('u', 0), 'created')
   const announced: number[] = []
   log.onAppend((evs) => announced.push(...evs.map((ev) => ev.seq)))
   const put = (path: string) => {
     const bytes = Buffer.from(path)
-    const meta = { size: bytes.length, hash: hash(path), type: 'text/plain', mtime: 0 }
-    return writer.submit({ type: 'PUT', user: 'u', path, meta, inline: bytes })
+    return writer.submit({ type: 'PUT', user: 'u', path, content: { size: bytes.length, hash: hash(path), type: 'text/plain', inline: bytes } })
   }
 
   t.equal((await put('/pub/1')).seq, 1)
@@ -188,15 +183,16 @@ t.test('a commit that fails takes its seqs back: the next commit continues witho
   t.equal(log.head, 3)
   t.same((await log.read(0, 100)).map((ev) => `${ev.seq} ${ev.path}`), ['1 /pub/1', '2 /pub/5', '3 /pub/6'])
   t.same(announced, [1, 2, 3], 'nothing of the failed commit was announced')
-  t.equal(await inner.get('files', 'u/pub/2'), undefined, 'nor stored')
-  t.equal(JSON.parse((await inner.get('users', 'u')) as string).usage, '/pub/1/pub/5/pub/6'.length, 'usage counts only committed files')
+  t.equal(await inner.fileMeta('u', '/pub/2'), undefined, 'nor stored')
+  const cost = ['/pub/1', '/pub/5', '/pub/6'].reduce((sum, p) => sum + fileCost(p, p.length), 0)
+  t.equal((await inner.user('u'))!.usage, cost, 'usage counts only committed files')
 })
 
 t.test('a write submitted just as a commit finishes is not stranded', async (t) => {
   const server = await startTestServer(t)
   const alice = await newUser(server)
   const submit = (path: string) =>
-    server.ctx.writer.submit({ type: 'PUT', user: alice.user, path, meta: { size: 1, hash: hash('x'), type: 'text/plain', mtime: 0 }, inline: Buffer.from('x') })
+    server.ctx.writer.submit({ type: 'PUT', user: alice.user, path, content: { size: 1, hash: hash('x'), type: 'text/plain', inline: Buffer.from('x') } })
   // Promise.all resumes its caller a few microtasks after the commit resolves it: exactly when
   // the writer is between its last queue check and going idle.
   const run = (async () => {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import base32Encode from 'base32-encode'
-import { asText, type KV } from '../kv/backend.js'
+import type { SessionRecord, Store } from '../kv/store.js'
 import { formatCapabilities, parseCapabilities, type Capability } from './capabilities.js'
 
 /**
@@ -14,12 +14,6 @@ export interface Session {
   createdAt: number
 }
 
-interface StoredSession {
-  user: string
-  capabilities: string
-  createdAt: number
-}
-
 const SECRET = /^[0-9A-HJKMNP-TV-Z]{26}$/
 
 export function isSessionSecret(text: string): boolean {
@@ -29,21 +23,35 @@ export function isSessionSecret(text: string): boolean {
 /** Sessions kept in memory, newest use last: every write checks one, so most hit here. */
 const CACHE_ENTRIES = 10_000
 
-export class SessionStore {
-  readonly #kv: KV
-  readonly #now: () => number
-  readonly #cache = new Map<string, Session>()
+export interface SessionOptions {
+  now?: () => number
+  /** sessions older than this (ms) are signed out; undefined keeps them until sign-out */
+  ttlMs?: number
+}
 
-  constructor(kv: KV, options: { now?: () => number } = {}) {
-    this.#kv = kv
+/**
+ * The cache serves one process only: where several processes share the store, a sign-out
+ * elsewhere must be seen at once, so every lookup reads the store.
+ */
+export class SessionStore {
+  readonly #store: Store
+  readonly #now: () => number
+  readonly #ttlMs: number | undefined
+  readonly #cache: Map<string, Session> | undefined
+
+  constructor(store: Store, options: SessionOptions = {}) {
+    this.#store = store
     this.#now = options.now ?? Date.now
+    this.#ttlMs = options.ttlMs
+    this.#cache = store.supports.manyProcesses ? undefined : new Map()
+    store.onSessionDeleted((secret) => this.#cache?.delete(secret))
   }
 
   async create(user: string, capabilities: readonly Capability[]): Promise<{ secret: string; session: Session }> {
     const secret = base32Encode(randomBytes(16), 'Crockford')
     const session: Session = { user, capabilities: [...capabilities], createdAt: Math.floor(this.#now() * 1000) }
-    const stored: StoredSession = { user, capabilities: formatCapabilities(capabilities), createdAt: session.createdAt }
-    await this.#kv.batch([{ type: 'put', ns: 'sessions', key: secret, value: JSON.stringify(stored) }], { sync: true })
+    const stored: SessionRecord = { user, capabilities: formatCapabilities(capabilities), createdAt: session.createdAt }
+    await this.#store.putSession(secret, stored)
     this.#remember(secret, session)
     return { secret, session }
   }
@@ -51,30 +59,39 @@ export class SessionStore {
   /** The session for a cookie value; anything that is not a live secret gives undefined. */
   async get(secret: string): Promise<Session | undefined> {
     if (!isSessionSecret(secret)) return undefined
-    const cached = this.#cache.get(secret)
-    if (cached !== undefined) {
-      this.#remember(secret, cached)
-      return cached
+    let session = this.#cache?.get(secret)
+    if (session === undefined) {
+      const stored = await this.#store.session(secret)
+      if (stored === undefined) return undefined
+      session = { user: stored.user, capabilities: parseCapabilities(stored.capabilities), createdAt: stored.createdAt }
+      // A delete that raced this read must win: only cache what is still stored.
+      if (this.#cache !== undefined && (await this.#store.session(secret)) === undefined) return undefined
     }
-    const text = asText(await this.#kv.get('sessions', secret))
-    if (text === undefined) return undefined
-    const stored = JSON.parse(text) as StoredSession
-    const session = { user: stored.user, capabilities: parseCapabilities(stored.capabilities), createdAt: stored.createdAt }
-    // A delete that raced this read must win: only cache what is still stored.
-    if ((await this.#kv.get('sessions', secret)) !== undefined) this.#remember(secret, session)
+    if (this.#ttlMs !== undefined && this.#now() - session.createdAt / 1000 > this.#ttlMs) {
+      await this.delete(secret)
+      return undefined
+    }
+    this.#remember(secret, session)
     return session
   }
 
   #remember(secret: string, session: Session): void {
+    if (this.#cache === undefined) return
     this.#cache.delete(secret)
     this.#cache.set(secret, session)
     if (this.#cache.size > CACHE_ENTRIES) this.#cache.delete(this.#cache.keys().next().value!)
   }
 
+  /** Signs out: every process hears of it through the store (and ends that session's private streams). */
   async delete(secret: string): Promise<void> {
     if (!isSessionSecret(secret)) return
-    this.#cache.delete(secret)
-    await this.#kv.batch([{ type: 'del', ns: 'sessions', key: secret }], { sync: true })
-    this.#cache.delete(secret)
+    this.#cache?.delete(secret)
+    await this.#store.deleteSession(secret)
+    this.#cache?.delete(secret)
+  }
+
+  /** Calls `listener` with the secret of every session signed out, in any process. */
+  onSignOut(listener: (secret: string) => void): () => void {
+    return this.#store.onSessionDeleted(listener)
   }
 }

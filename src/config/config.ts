@@ -17,6 +17,15 @@ const size = z.string().transform((s, ctx) => {
 const int = (min: number, max: number) =>
   z.string().regex(/^\d+$/, 'expected a whole number').transform(Number).pipe(z.number().int().min(min).max(max))
 
+const duration = z.string().transform((s, ctx) => {
+  const d = /^(\d+)([smhd])$/.exec(s)
+  if (d && Number(d[1]) > 0) return Number(d[1]) * DURATIONS[d[2]!]!
+  ctx.addIssue({ code: 'custom', message: 'expected a duration like 90m, 12h or 30d' })
+  return z.NEVER
+})
+
+const databaseUrl = z.string().refine((s) => /^postgres(ql)?:\/\/./.test(s), 'expected a postgres:// URL')
+
 const retention = z.string().transform((s, ctx) => {
   const count = /^\d+$/.exec(s)
   if (count && Number(s) > 0) return { count: Number(s) }
@@ -44,6 +53,8 @@ const schema = z.object({
   MAX_STREAMS_PER_IP: int(1, 1_000_000).default(64),
   KEEPALIVE_MS: int(100, 3_600_000).default(15000),
   SIGNUP_RATE_LIMIT: int(1, 1_000_000).default(100),
+  DATABASE_URL: databaseUrl.optional(),
+  SESSION_TTL: duration.optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 
@@ -68,6 +79,10 @@ export interface Config {
   signupRatePerMinute: number
   /** files up to this size live inline in the database; larger ones become blob files */
   inlineMax: number
+  /** PostgreSQL instead of the embedded LevelDB */
+  databaseUrl?: string
+  /** sessions older than this (ms) are signed out; unset keeps them until sign-out */
+  sessionTtlMs?: number
 }
 
 /** Step two: validate, apply defaults, freeze. Throws ConfigError naming the first bad setting. */
@@ -97,6 +112,8 @@ export function buildConfig(raw: RawConfig, overrides: Partial<Config> = {}): Re
     logLevel: e.LOG_LEVEL,
     signupRatePerMinute: e.SIGNUP_RATE_LIMIT,
     inlineMax: 64 * 1024,
+    databaseUrl: e.DATABASE_URL,
+    sessionTtlMs: e.SESSION_TTL,
     ...overrides,
   })
 }

@@ -20,6 +20,8 @@ export interface RawConfig {
   KEEPALIVE_MS?: string
   LOG_LEVEL?: string
   SIGNUP_RATE_LIMIT?: string
+  DATABASE_URL?: string
+  SESSION_TTL?: string
 }
 
 const FLAGS: Record<string, keyof RawConfig> = {
@@ -27,13 +29,14 @@ const FLAGS: Record<string, keyof RawConfig> = {
   '--host': 'HOST',
   '--data': 'DATA_DIR',
   '--signup': 'SIGNUP_MODE',
+  '--database': 'DATABASE_URL',
 }
 
 export function readEnv(env: NodeJS.ProcessEnv): RawConfig {
   const keys: (keyof RawConfig)[] = [
     'PORT', 'HOST', 'DATA_DIR', 'SIGNUP_MODE', 'ADMIN_PASSWORD', 'HOMESERVER_SECRET_KEY', 'TESTNET',
     'PKARR_RELAY_PORT', 'PKARR_RELAYS', 'PUBLIC_HOST', 'MAX_BODY', 'USER_QUOTA', 'EVENT_RETENTION',
-    'MAX_STREAMS_PER_IP', 'KEEPALIVE_MS', 'LOG_LEVEL', 'SIGNUP_RATE_LIMIT',
+    'MAX_STREAMS_PER_IP', 'KEEPALIVE_MS', 'LOG_LEVEL', 'SIGNUP_RATE_LIMIT', 'DATABASE_URL', 'SESSION_TTL',
   ]
   const raw: RawConfig = {}
   for (const k of keys) if (env[k] !== undefined && env[k] !== '') raw[k] = env[k]

@@ -1,28 +1,48 @@
-import type { KV } from '../kv/backend.js'
-import { asText } from '../kv/backend.js'
+import type { Store } from '../kv/store.js'
+import { Serial } from '../serial.js'
 import type { HearthEvent } from './event.js'
 
-export const seqKey = (seq: number): string => seq.toString(16).padStart(16, '0')
-export const userSeqKey = (user: string, seq: number): string => `${user}:${seqKey(seq)}`
-
 export type AppendListener = (events: readonly HearthEvent[]) => void
+
+/** Events read per page when catching up with commits made by other processes. */
+const CATCH_UP_PAGE = 1000
+/** How often the floor is re-read from storage, where another process may prune. */
+const FLOOR_REFRESH_MS = 500
 
 /**
  * The read side of the event log, and the one place that announces new events.
  *
- * Invariant: `head` is the highest seq that is both fsynced and announced. Readers never
- * return events above `head`, even when the database already holds them: an event becomes
- * visible to replays in the same tick in which it is pushed to live subscribers, which is
- * what lets a subscriber switch from replay to live without a gap or a repeat.
+ * Invariant: `head` is the highest seq that is both committed and announced in this
+ * process, and every seq up to it was announced in order. Readers never return events
+ * above `head`, even when storage already holds them: an event becomes visible to replays in
+ * the same tick in which it is pushed to live subscribers, which is what lets a subscriber
+ * switch from replay to live without a gap or a repeat.
+ *
+ * Events reach `announce` from two sides, one at a time through `#order`: this process's
+ * own commits (`publish`), and commits of other processes sharing the storage (the store's
+ * `watch`). Commit order is seq order, so when an own commit skips seqs, the commits in
+ * between are already stored, and are read and announced first.
  */
 export class EventLog {
-  readonly #kv: KV
+  readonly #store: Store
   readonly #listeners = new Set<AppendListener>()
+  readonly #order = new Serial()
   #head = 0
   #floor = 1
+  #floorReadAt = 0
+  #unwatch: () => void = () => {}
 
-  constructor(kv: KV) {
-    this.#kv = kv
+  private constructor(store: Store) {
+    this.#store = store
+  }
+
+  static async open(store: Store): Promise<EventLog> {
+    const log = new EventLog(store)
+    log.#head = await store.head()
+    log.#floor = await store.floor()
+    log.#floorReadAt = Date.now()
+    log.#unwatch = store.watch((head) => void log.catchUp(head).catch(() => {}))
+    return log
   }
 
   get head(): number {
@@ -34,9 +54,8 @@ export class EventLog {
     return this.#floor
   }
 
-  async load(): Promise<void> {
-    this.#head = Number(asText(await this.#kv.get('meta', 'head')) ?? 0)
-    this.#floor = Number(asText(await this.#kv.get('meta', 'floor')) ?? 1)
+  close(): void {
+    this.#unwatch()
   }
 
   onAppend(listener: AppendListener): () => void {
@@ -44,39 +63,58 @@ export class EventLog {
     return () => this.#listeners.delete(listener)
   }
 
-  /** Called by the writer once a group is on disk, in seq order. */
-  announce(events: readonly HearthEvent[]): void {
+  /** Called by the writer once its group is committed: announces it, in seq order. */
+  publish(events: readonly HearthEvent[]): Promise<void> {
+    return this.#order.run(async () => {
+      if (events.length === 0) return
+      if (events[0]!.seq > this.#head + 1) await this.#announceStored(events[0]!.seq - 1)
+      this.#announce(events.filter((ev) => ev.seq > this.#head))
+    })
+  }
+
+  /** Announces commits made elsewhere, up to `head` (or the stored head when not given). */
+  catchUp(head?: number): Promise<void> {
+    return this.#order.run(async () => {
+      if (Date.now() - this.#floorReadAt >= FLOOR_REFRESH_MS) {
+        this.#floorReadAt = Date.now()
+        this.#floor = Math.max(this.#floor, await this.#store.floor())
+      }
+      await this.#announceStored(head ?? (await this.#store.head()))
+    })
+  }
+
+  async #announceStored(upTo: number): Promise<void> {
+    while (this.#head < upTo) {
+      const page = await this.#store.readLog(this.#head, upTo, CATCH_UP_PAGE)
+      // nothing stored after our head: pruned away meanwhile; the floor says so to readers
+      if (page.length === 0) this.#head = upTo
+      this.#announce(page)
+    }
+  }
+
+  #announce(events: readonly HearthEvent[]): void {
     if (events.length === 0) return
     this.#head = events[events.length - 1]!.seq
     for (const listener of this.#listeners) listener(events)
   }
 
   /** Events with seq > after, oldest first, at most `limit`, never above head. */
-  async read(after: number, limit: number): Promise<HearthEvent[]> {
-    return this.#collect(this.#kv.entries('log', { gt: seqKey(after), lte: seqKey(this.#head), limit }))
+  read(after: number, limit: number): Promise<HearthEvent[]> {
+    return this.#store.readLog(after, this.#head, limit)
   }
 
   /** Newest first: events with seq < before. */
-  async readReverse(before: number, limit: number): Promise<HearthEvent[]> {
-    const lt = seqKey(Math.min(before, this.#head + 1))
-    return this.#collect(this.#kv.entries('log', { lt, reverse: true, limit }))
+  readReverse(before: number, limit: number): Promise<HearthEvent[]> {
+    return this.#store.readLogReverse(Math.min(before, this.#head + 1), limit)
   }
 
   /** One user's events with seq > after, from the per-user index. */
-  async readUser(user: string, after: number, limit: number): Promise<HearthEvent[]> {
-    const range = { gt: userSeqKey(user, after), lte: userSeqKey(user, this.#head), limit }
-    return this.#collect(this.#kv.entries('ulog', range))
+  readUser(user: string, after: number, limit: number): Promise<HearthEvent[]> {
+    return this.#store.readUserLog(user, after, this.#head, limit)
   }
 
-  async readUserReverse(user: string, before: number, limit: number): Promise<HearthEvent[]> {
-    const lt = userSeqKey(user, Math.min(before, this.#head + 1))
-    return this.#collect(this.#kv.entries('ulog', { gte: `${user}:`, lt, reverse: true, limit }))
-  }
-
-  async #collect(entries: AsyncIterable<[string, unknown]>): Promise<HearthEvent[]> {
-    const out: HearthEvent[] = []
-    for await (const [, value] of entries) out.push(JSON.parse(value as string) as HearthEvent)
-    return out
+  readUserReverse(user: string, before: number, limit: number): Promise<HearthEvent[]> {
+    return this.#store.readUserLogReverse(user, Math.min(before, this.#head + 1), limit)
   }
 
   /**
@@ -84,36 +122,14 @@ export class EventLog {
    * The floor moves first: a reader that races the deletion sees a reset, not a hole.
    */
   async prune(newFloor: number, chunk = 1000): Promise<number> {
-    if (newFloor <= this.#floor) return 0
     newFloor = Math.min(newFloor, this.#head + 1)
-    this.#floor = newFloor
-    await this.#kv.batch([{ type: 'put', ns: 'meta', key: 'floor', value: String(newFloor) }], { sync: true })
+    if (newFloor <= this.#floor) return 0
+    this.#floor = Math.max(this.#floor, await this.#store.raiseFloor(newFloor))
     let removed = 0
     for (;;) {
-      const entries: [string, string][] = []
-      // From the very start, not the old floor: a crash mid-prune leaves entries below it.
-      for await (const [k, v] of this.#kv.entries('log', { lt: seqKey(newFloor), limit: chunk })) {
-        entries.push([k, v as string])
-      }
-      if (entries.length === 0) return removed
-      const ops = entries.flatMap(([k, v]) => {
-        const ev = JSON.parse(v) as HearthEvent
-        return [
-          { type: 'del' as const, ns: 'log' as const, key: k },
-          { type: 'del' as const, ns: 'ulog' as const, key: userSeqKey(ev.user, ev.seq) },
-        ]
-      })
-      await this.#kv.batch(ops)
-      removed += entries.length
+      const n = await this.#store.pruneBelowFloor(chunk)
+      if (n === 0) return removed
+      removed += n
     }
-  }
-
-  /** The seq of the first event at or after `ts` (ms), for duration-based retention. */
-  async firstSeqSince(ts: number): Promise<number> {
-    for await (const [, v] of this.#kv.entries('log', { gte: seqKey(this.#floor) })) {
-      const ev = JSON.parse(v as string) as HearthEvent
-      if (ev.ts >= ts) return ev.seq
-    }
-    return this.#head + 1
   }
 }

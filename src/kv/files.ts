@@ -1,19 +1,7 @@
 import type { Readable } from 'node:stream'
-import { asText, type KV } from './backend.js'
-import type { BlobStore } from './blobs.js'
+import { fileKey, type FileMeta, type Store } from './store.js'
 
-export interface FileMeta {
-  size: number
-  /** base64 blake3 */
-  hash: string
-  type: string
-  /** ms since the epoch of the write */
-  mtime: number
-  /** set when the content lives in a blob file rather than inline */
-  blob?: string
-}
-
-export const fileKey = (user: string, path: string): string => user + path
+export type { FileMeta }
 
 export interface ListOptions {
   limit: number
@@ -25,17 +13,14 @@ export interface ListOptions {
 
 /** The read side of stored files: metadata, content and directory listings. */
 export class FileStore {
-  readonly #kv: KV
-  readonly #blobs: BlobStore
+  readonly #store: Store
 
-  constructor(kv: KV, blobs: BlobStore) {
-    this.#kv = kv
-    this.#blobs = blobs
+  constructor(store: Store) {
+    this.#store = store
   }
 
-  async meta(user: string, path: string): Promise<FileMeta | undefined> {
-    const v = asText(await this.#kv.get('files', fileKey(user, path)))
-    return v === undefined ? undefined : (JSON.parse(v) as FileMeta)
+  meta(user: string, path: string): Promise<FileMeta | undefined> {
+    return this.#store.fileMeta(user, path)
   }
 
   /**
@@ -44,13 +29,13 @@ export class FileStore {
    * the caller reads the metadata again.
    */
   async content(user: string, path: string, meta: FileMeta): Promise<Uint8Array | Readable | undefined> {
-    if (meta.blob !== undefined) return this.#blobs.openRead(meta.blob)
-    const v = await this.#kv.get('content', fileKey(user, path))
+    if (meta.blob !== undefined) return this.#store.blobs.openRead(meta.blob)
+    const v = await this.#store.inlineContent(user, path)
     // meta and content are two reads: a write between them would pair one version's
     // headers with another's bytes, so the version is checked again after reading.
     const now = await this.meta(user, path)
     if (now === undefined || now.hash !== meta.hash || now.mtime !== meta.mtime || now.blob !== undefined) return undefined
-    return typeof v === 'string' ? new TextEncoder().encode(v) : v
+    return v
   }
 
   /**
@@ -66,7 +51,7 @@ export class FileStore {
       const range = opts.reverse
         ? { gt: base, lt: cursor !== undefined && before(cursor, end) ? cursor : end, reverse: true, limit: opts.limit }
         : { gt: cursor !== undefined && before(base, cursor) ? cursor : base, lt: end, limit: opts.limit }
-      for await (const key of this.#kv.keys('files', range)) out.push(key.slice(user.length))
+      for await (const key of this.#store.fileKeys(range)) out.push(key.slice(user.length))
       return out
     }
     // Shallow: read one key, collapse it to its direct child, then seek past that child.
@@ -76,7 +61,7 @@ export class FileStore {
     while (out.length < opts.limit) {
       const range = opts.reverse ? { gt: base, lt, reverse: true, limit: 1 } : { gt, gte, lt: end, limit: 1 }
       let key: string | undefined
-      for await (const k of this.#kv.keys('files', range)) key = k
+      for await (const k of this.#store.fileKeys(range)) key = k
       if (key === undefined) break
       const rest = key.slice(base.length)
       const slash = rest.indexOf('/')

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream'
 import { fileTypeFromBuffer } from 'file-type'
 import mime from 'mime-types'
 import { fail } from '../errors.js'
-import type { BlobStore } from './blobs.js'
+import type { BlobStore, BlobUpload } from './store.js'
 
 /** Bytes kept for content sniffing: what file-type reads at most. */
 const SNIFF_BYTES = 4100
@@ -26,8 +26,8 @@ export async function ingest(body: Readable, path: string, blobs: BlobStore, lim
   const hasher = blake3.create()
   const held: Uint8Array[] = []
   let size = 0
-  let blob: string | undefined
-  let fh: Awaited<ReturnType<BlobStore['create']>> | undefined
+  let upload: BlobUpload | undefined
+  let finished = false
   let sniff: Uint8Array | undefined
   try {
     for await (const raw of body) {
@@ -35,31 +35,28 @@ export async function ingest(body: Readable, path: string, blobs: BlobStore, lim
       size += chunk.length
       if (size > limits.maxBody) fail('PayloadTooLarge', `Body is larger than ${limits.maxBody} bytes`)
       hasher.update(chunk)
-      if (fh === undefined && size <= limits.inlineMax) {
+      if (upload === undefined && size <= limits.inlineMax) {
         held.push(chunk)
         continue
       }
-      if (fh === undefined) {
-        blob = blobs.newId()
-        fh = await blobs.create(blob)
+      if (upload === undefined) {
+        upload = await blobs.create()
         sniff = Buffer.concat(held).subarray(0, SNIFF_BYTES)
-        for (const c of held.splice(0)) await fh.write(c)
+        for (const c of held.splice(0)) await upload.write(c)
       }
       if (sniff!.length < SNIFF_BYTES) sniff = Buffer.concat([sniff!, chunk]).subarray(0, SNIFF_BYTES)
-      await fh.write(chunk)
+      await upload.write(chunk)
     }
-    if (fh !== undefined) {
-      await fh.sync()
-      await fh.close()
-      fh = undefined
-      await blobs.syncDir()
+    if (upload !== undefined) {
+      await upload.finish()
+      finished = true
     }
   } catch (err) {
-    await fh?.close().catch(() => {})
-    if (blob !== undefined) await blobs.remove(blob)
+    if (upload !== undefined) await (finished ? blobs.remove(upload.id) : upload.abort()).catch(() => {})
     body.destroy()
     throw err
   }
+  const blob = upload?.id
   const inline = blob === undefined ? concat(held, size) : undefined
   const head = inline ?? sniff ?? new Uint8Array()
   const hash = Buffer.from(hasher.digest()).toString('base64')

@@ -53,7 +53,7 @@ export async function authRoutes(app: FastifyInstance, ctx: Context): Promise<vo
 
 async function acceptToken(ctx: Context, req: FastifyRequest) {
   const token = verifyAuthToken(await smallBody(req, MAX_TOKEN_BYTES))
-  ctx.replay.claim(token)
+  await ctx.replay.claim(token)
   return token
 }
 

@@ -24,7 +24,7 @@ async function eventsStream(ctx: Context, req: FastifyRequest, reply: FastifyRep
   const first = query.users[0]!.user
   const session = await sessionFor(ctx, req, first)
   const paths = authorizeStreamPaths(query, session && { user: session.user, canRead: (p) => covers(session.capabilities, p, 'r') })
-  const cursors = await resolveStreamCursors(query.users, async (u) => (await ctx.kv.get('users', u)) !== undefined)
+  const cursors = await resolveStreamCursors(query.users, (u) => ctx.users.exists(u))
   const privUser = paths.some((p) => p.path.startsWith('/priv/')) ? first : undefined
   const users = [...cursors.keys()]
   const onlyUser = users.length === 1 ? first : undefined

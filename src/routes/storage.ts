@@ -54,9 +54,8 @@ async function put(ctx: Context, req: FastifyRequest, reply: FastifyReply, user:
     fail('PayloadTooLarge', `Body is larger than ${ctx.config.maxBody} bytes`)
   }
   const body = (req.body as Readable | undefined) ?? emptyBody()
-  const got = await ingest(body, path, ctx.blobs, { maxBody: ctx.config.maxBody, inlineMax: ctx.config.inlineMax })
-  const meta = { size: got.size, hash: got.hash, type: got.type, mtime: 0, blob: got.blob }
-  await ctx.writer.submit({ type: 'PUT', user, path, meta, inline: got.inline })
+  const content = await ingest(body, path, ctx.store.blobs, { maxBody: ctx.config.maxBody, inlineMax: ctx.config.inlineMax })
+  await ctx.writer.submit({ type: 'PUT', user, path, content })
   return reply.code(201).send()
 }
 

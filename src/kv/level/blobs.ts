@@ -1,16 +1,17 @@
 import { mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises'
-import { createReadStream, type ReadStream } from 'node:fs'
+import type { Readable } from 'node:stream'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
+import type { BlobStore, BlobUpload } from '../store.js'
 
 /**
- * Content too large to live inline in the database is kept as one file per file version
- * under `<data>/blobs/<id>`. A blob is written and fsynced (file and directory) before the
- * batch that references it commits, so a committed reference always points at whole bytes.
- * A blob nobody references (an upload cut short, a crash between commit and unlink) is
- * swept at start-up.
+ * Blobs of the LevelDB engine: one file per file version under `<data>/blobs/<id>`. A blob is
+ * written and fsynced (file and folder) before the batch that references it commits, so a
+ * committed reference always points at whole bytes. A blob nobody references (an upload cut
+ * short, a crash between commit and unlink) is swept at start-up, when no upload can be in
+ * progress: this engine serves one process.
  */
-export class BlobStore {
+export class FileBlobs implements BlobStore {
   readonly #dir: string
 
   constructor(dir: string) {
@@ -21,12 +22,10 @@ export class BlobStore {
     await mkdir(this.#dir, { recursive: true })
   }
 
-  newId(): string {
-    return randomBytes(16).toString('hex')
-  }
-
-  async create(id: string): Promise<FileHandle> {
-    return open(join(this.#dir, id), 'wx')
+  async create(): Promise<BlobUpload> {
+    const id = randomBytes(16).toString('hex')
+    const fh = await open(join(this.#dir, id), 'wx')
+    return new FileUpload(id, fh, this)
   }
 
   /** Makes the directory entries of newly created blobs durable. */
@@ -39,16 +38,11 @@ export class BlobStore {
     }
   }
 
-  read(id: string, range?: { start: number; end: number }): ReadStream {
-    return createReadStream(join(this.#dir, id), range)
-  }
-
   /**
-   * A stream over a blob whose file is already open, or undefined when it is gone (replaced
-   * and unlinked since its id was read). Once open, the bytes stay readable even if the
-   * blob is unlinked meanwhile, so a reader never fails halfway.
+   * Once open, the bytes stay readable even if the blob is unlinked meanwhile, so a reader
+   * never fails halfway.
    */
-  async openRead(id: string): Promise<ReadStream | undefined> {
+  async openRead(id: string): Promise<Readable | undefined> {
     try {
       const fh = await open(join(this.#dir, id), 'r')
       return fh.createReadStream()
@@ -76,5 +70,32 @@ export class BlobStore {
       }
     }
     return removed
+  }
+}
+
+class FileUpload implements BlobUpload {
+  readonly id: string
+  readonly #fh: FileHandle
+  readonly #blobs: FileBlobs
+
+  constructor(id: string, fh: FileHandle, blobs: FileBlobs) {
+    this.id = id
+    this.#fh = fh
+    this.#blobs = blobs
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    await this.#fh.write(chunk)
+  }
+
+  async finish(): Promise<void> {
+    await this.#fh.sync()
+    await this.#fh.close()
+    await this.#blobs.syncDir()
+  }
+
+  async abort(): Promise<void> {
+    await this.#fh.close().catch(() => {})
+    await this.#blobs.remove(this.id)
   }
 }

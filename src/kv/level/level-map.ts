@@ -1,5 +1,5 @@
 import { Level } from 'level'
-import { NAMESPACES, checkBatch, type BatchOp, type KV, type Namespace, type Range, type Value } from './backend.js'
+import { NAMESPACES, checkBatch, type BatchOp, type KV, type Namespace, type Range, type Value } from './ordered-map.js'
 
 type Sub = ReturnType<Level<string, string>['sublevel']>
 

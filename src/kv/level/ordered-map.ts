@@ -1,9 +1,7 @@
 /**
- * The storage interface: an ordered key-value store split into named namespaces, with
- * atomic, optionally fsynced batches. Everything Hearth keeps (files, content, the event
- * log and its indexes, users, sessions) is laid out on top of it by the services in this
- * folder, so a second backend only has to implement this file and pass
- * test/kv-conformance.test.ts.
+ * The LevelDB engine's inner layer: an ordered key-value map split into named namespaces,
+ * with atomic, optionally fsynced batches. LevelStore (store.ts) lays Hearth's data out on
+ * it; nothing outside this folder sees it.
  *
  * Keys are strings compared by their UTF-8 bytes. Values are strings, except in namespaces
  * declared `bytes`, where they are Uint8Arrays.
@@ -25,8 +23,10 @@ export const NAMESPACES = {
   sessions: 'utf8',
   /** signup token → JSON */
   signupTokens: 'utf8',
-  /** small singletons: `head`, `floor`, the homeserver key */
+  /** small singletons: `head`, `floor` */
   meta: 'utf8',
+  /** AuthToken key → ms when it expires, so a token is accepted once, also after a restart */
+  replay: 'utf8',
 } as const
 
 export type Namespace = keyof typeof NAMESPACES

@@ -1,0 +1,258 @@
+import { HearthError, fail } from '../errors.js'
+import type { Ingested } from '../kv/ingest.js'
+import { fileKey, type BlobStore, type CommitTx, type FileMeta, type Store } from '../kv/store.js'
+import { fileAncestors } from '../paths.js'
+import type { HearthEvent } from './event.js'
+import type { EventLog } from './log.js'
+
+export type Mutation =
+  | { type: 'PUT'; user: string; path: string; content: Ingested }
+  | { type: 'DEL'; user: string; path: string }
+
+interface Pending {
+  op: Mutation
+  resolve: (ev: HearthEvent) => void
+  reject: (err: unknown) => void
+}
+
+/** Upper bound on mutations per commit, to bound the time one group holds the others back. */
+const MAX_GROUP = 1024
+
+/**
+ * What a file costs its owner's quota (§3): its content, its path, and a fixed share for the
+ * metadata and event kept with it, so empty files with long paths are not free.
+ */
+export const FILE_OVERHEAD = 256
+export function fileCost(path: string, size: number): number {
+  return size + Buffer.byteLength(path) + FILE_OVERHEAD
+}
+
+export interface CommitObserver {
+  /** called after each commit group with its size (events appended) and duration */
+  (group: { events: number; refused: number; ms: number }): void
+}
+
+/**
+ * The one write path: it appends to the event log. Every PUT and DELETE becomes part of one
+ * commit group — the file's metadata and content (or blob reference), its event, and the
+ * user's usage — committed by the store as one transaction. While one group commits,
+ * newcomers queue, and the next group takes them all, so concurrent writers share a commit.
+ * A promise resolves only after its group is durable and announced.
+ *
+ * Each mutation is checked against the state the transaction read (every earlier commit, of
+ * any process) plus this group's own effects, so the rules — a file may not sit where a
+ * folder is, usage stays within the quota — hold across processes as in one. Seqs follow the
+ * head the transaction read: a mutation refused here gets none, and a failed commit uses none.
+ */
+export class Writer {
+  readonly #store: Store
+  readonly #events: EventLog
+  readonly #quota: number
+  readonly #observe: CommitObserver
+  readonly #queue: Pending[] = []
+  #running: Promise<void> | undefined
+  #busySince: number | undefined
+
+  constructor(store: Store, events: EventLog, quota: number, observe: CommitObserver = () => {}) {
+    this.#store = store
+    this.#events = events
+    this.#quota = quota
+    this.#observe = observe
+  }
+
+  /** ms since the epoch when the group now committing started, if one is. */
+  get busySince(): number | undefined {
+    return this.#busySince
+  }
+
+  submit(op: Mutation): Promise<HearthEvent> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ op, resolve, reject })
+      this.#running ??= this.#drain()
+    })
+  }
+
+  /** Resolves once everything submitted so far is committed or refused. */
+  async idle(): Promise<void> {
+    while (this.#running) await this.#running
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) await this.#commit(this.#queue.splice(0, MAX_GROUP))
+    } finally {
+      // Cleared in the same tick as the last empty-queue check: a `.finally()` callback would
+      // run ticks later, and a submit landing in between would find a drain still "running",
+      // start none, and wait forever.
+      this.#running = undefined
+      this.#busySince = undefined
+    }
+  }
+
+  async #commit(group: Pending[]): Promise<void> {
+    const started = Date.now()
+    this.#busySince = started
+    const refused: { p: Pending; err: unknown }[] = []
+    let done: { p: Pending; ev: HearthEvent; dead?: string }[]
+    try {
+      done = await this.#store.commit(async (tx) => {
+        refused.length = 0 // an engine may run the work again after a serialisation failure
+        const state = new GroupState(tx)
+        await state.prefetch(group.map((p) => p.op))
+        const out: typeof done = []
+        for (const p of group) {
+          try {
+            out.push({ p, ...this.#prepare(p.op, state, tx, tx.head + out.length + 1, started) })
+          } catch (err) {
+            refused.push({ p, err })
+          }
+        }
+        for (const [user, usage] of state.usage) tx.setUsage(user, usage)
+        tx.append(out.map((d) => d.ev))
+        return out
+      })
+    } catch (err) {
+      // Reads or the commit failed (the database went away, say): the whole group is refused.
+      for (const p of group) {
+        this.#discard(p.op)
+        p.reject(err)
+      }
+      return
+    }
+    for (const { p, err } of refused) {
+      this.#discard(p.op)
+      p.reject(err)
+    }
+    if (done.length > 0) await this.#events.publish(done.map((d) => d.ev))
+    this.#observe({ events: done.length, refused: refused.length, ms: Date.now() - started })
+    for (const d of done) d.p.resolve(d.ev)
+    for (const d of done) if (d.dead !== undefined) await this.#blobs.remove(d.dead).catch(() => {})
+  }
+
+  get #blobs(): BlobStore {
+    return this.#store.blobs
+  }
+
+  /** A refused PUT leaves its freshly written blob unreferenced: remove it now. */
+  #discard(op: Mutation): void {
+    if (op.type === 'PUT' && op.content.blob !== undefined) void this.#blobs.remove(op.content.blob).catch(() => {})
+  }
+
+  #prepare(op: Mutation, state: GroupState, tx: CommitTx, seq: number, ts: number): { ev: HearthEvent; dead?: string } {
+    const old = state.file(op.user, op.path)
+    const usage = state.usageOf(op.user)
+    if (op.type === 'PUT') {
+      this.#checkClash(op.user, op.path, state)
+      const c = op.content
+      const next = usage - (old ? fileCost(op.path, old.size) : 0) + fileCost(op.path, c.size)
+      // a write that shrinks a file is let through even above the quota (it lowers usage)
+      if (next > this.#quota && next > usage) fail('InsufficientStorage', 'Storage quota exceeded')
+      const meta: FileMeta = { size: c.size, hash: c.hash, type: c.type, mtime: ts, ...(c.blob !== undefined ? { blob: c.blob } : {}) }
+      tx.putFile(op.user, op.path, meta, c.inline, old)
+      state.put(op.user, op.path, meta, next)
+      return { ev: { seq, type: 'PUT', user: op.user, path: op.path, contentHash: meta.hash, size: meta.size, ts }, dead: old?.blob }
+    }
+    if (old === undefined) fail('NotFound', 'Not found')
+    tx.deleteFile(op.user, op.path, old)
+    state.delete(op.user, op.path, Math.max(0, usage - fileCost(op.path, old.size)))
+    return { ev: { seq, type: 'DEL', user: op.user, path: op.path, ts }, dead: old.blob }
+  }
+
+  /** A file may not sit where a folder is, nor a folder where a file is. */
+  #checkClash(user: string, path: string, state: GroupState): void {
+    for (const dir of fileAncestors(path)) {
+      if (state.file(user, dir)) fail('Conflict', `${dir} is a file`)
+    }
+    if (state.isFolder(user, path)) fail('Conflict', `${path} is a directory`)
+  }
+}
+
+/**
+ * What one group has read and changed so far: later mutations in the group see it. Every
+ * read is made up front (`prefetch`), so the checks run from memory: a group costs a few
+ * reads and one commit, not a chain of reads per mutation.
+ */
+class GroupState {
+  readonly #tx: CommitTx
+  readonly #files = new Map<string, FileMeta | null>()
+  readonly usage = new Map<string, number>()
+  /** for each path a PUT targets: stored files under it as a folder (enough to decide) */
+  readonly #stored = new Map<string, string[]>()
+  /** files this group created (that were not files before it), and how many under each folder */
+  readonly #added = new Set<string>()
+  readonly #addedUnder = new Map<string, number>()
+
+  constructor(tx: CommitTx) {
+    this.#tx = tx
+  }
+
+  async prefetch(ops: readonly Mutation[]): Promise<void> {
+    const refs = new Map<string, { user: string; path: string }>()
+    const users = new Set<string>()
+    const folders = new Map<string, { user: string; path: string }>()
+    for (const op of ops) {
+      refs.set(fileKey(op.user, op.path), op)
+      users.add(op.user)
+      if (op.type !== 'PUT') continue
+      for (const dir of fileAncestors(op.path)) refs.set(fileKey(op.user, dir), { user: op.user, path: dir })
+      folders.set(fileKey(op.user, op.path), op)
+    }
+    const deletes = ops.filter((op) => op.type === 'DEL').length
+    const [r, u] = [[...refs], [...users]]
+    const [metas, records, under] = await Promise.all([
+      this.#tx.files(r.map(([, ref]) => ref)),
+      this.#tx.users(u),
+      // one more than this group could delete under a folder: then at least one stays
+      Promise.all([...folders.values()].map((f) => this.#tx.filesUnder(f.user, f.path + '/', Math.min(deletes, MAX_GROUP) + 1))),
+    ])
+    r.forEach(([key], i) => this.#files.set(key, metas[i] ?? null))
+    u.forEach((user, i) => {
+      const rec = records[i]
+      if (rec !== undefined) this.usage.set(user, rec.usage)
+    })
+    ;[...folders.keys()].forEach((key, i) => this.#stored.set(key, under[i]!))
+  }
+
+  file(user: string, path: string): FileMeta | undefined {
+    return this.#files.get(fileKey(user, path)) ?? undefined
+  }
+
+  usageOf(user: string): number {
+    const usage = this.usage.get(user)
+    if (usage === undefined) throw new HearthError('Unauthorized', 'Unknown user')
+    return usage
+  }
+
+  /** Whether some file lies under `path` as a folder, counting this group's own changes. */
+  isFolder(user: string, path: string): boolean {
+    const key = fileKey(user, path)
+    if ((this.#addedUnder.get(key) ?? 0) > 0) return true
+    // stored files under it, unless this group deleted each of them
+    return (this.#stored.get(key) ?? []).some((p) => this.#files.get(fileKey(user, p)) !== null)
+  }
+
+  put(user: string, path: string, meta: FileMeta, usage: number): void {
+    const key = fileKey(user, path)
+    if (!this.#files.get(key)) {
+      this.#added.add(key)
+      this.#count(user, path, +1)
+    }
+    this.#files.set(key, meta)
+    this.usage.set(user, usage)
+  }
+
+  delete(user: string, path: string, usage: number): void {
+    const key = fileKey(user, path)
+    this.#files.set(key, null)
+    if (this.#added.delete(key)) this.#count(user, path, -1)
+    this.usage.set(user, usage)
+  }
+
+  /** Adjusts the count of files this group created under each folder of `path`. */
+  #count(user: string, path: string, by: number): void {
+    for (const dir of fileAncestors(path)) {
+      const key = fileKey(user, dir)
+      this.#addedUnder.set(key, (this.#addedUnder.get(key) ?? 0) + by)
+    }
+  }
+}

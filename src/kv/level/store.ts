@@ -1,0 +1,308 @@
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { HearthEvent } from '../../events/event.js'
+import { Serial } from '../../serial.js'
+import {
+  fileKey, type CommitTx, type CreateUserResult, type FileMeta, type FileRef, type KeyRange, type SessionRecord,
+  type Store, type UserRecord,
+} from '../store.js'
+import { FileBlobs } from './blobs.js'
+import { LevelKV } from './level-map.js'
+import { asText, type BatchOp, type Value } from './ordered-map.js'
+
+export const seqKey = (seq: number): string => seq.toString(16).padStart(16, '0')
+export const userSeqKey = (user: string, seq: number): string => `${user}:${seqKey(seq)}`
+
+/**
+ * The embedded engine: one LevelDB under the data folder, for one process. Commit groups run
+ * one at a time through `#commits`, which is what makes their reads see every earlier commit;
+ * each lands as one synced batch. Nothing needs installing.
+ */
+export class LevelStore implements Store {
+  readonly engine = 'leveldb'
+  readonly location: string
+  readonly supports = { manyProcesses: false }
+  readonly blobs: FileBlobs
+  readonly #kv: LevelKV
+  readonly #commits = new Serial()
+  /** signup-token redemptions and user creation, which read before they write */
+  readonly #accounts = new Serial()
+  readonly #claims = new Serial()
+  readonly #signOuts = new Set<(secret: string) => void>()
+
+  private constructor(dataDir: string) {
+    this.location = dataDir
+    this.#kv = new LevelKV(join(dataDir, 'db'))
+    this.blobs = new FileBlobs(join(dataDir, 'blobs'))
+  }
+
+  /** Opens (creating) the store in `dataDir` and sweeps blobs no file references. */
+  static async open(dataDir: string): Promise<{ store: LevelStore; swept: number }> {
+    await mkdir(dataDir, { recursive: true })
+    const store = new LevelStore(dataDir)
+    await store.#kv.open()
+    await store.blobs.open()
+    const swept = await store.blobs.sweep(async (id) => (await store.#kv.get('blobs', id)) !== undefined)
+    return { store, swept }
+  }
+
+  async ping(): Promise<void> {
+    await this.#kv.get('meta', 'head')
+  }
+
+  async close(): Promise<void> {
+    await this.#kv.close()
+  }
+
+  commit<T>(work: (tx: CommitTx) => Promise<T>): Promise<T> {
+    return this.#commits.run(async () => {
+      const tx = new LevelTx(this.#kv, await this.head())
+      const result = await work(tx)
+      const ops = await tx.finish()
+      if (ops.length > 0) await this.#kv.batch(ops, { sync: true })
+      return result
+    })
+  }
+
+  async head(): Promise<number> {
+    return Number(asText(await this.#kv.get('meta', 'head')) ?? 0)
+  }
+
+  async floor(): Promise<number> {
+    return Number(asText(await this.#kv.get('meta', 'floor')) ?? 1)
+  }
+
+  readLog(after: number, upTo: number, limit: number): Promise<HearthEvent[]> {
+    if (upTo <= after) return Promise.resolve([])
+    return events(this.#kv.entries('log', { gt: seqKey(after), lte: seqKey(upTo), limit }))
+  }
+
+  readLogReverse(before: number, limit: number): Promise<HearthEvent[]> {
+    return events(this.#kv.entries('log', { lt: seqKey(before), reverse: true, limit }))
+  }
+
+  readUserLog(user: string, after: number, upTo: number, limit: number): Promise<HearthEvent[]> {
+    if (upTo <= after) return Promise.resolve([])
+    return events(this.#kv.entries('ulog', { gt: userSeqKey(user, after), lte: userSeqKey(user, upTo), limit }))
+  }
+
+  readUserLogReverse(user: string, before: number, limit: number): Promise<HearthEvent[]> {
+    return events(this.#kv.entries('ulog', { gte: `${user}:`, lt: userSeqKey(user, before), reverse: true, limit }))
+  }
+
+  raiseFloor(floor: number): Promise<number> {
+    return this.#commits.run(async () => {
+      const now = await this.floor()
+      if (floor <= now) return now
+      await this.#kv.batch([{ type: 'put', ns: 'meta', key: 'floor', value: String(floor) }], { sync: true })
+      return floor
+    })
+  }
+
+  async pruneBelowFloor(limit: number): Promise<number> {
+    const floor = await this.floor()
+    const ops: BatchOp[] = []
+    // From the very start, not the old floor: a crash mid-prune leaves entries below it.
+    for await (const [k, v] of this.#kv.entries('log', { lt: seqKey(floor), limit })) {
+      const ev = JSON.parse(v as string) as HearthEvent
+      ops.push({ type: 'del', ns: 'log', key: k }, { type: 'del', ns: 'ulog', key: userSeqKey(ev.user, ev.seq) })
+    }
+    if (ops.length > 0) await this.#kv.batch(ops)
+    return ops.length / 2
+  }
+
+  watch(): () => void {
+    return () => {} // one process: every commit is this process's own
+  }
+
+  async fileMeta(user: string, path: string): Promise<FileMeta | undefined> {
+    return parseMeta(await this.#kv.get('files', fileKey(user, path)))
+  }
+
+  async inlineContent(user: string, path: string): Promise<Uint8Array | undefined> {
+    const v = await this.#kv.get('content', fileKey(user, path))
+    return typeof v === 'string' ? new TextEncoder().encode(v) : v
+  }
+
+  fileKeys(range: KeyRange): AsyncIterable<string> {
+    return this.#kv.keys('files', range)
+  }
+
+  async user(user: string): Promise<UserRecord | undefined> {
+    return parseJson<UserRecord>(await this.#kv.get('users', user))
+  }
+
+  createUser(user: string, createdAt: number, signupToken?: string): Promise<CreateUserResult> {
+    return this.#accounts.run(async () => {
+      if ((await this.#kv.get('users', user)) !== undefined) return 'exists'
+      const ops: BatchOp[] = [{ type: 'put', ns: 'users', key: user, value: JSON.stringify({ createdAt, usage: 0 }) }]
+      if (signupToken !== undefined) {
+        const token = parseJson<StoredToken>(await this.#kv.get('signupTokens', signupToken))
+        if (token === undefined) return 'unknown-token'
+        if (token.usedBy !== null) return 'used-token'
+        ops.push({ type: 'put', ns: 'signupTokens', key: signupToken, value: JSON.stringify({ ...token, usedBy: user }) })
+      }
+      await this.#kv.batch(ops, { sync: true })
+      return 'created'
+    })
+  }
+
+  addSignupToken(token: string, createdAt: number): Promise<boolean> {
+    return this.#accounts.run(async () => {
+      if ((await this.#kv.get('signupTokens', token)) !== undefined) return false
+      const stored: StoredToken = { createdAt, usedBy: null }
+      await this.#kv.batch([{ type: 'put', ns: 'signupTokens', key: token, value: JSON.stringify(stored) }], { sync: true })
+      return true
+    })
+  }
+
+  async putSession(secret: string, session: SessionRecord): Promise<void> {
+    await this.#kv.batch([{ type: 'put', ns: 'sessions', key: secret, value: JSON.stringify(session) }], { sync: true })
+  }
+
+  async session(secret: string): Promise<SessionRecord | undefined> {
+    return parseJson<SessionRecord>(await this.#kv.get('sessions', secret))
+  }
+
+  async deleteSession(secret: string): Promise<void> {
+    await this.#kv.batch([{ type: 'del', ns: 'sessions', key: secret }], { sync: true })
+    for (const listener of this.#signOuts) listener(secret)
+  }
+
+  onSessionDeleted(listener: (secret: string) => void): () => void {
+    this.#signOuts.add(listener)
+    return () => this.#signOuts.delete(listener)
+  }
+
+  claimToken(key: string, expiresAt: number): Promise<boolean> {
+    return this.#claims.run(async () => {
+      if ((await this.#kv.get('replay', key)) !== undefined) return false
+      await this.#kv.batch([{ type: 'put', ns: 'replay', key, value: String(expiresAt) }], { sync: true })
+      return true
+    })
+  }
+
+  forgetTokens(now: number): Promise<number> {
+    return this.#claims.run(async () => {
+      const ops: BatchOp[] = []
+      for await (const [key, v] of this.#kv.entries('replay', {})) {
+        if (Number(v) < now) ops.push({ type: 'del', ns: 'replay', key })
+      }
+      if (ops.length > 0) await this.#kv.batch(ops)
+      return ops.length
+    })
+  }
+
+  /** Kept in `homeserver.key` in the data folder, as 64 hex characters. */
+  async homeserverSecret(generate: () => Uint8Array): Promise<Uint8Array> {
+    const file = join(this.location, 'homeserver.key')
+    try {
+      const hex = (await readFile(file, 'utf8')).trim()
+      if (/^[0-9a-f]{64}$/i.test(hex)) return Uint8Array.from(Buffer.from(hex, 'hex'))
+      throw new Error(`${file} does not hold 64 hex characters`)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    }
+    const secret = generate()
+    await writeFile(`${file}.tmp`, Buffer.from(secret).toString('hex') + '\n', { mode: 0o600 })
+    await rename(`${file}.tmp`, file)
+    return secret
+  }
+}
+
+interface StoredToken {
+  createdAt: number
+  usedBy: string | null
+}
+
+/** Reads go straight to the database (commits are serialised); writes wait in `#ops`. */
+class LevelTx implements CommitTx {
+  readonly head: number
+  readonly #kv: LevelKV
+  readonly #ops: BatchOp[] = []
+  readonly #pendingUsage = new Map<string, number>()
+  #appended = 0
+
+  constructor(kv: LevelKV, head: number) {
+    this.#kv = kv
+    this.head = head
+  }
+
+  async files(refs: readonly FileRef[]): Promise<(FileMeta | undefined)[]> {
+    const values = await this.#kv.getMany('files', refs.map((r) => fileKey(r.user, r.path)))
+    return values.map(parseMeta)
+  }
+
+  async users(users: readonly string[]): Promise<(UserRecord | undefined)[]> {
+    return (await this.#kv.getMany('users', [...users])).map((v) => parseJson<UserRecord>(v))
+  }
+
+  async filesUnder(user: string, dir: string, limit: number): Promise<string[]> {
+    const base = fileKey(user, dir)
+    const out: string[] = []
+    // '0' follows '/' in byte order: base minus its slash, plus '0', ends base's subtree
+    for await (const k of this.#kv.keys('files', { gte: base, lt: base.slice(0, -1) + '0', limit })) out.push(k.slice(user.length))
+    return out
+  }
+
+  putFile(user: string, path: string, meta: FileMeta, inline: Uint8Array | undefined, old: FileMeta | undefined): void {
+    const key = fileKey(user, path)
+    this.#ops.push({ type: 'put', ns: 'files', key, value: JSON.stringify(meta) })
+    if (meta.blob !== undefined) {
+      this.#ops.push({ type: 'put', ns: 'blobs', key: meta.blob, value: key })
+      if (old !== undefined && old.blob === undefined) this.#ops.push({ type: 'del', ns: 'content', key })
+    } else {
+      this.#ops.push({ type: 'put', ns: 'content', key, value: inline ?? new Uint8Array() })
+    }
+    if (old?.blob !== undefined) this.#ops.push({ type: 'del', ns: 'blobs', key: old.blob })
+  }
+
+  deleteFile(user: string, path: string, old: FileMeta): void {
+    const key = fileKey(user, path)
+    this.#ops.push({ type: 'del', ns: 'files', key }, { type: 'del', ns: 'content', key })
+    if (old.blob !== undefined) this.#ops.push({ type: 'del', ns: 'blobs', key: old.blob })
+  }
+
+  setUsage(user: string, usage: number): void {
+    this.#pendingUsage.set(user, usage)
+  }
+
+  append(events: readonly HearthEvent[]): void {
+    for (const ev of events) {
+      if (ev.seq !== this.head + this.#appended + 1) throw new RangeError(`seq ${ev.seq} does not follow ${this.head + this.#appended}`)
+      const value = JSON.stringify(ev)
+      this.#ops.push({ type: 'put', ns: 'log', key: seqKey(ev.seq), value }, { type: 'put', ns: 'ulog', key: userSeqKey(ev.user, ev.seq), value })
+      this.#appended++
+    }
+  }
+
+  /** Everything staged, plus the users' new usage (read back for their createdAt) and the head. */
+  async finish(): Promise<BatchOp[]> {
+    if (this.#pendingUsage.size > 0) {
+      const users = [...this.#pendingUsage.keys()]
+      const records = await this.users(users)
+      users.forEach((user, i) => {
+        const rec = records[i]
+        if (rec === undefined) return
+        this.#ops.push({ type: 'put', ns: 'users', key: user, value: JSON.stringify({ ...rec, usage: this.#pendingUsage.get(user) }) })
+      })
+    }
+    if (this.#appended > 0) this.#ops.push({ type: 'put', ns: 'meta', key: 'head', value: String(this.head + this.#appended) })
+    return this.#ops
+  }
+}
+
+async function events(entries: AsyncIterable<[string, Value]>): Promise<HearthEvent[]> {
+  const out: HearthEvent[] = []
+  for await (const [, value] of entries) out.push(JSON.parse(value as string) as HearthEvent)
+  return out
+}
+
+function parseJson<T>(v: Value | undefined): T | undefined {
+  const text = asText(v)
+  return text === undefined ? undefined : (JSON.parse(text) as T)
+}
+
+function parseMeta(v: Value | undefined): FileMeta | undefined {
+  return parseJson<FileMeta>(v)
+}
