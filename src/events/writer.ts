@@ -176,11 +176,10 @@ class GroupState {
   readonly #tx: CommitTx
   readonly #files = new Map<string, FileMeta | null>()
   readonly usage = new Map<string, number>()
-  /** for each path a PUT targets: stored files under it as a folder (enough to decide) */
-  readonly #stored = new Map<string, string[]>()
-  /** files this group created (that were not files before it), and how many under each folder */
-  readonly #added = new Set<string>()
-  readonly #addedUnder = new Map<string, number>()
+  /** for each path a PUT targets: how many stored files lie below it as a folder (capped) */
+  readonly #stored = new Map<string, number>()
+  /** stored files minus those this group deleted, plus those it created, under each folder */
+  readonly #change = new Map<string, number>()
 
   constructor(tx: CommitTx) {
     this.#tx = tx
@@ -202,8 +201,8 @@ class GroupState {
     const [metas, records, under] = await Promise.all([
       this.#tx.files(r.map(([, ref]) => ref)),
       this.#tx.users(u),
-      // one more than this group could delete under a folder: then at least one stays
-      Promise.all([...folders.values()].map((f) => this.#tx.filesUnder(f.user, f.path + '/', Math.min(deletes, MAX_GROUP) + 1))),
+      // one more than this group could delete: past that, at least one file stays below
+      this.#tx.countUnder([...folders.values()], deletes + 1),
     ])
     r.forEach(([key], i) => this.#files.set(key, metas[i] ?? null))
     u.forEach((user, i) => {
@@ -226,17 +225,12 @@ class GroupState {
   /** Whether some file lies under `path` as a folder, counting this group's own changes. */
   isFolder(user: string, path: string): boolean {
     const key = fileKey(user, path)
-    if ((this.#addedUnder.get(key) ?? 0) > 0) return true
-    // stored files under it, unless this group deleted each of them
-    return (this.#stored.get(key) ?? []).some((p) => this.#files.get(fileKey(user, p)) !== null)
+    return (this.#stored.get(key) ?? 0) + (this.#change.get(key) ?? 0) > 0
   }
 
   put(user: string, path: string, meta: FileMeta, usage: number): void {
     const key = fileKey(user, path)
-    if (!this.#files.get(key)) {
-      this.#added.add(key)
-      this.#count(user, path, +1)
-    }
+    if (!this.#files.get(key)) this.#count(user, path, +1)
     this.#files.set(key, meta)
     this.usage.set(user, usage)
   }
@@ -244,15 +238,15 @@ class GroupState {
   delete(user: string, path: string, usage: number): void {
     const key = fileKey(user, path)
     this.#files.set(key, null)
-    if (this.#added.delete(key)) this.#count(user, path, -1)
+    this.#count(user, path, -1)
     this.usage.set(user, usage)
   }
 
-  /** Adjusts the count of files this group created under each folder of `path`. */
+  /** Adjusts the count of files under each folder of `path` by this group's change. */
   #count(user: string, path: string, by: number): void {
     for (const dir of fileAncestors(path)) {
       const key = fileKey(user, dir)
-      this.#addedUnder.set(key, (this.#addedUnder.get(key) ?? 0) + by)
+      this.#change.set(key, (this.#change.get(key) ?? 0) + by)
     }
   }
 }

@@ -94,8 +94,12 @@ export interface CommitTx {
   readonly head: number
   files(refs: readonly FileRef[]): Promise<(FileMeta | undefined)[]>
   users(users: readonly string[]): Promise<(UserRecord | undefined)[]>
-  /** Up to `limit` stored paths under `dir` (a path ending in `/`), in byte order. */
-  filesUnder(user: string, dir: string, limit: number): Promise<string[]>
+  /**
+   * For each folder (a path without its trailing `/`), how many stored files lie below it,
+   * or `cap` when at least that many do. One indexed read each: the clash check must not
+   * cost more for a deep path or a large folder.
+   */
+  countUnder(folders: readonly FileRef[], cap: number): Promise<number[]>
   /** `old` is what `files()` returned for the path, so the engine can release its blob. */
   putFile(user: string, path: string, meta: FileMeta, inline: Uint8Array | undefined, old: FileMeta | undefined): void
   deleteFile(user: string, path: string, old: FileMeta): void

@@ -13,6 +13,8 @@ export const NAMESPACES = {
   content: 'bytes',
   /** 16 hex digits of seq → event JSON */
   log: 'utf8',
+  /** `<z32><folder path>` → how many files lie below that folder (absent: none) */
+  folders: 'utf8',
   /** `<z32>:<16 hex seq>` → event JSON, the per-user index of the log */
   ulog: 'utf8',
   /** blob id → `<z32><path>` that owns it, so unowned blob files can be swept */

@@ -1,6 +1,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { HearthEvent } from '../../events/event.js'
+import { fileAncestors } from '../../paths.js'
 import { Serial } from '../../serial.js'
 import {
   fileKey, type CommitTx, type CreateUserResult, type FileMeta, type FileRef, type KeyRange, type SessionRecord,
@@ -9,6 +10,9 @@ import {
 import { FileBlobs } from './blobs.js'
 import { LevelKV } from './level-map.js'
 import { asText, type BatchOp, type Value } from './ordered-map.js'
+
+/** A user key in z-base-32 is 52 characters: file keys split there into user and path. */
+const Z32_LENGTH = 52
 
 export const seqKey = (seq: number): string => seq.toString(16).padStart(16, '0')
 export const userSeqKey = (user: string, seq: number): string => `${user}:${seqKey(seq)}`
@@ -42,8 +46,22 @@ export class LevelStore implements Store {
     const store = new LevelStore(dataDir)
     await store.#kv.open()
     await store.blobs.open()
+    await store.#indexFolders()
     const swept = await store.blobs.sweep(async (id) => (await store.#kv.get('blobs', id)) !== undefined)
     return { store, swept }
+  }
+
+  /** Data folders written before the folder index existed get it built once, at open. */
+  async #indexFolders(): Promise<void> {
+    if ((await this.#kv.get('meta', 'folders')) !== undefined) return
+    const counts = new Map<string, number>()
+    for await (const key of this.#kv.keys('files', {})) {
+      const user = key.slice(0, Z32_LENGTH)
+      for (const dir of fileAncestors(key.slice(Z32_LENGTH))) counts.set(user + dir, (counts.get(user + dir) ?? 0) + 1)
+    }
+    const ops: BatchOp[] = [...counts].map(([key, n]) => ({ type: 'put', ns: 'folders', key, value: String(n) }))
+    ops.push({ type: 'put', ns: 'meta', key: 'folders', value: '1' })
+    await this.#kv.batch(ops, { sync: true })
   }
 
   async ping(): Promise<void> {
@@ -221,6 +239,7 @@ class LevelTx implements CommitTx {
   readonly #kv: LevelKV
   readonly #ops: BatchOp[] = []
   readonly #pendingUsage = new Map<string, number>()
+  readonly #folders = new Map<string, number>()
   #appended = 0
 
   constructor(kv: LevelKV, head: number) {
@@ -237,16 +256,14 @@ class LevelTx implements CommitTx {
     return (await this.#kv.getMany('users', [...users])).map((v) => parseJson<UserRecord>(v))
   }
 
-  async filesUnder(user: string, dir: string, limit: number): Promise<string[]> {
-    const base = fileKey(user, dir)
-    const out: string[] = []
-    // '0' follows '/' in byte order: base minus its slash, plus '0', ends base's subtree
-    for await (const k of this.#kv.keys('files', { gte: base, lt: base.slice(0, -1) + '0', limit })) out.push(k.slice(user.length))
-    return out
+  async countUnder(folders: readonly FileRef[], cap: number): Promise<number[]> {
+    const counts = await this.#kv.getMany('folders', folders.map((f) => fileKey(f.user, f.path)))
+    return counts.map((v) => Math.min(cap, Number(asText(v) ?? 0)))
   }
 
   putFile(user: string, path: string, meta: FileMeta, inline: Uint8Array | undefined, old: FileMeta | undefined): void {
     const key = fileKey(user, path)
+    if (old === undefined) this.#count(user, path, +1)
     this.#ops.push({ type: 'put', ns: 'files', key, value: JSON.stringify(meta) })
     if (meta.blob !== undefined) {
       this.#ops.push({ type: 'put', ns: 'blobs', key: meta.blob, value: key })
@@ -259,8 +276,17 @@ class LevelTx implements CommitTx {
 
   deleteFile(user: string, path: string, old: FileMeta): void {
     const key = fileKey(user, path)
+    this.#count(user, path, -1)
     this.#ops.push({ type: 'del', ns: 'files', key }, { type: 'del', ns: 'content', key })
     if (old.blob !== undefined) this.#ops.push({ type: 'del', ns: 'blobs', key: old.blob })
+  }
+
+  /** Adds `by` to the file count of every folder above `path`, written at the end of the group. */
+  #count(user: string, path: string, by: number): void {
+    for (const dir of fileAncestors(path)) {
+      const key = fileKey(user, dir)
+      this.#folders.set(key, (this.#folders.get(key) ?? 0) + by)
+    }
   }
 
   setUsage(user: string, usage: number): void {
@@ -278,6 +304,14 @@ class LevelTx implements CommitTx {
 
   /** Everything staged, plus the users' new usage (read back for their createdAt) and the head. */
   async finish(): Promise<BatchOp[]> {
+    const changed = [...this.#folders].filter(([, by]) => by !== 0)
+    if (changed.length > 0) {
+      const counts = await this.#kv.getMany('folders', changed.map(([key]) => key))
+      changed.forEach(([key, by], i) => {
+        const n = Number(asText(counts[i]) ?? 0) + by
+        this.#ops.push(n > 0 ? { type: 'put', ns: 'folders', key, value: String(n) } : { type: 'del', ns: 'folders', key })
+      })
+    }
     if (this.#pendingUsage.size > 0) {
       const users = [...this.#pendingUsage.keys()]
       const records = await this.users(users)
