@@ -1,0 +1,88 @@
+import { randomBytes } from 'node:crypto'
+import postgres from 'postgres'
+import type { Teardown } from './server.js'
+
+/**
+ * PostgreSQL for tests: the local server (SPEC §9), one fresh database per test.
+ * `HEARTH_TEST_DATABASE_URL` names the admin connection; `HEARTH_TEST_REQUIRE_POSTGRES=1`
+ * (set in CI) turns "no server, tests skipped" into a failure.
+ */
+export const ADMIN_URL = process.env.HEARTH_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+const REQUIRED = process.env.HEARTH_TEST_REQUIRE_POSTGRES === '1'
+
+interface Tap extends Teardown {
+  fail(message: string): void
+  test(name: string, options: { skip: string }, fn: () => void): unknown
+}
+
+let available: Promise<boolean> | undefined
+
+/** Whether the admin URL answers (asked once per process). */
+export function postgresAvailable(): Promise<boolean> {
+  available ??= (async () => {
+    const sql = admin(3)
+    try {
+      await sql`SELECT 1`
+      return true
+    } catch {
+      return false
+    } finally {
+      await sql.end({ timeout: 1 }).catch(() => {})
+    }
+  })()
+  return available
+}
+
+/**
+ * True when PostgreSQL answers. Otherwise says so loudly and records a skip, or, when
+ * PostgreSQL is required, a failure; the caller then runs nothing.
+ */
+export async function requirePostgres(t: Tap): Promise<boolean> {
+  if (await postgresAvailable()) return true
+  const why = `no PostgreSQL answers at ${ADMIN_URL}`
+  if (REQUIRED) {
+    t.fail(`${why}, and HEARTH_TEST_REQUIRE_POSTGRES=1`)
+    return false
+  }
+  process.stderr.write(`\n*** PostgreSQL tests SKIPPED: ${why} (set HEARTH_TEST_DATABASE_URL, or start it) ***\n\n`)
+  t.test('PostgreSQL tests', { skip: `${why}; HEARTH_TEST_REQUIRE_POSTGRES=1 makes this a failure` }, () => {})
+  return false
+}
+
+/**
+ * Creates a database of its own for one test and drops it at teardown, ending its
+ * connections first. Its default collation is ICU's en-US, an order unlike byte order, so a
+ * query that forgets COLLATE "C" shows in the tests. Resolves with its URL.
+ */
+export async function freshDatabase(t: Teardown): Promise<string> {
+  const name = `hearth_test_${process.pid}_${randomBytes(5).toString('hex')}`
+  const sql = admin(10)
+  try {
+    await sql.unsafe(`CREATE DATABASE "${name}" TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'`)
+  } finally {
+    await sql.end({ timeout: 1 })
+  }
+  t.teardown(async () => {
+    const sql = admin(10)
+    try {
+      await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ${name} AND pid <> pg_backend_pid()`
+      await sql.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+    } finally {
+      await sql.end({ timeout: 1 })
+    }
+  })
+  const url = new URL(ADMIN_URL)
+  url.pathname = '/' + name
+  return url.toString()
+}
+
+/** A raw connection to a test database, closed at teardown: for what the Store does not expose. */
+export function rawSql(t: Teardown, url: string): postgres.Sql {
+  const sql = postgres(url, { max: 2, onnotice: () => {} })
+  t.teardown(() => sql.end({ timeout: 1 }))
+  return sql
+}
+
+function admin(connectTimeout: number): postgres.Sql {
+  return postgres(ADMIN_URL, { max: 1, connect_timeout: connectTimeout, onnotice: () => {} })
+}
