@@ -3,7 +3,7 @@ import { LOCKS } from '../src/kv/postgres/locks.js'
 import { migrate } from '../src/kv/postgres/migrate.js'
 import { migrations } from '../src/kv/postgres/migrations.js'
 import { openPostgresStore, type PostgresStore } from '../src/kv/postgres/store.js'
-import { freshDatabase, rawSql, requirePostgres } from './helpers/postgres.js'
+import { freshDatabase, rawPool, requirePostgres } from './helpers/postgres.js'
 import { ALICE, seqs, within, writeFile } from './helpers/store-cases/common.js'
 import { storeConformance, type StoreFactory } from './helpers/store-conformance.js'
 
@@ -51,10 +51,10 @@ if (await requirePostgres(t)) {
     const runs = await Promise.all([migrate(url), migrate(url), migrate(url)])
     const all = migrations.map((m) => m.version)
     t.same(runs.filter((r) => r.length > 0), [all], 'one run applied every migration, the others found nothing to do')
-    const sql = rawSql(t, url)
-    t.same((await sql`SELECT version FROM schema_migrations ORDER BY version`).map((r) => r.version), all)
+    const sql = rawPool(t, url)
+    t.same((await sql.query('SELECT version FROM schema_migrations ORDER BY version')).rows.map((r) => r.version), all)
     t.same(await migrate(url), [], 'nothing left on a later run')
-    await sql`INSERT INTO schema_migrations (version, name) VALUES (999, 'from the future')`
+    await sql.query("INSERT INTO schema_migrations (version, name) VALUES (999, 'from the future')")
     await t.rejects(openPostgresStore(url), /schema is version 999, newer than this Hearth knows/, 'an older Hearth refuses a newer schema')
   })
 
@@ -101,11 +101,11 @@ if (await requirePostgres(t)) {
     await store.createUser(ALICE, 1)
     for (const i of [1, 2, 3, 4]) await writeFile(store, ALICE, `/pub/${i}`)
     await store.raiseFloor(4)
-    const other = await rawSql(t, url).reserve()
-    await other`SELECT pg_advisory_lock(${LOCKS.class}, ${LOCKS.prune})`
+    const other = await rawPool(t, url).connect()
+    await other.query('SELECT pg_advisory_lock($1, $2)', [LOCKS.class, LOCKS.prune])
     t.equal(await store.pruneBelowFloor(10), 0, 'another pruner is at work')
     t.same(seqs(await store.readLog(0, 4, 10)), [1, 2, 3, 4])
-    await other`SELECT pg_advisory_unlock(${LOCKS.class}, ${LOCKS.prune})`
+    await other.query('SELECT pg_advisory_unlock($1, $2)', [LOCKS.class, LOCKS.prune])
     other.release()
     t.equal(await store.pruneBelowFloor(10), 3)
   })
@@ -115,7 +115,7 @@ if (await requirePostgres(t)) {
     const store = await next()
     const heard = new Promise<number | undefined>((resolve) => t.teardown(store.watch(resolve)))
     // a commit whose NOTIFY was lost, as the watcher sees it
-    await rawSql(t, url)`UPDATE log_bounds SET value = value + 1 WHERE name = 'head'`
+    await rawPool(t, url).query("UPDATE log_bounds SET value = value + 1 WHERE name = 'head'")
     t.equal(await within(10_000, heard, 'the poll notices the new head'), 1)
   })
 
@@ -140,11 +140,11 @@ if (await requirePostgres(t)) {
         }),
         what,
       )
-    const sql = rawSql(t, url)
-    const killed = await sql`
-      SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-      WHERE datname = current_database() AND query ILIKE 'listen%' AND pid <> pg_backend_pid()`
-    t.ok(killed.length >= 2, 'both stores lost their LISTEN connection')
+    const { rowCount } = await rawPool(t, url).query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+       WHERE datname = current_database() AND query ILIKE 'listen%' AND pid <> pg_backend_pid()`,
+    )
+    t.equal(rowCount, 2, 'both stores lost their LISTEN connection')
     await until('a call with no head after the reconnect', () => calls.includes(undefined))
     await writeFile(a, ALICE, '/pub/after')
     await until('the next commit is heard', () => calls.includes(1))
@@ -153,7 +153,7 @@ if (await requirePostgres(t)) {
   t.test('the sweep deletes released and abandoned blobs, never a live one', async (t) => {
     const { url, next } = await opener(t)
     const store = await next()
-    const sql = rawSql(t, url)
+    const sql = rawPool(t, url)
     const blob = async (finish: boolean) => {
       const up = await store.blobs.create()
       await up.write(Buffer.alloc(300_000, 1))
@@ -161,7 +161,7 @@ if (await requirePostgres(t)) {
       return up
     }
     const age = (id: string, column: string, ago: string) =>
-      sql.unsafe(`UPDATE blobs SET ${column} = now() - $2::interval WHERE id = $1`, [id, ago])
+      sql.query(`UPDATE blobs SET ${column} = now() - $2::interval WHERE id = $1`, [id, ago])
     const [oldDead, readDead, freshDead, stale, busy, kept] = [await blob(true), await blob(true), await blob(true), await blob(false), await blob(false), await blob(true)]
     for (const b of [oldDead, readDead, freshDead]) await store.blobs.remove(b.id)
     await age(oldDead.id, 'dead_at', '16 minutes')
@@ -172,11 +172,54 @@ if (await requirePostgres(t)) {
     await writeFile(store, ALICE, '/pub/kept', 300_000, { blob: kept.id })
     await age(kept.id, 'touched_at', '2 days')
     t.equal(await store.blobs.sweep(), 2, 'the one released long ago, and the abandoned upload')
-    const left = (await sql`SELECT id FROM blobs`).map((r) => r.id).sort()
+    const left = (await sql.query<{ id: string }>('SELECT id FROM blobs')).rows.map((r) => r.id).sort()
     t.same(left, [readDead.id, freshDead.id, busy.id, kept.id].sort(), 'recently read, recently released, in progress and referenced blobs stay')
-    t.equal(Number((await sql`SELECT count(*) AS n FROM blob_chunks WHERE blob_id = ${oldDead.id}`)[0]!.n), 0, 'with their chunks')
+    const chunks = await sql.query('SELECT 1 FROM blob_chunks WHERE blob_id = $1', [oldDead.id])
+    t.equal(chunks.rowCount, 0, 'with their chunks')
     await busy.write(Buffer.alloc(300_000, 2))
     await busy.finish()
     await t.rejects(stale.write(Buffer.alloc(300_000)), /was removed while it was being written/, 'a swept upload fails rather than writing into nothing')
+  })
+
+  t.test('connections killed under concurrent commits: the process goes on, the log stays gapless', async (t) => {
+    const { url, next } = await opener(t)
+    const store = await next()
+    await store.createUser(ALICE, 1)
+    const admin = rawPool(t, url)
+    const acked: { seq: number; path: string }[] = []
+    let failed = 0
+    let progress = () => {}
+    const writer = async (w: number) => {
+      for (let i = 0; i < 150; i++) {
+        const path = `/pub/w${w}/${i}`
+        try {
+          acked.push({ seq: (await writeFile(store, ALICE, path)).seq, path })
+        } catch {
+          failed++
+        }
+        progress()
+      }
+    }
+    const writers = Promise.all([1, 2, 3, 4].map(writer))
+    let killed = 0
+    for (let round = 0; round < 5; round++) {
+      // wait for the writers to get going again, then cut every connection of theirs
+      const target = acked.length + failed + 20
+      await within(30_000, new Promise<void>((resolve) => (progress = () => acked.length + failed >= target && resolve())), 'writers make progress')
+      const { rowCount } = await admin.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = 'hearth'`,
+      )
+      killed += rowCount ?? 0
+    }
+    progress = () => {}
+    await writers
+    t.ok(killed > 0, `${killed} connections terminated; ${failed} of 600 commits failed`)
+    const head = await store.head()
+    const log = await store.readLog(0, head, head + 1)
+    t.same(seqs(log), Array.from({ length: head }, (_, i) => i + 1), 'every seq from 1 to the head, once')
+    const bySeq = new Map(log.map((e) => [e.seq, e.path]))
+    t.ok(acked.every((a) => bySeq.get(a.seq) === a.path), 'every acknowledged commit is in the log, at its seq')
+    t.equal((await writeFile(store, ALICE, '/pub/after')).seq, head + 1, 'and the store goes on')
   })
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import postgres from 'postgres'
+import pg from 'pg'
 import type { Teardown } from './server.js'
 
 /**
@@ -20,14 +20,15 @@ let available: Promise<boolean> | undefined
 /** Whether the admin URL answers (asked once per process). */
 export function postgresAvailable(): Promise<boolean> {
   available ??= (async () => {
-    const sql = admin(3)
+    const client = admin(3)
     try {
-      await sql`SELECT 1`
+      await client.connect()
+      await client.query('SELECT 1')
       return true
     } catch {
       return false
     } finally {
-      await sql.end({ timeout: 1 }).catch(() => {})
+      await client.end().catch(() => {})
     }
   })()
   return available
@@ -56,33 +57,38 @@ export async function requirePostgres(t: Tap): Promise<boolean> {
  */
 export async function freshDatabase(t: Teardown): Promise<string> {
   const name = `hearth_test_${process.pid}_${randomBytes(5).toString('hex')}`
-  const sql = admin(10)
-  try {
-    await sql.unsafe(`CREATE DATABASE "${name}" TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'`)
-  } finally {
-    await sql.end({ timeout: 1 })
-  }
-  t.teardown(async () => {
-    const sql = admin(10)
-    try {
-      await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ${name} AND pid <> pg_backend_pid()`
-      await sql.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
-    } finally {
-      await sql.end({ timeout: 1 })
-    }
-  })
+  await asAdmin((c) => c.query(`CREATE DATABASE "${name}" TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'`))
+  t.teardown(() =>
+    asAdmin(async (c) => {
+      await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name])
+      await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+    }),
+  )
   const url = new URL(ADMIN_URL)
   url.pathname = '/' + name
   return url.toString()
 }
 
-/** A raw connection to a test database, closed at teardown: for what the Store does not expose. */
-export function rawSql(t: Teardown, url: string): postgres.Sql {
-  const sql = postgres(url, { max: 2, onnotice: () => {} })
-  t.teardown(() => sql.end({ timeout: 1 }))
-  return sql
+/** A raw pool on a test database, ended at teardown: for what the Store does not expose. */
+export function rawPool(t: Teardown, url: string): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max: 2 })
+  pool.on('error', () => {}) // a test that terminates backends may break an idle one
+  t.teardown(() => pool.end())
+  return pool
 }
 
-function admin(connectTimeout: number): postgres.Sql {
-  return postgres(ADMIN_URL, { max: 1, connect_timeout: connectTimeout, onnotice: () => {} })
+async function asAdmin<T>(work: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = admin(10)
+  try {
+    await client.connect()
+    return await work(client)
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
+
+function admin(connectTimeoutSeconds: number): pg.Client {
+  const client = new pg.Client({ connectionString: ADMIN_URL, connectionTimeoutMillis: connectTimeoutSeconds * 1000 })
+  client.on('error', () => {}) // reported by the query that meets it
+  return client
 }

@@ -1,8 +1,11 @@
+import type pg from 'pg'
 import type { CreateUserResult, UserRecord } from '../store.js'
-import type { Sql } from './connect.js'
+import { transaction } from './connect.js'
 
 /** Thrown inside a transaction to roll it back when the user appeared meanwhile. */
 class UserExists extends Error {}
+
+const CREATE_USER = 'INSERT INTO users (id, created_at, usage) VALUES ($1, $2, 0) ON CONFLICT (id) DO NOTHING'
 
 /**
  * Users, signup tokens, the AuthToken replay set and the homeserver key: each a row whose
@@ -10,15 +13,15 @@ class UserExists extends Error {}
  * any lock of ours — the losing statement waits for the winner's row, then finds it taken.
  */
 export class AccountTables {
-  readonly #sql: Sql
+  readonly #pool: pg.Pool
 
-  constructor(sql: Sql) {
-    this.#sql = sql
+  constructor(pool: pg.Pool) {
+    this.#pool = pool
   }
 
   async user(user: string): Promise<UserRecord | undefined> {
-    const [row] = await this.#sql<{ created_at: number; usage: number }[]>`
-      SELECT created_at, usage FROM users WHERE id = ${user}`
+    const { rows } = await this.#pool.query<{ created_at: number; usage: number }>('SELECT created_at, usage FROM users WHERE id = $1', [user])
+    const row = rows[0]
     return row === undefined ? undefined : { createdAt: row.created_at, usage: row.usage }
   }
 
@@ -29,24 +32,21 @@ export class AccountTables {
    */
   async createUser(user: string, createdAt: number, token?: string): Promise<CreateUserResult> {
     if (token === undefined) {
-      const r = await this.#sql`
-        INSERT INTO users (id, created_at, usage) VALUES (${user}, ${createdAt}, 0) ON CONFLICT (id) DO NOTHING`
-      return r.count === 1 ? 'created' : 'exists'
+      const r = await this.#pool.query(CREATE_USER, [user, createdAt])
+      return r.rowCount === 1 ? 'created' : 'exists'
     }
     try {
-      return await this.#sql.begin(async (tx): Promise<CreateUserResult> => {
-        const [exists] = await tx`SELECT 1 FROM users WHERE id = ${user}`
-        if (exists !== undefined) return 'exists'
-        const redeemed = await tx`
-          UPDATE signup_tokens SET used_by = ${user}, used_at = ${createdAt}
-          WHERE token = ${token} AND used_by IS NULL`
-        if (redeemed.count === 0) {
-          const [known] = await tx`SELECT 1 FROM signup_tokens WHERE token = ${token}`
-          return known === undefined ? 'unknown-token' : 'used-token'
+      return await transaction(this.#pool, async (tx): Promise<CreateUserResult> => {
+        if ((await tx.query('SELECT 1 FROM users WHERE id = $1', [user])).rowCount !== 0) return 'exists'
+        const redeemed = await tx.query(
+          'UPDATE signup_tokens SET used_by = $2, used_at = $3 WHERE token = $1 AND used_by IS NULL',
+          [token, user, createdAt],
+        )
+        if (redeemed.rowCount === 0) {
+          const known = await tx.query('SELECT 1 FROM signup_tokens WHERE token = $1', [token])
+          return known.rowCount === 0 ? 'unknown-token' : 'used-token'
         }
-        const inserted = await tx`
-          INSERT INTO users (id, created_at, usage) VALUES (${user}, ${createdAt}, 0) ON CONFLICT (id) DO NOTHING`
-        if (inserted.count === 0) throw new UserExists()
+        if ((await tx.query(CREATE_USER, [user, createdAt])).rowCount === 0) throw new UserExists()
         return 'created'
       })
     } catch (err) {
@@ -56,33 +56,37 @@ export class AccountTables {
   }
 
   async addSignupToken(token: string, createdAt: number): Promise<boolean> {
-    const r = await this.#sql`
-      INSERT INTO signup_tokens (token, created_at) VALUES (${token}, ${createdAt}) ON CONFLICT (token) DO NOTHING`
-    return r.count === 1
+    const r = await this.#pool.query(
+      'INSERT INTO signup_tokens (token, created_at) VALUES ($1, $2) ON CONFLICT (token) DO NOTHING',
+      [token, createdAt],
+    )
+    return r.rowCount === 1
   }
 
   async claimToken(key: string, expiresAt: number): Promise<boolean> {
-    const r = await this.#sql`
-      INSERT INTO replay (key, expires_at) VALUES (${Buffer.from(key, 'utf8')}, ${expiresAt}) ON CONFLICT (key) DO NOTHING`
-    return r.count === 1
+    const r = await this.#pool.query('INSERT INTO replay (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', [
+      Buffer.from(key, 'utf8'),
+      expiresAt,
+    ])
+    return r.rowCount === 1
   }
 
   async forgetTokens(now: number): Promise<number> {
-    const r = await this.#sql`DELETE FROM replay WHERE expires_at < ${now}`
-    return r.count
+    const r = await this.#pool.query('DELETE FROM replay WHERE expires_at < $1', [now])
+    return r.rowCount ?? 0
   }
 
   /** Insert-if-absent, then read: of instances starting together, the first insert wins for all. */
   async homeserverSecret(generate: () => Uint8Array): Promise<Uint8Array> {
     const read = async (): Promise<Uint8Array | undefined> => {
-      const [row] = await this.#sql<{ value: Buffer }[]>`SELECT value FROM meta WHERE key = 'homeserver_secret'`
-      return row === undefined ? undefined : new Uint8Array(row.value)
+      const { rows } = await this.#pool.query<{ value: Buffer }>("SELECT value FROM meta WHERE key = 'homeserver_secret'")
+      return rows[0] === undefined ? undefined : new Uint8Array(rows[0].value)
     }
     const stored = await read()
     if (stored !== undefined) return stored
-    const fresh = generate()
-    await this.#sql`
-      INSERT INTO meta (key, value) VALUES ('homeserver_secret', ${Buffer.from(fresh)}) ON CONFLICT (key) DO NOTHING`
+    await this.#pool.query("INSERT INTO meta (key, value) VALUES ('homeserver_secret', $1) ON CONFLICT (key) DO NOTHING", [
+      Buffer.from(generate()),
+    ])
     return (await read())!
   }
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
 import type { BlobStore, BlobUpload } from '../store.js'
-import type { Sql } from './connect.js'
+import type pg from 'pg'
 
 /** Bytes per chunk row: big enough that a 100 MiB body is 400 rows, small enough to hold. */
 export const CHUNK_BYTES = 256 * 1024
@@ -32,31 +32,34 @@ const SWEEP_BATCH = 100
  * INSERT (synchronous_commit, on by default, makes each one durable before it returns).
  */
 export class PostgresBlobStore implements BlobStore {
-  readonly #sql: Sql
+  readonly #pool: pg.Pool
 
-  constructor(sql: Sql) {
-    this.#sql = sql
+  constructor(pool: pg.Pool) {
+    this.#pool = pool
   }
 
   async create(): Promise<BlobUpload> {
     const id = randomBytes(16).toString('hex')
-    await this.#sql`INSERT INTO blobs (id) VALUES (${id})`
-    return new PostgresUpload(this.#sql, id)
+    await this.#pool.query('INSERT INTO blobs (id) VALUES ($1)', [id])
+    return new PostgresUpload(this.#pool, id)
   }
 
   async openRead(id: string): Promise<Readable | undefined> {
     // taking the lease and checking the blob is still live are one statement
-    const [blob] = await this.#sql<{ size: number; chunks: number }[]>`
-      UPDATE blobs SET read_at = now()
-      WHERE id = ${id} AND finished_at IS NOT NULL AND dead_at IS NULL
-      RETURNING size, chunks`
+    const { rows } = await this.#pool.query<{ size: number; chunks: number }>(
+      `UPDATE blobs SET read_at = now()
+       WHERE id = $1 AND finished_at IS NOT NULL AND dead_at IS NULL
+       RETURNING size, chunks`,
+      [id],
+    )
+    const blob = rows[0]
     if (blob === undefined) return undefined
-    return Readable.from(readChunks(this.#sql, id, blob.size, blob.chunks), { objectMode: false, highWaterMark: CHUNK_BYTES })
+    return Readable.from(readChunks(this.#pool, id, blob.size, blob.chunks), { objectMode: false, highWaterMark: CHUNK_BYTES })
   }
 
   /** Marks the blob dead; the sweep deletes it after DEAD_GRACE. A referenced blob is kept. */
   async remove(id: string): Promise<void> {
-    await this.#sql`UPDATE blobs SET dead_at = coalesce(dead_at, now()) WHERE id = ${id} AND NOT referenced`
+    await this.#pool.query('UPDATE blobs SET dead_at = coalesce(dead_at, now()) WHERE id = $1 AND NOT referenced', [id])
   }
 
   /**
@@ -67,28 +70,31 @@ export class PostgresBlobStore implements BlobStore {
   async sweep(): Promise<number> {
     let swept = 0
     for (;;) {
-      const gone = await this.#sql`
-        DELETE FROM blobs WHERE id IN (
-          SELECT id FROM blobs
-          WHERE (dead_at < now() - ${DEAD_GRACE}::interval AND coalesce(read_at, dead_at) < now() - ${DEAD_GRACE}::interval)
-             OR (NOT referenced AND dead_at IS NULL AND touched_at < now() - ${ORPHAN_GRACE}::interval)
-          LIMIT ${SWEEP_BATCH})`
-      swept += gone.count
-      if (gone.count < SWEEP_BATCH) return swept
+      const gone = await this.#pool.query(
+        `DELETE FROM blobs WHERE id IN (
+           SELECT id FROM blobs
+           WHERE (dead_at < now() - $1::interval AND coalesce(read_at, dead_at) < now() - $1::interval)
+              OR (NOT referenced AND dead_at IS NULL AND touched_at < now() - $2::interval)
+           LIMIT $3)`,
+        [DEAD_GRACE, ORPHAN_GRACE, SWEEP_BATCH],
+      )
+      const count = gone.rowCount ?? 0
+      swept += count
+      if (count < SWEEP_BATCH) return swept
     }
   }
 }
 
 class PostgresUpload implements BlobUpload {
   readonly id: string
-  readonly #sql: Sql
+  readonly #pool: pg.Pool
   #buf = Buffer.allocUnsafe(CHUNK_BYTES)
   #used = 0
   #chunks = 0
   #size = 0
 
-  constructor(sql: Sql, id: string) {
-    this.#sql = sql
+  constructor(pool: pg.Pool, id: string) {
+    this.#pool = pool
     this.id = id
   }
 
@@ -105,14 +111,16 @@ class PostgresUpload implements BlobUpload {
 
   async finish(): Promise<void> {
     await this.#flush()
-    const r = await this.#sql`
-      UPDATE blobs SET finished_at = now(), touched_at = now(), size = ${this.#size}, chunks = ${this.#chunks}
-      WHERE id = ${this.id} AND finished_at IS NULL AND dead_at IS NULL`
-    if (r.count !== 1) throw new Error(`blob ${this.id} was removed before it was finished`)
+    const r = await this.#pool.query(
+      `UPDATE blobs SET finished_at = now(), touched_at = now(), size = $2, chunks = $3
+       WHERE id = $1 AND finished_at IS NULL AND dead_at IS NULL`,
+      [this.id, this.#size, this.#chunks],
+    )
+    if (r.rowCount !== 1) throw new Error(`blob ${this.id} was removed before it was finished`)
   }
 
   async abort(): Promise<void> {
-    await this.#sql`DELETE FROM blobs WHERE id = ${this.id} AND NOT referenced`
+    await this.#pool.query('DELETE FROM blobs WHERE id = $1 AND NOT referenced', [this.id])
   }
 
   /** Stores the buffered chunk, touching the blob so no sweep takes it for abandoned. */
@@ -121,26 +129,30 @@ class PostgresUpload implements BlobUpload {
     const data = this.#buf.subarray(0, this.#used)
     this.#buf = Buffer.allocUnsafe(CHUNK_BYTES)
     this.#used = 0
-    const r = await this.#sql`
-      WITH touched AS (
-        UPDATE blobs SET touched_at = now() WHERE id = ${this.id} AND finished_at IS NULL AND dead_at IS NULL RETURNING id)
-      INSERT INTO blob_chunks (blob_id, n, data) SELECT id, ${this.#chunks}, ${data} FROM touched`
-    if (r.count !== 1) throw new Error(`blob ${this.id} was removed while it was being written`)
+    const r = await this.#pool.query(
+      `WITH touched AS (
+         UPDATE blobs SET touched_at = now() WHERE id = $1 AND finished_at IS NULL AND dead_at IS NULL RETURNING id)
+       INSERT INTO blob_chunks (blob_id, n, data) SELECT id, $2, $3 FROM touched`,
+      [this.id, this.#chunks, data],
+    )
+    if (r.rowCount !== 1) throw new Error(`blob ${this.id} was removed while it was being written`)
     this.#chunks++
   }
 }
 
 /** Yields a blob's bytes a page at a time, renewing the read lease as it goes. */
-async function* readChunks(sql: Sql, id: string, size: number, chunks: number): AsyncGenerator<Buffer> {
+async function* readChunks(pool: pg.Pool, id: string, size: number, chunks: number): AsyncGenerator<Buffer> {
   let leased = Date.now()
   let sent = 0
   for (let n = 0; n < chunks; n += PAGE_CHUNKS) {
     if (Date.now() - leased > LEASE_MS) {
-      await sql`UPDATE blobs SET read_at = now() WHERE id = ${id}`
+      await pool.query('UPDATE blobs SET read_at = now() WHERE id = $1', [id])
       leased = Date.now()
     }
-    const rows = await sql<{ data: Buffer }[]>`
-      SELECT data FROM blob_chunks WHERE blob_id = ${id} AND n >= ${n} AND n < ${n + PAGE_CHUNKS} ORDER BY n`
+    const { rows } = await pool.query<{ data: Buffer }>(
+      'SELECT data FROM blob_chunks WHERE blob_id = $1 AND n >= $2 AND n < $3 ORDER BY n',
+      [id, n, n + PAGE_CHUNKS],
+    )
     if (rows.length !== Math.min(PAGE_CHUNKS, chunks - n)) throw new Error(`blob ${id} was deleted while being read`)
     for (const row of rows) {
       sent += row.data.length

@@ -1,4 +1,4 @@
-import type postgres from 'postgres'
+import type pg from 'pg'
 import type { HearthEvent } from '../../events/event.js'
 import { fileKey, type CommitTx, type FileMeta, type FileRef, type UserRecord } from '../store.js'
 import { COMMITS } from './watch.js'
@@ -29,19 +29,20 @@ interface StagedFile {
  * would be granted on a row version the snapshot cannot see, and the transaction would fail.
  *
  * Writes are staged in memory, last one per file winning, and `write()` sends them as a few
- * multi-row statements, pipelined in one round trip.
+ * statements, each taking whole arrays (`unnest`), so a group of any size costs the same
+ * handful of round trips.
  */
 export class PostgresCommitTx implements CommitTx {
   readonly head: number
-  readonly #sql: postgres.TransactionSql
+  readonly #tx: pg.PoolClient
   readonly #files = new Map<string, StagedFile | null>()
   readonly #usage = new Map<string, number>()
   readonly #events: HearthEvent[] = []
   readonly #referenced = new Set<string>()
   readonly #released = new Set<string>()
 
-  constructor(sql: postgres.TransactionSql, head: number) {
-    this.#sql = sql
+  constructor(tx: pg.PoolClient, head: number) {
+    this.#tx = tx
     this.head = head
   }
 
@@ -52,16 +53,17 @@ export class PostgresCommitTx implements CommitTx {
   async files(refs: readonly FileRef[]): Promise<(FileMeta | undefined)[]> {
     if (refs.length === 0) return []
     const keys = refs.map((r) => fileKey(r.user, r.path))
-    const rows = await this.#sql<FileRow[]>`
-      SELECT key, size, hash, type, mtime, blob FROM files WHERE key = ANY(${keys}::text[])`
+    const { rows } = await this.#tx.query<FileRow>('SELECT key, size, hash, type, mtime, blob FROM files WHERE key = ANY($1::text[])', [keys])
     const found = new Map(rows.map((r) => [r.key, toMeta(r)]))
     return keys.map((k) => found.get(k))
   }
 
   async users(users: readonly string[]): Promise<(UserRecord | undefined)[]> {
     if (users.length === 0) return []
-    const rows = await this.#sql<{ id: string; created_at: number; usage: number }[]>`
-      SELECT id, created_at, usage FROM users WHERE id = ANY(${users as string[]}::text[])`
+    const { rows } = await this.#tx.query<{ id: string; created_at: number; usage: number }>(
+      'SELECT id, created_at, usage FROM users WHERE id = ANY($1::text[])',
+      [users],
+    )
     const found = new Map(rows.map((r) => [r.id, { createdAt: r.created_at, usage: r.usage }]))
     return users.map((u) => found.get(u))
   }
@@ -70,8 +72,11 @@ export class PostgresCommitTx implements CommitTx {
     const base = fileKey(user, dir)
     // '0' follows '/' in byte order: every key under `dir` sorts before base-without-'/' + '0'
     const end = base.slice(0, -1) + '0'
-    const rows = await this.#sql<{ key: string }[]>`
-      SELECT key FROM files WHERE key >= ${base} AND key < ${end} ORDER BY key LIMIT ${limit}`
+    const { rows } = await this.#tx.query<{ key: string }>('SELECT key FROM files WHERE key >= $1 AND key < $2 ORDER BY key LIMIT $3', [
+      base,
+      end,
+      limit,
+    ])
     return rows.map((r) => r.key.slice(user.length))
   }
 
@@ -99,64 +104,71 @@ export class PostgresCommitTx implements CommitTx {
     }
   }
 
-  /** Sends everything staged, raises the head and queues the notification (sent at COMMIT). */
+  /** Sends everything staged and raises the head; the notification is sent at COMMIT. */
   async write(): Promise<void> {
-    const sql = this.#sql
+    const tx = this.#tx
     const puts = [...this.#files].filter((e): e is [string, StagedFile] => e[1] !== null)
     const dels = [...this.#files].filter(([, f]) => f === null).map(([k]) => k)
     // a blob put and replaced within this one group is released, not referenced
     const referenced = [...this.#referenced].filter((id) => !this.#released.has(id))
     const released = [...this.#released]
-    const usage = [...this.#usage]
-    const head = this.head + this.#events.length
-    const q: postgres.PendingQuery<postgres.Row[]>[] = []
-    if (dels.length > 0) q.push(sql`DELETE FROM files WHERE key = ANY(${dels}::text[])`)
+    if (dels.length > 0) await tx.query('DELETE FROM files WHERE key = ANY($1::text[])', [dels])
     if (puts.length > 0) {
-      q.push(sql`
-        INSERT INTO files (key, user_id, size, hash, type, mtime, blob, content)
-        SELECT k, u, s, h, t, m, b, decode(c, 'hex')
-        FROM unnest(${puts.map(([k]) => k)}::text[], ${puts.map(([, f]) => f.user)}::text[],
-                    ${puts.map(([, f]) => f.meta.size)}::int8[], ${puts.map(([, f]) => f.meta.hash)}::text[],
-                    ${puts.map(([, f]) => f.meta.type)}::text[], ${puts.map(([, f]) => f.meta.mtime)}::int8[],
-                    ${puts.map(([, f]) => f.meta.blob ?? null)}::text[], ${puts.map(([, f]) => content(f))}::text[])
-             AS p(k, u, s, h, t, m, b, c)
-        ON CONFLICT (key) DO UPDATE SET user_id = EXCLUDED.user_id, size = EXCLUDED.size,
-          hash = EXCLUDED.hash, type = EXCLUDED.type, mtime = EXCLUDED.mtime,
-          blob = EXCLUDED.blob, content = EXCLUDED.content`)
+      await tx.query(
+        `INSERT INTO files (key, user_id, size, hash, type, mtime, blob, content)
+         SELECT k, u, s, h, t, m, b, decode(c, 'hex')
+         FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::text[])
+           AS p(k, u, s, h, t, m, b, c)
+         ON CONFLICT (key) DO UPDATE SET user_id = EXCLUDED.user_id, size = EXCLUDED.size,
+           hash = EXCLUDED.hash, type = EXCLUDED.type, mtime = EXCLUDED.mtime,
+           blob = EXCLUDED.blob, content = EXCLUDED.content`,
+        [
+          puts.map(([k]) => k),
+          puts.map(([, f]) => f.user),
+          puts.map(([, f]) => f.meta.size),
+          puts.map(([, f]) => f.meta.hash),
+          puts.map(([, f]) => f.meta.type),
+          puts.map(([, f]) => f.meta.mtime),
+          puts.map(([, f]) => f.meta.blob ?? null),
+          puts.map(([, f]) => content(f)),
+        ],
+      )
     }
-    const claim =
-      referenced.length > 0
-        ? sql`UPDATE blobs SET referenced = true
-              WHERE id = ANY(${referenced}::text[]) AND finished_at IS NOT NULL AND dead_at IS NULL`
-        : undefined
-    if (claim !== undefined) q.push(claim)
+    if (referenced.length > 0) {
+      const r = await tx.query(
+        'UPDATE blobs SET referenced = true WHERE id = ANY($1::text[]) AND finished_at IS NOT NULL AND dead_at IS NULL',
+        [referenced],
+      )
+      // the blob was swept, aborted or never finished: a file pointing at it would be empty
+      if (r.rowCount !== referenced.length) throw new Error('a blob this commit references is not stored')
+    }
     if (released.length > 0) {
-      q.push(sql`UPDATE blobs SET referenced = false, dead_at = coalesce(dead_at, now()) WHERE id = ANY(${released}::text[])`)
+      await tx.query('UPDATE blobs SET referenced = false, dead_at = coalesce(dead_at, now()) WHERE id = ANY($1::text[])', [released])
     }
-    if (usage.length > 0) {
-      q.push(sql`
-        UPDATE users SET usage = v.usage
-        FROM unnest(${usage.map(([u]) => u)}::text[], ${usage.map(([, n]) => n)}::int8[]) AS v(id, usage)
-        WHERE users.id = v.id`)
+    if (this.#usage.size > 0) {
+      await tx.query(
+        `UPDATE users SET usage = v.usage FROM unnest($1::text[], $2::int8[]) AS v(id, usage) WHERE users.id = v.id`,
+        [[...this.#usage.keys()], [...this.#usage.values()]],
+      )
     }
-    if (this.#events.length > 0) {
-      const evs = this.#events
-      q.push(sql`
-        INSERT INTO events (seq, user_id, event)
-        SELECT s, u, e::json FROM unnest(${evs.map((e) => e.seq)}::int8[], ${evs.map((e) => e.user)}::text[],
-                                         ${evs.map((e) => JSON.stringify(e))}::text[]) AS v(s, u, e)`)
-      q.push(sql`UPDATE log_bounds SET value = ${head} WHERE name = 'head'`)
-      // delivered at COMMIT, and in commit order, to every listening instance
-      q.push(sql`SELECT pg_notify(${COMMITS}, ${String(head)})`)
-    }
-    // issued together (in this order), the statements are pipelined: one round trip
-    await Promise.all(q)
-    // the blob was swept, aborted or never finished: a file pointing at it would be empty
-    if (claim !== undefined && (await claim).count !== referenced.length) throw new Error('a blob this commit references is not stored')
+    if (this.#events.length === 0) return
+    const evs = this.#events
+    const head = this.head + evs.length
+    await tx.query(
+      `INSERT INTO events (seq, user_id, event)
+       SELECT s, u, e::json FROM unnest($1::int8[], $2::text[], $3::text[]) AS v(s, u, e)`,
+      [evs.map((e) => e.seq), evs.map((e) => e.user), evs.map((e) => JSON.stringify(e))],
+    )
+    // the notification is delivered at COMMIT, in commit order, to every listening instance
+    await tx.query("WITH raised AS (UPDATE log_bounds SET value = $1 WHERE name = 'head') SELECT pg_notify($2, $3)", [
+      head,
+      COMMITS,
+      String(head),
+    ])
   }
 }
 
-/** Inline content as hex (NULL for blob files): arrays of bytea do not cross the driver. */
+/** Inline content as hex (NULL for blob files), decoded in SQL: one text[] carries the whole group. */
 function content(f: StagedFile): string | null {
   if (f.meta.blob !== undefined) return null
   const bytes = f.inline ?? new Uint8Array()

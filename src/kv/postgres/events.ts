@@ -1,8 +1,7 @@
+import type pg from 'pg'
 import type { HearthEvent } from '../../events/event.js'
-import type { Sql } from './connect.js'
+import { transaction } from './connect.js'
 import { LOCKS } from './locks.js'
-
-type EventRows = { event: HearthEvent }[]
 
 /**
  * The event log's reads and its retention. Events are written only by commit groups
@@ -10,72 +9,73 @@ type EventRows = { event: HearthEvent }[]
  * both landed in commits that happened in seq order.
  */
 export class EventTable {
-  readonly #sql: Sql
+  readonly #pool: pg.Pool
 
-  constructor(sql: Sql) {
-    this.#sql = sql
+  constructor(pool: pg.Pool) {
+    this.#pool = pool
   }
 
-  async head(): Promise<number> {
+  head(): Promise<number> {
     return this.#bound('head')
   }
 
-  async floor(): Promise<number> {
+  floor(): Promise<number> {
     return this.#bound('floor')
   }
 
   async #bound(name: 'head' | 'floor'): Promise<number> {
-    const [row] = await this.#sql<{ value: number }[]>`SELECT value FROM log_bounds WHERE name = ${name}`
-    return row!.value
+    const { rows } = await this.#pool.query<{ value: number }>('SELECT value FROM log_bounds WHERE name = $1', [name])
+    return rows[0]!.value
   }
 
-  async read(after: number, upTo: number, limit: number): Promise<HearthEvent[]> {
-    const rows = await this.#sql<EventRows>`
-      SELECT event FROM events WHERE seq > ${after} AND seq <= ${upTo} ORDER BY seq LIMIT ${limit}`
-    return rows.map((r) => r.event)
+  read(after: number, upTo: number, limit: number): Promise<HearthEvent[]> {
+    return this.#events('SELECT event FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3', [after, upTo, limit])
   }
 
-  async readReverse(before: number, limit: number): Promise<HearthEvent[]> {
-    const rows = await this.#sql<EventRows>`
-      SELECT event FROM events WHERE seq < ${before} ORDER BY seq DESC LIMIT ${limit}`
-    return rows.map((r) => r.event)
+  readReverse(before: number, limit: number): Promise<HearthEvent[]> {
+    return this.#events('SELECT event FROM events WHERE seq < $1 ORDER BY seq DESC LIMIT $2', [before, limit])
   }
 
-  async readUser(user: string, after: number, upTo: number, limit: number): Promise<HearthEvent[]> {
-    const rows = await this.#sql<EventRows>`
-      SELECT event FROM events WHERE user_id = ${user} AND seq > ${after} AND seq <= ${upTo}
-      ORDER BY seq LIMIT ${limit}`
-    return rows.map((r) => r.event)
+  readUser(user: string, after: number, upTo: number, limit: number): Promise<HearthEvent[]> {
+    return this.#events(
+      'SELECT event FROM events WHERE user_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4',
+      [user, after, upTo, limit],
+    )
   }
 
-  async readUserReverse(user: string, before: number, limit: number): Promise<HearthEvent[]> {
-    const rows = await this.#sql<EventRows>`
-      SELECT event FROM events WHERE user_id = ${user} AND seq < ${before} ORDER BY seq DESC LIMIT ${limit}`
+  readUserReverse(user: string, before: number, limit: number): Promise<HearthEvent[]> {
+    return this.#events('SELECT event FROM events WHERE user_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3', [user, before, limit])
+  }
+
+  async #events(text: string, params: unknown[]): Promise<HearthEvent[]> {
+    const { rows } = await this.#pool.query<{ event: HearthEvent }>(text, params)
     return rows.map((r) => r.event)
   }
 
   /** Monotonic: of two instances raising it at once, the higher floor stays. */
   async raiseFloor(floor: number): Promise<number> {
-    const [row] = await this.#sql<{ value: number }[]>`
-      UPDATE log_bounds SET value = GREATEST(value, ${floor}) WHERE name = 'floor' RETURNING value`
-    return row!.value
+    const { rows } = await this.#pool.query<{ value: number }>(
+      "UPDATE log_bounds SET value = GREATEST(value, $1) WHERE name = 'floor' RETURNING value",
+      [floor],
+    )
+    return rows[0]!.value
   }
 
   /**
    * One pruner at a time across every process: whoever holds the advisory lock prunes, the
    * others get 0 and try again on their next round. The lock ends with the transaction.
    */
-  async pruneBelowFloor(limit: number): Promise<number> {
-    return this.#sql.begin(async (tx) => {
-      const [got] = await tx<{ locked: boolean }[]>`
-        SELECT pg_try_advisory_xact_lock(${LOCKS.class}, ${LOCKS.prune}) AS locked`
-      if (!got!.locked) return 0
-      const gone = await tx`
-        DELETE FROM events WHERE seq IN (
-          SELECT seq FROM events
-          WHERE seq < (SELECT value FROM log_bounds WHERE name = 'floor')
-          ORDER BY seq LIMIT ${limit})`
-      return gone.count
+  pruneBelowFloor(limit: number): Promise<number> {
+    return transaction(this.#pool, async (tx) => {
+      const { rows } = await tx.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock($1, $2) AS locked', [LOCKS.class, LOCKS.prune])
+      if (!rows[0]!.locked) return 0
+      const gone = await tx.query(
+        `DELETE FROM events WHERE seq IN (
+           SELECT seq FROM events WHERE seq < (SELECT value FROM log_bounds WHERE name = 'floor')
+           ORDER BY seq LIMIT $1)`,
+        [limit],
+      )
+      return gone.rowCount ?? 0
     })
   }
 }

@@ -1,5 +1,5 @@
+import type pg from 'pg'
 import type { KeyRange } from '../store.js'
-import type { Sql } from './connect.js'
 
 /** Keys fetched per query: a long listing is read in pages, never held whole. */
 const PAGE = 500
@@ -11,24 +11,25 @@ const PAGE = 500
  * as a LevelDB iterator without a snapshot would not; listings are paged by the client with
  * cursors anyway, which have the same property.
  */
-export async function* fileKeys(sql: Sql, range: KeyRange): AsyncGenerator<string> {
+export async function* fileKeys(pool: pg.Pool, range: KeyRange): AsyncGenerator<string> {
   let { gt, gte, lt, lte } = range
   let left = range.limit === undefined || range.limit < 0 ? Infinity : range.limit
-  const reverse = range.reverse === true
+  const order = range.reverse === true ? 'DESC' : 'ASC'
   while (left > 0) {
     const take = Math.min(PAGE, left)
-    const rows = await sql<{ key: string }[]>`
-      SELECT key FROM files WHERE true
-        ${gt !== undefined ? sql`AND key > ${gt}` : sql``}
-        ${gte !== undefined ? sql`AND key >= ${gte}` : sql``}
-        ${lt !== undefined ? sql`AND key < ${lt}` : sql``}
-        ${lte !== undefined ? sql`AND key <= ${lte}` : sql``}
-      ORDER BY key ${reverse ? sql`DESC` : sql`ASC`} LIMIT ${take}`
+    // a NULL bound leaves that side open
+    const { rows } = await pool.query<{ key: string }>(
+      `SELECT key FROM files
+       WHERE ($1::text IS NULL OR key > $1) AND ($2::text IS NULL OR key >= $2)
+         AND ($3::text IS NULL OR key < $3) AND ($4::text IS NULL OR key <= $4)
+       ORDER BY key ${order} LIMIT $5`,
+      [gt ?? null, gte ?? null, lt ?? null, lte ?? null, take],
+    )
     for (const row of rows) yield row.key
     if (rows.length < take) return
     left -= rows.length
     const last = rows[rows.length - 1]!.key
-    if (reverse) [lt, lte] = [last, undefined]
+    if (order === 'DESC') [lt, lte] = [last, undefined]
     else [gt, gte] = [last, undefined]
   }
 }

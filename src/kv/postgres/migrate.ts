@@ -1,4 +1,6 @@
-import { connect, type Sql } from './connect.js'
+import type pg from 'pg'
+import { connect, transaction } from './connect.js'
+import { silentLog } from './log-types.js'
 import { LOCKS } from './locks.js'
 import { migrations as known, type Migration } from './migrations.js'
 
@@ -16,16 +18,16 @@ import { migrations as known, type Migration } from './migrations.js'
  * Resolves with the versions it applied. Refuses a database whose schema is newer than this
  * code knows: an older Hearth must not write to it.
  */
-export async function applyMigrations(sql: Sql, list: readonly Migration[] = known): Promise<number[]> {
-  return sql.begin(async (tx) => {
-    await tx`SELECT pg_advisory_xact_lock(${LOCKS.class}, ${LOCKS.migrate})`
-    await tx`
+export async function applyMigrations(pool: pg.Pool, list: readonly Migration[] = known): Promise<number[]> {
+  return transaction(pool, async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCKS.class, LOCKS.migrate])
+    await tx.query(`
       CREATE TABLE IF NOT EXISTS schema_migrations (
         version integer PRIMARY KEY,
         name text NOT NULL,
         applied_at timestamptz NOT NULL DEFAULT now()
-      )`
-    const rows = await tx<{ version: number }[]>`SELECT version FROM schema_migrations`
+      )`)
+    const { rows } = await tx.query<{ version: number }>('SELECT version FROM schema_migrations')
     const applied = new Set(rows.map((r) => r.version))
     const latest = Math.max(0, ...list.map((m) => m.version))
     const newest = Math.max(0, ...applied)
@@ -35,8 +37,9 @@ export async function applyMigrations(sql: Sql, list: readonly Migration[] = kno
     const done: number[] = []
     for (const m of [...list].sort((a, b) => a.version - b.version)) {
       if (applied.has(m.version)) continue
-      await tx.unsafe(m.sql)
-      await tx`INSERT INTO schema_migrations (version, name) VALUES (${m.version}, ${m.name})`
+      // no parameters: sent as a simple query, which may hold many statements
+      await tx.query(m.sql)
+      await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name])
       done.push(m.version)
     }
     return done
@@ -45,10 +48,10 @@ export async function applyMigrations(sql: Sql, list: readonly Migration[] = kno
 
 /** `hearth migrate`: brings the database at `url` to the current schema, then disconnects. */
 export async function migrate(url: string): Promise<number[]> {
-  const sql = connect(url, { max: 1 })
+  const pool = connect(url, { max: 1, log: silentLog })
   try {
-    return await applyMigrations(sql)
+    return await applyMigrations(pool)
   } finally {
-    await sql.end({ timeout: 5 })
+    await pool.end()
   }
 }

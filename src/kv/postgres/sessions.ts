@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import type { SessionRecord } from '../store.js'
-import type { Sql } from './connect.js'
+import type pg from 'pg'
 import type { StoreLog } from './log-types.js'
+import type { Notifications } from './notifications.js'
 
 /** The channel a session deletion notifies: `<origin>:<secret>`. */
 export const SESSION_DELETIONS = 'hearth_sessions'
@@ -14,59 +15,52 @@ export const SESSION_DELETIONS = 'hearth_sessions'
  * kept open by a session deleted meanwhile is closed only by a later check of the session.
  */
 export class SessionTable {
-  readonly #sql: Sql
+  readonly #pool: pg.Pool
   readonly #log: StoreLog
   readonly #origin = randomUUID()
   readonly #listeners = new Set<(secret: string) => void>()
-  #unlisten: (() => Promise<void>) | undefined
 
-  constructor(sql: Sql, log: StoreLog) {
-    this.#sql = sql
+  /** Registers on `notifications`, which the caller then starts. */
+  constructor(pool: pg.Pool, notifications: Notifications, log: StoreLog) {
+    this.#pool = pool
     this.#log = log
+    notifications.on(SESSION_DELETIONS, (payload) => {
+      const colon = payload.indexOf(':')
+      if (payload.slice(0, colon) !== this.#origin) this.#emit(payload.slice(colon + 1))
+    })
+    notifications.onReconnect(() => this.#log.warn({}, 'sign-outs on other instances while the LISTEN connection was down were missed'))
   }
 
-  /** Resolves once LISTEN is in place: deletions from then on are heard. */
-  async start(): Promise<void> {
-    let listening = false
-    const meta = await this.#sql.listen(
-      SESSION_DELETIONS,
-      (payload) => {
-        const colon = payload.indexOf(':')
-        if (payload.slice(0, colon) !== this.#origin) this.#emit(payload.slice(colon + 1))
-      },
-      () => {
-        if (!listening) return void (listening = true)
-        this.#log.warn({ channel: SESSION_DELETIONS }, 'listening for sign-outs again after a reconnect; any sent meanwhile were missed')
-      },
-    )
-    this.#unlisten = meta.unlisten
-  }
-
-  async stop(): Promise<void> {
+  stop(): void {
     this.#listeners.clear()
-    await this.#unlisten?.().catch(() => {})
   }
 
   async put(secret: string, s: SessionRecord): Promise<void> {
-    await this.#sql`
-      INSERT INTO sessions (secret, user_id, capabilities, created_at)
-      VALUES (${secret}, ${s.user}, ${s.capabilities}, ${s.createdAt})
-      ON CONFLICT (secret) DO UPDATE SET user_id = EXCLUDED.user_id,
-        capabilities = EXCLUDED.capabilities, created_at = EXCLUDED.created_at`
+    await this.#pool.query(
+      `INSERT INTO sessions (secret, user_id, capabilities, created_at) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (secret) DO UPDATE SET user_id = EXCLUDED.user_id,
+         capabilities = EXCLUDED.capabilities, created_at = EXCLUDED.created_at`,
+      [secret, s.user, s.capabilities, s.createdAt],
+    )
   }
 
   async get(secret: string): Promise<SessionRecord | undefined> {
-    const [row] = await this.#sql<{ user_id: string; capabilities: string; created_at: number }[]>`
-      SELECT user_id, capabilities, created_at FROM sessions WHERE secret = ${secret}`
+    const { rows } = await this.#pool.query<{ user_id: string; capabilities: string; created_at: number }>(
+      'SELECT user_id, capabilities, created_at FROM sessions WHERE secret = $1',
+      [secret],
+    )
+    const row = rows[0]
     return row === undefined ? undefined : { user: row.user_id, capabilities: row.capabilities, createdAt: row.created_at }
   }
 
   /** Deletes and notifies in one statement, so a deletion is never made without its word. */
   async delete(secret: string): Promise<void> {
-    const rows = await this.#sql`
-      WITH gone AS (DELETE FROM sessions WHERE secret = ${secret} RETURNING secret)
-      SELECT pg_notify(${SESSION_DELETIONS}, ${this.#origin + ':' + secret}) FROM gone`
-    if (rows.length > 0) this.#emit(secret)
+    const { rowCount } = await this.#pool.query(
+      `WITH gone AS (DELETE FROM sessions WHERE secret = $1 RETURNING secret)
+       SELECT pg_notify($2, $3) FROM gone`,
+      [secret, SESSION_DELETIONS, this.#origin + ':' + secret],
+    )
+    if (rowCount !== null && rowCount > 0) this.#emit(secret)
   }
 
   onDeleted(listener: (secret: string) => void): () => void {

@@ -13,11 +13,13 @@ import { fileKey } from '../store.js'
 import { AccountTables } from './accounts.js'
 import { PostgresBlobStore } from './blobs.js'
 import { PostgresCommitTx, toMeta, type FileRow, type LockStats } from './commit.js'
-import { connect, redact, type Sql } from './connect.js'
+import type pg from 'pg'
+import { connect, redact, transaction } from './connect.js'
 import { EventTable } from './events.js'
 import { fileKeys } from './file-keys.js'
 import { silentLog, type StoreLog } from './log-types.js'
 import { applyMigrations } from './migrate.js'
+import { Notifications } from './notifications.js'
 import { SessionTable } from './sessions.js'
 import { CommitWatcher } from './watch.js'
 
@@ -38,17 +40,19 @@ const PING_TIMEOUT_MS = 2000
  */
 export async function openPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
   const log = options.log ?? silentLog
-  const sql = connect(url, { max: options.max })
+  const pool = connect(url, { max: options.max, log })
+  const notifications = new Notifications(url, log)
   try {
-    const [enc] = await sql<{ server_encoding: string }[]>`SHOW server_encoding`
-    if (enc!.server_encoding !== 'UTF8') throw new Error(`the database's encoding is ${enc!.server_encoding}; Hearth needs UTF8`)
-    const applied = await applyMigrations(sql)
+    const { rows } = await pool.query<{ server_encoding: string }>('SHOW server_encoding')
+    if (rows[0]!.server_encoding !== 'UTF8') throw new Error(`the database's encoding is ${rows[0]!.server_encoding}; Hearth needs UTF8`)
+    const applied = await applyMigrations(pool)
     if (applied.length > 0) log.info({ versions: applied }, 'applied schema migrations')
-    const store = new PostgresStore(sql, redact(url), log)
+    const store = new PostgresStore(pool, notifications, redact(url), log)
     await store.start()
     return store
   } catch (err) {
-    await sql.end({ timeout: 1 }).catch(() => {})
+    await notifications.stop()
+    await pool.end().catch(() => {})
     throw new Error(`PostgreSQL at ${redact(url)}: ${(err as Error).message}`, { cause: err })
   }
 }
@@ -63,7 +67,8 @@ export class PostgresStore implements Store {
   readonly location: string
   readonly supports: StoreSupports = { manyProcesses: true }
   readonly blobs: PostgresBlobStore
-  readonly #sql: Sql
+  readonly #pool: pg.Pool
+  readonly #notifications: Notifications
   readonly #log: StoreLog
   readonly #events: EventTable
   readonly #accounts: AccountTables
@@ -73,20 +78,22 @@ export class PostgresStore implements Store {
   #sweeper: NodeJS.Timeout | undefined
   #closing: Promise<void> | undefined
 
-  constructor(sql: Sql, location: string, log: StoreLog) {
-    this.#sql = sql
+  constructor(pool: pg.Pool, notifications: Notifications, location: string, log: StoreLog) {
+    this.#pool = pool
+    this.#notifications = notifications
     this.location = location
     this.#log = log
-    this.blobs = new PostgresBlobStore(sql)
-    this.#events = new EventTable(sql)
-    this.#accounts = new AccountTables(sql)
-    this.#sessions = new SessionTable(sql, log)
-    this.#watcher = new CommitWatcher(sql, log, () => this.#events.head())
+    this.blobs = new PostgresBlobStore(pool)
+    this.#events = new EventTable(pool)
+    this.#accounts = new AccountTables(pool)
+    this.#sessions = new SessionTable(pool, notifications, log)
+    this.#watcher = new CommitWatcher(notifications, log, () => this.#events.head())
   }
 
-  /** @internal called once by openPostgresStore */
+  /** @internal called once by openPostgresStore: listening first, so nothing from then on is missed */
   async start(): Promise<void> {
-    await Promise.all([this.#watcher.start(), this.#sessions.start()])
+    await this.#notifications.start()
+    await this.#watcher.start()
     await this.#sweep()
     this.#sweeper = setInterval(() => void this.#sweep(), SWEEP_EVERY_MS).unref()
   }
@@ -106,7 +113,7 @@ export class PostgresStore implements Store {
       timer = setTimeout(() => reject(new Error(`PostgreSQL did not answer within ${PING_TIMEOUT_MS} ms`)), PING_TIMEOUT_MS)
     })
     try {
-      await Promise.race([this.#sql`SELECT 1`, late])
+      await Promise.race([this.#pool.query('SELECT 1'), late])
     } finally {
       clearTimeout(timer)
     }
@@ -115,8 +122,10 @@ export class PostgresStore implements Store {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       clearInterval(this.#sweeper)
-      await Promise.all([this.#watcher.stop(), this.#sessions.stop()])
-      await this.#sql.end({ timeout: 5 })
+      this.#watcher.stop()
+      this.#sessions.stop()
+      await this.#notifications.stop()
+      await this.#pool.end()
     })()
     return this.#closing
   }
@@ -131,16 +140,14 @@ export class PostgresStore implements Store {
   async commit<T>(work: (tx: CommitTx) => Promise<T>): Promise<T> {
     let locked: number | undefined
     try {
-      const done = await this.#sql.begin(async (sql) => {
-        const [row] = await sql<{ value: number }[]>`SELECT value FROM log_bounds WHERE name = 'head' FOR UPDATE`
+      return await transaction(this.#pool, async (client) => {
+        const { rows } = await client.query<{ value: number }>("SELECT value FROM log_bounds WHERE name = 'head' FOR UPDATE")
         locked = performance.now()
-        const tx = new PostgresCommitTx(sql, row!.value)
+        const tx = new PostgresCommitTx(client, rows[0]!.value)
         const result = await work(tx)
         await tx.write()
-        // wrapped: the driver would await a returned array's items
-        return { result }
+        return result
       })
-      return done.result as T
     } finally {
       if (locked !== undefined) this.#held(performance.now() - locked)
     }
@@ -204,19 +211,17 @@ export class PostgresStore implements Store {
   }
 
   async fileMeta(user: string, path: string): Promise<FileMeta | undefined> {
-    const [row] = await this.#sql<FileRow[]>`
-      SELECT key, size, hash, type, mtime, blob FROM files WHERE key = ${fileKey(user, path)}`
-    return row === undefined ? undefined : toMeta(row)
+    const { rows } = await this.#pool.query<FileRow>('SELECT key, size, hash, type, mtime, blob FROM files WHERE key = $1', [fileKey(user, path)])
+    return rows[0] === undefined ? undefined : toMeta(rows[0])
   }
 
   async inlineContent(user: string, path: string): Promise<Uint8Array | undefined> {
-    const [row] = await this.#sql<{ content: Buffer | null }[]>`
-      SELECT content FROM files WHERE key = ${fileKey(user, path)}`
-    return row?.content ?? undefined
+    const { rows } = await this.#pool.query<{ content: Buffer | null }>('SELECT content FROM files WHERE key = $1', [fileKey(user, path)])
+    return rows[0]?.content ?? undefined
   }
 
   fileKeys(range: KeyRange): AsyncIterable<string> {
-    return fileKeys(this.#sql, range)
+    return fileKeys(this.#pool, range)
   }
 
   user(user: string): Promise<UserRecord | undefined> {

@@ -1,5 +1,5 @@
-import type { Sql } from './connect.js'
 import type { StoreLog } from './log-types.js'
+import type { Notifications } from './notifications.js'
 
 /** The channel every commit notifies, with the new head as payload. */
 export const COMMITS = 'hearth_commits'
@@ -11,15 +11,14 @@ const POLL_MS = 1000
  * Tells this process of commits made anywhere on the database. Two paths, so that a lost
  * notification delays and never loses:
  * - LISTEN on `hearth_commits`: each commit's NOTIFY carries its new head and arrives in
- *   commit order. The driver keeps the LISTEN connection and listens again after it
- *   reconnects; notifications sent meanwhile are gone, so every watcher is then called with
- *   no head and re-reads from what it last knew.
+ *   commit order. The LISTEN connection reconnects when it breaks (notifications.ts);
+ *   notifications sent meanwhile are gone, so every watcher is then called with no head
+ *   and re-reads from what it last knew.
  * - a poll of the head every second, while anyone watches, which catches whatever the first
  *   path missed (a notification dropped while the connection was down, or never sent).
  * Watchers hear each head once, in increasing order, this process's own commits included.
  */
 export class CommitWatcher {
-  readonly #sql: Sql
   readonly #log: StoreLog
   readonly #readHead: () => Promise<number>
   readonly #listeners = new Set<(head?: number) => void>()
@@ -27,27 +26,17 @@ export class CommitWatcher {
   #timer: NodeJS.Timeout | undefined
   #polling = false
   #pollFailing = false
-  #unlisten: (() => Promise<void>) | undefined
 
-  constructor(sql: Sql, log: StoreLog, readHead: () => Promise<number>) {
-    this.#sql = sql
+  /** Registers on `notifications`, which the caller then starts. */
+  constructor(notifications: Notifications, log: StoreLog, readHead: () => Promise<number>) {
     this.#log = log
     this.#readHead = readHead
+    notifications.on(COMMITS, (payload) => this.#heard(Number(payload)))
+    notifications.onReconnect(() => this.#emit(undefined))
   }
 
-  /** Resolves once LISTEN is in place: commits from then on are heard. */
+  /** After LISTEN is in place: from here on, a head above this one is news. */
   async start(): Promise<void> {
-    let listening = false
-    const meta = await this.#sql.listen(
-      COMMITS,
-      (payload) => this.#heard(Number(payload)),
-      () => {
-        if (!listening) return void (listening = true)
-        this.#log.info({ channel: COMMITS }, 'listening for commits again after a reconnect')
-        this.#emit(undefined)
-      },
-    )
-    this.#unlisten = meta.unlisten
     this.#known = Math.max(this.#known, await this.#readHead())
   }
 
@@ -62,11 +51,10 @@ export class CommitWatcher {
     }
   }
 
-  async stop(): Promise<void> {
+  stop(): void {
     clearInterval(this.#timer)
     this.#timer = undefined
     this.#listeners.clear()
-    await this.#unlisten?.().catch(() => {})
   }
 
   #heard(head: number): void {
