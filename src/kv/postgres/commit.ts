@@ -1,0 +1,192 @@
+import type pg from 'pg'
+import type { HearthEvent } from '../../events/event.js'
+import { fileKey, type CommitTx, type FileMeta, type FileRef, type UserRecord } from '../store.js'
+import { COMMITS } from './watch.js'
+
+interface FileRow {
+  key: string
+  size: number
+  hash: string
+  type: string
+  mtime: number
+  blob: string | null
+}
+
+interface StagedFile {
+  user: string
+  meta: FileMeta
+  inline: Uint8Array | undefined
+}
+
+/**
+ * One commit group's transaction, after it took the commit lock (the `head` row, FOR UPDATE).
+ *
+ * Reads are queries inside the transaction. The transaction runs at READ COMMITTED, where
+ * each statement sees everything committed before it started; since every commit takes the
+ * same row lock first and releases it only by committing, each read here sees every earlier
+ * commit, and no other commit can land until this one ends. So nothing stronger than READ
+ * COMMITTED is needed — and nothing stronger would work: under REPEATABLE READ the lock
+ * would be granted on a row version the snapshot cannot see, and the transaction would fail.
+ *
+ * Writes are staged in memory, last one per file winning, and `write()` sends them as a few
+ * statements, each taking whole arrays (`unnest`), so a group of any size costs the same
+ * handful of round trips.
+ */
+export class PostgresCommitTx implements CommitTx {
+  readonly head: number
+  readonly #tx: pg.PoolClient
+  readonly #files = new Map<string, StagedFile | null>()
+  readonly #usage = new Map<string, number>()
+  readonly #events: HearthEvent[] = []
+  readonly #referenced = new Set<string>()
+  readonly #released = new Set<string>()
+
+  constructor(tx: pg.PoolClient, head: number) {
+    this.#tx = tx
+    this.head = head
+  }
+
+  get appended(): number {
+    return this.#events.length
+  }
+
+  async files(refs: readonly FileRef[]): Promise<(FileMeta | undefined)[]> {
+    if (refs.length === 0) return []
+    const keys = refs.map((r) => fileKey(r.user, r.path))
+    const { rows } = await this.#tx.query<FileRow>('SELECT key, size, hash, type, mtime, blob FROM files WHERE key = ANY($1::text[])', [keys])
+    const found = new Map(rows.map((r) => [r.key, toMeta(r)]))
+    return keys.map((k) => found.get(k))
+  }
+
+  async users(users: readonly string[]): Promise<(UserRecord | undefined)[]> {
+    if (users.length === 0) return []
+    const { rows } = await this.#tx.query<{ id: string; created_at: number; usage: number }>(
+      'SELECT id, created_at, usage FROM users WHERE id = ANY($1::text[])',
+      [users],
+    )
+    const found = new Map(rows.map((r) => [r.id, { createdAt: r.created_at, usage: r.usage }]))
+    return users.map((u) => found.get(u))
+  }
+
+  async filesUnder(user: string, dir: string, limit: number): Promise<string[]> {
+    const base = fileKey(user, dir)
+    // '0' follows '/' in byte order: every key under `dir` sorts before base-without-'/' + '0'
+    const end = base.slice(0, -1) + '0'
+    const { rows } = await this.#tx.query<{ key: string }>('SELECT key FROM files WHERE key >= $1 AND key < $2 ORDER BY key LIMIT $3', [
+      base,
+      end,
+      limit,
+    ])
+    return rows.map((r) => r.key.slice(user.length))
+  }
+
+  putFile(user: string, path: string, meta: FileMeta, inline: Uint8Array | undefined, old: FileMeta | undefined): void {
+    this.#files.set(fileKey(user, path), { user, meta, inline })
+    if (meta.blob !== undefined) this.#referenced.add(meta.blob)
+    if (old?.blob !== undefined && old.blob !== meta.blob) this.#released.add(old.blob)
+  }
+
+  deleteFile(user: string, path: string, old: FileMeta): void {
+    this.#files.set(fileKey(user, path), null)
+    if (old.blob !== undefined) this.#released.add(old.blob)
+  }
+
+  setUsage(user: string, usage: number): void {
+    this.#usage.set(user, usage)
+  }
+
+  append(events: readonly HearthEvent[]): void {
+    for (const ev of events) {
+      const expected = this.head + this.#events.length + 1
+      // a gap or a repeat here would break the log's one promise: refuse the whole group
+      if (ev.seq !== expected) throw new Error(`append: expected seq ${expected}, got ${ev.seq}`)
+      this.#events.push(ev)
+    }
+  }
+
+  /** Sends everything staged and raises the head; the notification is sent at COMMIT. */
+  async write(): Promise<void> {
+    const tx = this.#tx
+    const puts = [...this.#files].filter((e): e is [string, StagedFile] => e[1] !== null)
+    const dels = [...this.#files].filter(([, f]) => f === null).map(([k]) => k)
+    // a blob put and replaced within this one group is released, not referenced
+    const referenced = [...this.#referenced].filter((id) => !this.#released.has(id))
+    const released = [...this.#released]
+    if (dels.length > 0) await tx.query('DELETE FROM files WHERE key = ANY($1::text[])', [dels])
+    if (puts.length > 0) {
+      await tx.query(
+        `INSERT INTO files (key, user_id, size, hash, type, mtime, blob, content)
+         SELECT k, u, s, h, t, m, b, decode(c, 'hex')
+         FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::text[])
+           AS p(k, u, s, h, t, m, b, c)
+         ON CONFLICT (key) DO UPDATE SET user_id = EXCLUDED.user_id, size = EXCLUDED.size,
+           hash = EXCLUDED.hash, type = EXCLUDED.type, mtime = EXCLUDED.mtime,
+           blob = EXCLUDED.blob, content = EXCLUDED.content`,
+        [
+          puts.map(([k]) => k),
+          puts.map(([, f]) => f.user),
+          puts.map(([, f]) => f.meta.size),
+          puts.map(([, f]) => f.meta.hash),
+          puts.map(([, f]) => f.meta.type),
+          puts.map(([, f]) => f.meta.mtime),
+          puts.map(([, f]) => f.meta.blob ?? null),
+          puts.map(([, f]) => content(f)),
+        ],
+      )
+    }
+    if (referenced.length > 0) {
+      const r = await tx.query(
+        'UPDATE blobs SET referenced = true WHERE id = ANY($1::text[]) AND finished_at IS NOT NULL AND dead_at IS NULL',
+        [referenced],
+      )
+      // the blob was swept, aborted or never finished: a file pointing at it would be empty
+      if (r.rowCount !== referenced.length) throw new Error('a blob this commit references is not stored')
+    }
+    if (released.length > 0) {
+      await tx.query('UPDATE blobs SET referenced = false, dead_at = coalesce(dead_at, now()) WHERE id = ANY($1::text[])', [released])
+    }
+    if (this.#usage.size > 0) {
+      await tx.query(
+        `UPDATE users SET usage = v.usage FROM unnest($1::text[], $2::int8[]) AS v(id, usage) WHERE users.id = v.id`,
+        [[...this.#usage.keys()], [...this.#usage.values()]],
+      )
+    }
+    if (this.#events.length === 0) return
+    const evs = this.#events
+    const head = this.head + evs.length
+    await tx.query(
+      `INSERT INTO events (seq, user_id, event)
+       SELECT s, u, e::json FROM unnest($1::int8[], $2::text[], $3::text[]) AS v(s, u, e)`,
+      [evs.map((e) => e.seq), evs.map((e) => e.user), evs.map((e) => JSON.stringify(e))],
+    )
+    // the notification is delivered at COMMIT, in commit order, to every listening instance
+    await tx.query("WITH raised AS (UPDATE log_bounds SET value = $1 WHERE name = 'head') SELECT pg_notify($2, $3)", [
+      head,
+      COMMITS,
+      String(head),
+    ])
+  }
+}
+
+/** Inline content as hex (NULL for blob files), decoded in SQL: one text[] carries the whole group. */
+function content(f: StagedFile): string | null {
+  if (f.meta.blob !== undefined) return null
+  const bytes = f.inline ?? new Uint8Array()
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
+}
+
+export function toMeta(r: FileRow): FileMeta {
+  const meta: FileMeta = { size: r.size, hash: r.hash, type: r.type, mtime: r.mtime }
+  if (r.blob !== null) meta.blob = r.blob
+  return meta
+}
+
+export type { FileRow }
+
+/** How long commit groups held the commit lock, as seen from this process. */
+export interface LockStats {
+  groups: number
+  lastMs: number
+  maxMs: number
+  totalMs: number
+}

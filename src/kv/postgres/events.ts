@@ -1,0 +1,81 @@
+import type pg from 'pg'
+import type { HearthEvent } from '../../events/event.js'
+import { transaction } from './connect.js'
+import { LOCKS } from './locks.js'
+
+/**
+ * The event log's reads and its retention. Events are written only by commit groups
+ * (commit.ts); everything here reads committed rows, so no reader sees seq N+1 before N:
+ * both landed in commits that happened in seq order.
+ */
+export class EventTable {
+  readonly #pool: pg.Pool
+
+  constructor(pool: pg.Pool) {
+    this.#pool = pool
+  }
+
+  head(): Promise<number> {
+    return this.#bound('head')
+  }
+
+  floor(): Promise<number> {
+    return this.#bound('floor')
+  }
+
+  async #bound(name: 'head' | 'floor'): Promise<number> {
+    const { rows } = await this.#pool.query<{ value: number }>('SELECT value FROM log_bounds WHERE name = $1', [name])
+    return rows[0]!.value
+  }
+
+  read(after: number, upTo: number, limit: number): Promise<HearthEvent[]> {
+    return this.#events('SELECT event FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3', [after, upTo, limit])
+  }
+
+  readReverse(before: number, limit: number): Promise<HearthEvent[]> {
+    return this.#events('SELECT event FROM events WHERE seq < $1 ORDER BY seq DESC LIMIT $2', [before, limit])
+  }
+
+  readUser(user: string, after: number, upTo: number, limit: number): Promise<HearthEvent[]> {
+    return this.#events(
+      'SELECT event FROM events WHERE user_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4',
+      [user, after, upTo, limit],
+    )
+  }
+
+  readUserReverse(user: string, before: number, limit: number): Promise<HearthEvent[]> {
+    return this.#events('SELECT event FROM events WHERE user_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3', [user, before, limit])
+  }
+
+  async #events(text: string, params: unknown[]): Promise<HearthEvent[]> {
+    const { rows } = await this.#pool.query<{ event: HearthEvent }>(text, params)
+    return rows.map((r) => r.event)
+  }
+
+  /** Monotonic: of two instances raising it at once, the higher floor stays. */
+  async raiseFloor(floor: number): Promise<number> {
+    const { rows } = await this.#pool.query<{ value: number }>(
+      "UPDATE log_bounds SET value = GREATEST(value, $1) WHERE name = 'floor' RETURNING value",
+      [floor],
+    )
+    return rows[0]!.value
+  }
+
+  /**
+   * One pruner at a time across every process: whoever holds the advisory lock prunes, the
+   * others get 0 and try again on their next round. The lock ends with the transaction.
+   */
+  pruneBelowFloor(limit: number): Promise<number> {
+    return transaction(this.#pool, async (tx) => {
+      const { rows } = await tx.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock($1, $2) AS locked', [LOCKS.class, LOCKS.prune])
+      if (!rows[0]!.locked) return 0
+      const gone = await tx.query(
+        `DELETE FROM events WHERE seq IN (
+           SELECT seq FROM events WHERE seq < (SELECT value FROM log_bounds WHERE name = 'floor')
+           ORDER BY seq LIMIT $1)`,
+        [limit],
+      )
+      return gone.rowCount ?? 0
+    })
+  }
+}

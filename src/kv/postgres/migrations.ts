@@ -1,0 +1,104 @@
+/**
+ * The schema, as ordered migrations. A migration, once released, is never edited: a change
+ * is a new entry with the next version. They live in a module rather than .sql files so the
+ * compiled package carries them with no copy step.
+ *
+ * Keys and paths are `text COLLATE "C"` in a UTF-8 database: "C" compares the encoded bytes,
+ * which is the order LevelDB keeps, so listings and cursors behave the same on both engines.
+ */
+export interface Migration {
+  version: number
+  name: string
+  sql: string
+}
+
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+-- the commit lock is the 'head' row: every commit group takes it FOR UPDATE first. The floor
+-- is a row of its own so that raising it never waits for a commit.
+CREATE TABLE log_bounds (
+  name text PRIMARY KEY,
+  value bigint NOT NULL
+);
+INSERT INTO log_bounds (name, value) VALUES ('head', 0), ('floor', 1);
+
+CREATE TABLE events (
+  seq bigint PRIMARY KEY,
+  user_id text NOT NULL,
+  event json NOT NULL
+);
+CREATE INDEX events_user_seq ON events (user_id, seq);
+
+CREATE TABLE users (
+  id text PRIMARY KEY,
+  created_at bigint NOT NULL,
+  usage bigint NOT NULL DEFAULT 0
+);
+
+-- key is <z32><path>; content is set for inline files, blob for the others
+CREATE TABLE files (
+  key text COLLATE "C" PRIMARY KEY,
+  user_id text NOT NULL,
+  size bigint NOT NULL,
+  hash text NOT NULL,
+  type text NOT NULL,
+  mtime bigint NOT NULL,
+  blob text,
+  content bytea
+);
+
+-- times are the database's clock, one for every instance
+CREATE TABLE blobs (
+  id text PRIMARY KEY,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  touched_at timestamptz NOT NULL DEFAULT now(),
+  finished_at timestamptz,
+  size bigint,
+  chunks integer,
+  referenced boolean NOT NULL DEFAULT false,
+  dead_at timestamptz,
+  read_at timestamptz
+);
+CREATE INDEX blobs_dead ON blobs (dead_at) WHERE dead_at IS NOT NULL;
+CREATE INDEX blobs_orphan ON blobs (touched_at) WHERE NOT referenced AND dead_at IS NULL;
+
+CREATE TABLE blob_chunks (
+  blob_id text NOT NULL REFERENCES blobs (id) ON DELETE CASCADE,
+  n integer NOT NULL,
+  data bytea NOT NULL,
+  PRIMARY KEY (blob_id, n)
+);
+-- file bodies are mostly compressed already: store them as they come, without trying
+ALTER TABLE blob_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+
+CREATE TABLE sessions (
+  secret text PRIMARY KEY,
+  user_id text NOT NULL,
+  capabilities text NOT NULL,
+  created_at bigint NOT NULL
+);
+
+CREATE TABLE signup_tokens (
+  token text PRIMARY KEY,
+  created_at bigint NOT NULL,
+  used_by text,
+  used_at bigint
+);
+
+-- keys are whatever string the caller gives, kept as their UTF-8 bytes (text cannot hold NUL)
+CREATE TABLE replay (
+  key bytea PRIMARY KEY,
+  expires_at bigint NOT NULL
+);
+CREATE INDEX replay_expires ON replay (expires_at);
+
+CREATE TABLE meta (
+  key text PRIMARY KEY,
+  value bytea NOT NULL
+);
+`,
+  },
+]

@@ -1,0 +1,266 @@
+import type { HearthEvent } from '../../events/event.js'
+import type {
+  CommitTx,
+  CreateUserResult,
+  FileMeta,
+  KeyRange,
+  SessionRecord,
+  Store,
+  StoreSupports,
+  UserRecord,
+} from '../store.js'
+import { fileKey } from '../store.js'
+import { AccountTables } from './accounts.js'
+import { PostgresBlobStore } from './blobs.js'
+import { PostgresCommitTx, toMeta, type FileRow, type LockStats } from './commit.js'
+import type pg from 'pg'
+import { connect, redact, transaction } from './connect.js'
+import { EventTable } from './events.js'
+import { fileKeys } from './file-keys.js'
+import { silentLog, type StoreLog } from './log-types.js'
+import { applyMigrations } from './migrate.js'
+import { Notifications } from './notifications.js'
+import { SessionTable } from './sessions.js'
+import { CommitWatcher } from './watch.js'
+
+export interface PostgresStoreOptions {
+  log?: StoreLog
+  /** connections in the pool (LISTEN takes one more) */
+  max?: number
+}
+
+/** How often released and abandoned blobs are swept while the store is open. */
+const SWEEP_EVERY_MS = 10 * 60_000
+const PING_TIMEOUT_MS = 2000
+
+/**
+ * Connects to `url`, checks the database stores text as UTF-8 (byte order depends on it),
+ * applies pending migrations, starts listening for commits and sign-outs, and sweeps blobs
+ * once. Rejects, with the URL (password hidden) in the message, when any of it fails.
+ */
+export async function openPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+  const log = options.log ?? silentLog
+  const pool = connect(url, { max: options.max, log })
+  const notifications = new Notifications(url, log)
+  try {
+    const { rows } = await pool.query<{ server_encoding: string }>('SHOW server_encoding')
+    if (rows[0]!.server_encoding !== 'UTF8') throw new Error(`the database's encoding is ${rows[0]!.server_encoding}; Hearth needs UTF8`)
+    const applied = await applyMigrations(pool)
+    if (applied.length > 0) log.info({ versions: applied }, 'applied schema migrations')
+    const store = new PostgresStore(pool, notifications, redact(url), log)
+    await store.start()
+    return store
+  } catch (err) {
+    await notifications.stop()
+    await pool.end().catch(() => {})
+    throw new Error(`PostgreSQL at ${redact(url)}: ${(err as Error).message}`, { cause: err })
+  }
+}
+
+/**
+ * The Store for many processes on one PostgreSQL database. Every shared fact lives in the
+ * database, and every "exactly once" is a row constraint or the commit lock; nothing that
+ * another process could change is cached here.
+ */
+export class PostgresStore implements Store {
+  readonly engine = 'postgres'
+  readonly location: string
+  readonly supports: StoreSupports = { manyProcesses: true }
+  readonly blobs: PostgresBlobStore
+  readonly #pool: pg.Pool
+  readonly #notifications: Notifications
+  readonly #log: StoreLog
+  readonly #events: EventTable
+  readonly #accounts: AccountTables
+  readonly #sessions: SessionTable
+  readonly #watcher: CommitWatcher
+  readonly #lock: LockStats = { groups: 0, lastMs: 0, maxMs: 0, totalMs: 0 }
+  #sweeper: NodeJS.Timeout | undefined
+  #closing: Promise<void> | undefined
+
+  constructor(pool: pg.Pool, notifications: Notifications, location: string, log: StoreLog) {
+    this.#pool = pool
+    this.#notifications = notifications
+    this.location = location
+    this.#log = log
+    this.blobs = new PostgresBlobStore(pool)
+    this.#events = new EventTable(pool)
+    this.#accounts = new AccountTables(pool)
+    this.#sessions = new SessionTable(pool, notifications, log)
+    this.#watcher = new CommitWatcher(notifications, log, () => this.#events.head())
+  }
+
+  /** @internal called once by openPostgresStore: listening first, so nothing from then on is missed */
+  async start(): Promise<void> {
+    await this.#notifications.start()
+    await this.#watcher.start()
+    await this.#sweep()
+    this.#sweeper = setInterval(() => void this.#sweep(), SWEEP_EVERY_MS).unref()
+  }
+
+  async #sweep(): Promise<void> {
+    try {
+      const swept = await this.blobs.sweep()
+      if (swept > 0) this.#log.info({ swept }, 'removed released and abandoned blobs')
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, 'sweeping blobs failed; trying again later')
+    }
+  }
+
+  async ping(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`PostgreSQL did not answer within ${PING_TIMEOUT_MS} ms`)), PING_TIMEOUT_MS)
+    })
+    try {
+      await Promise.race([this.#pool.query('SELECT 1'), late])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      clearInterval(this.#sweeper)
+      this.#watcher.stop()
+      this.#sessions.stop()
+      await this.#notifications.stop()
+      await this.#pool.end()
+    })()
+    return this.#closing
+  }
+
+  /**
+   * One transaction: take the commit lock (the `head` row, FOR UPDATE), run `work` with
+   * reads inside the transaction and writes staged, write what it staged, raise the head,
+   * NOTIFY, COMMIT. A throw anywhere rolls everything back, seqs included. If the connection
+   * is lost during COMMIT the outcome is unknown to us (it landed whole or not at all): the
+   * next group reads the head again, so either way no seq is skipped or reused.
+   */
+  async commit<T>(work: (tx: CommitTx) => Promise<T>): Promise<T> {
+    let locked: number | undefined
+    try {
+      return await transaction(this.#pool, async (client) => {
+        const { rows } = await client.query<{ value: number }>("SELECT value FROM log_bounds WHERE name = 'head' FOR UPDATE")
+        locked = performance.now()
+        const tx = new PostgresCommitTx(client, rows[0]!.value)
+        const result = await work(tx)
+        await tx.write()
+        return result
+      })
+    } finally {
+      if (locked !== undefined) this.#held(performance.now() - locked)
+    }
+  }
+
+  #held(ms: number): void {
+    const s = this.#lock
+    s.groups++
+    s.lastMs = ms
+    s.totalMs += ms
+    if (ms > s.maxMs) s.maxMs = ms
+  }
+
+  /**
+   * How long this process's commit groups held the commit lock: from the lock's grant to
+   * COMMIT's answer, measured here (so it includes one network round trip). Every instance
+   * queues on the same lock, so 1000 / average hold is the ceiling of groups per second.
+   */
+  get lockStats(): Readonly<LockStats> {
+    return { ...this.#lock }
+  }
+
+  get lastLockHoldMs(): number {
+    return this.#lock.lastMs
+  }
+
+  head(): Promise<number> {
+    return this.#events.head()
+  }
+
+  floor(): Promise<number> {
+    return this.#events.floor()
+  }
+
+  readLog(after: number, upTo: number, limit: number): Promise<HearthEvent[]> {
+    return this.#events.read(after, upTo, limit)
+  }
+
+  readLogReverse(before: number, limit: number): Promise<HearthEvent[]> {
+    return this.#events.readReverse(before, limit)
+  }
+
+  readUserLog(user: string, after: number, upTo: number, limit: number): Promise<HearthEvent[]> {
+    return this.#events.readUser(user, after, upTo, limit)
+  }
+
+  readUserLogReverse(user: string, before: number, limit: number): Promise<HearthEvent[]> {
+    return this.#events.readUserReverse(user, before, limit)
+  }
+
+  raiseFloor(floor: number): Promise<number> {
+    return this.#events.raiseFloor(floor)
+  }
+
+  pruneBelowFloor(limit: number): Promise<number> {
+    return this.#events.pruneBelowFloor(limit)
+  }
+
+  watch(listener: (head?: number) => void): () => void {
+    return this.#watcher.add(listener)
+  }
+
+  async fileMeta(user: string, path: string): Promise<FileMeta | undefined> {
+    const { rows } = await this.#pool.query<FileRow>('SELECT key, size, hash, type, mtime, blob FROM files WHERE key = $1', [fileKey(user, path)])
+    return rows[0] === undefined ? undefined : toMeta(rows[0])
+  }
+
+  async inlineContent(user: string, path: string): Promise<Uint8Array | undefined> {
+    const { rows } = await this.#pool.query<{ content: Buffer | null }>('SELECT content FROM files WHERE key = $1', [fileKey(user, path)])
+    return rows[0]?.content ?? undefined
+  }
+
+  fileKeys(range: KeyRange): AsyncIterable<string> {
+    return fileKeys(this.#pool, range)
+  }
+
+  user(user: string): Promise<UserRecord | undefined> {
+    return this.#accounts.user(user)
+  }
+
+  createUser(user: string, createdAt: number, signupToken?: string): Promise<CreateUserResult> {
+    return this.#accounts.createUser(user, createdAt, signupToken)
+  }
+
+  addSignupToken(token: string, createdAt: number): Promise<boolean> {
+    return this.#accounts.addSignupToken(token, createdAt)
+  }
+
+  putSession(secret: string, session: SessionRecord): Promise<void> {
+    return this.#sessions.put(secret, session)
+  }
+
+  session(secret: string): Promise<SessionRecord | undefined> {
+    return this.#sessions.get(secret)
+  }
+
+  deleteSession(secret: string): Promise<void> {
+    return this.#sessions.delete(secret)
+  }
+
+  onSessionDeleted(listener: (secret: string) => void): () => void {
+    return this.#sessions.onDeleted(listener)
+  }
+
+  claimToken(key: string, expiresAt: number): Promise<boolean> {
+    return this.#accounts.claimToken(key, expiresAt)
+  }
+
+  forgetTokens(now: number): Promise<number> {
+    return this.#accounts.forgetTokens(now)
+  }
+
+  homeserverSecret(generate: () => Uint8Array): Promise<Uint8Array> {
+    return this.#accounts.homeserverSecret(generate)
+  }
+}
