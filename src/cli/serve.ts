@@ -2,11 +2,12 @@ import { access, constants, mkdir, stat } from 'node:fs/promises'
 import { buildConfig, type Config } from '../config/config.js'
 import { ConfigError, readEnv, readFlags } from '../config/env.js'
 import { startServer } from '../server.js'
+import { StorageUnavailable } from '../kv/open.js'
 
-export const serveHelp = `hearth serve [--port N] [--host ADDR] [--data DIR] [--signup open|token] [--testnet]
+export const serveHelp = `hearth serve [--port N] [--host ADDR] [--data DIR] [--database URL] [--signup open|token] [--testnet]
 
-Runs the homeserver. Every flag has an environment twin (PORT, HOST, DATA_DIR, SIGNUP_MODE,
-TESTNET); see the README for the full list of settings.`
+Runs the homeserver. Every flag has an environment twin (PORT, HOST, DATA_DIR, DATABASE_URL,
+SIGNUP_MODE, TESTNET); see the README for the full list of settings.`
 
 /** Reads and checks the configuration; a bad setting ends the process with one line and status 2. */
 export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Promise<Readonly<Config>> {
@@ -31,7 +32,11 @@ export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Promis
 
 export async function serve(argv: string[]): Promise<void> {
   const config = await loadConfig(argv, process.env)
-  const server = await startServer(config)
+  const server = await startServer(config).catch((err: unknown) => {
+    if (!(err instanceof StorageUnavailable)) throw err
+    process.stderr.write(`hearth: ${err.message}\n`)
+    process.exit(2)
+  })
   server.ctx.log.info({ url: server.url, publicKey: server.ctx.keypair.z32, data: config.dataDir }, 'hearth is serving')
   if (config.testnet) process.stderr.write(testnetBanner(server.ctx.keypair.z32, server.relays[0]!))
   let stopping = false

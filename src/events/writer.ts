@@ -93,7 +93,7 @@ export class Writer {
     const started = Date.now()
     this.#busySince = started
     const refused: { p: Pending; err: unknown }[] = []
-    let done: { p: Pending; ev: HearthEvent; dead?: string }[]
+    let done: { p: Pending; ev: HearthEvent }[]
     try {
       done = await this.#store.commit(async (tx) => {
         refused.length = 0 // an engine may run the work again after a serialisation failure
@@ -126,19 +126,19 @@ export class Writer {
     if (done.length > 0) await this.#events.publish(done.map((d) => d.ev))
     this.#observe({ events: done.length, refused: refused.length, ms: Date.now() - started })
     for (const d of done) d.p.resolve(d.ev)
-    for (const d of done) if (d.dead !== undefined) await this.#blobs.remove(d.dead).catch(() => {})
   }
 
   get #blobs(): BlobStore {
     return this.#store.blobs
   }
 
-  /** A refused PUT leaves its freshly written blob unreferenced: remove it now. */
+  /** A refused PUT leaves its freshly written blob unreferenced: remove it now. (A blob a
+   * commit replaces or deletes is released by the engine itself.) */
   #discard(op: Mutation): void {
     if (op.type === 'PUT' && op.content.blob !== undefined) void this.#blobs.remove(op.content.blob).catch(() => {})
   }
 
-  #prepare(op: Mutation, state: GroupState, tx: CommitTx, seq: number, ts: number): { ev: HearthEvent; dead?: string } {
+  #prepare(op: Mutation, state: GroupState, tx: CommitTx, seq: number, ts: number): { ev: HearthEvent } {
     const old = state.file(op.user, op.path)
     const usage = state.usageOf(op.user)
     if (op.type === 'PUT') {
@@ -150,12 +150,12 @@ export class Writer {
       const meta: FileMeta = { size: c.size, hash: c.hash, type: c.type, mtime: ts, ...(c.blob !== undefined ? { blob: c.blob } : {}) }
       tx.putFile(op.user, op.path, meta, c.inline, old)
       state.put(op.user, op.path, meta, next)
-      return { ev: { seq, type: 'PUT', user: op.user, path: op.path, contentHash: meta.hash, size: meta.size, ts }, dead: old?.blob }
+      return { ev: { seq, type: 'PUT', user: op.user, path: op.path, contentHash: meta.hash, size: meta.size, ts } }
     }
     if (old === undefined) fail('NotFound', 'Not found')
     tx.deleteFile(op.user, op.path, old)
     state.delete(op.user, op.path, Math.max(0, usage - fileCost(op.path, old.size)))
-    return { ev: { seq, type: 'DEL', user: op.user, path: op.path, ts }, dead: old.blob }
+    return { ev: { seq, type: 'DEL', user: op.user, path: op.path, ts } }
   }
 
   /** A file may not sit where a folder is, nor a folder where a file is. */

@@ -6,6 +6,7 @@ import type { RawConfig } from '../../src/config/env.js'
 import { startServer, type Server } from '../../src/server.js'
 import { randomKeypair } from '../../src/auth/keys.js'
 import { HomeserverClient } from '../../src/client/homeserver.js'
+import { engineSettings } from './engine.js'
 
 export interface Teardown {
   teardown(fn: () => unknown): void
@@ -17,10 +18,14 @@ export function tempDir(t: Teardown, name = 'hearth-'): string {
   return dir
 }
 
-/** A real server on 127.0.0.1 with a real LevelDB in a fresh temp folder, closed after the test. */
+/**
+ * A real server on 127.0.0.1, closed after the test: a real LevelDB in a fresh temp folder,
+ * or with HEARTH_TEST_ENGINE=postgres a real PostgreSQL database of its own (test/helpers/engine.ts).
+ */
 export async function startTestServer(t: Teardown, raw: RawConfig = {}): Promise<Server> {
   const dir = raw.DATA_DIR ?? tempDir(t)
-  const config = buildConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', SIGNUP_RATE_LIMIT: '1000000', ...raw, DATA_DIR: dir })
+  const engine = raw.DATABASE_URL === undefined ? await engineSettings(t, dir) : {}
+  const config = buildConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', SIGNUP_RATE_LIMIT: '1000000', ...engine, ...raw, DATA_DIR: dir })
   const server = await startServer(config)
   t.teardown(() => server.close())
   return server

@@ -13,9 +13,12 @@ import type { BlobStore, BlobUpload } from '../store.js'
  */
 export class FileBlobs implements BlobStore {
   readonly #dir: string
+  readonly #isReferenced: (id: string) => Promise<boolean>
 
-  constructor(dir: string) {
+  /** `isReferenced` says whether a committed file points at a blob: such a blob is never removed. */
+  constructor(dir: string, isReferenced: (id: string) => Promise<boolean>) {
     this.#dir = dir
+    this.#isReferenced = isReferenced
   }
 
   async open(): Promise<void> {
@@ -53,19 +56,24 @@ export class FileBlobs implements BlobStore {
   }
 
   async remove(id: string): Promise<void> {
+    if (!(await this.#isReferenced(id))) await this.unlink(id)
+  }
+
+  /** Deletes a blob's file, referenced or not: for blobs a commit has just released. */
+  async unlink(id: string): Promise<void> {
     await unlink(join(this.#dir, id)).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err
     })
   }
 
-  /** Removes every blob file for which `isReferenced` says no. Anything but files is left alone. */
-  async sweep(isReferenced: (id: string) => Promise<boolean>): Promise<number> {
+  /** Removes every blob file no committed file references. Anything but files is left alone. */
+  async sweep(): Promise<number> {
     let removed = 0
     for (const entry of await readdir(this.#dir, { withFileTypes: true })) {
       // unlink() on a folder throws, and a stray folder must not stop start-up
       if (!entry.isFile()) continue
-      if (!(await isReferenced(entry.name))) {
-        await this.remove(entry.name)
+      if (!(await this.#isReferenced(entry.name))) {
+        await this.unlink(entry.name)
         removed++
       }
     }
@@ -96,6 +104,6 @@ class FileUpload implements BlobUpload {
 
   async abort(): Promise<void> {
     await this.#fh.close().catch(() => {})
-    await this.#blobs.remove(this.id)
+    await this.#blobs.unlink(this.id)
   }
 }

@@ -37,7 +37,7 @@ export class LevelStore implements Store {
   private constructor(dataDir: string) {
     this.location = dataDir
     this.#kv = new LevelKV(join(dataDir, 'db'))
-    this.blobs = new FileBlobs(join(dataDir, 'blobs'))
+    this.blobs = new FileBlobs(join(dataDir, 'blobs'), async (id) => (await this.#kv.get('blobs', id)) !== undefined)
   }
 
   /** Opens (creating) the store in `dataDir` and sweeps blobs no file references. */
@@ -47,7 +47,7 @@ export class LevelStore implements Store {
     await store.#kv.open()
     await store.blobs.open()
     await store.#indexFolders()
-    const swept = await store.blobs.sweep(async (id) => (await store.#kv.get('blobs', id)) !== undefined)
+    const swept = await store.blobs.sweep()
     return { store, swept }
   }
 
@@ -78,6 +78,8 @@ export class LevelStore implements Store {
       const result = await work(tx)
       const ops = await tx.finish()
       if (ops.length > 0) await this.#kv.batch(ops, { sync: true })
+      // Readers that opened a released blob keep their bytes (an open file outlives unlink).
+      for (const id of tx.released) await this.blobs.unlink(id).catch(() => {})
       return result
     })
   }
@@ -212,7 +214,11 @@ export class LevelStore implements Store {
   }
 
   /** Kept in `homeserver.key` in the data folder, as 64 hex characters. */
-  async homeserverSecret(generate: () => Uint8Array): Promise<Uint8Array> {
+  homeserverSecret(generate: () => Uint8Array): Promise<Uint8Array> {
+    return this.#accounts.run(() => this.#secret(generate))
+  }
+
+  async #secret(generate: () => Uint8Array): Promise<Uint8Array> {
     const file = join(this.location, 'homeserver.key')
     try {
       const hex = (await readFile(file, 'utf8')).trim()
@@ -271,14 +277,22 @@ class LevelTx implements CommitTx {
     } else {
       this.#ops.push({ type: 'put', ns: 'content', key, value: inline ?? new Uint8Array() })
     }
-    if (old?.blob !== undefined) this.#ops.push({ type: 'del', ns: 'blobs', key: old.blob })
+    if (old?.blob !== undefined && old.blob !== meta.blob) this.#release(old.blob)
+  }
+
+  /** Blobs whose files this commit stopped referencing: deleted once it is durable. */
+  readonly released: string[] = []
+
+  #release(id: string): void {
+    this.#ops.push({ type: 'del', ns: 'blobs', key: id })
+    this.released.push(id)
   }
 
   deleteFile(user: string, path: string, old: FileMeta): void {
     const key = fileKey(user, path)
     this.#count(user, path, -1)
     this.#ops.push({ type: 'del', ns: 'files', key }, { type: 'del', ns: 'content', key })
-    if (old.blob !== undefined) this.#ops.push({ type: 'del', ns: 'blobs', key: old.blob })
+    if (old.blob !== undefined) this.#release(old.blob)
   }
 
   /** Adds `by` to the file count of every folder above `path`, written at the end of the group. */

@@ -68,16 +68,17 @@ export class PostgresCommitTx implements CommitTx {
     return users.map((u) => found.get(u))
   }
 
-  async filesUnder(user: string, dir: string, limit: number): Promise<string[]> {
-    const base = fileKey(user, dir)
-    // '0' follows '/' in byte order: every key under `dir` sorts before base-without-'/' + '0'
-    const end = base.slice(0, -1) + '0'
-    const { rows } = await this.#tx.query<{ key: string }>('SELECT key FROM files WHERE key >= $1 AND key < $2 ORDER BY key LIMIT $3', [
-      base,
-      end,
-      limit,
-    ])
-    return rows.map((r) => r.key.slice(user.length))
+  async countUnder(folders: readonly FileRef[], cap: number): Promise<number[]> {
+    if (folders.length === 0) return []
+    // '0' follows '/' in byte order: every key under `<key>/` sorts before `<key>0`
+    const lo = folders.map((f) => fileKey(f.user, f.path) + '/')
+    const hi = folders.map((f) => fileKey(f.user, f.path) + '0')
+    const { rows } = await this.#tx.query<{ n: number }>(
+      `SELECT (SELECT count(*) FROM (SELECT 1 FROM files WHERE key >= f.lo AND key < f.hi LIMIT $3) s)::int AS n
+         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS f(lo, hi, i) ORDER BY f.i`,
+      [lo, hi, cap],
+    )
+    return rows.map((r) => r.n)
   }
 
   putFile(user: string, path: string, meta: FileMeta, inline: Uint8Array | undefined, old: FileMeta | undefined): void {

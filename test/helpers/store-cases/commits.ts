@@ -98,7 +98,7 @@ export const commitCases: Record<string, Case> = {
     t.equal(new Set(log.map((e) => e.path)).size, head, 'each event once')
   },
 
-  async 'reads inside a commit: files, users and the paths under a folder'(t, factory) {
+  async 'reads inside a commit: files, users and how many files lie under a folder'(t, factory) {
     const { store } = await factory.open(t)
     await store.createUser(ALICE, 5)
     await store.createUser(BOB, 6)
@@ -116,9 +116,10 @@ export const commitCases: Record<string, Case> = {
         undefined,
         { createdAt: 5, usage: 6 },
       ])
-      t.same(await tx.filesUnder(ALICE, '/pub/d/', 10), ['/pub/d/sub/y', '/pub/d/x', '/pub/d/\u{E000}', '/pub/d/\u{1F600}'], 'byte order, only under the folder')
-      t.same(await tx.filesUnder(ALICE, '/pub/d/', 1), ['/pub/d/sub/y'], 'at most limit')
-      t.same(await tx.filesUnder(BOB, '/pub/', 10), ['/pub/d/bob'], "only the user's own")
+      const under = (user: string, path: string) => ({ user, path })
+      t.same(await tx.countUnder([under(ALICE, '/pub/d'), under(ALICE, '/pub/d/sub'), under(ALICE, '/pub/d/x'), under(BOB, '/pub/d')], 10), [4, 1, 0, 1], 'files below each folder, not beside it (d-e, d0), only the user\'s own')
+      t.same(await tx.countUnder([under(ALICE, '/pub/d')], 2), [2], 'capped')
+      t.same(await tx.countUnder([], 2), [])
       t.same(await tx.files([]), [])
       t.same(await tx.users([]), [])
     })

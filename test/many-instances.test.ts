@@ -1,0 +1,143 @@
+import t from 'tap'
+import { randomKeypair } from '../src/auth/keys.js'
+import { signAuthToken } from '../src/auth/token.js'
+import { HomeserverClient } from '../src/client/homeserver.js'
+import { ChildServer } from './helpers/child-server.js'
+import { freshDatabase } from './helpers/postgres.js'
+import { tempDir, type Teardown } from './helpers/server.js'
+import { openSse, type StreamEvent } from './helpers/sse.js'
+
+/**
+ * SPEC §9: three `hearth serve` processes on one PostgreSQL database behave as one homeserver.
+ * Each instance is a real child process with its own (unused) data folder.
+ */
+
+const ADMIN = 'admin-secret'
+
+async function instances(t: Teardown, n: number, env: Record<string, string> = {}): Promise<ChildServer[]> {
+  const url = await freshDatabase(t)
+  const out: ChildServer[] = []
+  // started one after another: the first creates the schema and the homeserver key
+  for (let i = 0; i < n; i++) {
+    const server = await ChildServer.start({ dataDir: tempDir(t), env: { DATABASE_URL: url, ADMIN_PASSWORD: ADMIN, ...env } })
+    t.teardown(() => server.kill())
+    out.push(server)
+  }
+  return out
+}
+
+/** A live /subscribe stream from `lastSeq`, collecting event seqs until it has `upTo`. */
+function follow(url: string, lastSeq: number) {
+  const events: StreamEvent[] = []
+  let wake = () => {}
+  const conn = openSse(`${url}/subscribe?lastSeq=${lastSeq}`, {}, (f) => {
+    if ((f.event === 'PUT' || f.event === 'DEL') && f.data !== undefined) {
+      events.push(JSON.parse(f.data) as StreamEvent)
+      wake()
+    }
+  })
+  return {
+    events,
+    close: () => conn.close(),
+    async until(seq: number, ms = 30_000): Promise<void> {
+      const deadline = Date.now() + ms
+      while (Number(events.at(-1)?.seq ?? lastSeq) < seq) {
+        if (Date.now() > deadline) throw new Error(`a subscriber from ${lastSeq} on ${url} reached only ${events.at(-1)?.seq ?? lastSeq} of ${seq}`)
+        await new Promise<void>((r) => {
+          wake = r
+          setTimeout(r, 200).unref()
+        })
+      }
+    },
+  }
+}
+
+async function info(url: string): Promise<{ head: number; publicKey: string }> {
+  const body = (await (await fetch(`${url}/info`)).json()) as { events: { head: string }; publicKey: string }
+  return { head: Number(body.events.head), publicKey: body.publicKey }
+}
+
+t.test('three instances: one key, one gapless log, every subscriber on every instance sees the same sequence', async (t) => {
+  const servers = await instances(t, 3)
+  const keys = new Set(await Promise.all(servers.map(async (s) => (await info(s.url)).publicKey)))
+  t.equal(keys.size, 1, 'every instance serves the key the first one generated')
+
+  const users: HomeserverClient[] = []
+  for (let i = 0; i < 3; i++) {
+    const c = new HomeserverClient(servers[i]!.url, randomKeypair())
+    await c.signup()
+    users.push(c)
+  }
+  // early subscribers, from the start, one per instance
+  const early = servers.map((s) => follow(s.url, 0))
+  const WRITES = 240
+  const on = (i: number, client: HomeserverClient) => new HomeserverClient(servers[i % 3]!.url, client.keypair, client.session)
+  let i = 0
+  const acked: string[] = []
+  const unexpected: string[] = []
+  const worker = async () => {
+    while (i < WRITES) {
+      const n = i++
+      const client = on(n, users[n % 3]!)
+      const path = `/pub/m/${n % 40}`
+      if (n % 7 === 6) {
+        const res = await client.request('DELETE', path)
+        if (res.status === 204) acked.push(`DEL ${client.user}${path}`)
+        else if (res.status !== 404) unexpected.push(`DELETE ${path}: ${res.status}`)
+      } else {
+        await client.put(path, `write ${n}`)
+        acked.push(`PUT ${client.user}${path}`)
+      }
+    }
+  }
+  // late subscribers, at random cursors, joining while writes go on
+  const late: ReturnType<typeof follow>[] = []
+  const joining = (async () => {
+    for (let k = 0; k < 6; k++) {
+      const s = servers[k % 3]!
+      const head = (await info(s.url)).head
+      late.push(follow(s.url, Math.floor(Math.random() * (head + 1))))
+    }
+  })()
+  await Promise.all([worker(), worker(), worker(), worker(), worker(), worker(), joining])
+  t.same(unexpected, [], 'every DELETE answered 204, or 404 for a file already gone')
+  const heads = await Promise.all(servers.map(async (s) => (await info(s.url)).head))
+  const head = Math.max(...heads)
+  t.equal(head, acked.length, 'one event per acknowledged write, no gap')
+  for (const f of [...early, ...late]) await f.until(head)
+  const reference = early[0]!.events.map((e) => `${e.seq} ${e.type} ${e.user}${e.path}`)
+  t.same(reference.map((l) => Number(l.split(' ')[0])), Array.from({ length: head }, (_, k) => k + 1), 'seqs 1..head in order')
+  t.same(reference.map((l) => l.split(' ').slice(1).join(' ')).sort(), [...acked].sort(), 'exactly the acknowledged writes')
+  for (const f of [...early, ...late]) {
+    const first = f.events[0] === undefined ? head : Number(f.events[0].seq) - 1
+    t.same(f.events.map((e) => `${e.seq} ${e.type} ${e.user}${e.path}`), reference.slice(first), `a subscriber from ${first} got the same gapless tail`)
+    f.close()
+  }
+})
+
+t.test('across instances: a signup token redeems once, an AuthToken is accepted once, sign-out is seen everywhere', async (t) => {
+  const [a, b, c] = await instances(t, 3, { SIGNUP_MODE: 'token' })
+  const token = await (await fetch(`${a!.url}/admin/generate_signup_token`, { headers: { 'x-admin-password': ADMIN } })).text()
+  const x = new HomeserverClient(a!.url, randomKeypair())
+  const y = new HomeserverClient(b!.url, randomKeypair())
+  const results = await Promise.allSettled([x.signup({ signupToken: token }), y.signup({ signupToken: token })])
+  t.same(results.map((r) => r.status).sort(), ['fulfilled', 'rejected'], 'one of two racing sign-ups wins')
+  const winner = results[0]!.status === 'fulfilled' ? x : y
+
+  // one AuthToken: accepted by one instance, refused by the others and after a restart
+  const bytes = Buffer.from(signAuthToken(winner.keypair, '/:rw'))
+  const post = (url: string) => fetch(`${url}/session`, { method: 'POST', body: bytes })
+  const first = await post(a!.url)
+  t.equal(first.status, 200, 'the first use signs in')
+  t.equal((await post(b!.url)).status, 400, 'replayed on another instance: refused')
+  await c!.restart()
+  t.equal((await post(c!.url)).status, 400, 'replayed after a restart: refused')
+
+  // a session made on one instance works on the others, until it signs out anywhere
+  const session = first.headers.getSetCookie()[0]!.split(';')[0]!.split('=')[1]!
+  const onB = new HomeserverClient(b!.url, winner.keypair, session)
+  const onC = new HomeserverClient(c!.url, winner.keypair, session)
+  t.equal((await onB.request('PUT', '/pub/s.txt', 'on b')).status, 201)
+  await onC.signout()
+  t.equal((await onB.request('PUT', '/pub/s.txt', 'again')).status, 401, 'signed out on c: refused on b')
+})
