@@ -1,13 +1,16 @@
 import t from 'tap'
 import { newUser, startTestServer, tempDir } from './helpers/server.js'
 import { runCrashRounds } from './helpers/crash-harness.js'
+import { engineSettings } from './helpers/engine.js'
 
 // SIGKILL `hearth serve` at random moments under concurrent writers and live followers, and
 // check after every restart: acknowledged writes survive byte for byte, nothing half-written
 // shows, the log is gapless and replays to the file set, followers resume without a hole.
 t.test('every acknowledged write survives SIGKILL, and the log stays whole', async (t) => {
+  const dataDir = tempDir(t, 'hearth-crash-')
   const { figures, violations } = await runCrashRounds({
-    dataDir: tempDir(t, 'hearth-crash-'),
+    dataDir,
+    env: await engineSettings(t, dataDir),
     rounds: 20,
     killAfterMs: [150, 900],
     progress: (line) => t.comment(line),

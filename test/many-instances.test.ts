@@ -3,7 +3,7 @@ import { randomKeypair } from '../src/auth/keys.js'
 import { signAuthToken } from '../src/auth/token.js'
 import { HomeserverClient } from '../src/client/homeserver.js'
 import { ChildServer } from './helpers/child-server.js'
-import { freshDatabase } from './helpers/postgres.js'
+import { freshDatabase, requirePostgres } from './helpers/postgres.js'
 import { tempDir, type Teardown } from './helpers/server.js'
 import { openSse, type StreamEvent } from './helpers/sse.js'
 
@@ -57,6 +57,7 @@ async function info(url: string): Promise<{ head: number; publicKey: string }> {
   return { head: Number(body.events.head), publicKey: body.publicKey }
 }
 
+if (await requirePostgres(t)) {
 t.test('three instances: one key, one gapless log, every subscriber on every instance sees the same sequence', async (t) => {
   const servers = await instances(t, 3)
   const keys = new Set(await Promise.all(servers.map(async (s) => (await info(s.url)).publicKey)))
@@ -141,3 +142,4 @@ t.test('across instances: a signup token redeems once, an AuthToken is accepted 
   await onC.signout()
   t.equal((await onB.request('PUT', '/pub/s.txt', 'again')).status, 401, 'signed out on c: refused on b')
 })
+}

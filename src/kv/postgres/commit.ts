@@ -2,6 +2,7 @@ import type pg from 'pg'
 import type { HearthEvent } from '../../events/event.js'
 import { fileKey, type CommitTx, type FileMeta, type FileRef, type UserRecord } from '../store.js'
 import { COMMITS } from './watch.js'
+import { Serial } from '../../serial.js'
 
 interface FileRow {
   key: string
@@ -41,9 +42,20 @@ export class PostgresCommitTx implements CommitTx {
   readonly #referenced = new Set<string>()
   readonly #released = new Set<string>()
 
+  readonly #order = new Serial()
+
   constructor(tx: pg.PoolClient, head: number) {
     this.#tx = tx
     this.head = head
+  }
+
+  /**
+   * One statement at a time on the transaction's connection: callers may read concurrently
+   * (the writer fetches files, users and folders at once), and pg wants its queries queued
+   * by the caller.
+   */
+  #query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+    return this.#order.run(() => this.#tx.query<R>(text, values))
   }
 
   get appended(): number {
@@ -53,14 +65,14 @@ export class PostgresCommitTx implements CommitTx {
   async files(refs: readonly FileRef[]): Promise<(FileMeta | undefined)[]> {
     if (refs.length === 0) return []
     const keys = refs.map((r) => fileKey(r.user, r.path))
-    const { rows } = await this.#tx.query<FileRow>('SELECT key, size, hash, type, mtime, blob FROM files WHERE key = ANY($1::text[])', [keys])
+    const { rows } = await this.#query<FileRow>('SELECT key, size, hash, type, mtime, blob FROM files WHERE key = ANY($1::text[])', [keys])
     const found = new Map(rows.map((r) => [r.key, toMeta(r)]))
     return keys.map((k) => found.get(k))
   }
 
   async users(users: readonly string[]): Promise<(UserRecord | undefined)[]> {
     if (users.length === 0) return []
-    const { rows } = await this.#tx.query<{ id: string; created_at: number; usage: number }>(
+    const { rows } = await this.#query<{ id: string; created_at: number; usage: number }>(
       'SELECT id, created_at, usage FROM users WHERE id = ANY($1::text[])',
       [users],
     )
@@ -73,7 +85,7 @@ export class PostgresCommitTx implements CommitTx {
     // '0' follows '/' in byte order: every key under `<key>/` sorts before `<key>0`
     const lo = folders.map((f) => fileKey(f.user, f.path) + '/')
     const hi = folders.map((f) => fileKey(f.user, f.path) + '0')
-    const { rows } = await this.#tx.query<{ n: number }>(
+    const { rows } = await this.#query<{ n: number }>(
       `SELECT (SELECT count(*) FROM (SELECT 1 FROM files WHERE key >= f.lo AND key < f.hi LIMIT $3) s)::int AS n
          FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS f(lo, hi, i) ORDER BY f.i`,
       [lo, hi, cap],

@@ -1,0 +1,26 @@
+import { spawnSync } from 'node:child_process'
+import { ADMIN_URL, postgresAvailable } from './postgres.js'
+
+/**
+ * `npm test`'s second pass: the route, feed, auth and crash test files that matter, again on
+ * PostgreSQL (HEARTH_TEST_ENGINE=postgres; test/helpers/engine.ts). Where no PostgreSQL
+ * answers it says so loudly and skips, unless HEARTH_TEST_REQUIRE_POSTGRES=1 (CI) makes that
+ * a failure.
+ */
+const FILES = [
+  'storage', 'storage-list', 'storage-paths', 'writer-concurrency', 'restart', 'retention', 'crash',
+  'subscribe', 'subscribe-handover', 'events-feed', 'events-stream', 'private-feeds', 'auth-routes', 'security',
+  'official-client',
+]
+
+if (!(await postgresAvailable())) {
+  const line = `*** PostgreSQL tests SKIPPED: no PostgreSQL answers at ${ADMIN_URL} (set HEARTH_TEST_DATABASE_URL, or start it) ***`
+  process.stderr.write(`\n${line}\n\n`)
+  process.exit(process.env.HEARTH_TEST_REQUIRE_POSTGRES === '1' ? 1 : 0)
+}
+const files = FILES.map((f) => new URL(`../${f}.test.js`, import.meta.url).pathname)
+const run = spawnSync('tap', ['--disable-coverage', '--jobs', '2', '--timeout', '300', ...files], {
+  stdio: 'inherit',
+  env: { ...process.env, HEARTH_TEST_ENGINE: 'postgres' },
+})
+process.exit(run.status ?? 1)
