@@ -56,7 +56,7 @@ export class ChildServer {
   /** Starts the process (killing any previous one first) and waits until /info answers. */
   async restart(): Promise<void> {
     const { announced } = await this.#spawn()
-    const timeout = this.#opts.startTimeoutMs ?? 20_000
+    const timeout = this.#opts.startTimeoutMs ?? 60_000
     this.#url = await withTimeout(announced, timeout, () => `hearth serve did not start in ${timeout} ms:\n${this.#output}`)
     await this.#waitForInfo(timeout)
   }
