@@ -22,7 +22,7 @@ export interface RawConfig {
   SIGNUP_RATE_LIMIT?: string
 }
 
-const FLAGS: Record<string, keyof RawConfig> = {
+export const FLAGS: Record<string, keyof RawConfig> = {
   '--port': 'PORT',
   '--host': 'HOST',
   '--data': 'DATA_DIR',
