@@ -1,6 +1,7 @@
 import t from 'tap'
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { newUser, startTestServer, tempDir } from './helpers/server.js'
@@ -116,11 +117,44 @@ t.test('refusals: a cursor past the head and a bad filter exit 1 with one line; 
   const server = await startTestServer(t)
   const future = await tail(['--url', server.url, '--from', '99'])
   t.equal(future.code, 1)
-  t.match(future.stderr, /past the head/)
+  t.match(future.stderr, /^hearth: --from 99 is past the head of http:\S+ \(head 0\): no such event yet/)
+  t.notMatch(future.stderr, /remove|cursor/, 'says nothing of a cursor file the user never gave')
+  const file = join(tempDir(t), 'cursor')
+  writeFileSync(file, '00000000000Z0\n')
+  const kept = await tail(['--url', server.url, '--cursor-file', file, '--from', 'start'])
+  t.equal(kept.code, 1)
+  t.match(kept.stderr, `the position 00000000000Z0 kept in ${file} is past the head`)
+  t.match(kept.stderr, `remove ${file} to start again`, 'a kept position wins over --from, so removing it is the remedy')
   const bad = await tail(['--url', server.url, 'not-a-filter'])
   t.equal(bad.code, 1)
   t.match(bad.stderr, /refused/)
   const usage = await tail(['--url', server.url, '--limit', '0'])
   t.equal(usage.code, 2)
   t.match(usage.stderr, /--limit/)
+})
+
+t.test('a homeserver that does not answer: tail says it is retrying, and Ctrl-C still stops it', async (t) => {
+  // a port that was just free: nothing listens there
+  const probe = createServer()
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r))
+  const port = (probe.address() as { port: number }).port
+  await new Promise((r) => probe.close(r))
+  const child = start(['--url', `http://127.0.0.1:${port}`])
+  const done = finish(child)
+  let stderr = ''
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no retry notice within 30 s; stderr: ${stderr}`)), 30_000)
+    child.stderr.on('data', (b: Buffer) => {
+      stderr += b.toString()
+      if (stderr.includes('\n')) {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+  })
+  t.match(stderr, new RegExp(`^hearth tail: cannot reach http://127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\); retrying in \\d+\\.\\d s\n`))
+  child.kill('SIGINT')
+  const run = await done
+  t.equal(run.code, 0, 'Ctrl-C ends the wait')
+  t.equal(run.stdout, '')
 })

@@ -99,6 +99,14 @@ t.test('keygen refuses to overwrite a key; --force replaces it and drops its ses
   t.equal(show.stdout, forced.stdout, '--show prints the existing key and writes nothing')
   t.equal(mode(key), 0o600)
 
+  const named = await hearth(['keygen', '--key', 'named.key'], { cwd })
+  t.equal(named.code, 0, '--key names the file, as for every other command')
+  t.equal(named.stdout, userOf(join(cwd, 'named.key')) + '\n')
+  const both = await hearth(['keygen', '--key', 'a.key', '--out', 'b.key'], { cwd })
+  t.equal(both.code, 2)
+  oneLine(t, both, /--key and --out/)
+  t.notOk(existsSync(join(cwd, 'a.key')) || existsSync(join(cwd, 'b.key')), 'neither is written')
+
   const env = await hearth(['keygen'], { cwd, env: { HEARTH_KEY: join(cwd, 'env.key') } })
   t.equal(env.code, 0)
   t.equal(env.stdout, userOf(join(cwd, 'env.key')) + '\n', 'HEARTH_KEY is the default --out')

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { tempDir } from './helpers/server.js'
+import { ChildServer } from './helpers/child-server.js'
 import { buildConfig } from '../src/config/config.js'
 import { ConfigError, readEnv, readFlags } from '../src/config/env.js'
 
@@ -39,6 +40,20 @@ function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
   })
 }
 
+t.test('a second serve on a data folder in use names the folder and the other process', async (t) => {
+  const dir = tempDir(t)
+  const first = await ChildServer.start({ dataDir: dir })
+  t.teardown(() => first.kill())
+  const second = await run(['serve'], { DATA_DIR: dir })
+  t.equal(second.code, 2)
+  const lines = second.stderr.split('\n').filter((l) => l !== '')
+  t.equal(lines.length, 1, `one line: ${second.stderr}`)
+  t.ok(lines[0]!.includes(dir), `names the folder (${lines[0]})`)
+  t.match(lines[0], /held by another process/)
+  t.ok(first.running, 'the first one goes on serving')
+  t.equal((await fetch(`${first.url}/info`)).status, 200)
+})
+
 t.test('bad settings stop start-up with exit status 2 and one line naming the setting', async (t) => {
   const dir = tempDir(t)
   const file = join(dir, 'a-file')
@@ -47,7 +62,9 @@ t.test('bad settings stop start-up with exit status 2 and one line naming the se
     ['PORT=abc', { PORT: 'abc' }, [], 'PORT'],
     ['PORT=70000', { PORT: '70000' }, [], 'PORT'],
     ['PORT=-1', { PORT: '-1' }, [], 'PORT'],
-    ['--port abc', {}, ['--port', 'abc'], 'PORT'],
+    ['--port abc', {}, ['--port', 'abc'], '--port'],
+    ['--port=abc over a good PORT', { PORT: '1' }, ['--port=abc'], '--port'],
+    ['--data is a file', {}, ['--data', file], '--data'],
     ['--port with no value', {}, ['--port'], '--port'],
     ['DATA_DIR is a file', { DATA_DIR: file }, [], 'DATA_DIR'],
     ['DATA_DIR below a file', { DATA_DIR: join(file, 'sub') }, [], 'DATA_DIR'],

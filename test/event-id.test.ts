@@ -1,4 +1,5 @@
 import t from 'tap'
+import base32Encode from 'base32-encode'
 import { decodeId, encodeId, parseCursor, parseDecimal } from '../src/events/id.js'
 
 t.test('ids: 8 bytes big-endian in Crockford base32, 13 characters, sorting as numbers', async (t) => {
@@ -9,6 +10,18 @@ t.test('ids: 8 bytes big-endian in Crockford base32, 13 characters, sorting as n
   const ids = seqs.map(encodeId)
   t.same([...ids].sort(), ids, 'lexical order is numeric order')
   for (const s of seqs) t.equal(decodeId(encodeId(s)), BigInt(s), `round trip ${s}`)
+})
+
+t.test('the codec gives what SPEC §5 defines: base32-encode(8 bytes big-endian, Crockford)', async (t) => {
+  const seqs = [0n, 1n, 13n, 255n, 256n, (1n << 53n) + 1n, (1n << 63n), (1n << 64n) - 2n]
+  for (let i = 0; i < 200; i++) seqs.push(BigInt.asUintN(64, BigInt(Math.floor(Math.random() * 2 ** 32)) << BigInt(i % 33)))
+  for (const seq of seqs) {
+    const bytes = new Uint8Array(8)
+    new DataView(bytes.buffer).setBigUint64(0, seq)
+    t.equal(encodeId(seq), base32Encode(bytes, 'Crockford'), `seq ${seq}`)
+  }
+  t.throws(() => encodeId(-1), RangeError, 'no negative seq')
+  t.throws(() => encodeId(1n << 64n), RangeError, 'nothing past u64')
 })
 
 t.test('decoding is strict', async (t) => {

@@ -7,6 +7,7 @@ import { View } from '../examples/indexer/view.js'
 import type { HomeserverClient } from '../src/client/homeserver.js'
 import { newUser, startTestServer, tempDir } from './helpers/server.js'
 import type { Server } from '../src/server.js'
+import { framesOf } from '../src/feed/frames.js'
 
 const INDEXER = fileURLToPath(new URL('../examples/indexer/index.js', import.meta.url))
 const KILLS = 12
@@ -139,4 +140,39 @@ t.test('a restart after a clean stop resumes with no repeats, and a pruned gap s
   view = await View.open(db)
   t.equal(view.progress.applied, 8, 'nothing applied past the gap')
   await view.close()
+})
+
+t.test('as its README runs it: HEARTH_URL, one line per event applied, and --show to look at the view', async (t) => {
+  const server = await startTestServer(t)
+  const u = await newUser(server)
+  const db = join(tempDir(t), 'view')
+  await u.put('/pub/a.txt', 'aaa')
+  await u.put('/priv/hidden', 'not followed')
+  await u.put('/pub/b.txt', 'bb')
+  await u.delete('/pub/a.txt')
+  const run = (args: string[]) => new Promise<{ code: number | null; out: string }>((resolve) => {
+    const child = spawn(process.execPath, [INDEXER, '--db', db, ...args], {
+      env: { ...process.env, NODE_OPTIONS: undefined, HEARTH_URL: server.url },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    child.stdout!.on('data', (b: Buffer) => (out += b.toString()))
+    child.stderr!.on('data', (b: Buffer) => (out += b.toString()))
+    child.on('exit', (code) => resolve({ code, out }))
+  })
+  const once = await run(['--once'])
+  t.equal(once.code, 0, once.out)
+  const events = (await server.ctx.events.read(0, 100)).filter((e) => e.path.startsWith('/pub/'))
+  const lines = once.out.split('\n').filter((l) => /^[0-9A-Z]{13} /.test(l))
+  t.same(lines, events.map((e) => `${framesOf(e).id} ${e.type} pubky://${e.user}${e.path}${e.type === 'PUT' ? ` ${e.size} B` : ''}`),
+    'one line per event applied, found through HEARTH_URL without --url')
+  const again = await run(['--once'])
+  t.same(again.out.split('\n').filter((l) => /^[0-9A-Z]{13} /.test(l)), [], 'nothing applied twice, nothing printed')
+  const show = await run(['--show'])
+  t.equal(show.code, 0)
+  t.same(show.out.trimEnd().split('\n'), [
+    `pubky://${u.user}/pub/b.txt  2 B`,
+    `user ${u.user}: 1 files, 2 B, 3 events`,
+    `cursor ${framesOf(events.at(-1)!).id} applied 3`,
+  ], '--show prints the view')
 })

@@ -81,10 +81,11 @@ export class View {
   /**
    * Applies one event and moves the cursor, in one batch. Idempotent: an event at or below
    * `lastSeq` is already in the view and is skipped, so a redelivery changes nothing.
+   * Resolves true when the event changed the view, false when it was already in it.
    */
-  apply(ev: LogEvent): Promise<void> {
+  apply(ev: LogEvent): Promise<boolean> {
     return this.#run(async () => {
-      if (BigInt(ev.seq) <= BigInt(this.#progress.lastSeq)) return
+      if (BigInt(ev.seq) <= BigInt(this.#progress.lastSeq)) return false
       const key = ev.user + ev.path
       const old = await this.#files.get(key)
       const user = (await this.#users.get(ev.user)) ?? { files: 0, bytes: 0, events: 0 }
@@ -105,6 +106,7 @@ export class View {
       batch.put('progress', next, { sublevel: this.#meta })
       await batch.write()
       this.#progress = next
+      return true
     })
   }
 

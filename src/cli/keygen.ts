@@ -1,21 +1,26 @@
 import { randomBytes } from 'node:crypto'
 import { chmod, rm, writeFile } from 'node:fs/promises'
 import { keypairFromSecret } from '../auth/keys.js'
-import { CliError, DEFAULT_KEY, parseCommand, readSecret } from './client-options.js'
+import { CliError, DEFAULT_KEY, keyFile, parseCommand, readSecret, UsageError } from './client-options.js'
 
-export const keygenHelp = `hearth keygen [--out FILE] [--force] [--show]
+export const keygenHelp = `hearth keygen [--key FILE] [--force] [--show]
 
 Creates a new ed25519 secret key, writes it as hex to FILE (mode 0600) and prints its public
-key in z-base-32: that key is your user on any homeserver.
+key in z-base-32: that key is your user on any homeserver. An existing key file is never
+replaced without --force.
 
-  --out FILE   where to write it (default: $HEARTH_KEY, else ${DEFAULT_KEY})
+  --key FILE   where to write it, the file every other command reads
+               (default: $HEARTH_KEY, else ${DEFAULT_KEY}; --out is the same)
   --force      replace an existing key file (its session file is removed too)
   --show       write nothing: print the public key of the existing key file`
 
 export async function keygen(argv: string[]): Promise<void> {
-  const flags = { out: { type: 'string' }, force: { type: 'boolean' }, show: { type: 'boolean' } } as const
+  const flags = { key: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' }, show: { type: 'boolean' } } as const
   const { values } = parseCommand(argv, flags, { min: 0, max: 0 })
-  const file = values.out ?? (process.env.HEARTH_KEY || DEFAULT_KEY)
+  if (values.key !== undefined && values.out !== undefined && values.key !== values.out) {
+    throw new UsageError('--key and --out name the same file: give one of them')
+  }
+  const file = keyFile({ key: values.key ?? values.out }, process.env)
   if (values.show) {
     process.stdout.write(keypairFromSecret(Uint8Array.from(Buffer.from(await readSecret(file), 'hex'))).z32 + '\n')
     return
@@ -27,7 +32,7 @@ export async function keygen(argv: string[]): Promise<void> {
     await writeFile(file, text, { mode: 0o600, flag: values.force ? 'w' : 'wx' })
   } catch (err) {
     const e = err as NodeJS.ErrnoException
-    if (e.code === 'EEXIST') throw new CliError(`${file} already exists: pass --force to replace it, or --out another file`)
+    if (e.code === 'EEXIST') throw new CliError(`${file} already exists: pass --force to replace it, or --key another file`)
     throw new CliError(`cannot write ${file}: ${e.message}`)
   }
   // The mode given to writeFile applies only when the file is created.

@@ -1,7 +1,8 @@
 import { access, constants, mkdir, stat } from 'node:fs/promises'
+import { resolve } from 'node:path'
 import { buildConfig, type Config } from '../config/config.js'
-import { ConfigError, readEnv, readFlags } from '../config/env.js'
-import { startServer } from '../server.js'
+import { ConfigError, FLAGS, readEnv, readFlags } from '../config/env.js'
+import { startServer, type Server } from '../server.js'
 import { StorageUnavailable } from '../kv/open.js'
 
 export const serveHelp = `hearth serve [--port N] [--host ADDR] [--data DIR] [--database URL] [--signup open|token] [--testnet]
@@ -11,8 +12,10 @@ SIGNUP_MODE, TESTNET); see the README for the full list of settings.`
 
 /** Reads and checks the configuration; a bad setting ends the process with one line and status 2. */
 export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Promise<Readonly<Config>> {
+  let fromFlags: string[] = []
   try {
     const { raw: flags, rest } = readFlags(argv)
+    fromFlags = Object.keys(flags)
     if (rest.length > 0) throw new ConfigError(rest[0]!, 'unknown argument')
     const config = buildConfig({ ...readEnv(env), ...flags })
     await mkdir(config.dataDir, { recursive: true }).catch(() => {})
@@ -25,18 +28,33 @@ export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Promis
     return config
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err
-    process.stderr.write(`hearth: ${err.message}\n`)
+    process.stderr.write(`hearth: ${asGiven(err, fromFlags).message}\n`)
     process.exit(2)
   }
 }
 
+/** A bad value is named the way the user gave it: `--port` when it came from the flag. */
+function asGiven(err: ConfigError, fromFlags: string[]): ConfigError {
+  const flag = Object.keys(FLAGS).find((f) => FLAGS[f] === err.setting)
+  if (flag === undefined || !fromFlags.includes(err.setting)) return err
+  return new ConfigError(flag, err.message.slice(`invalid setting ${err.setting}: `.length))
+}
+
 export async function serve(argv: string[]): Promise<void> {
   const config = await loadConfig(argv, process.env)
-  const server = await startServer(config).catch((err: unknown) => {
-    if (!(err instanceof StorageUnavailable)) throw err
-    process.stderr.write(`hearth: ${err.message}\n`)
+  let server: Server
+  try {
+    server = await startServer(config)
+  } catch (err) {
+    if (err instanceof StorageUnavailable) {
+      process.stderr.write(`hearth: ${err.message} (DATABASE_URL, --database)\n`)
+      process.exit(2)
+    }
+    if (!heldByAnother(err)) throw err
+    process.stderr.write(`hearth: the data folder ${resolve(config.dataDir)} (DATA_DIR, --data) is held by another process, ` +
+      'most likely another hearth serve: stop that one, or give this one another folder\n')
     process.exit(2)
-  })
+  }
   server.ctx.log.info({ url: server.url, publicKey: server.ctx.keypair.z32, data: config.dataDir }, 'hearth is serving')
   if (config.testnet) process.stderr.write(testnetBanner(server.ctx.keypair.z32, server.relays[0]!))
   let stopping = false
@@ -58,19 +76,40 @@ export async function serve(argv: string[]): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'))
 }
 
-/** What a developer pastes into an app to use this homeserver with the official client. */
-function testnetBanner(key: string, relay: string): string {
+/** LevelDB allows one process per folder; its lock error sits somewhere in the cause chain. */
+function heldByAnother(err: unknown): boolean {
+  for (let e = err; e instanceof Error; e = e.cause) {
+    if ((e as { code?: unknown }).code === 'LEVEL_LOCKED') return true
+  }
+  return false
+}
+
+/**
+ * What a developer pastes into an app to use this homeserver with the official client: the
+ * README's example (a test keeps the two the same), with this homeserver's key and relay.
+ */
+export function testnetBanner(key: string, relay: string): string {
   return `
 Testnet homeserver ready.
   homeserver public key: ${key}
   pkarr relay:           ${relay}
 
-With @synonymdev/pubky:
-  import { Pubky, PublicKey, Keypair } from '@synonymdev/pubky'
-  const pubky = Pubky.testnet('127.0.0.1')   // or: new Client({ pkarr: { relays: ['${relay}'] } })
-  const signer = pubky.signer(Keypair.random())
-  const session = await signer.signup(PublicKey.from('${key}'), null)
-  await session.storage.putText('/pub/hello.txt', 'hello')
+With @synonymdev/pubky@0.6.0 (an ES module, Node 20 or newer):
+
+import { Pubky, Client, Keypair, PublicKey } from '@synonymdev/pubky'
+
+const pubky = Pubky.testnet('127.0.0.1')
+// or, for a relay on another port:
+// const pubky = Pubky.withClient(new Client({ pkarr: { relays: ['${relay}'] } }))
+
+const homeserver = PublicKey.from('${key}')
+const signer = pubky.signer(Keypair.random())
+const session = await signer.signup(homeserver, null)   // SIGNUP_MODE=token: pass the token instead of null
+
+await session.storage.putText('/pub/example.com/hello.txt', 'hello')
+const user = session.info.publicKey.z32()
+console.log(await pubky.publicStorage.getText(\`pubky\${user}/pub/example.com/hello.txt\`))
+console.log(await session.storage.list('/pub/example.com/'))
 
 `
 }

@@ -41,6 +41,9 @@ export async function tail(argv: string[]): Promise<void> {
   if (!Number.isSafeInteger(limit) && limit !== Infinity) throw new UsageError(`--limit: not a whole number: ${values.limit}`)
   if (limit < 1) throw new UsageError('--limit: must be at least 1')
   const file = values['cursor-file']
+  const store = file !== undefined ? new FileCursorStore(file) : new MemoryCursorStore()
+  // A kept position wins over --from: an error about the cursor must say which one it was.
+  const kept = await store.load()
 
   const stop = new AbortController()
   const onSignal = () => stop.abort()
@@ -50,10 +53,14 @@ export async function tail(argv: string[]): Promise<void> {
   process.stdout.on('error', onSignal)
   const follower = follow({
     url, filters, from,
-    cursorStore: file !== undefined ? new FileCursorStore(file) : new MemoryCursorStore(),
+    cursorStore: store,
     ack: 'explicit',
     signal: stop.signal,
     onReset: (r) => void process.stderr.write(resetNotice(r)),
+    onRetry: (r) => {
+      progress?.clear()
+      process.stderr.write(`hearth tail: cannot reach ${url} (${reason(r.error)}); retrying in ${(r.delayMs / 1000).toFixed(1)} s\n`)
+    },
   })
   const progress = process.stderr.isTTY ? new Progress(follower) : undefined
   try {
@@ -69,8 +76,13 @@ export async function tail(argv: string[]): Promise<void> {
     }
   } catch (err) {
     if (err instanceof FutureCursorError) {
-      throw new CliError(`the cursor ${err.cursor} is past the head of ${url} (head ${err.head ?? 'unknown'}): ` +
-        `a different or restored homeserver; remove ${file ?? 'the cursor'} or pass --from`)
+      const head = err.head ?? 'unknown'
+      if (kept !== undefined) {
+        throw new CliError(`the position ${kept} kept in ${file} is past the head of ${url} (head ${head}): ` +
+          `a different or restored homeserver; remove ${file} to start again`)
+      }
+      throw new CliError(`--from ${from} is past the head of ${url} (head ${head}): no such event yet; ` +
+        `pass --from now, --from start, or a seq up to ${head}`)
     }
     if (err instanceof FollowHttpError) throw new CliError(`${url} refused: ${err.message}`)
     throw err
@@ -80,6 +92,17 @@ export async function tail(argv: string[]): Promise<void> {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
   }
+}
+
+/** The network's own word for a failure (ECONNREFUSED, ENOTFOUND…), else the message. */
+function reason(err: Error): string {
+  let cause: unknown = err
+  while (cause instanceof Error) {
+    const code = (cause as NodeJS.ErrnoException).code
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code
+    cause = cause.cause
+  }
+  return err.message
 }
 
 function jsonLine(e: FollowEvent): string {

@@ -28,6 +28,11 @@ export interface FollowOptions {
   headers?: Record<string, string>
   onState?: (state: FollowState) => void
   /**
+   * Called when an attempt to connect failed in a way a later one may not (the network, a
+   * 5xx, a 429), before the wait for the next one: `error` says why, `delayMs` how long it waits.
+   */
+  onRetry?: (retry: { attempt: number; delayMs: number; error: Error }) => void
+  /**
    * Called when the homeserver pruned events this follower had not processed. Without it the
    * iterator throws a `ResetError`. When it returns, the gap counts as handled and the
    * cursor may move past it.
@@ -255,11 +260,14 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
   /** Opens the stream after the last received position, waiting between failed attempts. */
   async #connect(): Promise<void> {
     const signal = this.#stop.signal
+    let failure: Error | undefined
     while (!signal.aborted) {
       this.#setState('connecting')
       if (this.#connections++ > 0) {
         const { baseMs = this.#retryMs ?? DEFAULTS.baseMs, maxMs = DEFAULTS.maxMs } = this.#opts.backoff ?? {}
-        await sleep(backoffDelay(this.#attempt, baseMs, maxMs), signal)
+        const delayMs = backoffDelay(this.#attempt, baseMs, maxMs)
+        if (failure !== undefined) this.#opts.onRetry?.({ attempt: this.#attempt, delayMs, error: failure })
+        await sleep(delayMs, signal)
         if (signal.aborted) return
       }
       try {
@@ -276,6 +284,7 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
       } catch (err) {
         if (signal.aborted) return
         if (!(err instanceof RetryableError)) throw err
+        failure = err
         this.#attempt++
       }
     }

@@ -1,11 +1,9 @@
-import base32Encode from 'base32-encode'
-
 /**
  * Event ids: the seq as 8 bytes big-endian, in Crockford base32 without padding. 64 bits take
  * 13 characters of 5 bits; the last character carries one zero padding bit, so ids are
  * fixed-width and sort as their numbers do. The one codec, shared by the server
- * (src/events/id.ts re-exports it) and the client entry point, which imports nothing else
- * of the server.
+ * (src/events/id.ts re-exports it), the client entry point and the browser viewer, which
+ * loads this file as it is: it imports nothing.
  */
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
 const VALUE = new Map([...ALPHABET].map((c, i) => [c, i]))
@@ -13,9 +11,16 @@ export const ID_LENGTH = 13
 export const MAX_SEQ = (1n << 64n) - 1n
 
 export function idOf(seq: bigint | number): string {
-  const bytes = new Uint8Array(8)
-  new DataView(bytes.buffer).setBigUint64(0, BigInt(seq))
-  return base32Encode(bytes, 'Crockford')
+  const n = BigInt(seq)
+  if (n < 0n || n > MAX_SEQ) throw new RangeError(`not a u64: ${seq}`)
+  // 65 bits: the seq, then the zero padding bit; five bits per character, most significant first
+  let v = n << 1n
+  let out = ''
+  for (let i = 0; i < ID_LENGTH; i++) {
+    out = ALPHABET[Number(v & 31n)]! + out
+    v >>= 5n
+  }
+  return out
 }
 
 /** Strict: exactly 13 characters of the alphabet, the last one's padding bit zero. */

@@ -24,7 +24,7 @@ export interface RawConfig {
   SESSION_TTL?: string
 }
 
-const FLAGS: Record<string, keyof RawConfig> = {
+export const FLAGS: Record<string, keyof RawConfig> = {
   '--port': 'PORT',
   '--host': 'HOST',
   '--data': 'DATA_DIR',

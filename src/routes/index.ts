@@ -7,6 +7,7 @@ import { eventsStreamRoute } from './events-stream.js'
 import { infoRoute } from './info.js'
 import { storageRoutes } from './storage.js'
 import { subscribeRoutes } from './subscribe.js'
+import { viewerRoutes } from './viewer.js'
 
 export async function registerRoutes(app: FastifyInstance, ctx: Context): Promise<void> {
   await infoRoute(app, ctx)
@@ -16,4 +17,5 @@ export async function registerRoutes(app: FastifyInstance, ctx: Context): Promis
   await eventsStreamRoute(app, ctx)
   await subscribeRoutes(app, ctx)
   await storageRoutes(app, ctx)
+  await viewerRoutes(app)
 }

@@ -12,18 +12,25 @@ export interface ChildServerOptions {
   env?: Record<string, string>
   /** how long to wait for the first answer of /info */
   startTimeoutMs?: number
+  /**
+   * Restarts listen on the port the first start got, so a client that holds the URL (a
+   * browser page) finds the new process where the old one was.
+   */
+  keepPort?: boolean
 }
 
 /**
  * `hearth serve` as a real child process: the only way to test what survives a SIGKILL.
  * It listens on a fresh port each start (PORT=0, read back from its start-up log line), so
  * a restart never races another process for a port; `url` always names the current one.
+ * With `keepPort`, only the first start picks a port and every restart takes it again.
  */
 export class ChildServer {
   readonly #opts: ChildServerOptions
   #child: ChildProcess | undefined
   #exited: Promise<void> = Promise.resolve()
   #url = ''
+  #port = '0'
   #output = ''
 
   private constructor(opts: ChildServerOptions) {
@@ -58,6 +65,7 @@ export class ChildServer {
     const { announced } = await this.#spawn()
     const timeout = this.#opts.startTimeoutMs ?? 60_000
     this.#url = await withTimeout(announced, timeout, () => `hearth serve did not start in ${timeout} ms:\n${this.#output}`)
+    if (this.#opts.keepPort) this.#port = new URL(this.#url).port
     await this.#waitForInfo(timeout)
   }
 
@@ -79,7 +87,7 @@ export class ChildServer {
       ...this.#opts.env,
       // the start-up line that names the port is an info record
       LOG_LEVEL: 'info',
-      PORT: '0',
+      PORT: this.#port,
       DATA_DIR: this.#opts.dataDir,
     }
     const child = spawn(process.execPath, [CLI, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] })

@@ -1,0 +1,163 @@
+import { parseCursor } from '../client/id.js'
+
+/** One event as `/subscribe` sends it (SPEC §6.3). */
+export interface FeedEvent {
+  id: string
+  seq: string
+  type: 'PUT' | 'DEL'
+  user: string
+  path: string
+  uri: string
+  contentHash?: string
+  size?: number
+  ts: number
+}
+
+export type FeedState = 'connecting' | 'open' | 'reconnecting' | 'stopped' | 'refused'
+
+export interface FeedHandlers {
+  event(ev: FeedEvent): void
+  /** every position the stream carried, with data or without: the seq read up to */
+  position(seq: bigint): void
+  reset(requested: string, floor: string): void
+  state(state: FeedState, detail?: string): void
+}
+
+const MAX_DELAY_MS = 10_000
+
+/**
+ * One `/subscribe` stream, read with fetch and resumed after every disconnect with
+ * `Last-Event-ID` set to the last id it carried, so no row is lost or shown twice across a
+ * dropped connection, a pause or a server restart. Not EventSource: it hides the id-only
+ * frames (the position a filtered stream scanned to, which the lag needs) and the error body
+ * of a refused filter, and gives up for good on a 5xx.
+ */
+export class Feed {
+  readonly filter: string
+  readonly #on: FeedHandlers
+  #position: string
+  #retryMs = 2000
+  #failures = 0
+  /** bumped by start() and stop(): a loop from an older run ends at its next step */
+  #run = 0
+  #abort: AbortController | undefined
+
+  /** `position`: the exclusive cursor to start after, an id or a decimal seq */
+  constructor(filter: string, position: string, on: FeedHandlers) {
+    this.filter = filter
+    this.#position = position
+    this.#on = on
+  }
+
+  get running(): boolean {
+    return this.#abort !== undefined
+  }
+
+  start(): void {
+    if (this.running) return
+    void this.#loop(++this.#run)
+  }
+
+  stop(): void {
+    this.#run++
+    this.#abort?.abort()
+    this.#abort = undefined
+    this.#on.state('stopped')
+  }
+
+  async #loop(run: number): Promise<void> {
+    const abort = (this.#abort = new AbortController())
+    this.#on.state('connecting')
+    while (run === this.#run) {
+      let refused = false
+      try {
+        refused = await this.#connect(abort.signal)
+      } catch (err) {
+        if (run !== this.#run) return
+        this.#on.state('reconnecting', err instanceof Error ? err.message : String(err))
+      }
+      if (run !== this.#run) return
+      if (refused) {
+        this.#abort = undefined
+        return
+      }
+      this.#failures++
+      this.#on.state('reconnecting')
+      const delay = Math.min(MAX_DELAY_MS, this.#retryMs * 2 ** (this.#failures - 1))
+      await sleep(delay, abort.signal)
+    }
+  }
+
+  /** One connection, read to its end. True when the server refused it for good (a 4xx). */
+  async #connect(signal: AbortSignal): Promise<boolean> {
+    const query = this.filter === '' ? '' : `?filter=${encodeURIComponent(this.filter)}`
+    const res = await fetch(`/subscribe${query}`, {
+      headers: { accept: 'text/event-stream', 'last-event-id': this.#position },
+      cache: 'no-store',
+      signal,
+    })
+    if (!res.ok) {
+      const body = (await res.json().catch(() => ({}))) as { message?: string }
+      const message = body.message ?? `${res.status} ${res.statusText}`
+      // 408 and 429 pass with time; any other 4xx will be refused again, so it is final.
+      if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) {
+        this.#on.state('refused', message)
+        return true
+      }
+      throw new Error(message)
+    }
+    this.#failures = 0
+    this.#on.state('open')
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader()
+    let pending = ''
+    let frame: Record<string, string> = {}
+    for (;;) {
+      const { value, done } = await reader.read()
+      if (done) return false
+      pending += value
+      let nl: number
+      while ((nl = pending.indexOf('\n')) !== -1) {
+        const line = pending.slice(0, nl).replace(/\r$/, '')
+        pending = pending.slice(nl + 1)
+        if (line === '') {
+          this.#dispatch(frame)
+          frame = {}
+        } else if (!line.startsWith(':')) {
+          const colon = line.indexOf(':')
+          const name = colon === -1 ? line : line.slice(0, colon)
+          const text = colon === -1 ? '' : line.slice(colon + 1).replace(/^ /, '')
+          frame[name] = name === 'data' && frame.data !== undefined ? `${frame.data}\n${text}` : text
+        }
+      }
+    }
+  }
+
+  #dispatch(frame: Record<string, string>): void {
+    if (frame.retry !== undefined && /^\d+$/.test(frame.retry)) this.#retryMs = Number(frame.retry)
+    if (frame.data !== undefined) {
+      if (frame.event === 'PUT' || frame.event === 'DEL') this.#on.event(JSON.parse(frame.data) as FeedEvent)
+      else if (frame.event === 'reset') {
+        const r = JSON.parse(frame.data) as { requested: string; floor: string }
+        this.#on.reset(r.requested, r.floor)
+      }
+    }
+    // The id moves last: an event is counted as received once it has been handed over.
+    const seq = frame.id === undefined ? undefined : parseCursor(frame.id)
+    if (seq !== undefined) {
+      this.#position = frame.id!
+      this.#on.position(seq)
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms)
+    signal.addEventListener('abort', done, { once: true })
+    function done() {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+  })
+}

@@ -1,0 +1,81 @@
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { idOf, seqOfId } from '../src/client/id.js'
+import { testnetBanner } from '../src/cli/serve.js'
+import { newUser, startTestServer, tempDir } from './helpers/server.js'
+
+/** The README's examples are what the code does: its frames, its snippets, the testnet banner. */
+
+const README = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8')
+
+/** The first fenced block of `lang` after `heading`. */
+function block(heading: string, lang: string): string {
+  const at = README.indexOf(heading)
+  if (at === -1) throw new Error(`the README has no ${heading}`)
+  const open = README.indexOf('```' + lang + '\n', at)
+  const start = open + lang.length + 4
+  return README.slice(start, README.indexOf('\n```', start) + 1)
+}
+
+t.test('every example frame carries the id of its seq', async (t) => {
+  const frames = [...README.matchAll(/^id: (\S+)\nevent: (?:PUT|DEL)\ndata: (\{.*\})$/gm)]
+  t.ok(frames.length > 0, 'the README shows /subscribe frames')
+  for (const [, id, data] of frames) {
+    const body = JSON.parse(data!) as { id: string; seq: string }
+    t.equal(body.id, id, 'the data carries the frame\'s id')
+    t.equal(seqOfId(id!), BigInt(body.seq), `${id} is the id of seq ${body.seq}`)
+  }
+  const pairs = [...README.matchAll(/seq (\d+) → `([0-9A-Z]{13})`/g)]
+  t.ok(pairs.length > 0, 'the README gives ids of seqs')
+  for (const [, seq, id] of pairs) t.equal(idOf(BigInt(seq!)), id, `seq ${seq} → ${id}`)
+})
+
+t.test('the testnet banner prints the README\'s client example, filled in', async (t) => {
+  const key = 'o1gg96ewuojmopcjbz8895478wdtxtzzber7aezq6ror5a91j7dy'
+  const relay = 'http://127.0.0.1:40404'
+  const example = block('## Using the official Pubky client', 'js')
+  t.match(example, '<public key printed by hearth serve>')
+  const filled = example.replace('<public key printed by hearth serve>', key).replace('http://127.0.0.1:15411', relay)
+  t.ok(testnetBanner(key, relay).includes(`\n${filled}`), `the banner holds:\n${filled}`)
+})
+
+t.test('the follower snippet runs as it is, with only the package installed', async (t) => {
+  const server = await startTestServer(t)
+  const alice = await newUser(server)
+  await alice.put('/pub/pubky.app/posts/1', 'first')
+  await alice.put('/pub/elsewhere.txt', 'not a post')
+  await alice.put('/pub/pubky.app/posts/2', 'second!')
+  const snippet = block('## Following the log from code', 'js')
+  const specifier = /from '([^']+\/client)'/.exec(snippet)?.[1]
+  t.ok(specifier, 'it imports the package\'s client entry point')
+  // What the package's `./client` export names, here in the checkout.
+  const client = pathToFileURL(fileURLToPath(new URL('../src/client/index.js', import.meta.url))).href
+  const dir = tempDir(t)
+  writeFileSync(join(dir, 'follow.mjs'), snippet.replace(`'${specifier}'`, `'${client}'`))
+  const child = spawn(process.execPath, ['follow.mjs'], {
+    cwd: dir,
+    env: { ...process.env, NODE_OPTIONS: undefined, HEARTH_URL: server.url },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  t.teardown(() => child.kill())
+  let out = ''
+  let err = ''
+  child.stderr.on('data', (b: Buffer) => (err += b.toString()))
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`two lines did not come within 30 s: ${out}${err}`)), 30_000)
+    child.on('exit', () => reject(new Error(`the snippet exited: ${out}${err}`)))
+    child.stdout.on('data', (b: Buffer) => {
+      out += b.toString()
+      if (out.split('\n').length > 2) {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+  })
+  const events = (await server.ctx.events.read(0, 10)).filter((e) => e.path.includes('/posts/'))
+  t.same(out.trimEnd().split('\n'), events.map((e) => `${idOf(e.seq)} PUT pubky://${alice.user}${e.path} ${e.size}`))
+  t.ok(existsSync(join(dir, 'posts.cursor')), 'the cursor is kept where the snippet says')
+})
