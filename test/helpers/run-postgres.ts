@@ -18,9 +18,12 @@ if (!(await postgresAvailable())) {
   process.stderr.write(`\n${line}\n\n`)
   process.exit(process.env.HEARTH_TEST_REQUIRE_POSTGRES === '1' ? 1 : 0)
 }
-const files = FILES.map((f) => new URL(`../${f}.test.js`, import.meta.url).pathname)
-const run = spawnSync('tap', ['--disable-coverage', '--jobs', '2', '--timeout', '300', ...files], {
-  stdio: 'inherit',
-  env: { ...process.env, HEARTH_TEST_ENGINE: 'postgres' },
-})
-process.exit(run.status ?? 1)
+const tap = (files: string[], jobs: number) =>
+  spawnSync('tap', ['--disable-coverage', '--jobs', String(jobs), '--timeout', '300', ...files], {
+    stdio: 'inherit',
+    env: { ...process.env, HEARTH_TEST_ENGINE: 'postgres' },
+  }).status ?? 1
+const status = tap(FILES.map((f) => new URL(`../${f}.test.js`, import.meta.url).pathname), 2)
+// Restarts the PostgreSQL server itself: alone, after everything else.
+const alone = tap([new URL('../postgres-restart.serial.js', import.meta.url).pathname], 1)
+process.exit(status || alone)
