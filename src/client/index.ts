@@ -8,5 +8,5 @@ export {
   FollowHttpError, FollowProtocolError, FutureCursorError, ResetError,
   type FollowEvent, type FollowState, type LogEvent, type ResetInfo,
 } from './events.js'
-export { idOf, parseCursor, seqOfId } from './id.js'
+export { idOf, parseCursor, seqOfId } from '../shared/id.js'
 export { HomeserverClient, HttpError } from './homeserver.js'

@@ -4,8 +4,7 @@ import base32Encode from 'base32-encode'
  * Event ids: the seq as 8 bytes big-endian, in Crockford base32 without padding. 64 bits take
  * 13 characters of 5 bits; the last character carries one zero padding bit, so ids are
  * fixed-width and sort as their numbers do. The one codec, shared by the server
- * (src/events/id.ts re-exports it) and the client entry point, which imports nothing else
- * of the server.
+ * (src/events/id.ts re-exports it) and the client entry point (src/client/).
  */
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
 const VALUE = new Map([...ALPHABET].map((c, i) => [c, i]))
