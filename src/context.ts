@@ -17,6 +17,8 @@ import { UserStore } from './auth/users.js'
 import { ReplayGuard } from './auth/replay.js'
 import { StreamLimiter } from './feed/ip-limit.js'
 import { Retention } from './events/retention.js'
+import { Metrics } from './metrics/metrics.js'
+import { readiness } from './readiness.js'
 
 /**
  * Every service, built once from the config and passed to whoever needs it. Nothing else
@@ -40,6 +42,9 @@ export interface Context {
   replay: ReplayGuard
   keypair: Keypair
   version: string
+  metrics: Metrics
+  /** undefined when the storage answers and the writer is not stuck, else the reason */
+  ready(): Promise<string | undefined>
   /** registers work to run when the server stops accepting (end streams, stop timers) */
   onStop(hook: () => Promise<void> | void): void
   /** runs the stop hooks; called before the HTTP server closes */
@@ -61,7 +66,8 @@ export async function createContext(config: Readonly<Config>, log: FastifyBaseLo
   const writer = new Writer(kv, events, blobs, config.userQuota)
   writer.start()
   const files = new FileStore(kv, blobs)
-  const feed = new FeedEngine(events, config.keepaliveMs)
+  const metrics = new Metrics()
+  const feed = new FeedEngine(events, config.keepaliveMs, metrics.feed)
   const limiter = new StreamLimiter(config.maxStreamsPerIp)
   const signupTokens = new SignupTokens(kv)
   const hooks: (() => Promise<void> | void)[] = [() => feed.stop()]
@@ -78,6 +84,12 @@ export async function createContext(config: Readonly<Config>, log: FastifyBaseLo
     signupTokens,
     replay: new ReplayGuard(),
     version: await packageVersion(),
+    metrics,
+    ready: () => readiness({
+      storage: () => kv.get('meta', 'head'),
+      busySince: () => writer.busySince,
+      onStorageError: (err) => log.warn({ err }, 'readiness: the storage failed a read'),
+    }),
     onStop: (hook) => void hooks.push(hook),
     async stopping() {
       await Promise.allSettled(hooks.map((h) => h()))

@@ -1,12 +1,14 @@
 import { access, constants, mkdir, stat } from 'node:fs/promises'
+import { resolve } from 'node:path'
 import { buildConfig, type Config } from '../config/config.js'
 import { ConfigError, readEnv, readFlags } from '../config/env.js'
 import { startServer } from '../server.js'
 
-export const serveHelp = `hearth serve [--port N] [--host ADDR] [--data DIR] [--signup open|token] [--testnet]
+export const serveHelp = `hearth serve [--port N] [--host ADDR] [--data DIR] [--signup open|token] [--testnet] [--metrics-port N]
 
 Runs the homeserver. Every flag has an environment twin (PORT, HOST, DATA_DIR, SIGNUP_MODE,
-TESTNET); see the README for the full list of settings.`
+TESTNET, METRICS_PORT); see the README for the full list of settings. Logs are JSON lines on
+stdout (LOG_LEVEL, default info: one line per request).`
 
 /** Reads and checks the configuration; a bad setting ends the process with one line and status 2. */
 export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Promise<Readonly<Config>> {
@@ -32,7 +34,9 @@ export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Promis
 export async function serve(argv: string[]): Promise<void> {
   const config = await loadConfig(argv, process.env)
   const server = await startServer(config)
-  server.ctx.log.info({ url: server.url, publicKey: server.ctx.keypair.z32, data: config.dataDir }, 'hearth is serving')
+  server.ctx.log.info({ url: server.url, publicKey: server.ctx.keypair.z32, data: config.dataDir, metrics: server.metricsUrl }, 'hearth is serving')
+  // The JSON lines are for log shippers; a person at a terminal also gets this.
+  if (process.stderr.isTTY) process.stderr.write(banner(server.url, server.ctx.keypair.z32, resolve(config.dataDir), server.metricsUrl))
   if (config.testnet) process.stderr.write(testnetBanner(server.ctx.keypair.z32, server.relays[0]!))
   let stopping = false
   const stop = (signal: string) => {
@@ -51,6 +55,18 @@ export async function serve(argv: string[]): Promise<void> {
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+}
+
+function banner(url: string, key: string, data: string, metrics: string | undefined): string {
+  const lines = [
+    `hearth is serving on ${url}`,
+    `  homeserver key  ${key}`,
+    `  data folder     ${data}`,
+    `  viewer          ${url}/`,
+    `  API description ${url}/openapi.json`,
+  ]
+  if (metrics !== undefined) lines.push(`  metrics         ${metrics}`)
+  return `\n${lines.join('\n')}\n  Ctrl-C stops it.\n\n`
 }
 
 /** What a developer pastes into an app to use this homeserver with the official client. */

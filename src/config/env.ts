@@ -20,6 +20,7 @@ export interface RawConfig {
   KEEPALIVE_MS?: string
   LOG_LEVEL?: string
   SIGNUP_RATE_LIMIT?: string
+  METRICS_PORT?: string
 }
 
 const FLAGS: Record<string, keyof RawConfig> = {
@@ -27,6 +28,7 @@ const FLAGS: Record<string, keyof RawConfig> = {
   '--host': 'HOST',
   '--data': 'DATA_DIR',
   '--signup': 'SIGNUP_MODE',
+  '--metrics-port': 'METRICS_PORT',
 }
 
 export function readEnv(env: NodeJS.ProcessEnv): RawConfig {
@@ -34,6 +36,7 @@ export function readEnv(env: NodeJS.ProcessEnv): RawConfig {
     'PORT', 'HOST', 'DATA_DIR', 'SIGNUP_MODE', 'ADMIN_PASSWORD', 'HOMESERVER_SECRET_KEY', 'TESTNET',
     'PKARR_RELAY_PORT', 'PKARR_RELAYS', 'PUBLIC_HOST', 'MAX_BODY', 'USER_QUOTA', 'EVENT_RETENTION',
     'MAX_STREAMS_PER_IP', 'KEEPALIVE_MS', 'LOG_LEVEL', 'SIGNUP_RATE_LIMIT',
+    'METRICS_PORT',
   ]
   const raw: RawConfig = {}
   for (const k of keys) if (env[k] !== undefined && env[k] !== '') raw[k] = env[k]

@@ -43,6 +43,7 @@ export class Writer {
   readonly #quota: number
   readonly #queue: Pending[] = []
   #running: Promise<void> | undefined
+  #busySince: number | undefined
   #lastSeq = 0
 
   constructor(kv: KV, log: EventLog, blobs: BlobStore, quota: number) {
@@ -63,6 +64,11 @@ export class Writer {
     })
   }
 
+  /** When the group being committed now started (`performance.now()`); undefined when idle. */
+  get busySince(): number | undefined {
+    return this.#busySince
+  }
+
   /** Resolves once everything submitted so far is committed or refused. */
   async idle(): Promise<void> {
     while (this.#running) await this.#running
@@ -70,8 +76,12 @@ export class Writer {
 
   async #drain(): Promise<void> {
     try {
-      while (this.#queue.length > 0) await this.#commit(this.#queue.splice(0, MAX_GROUP))
+      while (this.#queue.length > 0) {
+        this.#busySince = performance.now()
+        await this.#commit(this.#queue.splice(0, MAX_GROUP))
+      }
     } finally {
+      this.#busySince = undefined
       // Cleared in the same tick as the last empty-queue check: a `.finally()` callback would
       // run ticks later, and a submit landing in between would find a drain still "running",
       // start none, and wait forever.

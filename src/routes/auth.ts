@@ -9,6 +9,7 @@ import { decodePublicKey } from '../auth/keys.js'
 import type { Session } from '../auth/sessions.js'
 import { smallBody } from './body.js'
 import { requestUser } from './user.js'
+import { noteUser } from './observe.js'
 
 /** An AuthToken is 115 bytes plus its capabilities; this leaves room for long lists. */
 const MAX_TOKEN_BYTES = 16 * 1024
@@ -53,6 +54,7 @@ export async function authRoutes(app: FastifyInstance, ctx: Context): Promise<vo
 
 async function acceptToken(ctx: Context, req: FastifyRequest) {
   const token = verifyAuthToken(await smallBody(req, MAX_TOKEN_BYTES))
+  noteUser(req, token.user)
   ctx.replay.claim(token)
   return token
 }

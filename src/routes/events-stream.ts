@@ -9,6 +9,7 @@ import { sessionFor } from '../auth/request.js'
 import { covers } from '../auth/capabilities.js'
 import { queryString } from './user.js'
 import { openStream } from './stream.js'
+import { markStream, noteUser } from './observe.js'
 
 /**
  * `GET /events-stream`: upstream's SSE feed, with its query, its error texts and its frames
@@ -39,6 +40,8 @@ async function eventsStream(ctx: Context, req: FastifyRequest, reply: FastifyRep
   }
   if (query.reverse) {
     const release = ctx.limiter.acquire(req.ip)
+    markStream(req)
+    if (onlyUser !== undefined) noteUser(req, onlyUser)
     reply.hijack()
     const stream = ctx.feed.openReverse(reply.raw, reply.getHeaders() as Headers, { onlyUser, limit: query.limit, accepts })
     return stream.onClose(release)

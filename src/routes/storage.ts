@@ -7,6 +7,7 @@ import { ingest } from '../kv/ingest.js'
 import { requireAccess } from '../auth/request.js'
 import { checked, rawPath, requestUser } from './user.js'
 import { bool, listQuery } from './list-query.js'
+import { noteUser } from './observe.js'
 
 /**
  * The file API, on `/pub/…` and `/priv/…` (user from pubky-host, Host or ?pubky-host=) and
@@ -30,7 +31,9 @@ function target(req: FastifyRequest): { user: string; path: string } {
     const rest = raw.slice('/storage/'.length)
     const slash = rest.indexOf('/')
     if (slash === -1) fail('InvalidPath', 'Invalid path: expected /storage/<public key>/<path>')
-    return { user: checked(rest.slice(0, slash)), path: normalisePath(rest.slice(slash)) }
+    const user = checked(rest.slice(0, slash))
+    noteUser(req, user)
+    return { user, path: normalisePath(rest.slice(slash)) }
   }
   return { user: requestUser(req), path: normalisePath(raw) }
 }

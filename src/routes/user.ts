@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import { decodePublicKey } from '../auth/keys.js'
 import { fail } from '../errors.js'
+import { noteUser } from './observe.js'
 
 /**
  * Whose storage a request addresses: header `pubky-host`, else a `Host` that is a bare z32
@@ -8,6 +9,12 @@ import { fail } from '../errors.js'
  * the path instead.
  */
 export function requestUser(req: FastifyRequest): string {
+  const user = findUser(req)
+  noteUser(req, user)
+  return user
+}
+
+function findUser(req: FastifyRequest): string {
   const header = req.headers['pubky-host']
   if (typeof header === 'string') return checked(header)
   const host = (req.headers.host ?? '').replace(/:\d+$/, '')
