@@ -7,6 +7,7 @@ import { installErrorHandler, sendBadUrl } from './routes/errors.js'
 import { registerRoutes } from './routes/index.js'
 import { startPkarr } from './pkarr/wiring.js'
 import { observeRequests } from './routes/observe.js'
+import { collectRoutes, openapiRoute } from './routes/openapi.js'
 import { listenMetrics, type MetricsListener } from './metrics/listener.js'
 import { storageTotals } from './metrics/storage.js'
 
@@ -39,6 +40,7 @@ export async function buildApp(ctx: Context): Promise<FastifyInstance> {
   })
   installErrorHandler(app)
   observeRequests(app, ctx.metrics)
+  const routes = collectRoutes(app)
   await app.register(cors, {
     origin: true,
     credentials: true,
@@ -52,6 +54,7 @@ export async function buildApp(ctx: Context): Promise<FastifyInstance> {
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_req, payload, done) => done(null, payload))
   await registerRoutes(app, ctx)
+  await openapiRoute(app, ctx, routes)
   return app
 }
 

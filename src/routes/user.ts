@@ -34,6 +34,19 @@ export function queryString(url: string): string {
   return q === -1 ? '' : url.slice(q + 1)
 }
 
+/**
+ * The query as an object: keys named in `multi` give every value in order, the others their
+ * last value, as `Object.fromEntries` would.
+ */
+export function queryObject(url: string, multi: readonly string[] = []): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {}
+  for (const [key, value] of new URLSearchParams(queryString(url))) {
+    if (multi.includes(key)) ((out[key] ??= []) as string[]).push(value)
+    else out[key] = value
+  }
+  return out
+}
+
 /** The raw (still percent-encoded) path of the URL, without its query. */
 export function rawPath(url: string): string {
   const q = url.indexOf('?')
