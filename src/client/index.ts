@@ -1,6 +1,7 @@
 /**
- * `hearth/client`: follow a homeserver's event log from plain Node. Imports nothing of the
- * server, so an indexer can depend on this entry point alone.
+ * `hearth-homeserver/client`: follow a homeserver's event log from plain Node. Imports only
+ * src/client/ and src/shared/, nothing of the server, so an indexer can depend on this entry
+ * point alone.
  */
 export { follow, Follower, type FollowOptions } from './follow.js'
 export { FileCursorStore, MemoryCursorStore, type CursorStore } from './cursor-store.js'
