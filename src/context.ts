@@ -15,6 +15,8 @@ import { UserStore } from './auth/users.js'
 import { ReplayGuard } from './auth/replay.js'
 import { StreamLimiter } from './feed/ip-limit.js'
 import { Retention } from './events/retention.js'
+import { Metrics } from './metrics/metrics.js'
+import { readiness } from './readiness.js'
 
 /**
  * Every service, built once from the config and passed to whoever needs it. Nothing else
@@ -37,6 +39,9 @@ export interface Context {
   replay: ReplayGuard
   keypair: Keypair
   version: string
+  metrics: Metrics
+  /** undefined when the storage answers and the writer is not stuck, else the reason */
+  ready(): Promise<string | undefined>
   /** registers work to run when the server stops accepting (end streams, stop timers) */
   onStop(hook: () => Promise<void> | void): void
   /** runs the stop hooks; called before the HTTP server closes */
@@ -59,7 +64,8 @@ async function build(config: Readonly<Config>, log: FastifyBaseLogger, store: St
   const keypair = keypairFromSecret(secret)
   const events = await EventLog.open(store)
   const writer = new Writer(store, events, config.userQuota)
-  const feed = new FeedEngine(events, config.keepaliveMs)
+  const metrics = new Metrics()
+  const feed = new FeedEngine(events, config.keepaliveMs, metrics.feed)
   const sessions = new SessionStore(store, { ttlMs: config.sessionTtlMs })
   const hooks: (() => Promise<void> | void)[] = [() => feed.stop(), () => events.close()]
   let retention: Retention | undefined
@@ -76,6 +82,12 @@ async function build(config: Readonly<Config>, log: FastifyBaseLogger, store: St
     signupTokens: new SignupTokens(store),
     replay: new ReplayGuard(store),
     version: await packageVersion(),
+    metrics,
+    ready: () => readiness({
+      storage: () => store.ping(),
+      busySince: () => writer.busySince,
+      onStorageError: (err) => log.warn({ err }, 'readiness: the storage failed a read'),
+    }),
     onStop: (hook) => void hooks.push(hook),
     async stopping() {
       await Promise.allSettled(hooks.map((h) => h()))

@@ -25,6 +25,7 @@ export const ERRORS = {
   InsufficientStorage: 507,
   Internal: 500,
   Unavailable: 503,
+  NotReady: 503,
 } as const
 
 export type ErrorCode = keyof typeof ERRORS

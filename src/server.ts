@@ -6,6 +6,9 @@ import { createContext, type Context } from './context.js'
 import { installErrorHandler, sendBadUrl } from './routes/errors.js'
 import { registerRoutes } from './routes/index.js'
 import { startPkarr } from './pkarr/wiring.js'
+import { observeRequests } from './routes/observe.js'
+import { collectRoutes, openapiRoute } from './routes/openapi.js'
+import { listenMetrics, type MetricsListener } from './metrics/listener.js'
 
 export interface Server {
   app: FastifyInstance
@@ -14,6 +17,8 @@ export interface Server {
   url: string
   /** pkarr relays the homeserver publishes its record to (the local one in testnet) */
   relays: string[]
+  /** `http://host:port/metrics` with METRICS_PORT */
+  metricsUrl?: string
   close(): Promise<void>
 }
 
@@ -26,13 +31,15 @@ export async function buildApp(ctx: Context): Promise<FastifyInstance> {
     // Storage paths are up to 4096 bytes; the router's default would turn long ones into 404s.
     routerOptions: { maxParamLength: 8192 },
     bodyLimit: ctx.config.maxBody,
-    // One line per request would dominate the log of a busy homeserver; errors are still logged.
+    // Fastify's two lines per request give way to one (src/routes/observe.ts).
     logController: new LogController({ disableRequestLogging: true }),
     // A URL whose percent-encoding does not decode reaches no route; without this Fastify
     // answers it in its own JSON, even on storage paths, where errors are plain text.
     frameworkErrors: (_err, req, reply) => sendBadUrl(req, reply),
   })
   installErrorHandler(app)
+  observeRequests(app, ctx.metrics)
+  const routes = collectRoutes(app)
   await app.register(cors, {
     origin: true,
     credentials: true,
@@ -46,16 +53,19 @@ export async function buildApp(ctx: Context): Promise<FastifyInstance> {
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_req, payload, done) => done(null, payload))
   await registerRoutes(app, ctx)
+  await openapiRoute(app, ctx, routes)
   return app
 }
 
 export async function startServer(config: Readonly<Config>, log?: FastifyInstance['log']): Promise<Server> {
   const logger = log ?? (await import('./log.js')).createLogger(config.logLevel)
   const ctx = await createContext(config, logger)
+  ctx.metrics.watch({ events: ctx.events, writer: ctx.writer, feed: ctx.feed, storage: () => ctx.store.totals() })
   const app = await buildApp(ctx)
+  let metrics: MetricsListener | undefined
   const stop = async () => {
     await ctx.stopping()
-    await app.close()
+    await Promise.all([app.close(), metrics?.close()])
     await ctx.close()
   }
   let port: number
@@ -64,6 +74,9 @@ export async function startServer(config: Readonly<Config>, log?: FastifyInstanc
     await app.listen({ port: config.port, host: config.host })
     const addr = app.server.address()
     port = typeof addr === 'object' && addr ? addr.port : config.port
+    if (config.metricsPort !== undefined) {
+      metrics = await listenMetrics(ctx.metrics, config.host, config.metricsPort, (err) => ctx.log.error({ err }, 'collecting the metrics failed'))
+    }
     relays = (await startPkarr(ctx, config, port)).relays
   } catch (err) {
     // A failed start (a busy port, a busy relay port) leaves no listener or open database behind.
@@ -77,6 +90,7 @@ export async function startServer(config: Readonly<Config>, log?: FastifyInstanc
     ctx,
     url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
     relays,
+    metricsUrl: metrics?.url,
     close() {
       closing ??= stop()
       return closing

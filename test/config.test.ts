@@ -195,3 +195,23 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     t.ok(Date.now() - sent < 5000)
   })
 }
+
+t.test('METRICS_PORT and --metrics-port: off by default, a port, never the API port', async (t) => {
+  t.equal(buildConfig({}).metricsPort, undefined, 'no metrics listener unless asked')
+  t.equal(buildConfig({ METRICS_PORT: '9464' }).metricsPort, 9464)
+  t.equal(readFlags(['--metrics-port', '9100']).raw.METRICS_PORT, '9100', 'the flag')
+  t.equal(readEnv({ METRICS_PORT: '9200' }).METRICS_PORT, '9200', 'the environment')
+  const refused = (raw: Record<string, string>) => {
+    try {
+      buildConfig(raw)
+    } catch (err) {
+      return err instanceof ConfigError ? `${err.setting}: ${err.message}` : String(err)
+    }
+    return 'accepted'
+  }
+  t.match(refused({ METRICS_PORT: 'abc' }), /^METRICS_PORT: /)
+  t.match(refused({ METRICS_PORT: '6286' }), /^METRICS_PORT: .*must differ from PORT/)
+  const bad = await run(['serve', '--metrics-port', 'abc', '--data', tempDir(t)])
+  t.equal(bad.code, 2, 'a bad value stops start-up with status 2')
+  t.match(bad.stderr, /METRICS_PORT/, 'naming the setting')
+})

@@ -1,4 +1,4 @@
-import { concat } from '../src/bytes.js'
+import { concat } from '../src/shared/bytes.js'
 import t from 'tap'
 import { keypairFromSecret } from '../src/auth/keys.js'
 import { DnsError, decodeMessage, decodeSvcb, encodeName, encodeSvcb } from '../src/pkarr/dns.js'

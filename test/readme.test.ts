@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { idOf, seqOfId } from '../src/client/id.js'
+import { idOf, seqOfId } from '../src/shared/id.js'
 import { testnetBanner } from '../src/cli/serve.js'
 import { newUser, startTestServer, tempDir } from './helpers/server.js'
 

@@ -2,7 +2,7 @@ import t from 'tap'
 import { blake3 } from '@noble/hashes/blake3.js'
 import { join } from 'node:path'
 import { newUser, startTestServer, tempDir } from './helpers/server.js'
-import type { Store } from '../src/kv/store.js'
+import { aroundCommit } from './helpers/store-wrap.js'
 import { LevelStore } from '../src/kv/level/store.js'
 import { Writer, fileCost } from '../src/events/writer.js'
 import { EventLog } from '../src/events/log.js'
@@ -150,19 +150,11 @@ t.test('a commit that fails takes its seqs back: the next commit continues witho
   // The real engine, made to fail chosen commits the way a full disk would: the group's work
   // runs, then the commit fails before anything lands.
   let failing = false
-  const commit: Store['commit'] = (work) =>
-    inner.commit(async (tx) => {
-      const out = await work(tx)
-      if (failing) throw new Error('ENOSPC: no space left on device')
-      return out
-    })
-  const store = new Proxy(inner, {
-    get: (target, prop) => {
-      if (prop === 'commit') return commit
-      const v = Reflect.get(target, prop, target) as unknown
-      return typeof v === 'function' ? v.bind(target) : v
-    },
-  }) as Store
+  const store = aroundCommit(inner, async (tx, work) => {
+    const out = await work(tx)
+    if (failing) throw new Error('ENOSPC: no space left on device')
+    return out
+  })
   const log = await EventLog.open(store)
   const writer = new Writer(store, log, 1024 ** 3)
   t.equal(await inner.createUser('u', 0), 'created')

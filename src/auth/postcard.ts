@@ -1,32 +1,14 @@
 import { fail, type ErrorCode } from '../errors.js'
-import { concat } from '../bytes.js'
 
 /**
  * Postcard, the serde format upstream Pubky uses for AuthTokens and SessionInfo: unsigned
  * LEB128 varints, and strings as a varint length followed by UTF-8.
  */
 
-const utf8 = new TextEncoder()
+export { concat } from '../shared/bytes.js'
+export { postcardString, varint } from '../shared/postcard.js'
+
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
-
-export function varint(value: number | bigint): Uint8Array {
-  let v = BigInt(value)
-  if (v < 0n || v >= 1n << 64n) throw new RangeError('a postcard varint holds a u64')
-  const out: number[] = []
-  do {
-    const low = Number(v & 0x7fn)
-    v >>= 7n
-    out.push(v === 0n ? low : low | 0x80)
-  } while (v !== 0n)
-  return Uint8Array.from(out)
-}
-
-export function postcardString(text: string): Uint8Array {
-  const body = utf8.encode(text)
-  return concat(varint(body.length), body)
-}
-
-export { concat }
 
 /** Reads postcard fields in order; every malformed input fails with the given error code. */
 export class PostcardReader {

@@ -1,21 +1,12 @@
 import { fail, HearthError } from '../errors.js'
-import { encodePublicKey, sign, verify, type Keypair } from './keys.js'
+import { encodePublicKey, verify, type Keypair } from './keys.js'
 import { formatCapabilities, parseCapabilities, type Capability } from './capabilities.js'
-import { concat, PostcardReader, postcardString } from './postcard.js'
+import { PostcardReader } from './postcard.js'
+import { HEADER, NAMESPACE, SIGNED_FROM, signAuthTokenText } from '../shared/auth-token.js'
 
 /**
- * The AuthToken a client posts to `/signup` and `/session`: upstream Pubky's postcard bytes
- * (pubky-common `auth.rs`):
- *
- *   [0..64)    ed25519 signature
- *   [64..74)   `PUBKY:AUTH`
- *   [74]       version, 0
- *   [75..83)   timestamp, u64 big-endian microseconds
- *   [83..115)  public key of the user, who is also the signer in version 0
- *   [115..)    varint length + capabilities text
- *
- * The signature covers [65..], not [64..]: upstream skips the namespace's first byte, and a
- * token signed any other way does not verify there either.
+ * The AuthToken a client posts to `/signup` and `/session`; its byte layout is described
+ * (and tokens are signed) in src/shared/auth-token.ts.
  */
 export interface AuthToken {
   signature: Uint8Array
@@ -27,11 +18,8 @@ export interface AuthToken {
   capabilities: Capability[]
 }
 
-export const NAMESPACE = new TextEncoder().encode('PUBKY:AUTH')
 export const MAX_SKEW_MS = 180_000
-
-const SIGNED_FROM = 65
-const HEADER = 115
+export { NAMESPACE }
 
 export interface VerifyOptions {
   /** Milliseconds since the epoch. */
@@ -84,12 +72,7 @@ export function signAuthToken(
   capabilities: readonly Capability[] | string,
   now: number = Date.now(),
 ): Uint8Array {
-  const text = typeof capabilities === 'string' ? capabilities : formatCapabilities(capabilities)
-  const timestamp = new Uint8Array(8)
-  new DataView(timestamp.buffer).setBigUint64(0, BigInt(Math.floor(now * 1000)), false)
-  const token = concat(new Uint8Array(64), NAMESPACE, Uint8Array.of(0), timestamp, keypair.publicKey, postcardString(text))
-  token.set(sign(token.subarray(SIGNED_FROM), keypair.secretKey), 0)
-  return token
+  return signAuthTokenText(keypair, typeof capabilities === 'string' ? capabilities : formatCapabilities(capabilities), now)
 }
 
 function capabilitiesOf(text: string): Capability[] {

@@ -5,10 +5,11 @@ import { ConfigError, FLAGS, readEnv, readFlags } from '../config/env.js'
 import { startServer, type Server } from '../server.js'
 import { StorageUnavailable } from '../kv/open.js'
 
-export const serveHelp = `hearth serve [--port N] [--host ADDR] [--data DIR] [--database URL] [--signup open|token] [--testnet]
+export const serveHelp = `hearth serve [--port N] [--host ADDR] [--data DIR] [--database URL] [--signup open|token] [--testnet] [--metrics-port N]
 
 Runs the homeserver. Every flag has an environment twin (PORT, HOST, DATA_DIR, DATABASE_URL,
-SIGNUP_MODE, TESTNET); see the README for the full list of settings.`
+SIGNUP_MODE, TESTNET, METRICS_PORT); see the README for the full list of settings. Logs are
+JSON lines on stdout (LOG_LEVEL, default info: one line per request).`
 
 /** Reads and checks the configuration; a bad setting ends the process with one line and status 2. */
 export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Promise<Readonly<Config>> {
@@ -55,7 +56,10 @@ export async function serve(argv: string[]): Promise<void> {
       'most likely another hearth serve: stop that one, or give this one another folder\n')
     process.exit(2)
   }
-  server.ctx.log.info({ url: server.url, publicKey: server.ctx.keypair.z32, data: config.dataDir }, 'hearth is serving')
+  const storage = server.ctx.store.location
+  server.ctx.log.info({ url: server.url, publicKey: server.ctx.keypair.z32, storage, metrics: server.metricsUrl }, 'hearth is serving')
+  // The JSON lines are for log shippers; a person at a terminal also gets this.
+  if (process.stderr.isTTY) process.stderr.write(banner(server.url, server.ctx.keypair.z32, server.ctx.store.engine, storage, server.metricsUrl))
   if (config.testnet) process.stderr.write(testnetBanner(server.ctx.keypair.z32, server.relays[0]!))
   let stopping = false
   const stop = (signal: string) => {
@@ -82,6 +86,18 @@ function heldByAnother(err: unknown): boolean {
     if ((e as { code?: unknown }).code === 'LEVEL_LOCKED') return true
   }
   return false
+}
+
+function banner(url: string, key: string, engine: string, storage: string, metrics: string | undefined): string {
+  const lines = [
+    `hearth is serving on ${url}`,
+    `  homeserver key  ${key}`,
+    `  storage         ${engine}: ${storage}`,
+    `  viewer          ${url}/`,
+    `  API description ${url}/openapi.json`,
+  ]
+  if (metrics !== undefined) lines.push(`  metrics         ${metrics}`)
+  return `\n${lines.join('\n')}\n  Ctrl-C stops it.\n\n`
 }
 
 /**

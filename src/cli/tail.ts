@@ -2,7 +2,7 @@ import { once } from 'node:events'
 import { FileCursorStore, MemoryCursorStore } from '../client/cursor-store.js'
 import { FollowHttpError, FutureCursorError, type FollowEvent, type ResetInfo } from '../client/events.js'
 import { follow, type Follower } from '../client/follow.js'
-import { parseCursor } from '../client/id.js'
+import { parseCursor } from '../shared/id.js'
 import { CliError, DEFAULT_URL, homeserverUrl, parseCommand, UsageError } from './client-options.js'
 
 export const tailHelp = `hearth tail [FILTER...] [--from start|now|ID] [--cursor-file F] [--json] [--limit N] [--url URL]

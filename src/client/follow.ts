@@ -3,7 +3,7 @@ import { AckWindow, type Entry } from './ack-window.js'
 import { backoffDelay, sleep } from './backoff.js'
 import { FileCursorStore, MemoryCursorStore, type CursorStore } from './cursor-store.js'
 import { ResetError, type FollowEvent, type FollowState, type ResetInfo } from './events.js'
-import { idOf, parseCursor } from './id.js'
+import { idOf, parseCursor } from '../shared/id.js'
 import { FrameReader, openSubscribe, readHead, RetryableError, type Endpoint, type Item } from './stream.js'
 
 export interface FollowOptions {

@@ -1,5 +1,5 @@
-import { keypairFromSecret, type Keypair } from '../auth/keys.js'
-import { signAuthToken } from '../auth/token.js'
+import { keypairFromSecret, type Keypair } from '../shared/keys.js'
+import { signAuthTokenText } from '../shared/auth-token.js'
 
 /**
  * A small client for one user of one homeserver: signs its own AuthTokens, keeps the session
@@ -34,7 +34,7 @@ export class HomeserverClient {
   }
 
   async #auth(route: string, capabilities: string): Promise<void> {
-    const token = signAuthToken(this.keypair, capabilities)
+    const token = signAuthTokenText(this.keypair, capabilities)
     const res = await fetch(this.url + route, { method: "POST", body: Buffer.from(token) })
     await expectOk(res)
     const cookie = res.headers.getSetCookie().find((c) => c.startsWith(`${this.user}=`))

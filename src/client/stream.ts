@@ -3,7 +3,7 @@ import {
   errorBodySchema, FollowHttpError, FollowProtocolError, FutureCursorError, infoSchema, logEventSchema, resetSchema,
   type LogEvent, type ResetInfo,
 } from './events.js'
-import { idOf, seqOfId } from './id.js'
+import { idOf, seqOfId } from '../shared/id.js'
 
 /** What one `/subscribe` stream says, in order. */
 export type Item =

@@ -55,6 +55,7 @@ const schema = z.object({
   SIGNUP_RATE_LIMIT: int(1, 1_000_000).default(100),
   DATABASE_URL: databaseUrl.optional(),
   SESSION_TTL: duration.optional(),
+  METRICS_PORT: int(0, 65535).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 
@@ -75,6 +76,8 @@ export interface Config {
   maxStreamsPerIp: number
   keepaliveMs: number
   logLevel: string
+  /** the Prometheus listener's port, on `host`; none when unset */
+  metricsPort?: number
   /** sign-ups and sign-ins per client address per minute */
   signupRatePerMinute: number
   /** files up to this size live inline in the database; larger ones become blob files */
@@ -93,6 +96,9 @@ export function buildConfig(raw: RawConfig, overrides: Partial<Config> = {}): Re
     throw new ConfigError(String(issue.path[0] ?? 'config'), issue.message)
   }
   const e = parsed.data
+  if (e.METRICS_PORT !== undefined && e.METRICS_PORT !== 0 && e.METRICS_PORT === e.PORT) {
+    throw new ConfigError('METRICS_PORT', 'must differ from PORT')
+  }
   return Object.freeze({
     port: e.PORT,
     host: e.HOST,
@@ -110,6 +116,7 @@ export function buildConfig(raw: RawConfig, overrides: Partial<Config> = {}): Re
     maxStreamsPerIp: e.MAX_STREAMS_PER_IP,
     keepaliveMs: e.KEEPALIVE_MS,
     logLevel: e.LOG_LEVEL,
+    metricsPort: e.METRICS_PORT,
     signupRatePerMinute: e.SIGNUP_RATE_LIMIT,
     inlineMax: 64 * 1024,
     databaseUrl: e.DATABASE_URL,

@@ -22,6 +22,7 @@ export interface RawConfig {
   SIGNUP_RATE_LIMIT?: string
   DATABASE_URL?: string
   SESSION_TTL?: string
+  METRICS_PORT?: string
 }
 
 export const FLAGS: Record<string, keyof RawConfig> = {
@@ -30,6 +31,7 @@ export const FLAGS: Record<string, keyof RawConfig> = {
   '--data': 'DATA_DIR',
   '--signup': 'SIGNUP_MODE',
   '--database': 'DATABASE_URL',
+  '--metrics-port': 'METRICS_PORT',
 }
 
 export function readEnv(env: NodeJS.ProcessEnv): RawConfig {
@@ -37,6 +39,7 @@ export function readEnv(env: NodeJS.ProcessEnv): RawConfig {
     'PORT', 'HOST', 'DATA_DIR', 'SIGNUP_MODE', 'ADMIN_PASSWORD', 'HOMESERVER_SECRET_KEY', 'TESTNET',
     'PKARR_RELAY_PORT', 'PKARR_RELAYS', 'PUBLIC_HOST', 'MAX_BODY', 'USER_QUOTA', 'EVENT_RETENTION',
     'MAX_STREAMS_PER_IP', 'KEEPALIVE_MS', 'LOG_LEVEL', 'SIGNUP_RATE_LIMIT', 'DATABASE_URL', 'SESSION_TTL',
+    'METRICS_PORT',
   ]
   const raw: RawConfig = {}
   for (const k of keys) if (env[k] !== undefined && env[k] !== '') raw[k] = env[k]

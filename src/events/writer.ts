@@ -27,10 +27,8 @@ export function fileCost(path: string, size: number): number {
   return size + Buffer.byteLength(path) + FILE_OVERHEAD
 }
 
-export interface CommitObserver {
-  /** called after each commit group with its size (events appended) and duration */
-  (group: { events: number; refused: number; ms: number }): void
-}
+/** Told of each commit group once it is durable and announced: its size and duration. */
+export type CommitObserver = (group: { events: number; refused: number; ms: number }) => void
 
 /**
  * The one write path: it appends to the event log. Every PUT and DELETE becomes part of one
@@ -48,19 +46,23 @@ export class Writer {
   readonly #store: Store
   readonly #events: EventLog
   readonly #quota: number
-  readonly #observe: CommitObserver
+  readonly #observers = new Set<CommitObserver>()
   readonly #queue: Pending[] = []
   #running: Promise<void> | undefined
   #busySince: number | undefined
 
-  constructor(store: Store, events: EventLog, quota: number, observe: CommitObserver = () => {}) {
+  constructor(store: Store, events: EventLog, quota: number) {
     this.#store = store
     this.#events = events
     this.#quota = quota
-    this.#observe = observe
   }
 
-  /** ms since the epoch when the group now committing started, if one is. */
+  onCommit(observer: CommitObserver): () => void {
+    this.#observers.add(observer)
+    return () => this.#observers.delete(observer)
+  }
+
+  /** `performance.now()` when the group now committing started, if one is. */
   get busySince(): number | undefined {
     return this.#busySince
   }
@@ -90,7 +92,8 @@ export class Writer {
   }
 
   async #commit(group: Pending[]): Promise<void> {
-    const started = Date.now()
+    const started = performance.now()
+    const ts = Date.now()
     this.#busySince = started
     const refused: { p: Pending; err: unknown }[] = []
     let done: { p: Pending; ev: HearthEvent }[]
@@ -102,7 +105,7 @@ export class Writer {
         const out: typeof done = []
         for (const p of group) {
           try {
-            out.push({ p, ...this.#prepare(p.op, state, tx, tx.head + out.length + 1, started) })
+            out.push({ p, ...this.#prepare(p.op, state, tx, tx.head + out.length + 1, ts) })
           } catch (err) {
             refused.push({ p, err })
           }
@@ -124,7 +127,8 @@ export class Writer {
       p.reject(err)
     }
     if (done.length > 0) await this.#events.publish(done.map((d) => d.ev))
-    this.#observe({ events: done.length, refused: refused.length, ms: Date.now() - started })
+    const ms = performance.now() - started
+    for (const observe of this.#observers) observe({ events: done.length, refused: refused.length, ms })
     for (const d of done) d.p.resolve(d.ev)
   }
 

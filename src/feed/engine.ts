@@ -5,7 +5,8 @@ import { SubscriptionTables } from '../subscriptions/tables.js'
 import { KEEPALIVE_FRAME, RETRY_FRAME, UPSTREAM_KEEPALIVE_FRAME, framesOf } from './frames.js'
 import { replayReverse, type ReverseSpec } from './reverse.js'
 import { SseStream } from './sse.js'
-import { Subscriber, type SubscriberSpec } from './subscriber.js'
+import { Subscriber, type Protocol, type SubscriberSpec } from './subscriber.js'
+import { NO_OBSERVER, type FeedObserver, type FeedStats, type Phase } from './observer.js'
 import type { ServerResponse } from 'node:http'
 
 export type Headers = Record<string, string | number | string[]>
@@ -28,10 +29,12 @@ export class FeedEngine {
   readonly #reverse = new Set<SseStream>()
   readonly #timer: NodeJS.Timeout
   readonly #unlisten: () => void
+  readonly #observer: FeedObserver
   #stopped = false
 
-  constructor(log: EventLog, keepaliveMs: number) {
+  constructor(log: EventLog, keepaliveMs: number, observer: FeedObserver = NO_OBSERVER) {
     this.#log = log
+    this.#observer = observer
     this.#unlisten = log.onAppend((events) => this.#announce(events))
     this.#timer = setInterval(() => this.#keepalive(), keepaliveMs)
     this.#timer.unref()
@@ -47,11 +50,31 @@ export class FeedEngine {
     return this.#subs.values()
   }
 
+  /** Open streams by protocol and phase, and the bytes they hold unsent. */
+  stats(): FeedStats {
+    const counts = new Map<string, { protocol: Protocol; phase: Phase; count: number }>()
+    const count = (protocol: Protocol, phase: Phase) => {
+      const key = `${protocol} ${phase}`
+      const entry = counts.get(key) ?? counts.set(key, { protocol, phase, count: 0 }).get(key)!
+      entry.count++
+    }
+    let unsentBytes = 0
+    for (const sub of this.#subs) {
+      count(sub.spec.protocol, sub.phase)
+      unsentBytes += sub.stream.buffered
+    }
+    for (const stream of this.#reverse) {
+      count('events-stream', 'replay')
+      unsentBytes += stream.buffered
+    }
+    return { streams: [...counts.values()], unsentBytes }
+  }
+
   /** Starts a stream on `res`: headers now, then replay (if any), then live. */
   open(res: ServerResponse, opts: OpenOptions): Subscriber {
     const stream = new SseStream(res, opts.headers)
     if (opts.protocol === 'subscribe') stream.write(RETRY_FRAME)
-    const sub = new Subscriber(opts, stream, this.#log, (s) => this.#forget(s))
+    const sub = new Subscriber(opts, stream, this.#log, (s) => this.#forget(s), this.#observer)
     if (this.#stopped) sub.finish()
     if (sub.done) return sub // the client left before its stream started
     this.#subs.add(sub)
@@ -67,7 +90,7 @@ export class FeedEngine {
     if (stream.closed || this.#stopped) return stream
     this.#reverse.add(stream)
     stream.onClose(() => this.#reverse.delete(stream))
-    void replayReverse(this.#log, stream, spec).catch(() => stream.end())
+    void replayReverse(this.#log, stream, spec, this.#observer).catch(() => stream.end())
     return stream
   }
 
@@ -83,13 +106,22 @@ export class FeedEngine {
   /** One commit's events: each subscriber's frames of the group go out in one write. */
   #announce(events: readonly HearthEvent[]): void {
     const written = new Set<Subscriber>()
+    let subscribe = 0
+    let eventsStream = 0
     for (const ev of events) {
       const subs = this.#tables.match(ev)
       if (subs.size === 0) continue
       const frames = framesOf(ev)
-      for (const sub of subs) if (sub.push(ev, frames)) written.add(sub)
+      for (const sub of subs) {
+        if (!sub.push(ev, frames)) continue
+        written.add(sub)
+        if (sub.spec.protocol === 'subscribe') subscribe++
+        else eventsStream++
+      }
     }
     for (const sub of written) sub.stream.uncork()
+    if (subscribe > 0) this.#observer.delivered('subscribe', 'live', subscribe)
+    if (eventsStream > 0) this.#observer.delivered('events-stream', 'live', eventsStream)
   }
 
   #keepalive(): void {

@@ -3,6 +3,7 @@ import type { EventLog } from '../events/log.js'
 import { EventFrames } from './frames.js'
 import type { SseStream } from './sse.js'
 import { PAGE } from './subscriber.js'
+import type { FeedObserver } from './observer.js'
 
 export interface ReverseSpec {
   /** the one user whose index may be read instead of the whole log */
@@ -16,15 +17,18 @@ export interface ReverseSpec {
  * head, sends what `accepts` takes, waits whenever the socket holds HIGH_WATER bytes, and
  * ends at the floor or after `limit` events. Never live.
  */
-export async function replayReverse(log: EventLog, stream: SseStream, spec: ReverseSpec): Promise<void> {
+export async function replayReverse(log: EventLog, stream: SseStream, spec: ReverseSpec, observer: FeedObserver): Promise<void> {
   let before = log.head + 1
   let sent = 0
   let batch = ''
   let bytes = 0
+  let events = 0
   const flush = () => {
     if (batch !== '') stream.write(batch)
+    if (events > 0) observer.delivered('events-stream', 'replay', events)
     batch = ''
     bytes = 0
+    events = 0
   }
   while (!stream.closed && before > log.floor) {
     const page = spec.onlyUser ? await log.readUserReverse(spec.onlyUser, before, PAGE) : await log.readReverse(before, PAGE)
@@ -39,6 +43,7 @@ export async function replayReverse(log: EventLog, stream: SseStream, spec: Reve
       const frame = new EventFrames(ev).eventsStreamText
       batch += frame
       bytes += Buffer.byteLength(frame)
+      events++
       if (spec.limit !== undefined && ++sent >= spec.limit) break
     }
     flush()

@@ -3,6 +3,7 @@ import { isPrivate } from '../events/event.js'
 import type { EventLog } from '../events/log.js'
 import { EventFrames, idFrame, resetFrame } from './frames.js'
 import type { SseStream } from './sse.js'
+import type { FeedObserver, Phase } from './observer.js'
 
 /** Events read from the log per step of a replay or catch-up. */
 export const PAGE = 256
@@ -65,6 +66,7 @@ export class Subscriber {
   readonly stream: SseStream
   readonly #log: EventLog
   readonly #onDone: (sub: Subscriber) => void
+  readonly #observer: FeedObserver
   cursor: number
   live = false
   /** how many times this stream fell out of live because its socket was backed up */
@@ -75,12 +77,15 @@ export class Subscriber {
   /** frames of the current replay step, written as one chunk */
   #batch = ''
   #batchBytes = 0
+  /** events in `#batch`, reported as delivered when it is written */
+  #batchEvents = 0
 
-  constructor(spec: SubscriberSpec, stream: SseStream, log: EventLog, onDone: (sub: Subscriber) => void) {
+  constructor(spec: SubscriberSpec, stream: SseStream, log: EventLog, onDone: (sub: Subscriber) => void, observer: FeedObserver) {
     this.spec = spec
     this.stream = stream
     this.#log = log
     this.#onDone = onDone
+    this.#observer = observer
     this.cursor = spec.after
     this.#idSent = spec.after
     stream.onClose(() => this.finish())
@@ -88,6 +93,11 @@ export class Subscriber {
 
   get done(): boolean {
     return this.#done
+  }
+
+  get phase(): Phase {
+    if (this.live) return 'live'
+    return this.catchUps > 0 ? 'catching_up' : 'replay'
   }
 
   /** Phase 1, then the hand-over. Runs again after every catch-up. */
@@ -151,6 +161,7 @@ export class Subscriber {
       // Phase 4: drop out of live; the log still has this event and the catch-up reads it.
       this.live = false
       this.catchUps++
+      this.#observer.fellBehind(this.spec.protocol)
       void this.stream.drained().then(() => this.replay()).catch(() => this.finish())
       return false
     }
@@ -188,6 +199,7 @@ export class Subscriber {
   #send(ev: HearthEvent): void {
     const frames = new EventFrames(ev)
     this.#queue(this.spec.protocol === 'subscribe' ? frames.subscribeText : frames.eventsStreamText)
+    this.#batchEvents++
     this.#counted(ev)
   }
 
@@ -226,8 +238,10 @@ export class Subscriber {
   #flush(): void {
     if (this.#batchBytes === 0) return
     this.stream.write(this.#batch)
+    if (this.#batchEvents > 0 && !this.stream.closed) this.#observer.delivered(this.spec.protocol, 'replay', this.#batchEvents)
     this.#batch = ''
     this.#batchBytes = 0
+    this.#batchEvents = 0
   }
 
   async #drain(): Promise<void> {

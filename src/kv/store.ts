@@ -62,6 +62,8 @@ export interface Store {
   fileKeys(range: KeyRange): AsyncIterable<string>
 
   user(user: string): Promise<UserRecord | undefined>
+  /** How many users there are and the sum of their usage: for metrics, read at each scrape. */
+  totals(): Promise<{ users: number; bytes: number }>
   /** Creates a user with usage 0, redeeming `signupToken` in the same transaction when given. */
   createUser(user: string, createdAt: number, signupToken?: string): Promise<CreateUserResult>
   /** Stores a new signup token; false when the token already exists. */

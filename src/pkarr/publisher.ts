@@ -27,6 +27,8 @@ export interface PublisherOptions {
   /** per-request timeout */
   timeoutMs?: number
   log: PublishLog
+  /** told of every attempt's outcome (the metrics count them) */
+  onPublish?: (ok: boolean) => void
 }
 
 export interface Publisher {
@@ -54,7 +56,7 @@ export function relayUrl(relay: string, z32: string): string {
 
 export function startPublisher(options: PublisherOptions): Publisher {
   const opts = schema.parse(options)
-  const { log } = options
+  const { log, onPublish = () => {} } = options
   const { z32, publicKey } = keypairFromSecret(opts.secretKey)
   const stopping = new AbortController()
   const timers = new Set<NodeJS.Timeout>()
@@ -95,11 +97,13 @@ export function startPublisher(options: PublisherOptions): Publisher {
       timers.delete(timer)
       const run = publishOnce(relay).then(
         () => {
+          onPublish(true)
           markPublished(true)
           schedule(relay, 0, opts.intervalMs)
         },
         (err: unknown) => {
           if (stopping.signal.aborted) return
+          onPublish(false)
           const backoff = Math.min(opts.maxRetryMs, opts.intervalMs, opts.retryMs * 2 ** Math.min(failures, 30))
           // jitter in [backoff/2, backoff) keeps many homeservers from retrying in step
           const wait = Math.round(backoff / 2 + (Math.random() * backoff) / 2)

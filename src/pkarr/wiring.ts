@@ -33,6 +33,7 @@ export async function startPkarr(ctx: Context, config: Readonly<Config>, httpPor
     host: config.testnet ? 'localhost' : (config.publicHost ?? 'localhost'),
     relays,
     log: ctx.log,
+    onPublish: (ok) => ctx.metrics.published(ok),
   })
   ctx.onStop(() => publisher.stop())
   // Start-up waits briefly for the first publish, so a testnet client can resolve at once.

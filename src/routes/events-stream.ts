@@ -9,6 +9,29 @@ import { sessionFor } from '../auth/request.js'
 import { covers } from '../auth/capabilities.js'
 import { queryString } from './user.js'
 import { openStream } from './stream.js'
+import { markStream, noteUser } from './observe.js'
+import { sse, type RouteDoc } from '../openapi/route-doc.js'
+import { z } from 'zod'
+
+/**
+ * The query's shape, for the document. Validation is upstream's own parser
+ * (parseEventsStreamQuery), which must keep upstream's error texts and the order it checks in.
+ */
+const query = z.object({
+  user: z.array(z.string()).describe('repeatable, 1 to 50: `<key>` or `<key>:<cursor>` (exclusive; decimal or a 13-character id)'),
+  path: z.array(z.string()).optional().describe('repeatable: ending in `/` is a folder and below, otherwise one file; default `/pub/`'),
+  limit: z.string().regex(/^\+?[0-9]+$/).optional().describe('end after this many events (1 to 65535)'),
+  live: z.enum(['true', '1', 'false', '0']).optional().describe('follow new events once the replay is done'),
+  reverse: z.enum(['true', '1', 'false', '0']).optional().describe('newest first (not with live)'),
+})
+const doc: RouteDoc = {
+  summary: 'The upstream SSE feed of some users',
+  tag: 'feeds',
+  query,
+  headers: z.object({ cookie: z.string().optional().describe("the user's session, for paths under /priv/") }),
+  responses: { 200: sse('frames `event: PUT|DEL`, `data: pubky://<key><path>`, `data: cursor: <seq>`, `data: content_hash: <base64>` (PUT), and `id: <seq>`') },
+  errors: [400, 401, 403, 404, 429],
+}
 
 /**
  * `GET /events-stream`: upstream's SSE feed, with its query, its error texts and its frames
@@ -16,7 +39,7 @@ import { openStream } from './stream.js'
  * and skips each user's events up to its own.
  */
 export async function eventsStreamRoute(app: FastifyInstance, ctx: Context): Promise<void> {
-  app.get('/events-stream', { config: { plainErrors: true } }, (req, reply) => eventsStream(ctx, req, reply))
+  app.get('/events-stream', { config: { plainErrors: true, doc } }, (req, reply) => eventsStream(ctx, req, reply))
 }
 
 async function eventsStream(ctx: Context, req: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -39,6 +62,8 @@ async function eventsStream(ctx: Context, req: FastifyRequest, reply: FastifyRep
   }
   if (query.reverse) {
     const release = ctx.limiter.acquire(req.ip)
+    markStream(req)
+    if (onlyUser !== undefined) noteUser(req, onlyUser)
     reply.hijack()
     const stream = ctx.feed.openReverse(reply.raw, reply.getHeaders() as Headers, { onlyUser, limit: query.limit, accepts })
     return stream.onClose(release)

@@ -5,12 +5,14 @@ import { authRoutes } from './auth.js'
 import { eventsRoute } from './events.js'
 import { eventsStreamRoute } from './events-stream.js'
 import { infoRoute } from './info.js'
+import { healthRoutes } from './health.js'
 import { storageRoutes } from './storage.js'
 import { subscribeRoutes } from './subscribe.js'
 import { viewerRoutes } from './viewer.js'
 
 export async function registerRoutes(app: FastifyInstance, ctx: Context): Promise<void> {
   await infoRoute(app, ctx)
+  await healthRoutes(app, ctx)
   await authRoutes(app, ctx)
   await adminRoutes(app, ctx)
   await eventsRoute(app, ctx)

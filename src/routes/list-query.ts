@@ -8,8 +8,10 @@ export function bool(v: z.infer<typeof flag>): boolean {
 }
 
 export const listQuery = z.object({
-  limit: z.string().regex(/^\d+$/, 'expected a number').transform((s) => Math.min(Number(s), 1000)).optional().default(100),
-  cursor: z.string().min(1).optional(),
-  reverse: flag,
-  shallow: flag,
+  limit: z.string().regex(/^\d+$/, 'expected a number').transform((s) => Math.min(Number(s), 1000)).optional().default(100)
+    .describe('listings: at most this many entries (default 100, at most 1000)'),
+  cursor: z.string().min(1).optional()
+    .describe('listings: start after this entry (`pubky://<key>/path`, `<key>/path`, `/path`, or a name in the folder)'),
+  reverse: flag.describe('listings: newest name first'),
+  shallow: flag.describe('listings: only the folder\'s own entries, subfolders ending in `/`'),
 })

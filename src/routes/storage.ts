@@ -7,21 +7,26 @@ import { ingest } from '../kv/ingest.js'
 import { requireAccess } from '../auth/request.js'
 import { checked, rawPath, requestUser } from './user.js'
 import { bool, listQuery } from './list-query.js'
+import { noteUser } from './observe.js'
+import { storageDoc } from './storage-doc.js'
 
 /**
  * The file API, on `/pub/…` and `/priv/…` (user from pubky-host, Host or ?pubky-host=) and
  * path-addressed on `/storage/<z32>/…`. Errors here are plain text, as upstream.
  */
 export async function storageRoutes(app: FastifyInstance, ctx: Context): Promise<void> {
-  const config = { plainErrors: true }
   const handler = (req: FastifyRequest, reply: FastifyReply) => handle(ctx, req, reply)
-  for (const url of ['/pub/*', '/priv/*', '/storage/*']) {
+  for (const url of ['/pub/*', '/priv/*', '/storage/*'] as const) {
     // HEAD is declared, not derived from GET: Fastify's derived HEAD rewrites an empty reply's
     // Content-Length to 0, and clients read a file's size from it (the official client's stats).
-    app.route({ method: ['GET', 'HEAD', 'PUT', 'DELETE'], url, config, handler })
+    for (const method of ['GET', 'HEAD', 'PUT', 'DELETE'] as const) {
+      app.route({ method, url, exposeHeadRoute: false, config: { plainErrors: true, doc: storageDoc(method, url) }, handler })
+    }
   }
   // Writes anywhere else are refused as outside the writable roots, not as unknown routes.
-  app.route({ method: ['PUT', 'DELETE'], url: '/*', config, handler })
+  for (const method of ['PUT', 'DELETE'] as const) {
+    app.route({ method, url: '/*', config: { plainErrors: true, doc: storageDoc(method, '/*') }, handler })
+  }
 }
 
 function target(req: FastifyRequest): { user: string; path: string } {
@@ -30,7 +35,9 @@ function target(req: FastifyRequest): { user: string; path: string } {
     const rest = raw.slice('/storage/'.length)
     const slash = rest.indexOf('/')
     if (slash === -1) fail('InvalidPath', 'Invalid path: expected /storage/<public key>/<path>')
-    return { user: checked(rest.slice(0, slash)), path: normalisePath(rest.slice(slash)) }
+    const user = checked(rest.slice(0, slash))
+    noteUser(req, user)
+    return { user, path: normalisePath(rest.slice(slash)) }
   }
   return { user: requestUser(req), path: normalisePath(raw) }
 }

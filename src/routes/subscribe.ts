@@ -7,13 +7,45 @@ import { ANY_USER, filterMatches, parseFilters, type Filter } from '../subscript
 import { sessionFor } from '../auth/request.js'
 import { covers } from '../auth/capabilities.js'
 import { isPrivate, type HearthEvent } from '../events/event.js'
-import { queryString } from './user.js'
+import { queryObject } from './user.js'
+import { sse, type RouteDoc } from '../openapi/route-doc.js'
 import { openStream } from './stream.js'
 
-const options = z.object({
-  live: z.enum(['true', '1', 'false', '0']).optional().transform((v) => v !== 'false' && v !== '0'),
-  limit: z.string().regex(/^[1-9]\d{0,15}$/, 'expected a positive number').transform(Number).optional(),
+const query = z.object({
+  filter: z.array(z.string()).optional()
+    .describe('repeatable, up to 64, a union: `<key or *><path>`, a trailing `*` makes a prefix; none means every public event'),
+  lastSeq: z.string().optional().describe('resume after this id or decimal seq (exclusive); `0` replays from the start'),
+  cursor: z.string().optional().describe('the same as lastSeq'),
+  live: z.enum(['true', '1', 'false', '0']).optional().transform((v) => v !== 'false' && v !== '0')
+    .describe('false: end the stream once caught up'),
+  limit: z.string().regex(/^[1-9]\d{0,15}$/, 'expected a positive number').transform(Number).optional()
+    .describe('end the stream after this many events'),
 })
+const headers = z.object({
+  'last-event-id': z.string().optional().describe('resume after this id (what EventSource sends on reconnect); wins over the query'),
+  cookie: z.string().optional().describe("the owner's session, for /priv/ events of one user"),
+})
+const frames = 'frames `id: <13-char id>`, `event: PUT|DEL`, `data: {"id","seq","type","user","path","uri","contentHash","size","ts"}`; ' +
+  'first `retry: 2000`; `: keepalive` comments; data-less `id:` frames while scanning; `event: reset` when the cursor is below the floor'
+const docs: Record<string, RouteDoc> = {
+  query: {
+    summary: 'Follow the log, filtered, resumable (SSE)',
+    tag: 'feeds',
+    query,
+    headers,
+    responses: { 200: sse(frames) },
+    errors: [400, 429],
+  },
+  path: {
+    summary: 'Follow the log with one filter in the path (SSE)',
+    tag: 'feeds',
+    params: z.object({ filter: z.string().describe('one filter, as in ?filter=') }),
+    query,
+    headers,
+    responses: { 200: sse(frames) },
+    errors: [400, 429],
+  },
+}
 
 /**
  * `GET /subscribe?filter=…` and `GET /subscribe/<filter>`: the subscription stream. Without a
@@ -22,18 +54,19 @@ const options = z.object({
  */
 export async function subscribeRoutes(app: FastifyInstance, ctx: Context): Promise<void> {
   const handler = (req: FastifyRequest, reply: FastifyReply) => subscribe(ctx, req, reply)
-  app.get('/subscribe', handler)
-  app.get('/subscribe/*', handler)
+  app.get('/subscribe', { config: { doc: docs.query } }, handler)
+  app.get('/subscribe/*', { config: { doc: docs.path } }, handler)
 }
 
 async function subscribe(ctx: Context, req: FastifyRequest, reply: FastifyReply): Promise<void> {
-  const params = new URLSearchParams(queryString(req.url))
-  const texts = params.getAll('filter')
+  const q = query.parse(queryObject(req.url, ['filter']))
+  const texts = q.filter ?? []
   const inPath = (req.params as { '*'?: string })['*']
   if (inPath !== undefined && inPath !== '') texts.push(inPath)
   const filters = parseFilters(texts)
-  const { live, limit } = options.parse(Object.fromEntries(params))
-  const cursorText = header(req, 'last-event-id') ?? params.get('lastSeq') ?? params.get('cursor') ?? undefined
+  const { live, limit } = q
+  const lastEventId = headers.parse(req.headers)['last-event-id'] || undefined
+  const cursorText = lastEventId ?? q.lastSeq ?? q.cursor
   const head = ctx.events.head
   let after = head
   if (cursorText !== undefined) {
@@ -60,9 +93,4 @@ async function subscribe(ctx: Context, req: FastifyRequest, reply: FastifyReply)
 function singleUser(filters: readonly Filter[]): string | undefined {
   const user = filters[0]?.user
   return user !== undefined && user !== ANY_USER && filters.every((f) => f.user === user) ? user : undefined
-}
-
-function header(req: FastifyRequest, name: string): string | undefined {
-  const v = req.headers[name]
-  return typeof v === 'string' && v !== '' ? v : undefined
 }

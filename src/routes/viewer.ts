@@ -12,7 +12,7 @@ const FILES: Record<string, [file: string, type: string]> = {
   '/viewer/viewer.css': ['viewer/static/viewer.css', 'text/css; charset=utf-8'],
   '/viewer/viewer.js': ['viewer/viewer.js', JS],
   '/viewer/feed.js': ['viewer/feed.js', JS],
-  '/client/id.js': ['client/id.js', JS],
+  '/shared/id.js': ['shared/id.js', JS],
 }
 
 // The page loads only its own files and talks only to this origin.

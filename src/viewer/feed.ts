@@ -1,4 +1,4 @@
-import { parseCursor } from '../client/id.js'
+import { parseCursor } from '../shared/id.js'
 
 /** One event as `/subscribe` sends it (SPEC §6.3). */
 export interface FeedEvent {

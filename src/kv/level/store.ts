@@ -1,5 +1,5 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import type { HearthEvent } from '../../events/event.js'
 import { fileAncestors } from '../../paths.js'
 import { Serial } from '../../serial.js'
@@ -35,7 +35,7 @@ export class LevelStore implements Store {
   readonly #signOuts = new Set<(secret: string) => void>()
 
   private constructor(dataDir: string) {
-    this.location = dataDir
+    this.location = resolve(dataDir)
     this.#kv = new LevelKV(join(dataDir, 'db'))
     this.blobs = new FileBlobs(join(dataDir, 'blobs'), async (id) => (await this.#kv.get('blobs', id)) !== undefined)
   }
@@ -150,6 +150,17 @@ export class LevelStore implements Store {
 
   async user(user: string): Promise<UserRecord | undefined> {
     return parseJson<UserRecord>(await this.#kv.get('users', user))
+  }
+
+  /** One pass over the users' records: its cost follows the number of users. */
+  async totals(): Promise<{ users: number; bytes: number }> {
+    let users = 0
+    let bytes = 0
+    for await (const [, v] of this.#kv.entries('users', {})) {
+      users++
+      bytes += (parseJson<UserRecord>(v)!).usage
+    }
+    return { users, bytes }
   }
 
   createUser(user: string, createdAt: number, signupToken?: string): Promise<CreateUserResult> {

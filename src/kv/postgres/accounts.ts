@@ -25,6 +25,11 @@ export class AccountTables {
     return row === undefined ? undefined : { createdAt: row.created_at, usage: row.usage }
   }
 
+  async totals(): Promise<{ users: number; bytes: number }> {
+    const { rows } = await this.#pool.query<{ users: string; bytes: string }>('SELECT count(*) AS users, coalesce(sum(usage), 0) AS bytes FROM users')
+    return { users: Number(rows[0]!.users), bytes: Number(rows[0]!.bytes) }
+  }
+
   /**
    * With a token: one transaction redeems it only if still unused (`used_by IS NULL`, which
    * a concurrent redeemer's committed UPDATE makes false) and inserts the user; if the user

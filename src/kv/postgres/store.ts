@@ -224,6 +224,10 @@ export class PostgresStore implements Store {
     return fileKeys(this.#pool, range)
   }
 
+  totals(): Promise<{ users: number; bytes: number }> {
+    return this.#accounts.totals()
+  }
+
   user(user: string): Promise<UserRecord | undefined> {
     return this.#accounts.user(user)
   }

@@ -1,0 +1,24 @@
+import type { Protocol } from './subscriber.js'
+
+/** Where a stream stands: reading the log, pushed to live, or catching up after falling behind. */
+export type Phase = 'replay' | 'live' | 'catching_up'
+
+/**
+ * What the feed reports as it works, for the metrics. Calls come per commit group or per page
+ * written, not per event and subscriber, so counting costs nothing on the fan-out path.
+ */
+export interface FeedObserver {
+  /** `n` events of `protocol` were written to sockets, read from the log or pushed live */
+  delivered(protocol: Protocol, source: 'replay' | 'live', n: number): void
+  /** a live stream's socket was backed up: it left the live path to catch up from the log */
+  fellBehind(protocol: Protocol): void
+}
+
+export const NO_OBSERVER: FeedObserver = { delivered() {}, fellBehind() {} }
+
+/** The engine's open streams, read at each metrics scrape. */
+export interface FeedStats {
+  streams: { protocol: Protocol; phase: Phase; count: number }[]
+  /** bytes written to streams that their sockets have not taken yet */
+  unsentBytes: number
+}
