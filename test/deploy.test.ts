@@ -11,7 +11,8 @@ import { Scrape } from './helpers/prometheus.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8')
-const yaml = (path: string) => parse(read(path)) as any
+// merge keys (`<<: *anchor`) as Compose reads them
+const yaml = (path: string) => parse(read(path), { merge: true }) as any
 
 interface Panel {
   type: string
@@ -38,6 +39,24 @@ t.test('docker-compose.yml: Hearth with /readyz, and a monitoring profile of off
     for (const port of service.ports as string[]) t.match(port, /^127\.0\.0\.1:/, `${name} listens on localhost only`)
   }
   t.equal(prometheus.depends_on.hearth.condition, 'service_healthy')
+
+  // the postgres profile: PostgreSQL and two instances on one database, nothing else changed
+  const { postgres } = compose.services
+  t.match(postgres.image, /^postgres:1[5-9]$/, 'PostgreSQL 15 or newer, the official image')
+  t.same(postgres.profiles, ['postgres'])
+  const instances = Object.entries(compose.services).filter(([name]) => name.startsWith('hearth-pg-')) as [string, Record<string, any>][]
+  t.equal(instances.length, 2, 'two Hearth instances')
+  const urls = new Set<string>()
+  for (const [name, s] of instances) {
+    t.same(s.profiles, ['postgres'], `${name} runs only with --profile postgres`)
+    t.match(s.environment.DATABASE_URL, /^postgres:\/\/[^@]+@postgres:5432\/hearth$/, `${name} uses the postgres service`)
+    urls.add(s.environment.DATABASE_URL)
+    t.match(s.healthcheck.test.join(' '), /\/readyz/, `${name}'s health check asks /readyz`)
+    t.equal(s.depends_on.postgres.condition, 'service_healthy', `${name} starts once PostgreSQL is ready`)
+    t.equal(s.volumes, undefined, `${name} keeps nothing on local disk`)
+  }
+  t.equal(urls.size, 1, 'both on one database')
+  t.not(instances[0]![1].ports[0], instances[1]![1].ports[0], 'on different host ports')
 
   // every bind mount names a file or folder of this repository
   const mounts = new Map<string, string>()
