@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { z } from 'zod'
 import type { Context } from '../context.js'
 import { fail } from '../errors.js'
-import { isPrivate } from '../events/event.js'
+import { isPrivate } from '../feed/visibility.js'
 import { parseDecimal } from '../events/id.js'
 
 const query = z.object({
