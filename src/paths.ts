@@ -100,6 +100,11 @@ export function checkRoot(path: string): void {
   }
 }
 
+/** `/priv/` files are their owner's alone: to read (storage) and to follow (src/feed/visibility.ts). */
+export function isPrivatePath(path: string): boolean {
+  return path.startsWith('/priv/')
+}
+
 export function isDirPath(path: string): boolean {
   return path.endsWith('/')
 }

@@ -1,5 +1,6 @@
 import { covers, type Capability } from '../auth/capabilities.js'
 import type { HearthEvent } from '../events/event.js'
+import { isPrivatePath } from '../paths.js'
 
 /*
  * The one home of the `/priv/` rule (SPEC §2, §6.3). A public event is for everyone. A private
@@ -18,7 +19,7 @@ export type Seen = Pick<HearthEvent, 'user' | 'path'>
 export type CanSee = (ev: Seen) => boolean
 
 export function isPrivate(ev: Pick<HearthEvent, 'path'>): boolean {
-  return ev.path.startsWith('/priv/')
+  return isPrivatePath(ev.path)
 }
 
 export function canSee(ev: Seen, viewer: Viewer | undefined): boolean {

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Readable } from 'node:stream'
 import type { Context } from '../context.js'
 import { fail } from '../errors.js'
-import { checkRoot, isDirPath, normaliseDecoded, normalisePath } from '../paths.js'
+import { checkRoot, isDirPath, isPrivatePath, normaliseDecoded, normalisePath } from '../paths.js'
 import { ingest } from '../kv/ingest.js'
 import { requireAccess } from '../auth/request.js'
 import { checked, rawPath, requestUser } from './user.js'
@@ -40,7 +40,7 @@ async function handle(ctx: Context, req: FastifyRequest, reply: FastifyReply): P
   checkRoot(path)
   if (req.method === 'PUT') return put(ctx, req, reply, user, path)
   if (req.method === 'DELETE') return del(ctx, req, reply, user, path)
-  if (path.startsWith('/priv/')) await requireAccess(ctx, req, user, path, 'r')
+  if (isPrivatePath(path)) await requireAccess(ctx, req, user, path, 'r')
   return isDirPath(path) ? list(ctx, req, reply, user, path) : get(ctx, req, reply, user, path)
 }
 
