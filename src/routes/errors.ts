@@ -17,10 +17,22 @@ declare module 'fastify' {
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | HearthError | ZodError, req, reply) => {
     const { status, code, message, details } = describe(err)
-    if (status >= 500) req.log.error({ err }, 'request failed')
+    logAnswer(req, err, status, code, message)
     send(req, reply, status, code, message, details)
   })
   app.setNotFoundHandler((req, reply) => send(req, reply, 404, 'NotFound', 'Not found'))
+}
+
+/**
+ * The error level, with a stack, is for faults only. Anything a client can cause at will (any
+ * 4xx, and the 503 and 507 refusals the domain raises) is one line without a stack, so no
+ * client can fill the error log.
+ */
+function logAnswer(req: FastifyRequest, err: unknown, status: number, code: string, message: string): void {
+  const fault = status >= 500 && !(err instanceof HearthError && err.code !== 'Internal')
+  if (fault) req.log.error({ err }, 'request failed')
+  else if (status >= 500) req.log.warn({ status, code, reason: message }, 'request refused')
+  else req.log.info({ status, code, reason: message }, 'request refused')
 }
 
 function describe(err: unknown): { status: number; code: string; message: string; details?: Record<string, unknown> } {
