@@ -7,6 +7,7 @@ import { ingest } from '../kv/ingest.js'
 import { requireAccess } from '../auth/request.js'
 import { checked, rawPath, requestUser } from './user.js'
 import { bool, listQuery } from './list-query.js'
+import { servedAsData } from './served-as-data.js'
 
 /**
  * The file API, on `/pub/…` and `/priv/…` (user from pubky-host, Host or ?pubky-host=) and
@@ -72,6 +73,7 @@ async function get(ctx: Context, req: FastifyRequest, reply: FastifyReply, user:
   if (meta === undefined) fail('NotFound', 'Not found')
   const etag = `"${meta.hash}"`
   const modified = new Date(meta.mtime)
+  servedAsData(reply, meta.type)
   reply.header('etag', etag).header('last-modified', modified.toUTCString()).header('cache-control', 'no-cache')
   if (notModified(req, etag, meta.mtime)) return reply.code(304).send()
   reply.header('content-type', meta.type).header('content-length', meta.size)
@@ -95,6 +97,7 @@ async function list(ctx: Context, req: FastifyRequest, reply: FastifyReply, user
   const q = listQuery.parse(req.query)
   const cursor = q.cursor === undefined ? undefined : cursorPath(q.cursor, user, dir)
   const paths = await ctx.files.list(user, dir, { limit: q.limit, cursor, reverse: bool(q.reverse), shallow: bool(q.shallow) })
+  servedAsData(reply)
   reply.type('text/plain; charset=utf-8')
   return reply.send(paths.map((p) => `pubky://${user}${p}`).join('\n'))
 }
