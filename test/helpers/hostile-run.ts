@@ -209,9 +209,9 @@ function requestSize(req: HostileRequest): number {
   return req.target.length + req.headers.reduce((n, [k, v]) => n + k.length + v.length + 4, 0)
 }
 
-/** Fastify's answer to a request Node could not parse (e.g. an unknown method). */
+/** The answer to a request Node could not parse (e.g. an unknown method), which reaches no route. */
 function isClientError(res: RawResponse): boolean {
-  return res.status === 400 && res.body.toString() === '{"error":"Bad Request","message":"Client Error","statusCode":400}'
+  return res.status === 400 && res.body.toString() === '{"error":"BadRequest","message":"Malformed HTTP request"}'
 }
 
 function socketBytes(req: HostileRequest, body: Uint8Array | undefined): Buffer {
