@@ -53,9 +53,10 @@ export interface SubscriberSpec {
  * as not matching), and every event ≤ cursor that matches was sent exactly once, in order
  * (except events pruned before they could be read, which the reset frame announces).
  * Id-only frames report `#mark` ≤ cursor: a position that gives nothing away. Pages of the
- * whole log end where the log says, whoever wrote there; pages of one user's index end on
- * that user's events, so there only an event the stream may see, or the head, is a mark
- * (SPEC §6.3: no id frame lands on a private event of the filtered user).
+ * whole log end where the log says, whoever wrote there. Pages of one user's index end on
+ * that user's events, and where a page ends, or which of its events a mark could stop at,
+ * would tell how many hidden events it held; so a replay of an index marks only the head it
+ * reaches (SPEC §6.3: no id frame lands on, or just after, a private event of that user).
  * Replay reads never return events above `log.head`, and the log raises `head` in the same
  * tick as it pushes, so at the hand-over every event ≤ head was read and every event > head
  * will be pushed. A push with seq ≤ cursor is ignored, which removes any duplicate.
@@ -116,14 +117,13 @@ export class Subscriber {
       for (const ev of page) {
         if (this.#done) return
         if (ev.seq <= this.cursor) continue
-        const seen = this.spec.canSee(ev)
-        if (seen && this.spec.accepts(ev)) {
+        if (this.spec.canSee(ev) && this.spec.accepts(ev)) {
           if (this.#full()) await this.#drain()
           if (this.#done) return
           this.#send(ev)
         }
         this.cursor = ev.seq
-        if (seen || this.spec.onlyUser === undefined) this.#mark = ev.seq
+        if (this.spec.onlyUser === undefined) this.#mark = ev.seq
       }
       // A short page holds every event up to the head it was read under.
       if (page.length < PAGE) this.cursor = this.#mark = Math.max(this.cursor, head)
