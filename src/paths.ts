@@ -14,8 +14,8 @@ export const MAX_PATH_BYTES = 4096
 export const MAX_SEGMENTS = 64
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
 
-/** What is wrong with a path, in the words of a 400; undefined when it keeps the rules. */
-export type PathProblem = string | undefined
+/** A path in normal form, or what is wrong with it in the words of a 400. */
+export type NormalForm = { path: string; problem?: never } | { path?: never; problem: string }
 
 /**
  * Normalises a storage path as it arrived in the URL: percent-decoded once, then
@@ -43,7 +43,7 @@ export function normaliseDecoded(decoded: string): string {
  * trailing `/`, `.` or `..` kept as the folder slash. Climbing above the root, or breaking
  * a rule once normalised, gives the problem instead.
  */
-export function normalForm(decoded: string): { path: string; problem?: undefined } | { path?: undefined; problem: string } {
+export function normalForm(decoded: string): NormalForm {
   if (!decoded.startsWith('/')) return { problem: 'must be absolute' }
   // checked before anything else reads the text: a control character is refused wherever it is
   if (CONTROL.test(decoded)) return { problem: 'control characters' }
@@ -70,7 +70,7 @@ export function normalForm(decoded: string): { path: string; problem?: undefined
  * after its last `/` is the beginning of a segment (a prefix filter's `/pub/po`), which may be
  * anything a segment may begin with, `.` and `..` included.
  */
-export function normalProblem(path: string, partial = false): PathProblem {
+export function normalProblem(path: string, partial = false): string | undefined {
   if (!path.startsWith('/')) return 'the path must start with /'
   if (CONTROL.test(path)) return 'control characters are not allowed'
   const segments = path.split('/').slice(1)
