@@ -3,7 +3,7 @@ import cors from '@fastify/cors'
 import rateLimit from '@fastify/rate-limit'
 import type { Config } from './config/config.js'
 import { createContext, type Context } from './context.js'
-import { installErrorHandler, sendBadUrl } from './routes/errors.js'
+import { answerClientError, installErrorHandler, sendBadUrl } from './routes/errors.js'
 import { registerRoutes } from './routes/index.js'
 import { startPkarr } from './pkarr/wiring.js'
 import { observeRequests } from './routes/observe.js'
@@ -36,6 +36,7 @@ export async function buildApp(ctx: Context): Promise<FastifyInstance> {
     // A URL whose percent-encoding does not decode reaches no route; without this Fastify
     // answers it in its own JSON, even on storage paths, where errors are plain text.
     frameworkErrors: (_err, req, reply) => sendBadUrl(req, reply),
+    clientErrorHandler: (err, socket) => answerClientError(ctx.log, err, socket),
   })
   installErrorHandler(app)
   observeRequests(app, ctx.metrics)

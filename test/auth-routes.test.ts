@@ -7,6 +7,7 @@ import { signAuthToken } from '../src/auth/token.js'
 import { decodeSessionInfo } from '../src/auth/session-info.js'
 import { formatCapabilities } from '../src/auth/capabilities.js'
 import { HomeserverClient } from '../src/client/homeserver.js'
+import { RawStream } from './helpers/feed.js'
 
 /** `/signup`, `/session` and the admin route (SPEC §4), through the real server. */
 
@@ -123,6 +124,42 @@ t.test('sessions: sign-in, GET, DELETE', async (t) => {
   t.equal((await alice.request('DELETE', '/session')).status, 401, 'signing out twice')
   t.equal((await second.request('PUT', '/pub/only/x', 'x')).status, 201, 'the other session lives on')
   t.equal((await fetch(`${server.url}/session`, { method: 'DELETE', headers: { 'pubky-host': alice.user } })).status, 401, 'no cookie')
+})
+
+t.test('several cookies named after the user: each is tried', async (t) => {
+  const server = await startTestServer(t)
+  const alice = await newUser(server)
+  const bob = await newUser(server)
+  await alice.put('/priv/secret.txt', 'mine')
+  const stale = new HomeserverClient(server.url, alice.keypair)
+  await stale.signin()
+  await stale.request('DELETE', '/session')
+  const junk = 'Z'.repeat(26)
+  const as = (cookie: string) => ({ 'pubky-host': alice.user, cookie })
+  const orders = [
+    `${alice.user}=${stale.session}; ${alice.user}=${alice.session}`,
+    `${alice.user}=${junk}; ${bob.user}=${bob.session}; ${alice.user}=${alice.session}`,
+    `${alice.user}=${bob.session}; ${alice.user}=${alice.session}`,
+    `${alice.user}=; ${alice.user}=${alice.session}; ${alice.user}=${stale.session}`,
+  ]
+  for (const [i, cookie] of orders.entries()) {
+    const put = await fetch(`${server.url}/pub/dup/${i}`, { method: 'PUT', headers: as(cookie), body: 'x' })
+    t.equal(put.status, 201, `PUT with ${cookie.replaceAll(alice.user, 'alice').replaceAll(bob.user, 'bob')}`)
+    const read = await fetch(`${server.url}/priv/secret.txt`, { headers: as(cookie) })
+    t.equal(await read.text(), 'mine', 'a private read')
+    const info = decodeSessionInfo(new Uint8Array(await (await fetch(`${server.url}/session`, { headers: as(cookie) })).arrayBuffer()))
+    t.same([...info.publicKey], [...alice.keypair.publicKey], 'GET /session finds the live one')
+    const s = await RawStream.open(`${server.url}/subscribe?filter=${alice.user}/priv/*&lastSeq=0&live=false`, { cookie })
+    await s.all()
+    t.equal(s.events().length, 1, "the owner's private stream")
+  }
+  const other = await fetch(`${server.url}/pub/dup/x`, { method: 'PUT', headers: as(`${alice.user}=${junk}; ${alice.user}=${bob.session}`), body: 'x' })
+  t.equal(other.status, 403, "only someone else's live session: 403, as with one cookie")
+  const none = await fetch(`${server.url}/pub/dup/x`, { method: 'PUT', headers: as(`${alice.user}=${junk}; ${alice.user}=${stale.session}`), body: 'x' })
+  t.equal(none.status, 401, 'no live session among them: 401')
+  const out = await fetch(`${server.url}/session`, { method: 'DELETE', headers: as(`${alice.user}=${stale.session}; ${alice.user}=${alice.session}`) })
+  t.equal(out.status, 204, 'signing out with a stale cookie first')
+  t.equal((await alice.request('PUT', '/pub/after', 'x')).status, 401, 'ends the live session')
 })
 
 t.test('AuthTokens: replay, wrong signature span, stale, future, malformed', async (t) => {

@@ -2,6 +2,7 @@ import t from 'tap'
 import { newUser, startTestServer } from './helpers/server.js'
 import type { Server } from '../src/server.js'
 import type { HomeserverClient } from '../src/client/homeserver.js'
+import { MAX_SCAN } from '../src/feed/poll.js'
 
 /** `GET /events/` (SPEC §6.1): the upstream text feed over the one log. */
 
@@ -60,11 +61,38 @@ t.test('/priv/ events never appear, but the cursor moves past them', async (t) =
   await alice.delete('/priv/one') // 5
   t.equal((await feed(server)).text, `PUT ${u}/pub/two\ncursor: 5`, 'trailing private events are consumed')
   t.equal((await feed(server, 'limit=1')).text, `PUT ${u}/pub/two\ncursor: 2`, 'a full page stops at its last line')
-  t.equal((await feed(server, 'cursor=2')).text, '', 'only private events after the cursor: empty')
+  t.equal((await feed(server, 'cursor=2')).text, 'cursor: 5', 'only private events after the cursor: the cursor moves past them')
+  t.equal((await feed(server, 'cursor=4')).text, 'cursor: 5')
+  t.equal((await feed(server, 'cursor=5')).text, '', 'nothing after the cursor: empty')
   await alice.put('/pub/six', 'x') // 6
   t.equal((await feed(server, 'cursor=2')).text, `PUT ${u}/pub/six\ncursor: 6`)
   const many = await feed(server, 'limit=1000')
   t.notMatch(many.text, /\/priv\//)
+})
+
+t.test('a long private stretch: each request scans a bounded part of it and says how far it got', async (t) => {
+  const server = await startTestServer(t)
+  const alice = await newUser(server)
+  await alice.put('/pub/first', 'x') // 1
+  await putAll(alice, Array.from({ length: MAX_SCAN + 150 }, (_, i) => `/priv/p/${i}`))
+  const head = server.ctx.events.head
+  t.equal(head, MAX_SCAN + 151)
+  t.equal((await feed(server, 'cursor=1')).text, `cursor: ${1 + MAX_SCAN}`, 'one request scans MAX_SCAN events')
+  t.equal((await feed(server, `cursor=${1 + MAX_SCAN}&limit=1000`)).text, `cursor: ${head}`, 'the next one the rest')
+  t.equal((await feed(server, `cursor=${head}`)).text, '', 'then nothing')
+  await alice.put('/pub/last', 'x')
+  // a poller that follows the cursor lines gets past the stretch in a bounded number of requests
+  const seen: string[] = []
+  let cursor = 0
+  for (let requests = 1; ; requests++) {
+    const { lines, cursor: next } = parse((await feed(server, `cursor=${cursor}`)).text)
+    if (next === undefined) break
+    seen.push(...lines)
+    cursor = next
+    if (requests > 3) throw new Error(`the poller is still at ${cursor} after ${requests} requests`)
+  }
+  t.same(seen, [`PUT pubky://${alice.user}/pub/first`, `PUT pubky://${alice.user}/pub/last`])
+  t.equal(cursor, head + 1)
 })
 
 t.test('limit: default 100, at most 1000; paging sees each event once', async (t) => {

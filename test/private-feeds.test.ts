@@ -1,7 +1,9 @@
 import t from 'tap'
 import { startTestServer, newUser } from './helpers/server.js'
 import { HomeserverClient } from '../src/client/homeserver.js'
-import { RawStream, logEvents, seqOf } from './helpers/feed.js'
+import { RawStream, logEvents, seqOf, writeMany } from './helpers/feed.js'
+import { decodeId } from '../src/events/id.js'
+import { PAGE } from '../src/feed/subscriber.js'
 
 // `/priv/` events reach exactly one kind of stream: `/subscribe` opened with the owner's own
 // session and filters naming only the owner (or `/events-stream` with a private path and
@@ -88,5 +90,43 @@ t.test('live', async (t) => {
     // everything before the last expected event has been dealt with once it arrives
     await s.until(() => s.events().some((f) => seqOf(f) === last))
     t.same(s.events().map(seqOf), expected[name], name)
+  }
+})
+
+t.test("a one-user replay gives away no position of that user's private events", async (t) => {
+  // A's index: a private stretch, one public event, and more private events than fill the
+  // rest of a page. One-user replays read that index, whose pages end on A's events (SPEC §6.3).
+  const own = await startTestServer(t)
+  const [a, b] = [await newUser(own), await newUser(own)]
+  const half = Math.ceil((PAGE + 10) / 2)
+  await writeMany(a, half, (i) => `/priv/early/${i}`, 8)
+  await a.put('/pub/mid', 'x') // just after a private event
+  const mid = own.ctx.events.head
+  await b.put('/pub/between', 'x')
+  await writeMany(a, half, (i) => `/priv/late/${i}`, 8)
+  // two public writes last: the head, which any stream may report, is not next to A's events
+  await b.put('/pub/last', 'x')
+  await b.put('/pub/last', 'y')
+  const head = own.ctx.events.head
+  const hidden = new Set((await logEvents(own)).filter((ev) => ev.user === a.user && ev.path.startsWith('/priv/')).map((ev) => ev.seq))
+  const aPubOnly = new HomeserverClient(own.url, a.keypair)
+  await aPubOnly.signin('/pub/:rw')
+  const viewers: [string, Record<string, string>][] = [
+    ['no cookie', {}],
+    ["another user's session under A's name", { cookie: `${a.user}=${b.session}` }],
+    ["A's session without read access to /priv/", { cookie: `${a.user}=${aPubOnly.session}` }],
+  ]
+  for (const lastSeq of [0, 1, 7, half - 1, half, mid, mid + 1, PAGE, head - 2, head - 1]) {
+    for (const path of ['/pub/nothing', '/*', '/priv/*']) {
+      for (const [who, headers] of viewers) {
+        const s = await RawStream.open(`${own.url}/subscribe?filter=${a.user}${path}&lastSeq=${lastSeq}&live=false`, headers)
+        await s.all()
+        const where = `lastSeq=${lastSeq}, ${path}, ${who}`
+        t.same(s.events().map(seqOf), path === '/*' && lastSeq < mid ? [mid] : [], `${where}: only the public event`)
+        const marks = s.frames.filter((f) => f.id !== undefined && f.event === undefined).map((f) => Number(decodeId(f.id!)))
+        t.same(marks.filter((seq) => hidden.has(seq) || hidden.has(seq - 1)), [], `${where}: no id on or just after a private event`)
+        t.same(marks, [head], `${where}: the head is the one position reported without an event`)
+      }
+    }
   }
 })

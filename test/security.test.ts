@@ -1,7 +1,7 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { newUser, startTestServer } from './helpers/server.js'
-import { rawExchange, rawRequest, statusOf, type RawResponse } from './helpers/raw-http.js'
+import { rawConversation, rawExchange, rawRequest, statusOf, type RawResponse } from './helpers/raw-http.js'
 import { readSubscribe, openSse } from './helpers/sse.js'
 import { HomeserverClient } from '../src/client/homeserver.js'
 import { randomKeypair } from '../src/auth/keys.js'
@@ -220,6 +220,30 @@ t.test('oversized headers and bodies are refused early, and the server keeps ser
   t.equal(statusOf(declared), 413, 'a token body declared huge: 413 before a byte is sent')
   t.match(declared.toString(), /connection: close/i, 'and the connection closes')
   await alice.put('/pub/small.txt', 'still writing')
+  t.equal((await fetch(`${server.url}/info`)).status, 200, 'still serving')
+})
+
+t.test("requests Node cannot parse: a contract-shaped answer, and the connection closes", async (t) => {
+  const server = await startTestServer(t)
+  const next = 'GET /info HTTP/1.1\r\nHost: x\r\n\r\n'
+  const cases: [string, string, number, string][] = [
+    ['an unknown method', 'FOO /info HTTP/1.1\r\nHost: x\r\n\r\n', 400, 'BadRequest'],
+    ['headers over 16 KiB', `GET /info HTTP/1.1\r\nHost: x\r\nX-Junk: ${'a'.repeat(17 * 1024)}\r\n\r\n`, 431, 'HeadersTooLarge'],
+    ['a control character in a header', 'GET /info HTTP/1.1\r\nHost: x\r\nX-Bad: a\u0001b\r\n\r\n', 400, 'BadRequest'],
+    ['broken chunked framing', 'PUT /pub/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 400, 'BadRequest'],
+  ]
+  for (const [what, bytes, status, code] of cases) {
+    // a second request follows on the same connection: it must not be answered
+    const { bytes: raw, closedByServer } = await rawConversation(server.url, bytes + next, 10_000)
+    const text = raw.toString('latin1')
+    t.equal(statusOf(raw), status, `${what}: ${status}`)
+    t.match(text, /\r\nconnection: close\r\n/i, `${what}: says the connection closes`)
+    const body = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as object
+    t.match(body, { error: code, message: String }, `${what}: {error, message}`)
+    t.same(Object.keys(body).sort(), ['error', 'message'], `${what}: and nothing else`)
+    t.ok(closedByServer, `${what}: the server closed the connection`)
+    t.equal(text.match(/HTTP\/1\.1 /g)?.length, 1, `${what}: nothing after it was answered`)
+  }
   t.equal((await fetch(`${server.url}/info`)).status, 200, 'still serving')
 })
 

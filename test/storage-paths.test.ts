@@ -99,15 +99,36 @@ t.test('control characters and bad percent-encoding are 400', async (t) => {
   const server = await startTestServer(t)
   const alice = await newUser(server)
   const h = alice.headers()
-  for (const path of ['/pub/a%00b', '/pub/a%0ab', '/pub/a%0db', '/pub/a%09b', '/pub/a%1fb', '/pub/a%7fb', '/pub/%00/x', '/pub/a%zzb', '/pub/a%', '/pub/%c3']) {
+  // C1 (U+0080–U+009F) too: filters refuse it, so a file holding one could never be followed
+  const c1 = ['/pub/a%C2%85b', '/pub/a%C2%80b', '/pub/a%c2%9fb', '/pub/%C2%9B/x']
+  for (const path of ['/pub/a%00b', '/pub/a%0ab', '/pub/a%0db', '/pub/a%09b', '/pub/a%1fb', '/pub/a%7fb', '/pub/%00/x', '/pub/a%zzb', '/pub/a%', '/pub/%c3', ...c1]) {
     t.equal((await raw(server, 'PUT', path, h, 'x')).status, 400, `PUT ${path}`)
     t.equal((await raw(server, 'GET', path, h)).status, 400, `GET ${path}`)
   }
   t.equal((await raw(server, 'GET', '/pub/d%00/', h)).status, 400, 'in a listed directory')
-  t.equal(server.ctx.events.head, 0)
+  const refused = await raw(server, 'PUT', '/pub/a%C2%85b', h, 'x')
+  t.equal(refused.body, 'Invalid path: control characters', 'a plain-text 400 that says why')
+  t.equal(server.ctx.events.head, 0, 'nothing was stored')
   t.equal((await raw(server, 'PUT', '/pub/caf%C3%A9%20%3F%23.txt', h, 'ok')).status, 201, 'other encoded characters are fine')
+  t.equal((await raw(server, 'PUT', '/pub/%C2%A0nbsp', h, 'ok')).status, 201, 'U+00A0, just past C1, is fine')
   t.equal(await (await alice.request('GET', '/pub/caf%C3%A9%20%3F%23.txt')).text(), 'ok')
-  t.same(await storedPaths(server, alice.user), ['/pub/café ?#.txt'])
+  t.same(await storedPaths(server, alice.user), ['/pub/café ?#.txt', '/pub/\u00a0nbsp'])
+})
+
+t.test('a path has at most 64 segments, counted after normalising', async (t) => {
+  const server = await startTestServer(t)
+  const alice = await newUser(server)
+  const h = alice.headers()
+  const deep = (n: number) => '/pub' + '/s'.repeat(n - 1)
+  t.equal((await raw(server, 'PUT', deep(64), h, 'x')).status, 201, '64 segments')
+  t.equal((await alice.request('GET', deep(64))).status, 200)
+  const over = await raw(server, 'PUT', deep(65).replace('/pub/', '/pub/t/'), h, 'x')
+  t.same(over, { status: 400, body: 'Invalid path: more than 64 segments' }, '65 segments')
+  t.equal((await raw(server, 'PUT', '/pub' + '/a'.repeat(2000), h, 'x')).status, 400, '2,000 one-byte segments')
+  t.equal((await raw(server, 'GET', deep(65), h)).status, 400, 'GET too')
+  t.equal((await raw(server, 'PUT', deep(64).replace('/pub/', '/pub/x/y/../../'), h, 'y')).status, 201, '.. brings it back within the bound')
+  t.equal((await raw(server, 'GET', deep(64) + '/', { 'pubky-host': alice.user })).status, 200, 'a listing of the deepest folder')
+  t.same(await storedPaths(server, alice.user), [deep(64)])
 })
 
 t.test('a segment is at most 255 bytes and a path at most 4096', async (t) => {

@@ -5,7 +5,6 @@ import { HearthError } from '../src/errors.js'
 import { EVERYTHING, MAX_FILTERS, filterMatches, parseFilter, parseFilters } from '../src/subscriptions/filter.js'
 import {
   authorizeStreamPaths,
-  normaliseStreamPath,
   parseEventsStreamQuery,
   parseStreamCursor,
   resolveStreamCursors,
@@ -87,13 +86,28 @@ t.test('bad filters are InvalidFilter', async (t) => {
   t.equal(failure(() => parseFilter('*/a*b'))?.status, 400)
 })
 
-t.test('limits: 4096-byte paths and 255-byte segments are fine', async (t) => {
+t.test('limits: 4096-byte paths, 255-byte segments and 64 segments are fine', async (t) => {
   const path = `/pub/${'a'.repeat(255)}`
   t.equal(parseFilter(`${A}${path}`).path, path)
-  const long = '/pub' + '/abc'.repeat(1023)
+  const long = '/pub' + `/${'b'.repeat(64)}`.repeat(62) + `/${'c'.repeat(61)}`
   t.equal(Buffer.byteLength(long), 4096)
   t.equal(parseFilter(`${A}${long}`).path, long)
   t.equal(code(() => parseFilter(`${A}${long}x`)), 'InvalidFilter')
+  const deepest = '/pub' + '/d'.repeat(63)
+  t.equal(parseFilter(`${A}${deepest}`).path, deepest, '64 segments')
+  t.equal(parseFilter(`${A}${deepest.slice(0, -1)}*`).path, deepest.slice(0, -1), 'a prefix ending in the 64th')
+  t.match(failure(() => parseFilter(`${A}${deepest}/e`))?.message, /more than 64 segments/)
+  t.equal(code(() => parseFilter(`${A}${deepest}/e*`)), 'InvalidFilter', 'a prefix whose partial segment is the 65th')
+})
+
+t.test('a literal * or \\ is escaped; everything else about * stays refused', async (t) => {
+  t.same(parseFilter(`${A}/pub/a\\*b`), { user: A, path: '/pub/a*b', prefix: false, text: `${A}/pub/a\\*b` })
+  t.same(parseFilter(`${A}/pub/a\\*`), { user: A, path: '/pub/a*', prefix: false, text: `${A}/pub/a\\*` }, 'exactly a path ending in *')
+  t.same(parseFilter(`${A}/pub/a\\**`), { user: A, path: '/pub/a*', prefix: true, text: `${A}/pub/a\\**` }, 'by prefix')
+  t.same(parseFilter(`*/pub/x\\\\y`), { user: '*', path: '/pub/x\\y', prefix: false, text: `*/pub/x\\\\y` }, 'a literal backslash')
+  for (const bad of [`${A}/pub/a\\b`, `${A}/pub/a\\`, `${A}/pub/a\\**x`, `${A}/pub/a\\*b*c`]) {
+    t.equal(code(() => parseFilter(bad)), 'InvalidFilter', bad.slice(52))
+  }
 })
 
 t.test('a stream takes up to 64 filters; none means everything', async (t) => {
@@ -238,7 +252,9 @@ t.test('events-stream paths match as upstream PathFilter', async (t) => {
     streamFilters([A, A, B], paths).map((f) => f.text),
     [`${A}/priv/app/*`, `${A}/pub/file`, `${B}/priv/app/*`, `${B}/pub/file`],
   )
-  t.equal(normaliseStreamPath('/.'), '')
-  t.equal(normaliseStreamPath('//'), '/')
-  t.equal(normaliseStreamPath('x'), undefined)
+  const pathOf = (p: string) => parseEventsStreamQuery(`user=${A}&path=${encodeURIComponent(p)}`).paths
+  t.same(pathOf('/.'), [{ path: '/', prefix: true }], 'normalised by the storage rules')
+  t.same(pathOf('//'), [{ path: '/', prefix: true }])
+  t.same(pathOf('x'), [{ path: '/x', prefix: false }], 'a / is prepended')
+  t.same(pathOf('/pub/a/.'), [{ path: '/pub/a/', prefix: true }], 'a trailing . names the folder, as in storage')
 })

@@ -7,22 +7,40 @@ import type { Session } from './sessions.js'
 export type { Session }
 
 /**
- * The value of the cookie called `name`. Browsers and the official client's cookie jar send
- * every cookie of the host at once, one per user, so the cookie is chosen by the user's key.
+ * The values of every cookie called `name`, in the order sent. Browsers and the official
+ * client's cookie jar send every cookie of the host at once, one per user, so the cookie is
+ * chosen by the user's key; a browser may hold several under one name (an old one for another
+ * path or domain, say), and all of them arrive.
  */
-export function cookie(header: string | undefined, name: string): string | undefined {
-  if (header === undefined) return undefined
+export function cookies(header: string | undefined, name: string): string[] {
+  if (header === undefined) return []
+  const out: string[] = []
   for (const part of header.split(';')) {
     const eq = part.indexOf('=')
-    if (eq !== -1 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim()
+    if (eq !== -1 && part.slice(0, eq).trim() === name) out.push(part.slice(eq + 1).trim())
   }
-  return undefined
+  return out
 }
 
-/** The session behind the request's cookie for `user`, if any (it may belong to someone else). */
+/**
+ * The session behind the request's cookies for `user`, and its secret: the first that is
+ * `user`'s own, else the first live one (someone else's, which the caller refuses as such).
+ * Each distinct value is tried once; the header's size bounds how many there are.
+ */
+export async function sessionCookie(ctx: Context, req: FastifyRequest, user: string): Promise<{ secret: string; session: Session } | undefined> {
+  let other: { secret: string; session: Session } | undefined
+  for (const secret of new Set(cookies(req.headers.cookie, user))) {
+    const session = await ctx.sessions.get(secret)
+    if (session === undefined) continue
+    if (session.user === user) return { secret, session }
+    other ??= { secret, session }
+  }
+  return other
+}
+
+/** The session behind the request's cookies for `user`, if any (it may belong to someone else). */
 export async function sessionFor(ctx: Context, req: FastifyRequest, user: string): Promise<Session | undefined> {
-  const secret = cookie(req.headers.cookie, user)
-  return secret === undefined ? undefined : ctx.sessions.get(secret)
+  return (await sessionCookie(ctx, req, user))?.session
 }
 
 /** 401 without a session for `user`, 403 when it is someone else's or lacks the capability. */

@@ -17,10 +17,6 @@ export interface HearthEvent {
   ts: number
 }
 
-export function isPrivate(ev: Pick<HearthEvent, 'path'>): boolean {
-  return ev.path.startsWith('/priv/')
-}
-
 export function eventUri(ev: Pick<HearthEvent, 'user' | 'path'>): string {
   return `pubky://${ev.user}${ev.path}`
 }

@@ -4,17 +4,19 @@ import { EventFrames } from './frames.js'
 import type { SseStream } from './sse.js'
 import { PAGE } from './subscriber.js'
 import type { FeedObserver } from './observer.js'
+import type { CanSee } from './visibility.js'
 
 export interface ReverseSpec {
   /** the one user whose index may be read instead of the whole log */
   onlyUser?: string
   limit?: number
+  canSee: CanSee
   accepts: (ev: HearthEvent) => boolean
 }
 
 /**
  * A newest-first replay (`/events-stream?reverse=true`): reads the log backwards from the
- * head, sends what `accepts` takes, waits whenever the socket holds HIGH_WATER bytes, and
+ * head, sends what `canSee` and `accepts` take, waits whenever the socket holds HIGH_WATER bytes, and
  * ends at the floor or after `limit` events. Never live.
  */
 export async function replayReverse(log: EventLog, stream: SseStream, spec: ReverseSpec, observer: FeedObserver): Promise<void> {
@@ -33,7 +35,7 @@ export async function replayReverse(log: EventLog, stream: SseStream, spec: Reve
   while (!stream.closed && before > log.floor) {
     const page = spec.onlyUser ? await log.readUserReverse(spec.onlyUser, before, PAGE) : await log.readReverse(before, PAGE)
     for (const ev of page) {
-      if (!spec.accepts(ev)) continue
+      if (!spec.canSee(ev) || !spec.accepts(ev)) continue
       // frames join one write while the socket and the batch hold less than HIGH_WATER
       if (stream.buffered + bytes >= stream.highWater) {
         flush()

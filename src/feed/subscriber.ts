@@ -1,9 +1,9 @@
 import type { HearthEvent } from '../events/event.js'
-import { isPrivate } from '../events/event.js'
 import type { EventLog } from '../events/log.js'
 import { EventFrames, idFrame, resetFrame } from './frames.js'
 import type { SseStream } from './sse.js'
 import type { FeedObserver, Phase } from './observer.js'
+import type { CanSee } from './visibility.js'
 
 /** Events read from the log per step of a replay or catch-up. */
 export const PAGE = 256
@@ -26,13 +26,13 @@ export interface SubscriberSpec {
   limit?: number
   /** the one user whose index replays may read instead of the whole log */
   onlyUser?: string
-  /** the one user whose `/priv/` events this stream may see (its owner's session) */
-  privUser?: string
+  /** the `/priv/` rule for this stream's viewer: nothing it refuses is sent or given away */
+  canSee: CanSee
   /** the stream's filters, as a predicate over events, for replays */
   accepts: (ev: HearthEvent) => boolean
   /**
-   * what live events must pass besides the tables' match (which already applied the
-   * filters); `accepts` when not given
+   * what live events must pass besides `canSee` and the tables' match (which already applied
+   * the filters); `accepts` when not given
    */
   acceptsLive?: (ev: HearthEvent) => boolean
 }
@@ -53,6 +53,11 @@ export interface SubscriberSpec {
  * Invariant: `cursor` is the highest seq this stream has dealt with (sent, or passed over
  * as not matching), and every event ≤ cursor that matches was sent exactly once, in order
  * (except events pruned before they could be read, which the reset frame announces).
+ * Id-only frames report `#mark` ≤ cursor: a position that gives nothing away. Pages of the
+ * whole log end where the log says, whoever wrote there. Pages of one user's index end on
+ * that user's events, and where a page ends, or which of its events a mark could stop at,
+ * would tell how many hidden events it held; so a replay of an index marks only the head it
+ * reaches (SPEC §6.3: no id frame lands on, or just after, a private event of that user).
  * Replay reads never return events above `log.head`, and the log raises `head` in the same
  * tick as it pushes, so at the hand-over every event ≤ head was read and every event > head
  * will be pushed. A push with seq ≤ cursor is ignored, which removes any duplicate.
@@ -72,6 +77,8 @@ export class Subscriber {
   /** how many times this stream fell out of live because its socket was backed up */
   catchUps = 0
   #sent = 0
+  /** the highest position an id-only frame may report */
+  #mark: number
   #idSent: number
   #done = false
   /** frames of the current replay step, written as one chunk */
@@ -87,6 +94,7 @@ export class Subscriber {
     this.#onDone = onDone
     this.#observer = observer
     this.cursor = spec.after
+    this.#mark = spec.after
     this.#idSent = spec.after
     stream.onClose(() => this.finish())
   }
@@ -119,15 +127,16 @@ export class Subscriber {
       for (const ev of page) {
         if (this.#done) return
         if (ev.seq <= this.cursor) continue
-        if (this.#visible(ev)) {
+        if (this.spec.canSee(ev) && this.spec.accepts(ev)) {
           if (this.#full()) await this.#drain()
           if (this.#done) return
           this.#send(ev)
         }
         this.cursor = ev.seq
+        if (this.spec.onlyUser === undefined) this.#mark = ev.seq
       }
       // A short page holds every event up to the head it was read under.
-      if (page.length < PAGE) this.cursor = Math.max(this.cursor, head)
+      if (page.length < PAGE) this.cursor = this.#mark = Math.max(this.cursor, head)
       if (this.#done) return
       this.#markProgress()
       this.#flush()
@@ -155,8 +164,7 @@ export class Subscriber {
    */
   push(ev: HearthEvent, frames: EventFrames): boolean {
     if (!this.live || this.#done || ev.seq <= this.cursor) return false
-    if (isPrivate(ev) && ev.user !== this.spec.privUser) return false
-    if (!(this.spec.acceptsLive ?? this.spec.accepts)(ev)) return false
+    if (!this.spec.canSee(ev) || !(this.spec.acceptsLive ?? this.spec.accepts)(ev)) return false
     if (this.stream.backedUp) {
       // Phase 4: drop out of live; the log still has this event and the catch-up reads it.
       this.live = false
@@ -168,14 +176,14 @@ export class Subscriber {
     this.stream.cork()
     this.stream.write(this.spec.protocol === 'subscribe' ? frames.subscribe : frames.eventsStream)
     this.#counted(ev)
-    this.cursor = ev.seq
+    this.cursor = this.#mark = ev.seq
     return true
   }
 
   /** Live streams have dealt with everything up to the head: say so on keepalive. */
   keepalive(frame: Buffer): void {
     if (this.#done || !this.live || this.stream.backedUp) return
-    this.cursor = Math.max(this.cursor, this.#log.head)
+    this.cursor = this.#mark = Math.max(this.cursor, this.#log.head)
     this.#markProgress()
     this.#flush()
     this.stream.write(frame)
@@ -188,11 +196,6 @@ export class Subscriber {
     this.#flush()
     this.stream.end()
     this.#onDone(this)
-  }
-
-  #visible(ev: HearthEvent): boolean {
-    if (isPrivate(ev) && ev.user !== this.spec.privUser) return false
-    return this.spec.accepts(ev)
   }
 
   /** Replay: queue the event's frame (read from the log, so encoded for this stream only). */
@@ -215,14 +218,15 @@ export class Subscriber {
     if (this.cursor + 1 >= floor) return
     if (this.spec.protocol === 'subscribe') this.#queue(resetFrame(this.cursor, floor))
     this.cursor = floor - 1
+    this.#mark = Math.max(this.#mark, this.cursor)
     this.#idSent = Math.max(this.#idSent, this.cursor)
   }
 
   /** An id-only frame, so a reconnect skips what was scanned without matching. */
   #markProgress(): void {
-    if (this.spec.protocol !== 'subscribe' || this.cursor <= this.#idSent || this.#full()) return
-    this.#queue(idFrame(this.cursor))
-    this.#idSent = this.cursor
+    if (this.spec.protocol !== 'subscribe' || this.#mark <= this.#idSent || this.#full()) return
+    this.#queue(idFrame(this.#mark))
+    this.#idSent = this.#mark
   }
 
   #queue(frame: string): void {

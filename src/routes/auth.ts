@@ -4,7 +4,7 @@ import type { Context } from '../context.js'
 import { fail } from '../errors.js'
 import { verifyAuthToken } from '../auth/token.js'
 import { encodeSessionInfo } from '../auth/session-info.js'
-import { cookie, sessionFor } from '../auth/request.js'
+import { sessionCookie, sessionFor } from '../auth/request.js'
 import { decodePublicKey } from '../auth/keys.js'
 import type { Session } from '../auth/sessions.js'
 import { smallBody } from './body.js'
@@ -57,10 +57,9 @@ export async function authRoutes(app: FastifyInstance, ctx: Context): Promise<vo
 
   app.delete('/session', { config: { ...config, doc: docs.signout } }, async (req, reply) => {
     const user = requestUser(req)
-    const secret = cookie(req.headers.cookie, user)
-    const session = secret === undefined ? undefined : await ctx.sessions.get(secret)
-    if (secret === undefined || session === undefined || session.user !== user) fail('NoSession', 'No session')
-    await ctx.sessions.delete(secret)
+    const found = await sessionCookie(ctx, req, user)
+    if (found === undefined || found.session.user !== user) fail('NoSession', 'No session')
+    await ctx.sessions.delete(found.secret)
     reply.header('set-cookie', `${user}=; ${cookieAttributes(req)}; Max-Age=0`)
     return reply.code(204).send()
   })

@@ -1,6 +1,8 @@
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
 import { ZodError } from 'zod'
-import { HearthError } from '../errors.js'
+import { ERRORS, HearthError, type ErrorCode } from '../errors.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -17,10 +19,22 @@ declare module 'fastify' {
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | HearthError | ZodError, req, reply) => {
     const { status, code, message, details } = describe(err)
-    if (status >= 500) req.log.error({ err }, 'request failed')
+    logAnswer(req, err, status, code, message)
     send(req, reply, status, code, message, details)
   })
   app.setNotFoundHandler((req, reply) => send(req, reply, 404, 'NotFound', 'Not found'))
+}
+
+/**
+ * The error level, with a stack, is for faults only. Anything a client can cause at will (any
+ * 4xx, and the 503 and 507 refusals the domain raises) is one line without a stack, so no
+ * client can fill the error log.
+ */
+function logAnswer(req: FastifyRequest, err: unknown, status: number, code: string, message: string): void {
+  const fault = status >= 500 && !(err instanceof HearthError && err.code !== 'Internal')
+  if (fault) req.log.error({ err }, 'request failed')
+  else if (status >= 500) req.log.warn({ status, code, reason: message }, 'request refused')
+  else req.log.info({ status, code, reason: message }, 'request refused')
 }
 
 function describe(err: unknown): { status: number; code: string; message: string; details?: Record<string, unknown> } {
@@ -35,8 +49,9 @@ function describe(err: unknown): { status: number; code: string; message: string
   return { status: 500, code: 'Internal', message: 'Internal server error' }
 }
 
-function fastifyCode(status: number): string {
-  return { 413: 'PayloadTooLarge', 415: 'UnsupportedMediaType', 429: 'TooManyRequests', 431: 'HeadersTooLarge' }[status] ?? 'BadRequest'
+function fastifyCode(status: number): ErrorCode {
+  const codes: Record<number, ErrorCode> = { 413: 'PayloadTooLarge', 415: 'UnsupportedMediaType', 429: 'TooManyRequests', 431: 'HeadersTooLarge' }
+  return codes[status] ?? 'BadRequest'
 }
 
 export function send(req: FastifyRequest, reply: FastifyReply, status: number, code: string, message: string, details?: Record<string, unknown>): void {
@@ -67,4 +82,25 @@ export function sendBadUrl(req: FastifyRequest, reply: FastifyReply): void {
   reply.code(400)
   if (plain) void reply.type('text/plain; charset=utf-8').send(message)
   else void reply.type('application/json; charset=utf-8').send({ error: 'InvalidPath', message })
+}
+
+/**
+ * A request Node could not parse (an unknown method, headers over 16 KiB, broken framing)
+ * reaches no route and no reply: it is answered here on the bare socket, in the contract's
+ * JSON shape, and the connection is closed, as for 413, because the bytes that follow on it
+ * cannot be trusted to start the next request.
+ */
+export function answerClientError(log: FastifyBaseLogger, err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const [code, message]: [ErrorCode, string] =
+    err.code === 'HPE_HEADER_OVERFLOW' ? ['HeadersTooLarge', 'Request headers are larger than 16 KiB']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? ['RequestTimeout', 'The request did not arrive in time']
+        : ['BadRequest', 'Malformed HTTP request']
+  const status = ERRORS[code]
+  log.info({ status, code, reason: err.code }, 'request refused')
+  if (!socket.writable) return void socket.destroy()
+  const body = JSON.stringify({ error: code, message })
+  const head = `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+    `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n`
+  socket.end(head + body, () => socket.destroy())
 }

@@ -1,12 +1,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Context } from '../context.js'
-import { isPrivate, type HearthEvent } from '../events/event.js'
+import type { HearthEvent } from '../events/event.js'
 import {
   authorizeStreamPaths, parseEventsStreamQuery, resolveStreamCursors, streamFilters, streamPathMatches,
 } from '../subscriptions/upstream.js'
 import type { Headers } from '../feed/engine.js'
 import { sessionFor } from '../auth/request.js'
 import { covers } from '../auth/capabilities.js'
+import { visibility } from '../feed/visibility.js'
 import { queryString } from './user.js'
 import { openStream } from './stream.js'
 import { markStream, noteUser } from './observe.js'
@@ -48,15 +49,14 @@ async function eventsStream(ctx: Context, req: FastifyRequest, reply: FastifyRep
   const session = await sessionFor(ctx, req, first)
   const paths = authorizeStreamPaths(query, session && { user: session.user, canRead: (p) => covers(session.capabilities, p, 'r') })
   const cursors = await resolveStreamCursors(query.users, (u) => ctx.users.exists(u))
-  const privUser = paths.some((p) => p.path.startsWith('/priv/')) ? first : undefined
   const users = [...cursors.keys()]
   const onlyUser = users.length === 1 ? first : undefined
+  const canSee = visibility(session, onlyUser)
   const head = ctx.events.head
   // as numbers: seqs stay far below 2^53, where rounding a larger cursor changes no comparison
   const bounds = new Map([...cursors].map(([u, c]) => [u, c === undefined ? undefined : Number(c)]))
   const accepts = (ev: HearthEvent) => {
     if (!bounds.has(ev.user) || !streamPathMatches(paths, ev.path)) return false
-    if (isPrivate(ev) && ev.user !== privUser) return false
     const c = bounds.get(ev.user)
     return c === undefined || (query.reverse ? ev.seq < c : ev.seq > c)
   }
@@ -65,13 +65,13 @@ async function eventsStream(ctx: Context, req: FastifyRequest, reply: FastifyRep
     markStream(req)
     if (onlyUser !== undefined) noteUser(req, onlyUser)
     reply.hijack()
-    const stream = ctx.feed.openReverse(reply.raw, reply.getHeaders() as Headers, { onlyUser, limit: query.limit, accepts })
+    const stream = ctx.feed.openReverse(reply.raw, reply.getHeaders() as Headers, { onlyUser, limit: query.limit, canSee, accepts })
     return stream.onClose(release)
   }
   let after = head
   for (const c of cursors.values()) after = Math.min(after, c === undefined ? 0 : Number(c > BigInt(head) ? BigInt(head) : c))
   openStream(ctx, req, reply, {
     protocol: 'events-stream', after: Math.max(after, ctx.events.floor - 1), live: query.live, limit: query.limit,
-    onlyUser, privUser, accepts, filters: streamFilters(users, paths),
+    onlyUser, canSee, accepts, filters: streamFilters(users, paths),
   })
 }

@@ -2,9 +2,10 @@ import type { FastifyInstance } from 'fastify'
 import { z } from 'zod'
 import type { Context } from '../context.js'
 import { fail } from '../errors.js'
-import { isPrivate } from '../events/event.js'
 import { parseDecimal } from '../events/id.js'
 import { text, type RouteDoc } from '../openapi/route-doc.js'
+import { pollPage } from '../feed/poll.js'
+import { publicOnly } from '../feed/visibility.js'
 
 const query = z.object({
   cursor: z.string().optional().describe('exclusive: events after this decimal seq (default 0)'),
@@ -26,28 +27,18 @@ const doc: RouteDoc = {
 
 /**
  * `GET /events/`: the upstream text feed. Public events after the decimal cursor, one
- * `PUT|DEL pubky://<z32><path>` line each, then `cursor: <last seq>`.
+ * `PUT|DEL pubky://<z32><path>` line each, then `cursor: <last seq>`; after events that are
+ * not public, the cursor line alone (SPEC §6.1); an empty body when nothing follows.
  */
 export async function eventsRoute(app: FastifyInstance, ctx: Context): Promise<void> {
   app.get('/events/', { config: { doc } }, async (req, reply) => {
     const q = query.parse(req.query)
     const cursor = q.cursor === undefined || q.cursor === '' ? 0n : parseDecimal(q.cursor)
     if (cursor === undefined) fail('InvalidCursor', 'cursor must be a decimal event number')
-    const lines: string[] = []
-    let after = Number(cursor)
-    // Private events are skipped but still advance the cursor, so a reader never rescans them.
-    while (lines.length < q.limit && after < ctx.events.head) {
-      const page = await ctx.events.read(after, Math.max(q.limit - lines.length, 64))
-      if (page.length === 0) break
-      for (const ev of page) {
-        after = ev.seq
-        if (isPrivate(ev)) continue
-        lines.push(`${ev.type} pubky://${ev.user}${ev.path}`)
-        if (lines.length === q.limit) break
-      }
-    }
+    const after = cursor > BigInt(ctx.events.head) ? ctx.events.head : Number(cursor)
+    const page = await pollPage(ctx.events, after, q.limit, publicOnly)
     reply.type('text/plain; charset=utf-8')
-    if (lines.length === 0) return ''
-    return `${lines.join("\n")}\ncursor: ${after}`
+    if (page.cursor === after) return ''
+    return [...page.events.map((ev) => `${ev.type} pubky://${ev.user}${ev.path}`), `cursor: ${page.cursor}`].join('\n')
   })
 }

@@ -2,13 +2,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Readable } from 'node:stream'
 import type { Context } from '../context.js'
 import { fail } from '../errors.js'
-import { checkRoot, isDirPath, normaliseDecoded, normalisePath } from '../paths.js'
+import { checkRoot, isDirPath, isPrivatePath, normaliseDecoded, normalisePath } from '../paths.js'
 import { ingest } from '../kv/ingest.js'
 import { requireAccess } from '../auth/request.js'
 import { checked, rawPath, requestUser } from './user.js'
 import { bool, listQuery } from './list-query.js'
 import { noteUser } from './observe.js'
 import { storageDoc } from './storage-doc.js'
+import { servedAsData } from './served-as-data.js'
 
 /**
  * The file API, on `/pub/…` and `/priv/…` (user from pubky-host, Host or ?pubky-host=) and
@@ -47,7 +48,7 @@ async function handle(ctx: Context, req: FastifyRequest, reply: FastifyReply): P
   checkRoot(path)
   if (req.method === 'PUT') return put(ctx, req, reply, user, path)
   if (req.method === 'DELETE') return del(ctx, req, reply, user, path)
-  if (path.startsWith('/priv/')) await requireAccess(ctx, req, user, path, 'r')
+  if (isPrivatePath(path)) await requireAccess(ctx, req, user, path, 'r')
   return isDirPath(path) ? list(ctx, req, reply, user, path) : get(ctx, req, reply, user, path)
 }
 
@@ -78,6 +79,7 @@ async function get(ctx: Context, req: FastifyRequest, reply: FastifyReply, user:
   if (meta === undefined) fail('NotFound', 'Not found')
   const etag = `"${meta.hash}"`
   const modified = new Date(meta.mtime)
+  servedAsData(reply, meta.type)
   reply.header('etag', etag).header('last-modified', modified.toUTCString()).header('cache-control', 'no-cache')
   if (notModified(req, etag, meta.mtime)) return reply.code(304).send()
   reply.header('content-type', meta.type).header('content-length', meta.size)
@@ -101,6 +103,7 @@ async function list(ctx: Context, req: FastifyRequest, reply: FastifyReply, user
   const q = listQuery.parse(req.query)
   const cursor = q.cursor === undefined ? undefined : cursorPath(q.cursor, user, dir)
   const paths = await ctx.files.list(user, dir, { limit: q.limit, cursor, reverse: bool(q.reverse), shallow: bool(q.shallow) })
+  servedAsData(reply)
   reply.type('text/plain; charset=utf-8')
   return reply.send(paths.map((p) => `pubky://${user}${p}`).join('\n'))
 }

@@ -5,8 +5,7 @@ import { fail } from '../errors.js'
 import { parseCursor } from '../events/id.js'
 import { ANY_USER, filterMatches, parseFilters, type Filter } from '../subscriptions/filter.js'
 import { sessionFor } from '../auth/request.js'
-import { covers } from '../auth/capabilities.js'
-import { isPrivate, type HearthEvent } from '../events/event.js'
+import { visibility } from '../feed/visibility.js'
 import { queryObject } from './user.js'
 import { sse, type RouteDoc } from '../openapi/route-doc.js'
 import { openStream } from './stream.js'
@@ -78,14 +77,12 @@ async function subscribe(ctx: Context, req: FastifyRequest, reply: FastifyReply)
   }
   const onlyUser = singleUser(filters)
   const session = onlyUser === undefined ? undefined : await sessionFor(ctx, req, onlyUser)
-  // Private events need the owner's own session (not just any session under its cookie name)
-  // and, per event, a capability that lets that session read the path.
-  const owner = session !== undefined && session.user === onlyUser ? session : undefined
-  const readable = (ev: HearthEvent) => !isPrivate(ev) || (owner !== undefined && covers(owner.capabilities, ev.path, 'r'))
   openStream(ctx, req, reply, {
-    protocol: 'subscribe', after, live, limit, onlyUser, privUser: owner?.user, filters,
-    accepts: (ev) => filters.some((f) => filterMatches(f, ev)) && readable(ev),
-    acceptsLive: readable,
+    protocol: 'subscribe', after, live, limit, onlyUser, filters,
+    canSee: visibility(session, onlyUser),
+    accepts: (ev) => filters.some((f) => filterMatches(f, ev)),
+    // live events reach this stream only through the tables, which applied the filters
+    acceptsLive: () => true,
   })
 }
 

@@ -1,5 +1,6 @@
 import { decodePublicKey } from '../auth/keys.js'
 import { fail } from '../errors.js'
+import { MAX_PATH_BYTES, normalProblem } from '../paths.js'
 
 // A `/subscribe` filter: `<user><path>`, where `<user>` is a 52-character z32 key or `*`
 // (every user) and a trailing `*` turns the path into a prefix.
@@ -10,11 +11,11 @@ import { fail } from '../errors.js'
 //   `*/pub/pubky.app/posts/*`           that folder of every user
 //   `<z32>/pub/pubky.app/profile.json`  exactly one file (also `*/pub/...`: that file of every user)
 //
-// Rejected as InvalidFilter: a `*` anywhere but last, a path not starting with `/`, a `.`,
-// `..` or empty segment (stored paths are normalised, so such a filter could never match),
-// control characters, a segment over 255 bytes, a path over 4096 bytes, and an exact path
-// ending in `/` (that names a folder, never an event: add `*` to follow it). Paths holding
-// a literal `*` can only be followed through a prefix filter on their folder.
+// A path holding a literal `*` or `\` writes it `\*` or `\\`, so every storable path can be
+// named exactly and by prefix. Rejected as InvalidFilter: an unescaped `*` anywhere but last,
+// a `\` before anything else, a path that breaks the path rules of src/paths.ts (relative,
+// not normalised, control characters, too long or too deep), and an exact path ending in `/`
+// (that names a folder, never an event: add `*` to follow it).
 // Private paths are not refused here; the caller decides who may see `/priv/` events.
 export interface Filter {
   user: string
@@ -27,16 +28,13 @@ export interface Filter {
 
 export const ANY_USER = '*'
 export const MAX_FILTERS = 64
-const MAX_PATH_BYTES = 4096
-const MAX_SEGMENT_BYTES = 255
 const KEY_LENGTH = 52
-// Rust's char::is_control, which upstream uses for paths: C0, DEL and C1
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
 
 export const EVERYTHING: Filter = Object.freeze({ user: ANY_USER, path: '', prefix: true, text: '*' })
 
 export function parseFilter(text: string): Filter {
-  if (text.length > KEY_LENGTH + MAX_PATH_BYTES + 1) invalid(text, 'it is too long')
+  // every path character may be escaped, and one `*` may follow
+  if (text.length > KEY_LENGTH + 2 * MAX_PATH_BYTES + 1) invalid(text, 'it is too long')
   let user: string
   let rest: string
   if (text.startsWith(ANY_USER)) {
@@ -50,11 +48,41 @@ export function parseFilter(text: string): Filter {
     // a bare key follows everything of that user
     if (rest === '' || rest === '*') return { user, path: '', prefix: true, text: `${user}*` }
   }
-  const prefix = rest.endsWith('*')
-  const path = prefix ? rest.slice(0, -1) : rest
-  if (path.includes('*')) invalid(text, '* may only end a filter')
-  checkPath(text, path, prefix)
-  return { user, path, prefix, text: `${user}${path}${prefix ? '*' : ''}` }
+  const { path, prefix } = unescape(text, rest)
+  const problem = normalProblem(path, prefix)
+  if (problem !== undefined) invalid(text, problem)
+  if (!prefix && path.endsWith('/')) invalid(text, 'an exact path cannot end in / (add * to follow a folder)')
+  return { user, path, prefix, text: filterText(user, path, prefix) }
+}
+
+/** The canonical text of a filter, which `parseFilter` reads back to the same filter. */
+export function filterText(user: string, path: string, prefix: boolean): string {
+  return `${user}${path.replace(/[\\*]/g, '\\$&')}${prefix ? '*' : ''}`
+}
+
+/** A filter's path part: `\*` and `\\` stand for themselves; a bare `*` ends a prefix. */
+function unescape(text: string, rest: string): { path: string; prefix: boolean } {
+  const star = rest.indexOf('*')
+  if (!rest.includes('\\')) {
+    if (star !== -1 && star !== rest.length - 1) invalid(text, '* may only end a filter (write \\* for a literal *)')
+    return star === -1 ? { path: rest, prefix: false } : { path: rest.slice(0, -1), prefix: true }
+  }
+  let path = ''
+  for (let i = 0; i < rest.length; i++) {
+    const c = rest[i]!
+    if (c === '\\') {
+      const next = rest[i + 1]
+      if (next !== '*' && next !== '\\') invalid(text, 'a \\ may only come before * or \\')
+      path += next
+      i++
+    } else if (c === '*') {
+      if (i !== rest.length - 1) invalid(text, '* may only end a filter (write \\* for a literal *)')
+      return { path, prefix: true }
+    } else {
+      path += c
+    }
+  }
+  return { path, prefix: false }
 }
 
 /** The filters of one stream: none means everything; duplicates collapse; at most 64. */
@@ -75,24 +103,6 @@ export function parseFilters(texts: readonly string[]): Filter[] {
 export function filterMatches(filter: Filter, ev: { user: string; path: string }): boolean {
   if (filter.user !== ANY_USER && filter.user !== ev.user) return false
   return filter.prefix ? ev.path.startsWith(filter.path) : ev.path === filter.path
-}
-
-function checkPath(text: string, path: string, prefix: boolean): void {
-  if (!path.startsWith('/')) invalid(text, 'the path must start with /')
-  if (CONTROL.test(path)) invalid(text, 'control characters are not allowed')
-  if (Buffer.byteLength(path) > MAX_PATH_BYTES) invalid(text, `the path is over ${MAX_PATH_BYTES} bytes`)
-  if (!prefix && path.endsWith('/')) invalid(text, 'an exact path cannot end in / (add * to follow a folder)')
-  const segments = path.split('/').slice(1)
-  // a prefix's last segment may be partial (`/pub/po*`), and empty right after a `/`
-  const whole = prefix ? segments.slice(0, -1) : segments
-  for (const segment of whole) {
-    if (segment === '' || segment === '.' || segment === '..') {
-      invalid(text, 'the path must be normalised (no empty, . or .. segments)')
-    }
-  }
-  for (const segment of segments) {
-    if (Buffer.byteLength(segment) > MAX_SEGMENT_BYTES) invalid(text, `a segment is over ${MAX_SEGMENT_BYTES} bytes`)
-  }
 }
 
 function invalid(text: string, why: string): never {

@@ -1,7 +1,8 @@
 import { decodePublicKey } from '../auth/keys.js'
 import { fail } from '../errors.js'
 import { ID_LENGTH, MAX_SEQ, decodeId } from '../events/id.js'
-import type { Filter } from './filter.js'
+import { normalForm } from '../paths.js'
+import { filterText, type Filter } from './filter.js'
 
 /*
  * `GET /events-stream`, as upstream pubky-core serves it. Facts read in github.com/pubky/pubky-core:
@@ -16,7 +17,8 @@ import type { Filter } from './filter.js'
  *   accepted 0). It counts events over the whole stream, replay and live; no default, no cap.
  * - `live`, `reverse`: true only for `true` or `1`, anything else false, never an error.
  * - `path`, repeatable (v0.6.0: one, a plain prefix); empty values ignored; a `/` is prepended
- *   when missing; normalised like storage paths. It is matched against the stored path, which
+ *   when missing; normalised like storage paths (Hearth: by the same rules, src/paths.ts, where
+ *   a trailing `.` names the folder, as in storage). It is matched against the stored path, which
  *   includes `/pub/`. Ending in `/` = that folder and below; otherwise exactly that path.
  *   No path means `/pub/` (main), so private events never leak by default.
  * Errors, plain text bodies, checked in this order (all 400 unless noted):
@@ -98,7 +100,7 @@ export function parseEventsStreamQuery(query: string | URLSearchParams): EventsS
   }
   const paths = rawPaths.map((value) => {
     const given = value.startsWith('/') ? value : `/${value}`
-    const path = normaliseStreamPath(given)
+    const { path } = normalForm(given)
     if (path === undefined) fail('InvalidQuery', `Invalid path: ${given}`)
     return { path, prefix: path.endsWith('/') }
   })
@@ -160,29 +162,9 @@ export function streamPathMatches(paths: readonly StreamPath[], path: string): b
 export function streamFilters(users: Iterable<string>, paths: readonly StreamPath[]): Filter[] {
   const filters: Filter[] = []
   for (const user of new Set(users)) {
-    for (const { path, prefix } of paths) filters.push({ user, path, prefix, text: `${user}${path}${prefix ? '*' : ''}` })
+    for (const { path, prefix } of paths) filters.push({ user, path, prefix, text: filterText(user, path, prefix) })
   }
   return filters
-}
-
-/**
- * Upstream's path normalisation: empty and `.` segments drop, `..` removes the one before
- * (none left: invalid), a trailing `/` or `..` keeps the folder slash; segments at most 255
- * bytes without control characters, the result at most 4096 bytes.
- */
-export function normaliseStreamPath(path: string): string | undefined {
-  if (!path.startsWith('/')) return undefined
-  const folder = path.endsWith('/') || path.endsWith('..')
-  const out: string[] = []
-  for (const segment of path.split('/')) {
-    if (segment === '' || segment === '.') continue
-    if (Buffer.byteLength(segment) > 255 || /[\u0000-\u001f\u007f-\u009f]/.test(segment)) return undefined
-    if (segment === '..') {
-      if (out.pop() === undefined) return undefined
-    } else out.push(segment)
-  }
-  const normal = out.map((s) => `/${s}`).join('') + (folder ? '/' : '')
-  return Buffer.byteLength(normal) > 4096 ? undefined : normal
 }
 
 function parseLimit(value: string): number {

@@ -13,6 +13,8 @@ export interface Actors {
   bob: { user: string; secret: string }
   /** the attacker, with a root session of its own */
   carol: { user: string; secret: string; keypair: Keypair }
+  /** a user whose session only the checked requests carry, so nothing signs it out */
+  dave: { user: string; secret: string }
   adminPassword: string
 }
 
@@ -24,6 +26,8 @@ export interface HostileRequest {
   target: string
   headers: [string, string][]
   body?: TokenRecipe | Uint8Array
+  /** a request whose answer is known: the statuses it may get */
+  expect?: number[]
 }
 
 export type TokenRecipe = { token: TokenKind; who: 'carol' | 'fresh'; caps: string; skewS: number }
@@ -46,7 +50,7 @@ export function hostileRequest(a: Actors): fc.Arbitrary<HostileRequest> {
   )
   const segment = fc.oneof(
     { arbitrary: fc.stringMatching(/^[a-z0-9._-]{1,12}$/), weight: 8 },
-    { arbitrary: fc.constantFrom('..', '.', '', '%2e%2e', '%2E.', '.%2e', '%2f', '%2F..%2F', '%00', '%0a', '%ff', '%', '%zz', '%c0%ae', '..%5c', '*', '~', ';', '\\', 'priv', 'pub', 'hush', '%252e%252e', '%E2%80%AE', '%F0%9F%92%A9'), weight: 6 },
+    { arbitrary: fc.constantFrom('..', '.', '', '%2e%2e', '%2E.', '.%2e', '%2f', '%2F..%2F', '%00', '%0a', '%ff', '%', '%zz', '%c0%ae', '..%5c', '*', '~', ';', '\\', 'priv', 'pub', 'hush', '%252e%252e', '%E2%80%AE', '%F0%9F%92%A9', 'a%C2%85b', '%C2%80', '%c2%9f', '%C2%A0'), weight: 6 },
     { arbitrary: fc.string({ unit: 'grapheme', maxLength: 8 }).map(encodeURIComponent), weight: 2 },
     { arbitrary: fc.integer({ min: 250, max: 300 }).map((n) => 'x'.repeat(n)), weight: 1 },
   )
@@ -59,7 +63,13 @@ export function hostileRequest(a: Actors): fc.Arbitrary<HostileRequest> {
     { arbitrary: fc.constantFrom('/', '//pub/', '/PUB/', '/pub', '/priv', '/storage/', '/%70ub/', '/pub/../priv/', '/a/../priv/', '/.well-known/', '/admin/'), weight: 2 },
   )
   const huge = fc.integer({ min: 4000, max: 20000 }).map((n) => `/pub/${'a/'.repeat(n / 2)}`)
-  const storagePath = fc.oneof({ arbitrary: fc.tuple(root, tail).map(([r, t]) => r + t), weight: 20 }, { arbitrary: huge, weight: 1 })
+  // around the 64-segment bound, and the review's 2,040 one-character segments
+  const deep = fc.oneof(fc.integer({ min: 60, max: 70 }), fc.constant(2040)).map((n) => `/pub/${'d/'.repeat(n - 2)}f`)
+  const storagePath = fc.oneof(
+    { arbitrary: fc.tuple(root, tail).map(([r, t]) => r + t), weight: 20 },
+    { arbitrary: huge, weight: 1 },
+    { arbitrary: deep, weight: 1 },
+  )
 
   const cursorish = fc.oneof(
     fc.nat({ max: 400 }).map(String),
@@ -69,7 +79,7 @@ export function hostileRequest(a: Actors): fc.Arbitrary<HostileRequest> {
     fc.string({ maxLength: 20 }),
   )
   const filter = fc.oneof(
-    fc.tuple(fc.oneof(user, fc.constant('*')), fc.oneof(storagePath, fc.constantFrom('', '*', '/*', '/priv/*', '/pub/*', '/priv/hush*'))).map(([u, p]) => u + p),
+    fc.tuple(fc.oneof(user, fc.constant('*')), fc.oneof(storagePath, fc.constantFrom('', '*', '/*', '/priv/*', '/pub/*', '/priv/hush*', '/pub/nothing', '/pub/a\u0085b', '/pub/a\\*', '/pub/\\'))).map(([u, p]) => u + p),
     fc.string({ maxLength: 30 }),
   )
   const flag = fc.constantFrom('true', 'false', '1', '0', '', 'yes', 'TRUE')
@@ -96,6 +106,10 @@ export function hostileRequest(a: Actors): fc.Arbitrary<HostileRequest> {
     { arbitrary: finite(query).map((q) => `/subscribe${q}`), weight: 4 },
     { arbitrary: fc.tuple(filter, finite(query)).map(([f, q]) => `/subscribe/${f.replace(/^\//, '')}${q}`), weight: 2 },
     { arbitrary: finite(query).map((q) => `/events-stream${q}`), weight: 4 },
+    // one victim followed from a cursor inside the log, past its private events
+    { arbitrary: fc.tuple(fc.constantFrom(a.alice.user, a.bob.user), fc.constantFrom('', '/*', '/pub/*', '/pub/nothing', '/priv/*', '/priv/stretch/1'), fc.nat({ max: 400 }))
+      .map(([u, p, n]) => `/subscribe?filter=${encodeURIComponent(u + p)}&lastSeq=${n}&live=false`), weight: 2 },
+    { arbitrary: fc.nat({ max: 400 }).map((n) => `/events/?cursor=${n}`), weight: 1 },
     { arbitrary: query.map((q) => `/info${q}`), weight: 1 },
     { arbitrary: query.map((q) => `/signup${q}`), weight: 3 },
     { arbitrary: query.map((q) => `/session${q}`), weight: 3 },
@@ -166,7 +180,35 @@ export function hostileRequest(a: Actors): fc.Arbitrary<HostileRequest> {
     headers: fc.array(fc.oneof(header, fc.tuple(fc.string({ maxLength: 12 }), rawJunk)), { maxLength: 4 }),
     body: fc.option(fc.uint8Array({ maxLength: 256 }), { nil: undefined }),
   })
-  return fc.oneof({ arbitrary: http, weight: 9 }, { arbitrary: socket, weight: 1 })
+  return fc.oneof({ arbitrary: http, weight: 9 }, { arbitrary: socket, weight: 1 }, { arbitrary: checkedRequest(a), weight: 1 })
+}
+
+/**
+ * Requests whose answer is known, on Dave's storage with Dave's session (which nothing else
+ * sends, so nothing signs it out): paths around the 64-segment bound, C1 characters, and his
+ * cookie among stale ones of the same name.
+ */
+function checkedRequest(a: Actors): fc.Arbitrary<HostileRequest> {
+  const dave = `${a.dave.user}=${a.dave.secret}`
+  const put = (target: string, cookie: string, expect: number[]): HostileRequest =>
+    ({ transport: 'http', method: 'PUT', target, headers: [['pubky-host', a.dave.user], ['cookie', cookie]], body: new Uint8Array([1]), expect })
+  // a folder no generated path names, so no other request makes a file of it
+  const deep = fc.integer({ min: 60, max: 70 }).map((n) => put(`/pub/deep~1/${'d/'.repeat(n - 3)}f`, dave, n <= 64 ? [201] : [400]))
+  const c1 = fc.constantFrom('%C2%85', '%C2%80', '%c2%9f', '%C2%9B').map((c) => put(`/pub/c1/a${c}b`, dave, [400]))
+  const c1Filter = fc.constantFrom('%C2%85', '%C2%80', '%C2%9F').map((c): HostileRequest =>
+    ({ transport: 'http', method: 'GET', target: `/subscribe?filter=${a.dave.user}%2Fpub%2Fa${c}b&live=false`, headers: [], expect: [400] }))
+  const stale = fc.oneof(
+    fc.constantFrom(a.alice.secret, a.bob.secret, a.carol.secret, '', 'x', 'Z'.repeat(26)),
+    fc.stringMatching(/^[0-9A-HJKMNP-TV-Z]{26}$/),
+  ).map((secret) => `${a.dave.user}=${secret}`)
+  const cookies = fc.tuple(fc.array(stale, { minLength: 1, maxLength: 3 }), fc.nat()).map(([others, at]) => {
+    const all = [...others]
+    all.splice(at % (others.length + 1), 0, dave)
+    return all.join('; ')
+  })
+  const duplicate = fc.tuple(cookies, fc.boolean(), fc.nat({ max: 50 })).map(([cookie, write, i]): HostileRequest =>
+    write ? put(`/pub/dup/${i}`, cookie, [201]) : { transport: 'http', method: 'GET', target: '/session', headers: [['pubky-host', a.dave.user], ['cookie', cookie]], expect: [200] })
+  return fc.oneof(deep, c1, c1Filter, duplicate)
 }
 
 /** Mostly streams that end by themselves; the rest are live and cut short by the sender. */

@@ -6,20 +6,32 @@ import { HomeserverClient } from '../../src/client/homeserver.js'
 import { randomKeypair } from '../../src/auth/keys.js'
 import { rawExchange, rawRequest, type RawResponse } from './raw-http.js'
 import { hostileRequest, TokenMaker, type Actors, type HostileRequest } from './hostile-input.js'
+import { readSubscribe } from './sse.js'
+import { decodeId } from '../../src/events/id.js'
 
 /**
  * Fires generated hostile requests at a running server and checks each answer against the
  * properties every answer must have: no 5xx, no `/priv/` name of a user whose session the
- * request did not carry, and errors in the contract's shape (plain text on storage and auth
- * routes, JSON `{error, message}` elsewhere). The server must answer /info after every batch.
+ * request did not carry, errors in the contract's shape (plain text on storage and auth
+ * routes, JSON `{error, message}` elsewhere), no C1 character in a listing or feed, no
+ * position of a victim's private event in a stream that follows that victim, no empty
+ * `/events/` page while events follow its cursor, and the known answer of checked requests.
+ * The server must answer /info after every batch.
  */
 export interface HostileWorld {
   actors: Actors
   /** the names of the victims' private files; none may ever appear in an answer */
   markers: string[]
+  /** the seqs of the victims' private events */
+  hidden: ReadonlySet<number>
+  /** the log's head is at least this (read before each batch) */
+  head: number
   /** what is wrong with the victims' files now (they must be exactly as written) */
   damage(): Promise<string[]>
 }
+
+/** Private writes of one victim in a row: longer than a page of its own index. */
+const STRETCH = 300
 
 export async function hostileWorld(url: string, adminPassword: string): Promise<HostileWorld> {
   const make = async () => {
@@ -27,7 +39,7 @@ export async function hostileWorld(url: string, adminPassword: string): Promise<
     await c.signup()
     return c
   }
-  const [alice, bob, carol] = [await make(), await make(), await make()]
+  const [alice, bob, carol, dave] = [await make(), await make(), await make(), await make()]
   const markers: string[] = []
   const written: [HomeserverClient, string, string][] = []
   for (const victim of [alice, bob]) {
@@ -41,6 +53,10 @@ export async function hostileWorld(url: string, adminPassword: string): Promise<
     )
   }
   for (const [victim, path, text] of written) await victim.put(path, text)
+  // a stretch of private events: one-user replays of Bob read pages of his index that end on them
+  for (let i = 0; i < STRETCH; i += 10) {
+    await Promise.all(Array.from({ length: 10 }, (_, j) => bob.put(`/priv/stretch/${i + j}`, 'private')))
+  }
   const damage = async () => {
     const out: string[] = []
     for (const [victim, path, text] of written) {
@@ -51,10 +67,24 @@ export async function hostileWorld(url: string, adminPassword: string): Promise<
     if (listed.length !== 4) out.push(`Alice's listing holds ${listed.length} files: ${listed.join(' ')}`)
     return out
   }
+  // public writes after the victims' private ones, so the head is never next to them; then a
+  // tail of private events only, which /events/ must move past
   await carol.put('/pub/a/b.txt', 'carol public')
-  await carol.put('/priv/carol.txt', 'carol private')
+  await carol.put('/pub/a/c.txt', 'carol public')
+  for (let i = 0; i < 20; i++) await carol.put(`/priv/carol-${i}.txt`, 'carol private')
+  const hidden = new Set<number>()
+  for (const victim of [alice, bob]) {
+    const own = await readSubscribe(`${url}/subscribe?filter=${victim.user}/priv/*&lastSeq=0&live=false`, { cookie: `${victim.user}=${victim.session}` })
+    for (const ev of own.events) hidden.add(Number(ev.seq))
+  }
   const id = (c: HomeserverClient) => ({ user: c.user, secret: c.session! })
-  return { actors: { alice: id(alice), bob: id(bob), carol: { ...id(carol), keypair: carol.keypair }, adminPassword }, markers, damage }
+  const actors = { alice: id(alice), bob: id(bob), carol: { ...id(carol), keypair: carol.keypair }, dave: id(dave), adminPassword }
+  return { actors, markers, hidden, head: await headOf(url), damage }
+}
+
+async function headOf(url: string): Promise<number> {
+  const info = (await (await fetch(`${url}/info`)).json()) as { events: { head: string } }
+  return Number(info.events.head)
 }
 
 /** Everything Alice stores, /pub/ and /priv/: nothing may have been added or removed. */
@@ -93,7 +123,10 @@ export async function runHostile(url: string, world: HostileWorld, opts: { reque
         for (const p of problems) failures.push(`${p}\n    request: ${describe(req)}`)
       })
       sent += requests.length
-      const info = await fetch(`${url}/info`).then((r) => r.status, (e: Error) => e.message)
+      const info = await headOf(url).then((head) => {
+        world.head = head
+        return 200
+      }, (e: Error) => e.message)
       if (info !== 200) {
         failures.push(`after ${sent} requests /info answers ${info}`)
         break
@@ -161,6 +194,10 @@ function check(req: HostileRequest, res: RawResponse, world: HostileWorld): stri
   const problems: string[] = []
   const text = `${JSON.stringify(res.headers)}\n${res.body.toString('latin1')}`
   if (res.status >= 500) problems.push(`${res.status}: ${res.body.toString().slice(0, 200)}`)
+  if (req.expect !== undefined && !req.expect.includes(res.status)) {
+    problems.push(`${res.status} where ${req.expect.join(' or ')} was due: ${res.body.toString().slice(0, 200)}`)
+  }
+  if (res.status === 200 && req.transport === 'http') problems.push(...checkFeed(req, res, world))
   for (const m of world.markers) if (text.includes(m)) problems.push(`leaked a private name (${res.status}): ${res.body.toString().slice(0, 300)}`)
   if (res.status >= 400 && req.method !== 'HEAD' && !res.truncated) {
     const shape = expectedShape(req, res)
@@ -183,6 +220,53 @@ function check(req: HostileRequest, res: RawResponse, world: HostileWorld): stri
     }
   }
   return problems
+}
+
+/**
+ * Listings and feeds: no C1 character (nothing holding one can be stored); `/events/` moves
+ * its cursor whenever events follow it; a stream that follows one victim reports no position
+ * on, or just after, that victim's private events.
+ */
+function checkFeed(req: HostileRequest, res: RawResponse, world: HostileWorld): string[] {
+  const url = new URL(req.target, 'http://x')
+  const feed = /^\/(events\/|events-stream|subscribe)/.test(url.pathname)
+  const listing = /^\/(pub|priv|storage)\/.*\/$/.test(url.pathname)
+  if (req.method !== 'GET' || !(feed || listing)) return []
+  const body = res.body.toString('utf8')
+  const problems: string[] = []
+  if (/[\u0080-\u009f]/.test(body)) problems.push(`a C1 character in ${body.slice(0, 200)}`)
+  if (url.pathname === '/events/' && body === '' && !res.truncated) {
+    const cursor = url.searchParams.get('cursor') ?? ''
+    const limit = url.searchParams.get('limit')
+    if (/^\d{0,19}$/.test(cursor) && Number(cursor || 0) < world.head && (limit === null || Number(limit) > 0)) problems.push(`an empty /events/ page at cursor ${cursor || 0}, below the head ${world.head}`)
+  }
+  if (url.pathname.startsWith('/subscribe')) {
+    const filters = url.searchParams.getAll('filter')
+    const inPath = url.pathname.slice('/subscribe/'.length)
+    if (inPath !== '') filters.push(decodeURIComponentOr(inPath))
+    const victims = [world.actors.alice.user, world.actors.bob.user]
+    const followed = filters.length > 0 && victims.find((v) => filters.every((f) => f.startsWith(v)))
+    if (followed) {
+      for (const frame of body.split('\n\n')) {
+        const lines = frame.split('\n')
+        if (lines.some((l) => l.startsWith('data:') || l.startsWith('event:'))) continue
+        const id = lines.find((l) => l.startsWith('id: '))?.slice(4)
+        const seq = id === undefined ? undefined : Number(decodeId(id))
+        if (seq !== undefined && (world.hidden.has(seq) || world.hidden.has(seq - 1))) {
+          problems.push(`an id frame at ${seq}, on or just after a private event of the user the stream follows`)
+        }
+      }
+    }
+  }
+  return problems
+}
+
+function decodeURIComponentOr(text: string): string {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    return text
+  }
 }
 
 /** Which error shape the contract gives this request: plain on storage and auth routes. */
@@ -209,9 +293,9 @@ function requestSize(req: HostileRequest): number {
   return req.target.length + req.headers.reduce((n, [k, v]) => n + k.length + v.length + 4, 0)
 }
 
-/** Fastify's answer to a request Node could not parse (e.g. an unknown method). */
+/** The answer to a request Node could not parse (e.g. an unknown method), which reaches no route. */
 function isClientError(res: RawResponse): boolean {
-  return res.status === 400 && res.body.toString() === '{"error":"Bad Request","message":"Client Error","statusCode":400}'
+  return res.status === 400 && res.body.toString() === '{"error":"BadRequest","message":"Malformed HTTP request"}'
 }
 
 function socketBytes(req: HostileRequest, body: Uint8Array | undefined): Buffer {
@@ -262,6 +346,7 @@ async function pool<T>(items: readonly T[], size: number, work: (item: T) => Pro
 }
 
 function describe(req: HostileRequest): string {
+  if (req.expect !== undefined) return `checked ${req.method} ${JSON.stringify(req.target.slice(0, 200))} headers=${JSON.stringify(req.headers).slice(0, 400)}`
   const body = req.body === undefined ? '' : req.body instanceof Uint8Array ? ` body=${req.body.length}B` : ` token=${JSON.stringify(req.body)}`
   const target = req.target.length > 300 ? `${req.target.slice(0, 300)}…(${req.target.length})` : req.target
   return `${req.transport} ${req.method} ${JSON.stringify(target)} headers=${JSON.stringify(req.headers).slice(0, 400)}${body}`

@@ -72,21 +72,26 @@ function hasHeader(headers: RawRequest['headers'], name: string): boolean {
  * characters, bytes above 0x7f, broken framing). Returns whatever came back before the
  * server closed or `timeoutMs` passed.
  */
-export function rawExchange(base: string, bytes: Uint8Array | string, timeoutMs = 5000): Promise<Buffer> {
+export async function rawExchange(base: string, bytes: Uint8Array | string, timeoutMs = 5000): Promise<Buffer> {
+  return (await rawConversation(base, bytes, timeoutMs)).bytes
+}
+
+/** `rawExchange`, also telling whether the server ended the connection before `timeoutMs`. */
+export function rawConversation(base: string, bytes: Uint8Array | string, timeoutMs = 5000): Promise<{ bytes: Buffer; closedByServer: boolean }> {
   const url = new URL(base)
   return new Promise((resolve) => {
     const chunks: Buffer[] = []
     const socket = net.connect(Number(url.port), url.hostname, () => socket.write(bytes))
-    const done = () => {
+    const done = (closedByServer: boolean) => {
       clearTimeout(timer)
       socket.destroy()
-      resolve(Buffer.concat(chunks))
+      resolve({ bytes: Buffer.concat(chunks), closedByServer })
     }
-    const timer = setTimeout(done, timeoutMs)
+    const timer = setTimeout(() => done(false), timeoutMs)
     socket.on('data', (c: Buffer) => chunks.push(c))
-    socket.on('end', done)
-    socket.on('close', done)
-    socket.on('error', done)
+    socket.on('end', () => done(true))
+    socket.on('close', () => done(true))
+    socket.on('error', () => done(true))
   })
 }
 

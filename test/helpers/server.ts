@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs'
+import type { FastifyBaseLogger } from 'fastify'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildConfig } from '../../src/config/config.js'
@@ -21,12 +22,13 @@ export function tempDir(t: Teardown, name = 'hearth-'): string {
 /**
  * A real server on 127.0.0.1, closed after the test: a real LevelDB in a fresh temp folder,
  * or with HEARTH_TEST_ENGINE=postgres a real PostgreSQL database of its own (test/helpers/engine.ts).
+ * It logs nothing unless given a logger.
  */
-export async function startTestServer(t: Teardown, raw: RawConfig = {}): Promise<Server> {
+export async function startTestServer(t: Teardown, raw: RawConfig = {}, log?: FastifyBaseLogger): Promise<Server> {
   const dir = raw.DATA_DIR ?? tempDir(t)
   const engine = raw.DATABASE_URL === undefined ? await engineSettings(t, dir) : {}
   const config = buildConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', SIGNUP_RATE_LIMIT: '1000000', ...engine, ...raw, DATA_DIR: dir })
-  const server = await startServer(config)
+  const server = await startServer(config, log)
   t.teardown(() => server.close())
   return server
 }

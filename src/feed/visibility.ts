@@ -1,0 +1,41 @@
+import { covers, type Capability } from '../auth/capabilities.js'
+import type { HearthEvent } from '../events/event.js'
+import { isPrivatePath } from '../paths.js'
+
+/*
+ * The one home of the `/priv/` rule (SPEC §2, §6.3). A public event is for everyone. A private
+ * event is for one viewer only: its owner's own session, with a read capability covering the
+ * path, on a stream that follows that owner alone. Every feed (`/subscribe`, `/events-stream`
+ * forward and reverse, `/events/`) asks a `CanSee`, built once when the stream opens.
+ */
+
+/** A session, as far as visibility goes. */
+export interface Viewer {
+  readonly user: string
+  readonly capabilities: readonly Capability[]
+}
+
+export type Seen = Pick<HearthEvent, 'user' | 'path'>
+export type CanSee = (ev: Seen) => boolean
+
+export function isPrivate(ev: Pick<HearthEvent, 'path'>): boolean {
+  return isPrivatePath(ev.path)
+}
+
+export function canSee(ev: Seen, viewer: Viewer | undefined): boolean {
+  if (!isPrivate(ev)) return true
+  return viewer !== undefined && viewer.user === ev.user && covers(viewer.capabilities, ev.path, 'r')
+}
+
+/** What a stream with no viewer (no session, or several users) may see. */
+export const publicOnly: CanSee = (ev) => !isPrivate(ev)
+
+/**
+ * Built once per stream: `session` is the one behind the request's cookie for `onlyUser`, the
+ * one user every filter of the stream names (undefined when they name several, or anyone).
+ * A session under that name that belongs to someone else sees nothing private.
+ */
+export function visibility(session: Viewer | undefined, onlyUser: string | undefined): CanSee {
+  if (session === undefined || onlyUser === undefined || session.user !== onlyUser) return publicOnly
+  return (ev) => canSee(ev, session)
+}
