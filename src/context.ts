@@ -67,7 +67,17 @@ async function build(config: Readonly<Config>, log: FastifyBaseLogger, store: St
   const metrics = new Metrics()
   const feed = new FeedEngine(events, config.keepaliveMs, metrics.feed)
   const sessions = new SessionStore(store, { ttlMs: config.sessionTtlMs })
-  const hooks: (() => Promise<void> | void)[] = [() => feed.stop(), () => events.close()]
+  // Signing out ends the streams that saw /priv/ events through that session (SPEC §4), in
+  // every process: the store tells each of them. A process whose notifications lapsed (a lost
+  // database connection) checks its streams' sessions again when it reconnects.
+  const unwatchSignOut = sessions.onSignOut((secret) => feed.endSession(secret))
+  const unwatchReconnect = store.watch((head) => {
+    if (head !== undefined) return
+    for (const secret of feed.privateSessions()) {
+      void sessions.get(secret).then((s) => s === undefined && feed.endSession(secret), () => {})
+    }
+  })
+  const hooks: (() => Promise<void> | void)[] = [() => feed.stop(), () => events.close(), unwatchSignOut, unwatchReconnect]
   let retention: Retention | undefined
   if (config.retention) {
     retention = new Retention(events, config.retention, (err) => log.error({ err }, 'pruning the event log failed'))

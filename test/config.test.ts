@@ -213,5 +213,5 @@ t.test('METRICS_PORT and --metrics-port: off by default, a port, never the API p
   t.match(refused({ METRICS_PORT: '6286' }), /^METRICS_PORT: .*must differ from PORT/)
   const bad = await run(['serve', '--metrics-port', 'abc', '--data', tempDir(t)])
   t.equal(bad.code, 2, 'a bad value stops start-up with status 2')
-  t.match(bad.stderr, /METRICS_PORT/, 'naming the setting')
+  t.match(bad.stderr, /invalid setting --metrics-port: /, 'naming the setting as it was given')
 })

@@ -6,6 +6,7 @@ import { ChildServer } from './helpers/child-server.js'
 import { freshDatabase, requirePostgres } from './helpers/postgres.js'
 import { tempDir, type Teardown } from './helpers/server.js'
 import { openSse, type StreamEvent } from './helpers/sse.js'
+import { RawStream } from './helpers/feed.js'
 
 /**
  * SPEC §9: three `hearth serve` processes on one PostgreSQL database behave as one homeserver.
@@ -139,7 +140,12 @@ t.test('across instances: a signup token redeems once, an AuthToken is accepted 
   const onB = new HomeserverClient(b!.url, winner.keypair, session)
   const onC = new HomeserverClient(c!.url, winner.keypair, session)
   t.equal((await onB.request('PUT', '/pub/s.txt', 'on b')).status, 201)
+  const priv = await RawStream.open(`${a!.url}/subscribe/${winner.user}/priv/*`, { cookie: `${winner.user}=${session}` })
+  t.equal(priv.response.status, 200)
+  await onB.put('/priv/x.txt', 'private')
+  await t.resolves(priv.until((f) => f.some((x) => x.event === 'PUT')), 'a private stream on a sees a private write made on b')
   await onC.signout()
   t.equal((await onB.request('PUT', '/pub/s.txt', 'again')).status, 401, 'signed out on c: refused on b')
+  await t.resolves(priv.all(10_000), 'and the private stream that session opened on a ends')
 })
 }

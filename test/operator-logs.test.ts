@@ -115,7 +115,7 @@ t.test('on a terminal, hearth serve says where it listens, its key, its data fol
   t.ok(url, 'where it listens')
   const key = JSON.parse(out.split(/\r?\n/).find((l) => l.includes('"hearth is serving"'))!.trim()).publicKey as string
   t.match(out, new RegExp(`homeserver key +${key}`), 'its key')
-  t.match(out, new RegExp(`data folder +${data.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), 'its data folder, in full')
+  t.match(out, new RegExp(`storage +leveldb: ${data.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), 'its storage: the engine and the data folder, in full')
   t.match(out, new RegExp(`viewer +${url}/\\r?\\n`), 'the viewer')
   const info = await fetch(`${url}/info`).then((r) => r.json() as Promise<{ publicKey: string }>)
   t.equal(info.publicKey, key, 'the key it printed is the one it serves')

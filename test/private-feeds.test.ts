@@ -130,3 +130,28 @@ t.test("a one-user replay gives away no position of that user's private events",
     }
   }
 })
+
+t.test('signing out ends the private streams that session opened; public streams go on', async (t) => {
+  const owner = await newUser(server)
+  const other = new HomeserverClient(server.url, owner.keypair)
+  await other.signin()
+  const priv = await RawStream.open(`${server.url}/subscribe/${owner.user}/priv/*`, cookieOf(owner))
+  const upstream = await RawStream.open(`${server.url}/events-stream?user=${owner.user}&path=/priv/&live=true`, cookieOf(owner))
+  const viaOther = await RawStream.open(`${server.url}/subscribe/${owner.user}/priv/*`, cookieOf(other))
+  const pub = await RawStream.open(`${server.url}/subscribe/${owner.user}/*`)
+  for (const s of [priv, upstream, viaOther, pub]) t.equal(s.response.status, 200)
+  await owner.put('/priv/before.txt', 'seen')
+  await priv.until((f) => f.some((x) => x.event === 'PUT'))
+  await upstream.until((f) => f.some((x) => x.event === 'PUT'))
+
+  await owner.signout()
+  await t.resolves(priv.all(5000), 'the /subscribe stream opened with the signed-out session ends')
+  await t.resolves(upstream.all(5000), 'and so does the /events-stream one')
+  await owner.request('PUT', '/priv/after.txt', 'never sent') // 401 now: the session is gone
+  await other.put('/priv/after.txt', 'written with the other session')
+  await other.put('/pub/after.txt', 'public')
+  await t.resolves(viaOther.until((f) => f.some((x) => x.event === 'PUT' && x.data?.includes('/priv/after.txt') === true)), 'a stream opened with another session of the same user goes on')
+  await t.resolves(pub.until((f) => f.some((x) => x.event === 'PUT' && x.data?.includes('/pub/after.txt') === true)), 'and so does a public one')
+  t.notOk(priv.frames.some((x) => x.data?.includes('/priv/after.txt')), 'nothing written after sign-out reached the ended stream')
+  for (const s of [viaOther, pub]) s.close()
+})

@@ -94,6 +94,21 @@ export class FeedEngine {
     return stream
   }
 
+  /**
+   * Ends every stream that sees `/priv/` events through the session `secret`: called when it
+   * signs out, in this process or another. A client that reconnects gets public events only.
+   */
+  endSession(secret: string): void {
+    for (const sub of [...this.#subs]) if (sub.spec.session === secret) sub.finish()
+  }
+
+  /** The sessions that open streams see `/priv/` events through. */
+  privateSessions(): Set<string> {
+    const out = new Set<string>()
+    for (const sub of this.#subs) if (sub.spec.session !== undefined) out.add(sub.spec.session)
+    return out
+  }
+
   /** Ends every stream (clients reconnect with their last id) and stops listening. */
   stop(): void {
     this.#stopped = true

@@ -28,6 +28,8 @@ export interface SubscriberSpec {
   onlyUser?: string
   /** the `/priv/` rule for this stream's viewer: nothing it refuses is sent or given away */
   canSee: CanSee
+  /** the secret of the session that lets this stream see `/priv/` events: signing it out ends the stream */
+  session?: string
   /** the stream's filters, as a predicate over events, for replays */
   accepts: (ev: HearthEvent) => boolean
   /**

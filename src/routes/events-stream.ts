@@ -5,9 +5,9 @@ import {
   authorizeStreamPaths, parseEventsStreamQuery, resolveStreamCursors, streamFilters, streamPathMatches,
 } from '../subscriptions/upstream.js'
 import type { Headers } from '../feed/engine.js'
-import { sessionFor } from '../auth/request.js'
+import { sessionCookie } from '../auth/request.js'
 import { covers } from '../auth/capabilities.js'
-import { visibility } from '../feed/visibility.js'
+import { publicOnly, visibility } from '../feed/visibility.js'
 import { queryString } from './user.js'
 import { openStream } from './stream.js'
 import { markStream, noteUser } from './observe.js'
@@ -46,7 +46,8 @@ export async function eventsStreamRoute(app: FastifyInstance, ctx: Context): Pro
 async function eventsStream(ctx: Context, req: FastifyRequest, reply: FastifyReply): Promise<void> {
   const query = parseEventsStreamQuery(queryString(req.url))
   const first = query.users[0]!.user
-  const session = await sessionFor(ctx, req, first)
+  const viewer = await sessionCookie(ctx, req, first)
+  const session = viewer?.session
   const paths = authorizeStreamPaths(query, session && { user: session.user, canRead: (p) => covers(session.capabilities, p, 'r') })
   const cursors = await resolveStreamCursors(query.users, (u) => ctx.users.exists(u))
   const users = [...cursors.keys()]
@@ -73,5 +74,6 @@ async function eventsStream(ctx: Context, req: FastifyRequest, reply: FastifyRep
   openStream(ctx, req, reply, {
     protocol: 'events-stream', after: Math.max(after, ctx.events.floor - 1), live: query.live, limit: query.limit,
     onlyUser, canSee, accepts, filters: streamFilters(users, paths),
+    session: canSee === publicOnly ? undefined : viewer?.secret,
   })
 }

@@ -4,8 +4,8 @@ import type { Context } from '../context.js'
 import { fail } from '../errors.js'
 import { parseCursor } from '../events/id.js'
 import { ANY_USER, filterMatches, parseFilters, type Filter } from '../subscriptions/filter.js'
-import { sessionFor } from '../auth/request.js'
-import { visibility } from '../feed/visibility.js'
+import { sessionCookie } from '../auth/request.js'
+import { publicOnly, visibility } from '../feed/visibility.js'
 import { queryObject } from './user.js'
 import { sse, type RouteDoc } from '../openapi/route-doc.js'
 import { openStream } from './stream.js'
@@ -76,10 +76,11 @@ async function subscribe(ctx: Context, req: FastifyRequest, reply: FastifyReply)
     after = Number(cursor)
   }
   const onlyUser = singleUser(filters)
-  const session = onlyUser === undefined ? undefined : await sessionFor(ctx, req, onlyUser)
+  const viewer = onlyUser === undefined ? undefined : await sessionCookie(ctx, req, onlyUser)
+  const canSee = visibility(viewer?.session, onlyUser)
   openStream(ctx, req, reply, {
-    protocol: 'subscribe', after, live, limit, onlyUser, filters,
-    canSee: visibility(session, onlyUser),
+    protocol: 'subscribe', after, live, limit, onlyUser, filters, canSee,
+    session: canSee === publicOnly ? undefined : viewer?.secret,
     accepts: (ev) => filters.some((f) => filterMatches(f, ev)),
     // live events reach this stream only through the tables, which applied the filters
     acceptsLive: () => true,

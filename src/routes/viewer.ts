@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import type { FastifyInstance } from 'fastify'
 import { fail } from '../errors.js'
+import type { RouteDoc } from '../openapi/route-doc.js'
 
 /** The compiled tree (dist/src/): the viewer's files sit where `npm run build` puts them. */
 const ROOT = new URL('../', import.meta.url)
@@ -23,7 +24,13 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-sr
 export async function viewerRoutes(app: FastifyInstance): Promise<void> {
   for (const [url, [file, type]] of Object.entries(FILES)) {
     const body = read(file)
-    app.get(url, async (_req, reply) => {
+    const doc: RouteDoc = {
+      summary: url === '/' ? 'The live viewer of the feed, for a browser' : `A file of the live viewer (${url})`,
+      tag: 'server',
+      responses: { 200: { description: 'the file', content: { [type.split(';')[0]!]: { text: url === '/' ? 'the viewer page' : 'the file' } } } },
+      errors: [404],
+    }
+    app.get(url, { config: { doc } }, async (_req, reply) => {
       if (body === undefined) fail('NotFound', 'The viewer is not built: run `npm run build`')
       return reply
         .type(type)
