@@ -26,5 +26,5 @@ if (reason !== undefined) {
     process.stderr.write('hearth: the build failed; see the errors above (`npm ci` first on a fresh clone)\n')
     process.exit(1)
   }
-  cpSync('src/viewer/static', 'dist/src/viewer/static', { recursive: true })
+  if (existsSync('src/viewer/static')) cpSync('src/viewer/static', 'dist/src/viewer/static', { recursive: true })
 }

@@ -20,7 +20,9 @@ t.test('npm pack installs into an empty folder and runs: hearth --help, hearth s
   const [tarball] = JSON.parse(packed.stdout) as { filename: string; files: { path: string }[] }[]
   const files = tarball!.files.map((f) => f.path)
   t.ok(files.includes('dist/src/cli/index.js') && files.includes('dist/src/client/index.d.ts'), 'the CLI and the type declarations are in')
-  const stray = files.filter((f) => !(f === 'package.json' || f === 'README.md' || /^dist\/src\/.*\.(js|d\.ts)$/.test(f)))
+  const runs = (f: string) => /^dist\/src\/.*\.(js|d\.ts)$/.test(f) || /^dist\/src\/viewer\/static\/[\w.-]+\.(html|css)$/.test(f)
+  const stray = files.filter((f) => !(f === 'package.json' || f === 'README.md' || runs(f)))
+  t.ok(files.includes('dist/src/viewer/static/index.html'), 'the viewer is in')
   t.same(stray, [], 'nothing but what runs: no sources, tests, benchmarks or source maps')
 
   const app = join(work, 'app')
