@@ -215,3 +215,24 @@ t.test('METRICS_PORT and --metrics-port: off by default, a port, never the API p
   t.equal(bad.code, 2, 'a bad value stops start-up with status 2')
   t.match(bad.stderr, /invalid setting --metrics-port: /, 'naming the setting as it was given')
 })
+
+t.test('DATABASE_URL: a database that cannot be reached stops start-up with one line naming it, status 2', async (t) => {
+  // port 1 on loopback: nothing listens there, so the connection is refused at once
+  const url = 'postgres://hearth:s3cret@127.0.0.1:1/hearth'
+  const bad = await run(['serve', '--data', tempDir(t)], { DATABASE_URL: url, PORT: '0' })
+  t.equal(bad.code, 2, 'exit status 2')
+  const lines = bad.stderr.trim().split('\n')
+  t.equal(lines.length, 1, 'one line')
+  t.match(lines[0], /^hearth: cannot open the database: .*\(DATABASE_URL, --database\)$/, 'naming the setting')
+  t.notMatch(bad.stderr, /s3cret/, 'without the password')
+  t.match(refusedSetting({ DATABASE_URL: 'mysql://x' }), /^DATABASE_URL: /, 'a URL that is not postgres:// is a bad setting')
+})
+
+function refusedSetting(raw: Record<string, string>): string {
+  try {
+    buildConfig(raw)
+  } catch (err) {
+    return err instanceof ConfigError ? `${err.setting}: ${err.message}` : String(err)
+  }
+  return 'accepted'
+}
