@@ -18,10 +18,11 @@ t.test('every acknowledged write survives SIGKILL, and the log stays whole', asy
   t.comment(JSON.stringify(figures))
   t.same(violations, [], 'no promise broken')
   t.equal(figures.rounds, 20)
-  // the run must have exercised what it checks
-  t.ok(figures.ackedPuts > 100, 'many PUTs acknowledged')
-  t.ok(figures.ackedDeletes > 10, 'DELETEs acknowledged')
-  t.ok(figures.blobPuts > 10, 'blob-sized PUTs acknowledged')
+  // the run must have exercised what it checks; the floors are low enough for a busy machine
+  // on either engine (PostgreSQL acknowledges fewer writes in each short round)
+  t.ok(figures.ackedPuts >= 40, `PUTs acknowledged (${figures.ackedPuts})`)
+  t.ok(figures.ackedDeletes >= 5, `DELETEs acknowledged (${figures.ackedDeletes})`)
+  t.ok(figures.blobPuts >= 5, `blob-sized PUTs acknowledged (${figures.blobPuts})`)
   t.ok(figures.unanswered >= 20, 'writes were in flight at the kills')
 })
 
