@@ -111,8 +111,9 @@ export function isDirPath(path: string): boolean {
 
 /** `/pub/a/b/c.txt` → [`/pub/a`, `/pub/a/b`]: the paths that must not be files for c.txt to exist. */
 export function fileAncestors(path: string): string[] {
-  const segs = path.split('/').slice(1, -1)
   const out: string[] = []
-  for (let i = 2; i <= segs.length; i++) out.push('/' + segs.slice(0, i).join('/'))
+  // prefixes of `path` up to each '/' after the root's: slices share the path's memory
+  const root = path.indexOf('/', 1)
+  for (let at = path.indexOf('/', root + 1); at !== -1; at = path.indexOf('/', at + 1)) out.push(path.slice(0, at))
   return out
 }

@@ -1,6 +1,6 @@
 import { HearthError, fail } from '../errors.js'
 import type { Ingested } from '../kv/ingest.js'
-import { fileKey, type BlobStore, type CommitTx, type FileMeta, type Store } from '../kv/store.js'
+import { fileKey, folderKey, type BlobStore, type CommitTx, type FileMeta, type Store } from '../kv/store.js'
 import { fileAncestors } from '../paths.js'
 import type { HearthEvent } from './event.js'
 import type { EventLog } from './log.js'
@@ -17,6 +17,21 @@ interface Pending {
 
 /** Upper bound on mutations per commit, to bound the time one group holds the others back. */
 const MAX_GROUP = 1024
+/**
+ * Upper bound on the key bytes one group's checks read and stage: a PUT's clash check reads
+ * every folder above its path, so a deep path costs about depth × length bytes of keys, held
+ * while its group commits. Deep paths commit in smaller groups; shallow ones are not held back.
+ */
+const MAX_GROUP_KEY_BYTES = 4 * 1024 * 1024
+
+/** The key bytes a mutation's checks handle: its path, and for a PUT each folder above it. */
+function checkBytes(op: Mutation): number {
+  const bytes = op.path.length + op.user.length
+  if (op.type !== 'PUT') return bytes
+  let depth = 0
+  for (let i = 0; i < op.path.length; i++) if (op.path.charCodeAt(i) === 47) depth++
+  return bytes * depth
+}
 
 /**
  * What a file costs its owner's quota (§3): its content, its path, and a fixed share for the
@@ -81,7 +96,7 @@ export class Writer {
 
   async #drain(): Promise<void> {
     try {
-      while (this.#queue.length > 0) await this.#commit(this.#queue.splice(0, MAX_GROUP))
+      while (this.#queue.length > 0) await this.#commit(this.#queue.splice(0, this.#nextGroupSize()))
     } finally {
       // Cleared in the same tick as the last empty-queue check: a `.finally()` callback would
       // run ticks later, and a submit landing in between would find a drain still "running",
@@ -89,6 +104,18 @@ export class Writer {
       this.#running = undefined
       this.#busySince = undefined
     }
+  }
+
+  /** How many queued mutations the next group takes: at least one, within both bounds. */
+  #nextGroupSize(): number {
+    let n = 0
+    let bytes = 0
+    while (n < this.#queue.length && n < MAX_GROUP) {
+      bytes += checkBytes(this.#queue[n]!.op)
+      if (n > 0 && bytes > MAX_GROUP_KEY_BYTES) break
+      n++
+    }
+    return n
   }
 
   async #commit(group: Pending[]): Promise<void> {
@@ -198,7 +225,7 @@ class GroupState {
       users.add(op.user)
       if (op.type !== 'PUT') continue
       for (const dir of fileAncestors(op.path)) refs.set(fileKey(op.user, dir), { user: op.user, path: dir })
-      folders.set(fileKey(op.user, op.path), op)
+      folders.set(folderKey(op.user, op.path), op)
     }
     const deletes = ops.filter((op) => op.type === 'DEL').length
     const [r, u] = [[...refs], [...users]]
@@ -228,7 +255,7 @@ class GroupState {
 
   /** Whether some file lies under `path` as a folder, counting this group's own changes. */
   isFolder(user: string, path: string): boolean {
-    const key = fileKey(user, path)
+    const key = folderKey(user, path)
     return (this.#stored.get(key) ?? 0) + (this.#change.get(key) ?? 0) > 0
   }
 
@@ -249,7 +276,7 @@ class GroupState {
   /** Adjusts the count of files under each folder of `path` by this group's change. */
   #count(user: string, path: string, by: number): void {
     for (const dir of fileAncestors(path)) {
-      const key = fileKey(user, dir)
+      const key = folderKey(user, dir)
       this.#change.set(key, (this.#change.get(key) ?? 0) + by)
     }
   }

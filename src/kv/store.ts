@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Readable } from 'node:stream'
 import type { HearthEvent } from '../events/event.js'
 
@@ -178,3 +179,10 @@ export interface BlobUpload {
 
 /** `<z32><path>`: how files are keyed, so one user's files are one contiguous range. */
 export const fileKey = (user: string, path: string): string => user + path
+
+/**
+ * A short, fixed-length name for one user's folder (`<z32>` + 27 characters of its path's
+ * SHA-1): the clash check names every folder above a path, and at 64 segments of a 4 KB path
+ * the folders' own paths would be 63 keys of up to 4 KB each.
+ */
+export const folderKey = (user: string, path: string): string => user + createHash('sha1').update(path).digest('base64url')

@@ -4,12 +4,15 @@ import type { HearthEvent } from '../../events/event.js'
 import { fileAncestors } from '../../paths.js'
 import { Serial } from '../../serial.js'
 import {
-  fileKey, type CommitTx, type CreateUserResult, type FileMeta, type FileRef, type KeyRange, type SessionRecord,
+  fileKey, folderKey, type CommitTx, type CreateUserResult, type FileMeta, type FileRef, type KeyRange, type SessionRecord,
   type Store, type UserRecord,
 } from '../store.js'
 import { FileBlobs } from './blobs.js'
 import { LevelKV } from './level-map.js'
 import { asText, type BatchOp, type Value } from './ordered-map.js'
+
+/** The folder index's layout; another value in `meta` means it is rebuilt at open. */
+const FOLDER_INDEX = 'sha1-v2'
 
 /** A user key in z-base-32 is 52 characters: file keys split there into user and path. */
 const Z32_LENGTH = 52
@@ -53,14 +56,19 @@ export class LevelStore implements Store {
 
   /** Data folders written before the folder index existed get it built once, at open. */
   async #indexFolders(): Promise<void> {
-    if ((await this.#kv.get('meta', 'folders')) !== undefined) return
+    if (asText(await this.#kv.get('meta', 'folders')) === FOLDER_INDEX) return
+    const ops: BatchOp[] = []
+    for await (const key of this.#kv.keys('folders', {})) ops.push({ type: 'del', ns: 'folders', key })
     const counts = new Map<string, number>()
     for await (const key of this.#kv.keys('files', {})) {
       const user = key.slice(0, Z32_LENGTH)
-      for (const dir of fileAncestors(key.slice(Z32_LENGTH))) counts.set(user + dir, (counts.get(user + dir) ?? 0) + 1)
+      for (const dir of fileAncestors(key.slice(Z32_LENGTH))) {
+        const folder = folderKey(user, dir)
+        counts.set(folder, (counts.get(folder) ?? 0) + 1)
+      }
     }
-    const ops: BatchOp[] = [...counts].map(([key, n]) => ({ type: 'put', ns: 'folders', key, value: String(n) }))
-    ops.push({ type: 'put', ns: 'meta', key: 'folders', value: '1' })
+    for (const [key, n] of counts) ops.push({ type: 'put', ns: 'folders', key, value: String(n) })
+    ops.push({ type: 'put', ns: 'meta', key: 'folders', value: FOLDER_INDEX })
     await this.#kv.batch(ops, { sync: true })
   }
 
@@ -274,7 +282,7 @@ class LevelTx implements CommitTx {
   }
 
   async countUnder(folders: readonly FileRef[], cap: number): Promise<number[]> {
-    const counts = await this.#kv.getMany('folders', folders.map((f) => fileKey(f.user, f.path)))
+    const counts = await this.#kv.getMany('folders', folders.map((f) => folderKey(f.user, f.path)))
     return counts.map((v) => Math.min(cap, Number(asText(v) ?? 0)))
   }
 
@@ -309,7 +317,7 @@ class LevelTx implements CommitTx {
   /** Adds `by` to the file count of every folder above `path`, written at the end of the group. */
   #count(user: string, path: string, by: number): void {
     for (const dir of fileAncestors(path)) {
-      const key = fileKey(user, dir)
+      const key = folderKey(user, dir)
       this.#folders.set(key, (this.#folders.get(key) ?? 0) + by)
     }
   }
