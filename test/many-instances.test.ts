@@ -2,9 +2,8 @@ import t from 'tap'
 import { randomKeypair } from '../src/auth/keys.js'
 import { signAuthToken } from '../src/auth/token.js'
 import { HomeserverClient } from '../src/client/homeserver.js'
-import { ChildServer } from './helpers/child-server.js'
-import { freshDatabase, requirePostgres } from './helpers/postgres.js'
-import { tempDir, type Teardown } from './helpers/server.js'
+import { requirePostgres } from './helpers/postgres.js'
+import { instances } from './helpers/instances.js'
 import { openSse, type StreamEvent } from './helpers/sse.js'
 import { RawStream } from './helpers/feed.js'
 
@@ -14,18 +13,6 @@ import { RawStream } from './helpers/feed.js'
  */
 
 const ADMIN = 'admin-secret'
-
-async function instances(t: Teardown, n: number, env: Record<string, string> = {}): Promise<ChildServer[]> {
-  const url = await freshDatabase(t)
-  const out: ChildServer[] = []
-  // started one after another: the first creates the schema and the homeserver key
-  for (let i = 0; i < n; i++) {
-    const server = await ChildServer.start({ dataDir: tempDir(t), env: { DATABASE_URL: url, ADMIN_PASSWORD: ADMIN, ...env } })
-    t.teardown(() => server.kill())
-    out.push(server)
-  }
-  return out
-}
 
 /** A live /subscribe stream from `lastSeq`, collecting event seqs until it has `upTo`. */
 function follow(url: string, lastSeq: number) {
@@ -118,7 +105,7 @@ t.test('three instances: one key, one gapless log, every subscriber on every ins
 })
 
 t.test('across instances: a signup token redeems once, an AuthToken is accepted once, sign-out is seen everywhere', async (t) => {
-  const [a, b, c] = await instances(t, 3, { SIGNUP_MODE: 'token' })
+  const [a, b, c] = await instances(t, 3, { SIGNUP_MODE: 'token', ADMIN_PASSWORD: ADMIN })
   const token = await (await fetch(`${a!.url}/admin/generate_signup_token`, { headers: { 'x-admin-password': ADMIN } })).text()
   const x = new HomeserverClient(a!.url, randomKeypair())
   const y = new HomeserverClient(b!.url, randomKeypair())

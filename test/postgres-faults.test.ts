@@ -1,9 +1,9 @@
 import t from 'tap'
 import { randomKeypair } from '../src/auth/keys.js'
 import { HomeserverClient } from '../src/client/homeserver.js'
-import { ChildServer } from './helpers/child-server.js'
-import { freshDatabase, requirePostgres } from './helpers/postgres.js'
-import { tempDir } from './helpers/server.js'
+import type { ChildServer } from './helpers/child-server.js'
+import { requirePostgres } from './helpers/postgres.js'
+import { instances } from './helpers/instances.js'
 import { openSse, readSubscribe, type StreamEvent } from './helpers/sse.js'
 
 /**
@@ -13,12 +13,7 @@ import { openSse, readSubscribe, type StreamEvent } from './helpers/sse.js'
  */
 if (await requirePostgres(t)) {
   t.test('kill -9 of one instance during writes: nothing acknowledged lost, no gap, the other instance unaffected', async (t) => {
-    const url = await freshDatabase(t)
-    const env = { DATABASE_URL: url, SIGNUP_RATE_LIMIT: '1000000' }
-    const a = await ChildServer.start({ dataDir: tempDir(t), env })
-    t.teardown(() => a.kill())
-    const b = await ChildServer.start({ dataDir: tempDir(t), env })
-    t.teardown(() => b.kill())
+    const [a, b] = (await instances(t, 2)) as [ChildServer, ChildServer]
 
     const seen: StreamEvent[] = []
     const live = openSse(`${b.url}/subscribe?lastSeq=0`, {}, (f) => {

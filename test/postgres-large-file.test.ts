@@ -1,9 +1,10 @@
 import t from 'tap'
 import { createHash } from 'node:crypto'
 import { request } from 'node:http'
-import { ChildServer } from './helpers/child-server.js'
-import { freshDatabase, requirePostgres } from './helpers/postgres.js'
-import { newUser, tempDir } from './helpers/server.js'
+import type { ChildServer } from './helpers/child-server.js'
+import { requirePostgres } from './helpers/postgres.js'
+import { instances } from './helpers/instances.js'
+import { newUser } from './helpers/server.js'
 
 /**
  * SPEC §9: file bodies live in PostgreSQL, so any instance serves any file. A 100 MiB PUT on
@@ -21,12 +22,7 @@ function chunk(n: number): Buffer {
 
 if (await requirePostgres(t)) {
   t.test('a 100 MiB file: PUT on one instance, GET from another, bounded memory on both', async (t) => {
-    const url = await freshDatabase(t)
-    const env = { DATABASE_URL: url, SIGNUP_RATE_LIMIT: '1000000' }
-    const a = await ChildServer.start({ dataDir: tempDir(t), env })
-    t.teardown(() => a.kill())
-    const b = await ChildServer.start({ dataDir: tempDir(t), env })
-    t.teardown(() => b.kill())
+    const [a, b] = (await instances(t, 2)) as [ChildServer, ChildServer]
     const alice = await newUser(a)
     const [rssA, rssB] = [a.rss(), b.rss()]
 

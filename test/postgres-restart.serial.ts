@@ -4,9 +4,9 @@ import { readdirSync } from 'node:fs'
 import { promisify } from 'node:util'
 import { randomKeypair } from '../src/auth/keys.js'
 import { HomeserverClient } from '../src/client/homeserver.js'
-import { ChildServer } from './helpers/child-server.js'
-import { freshDatabase, requirePostgres } from './helpers/postgres.js'
-import { tempDir } from './helpers/server.js'
+import type { ChildServer } from './helpers/child-server.js'
+import { requirePostgres } from './helpers/postgres.js'
+import { instances } from './helpers/instances.js'
 import { openSse, readSubscribe, type StreamEvent } from './helpers/sse.js'
 
 /**
@@ -35,12 +35,7 @@ async function until(cond: () => Promise<boolean> | boolean, ms: number, what: s
 
 if (await requirePostgres(t)) {
   t.test('PostgreSQL stopped and started under load: instances report not ready, then go on, nothing acknowledged lost, no half writes, no gap', async (t) => {
-    const url = await freshDatabase(t)
-    const env = { DATABASE_URL: url, SIGNUP_RATE_LIMIT: '1000000' }
-    const a = await ChildServer.start({ dataDir: tempDir(t), env })
-    t.teardown(() => a.kill())
-    const b = await ChildServer.start({ dataDir: tempDir(t), env })
-    t.teardown(() => b.kill())
+    const [a, b] = (await instances(t, 2)) as [ChildServer, ChildServer]
 
     const seen: StreamEvent[] = []
     const live = openSse(`${b.url}/subscribe?lastSeq=0`, {}, (f) => {

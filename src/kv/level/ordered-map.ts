@@ -1,3 +1,5 @@
+import type { KeyRange } from '../store.js'
+
 /**
  * The LevelDB engine's inner layer: an ordered key-value map split into named namespaces,
  * with atomic, optionally fsynced batches. LevelStore (store.ts) lays Hearth's data out on
@@ -38,14 +40,8 @@ export type BatchOp =
   | { type: 'put'; ns: Namespace; key: string; value: Value }
   | { type: 'del'; ns: Namespace; key: string }
 
-export interface Range {
-  gt?: string
-  gte?: string
-  lt?: string
-  lte?: string
-  reverse?: boolean
-  limit?: number
-}
+/** Bounds in key order, as the store's file-key listing takes them. */
+export type Range = KeyRange
 
 export interface KV {
   open(): Promise<void>
