@@ -18,7 +18,7 @@ WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 RUN npm ci
 COPY src ./src
-RUN npx tsc -p tsconfig.build.json
+RUN npx tsc -p tsconfig.build.json && npm run build:viewer
 
 # 2. Production dependencies only (LevelDB's native module comes prebuilt for this image's libc).
 FROM ${NODE_IMAGE} AS deps

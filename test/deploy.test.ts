@@ -91,6 +91,14 @@ t.test('docker-compose.yml: Hearth with /readyz, and a monitoring profile of off
   t.equal(sources[0].uid, 'prometheus')
 })
 
+t.test("the Dockerfile builds what the package ships, the viewer's static files too", async (t) => {
+  const docker = read('Dockerfile')
+  const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> }
+  t.match(docker, /RUN npx tsc -p tsconfig\.build\.json && npm run build:viewer/, 'the same two steps as prepack')
+  t.match(pkg.scripts.prepack!, /tsc -p tsconfig\.build\.json && npm run build:viewer$/)
+  t.match(docker, /COPY src \.\/src/, 'with src/, where the viewer\'s static files are')
+})
+
 t.test('the Dockerfile health check asks /readyz', async (t) => {
   const check = read('Dockerfile').split('\n').findIndex((l) => l.startsWith('HEALTHCHECK'))
   t.ok(check >= 0)
