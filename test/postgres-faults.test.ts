@@ -4,7 +4,7 @@ import { HomeserverClient } from '../src/client/homeserver.js'
 import type { ChildServer } from './helpers/child-server.js'
 import { requirePostgres } from './helpers/postgres.js'
 import { instances } from './helpers/instances.js'
-import { openSse, readSubscribe, type StreamEvent } from './helpers/sse.js'
+import { liveEvents, readSubscribe } from './helpers/sse.js'
 
 /**
  * SPEC §9 under faults: one of two instances on one database is SIGKILLed while both take
@@ -15,12 +15,9 @@ if (await requirePostgres(t)) {
   t.test('kill -9 of one instance during writes: nothing acknowledged lost, no gap, the other instance unaffected', async (t) => {
     const [a, b] = (await instances(t, 2)) as [ChildServer, ChildServer]
 
-    const seen: StreamEvent[] = []
-    const live = openSse(`${b.url}/subscribe?lastSeq=0`, {}, (f) => {
-      if ((f.event === 'PUT' || f.event === 'DEL') && f.data !== undefined) seen.push(JSON.parse(f.data) as StreamEvent)
-    })
-    t.teardown(() => live.close())
-    t.equal((await live.response).statusCode, 200)
+    const live = await liveEvents(t, b.url)
+    t.equal(live.status, 200)
+    const seen = live.events
 
     const onA = new HomeserverClient(a.url, randomKeypair())
     await onA.signup()

@@ -7,7 +7,7 @@ import { HomeserverClient } from '../src/client/homeserver.js'
 import type { ChildServer } from './helpers/child-server.js'
 import { requirePostgres } from './helpers/postgres.js'
 import { instances } from './helpers/instances.js'
-import { openSse, readSubscribe, type StreamEvent } from './helpers/sse.js'
+import { liveEvents, readSubscribe } from './helpers/sse.js'
 
 /**
  * SPEC §9 when the database itself goes away: PostgreSQL is restarted while two instances
@@ -37,12 +37,9 @@ if (await requirePostgres(t)) {
   t.test('PostgreSQL stopped and started under load: instances report not ready, then go on, nothing acknowledged lost, no half writes, no gap', async (t) => {
     const [a, b] = (await instances(t, 2)) as [ChildServer, ChildServer]
 
-    const seen: StreamEvent[] = []
-    const live = openSse(`${b.url}/subscribe?lastSeq=0`, {}, (f) => {
-      if ((f.event === 'PUT' || f.event === 'DEL') && f.data !== undefined) seen.push(JSON.parse(f.data) as StreamEvent)
-    })
-    t.teardown(() => live.close())
-    t.equal((await live.response).statusCode, 200)
+    const live = await liveEvents(t, b.url)
+    t.equal(live.status, 200)
+    const seen = live.events
 
     const clients = await Promise.all([a, b].map(async (s) => {
       const c = new HomeserverClient(s.url, randomKeypair())

@@ -109,3 +109,16 @@ export async function readSubscribe(url: string, headers: Record<string, string>
   await conn.ended
   return { status: 200, events, lastId, frames }
 }
+
+/**
+ * A live `/subscribe` stream from `lastSeq`, closed at teardown: its events collect in
+ * `events` as they arrive. Resolves once the stream answered, with its status.
+ */
+export async function liveEvents(t: { teardown(fn: () => unknown): void }, url: string, lastSeq = 0): Promise<{ status: number; events: StreamEvent[] }> {
+  const events: StreamEvent[] = []
+  const conn = openSse(`${url}/subscribe?lastSeq=${lastSeq}`, {}, (f) => {
+    if ((f.event === 'PUT' || f.event === 'DEL') && f.data !== undefined) events.push(JSON.parse(f.data) as StreamEvent)
+  })
+  t.teardown(() => conn.close())
+  return { status: (await conn.response).statusCode ?? 0, events }
+}
