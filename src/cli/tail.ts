@@ -1,4 +1,5 @@
 import { once } from 'node:events'
+import { formatBytes } from '../shared/size.js'
 import { FileCursorStore, MemoryCursorStore } from '../client/cursor-store.js'
 import { FollowHttpError, FutureCursorError, type FollowEvent, type ResetInfo } from '../client/events.js'
 import { follow, type Follower } from '../client/follow.js'
@@ -111,17 +112,9 @@ function jsonLine(e: FollowEvent): string {
 }
 
 function textLine(e: FollowEvent): string {
-  return e.type === 'PUT' ? `${e.id} PUT ${e.uri}  ${bytes(e.size ?? 0)}\n` : `${e.id} DEL ${e.uri}\n`
+  return e.type === 'PUT' ? `${e.id} PUT ${e.uri}  ${formatBytes(e.size ?? 0)}\n` : `${e.id} DEL ${e.uri}\n`
 }
 
-function bytes(n: number): string {
-  if (n < 1024) return `${n} B`
-  const units = ['KiB', 'MiB', 'GiB', 'TiB']
-  let v = n / 1024
-  let i = 0
-  while (v >= 1024 && i < units.length - 1) [v, i] = [v / 1024, i + 1]
-  return `${v.toFixed(1)} ${units[i]}`
-}
 
 function resetNotice(r: ResetInfo): string {
   return `hearth tail: the homeserver pruned events after ${r.requested} and before ${r.floor}; continuing from ${r.floor}\n`

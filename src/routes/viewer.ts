@@ -14,6 +14,7 @@ const FILES: Record<string, [file: string, type: string]> = {
   '/viewer/viewer.js': ['viewer/viewer.js', JS],
   '/viewer/feed.js': ['viewer/feed.js', JS],
   '/shared/id.js': ['shared/id.js', JS],
+  '/shared/size.js': ['shared/size.js', JS],
 }
 
 // The page loads only its own files and talks only to this origin.

@@ -1,17 +1,8 @@
 import { parseCursor } from '../shared/id.js'
+import type { LogEvent } from '../client/events.js'
 
-/** One event as `/subscribe` sends it (SPEC §6.3). */
-export interface FeedEvent {
-  id: string
-  seq: string
-  type: 'PUT' | 'DEL'
-  user: string
-  path: string
-  uri: string
-  contentHash?: string
-  size?: number
-  ts: number
-}
+/** One event as `/subscribe` sends it (SPEC §6.3): the client's own type (a type only, erased). */
+export type FeedEvent = LogEvent
 
 export type FeedState = 'connecting' | 'open' | 'reconnecting' | 'stopped' | 'refused'
 

@@ -1,4 +1,5 @@
 import { Feed, type FeedEvent, type FeedState } from './feed.js'
+import { formatBytes } from '../shared/size.js'
 
 /**
  * The live viewer served at `/` (SPEC §10): the homeserver's key, head and floor, one
@@ -108,7 +109,7 @@ function addRow(ev: FeedEvent): void {
   } else {
     path.textContent = ev.path
   }
-  cell(tr, 'size', ev.size === undefined ? '' : bytes(ev.size))
+  cell(tr, 'size', ev.size === undefined ? '' : formatBytes(ev.size))
   const time = new Date(ev.ts)
   cell(tr, 'time', time.toLocaleTimeString()).title = time.toISOString()
   rows.prepend(tr)
@@ -123,14 +124,6 @@ function cell(tr: HTMLTableRowElement, label: string, text: string): HTMLTableCe
   return td
 }
 
-function bytes(n: number): string {
-  if (n < 1024) return `${n} B`
-  const units = ['KiB', 'MiB', 'GiB', 'TiB']
-  let v = n / 1024
-  let i = 0
-  while (v >= 1024 && i < units.length - 1) [v, i] = [v / 1024, i + 1]
-  return `${v.toFixed(1)} ${units[i]}`
-}
 
 const STATE_TEXT: Record<FeedState, string> = {
   connecting: 'connecting…',
