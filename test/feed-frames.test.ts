@@ -32,6 +32,13 @@ t.test('/subscribe frames', async (t) => {
   )
 })
 
+t.test('a relayed event names its origin last, and is otherwise the same frame', async (t) => {
+  const relayed: HearthEvent = { ...put, homeserver: 'h'.repeat(52), originSeq: 9007 }
+  const text = framesOf(relayed).subscribe.toString()
+  t.equal(text, framesOf(put).subscribe.toString().replace('}\n\n', `,"homeserver":"${'h'.repeat(52)}","originSeq":"9007"}\n\n`))
+  t.same(JSON.parse(text.split('data: ')[1]!), { ...JSON.parse(framesOf(put).subscribe.toString().split('data: ')[1]!), homeserver: 'h'.repeat(52), originSeq: '9007' })
+})
+
 t.test('/events-stream frames: upstream bytes, then id', async (t) => {
   t.equal(
     framesOf(put).eventsStream.toString(),

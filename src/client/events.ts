@@ -16,6 +16,10 @@ export interface LogEvent {
   size?: number
   /** ms since the epoch, when the homeserver committed the event */
   ts: number
+  /** from a relay: the z32 key of the homeserver the event was written on */
+  homeserver?: string
+  /** from a relay: the event's seq on that homeserver, decimal */
+  originSeq?: string
 }
 
 /** An event handed out by `follow()`. */
@@ -104,6 +108,8 @@ export const logEventSchema = z.object({
   contentHash: z.string().optional(),
   size: z.number().int().nonnegative().optional(),
   ts: z.number(),
+  homeserver: z.string().optional(),
+  originSeq: decimal.optional(),
 })
 
 export const resetSchema = z.object({ requested: decimal, floor: decimal })

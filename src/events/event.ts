@@ -13,8 +13,12 @@ export interface HearthEvent {
   contentHash?: string
   /** bytes, PUT only */
   size?: number
-  /** ms since the epoch, when the event was committed */
+  /** ms since the epoch, when the event was committed (on its origin, for a relayed event) */
   ts: number
+  /** a relayed event: the z32 key of the homeserver it was written on */
+  homeserver?: string
+  /** a relayed event: its seq in that homeserver's log */
+  originSeq?: number
 }
 
 export function eventUri(ev: Pick<HearthEvent, 'user' | 'path'>): string {

@@ -26,7 +26,8 @@ export class EventFrames {
 
   /**
    * `GET /subscribe`: `id`, `event`, one JSON `data` line. `seq` is a decimal string because a
-   * u64 does not fit a JSON number; DEL has no contentHash or size. Key order is fixed.
+   * u64 does not fit a JSON number; DEL has no contentHash or size; a relayed event ends with
+   * `homeserver` and `originSeq` (decimal, like `seq`). Key order is fixed.
    * Written out by hand (the bytes JSON.stringify would give): replays encode every event
    * they send, and this is most of their cost.
    */
@@ -37,9 +38,10 @@ export class EventFrames {
       const path = JSON.stringify(ev.path)
       const uri = `"pubky://${user.slice(1, -1)}${path.slice(1)}`
       const put = ev.type === 'PUT' ? `,"contentHash":${JSON.stringify(ev.contentHash)},"size":${ev.size}` : ''
+      const origin = ev.homeserver === undefined ? '' : `,"homeserver":${JSON.stringify(ev.homeserver)},"originSeq":"${ev.originSeq}"`
       this.#subscribeText =
         `id: ${this.id}\nevent: ${ev.type}\ndata: {"id":"${this.id}","seq":"${ev.seq}","type":"${ev.type}","user":${user},` +
-        `"path":${path},"uri":${uri}${put},"ts":${ev.ts}}\n\n`
+        `"path":${path},"uri":${uri}${put},"ts":${ev.ts}${origin}}\n\n`
     }
     return this.#subscribeText
   }

@@ -83,6 +83,9 @@ export interface Store {
 
   /** The homeserver's secret key: the stored one, else `generate()`'s, stored once for all. */
   homeserverSecret(generate: () => Uint8Array): Promise<Uint8Array>
+
+  /** Where a relay stands on each homeserver it follows, as last committed. */
+  upstreamCursors(): Promise<UpstreamCursor[]>
 }
 
 /** What an engine offers, so callers adapt by capability rather than by engine name. */
@@ -109,6 +112,23 @@ export interface CommitTx {
   setUsage(user: string, usage: number): void
   /** Events with seqs head+1, head+2, … in order; the head moves with the commit. */
   append(events: readonly HearthEvent[]): void
+  /** The stored cursors of these upstreams (a relay's), in the same order. */
+  upstreamCursors(upstreams: readonly string[]): Promise<(UpstreamCursor | undefined)[]>
+  /** Stages an upstream's new cursor: it lands with the events it covers, or not at all. */
+  setUpstreamCursor(cursor: UpstreamCursor): void
+}
+
+/**
+ * A relay's position on one upstream homeserver: the last upstream seq whose event is in
+ * this log. Kept in the commit that appends those events, so the two never disagree.
+ */
+export interface UpstreamCursor {
+  /** the upstream as configured: a URL, or a homeserver key resolved through pkarr */
+  upstream: string
+  /** the z32 key the upstream's `/info` gave when the relay first followed it */
+  homeserver: string
+  /** the last upstream seq relayed (0: none yet) */
+  cursor: number
 }
 
 export interface FileRef {

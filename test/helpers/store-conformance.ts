@@ -3,6 +3,7 @@ import { accountCases } from './store-cases/accounts.js'
 import { blobCases } from './store-cases/blobs.js'
 import { commitCases } from './store-cases/commits.js'
 import type { StoreFactory } from './store-cases/common.js'
+import { upstreamCases } from './store-cases/upstreams.js'
 
 export type { OpenedStore, StoreFactory } from './store-cases/common.js'
 
@@ -15,6 +16,6 @@ export type { OpenedStore, StoreFactory } from './store-cases/common.js'
  * that those promises hold across processes. Each case opens its own empty store.
  */
 export function storeConformance(t: Test, factory: StoreFactory): void {
-  const cases = { ...commitCases, ...accountCases, ...blobCases }
+  const cases = { ...commitCases, ...accountCases, ...blobCases, ...upstreamCases }
   for (const [name, run] of Object.entries(cases)) t.test(`${factory.name}: ${name}`, (t) => run(t, factory))
 }

@@ -31,6 +31,8 @@ export const NAMESPACES = {
   meta: 'utf8',
   /** AuthToken key → ms when it expires, so a token is accepted once, also after a restart */
   replay: 'utf8',
+  /** a relay's upstream (as configured) → UpstreamCursor JSON */
+  upstreams: 'utf8',
 } as const
 
 export type Namespace = keyof typeof NAMESPACES

@@ -5,7 +5,7 @@ import { fileAncestors } from '../../paths.js'
 import { Serial } from '../../serial.js'
 import {
   fileKey, folderKey, type CommitTx, type CreateUserResult, type FileMeta, type FileRef, type KeyRange, type SessionRecord,
-  type Store, type UserRecord,
+  type Store, type UpstreamCursor, type UserRecord,
 } from '../store.js'
 import { FileBlobs } from './blobs.js'
 import { LevelKV } from './level-map.js'
@@ -251,6 +251,12 @@ export class LevelStore implements Store {
     await rename(`${file}.tmp`, file)
     return secret
   }
+
+  async upstreamCursors(): Promise<UpstreamCursor[]> {
+    const out: UpstreamCursor[] = []
+    for await (const [, v] of this.#kv.entries('upstreams', {})) out.push(parseJson<UpstreamCursor>(v)!)
+    return out
+  }
 }
 
 interface StoredToken {
@@ -333,6 +339,14 @@ class LevelTx implements CommitTx {
       this.#ops.push({ type: 'put', ns: 'log', key: seqKey(ev.seq), value }, { type: 'put', ns: 'ulog', key: userSeqKey(ev.user, ev.seq), value })
       this.#appended++
     }
+  }
+
+  async upstreamCursors(upstreams: readonly string[]): Promise<(UpstreamCursor | undefined)[]> {
+    return (await this.#kv.getMany('upstreams', [...upstreams])).map((v) => parseJson<UpstreamCursor>(v))
+  }
+
+  setUpstreamCursor(cursor: UpstreamCursor): void {
+    this.#ops.push({ type: 'put', ns: 'upstreams', key: cursor.upstream, value: JSON.stringify(cursor) })
   }
 
   /** Everything staged, plus the users' new usage (read back for their createdAt) and the head. */

@@ -1,6 +1,6 @@
 import type pg from 'pg'
 import type { HearthEvent } from '../../events/event.js'
-import { fileKey, type CommitTx, type FileMeta, type FileRef, type UserRecord } from '../store.js'
+import { fileKey, type CommitTx, type FileMeta, type FileRef, type UpstreamCursor, type UserRecord } from '../store.js'
 import { COMMITS } from './watch.js'
 import { Serial } from '../../serial.js'
 
@@ -41,6 +41,7 @@ export class PostgresCommitTx implements CommitTx {
   readonly #events: HearthEvent[] = []
   readonly #referenced = new Set<string>()
   readonly #released = new Set<string>()
+  readonly #cursors = new Map<string, UpstreamCursor>()
 
   readonly #order = new Serial()
 
@@ -117,6 +118,20 @@ export class PostgresCommitTx implements CommitTx {
     }
   }
 
+  async upstreamCursors(upstreams: readonly string[]): Promise<(UpstreamCursor | undefined)[]> {
+    if (upstreams.length === 0) return []
+    const { rows } = await this.#query<UpstreamCursor>(
+      'SELECT upstream, homeserver, cursor FROM upstreams WHERE upstream = ANY($1::text[])',
+      [upstreams],
+    )
+    const found = new Map(rows.map((r) => [r.upstream, r]))
+    return upstreams.map((u) => found.get(u))
+  }
+
+  setUpstreamCursor(cursor: UpstreamCursor): void {
+    this.#cursors.set(cursor.upstream, { ...cursor })
+  }
+
   /** Sends everything staged and raises the head; the notification is sent at COMMIT. */
   async write(): Promise<void> {
     const tx = this.#tx
@@ -162,6 +177,15 @@ export class PostgresCommitTx implements CommitTx {
       await tx.query(
         `UPDATE users SET usage = v.usage FROM unnest($1::text[], $2::int8[]) AS v(id, usage) WHERE users.id = v.id`,
         [[...this.#usage.keys()], [...this.#usage.values()]],
+      )
+    }
+    if (this.#cursors.size > 0) {
+      const cursors = [...this.#cursors.values()]
+      await tx.query(
+        `INSERT INTO upstreams (upstream, homeserver, cursor)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::int8[])
+         ON CONFLICT (upstream) DO UPDATE SET homeserver = EXCLUDED.homeserver, cursor = EXCLUDED.cursor`,
+        [cursors.map((c) => c.upstream), cursors.map((c) => c.homeserver), cursors.map((c) => c.cursor)],
       )
     }
     if (this.#events.length === 0) return

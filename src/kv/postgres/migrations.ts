@@ -101,4 +101,16 @@ CREATE TABLE meta (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'relay upstream cursors',
+    sql: `
+-- a relay's position on each homeserver it follows, written in the commit of the events it covers
+CREATE TABLE upstreams (
+  upstream text PRIMARY KEY,
+  homeserver text NOT NULL,
+  cursor bigint NOT NULL
+);
+`,
+  },
 ]

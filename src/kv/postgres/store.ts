@@ -7,6 +7,7 @@ import type {
   SessionRecord,
   Store,
   StoreSupports,
+  UpstreamCursor,
   UserRecord,
 } from '../store.js'
 import { fileKey } from '../store.js'
@@ -266,5 +267,10 @@ export class PostgresStore implements Store {
 
   homeserverSecret(generate: () => Uint8Array): Promise<Uint8Array> {
     return this.#accounts.homeserverSecret(generate)
+  }
+
+  async upstreamCursors(): Promise<UpstreamCursor[]> {
+    const { rows } = await this.#pool.query<UpstreamCursor>('SELECT upstream, homeserver, cursor FROM upstreams ORDER BY upstream')
+    return rows
   }
 }

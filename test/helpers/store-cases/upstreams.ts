@@ -1,0 +1,58 @@
+import type { Case } from './common.js'
+import { ALICE, putEvent, seqs } from './common.js'
+
+const HS = 'h'.repeat(52)
+const URL_A = 'http://127.0.0.1:1/'
+
+/** A relay's upstream cursors: stored with the events they cover, whole or not at all. */
+export const upstreamCases: Record<string, Case> = {
+  async 'an upstream cursor lands in the commit of its events'(t, factory) {
+    const { store, reopen } = await factory.open(t)
+    t.same(await store.upstreamCursors(), [], 'none before the first commit')
+    await store.commit(async (tx) => {
+      t.same(await tx.upstreamCursors([URL_A, 'other']), [undefined, undefined])
+      tx.append([{ ...putEvent(1, ALICE, '/pub/a'), homeserver: HS, originSeq: 7 }])
+      tx.setUpstreamCursor({ upstream: URL_A, homeserver: HS, cursor: 7 })
+    })
+    t.same(await store.upstreamCursors(), [{ upstream: URL_A, homeserver: HS, cursor: 7 }])
+    const [ev] = await store.readLog(0, 1, 10)
+    t.equal(ev!.homeserver, HS, 'a relayed event keeps its origin')
+    t.equal(ev!.originSeq, 7)
+    await store.commit(async (tx) => {
+      t.same(await tx.upstreamCursors([URL_A]), [{ upstream: URL_A, homeserver: HS, cursor: 7 }], 'read inside the next commit')
+      tx.setUpstreamCursor({ upstream: URL_A, homeserver: HS, cursor: 9 })
+    })
+    t.equal(await store.head(), 1, 'a commit of a cursor alone appends nothing')
+    if (reopen === undefined) return
+    const again = await reopen()
+    t.same(await again.upstreamCursors(), [{ upstream: URL_A, homeserver: HS, cursor: 9 }], 'kept across a reopen')
+  },
+
+  async 'a failed commit leaves the cursor where it was'(t, factory) {
+    const { store } = await factory.open(t)
+    await store.commit(async (tx) => {
+      tx.append([{ ...putEvent(1, ALICE, '/pub/a'), homeserver: HS, originSeq: 1 }])
+      tx.setUpstreamCursor({ upstream: URL_A, homeserver: HS, cursor: 1 })
+    })
+    await t.rejects(
+      store.commit(async (tx) => {
+        tx.append([{ ...putEvent(2, ALICE, '/pub/b'), homeserver: HS, originSeq: 2 }])
+        tx.setUpstreamCursor({ upstream: URL_A, homeserver: HS, cursor: 2 })
+        throw new Error('refused')
+      }),
+      { message: 'refused' },
+    )
+    t.same(await store.upstreamCursors(), [{ upstream: URL_A, homeserver: HS, cursor: 1 }])
+    t.same(seqs(await store.readLog(0, 10, 10)), [1])
+  },
+
+  async 'another instance reads the cursor inside its commit'(t, factory) {
+    const { store, second } = await factory.open(t)
+    if (second === undefined) return t.plan(0, 'the engine serves one process')
+    const b = await second()
+    await store.commit(async (tx) => tx.setUpstreamCursor({ upstream: URL_A, homeserver: HS, cursor: 5 }))
+    await b.commit(async (tx) => {
+      t.same(await tx.upstreamCursors([URL_A]), [{ upstream: URL_A, homeserver: HS, cursor: 5 }])
+    })
+  },
+}
