@@ -100,6 +100,13 @@ export function checkRoot(path: string): void {
   }
 }
 
+/** Why `path` cannot be the path of a stored file (as another homeserver's event names it), if it cannot. */
+export function storedPathProblem(path: string): string | undefined {
+  if (isDirPath(path)) return 'a folder, not a file'
+  if (!path.startsWith('/pub/') && !path.startsWith('/priv/')) return 'outside /pub/ and /priv/'
+  return normalProblem(path)
+}
+
 /** `/priv/` files are their owner's alone: to read (storage) and to follow (src/feed/visibility.ts). */
 export function isPrivatePath(path: string): boolean {
   return path.startsWith('/priv/')

@@ -23,7 +23,10 @@ export interface Server {
 }
 
 /** Builds the HTTP server around a context: CORS, body handling, error shapes, routes. */
-export async function buildApp(ctx: Context): Promise<FastifyInstance> {
+export async function buildApp(
+  ctx: Context,
+  register: (app: FastifyInstance, ctx: Context) => Promise<void> = registerRoutes,
+): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: ctx.log,
     // Open SSE streams must not hold shutdown hostage.
@@ -53,7 +56,7 @@ export async function buildApp(ctx: Context): Promise<FastifyInstance> {
   // few hundred bytes. Nothing is buffered on a route's behalf.
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_req, payload, done) => done(null, payload))
-  await registerRoutes(app, ctx)
+  await register(app, ctx)
   await openapiRoute(app, ctx, routes)
   return app
 }
@@ -63,38 +66,59 @@ export async function startServer(config: Readonly<Config>, log?: FastifyInstanc
   const ctx = await createContext(config, logger)
   ctx.metrics.watch({ events: ctx.events, writer: ctx.writer, feed: ctx.feed, storage: () => ctx.store.totals() })
   const app = await buildApp(ctx)
+  let relays: string[] = []
+  const listening = await listen(ctx, app, config, async (port) => {
+    relays = (await startPkarr(ctx, config, port)).relays
+  })
+  return { app, ctx, relays, ...listening }
+}
+
+export interface Listening {
+  /** `http://host:port` once listening */
+  url: string
+  /** `http://host:port/metrics` with METRICS_PORT */
+  metricsUrl?: string
+  /** stops accepting, ends streams, closes the listeners and the storage; once */
+  close(): Promise<void>
+}
+
+/**
+ * Puts `app` on the network, with the metrics listener when METRICS_PORT is set, then runs
+ * `started` with the port. A failed start (a busy port, say) leaves no listener or open
+ * storage behind.
+ */
+export async function listen(
+  ctx: Context,
+  app: FastifyInstance,
+  config: Readonly<Config>,
+  started: (port: number) => Promise<void> = async () => {},
+): Promise<Listening> {
   let metrics: MetricsListener | undefined
   const stop = async () => {
     await ctx.stopping()
     await Promise.all([app.close(), metrics?.close()])
     await ctx.close()
   }
-  let port: number
-  let relays: string[]
   try {
     await app.listen({ port: config.port, host: config.host })
     const addr = app.server.address()
-    port = typeof addr === 'object' && addr ? addr.port : config.port
+    const port = typeof addr === 'object' && addr ? addr.port : config.port
     if (config.metricsPort !== undefined) {
       metrics = await listenMetrics(ctx.metrics, config.host, config.metricsPort, (err) => ctx.log.error({ err }, 'collecting the metrics failed'))
     }
-    relays = (await startPkarr(ctx, config, port)).relays
+    await started(port)
+    const host = config.host.includes(':') ? `[${config.host}]` : config.host
+    let closing: Promise<void> | undefined
+    return {
+      url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
+      metricsUrl: metrics?.url,
+      close() {
+        closing ??= stop()
+        return closing
+      },
+    }
   } catch (err) {
-    // A failed start (a busy port, a busy relay port) leaves no listener or open database behind.
     await stop()
     throw err
-  }
-  const host = config.host.includes(':') ? `[${config.host}]` : config.host
-  let closing: Promise<void> | undefined
-  return {
-    app,
-    ctx,
-    url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
-    relays,
-    metricsUrl: metrics?.url,
-    close() {
-      closing ??= stop()
-      return closing
-    },
   }
 }

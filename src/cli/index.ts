@@ -12,6 +12,7 @@ interface Command {
  */
 const COMMANDS: Record<string, Command | (() => Promise<Command>)> = {
   serve: () => import('./serve.js').then((m) => ({ help: m.serveHelp, run: m.serve })),
+  relay: () => import('./relay.js').then((m) => ({ help: m.relayHelp, run: m.relay })),
   keygen: () => import('./keygen.js').then((m) => ({ help: m.keygenHelp, run: m.keygen })),
   signup: () => import('./signup.js').then((m) => ({ help: m.signupHelp, run: m.signup })),
   signin: () => import('./signup.js').then((m) => ({ help: m.signinHelp, run: m.signin })),

@@ -1,8 +1,9 @@
 import { access, constants, mkdir, stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { buildConfig, type Config } from '../config/config.js'
-import { ConfigError, FLAGS, readEnv, readFlags } from '../config/env.js'
-import { startServer, type Server } from '../server.js'
+import { ConfigError, FLAGS, LIST_FLAGS, readEnv, readFlags, type RawConfig } from '../config/env.js'
+import { startServer } from '../server.js'
+import type { Context } from '../context.js'
 import { StorageUnavailable } from '../kv/open.js'
 
 export const serveHelp = `hearth serve [--port N] [--host ADDR] [--data DIR] [--database URL] [--signup open|token] [--testnet] [--metrics-port N]
@@ -12,13 +13,13 @@ SIGNUP_MODE, TESTNET, METRICS_PORT); see the README for the full list of setting
 JSON lines on stdout (LOG_LEVEL, default info: one line per request).`
 
 /** Reads and checks the configuration; a bad setting ends the process with one line and status 2. */
-export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Promise<Readonly<Config>> {
+export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv, defaults: RawConfig = {}): Promise<Readonly<Config>> {
   let fromFlags: string[] = []
   try {
     const { raw: flags, rest } = readFlags(argv)
     fromFlags = Object.keys(flags)
     if (rest.length > 0) throw new ConfigError(rest[0]!, 'unknown argument')
-    const config = buildConfig({ ...readEnv(env), ...flags })
+    const config = buildConfig({ ...defaults, ...readEnv(env), ...flags })
     await mkdir(config.dataDir, { recursive: true }).catch(() => {})
     // access() alone would pass a writable regular file, which then fails start-up later.
     const isDir = await stat(config.dataDir).then((s) => s.isDirectory(), () => false)
@@ -36,16 +37,27 @@ export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Promis
 
 /** A bad value is named the way the user gave it: `--port` when it came from the flag. */
 function asGiven(err: ConfigError, fromFlags: string[]): ConfigError {
-  const flag = Object.keys(FLAGS).find((f) => FLAGS[f] === err.setting)
+  const flags = { ...FLAGS, ...LIST_FLAGS }
+  const flag = Object.keys(flags).find((f) => flags[f] === err.setting)
   if (flag === undefined || !fromFlags.includes(err.setting)) return err
   return new ConfigError(flag, err.message.slice(`invalid setting ${err.setting}: `.length))
 }
 
 export async function serve(argv: string[]): Promise<void> {
   const config = await loadConfig(argv, process.env)
-  let server: Server
+  const server = await startOrExit(config, startServer)
+  const storage = server.ctx.store.location
+  server.ctx.log.info({ url: server.url, publicKey: server.ctx.keypair.z32, storage, metrics: server.metricsUrl }, 'hearth is serving')
+  // The JSON lines are for log shippers; a person at a terminal also gets this.
+  if (process.stderr.isTTY) process.stderr.write(banner(server.url, server.ctx.keypair.z32, server.ctx.store.engine, storage, server.metricsUrl))
+  if (config.testnet) process.stderr.write(testnetBanner(server.ctx.keypair.z32, server.relays[0]!))
+  stopOnSignals(server)
+}
+
+/** Starts a server; storage that cannot be opened ends the process with one line and status 2. */
+export async function startOrExit<S>(config: Readonly<Config>, start: (config: Readonly<Config>) => Promise<S>): Promise<S> {
   try {
-    server = await startServer(config)
+    return await start(config)
   } catch (err) {
     if (err instanceof StorageUnavailable) {
       process.stderr.write(`hearth: ${err.message} (DATABASE_URL, --database)\n`)
@@ -53,20 +65,18 @@ export async function serve(argv: string[]): Promise<void> {
     }
     if (!heldByAnother(err)) throw err
     process.stderr.write(`hearth: the data folder ${resolve(config.dataDir)} (DATA_DIR, --data) is held by another process, ` +
-      'most likely another hearth serve: stop that one, or give this one another folder\n')
+      'most likely another hearth serve or relay: stop that one, or give this one another folder\n')
     process.exit(2)
   }
-  const storage = server.ctx.store.location
-  server.ctx.log.info({ url: server.url, publicKey: server.ctx.keypair.z32, storage, metrics: server.metricsUrl }, 'hearth is serving')
-  // The JSON lines are for log shippers; a person at a terminal also gets this.
-  if (process.stderr.isTTY) process.stderr.write(banner(server.url, server.ctx.keypair.z32, server.ctx.store.engine, storage, server.metricsUrl))
-  if (config.testnet) process.stderr.write(testnetBanner(server.ctx.keypair.z32, server.relays[0]!))
+}
+
+/** SIGTERM and SIGINT close the server (streams end, storage flushes) and exit 0, within 5 s whatever hangs. */
+export function stopOnSignals(server: { ctx: Context; close(): Promise<void> }): void {
   let stopping = false
   const stop = (signal: string) => {
     if (stopping) return
     stopping = true
     server.ctx.log.info({ signal }, 'stopping')
-    // A hard deadline: whatever hangs, the process is gone within 5 s.
     setTimeout(() => process.exit(1), 4500).unref()
     server.close().then(
       () => process.exit(0),

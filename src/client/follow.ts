@@ -42,13 +42,18 @@ export interface FollowOptions {
   maxUnacked?: number
   /** reconnect waits: full jitter over base·2^attempt, capped (default: the server's `retry:` hint, else 1 s; cap 30 s) */
   backoff?: { baseMs?: number; maxMs?: number }
-  /** a silent connection is dropped and reopened after this long (default 45 s, three keepalives) */
+  /**
+   * a silent connection is dropped and reopened after this long (default 45 s, three
+   * keepalives); so is a request whose answer does not start within it
+   */
   idleTimeoutMs?: number
+  /** a frame longer than this many characters drops the stream as broken (default 1 MiB; events are at most a few KiB) */
+  maxFrameBytes?: number
   /** how often the head is read from `/info` for `lag` (default 5 s) */
   headPollMs?: number
 }
 
-const DEFAULTS = { maxUnacked: 10_000, baseMs: 1000, maxMs: 30_000, idleTimeoutMs: 45_000, headPollMs: 5000 }
+const DEFAULTS = { maxUnacked: 10_000, baseMs: 1000, maxMs: 30_000, idleTimeoutMs: 45_000, headPollMs: 5000, maxFrameBytes: 1024 * 1024 }
 
 /** Follows a homeserver's `/subscribe` stream; see `Follower`. */
 export function follow(options: FollowOptions): Follower {
@@ -99,7 +104,12 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
       throw new TypeError(`from: expected 'start', 'now', an id or a decimal seq, got ${options.from}`)
     }
     this.#opts = options
-    this.#ep = { url: options.url.replace(/\/+$/, ''), fetch: options.fetch ?? fetch, headers: options.headers ?? {} }
+    this.#ep = {
+      url: options.url.replace(/\/+$/, ''),
+      fetch: options.fetch ?? fetch,
+      headers: options.headers ?? {},
+      answerMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
+    }
     const store = options.cursorStore
     if (store === 'memory') this.#store = new MemoryCursorStore()
     else if (typeof store === 'string') this.#store = new FileCursorStore(store)
@@ -275,7 +285,7 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
         if (head > this.#head) this.#head = head
         if (this.#window === undefined) this.#begin(head, true) // from 'now'
         const res = await openSubscribe(this.#ep, this.#opts.filters ?? [], this.#received!, signal)
-        this.#reader = new FrameReader(res.body!, this.#queue)
+        this.#reader = new FrameReader(res.body!, this.#queue, this.#received!, this.#opts.maxFrameBytes ?? DEFAULTS.maxFrameBytes)
         this.#attempt = 0
         this.#liveAt = head
         this.#setState('catching-up')

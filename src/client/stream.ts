@@ -19,6 +19,8 @@ export interface Endpoint {
   url: string
   fetch: typeof fetch
   headers: Record<string, string>
+  /** a request whose response headers have not come within this long is dropped, and retried */
+  answerMs: number
 }
 
 /** `GET /info` → the head of the log. */
@@ -39,12 +41,25 @@ export async function openSubscribe(ep: Endpoint, filters: readonly string[], af
   return res
 }
 
+/**
+ * One request, abandoned when its response headers take longer than `ep.answerMs` (a server
+ * that accepts the connection and says nothing). The deadline ends with the headers: the
+ * body of a stream may then stay open for as long as it likes.
+ */
 async function request(ep: Endpoint, path: string, headers: Record<string, string>, signal: AbortSignal): Promise<Response> {
+  const attempt = new AbortController()
+  const stop = () => attempt.abort()
+  signal.addEventListener('abort', stop, { once: true })
+  const timer = setTimeout(stop, ep.answerMs)
   try {
-    return await ep.fetch(ep.url + path, { headers: { ...ep.headers, ...headers }, signal })
+    return await ep.fetch(ep.url + path, { headers: { ...ep.headers, ...headers }, signal: attempt.signal })
   } catch (err) {
     if (signal.aborted) throw err
-    throw new RetryableError(`cannot reach ${ep.url}: ${(err as Error).message}`, { cause: err })
+    const why = attempt.signal.aborted ? `no answer within ${ep.answerMs} ms` : (err as Error).message
+    throw new RetryableError(`cannot reach ${ep.url}: ${why}`, { cause: err })
+  } finally {
+    clearTimeout(timer)
+    signal.removeEventListener('abort', stop)
   }
 }
 
@@ -71,16 +86,31 @@ export class FrameReader {
   readonly #decoder = new TextDecoder()
   readonly #parser: EventSourceParser
   readonly #out: Item[]
+  readonly #maxFrame: number
+  /** the position the stream was opened after, then the last one it named */
+  #last: bigint
+  /** the position before the current frame's id */
+  #before: bigint
+  #oversized = false
   /** the server's `retry:` hint, ms */
   retryMs: number | undefined
 
-  constructor(body: ReadableStream<Uint8Array>, out: Item[]) {
+  /**
+   * `after`: the cursor the stream was opened with; every event must come after it and after
+   * the one before. `maxFrame`: the most characters one frame may take; a longer one (or a
+   * line that never ends) is a protocol error, not a buffer that grows.
+   */
+  constructor(body: ReadableStream<Uint8Array>, out: Item[], after: bigint, maxFrame: number) {
     this.#reader = body.getReader()
     this.#out = out
+    this.#last = this.#before = after
+    this.#maxFrame = maxFrame
     this.#parser = createParser({
       onId: (id) => this.#mark(id),
       onEvent: (msg) => this.#event(msg.event, msg.id, msg.data),
       onRetry: (ms) => void (this.retryMs = ms),
+      onError: (err) => void (err.type === 'max-buffer-size-exceeded' && (this.#oversized = true)),
+      maxBufferSize: maxFrame,
     })
   }
 
@@ -92,6 +122,7 @@ export class FrameReader {
       const chunk = await Promise.race([this.#reader.read(), idle])
       if (chunk === 'idle' || chunk.done) return false
       this.#parser.feed(this.#decoder.decode(chunk.value, { stream: true }))
+      if (this.#oversized) throw new FollowProtocolError(`the stream sent a frame of more than ${this.#maxFrame} characters`)
       return true
     } catch (err) {
       if (err instanceof FollowProtocolError) throw err
@@ -108,20 +139,30 @@ export class FrameReader {
   #mark(id: string): void {
     const seq = seqOfId(id)
     if (seq === undefined) throw new FollowProtocolError(`the stream sent a malformed id: ${id}`)
+    // a keepalive may name the position again; going back is a broken or hostile server
+    if (seq < this.#last) throw new FollowProtocolError(`the stream went back from ${this.#last} to ${seq}`)
     this.#out.push({ kind: 'mark', seq })
+    this.#before = this.#last
+    this.#last = seq
   }
 
   #event(type: string | undefined, id: string | undefined, data: string): void {
+    if (data.length > this.#maxFrame) throw new FollowProtocolError(`the stream sent a frame of more than ${this.#maxFrame} characters`)
     if (type === 'reset') {
-      this.#out.push({ kind: 'reset', info: parseData(resetSchema, data) })
+      const info = parseData(resetSchema, data)
+      const floor = BigInt(info.floor)
+      if (floor - 1n > this.#last) this.#last = this.#before = floor - 1n
+      this.#out.push({ kind: 'reset', info })
       return
     }
     if (type !== 'PUT' && type !== 'DEL') return // room for frame types this client does not know
     const event = parseData(logEventSchema, data)
     const seq = BigInt(event.seq)
     if (id !== event.id || seqOfId(event.id) !== seq) {
-      throw new FollowProtocolError(`the stream sent an event whose id and seq disagree: ${data}`)
+      throw new FollowProtocolError(`the stream sent an event whose id and seq disagree: ${data.slice(0, 200)}`)
     }
+    // onId has just moved the position to this id: an event must lie beyond where it stood before
+    if (seq <= this.#before) throw new FollowProtocolError(`the stream sent event ${seq} after position ${this.#before}`)
     // onId already recorded this frame's id as a bare mark; the event replaces it.
     const last = this.#out[this.#out.length - 1]
     if (last?.kind === 'mark' && last.seq === seq) this.#out.pop()

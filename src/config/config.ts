@@ -1,5 +1,7 @@
 import { z } from 'zod'
 import { ConfigError, type RawConfig } from './env.js'
+import { Z32_KEY } from '../shared/keys.js'
+import { parseFilters } from '../subscriptions/filter.js'
 
 const UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3 }
 const DURATIONS: Record<string, number> = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }
@@ -36,6 +38,24 @@ const retention = z.string().transform((s, ctx) => {
   return z.NEVER
 })
 
+/** A relay upstream: an http(s) URL, or a homeserver's z32 key to resolve through pkarr. */
+const upstream = z.string().refine(
+  (s) => Z32_KEY.test(s) || /^https?:\/\/[^/?#\s]+\/?$/.test(s),
+  'expected http(s)://host[:port] or a homeserver key (52 characters of z-base-32)',
+)
+
+const list = (item: z.ZodType<string, string>) =>
+  z.string().transform((s) => s.split(',').map((v) => v.trim()).filter(Boolean)).pipe(z.array(item))
+
+const relayFilter = z.string().refine((s) => {
+  try {
+    parseFilters([s])
+    return true
+  } catch {
+    return false
+  }
+}, 'expected /subscribe filters like *, <key>/* or */pub/app/*')
+
 const schema = z.object({
   PORT: int(0, 65535).default(6286),
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -56,6 +76,9 @@ const schema = z.object({
   DATABASE_URL: databaseUrl.optional(),
   SESSION_TTL: duration.optional(),
   METRICS_PORT: int(0, 65535).optional(),
+  RELAY_UPSTREAMS: list(upstream).default([]),
+  RELAY_FILTERS: list(relayFilter).default(['*']),
+  RELAY_IDLE_MS: int(100, 3_600_000).default(45_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 
@@ -86,6 +109,17 @@ export interface Config {
   databaseUrl?: string
   /** sessions older than this (ms) are signed out; unset keeps them until sign-out */
   sessionTtlMs?: number
+  /** `hearth relay`: what it follows and how */
+  relay: RelayConfig
+}
+
+export interface RelayConfig {
+  /** URLs, or homeserver keys resolved through pkarr */
+  upstreams: string[]
+  /** `/subscribe` filters sent to every upstream */
+  filters: string[]
+  /** an upstream stream silent this long (or a request unanswered) is dropped and reopened */
+  idleMs: number
 }
 
 /** Step two: validate, apply defaults, freeze. Throws ConfigError naming the first bad setting. */
@@ -121,6 +155,7 @@ export function buildConfig(raw: RawConfig, overrides: Partial<Config> = {}): Re
     inlineMax: 64 * 1024,
     databaseUrl: e.DATABASE_URL,
     sessionTtlMs: e.SESSION_TTL,
+    relay: Object.freeze({ upstreams: [...new Set(e.RELAY_UPSTREAMS)], filters: e.RELAY_FILTERS, idleMs: e.RELAY_IDLE_MS }),
     ...overrides,
   })
 }

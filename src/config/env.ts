@@ -23,6 +23,9 @@ export interface RawConfig {
   DATABASE_URL?: string
   SESSION_TTL?: string
   METRICS_PORT?: string
+  RELAY_UPSTREAMS?: string
+  RELAY_FILTERS?: string
+  RELAY_IDLE_MS?: string
 }
 
 export const FLAGS: Record<string, keyof RawConfig> = {
@@ -34,12 +37,18 @@ export const FLAGS: Record<string, keyof RawConfig> = {
   '--metrics-port': 'METRICS_PORT',
 }
 
+/** Flags that may be given more than once; their values are joined with commas, as in the environment. */
+export const LIST_FLAGS: Record<string, keyof RawConfig> = {
+  '--upstream': 'RELAY_UPSTREAMS',
+  '--filter': 'RELAY_FILTERS',
+}
+
 export function readEnv(env: NodeJS.ProcessEnv): RawConfig {
   const keys: (keyof RawConfig)[] = [
     'PORT', 'HOST', 'DATA_DIR', 'SIGNUP_MODE', 'ADMIN_PASSWORD', 'HOMESERVER_SECRET_KEY', 'TESTNET',
     'PKARR_RELAY_PORT', 'PKARR_RELAYS', 'PUBLIC_HOST', 'MAX_BODY', 'USER_QUOTA', 'EVENT_RETENTION',
     'MAX_STREAMS_PER_IP', 'KEEPALIVE_MS', 'LOG_LEVEL', 'SIGNUP_RATE_LIMIT', 'DATABASE_URL', 'SESSION_TTL',
-    'METRICS_PORT',
+    'METRICS_PORT', 'RELAY_UPSTREAMS', 'RELAY_FILTERS', 'RELAY_IDLE_MS',
   ]
   const raw: RawConfig = {}
   for (const k of keys) if (env[k] !== undefined && env[k] !== '') raw[k] = env[k]
@@ -55,6 +64,11 @@ export function readFlags(argv: string[]): { raw: RawConfig; rest: string[] } {
     const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined]
     if (flag === '--testnet') {
       raw.TESTNET = '1'
+    } else if (LIST_FLAGS[flag] !== undefined) {
+      const value = inline ?? argv[++i]
+      if (value === undefined) throw new ConfigError(flag, 'needs a value')
+      const setting = LIST_FLAGS[flag]!
+      raw[setting] = raw[setting] === undefined ? value : `${raw[setting]},${value}`
     } else if (FLAGS[flag] !== undefined) {
       const value = inline ?? argv[++i]
       if (value === undefined) throw new ConfigError(flag, 'needs a value')

@@ -1,6 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { FeedObserver } from '../feed/observer.js'
 import { watchState, type MetricSources } from './state.js'
+import { watchRelay } from './relay.js'
+import type { Upstream } from '../relay/upstream.js'
 
 export type { MetricSources }
 
@@ -81,6 +83,11 @@ export class Metrics {
   /** Registers the gauges over the homeserver's state and starts counting commits. */
   watch(sources: MetricSources): void {
     watchState(this.registry, sources)
+  }
+
+  /** Registers the gauges and counters over a relay's upstreams. */
+  watchRelay(upstreams: readonly Upstream[]): void {
+    watchRelay(this.registry, upstreams)
   }
 
   /** The process's own metrics (CPU, memory, event loop, GC), once, for the metrics listener. */

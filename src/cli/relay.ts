@@ -1,0 +1,26 @@
+import { startRelay } from '../relay/server.js'
+import { loadConfig, startOrExit, stopOnSignals } from './serve.js'
+
+export const relayHelp = `hearth relay --upstream URL|KEY [--upstream …] [--filter F …] [--port N] [--host ADDR] [--data DIR] [--database URL] [--testnet] [--metrics-port N]
+
+Follows the public feeds of many homeservers and serves them as one durable, gapless log with
+/subscribe, /events/ and /info (each upstream's state, cursor and lag). An upstream is a URL,
+or a homeserver key resolved through pkarr (PKARR_RELAYS, or the local testnet relay with
+--testnet). --filter narrows what is followed (default *). Environment twins: RELAY_UPSTREAMS
+and RELAY_FILTERS (comma-separated), RELAY_IDLE_MS, and PORT (default 6287), HOST, DATA_DIR,
+DATABASE_URL, METRICS_PORT, EVENT_RETENTION as for serve.`
+
+export async function relay(argv: string[]): Promise<void> {
+  const config = await loadConfig(argv, process.env, { PORT: '6287' })
+  if (config.relay.upstreams.length === 0) {
+    process.stderr.write('hearth: invalid setting RELAY_UPSTREAMS: name at least one upstream (--upstream URL or homeserver key)\n')
+    process.exit(2)
+  }
+  const server = await startOrExit(config, startRelay)
+  server.ctx.log.info({ url: server.url, upstreams: config.relay.upstreams, storage: server.ctx.store.location, metrics: server.metricsUrl }, 'hearth relay is serving')
+  if (process.stderr.isTTY) {
+    process.stderr.write(`\nhearth relay is serving on ${server.url}\n  following  ${config.relay.upstreams.join('\n             ')}\n` +
+      `  storage    ${server.ctx.store.engine}: ${server.ctx.store.location}\n  follow it  hearth tail --url ${server.url}\n  Ctrl-C stops it.\n\n`)
+  }
+  stopOnSignals(server)
+}

@@ -1,0 +1,37 @@
+import { apexEndpoints, parsePayload, type ResolvedEndpoint } from '../pkarr/packet.js'
+import { relayUrl } from '../pkarr/publisher.js'
+import { decodePublicKey } from '../shared/keys.js'
+
+/** How long one pkarr relay may take to answer a lookup. */
+const LOOKUP_MS = 5000
+
+/**
+ * Finds where the homeserver with key `z32` serves, from its signed pkarr packet: the first
+ * relay (of `relays`) that holds a packet with a valid signature and an HTTPS record wins.
+ * A `localhost` target means plain HTTP on the record's HTTP port, as the official client
+ * reads it; any other target is `https://<target>[:port]`.
+ */
+export async function resolveHomeserver(z32: string, relays: readonly string[], signal: AbortSignal): Promise<string> {
+  const key = decodePublicKey(z32)
+  if (key === undefined) throw new Error(`${z32} is not a public key`)
+  const problems: string[] = []
+  for (const relay of relays) {
+    try {
+      const res = await fetch(relayUrl(relay, z32), { signal: AbortSignal.any([signal, AbortSignal.timeout(LOOKUP_MS)]) })
+      if (!res.ok) throw new Error(`HTTP ${res.status}`)
+      const endpoint = apexEndpoints(key, parsePayload(key, new Uint8Array(await res.arrayBuffer())))[0]
+      if (endpoint === undefined) throw new Error('the packet names no HTTPS endpoint')
+      return endpointUrl(endpoint)
+    } catch (err) {
+      if (signal.aborted) throw err
+      problems.push(`${relay}: ${(err as Error).message}`)
+    }
+  }
+  throw new Error(`cannot resolve ${z32} through pkarr (${problems.join('; ') || 'no relays configured: PKARR_RELAYS or --testnet'})`)
+}
+
+function endpointUrl(e: ResolvedEndpoint): string {
+  const target = e.target.replace(/\.$/, '')
+  if (target === 'localhost') return `http://localhost:${e.httpPort ?? e.port ?? 80}`
+  return `https://${target}${e.port !== undefined && e.port !== 443 ? `:${e.port}` : ''}`
+}
