@@ -79,6 +79,7 @@ const schema = z.object({
   RELAY_UPSTREAMS: list(upstream).default([]),
   RELAY_FILTERS: list(relayFilter).default(['*']),
   RELAY_IDLE_MS: int(100, 3_600_000).default(45_000),
+  RELAY_RETRY_MAX_MS: int(10, 3_600_000).default(30_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 
@@ -120,6 +121,8 @@ export interface RelayConfig {
   filters: string[]
   /** an upstream stream silent this long (or a request unanswered) is dropped and reopened */
   idleMs: number
+  /** the longest wait before trying a dropped upstream again (waits start at 1 s, or this if less) */
+  retryMaxMs: number
 }
 
 /** Step two: validate, apply defaults, freeze. Throws ConfigError naming the first bad setting. */
@@ -155,7 +158,7 @@ export function buildConfig(raw: RawConfig, overrides: Partial<Config> = {}): Re
     inlineMax: 64 * 1024,
     databaseUrl: e.DATABASE_URL,
     sessionTtlMs: e.SESSION_TTL,
-    relay: Object.freeze({ upstreams: [...new Set(e.RELAY_UPSTREAMS)], filters: e.RELAY_FILTERS, idleMs: e.RELAY_IDLE_MS }),
+    relay: Object.freeze({ upstreams: [...new Set(e.RELAY_UPSTREAMS)], filters: e.RELAY_FILTERS, idleMs: e.RELAY_IDLE_MS, retryMaxMs: e.RELAY_RETRY_MAX_MS }),
     ...overrides,
   })
 }

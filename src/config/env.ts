@@ -26,6 +26,7 @@ export interface RawConfig {
   RELAY_UPSTREAMS?: string
   RELAY_FILTERS?: string
   RELAY_IDLE_MS?: string
+  RELAY_RETRY_MAX_MS?: string
 }
 
 export const FLAGS: Record<string, keyof RawConfig> = {
@@ -48,7 +49,7 @@ export function readEnv(env: NodeJS.ProcessEnv): RawConfig {
     'PORT', 'HOST', 'DATA_DIR', 'SIGNUP_MODE', 'ADMIN_PASSWORD', 'HOMESERVER_SECRET_KEY', 'TESTNET',
     'PKARR_RELAY_PORT', 'PKARR_RELAYS', 'PUBLIC_HOST', 'MAX_BODY', 'USER_QUOTA', 'EVENT_RETENTION',
     'MAX_STREAMS_PER_IP', 'KEEPALIVE_MS', 'LOG_LEVEL', 'SIGNUP_RATE_LIMIT', 'DATABASE_URL', 'SESSION_TTL',
-    'METRICS_PORT', 'RELAY_UPSTREAMS', 'RELAY_FILTERS', 'RELAY_IDLE_MS',
+    'METRICS_PORT', 'RELAY_UPSTREAMS', 'RELAY_FILTERS', 'RELAY_IDLE_MS', 'RELAY_RETRY_MAX_MS',
   ]
   const raw: RawConfig = {}
   for (const k of keys) if (env[k] !== undefined && env[k] !== '') raw[k] = env[k]

@@ -10,7 +10,6 @@ export interface RelayOptions {
   config: Readonly<RelayConfig>
   pkarrRelays: readonly string[]
   log: UpstreamOptions['log']
-  backoff?: UpstreamOptions['backoff']
 }
 
 /**
@@ -32,7 +31,7 @@ export class Relay {
       pkarrRelays: options.pkarrRelays,
       idleMs: options.config.idleMs,
       log: options.log,
-      backoff: options.backoff,
+      backoff: { baseMs: Math.min(1000, options.config.retryMaxMs), maxMs: options.config.retryMaxMs },
       taken: (homeserver, by) => this.upstreams.some((u) => u !== by && u.homeserver === homeserver),
     }))
   }

@@ -17,6 +17,8 @@ export interface ChildServerOptions {
    * browser page) finds the new process where the old one was.
    */
   keepPort?: boolean
+  /** `serve` (default) or `relay` */
+  command?: 'serve' | 'relay'
 }
 
 /**
@@ -90,7 +92,7 @@ export class ChildServer {
       PORT: this.#port,
       DATA_DIR: this.#opts.dataDir,
     }
-    const child = spawn(process.execPath, [CLI, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [CLI, this.#opts.command ?? 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
     this.#child = child
     this.#url = ''
     this.#exited = new Promise((resolve) => child.once('exit', () => resolve()))
@@ -161,7 +163,8 @@ export class ChildServer {
 function servingUrl(line: string): string | undefined {
   try {
     const rec = JSON.parse(line) as { msg?: unknown; url?: unknown }
-    return rec.msg === 'hearth is serving' && typeof rec.url === 'string' ? rec.url : undefined
+    const serving = rec.msg === 'hearth is serving' || rec.msg === 'hearth relay is serving'
+    return serving && typeof rec.url === 'string' ? rec.url : undefined
   } catch {
     return undefined
   }

@@ -1,0 +1,80 @@
+import net from 'node:net'
+import type { Teardown } from './server.js'
+
+/**
+ * What the proxy does with connections: `pass` forwards them to the target; `refuse` accepts
+ * and closes them at once (the server looks gone); `silent` accepts and never says a byte
+ * (a server that hangs).
+ */
+export type ProxyMode = 'pass' | 'refuse' | 'silent'
+
+/**
+ * A TCP proxy on 127.0.0.1 in front of a real server, for fault injection: the client keeps
+ * one address while the test takes the server away, makes it hang, or moves it to another
+ * port (a restart). Changing the mode cuts every open connection.
+ */
+export class TcpProxy {
+  readonly #server: net.Server
+  readonly #open = new Set<net.Socket>()
+  #target: URL
+  #mode: ProxyMode = 'pass'
+  #url = ''
+
+  private constructor(target: string) {
+    this.#target = new URL(target)
+    this.#server = net.createServer((client) => this.#accept(client))
+  }
+
+  static async start(t: Teardown, target: string): Promise<TcpProxy> {
+    const proxy = new TcpProxy(target)
+    await new Promise<void>((resolve) => proxy.#server.listen(0, '127.0.0.1', resolve))
+    proxy.#url = `http://127.0.0.1:${(proxy.#server.address() as net.AddressInfo).port}`
+    t.teardown(() => proxy.close())
+    return proxy
+  }
+
+  /** `http://127.0.0.1:<port>`: where clients connect */
+  get url(): string {
+    return this.#url
+  }
+
+  set mode(mode: ProxyMode) {
+    this.#mode = mode
+    this.cut()
+  }
+
+  /** Where `pass` forwards from now on (a restarted server's new URL). */
+  set target(url: string) {
+    this.#target = new URL(url)
+    this.cut()
+  }
+
+  /** Ends every open connection. */
+  cut(): void {
+    for (const s of this.#open) s.destroy()
+    this.#open.clear()
+  }
+
+  close(): Promise<void> {
+    this.cut()
+    return new Promise((resolve) => this.#server.close(() => resolve()))
+  }
+
+  #track(s: net.Socket): void {
+    this.#open.add(s)
+    s.on('close', () => this.#open.delete(s))
+    s.on('error', () => s.destroy())
+  }
+
+  #accept(client: net.Socket): void {
+    this.#track(client)
+    if (this.#mode === 'refuse') return void client.destroy()
+    if (this.#mode === 'silent') return void client.resume()
+    const upstream = net.connect(Number(this.#target.port), this.#target.hostname)
+    this.#track(upstream)
+    client.pipe(upstream)
+    upstream.pipe(client)
+    client.on('close', () => upstream.destroy())
+    upstream.on('close', () => client.destroy())
+  }
+}

@@ -1,0 +1,165 @@
+import t, { type Test } from 'tap'
+import { HomeserverClient } from '../src/client/homeserver.js'
+import { openSse, type StreamEvent } from './helpers/sse.js'
+import { newUser, startTestServer, tempDir } from './helpers/server.js'
+import { caughtUp, fromHomeserver, headOf, originView, relayInfo, startTestRelay, wholeLog } from './helpers/relay.js'
+import { TcpProxy } from './helpers/tcp-proxy.js'
+import { until } from './helpers/until.js'
+import { Scrape } from './helpers/prometheus.js'
+
+/** The relay's log holds each homeserver's whole log, once, in its order; its own seqs are gapless. */
+async function checkRelayLog(t: Test, relayUrl: string, homeservers: readonly { url: string; key: string }[]): Promise<StreamEvent[]> {
+  const log = await wholeLog(relayUrl)
+  t.same(log.map((e) => Number(e.seq)), log.map((_, i) => i + 1), 'the relay log is gapless from 1')
+  let total = 0
+  for (const hs of homeservers) {
+    const origin = await wholeLog(hs.url)
+    const mine = fromHomeserver(log, hs.key)
+    t.same(mine.originSeqs, origin.map((e) => Number(e.seq)), `${hs.url}: every event once, in its order`)
+    t.same(originView(mine.events), originView(origin), `${hs.url}: the same events`)
+    total += origin.length
+  }
+  t.equal(log.length, total, 'nothing else is in the relay log')
+  return log
+}
+
+const keyOf = (s: { ctx: { keypair: { z32: string } }; url: string }) => ({ url: s.url, key: s.ctx.keypair.z32 })
+
+t.test('three homeservers, one relay: every filter gets its events once, in relay order', async (t) => {
+  const hs = await Promise.all([0, 1, 2].map(() => startTestServer(t)))
+  const alice = await newUser(hs[0]!)
+  // one user on two homeservers
+  const aliceThere = new HomeserverClient(hs[1]!.url, alice.keypair)
+  await aliceThere.signup()
+  const bob = await newUser(hs[1]!)
+  const carol = await newUser(hs[2]!)
+  const relay = await startTestRelay(t, hs.map((s) => s.url))
+
+  const filters: [string, (e: StreamEvent) => boolean][] = [
+    ['', () => true],
+    [`${alice.user}/*`, (e) => e.user === alice.user],
+    ['*/pub/app/posts/*', (e) => e.path.startsWith('/pub/app/posts/')],
+    [`${bob.user}/pub/app/posts/*`, (e) => e.user === bob.user && e.path.startsWith('/pub/app/posts/')],
+    [`${carol.user}/pub/x/3`, (e) => e.user === carol.user && e.path === '/pub/x/3'],
+  ]
+  const subscribers: { filter: string; accepts: (e: StreamEvent) => boolean; after: number; events: StreamEvent[] }[] = []
+  const subscribe = async (i: number) => {
+    const [filter, accepts] = filters[i % filters.length]!
+    // a random cursor between the start and the relay's head now
+    const after = Math.floor(Math.random() * (relay.ctx.events.head + 1))
+    const sub = { filter, accepts, after, events: [] as StreamEvent[] }
+    const conn = openSse(`${relay.url}/subscribe${filter === '' ? '' : `/${filter}`}?lastSeq=${after}`, {}, (f) => {
+      if (f.event === 'PUT' || f.event === 'DEL') sub.events.push(JSON.parse(f.data!) as StreamEvent)
+    })
+    t.teardown(() => conn.close())
+    t.equal((await conn.response).statusCode, 200)
+    subscribers.push(sub)
+  }
+
+  const writers: [HomeserverClient, (i: number) => string][] = [
+    [alice, (i) => `/pub/app/posts/${i}`],
+    [aliceThere, (i) => `/pub/app/notes/${i}`],
+    [bob, (i) => `/pub/app/posts/${i}`],
+    [carol, (i) => (i % 2 === 0 ? `/pub/app/posts/${i}` : `/pub/x/${i % 5}`)],
+  ]
+  const N = 40
+  let joined = 0
+  await Promise.all(writers.map(async ([client, path], w) => {
+    for (let i = 0; i < N; i++) {
+      if (i % 7 === 6) await client.delete(path(i - 1))
+      else await client.put(path(i), `w${w} ${i}`)
+      // subscribers join while everything is being written
+      if (w === 0 && i % 4 === 0) await subscribe(joined++)
+    }
+  }))
+  await caughtUp(relay.url, hs.map((s) => s.url))
+  const log = await checkRelayLog(t, relay.url, hs.map(keyOf))
+
+  for (const sub of subscribers) {
+    const want = log.filter((e) => Number(e.seq) > sub.after && sub.accepts(e))
+    await until(() => sub.events.length >= want.length, `${want.length} events for filter '${sub.filter}' after ${sub.after}`, 30_000, () => sub.events.length)
+    t.same(sub.events, want, `filter '${sub.filter}' from ${sub.after}: exactly its events, once, in relay order`)
+  }
+  t.ok(subscribers.length >= filters.length, 'every filter form was followed')
+
+  const aliceLog = log.filter((e) => e.user === alice.user)
+  t.same([...new Set(aliceLog.map((e) => e.homeserver))].sort(), [hs[0]!.ctx.keypair.z32, hs[1]!.ctx.keypair.z32].sort(),
+    'a user writing to two homeservers is one stream on the relay')
+
+  const lines = (await (await fetch(`${relay.url}/events/?limit=1000`)).text()).split('\n')
+  t.same(lines, [...log.map((e) => `${e.type} ${e.uri}`), `cursor: ${log.length}`], '/events/ serves the same log')
+
+  const info = await relayInfo(relay.url)
+  t.same(info.upstreams.map((u) => [u.upstream, u.homeserver, u.state]), hs.map((s) => [s.url, s.ctx.keypair.z32, 'live']))
+  t.same(info.upstreams.map((u) => u.lag), [0, 0, 0], 'no lag once caught up')
+})
+
+t.test('an upstream that goes away is retried while the others go on; back, its events come once', async (t) => {
+  const hsDir = tempDir(t)
+  // keepalives every 300 ms, so a stream silent for a second is dropped as hung
+  const quick = { KEEPALIVE_MS: '300' }
+  let hs0 = await startTestServer(t, { DATA_DIR: hsDir, ...quick })
+  const database = hs0.ctx.config.databaseUrl
+  const hs1 = await startTestServer(t, quick)
+  const proxy = await TcpProxy.start(t, hs0.url)
+  const a = await newUser(hs0)
+  const b = await newUser(hs1)
+  const relay = await startTestRelay(t, [proxy.url, hs1.url], { RELAY_IDLE_MS: '1500' })
+  for (let i = 0; i < 5; i++) await Promise.all([a.put(`/pub/a/${i}`, 'x'), b.put(`/pub/b/${i}`, 'y')])
+  await caughtUp(relay.url, [proxy.url, hs1.url])
+
+  proxy.mode = 'refuse'
+  await until(async () => {
+    const u = (await relayInfo(relay.url)).upstreams[0]!
+    return u.faults.unreachable >= 1 && u.state !== 'live'
+  }, 'the relay to see the upstream gone')
+  for (let i = 5; i < 15; i++) await b.put(`/pub/b/${i}`, 'y')
+  await caughtUp(relay.url, [hs1.url])
+  t.pass('the other upstream went on while one was gone')
+
+  // the homeserver restarts (on a new port) behind the same address, and writes on
+  await hs0.close()
+  hs0 = await startTestServer(t, { DATA_DIR: hsDir, ...quick, ...(database === undefined ? {} : { DATABASE_URL: database }) })
+  proxy.target = hs0.url
+  proxy.mode = 'pass'
+  const a2 = new HomeserverClient(hs0.url, a.keypair, a.session)
+  for (let i = 5; i < 10; i++) await a2.put(`/pub/a/${i}`, 'x')
+  await caughtUp(relay.url, [proxy.url, hs1.url])
+  await checkRelayLog(t, relay.url, [{ url: hs0.url, key: hs0.ctx.keypair.z32 }, keyOf(hs1)])
+
+  // a server that accepts and never answers is dropped after RELAY_IDLE_MS, then followed again
+  proxy.mode = 'silent'
+  await until(async () => (await relayInfo(relay.url)).upstreams[0]!.state === 'failed', 'the silent upstream to be dropped')
+  proxy.mode = 'pass'
+  await a2.put('/pub/a/after-silence', 'x')
+  await caughtUp(relay.url, [proxy.url])
+  await checkRelayLog(t, relay.url, [{ url: hs0.url, key: hs0.ctx.keypair.z32 }, keyOf(hs1)])
+})
+
+t.test('an upstream that pruned past the cursor: recorded, counted, and followed on from its floor', async (t) => {
+  const hs = await startTestServer(t, { EVENT_RETENTION: '5' })
+  const user = await newUser(hs)
+  const dir = tempDir(t)
+  let relay = await startTestRelay(t, [hs.url], { DATA_DIR: dir })
+  const database = relay.ctx.config.databaseUrl
+  for (let i = 0; i < 3; i++) await user.put(`/pub/r/${i}`, 'x')
+  await caughtUp(relay.url, [hs.url])
+  await relay.close()
+
+  for (let i = 3; i < 20; i++) await user.put(`/pub/r/${i}`, 'x')
+  await hs.ctx.retention!.sweep()
+  const floor = hs.ctx.events.floor
+  t.ok(floor > 4, `the homeserver pruned past the relay's cursor (floor ${floor})`)
+
+  relay = await startTestRelay(t, [hs.url], { DATA_DIR: dir, METRICS_PORT: '0', ...(database === undefined ? {} : { DATABASE_URL: database }) })
+  await caughtUp(relay.url, [hs.url])
+  const u = (await relayInfo(relay.url)).upstreams[0]!
+  t.equal(u.resets, 1, '/info counts the reset')
+  const mine = fromHomeserver(await wholeLog(relay.url), hs.ctx.keypair.z32)
+  const head = await headOf(hs.url)
+  t.same(mine.originSeqs, [1, 2, 3, ...Array.from({ length: head - floor + 1 }, (_, i) => floor + i)], 'what was relayed, then everything from the floor')
+  const scrape = await Scrape.of(relay.metricsUrl!)
+  t.equal(scrape.value('hearth_relay_upstream_resets_total', { upstream: hs.url }), 1, 'and so does the metric')
+  t.equal(scrape.value('hearth_relay_upstream_state', { upstream: hs.url, state: 'live' }), 1)
+  t.equal(scrape.value('hearth_relay_upstream_cursor', { upstream: hs.url }), head)
+})
