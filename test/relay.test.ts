@@ -1,27 +1,11 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { HomeserverClient } from '../src/client/homeserver.js'
 import { openSse, type StreamEvent } from './helpers/sse.js'
 import { newUser, startTestServer, tempDir } from './helpers/server.js'
-import { caughtUp, fromHomeserver, headOf, originView, relayInfo, startTestRelay, wholeLog } from './helpers/relay.js'
+import { caughtUp, checkRelayLog, fromHomeserver, headOf, relayInfo, startTestRelay, wholeLog } from './helpers/relay.js'
 import { TcpProxy } from './helpers/tcp-proxy.js'
 import { until } from './helpers/until.js'
 import { Scrape } from './helpers/prometheus.js'
-
-/** The relay's log holds each homeserver's whole log, once, in its order; its own seqs are gapless. */
-async function checkRelayLog(t: Test, relayUrl: string, homeservers: readonly { url: string; key: string }[]): Promise<StreamEvent[]> {
-  const log = await wholeLog(relayUrl)
-  t.same(log.map((e) => Number(e.seq)), log.map((_, i) => i + 1), 'the relay log is gapless from 1')
-  let total = 0
-  for (const hs of homeservers) {
-    const origin = await wholeLog(hs.url)
-    const mine = fromHomeserver(log, hs.key)
-    t.same(mine.originSeqs, origin.map((e) => Number(e.seq)), `${hs.url}: every event once, in its order`)
-    t.same(originView(mine.events), originView(origin), `${hs.url}: the same events`)
-    total += origin.length
-  }
-  t.equal(log.length, total, 'nothing else is in the relay log')
-  return log
-}
 
 const keyOf = (s: { ctx: { keypair: { z32: string } }; url: string }) => ({ url: s.url, key: s.ctx.keypair.z32 })
 

@@ -29,7 +29,8 @@ export interface FollowOptions {
   onState?: (state: FollowState) => void
   /**
    * Called when an attempt to connect failed in a way a later one may not (the network, a
-   * 5xx, a 429), before the wait for the next one: `error` says why, `delayMs` how long it waits.
+   * 5xx, a 429), or an open stream ended, broke or went silent, before the wait for the next
+   * attempt: `error` says why, `delayMs` how long it waits.
    */
   onRetry?: (retry: { attempt: number; delayMs: number; error: Error }) => void
   /**
@@ -88,6 +89,8 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
   #attempt = 0
   #connections = 0
   #retryMs: number | undefined
+  /** why the last open stream ended, reported with the reconnect that follows */
+  #dropped: Error | undefined
   #current: Entry | undefined
   #ackWaiters: (() => void)[] = []
   #started = false
@@ -255,13 +258,14 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
   async #fill(): Promise<void> {
     if (this.#reader === undefined) return this.#connect()
     const more = await this.#reader.pump(this.#opts.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs)
+    if (more !== true) this.#dropped = more
     this.#retryMs = this.#reader?.retryMs ?? this.#retryMs
     const last = this.#queue[this.#queue.length - 1]
     if (last !== undefined) {
       this.#received = last.kind === 'reset' ? BigInt(last.info.floor) - 1n : last.seq
       if (this.#received > this.#head) this.#head = this.#received
     }
-    if (!more) {
+    if (more !== true) {
       this.#reader?.cancel()
       this.#reader = undefined
     }
@@ -270,7 +274,8 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
   /** Opens the stream after the last received position, waiting between failed attempts. */
   async #connect(): Promise<void> {
     const signal = this.#stop.signal
-    let failure: Error | undefined
+    let failure = this.#dropped
+    this.#dropped = undefined
     while (!signal.aborted) {
       this.#setState('connecting')
       if (this.#connections++ > 0) {

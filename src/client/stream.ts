@@ -92,6 +92,7 @@ export class FrameReader {
   /** the position before the current frame's id */
   #before: bigint
   #oversized = false
+  #broken: FollowProtocolError | undefined
   /** the server's `retry:` hint, ms */
   retryMs: number | undefined
 
@@ -114,19 +115,29 @@ export class FrameReader {
     })
   }
 
-  /** Reads one chunk into the item list. False once the stream ended or went silent for `idleMs`. */
-  async pump(idleMs: number): Promise<boolean> {
+  /**
+   * Reads one chunk into the item list: true, or once the stream is over, why (it ended,
+   * dropped, or went silent for `idleMs`).
+   */
+  async pump(idleMs: number): Promise<true | RetryableError> {
+    // what came before a broken frame is handed out first; the next read reports the break
+    if (this.#broken !== undefined) throw this.#broken
     let timer: NodeJS.Timeout | undefined
     const idle = new Promise<'idle'>((resolve) => (timer = setTimeout(() => resolve('idle'), idleMs)))
     try {
       const chunk = await Promise.race([this.#reader.read(), idle])
-      if (chunk === 'idle' || chunk.done) return false
+      if (chunk === 'idle') return new RetryableError(`the stream sent nothing for ${idleMs} ms`)
+      if (chunk.done) return new RetryableError('the stream ended')
       this.#parser.feed(this.#decoder.decode(chunk.value, { stream: true }))
       if (this.#oversized) throw new FollowProtocolError(`the stream sent a frame of more than ${this.#maxFrame} characters`)
       return true
     } catch (err) {
-      if (err instanceof FollowProtocolError) throw err
-      return false // a dropped connection: the caller reconnects from what was already read
+      if (err instanceof FollowProtocolError) {
+        this.#broken = err
+        return true
+      }
+      // a dropped connection: the caller reconnects from what was already read
+      return new RetryableError(`the stream broke: ${(err as Error).message}`, { cause: err })
     } finally {
       clearTimeout(timer)
     }

@@ -1,3 +1,4 @@
+import type { Test } from 'tap'
 import type { FastifyBaseLogger } from 'fastify'
 import { buildConfig } from '../../src/config/config.js'
 import type { RawConfig } from '../../src/config/env.js'
@@ -68,4 +69,20 @@ export function originView(events: readonly StreamEvent[]): string[] {
 export function fromHomeserver(relayLog: readonly StreamEvent[], key: string): { events: StreamEvent[]; originSeqs: number[] } {
   const events = relayLog.filter((e) => e.homeserver === key)
   return { events, originSeqs: events.map((e) => Number(e.originSeq)) }
+}
+
+/** The relay's log holds each homeserver's whole log, once, in its order; its own seqs are gapless. */
+export async function checkRelayLog(t: Test, relayUrl: string, homeservers: readonly { url: string; key: string }[]): Promise<StreamEvent[]> {
+  const log = await wholeLog(relayUrl)
+  t.same(log.map((e) => Number(e.seq)), log.map((_, i) => i + 1), 'the relay log is gapless from 1')
+  let total = 0
+  for (const hs of homeservers) {
+    const origin = await wholeLog(hs.url)
+    const mine = fromHomeserver(log, hs.key)
+    t.same(mine.originSeqs, origin.map((e) => Number(e.seq)), `${hs.url}: every event once, in its order`)
+    t.same(originView(mine.events), originView(origin), `${hs.url}: the same events`)
+    total += origin.length
+  }
+  t.equal(log.length, total, 'nothing else is in the relay log')
+  return log
 }

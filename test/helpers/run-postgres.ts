@@ -10,7 +10,7 @@ import { ADMIN_URL, postgresAvailable } from './postgres.js'
 const FILES = [
   'storage', 'storage-list', 'storage-paths', 'writer-concurrency', 'restart', 'retention', 'crash',
   'subscribe', 'subscribe-handover', 'events-feed', 'events-stream', 'private-feeds', 'auth-routes', 'security',
-  'official-client',
+  'official-client', 'relay', 'relay-crash',
 ]
 
 if (!(await postgresAvailable())) {

@@ -1,0 +1,146 @@
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import t from 'tap'
+import { randomKeypair } from '../src/auth/keys.js'
+import { framesOf } from '../src/feed/frames.js'
+import type { HearthEvent } from '../src/events/event.js'
+import { parseCursor } from '../src/shared/id.js'
+import { caughtUp, fromHomeserver, relayInfo, startTestRelay, wholeLog, type RelayInfo } from './helpers/relay.js'
+import { newUser, startTestServer, type Teardown } from './helpers/server.js'
+import { until } from './helpers/until.js'
+
+/** How a fake upstream misbehaves after serving its three good events. */
+type Misbehaviour =
+  | 'goes-back' // sends an event whose seq is not above the last one
+  | 'malformed' // a frame whose data is not JSON
+  | 'huge' // one frame of 10 MB
+  | 'no-answer' // /subscribe never sends its response headers
+  | 'silent' // /subscribe answers 200 and then never sends a byte
+  | 'private' // an event for a /priv/ path, which no public feed carries
+  | 'key-change' // /info names another homeserver key once the relay has followed it
+
+const GOOD = 3
+
+/**
+ * A server that speaks just enough of the homeserver protocol to be followed (`/info`,
+ * `/subscribe`), with three good events, and then breaks it in one way. It counts the
+ * streams asked of it, so a test can see the relay come back after each drop.
+ */
+class FakeUpstream {
+  readonly key = randomKeypair().z32
+  readonly other = randomKeypair().z32
+  readonly user = randomKeypair().z32
+  readonly behaviour: Misbehaviour
+  readonly #server: http.Server
+  subscribes = 0
+  infos = 0
+  url = ''
+
+  constructor(behaviour: Misbehaviour) {
+    this.behaviour = behaviour
+    this.#server = http.createServer((req, res) => this.#answer(req, res))
+  }
+
+  static async start(t: Teardown, behaviour: Misbehaviour): Promise<FakeUpstream> {
+    const fake = new FakeUpstream(behaviour)
+    await new Promise<void>((resolve) => fake.#server.listen(0, '127.0.0.1', resolve))
+    fake.url = `http://127.0.0.1:${(fake.#server.address() as AddressInfo).port}`
+    t.teardown(() => new Promise<void>((resolve) => {
+      fake.#server.closeAllConnections()
+      fake.#server.close(() => resolve())
+    }))
+    return fake
+  }
+
+  event(seq: number, path = `/pub/fake/${seq}`): HearthEvent {
+    return { seq, type: 'PUT', user: this.user, path, contentHash: Buffer.alloc(32, seq).toString('base64'), size: seq, ts: 1_700_000_000_000 + seq }
+  }
+
+  #answer(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (req.url === '/info') {
+      this.infos++
+      // the key flips once the relay has followed the stream (its first two /info reads)
+      const key = this.behaviour === 'key-change' && this.infos > 2 ? this.other : this.key
+      res.setHeader('content-type', 'application/json')
+      res.end(JSON.stringify({ publicKey: key, events: { head: String(GOOD), floor: '1' } }))
+      return
+    }
+    if (!req.url!.startsWith('/subscribe')) return void res.writeHead(404).end()
+    this.subscribes++
+    if (this.behaviour === 'no-answer') return
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    if (this.behaviour === 'silent') return void res.flushHeaders()
+    const after = Number(parseCursor(String(req.headers['last-event-id'] ?? '0')) ?? 0)
+    res.write('retry: 2000\n\n')
+    for (let seq = after + 1; seq <= GOOD; seq++) res.write(framesOf(this.event(seq)).subscribeText)
+    switch (this.behaviour) {
+      case 'goes-back':
+        res.write(framesOf(this.event(Math.max(1, after))).subscribeText)
+        return
+      case 'malformed':
+        res.write(`id: ${framesOf(this.event(GOOD + 1)).id}\nevent: PUT\ndata: {"seq": not json\n\n`)
+        return
+      case 'huge': {
+        res.write('event: PUT\ndata: ')
+        const chunk = 'x'.repeat(64 * 1024)
+        for (let i = 0; i < 160; i++) res.write(chunk)
+        res.end('\n\n')
+        return
+      }
+      case 'private':
+        res.write(framesOf(this.event(GOOD + 1, '/priv/secret.txt')).subscribeText)
+        return
+      case 'key-change':
+        // end the stream: the follower's reconnect reads /info again
+        res.end()
+        return
+    }
+  }
+}
+
+const EXPECTED_FAULT: Record<Misbehaviour, keyof RelayInfo['upstreams'][number]['faults']> = {
+  'goes-back': 'protocol',
+  malformed: 'protocol',
+  huge: 'protocol',
+  'no-answer': 'unreachable',
+  silent: 'unreachable',
+  private: 'invalid-event',
+  'key-change': 'key-changed',
+}
+
+t.test('hostile upstreams are dropped, counted and retried; none corrupts the log or holds back the others', async (t) => {
+  const hs = await startTestServer(t, { KEEPALIVE_MS: '300' })
+  const user = await newUser(hs)
+  const fakes = await Promise.all((Object.keys(EXPECTED_FAULT) as Misbehaviour[]).map((b) => FakeUpstream.start(t, b)))
+  const relay = await startTestRelay(t, [hs.url, ...fakes.map((f) => f.url)], { RELAY_IDLE_MS: '1500' })
+
+  // the good homeserver is written to all along, and followed all along
+  for (let i = 0; i < 20; i++) await user.put(`/pub/good/${i}`, `${i}`)
+  await caughtUp(relay.url, [hs.url])
+
+  let info: RelayInfo | undefined
+  await until(async () => {
+    info = await relayInfo(relay.url)
+    return fakes.every((f, i) => info!.upstreams[i + 1]!.faults[EXPECTED_FAULT[f.behaviour]] >= 2)
+  }, 'every hostile upstream to be dropped and retried at least twice', 60_000, () => info?.upstreams.map((u) => [u.upstream, u.faults, u.lastError]))
+  for (const [i, f] of fakes.entries()) {
+    const u = info!.upstreams[i + 1]!
+    t.ok(u.lastError, `${f.behaviour}: the reason is shown (${u.lastError})`)
+    t.ok(f.subscribes >= 2 || f.behaviour === 'key-change', `${f.behaviour}: retried (${f.subscribes} streams)`)
+  }
+
+  for (let i = 20; i < 40; i++) await user.put(`/pub/good/${i}`, `${i}`)
+  await caughtUp(relay.url, [hs.url])
+  const log = await wholeLog(relay.url)
+  t.same(log.map((e) => Number(e.seq)), log.map((_, i) => i + 1), 'the relay log is gapless')
+  for (const f of fakes) {
+    const mine = fromHomeserver(log, f.key)
+    // what each sent before it misbehaved is in the log once; nothing after it, nothing under another key
+    const sentGood = f.behaviour === 'no-answer' || f.behaviour === 'silent' ? [] : [1, 2, 3]
+    t.same(mine.originSeqs, sentGood, `${f.behaviour}: its good events once, nothing else`)
+    t.same(fromHomeserver(log, f.other).events, [], `${f.behaviour}: nothing under another key`)
+    t.notOk(mine.events.some((e) => e.path.startsWith('/priv/')), `${f.behaviour}: no private path`)
+  }
+  const good = fromHomeserver(log, hs.ctx.keypair.z32)
+  t.same(good.originSeqs, Array.from({ length: 40 }, (_, i) => i + 1), 'the good homeserver: all 40 events, once, in order')
+})
