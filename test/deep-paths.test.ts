@@ -70,8 +70,8 @@ async function burst(server: ChildServer, client: HomeserverClient, paths: strin
   return { statuses, infoMaxMs: Math.round(infoMaxMs), probes, rssGrowthMb: Math.round((rssMax - base) / MB) }
 }
 
-/** The clash check still reads every ancestor of a path (src/events/writer.ts): CPU grows with depth. */
-const WRITER = 'the clash check reads every ancestor of each path: its CPU grows with depth (src/events/writer.ts)'
+/** A new file still changes the file count of every folder above it (LevelDB's folder index): CPU grows with depth. */
+const WRITER = 'a new file changes the count of every folder above it: its CPU grows with depth (src/kv/level/store.ts)'
 
 t.test('500 concurrent PUTs at the deepest allowed path: /info keeps answering, memory stays bounded', async (t) => {
   const server = await ChildServer.start({ dataDir: tempDir(t), env: { LOG_LEVEL: 'warn' } })

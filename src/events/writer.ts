@@ -1,7 +1,7 @@
 import { HearthError, fail } from '../errors.js'
 import type { Ingested } from '../kv/ingest.js'
-import { fileKey, folderKey, type BlobStore, type CommitTx, type FileMeta, type Store } from '../kv/store.js'
-import { fileAncestors } from '../paths.js'
+import { countAbove, fileKey, folderChain, type BlobStore, type FolderChain, type CommitTx, type FileMeta, type FileRef, type Store } from '../kv/store.js'
+import { reachOf, type Reach } from './folder-search.js'
 import type { HearthEvent } from './event.js'
 import type { EventLog } from './log.js'
 
@@ -18,19 +18,20 @@ interface Pending {
 /** Upper bound on mutations per commit, to bound the time one group holds the others back. */
 const MAX_GROUP = 1024
 /**
- * Upper bound on the key bytes one group's checks read and stage: a PUT's clash check reads
- * every folder above its path, so a deep path costs about depth × length bytes of keys, held
- * while its group commits. Deep paths commit in smaller groups; shallow ones are not held back.
+ * Upper bound on the key bytes one group holds while it commits: each mutation's path, and
+ * for each folder above it the key of its file count (a new or deleted file changes every
+ * one, in this group's state and in the engine's batch). Deep paths commit in smaller groups,
+ * so no group's synchronous work keeps the event loop long; shallow ones are not held back.
  */
-const MAX_GROUP_KEY_BYTES = 4 * 1024 * 1024
+const MAX_GROUP_KEY_BYTES = 1024 * 1024
+/** a `folderKey`: a z32 user and 27 characters of hash */
+const FOLDER_KEY_BYTES = 79
 
-/** The key bytes a mutation's checks handle: its path, and for a PUT each folder above it. */
+/** The key bytes a mutation's checks and counts handle. */
 function checkBytes(op: Mutation): number {
-  const bytes = op.path.length + op.user.length
-  if (op.type !== 'PUT') return bytes
   let depth = 0
   for (let i = 0; i < op.path.length; i++) if (op.path.charCodeAt(i) === 47) depth++
-  return bytes * depth
+  return op.path.length + op.user.length + depth * FOLDER_KEY_BYTES
 }
 
 /**
@@ -173,14 +174,16 @@ export class Writer {
     const old = state.file(op.user, op.path)
     const usage = state.usageOf(op.user)
     if (op.type === 'PUT') {
-      this.#checkClash(op.user, op.path, state)
+      // a path that is a file now clashes with nothing: the tree it is part of keeps the rule
+      const chain = old === undefined ? folderChain(op.user, op.path) : undefined
+      if (chain !== undefined) this.#checkClash(op.user, op.path, chain, state)
       const c = op.content
       const next = usage - (old ? fileCost(op.path, old.size) : 0) + fileCost(op.path, c.size)
       // a write that shrinks a file is let through even above the quota (it lowers usage)
       if (next > this.#quota && next > usage) fail('InsufficientStorage', 'Storage quota exceeded')
       const meta: FileMeta = { size: c.size, hash: c.hash, type: c.type, mtime: ts, ...(c.blob !== undefined ? { blob: c.blob } : {}) }
       tx.putFile(op.user, op.path, meta, c.inline, old)
-      state.put(op.user, op.path, meta, next)
+      state.put(op.user, op.path, meta, next, chain)
       return { ev: { seq, type: 'PUT', user: op.user, path: op.path, contentHash: meta.hash, size: meta.size, ts } }
     }
     if (old === undefined) fail('NotFound', 'Not found')
@@ -189,12 +192,14 @@ export class Writer {
     return { ev: { seq, type: 'DEL', user: op.user, path: op.path, ts } }
   }
 
-  /** A file may not sit where a folder is, nor a folder where a file is. */
-  #checkClash(user: string, path: string, state: GroupState): void {
-    for (const dir of fileAncestors(path)) {
-      if (state.file(user, dir)) fail('Conflict', `${dir} is a file`)
-    }
-    if (state.isFolder(user, path)) fail('Conflict', `${path} is a directory`)
+  /**
+   * A file may not sit where a folder is, nor a folder where a file is. `chain` is the
+   * path's `folderChain`.
+   */
+  #checkClash(user: string, path: string, chain: FolderChain, state: GroupState): void {
+    const dir = state.fileAbove(user, path, chain)
+    if (dir !== undefined) fail('Conflict', `${dir} is a file`)
+    if (state.isFolder(user, path, chain)) fail('Conflict', `${path} is a directory`)
   }
 }
 
@@ -202,45 +207,59 @@ export class Writer {
  * What one group has read and changed so far: later mutations in the group see it. Every
  * read is made up front (`prefetch`), so the checks run from memory: a group costs a few
  * reads and one commit, not a chain of reads per mutation.
+ *
+ * The reads for the clash check do not grow with depth: `reachOf` finds how far the stored
+ * tree reaches down each path, which leaves one folder above it that can be a stored file.
+ * What this group itself adds is kept by folder key, hashed once per path (`folderChain`).
  */
 class GroupState {
   readonly #tx: CommitTx
   readonly #files = new Map<string, FileMeta | null>()
   readonly usage = new Map<string, number>()
-  /** for each path a PUT targets: how many stored files lie below it as a folder (capped) */
-  readonly #stored = new Map<string, number>()
+  /** for each path a PUT targets: how far the stored tree reaches down it */
+  readonly #reach = new Map<string, Reach>()
   /** stored files minus those this group deleted, plus those it created, under each folder */
   readonly #change = new Map<string, number>()
+  /** the folder keys of the files this group created and has not deleted since */
+  readonly #created = new Set<string>()
 
   constructor(tx: CommitTx) {
     this.#tx = tx
   }
 
   async prefetch(ops: readonly Mutation[]): Promise<void> {
-    const refs = new Map<string, { user: string; path: string }>()
+    const refs = new Map<string, FileRef>()
     const users = new Set<string>()
-    const folders = new Map<string, { user: string; path: string }>()
+    const puts = new Map<string, FileRef>()
     for (const op of ops) {
       refs.set(fileKey(op.user, op.path), op)
       users.add(op.user)
-      if (op.type !== 'PUT') continue
-      for (const dir of fileAncestors(op.path)) refs.set(fileKey(op.user, dir), { user: op.user, path: dir })
-      folders.set(folderKey(op.user, op.path), op)
+      if (op.type === 'PUT') puts.set(fileKey(op.user, op.path), op)
     }
     const deletes = ops.filter((op) => op.type === 'DEL').length
-    const [r, u] = [[...refs], [...users]]
-    const [metas, records, under] = await Promise.all([
+    const [r, u, p] = [[...refs], [...users], [...puts]]
+    const [metas, records, reach] = await Promise.all([
       this.#tx.files(r.map(([, ref]) => ref)),
       this.#tx.users(u),
       // one more than this group could delete: past that, at least one file stays below
-      this.#tx.countUnder([...folders.values()], deletes + 1),
+      reachOf(this.#tx, p.map(([, ref]) => ref), deletes + 1),
     ])
     r.forEach(([key], i) => this.#files.set(key, metas[i] ?? null))
     u.forEach((user, i) => {
       const rec = records[i]
       if (rec !== undefined) this.usage.set(user, rec.usage)
     })
-    ;[...folders.keys()].forEach((key, i) => this.#stored.set(key, under[i]!))
+    // the one folder above each path that can be a stored file
+    const edges = new Map<string, FileRef>()
+    p.forEach(([key, { user }], i) => {
+      const at = reach[i]!
+      this.#reach.set(key, at)
+      const dir = at.ancestors[at.filled]
+      if (dir !== undefined && !this.#files.has(fileKey(user, dir))) edges.set(fileKey(user, dir), { user, path: dir })
+    })
+    const e = [...edges]
+    const found = await this.#tx.files(e.map(([, ref]) => ref))
+    e.forEach(([key], i) => this.#files.set(key, found[i] ?? null))
   }
 
   file(user: string, path: string): FileMeta | undefined {
@@ -253,31 +272,36 @@ class GroupState {
     return usage
   }
 
-  /** Whether some file lies under `path` as a folder, counting this group's own changes. */
-  isFolder(user: string, path: string): boolean {
-    const key = folderKey(user, path)
-    return (this.#stored.get(key) ?? 0) + (this.#change.get(key) ?? 0) > 0
+  /** A folder above `path` that is a file, counting this group's own changes. */
+  fileAbove(user: string, path: string, chain: FolderChain): string | undefined {
+    const { ancestors, filled } = this.#reach.get(fileKey(user, path))!
+    const edge = ancestors[filled]
+    if (edge !== undefined && this.file(user, edge)) return edge
+    if (this.#created.size === 0) return undefined
+    const at = ancestors.findIndex((_, i) => this.#created.has(chain.above[i]!))
+    return at === -1 ? undefined : ancestors[at]
   }
 
-  put(user: string, path: string, meta: FileMeta, usage: number): void {
-    const key = fileKey(user, path)
-    if (!this.#files.get(key)) this.#count(user, path, +1)
-    this.#files.set(key, meta)
+  /** Whether some file lies under `path` as a folder, counting this group's own changes. */
+  isFolder(user: string, path: string, chain: FolderChain): boolean {
+    return this.#reach.get(fileKey(user, path))!.under + (this.#change.get(chain.self) ?? 0) > 0
+  }
+
+  /** `chain` is the path's `folderChain`, given when the path was no file before. */
+  put(user: string, path: string, meta: FileMeta, usage: number, chain: FolderChain | undefined): void {
+    if (chain !== undefined) {
+      countAbove(this.#change, chain, +1)
+      this.#created.add(chain.self)
+    }
+    this.#files.set(fileKey(user, path), meta)
     this.usage.set(user, usage)
   }
 
   delete(user: string, path: string, usage: number): void {
-    const key = fileKey(user, path)
-    this.#files.set(key, null)
-    this.#count(user, path, -1)
+    const chain = folderChain(user, path)
+    this.#files.set(fileKey(user, path), null)
+    countAbove(this.#change, chain, -1)
+    this.#created.delete(chain.self)
     this.usage.set(user, usage)
-  }
-
-  /** Adjusts the count of files under each folder of `path` by this group's change. */
-  #count(user: string, path: string, by: number): void {
-    for (const dir of fileAncestors(path)) {
-      const key = folderKey(user, dir)
-      this.#change.set(key, (this.#change.get(key) ?? 0) + by)
-    }
   }
 }

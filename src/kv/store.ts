@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { Readable } from 'node:stream'
 import type { HearthEvent } from '../events/event.js'
+import { fileAncestors } from '../paths.js'
 
 /**
  * The storage interface: what Hearth needs of an engine, at the level where its guarantees
@@ -206,3 +207,31 @@ export const fileKey = (user: string, path: string): string => user + path
  * the folders' own paths would be 63 keys of up to 4 KB each.
  */
 export const folderKey = (user: string, path: string): string => user + createHash('sha1').update(path).digest('base64url')
+
+/**
+ * `folderKey` of each folder above `path` (as `fileAncestors` lists them) and of `path`
+ * itself. The path is hashed once, each prefix's digest taken from a copy of the running
+ * hash, so the cost follows the path's length, not length × depth. Prefixes end before a
+ * `/`, which never splits a character, so each digest is the one `folderKey` gives.
+ */
+export function folderChain(user: string, path: string): FolderChain {
+  const above: string[] = []
+  const hash = createHash('sha1')
+  let from = 0
+  for (const dir of fileAncestors(path)) {
+    hash.update(path.slice(from, dir.length))
+    from = dir.length
+    above.push(user + hash.copy().digest('base64url'))
+  }
+  return { above, self: user + hash.update(path.slice(from)).digest('base64url') }
+}
+
+export interface FolderChain {
+  above: string[]
+  self: string
+}
+
+/** Adds `by` to the count of each folder above a path (a map of folder key → change). */
+export function countAbove(counts: Map<string, number>, chain: FolderChain, by: number): void {
+  for (const key of chain.above) counts.set(key, (counts.get(key) ?? 0) + by)
+}

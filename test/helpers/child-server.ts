@@ -5,6 +5,8 @@ import { fileURLToPath } from 'node:url'
 const CLI = fileURLToPath(new URL('../../src/cli/index.js', import.meta.url))
 /** Output kept for diagnostics when something goes wrong. */
 const KEEP_OUTPUT = 64 * 1024
+/** USER_HZ: the unit of /proc's CPU times, 100 on every Linux Node runs on */
+const CLOCK_TICKS = 100
 
 export interface ChildServerOptions {
   dataDir: string
@@ -137,6 +139,16 @@ export class ChildServer {
     const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
     if (m === null) throw new Error(`no VmRSS for ${pid}`)
     return Number(m[1]) * 1024
+  }
+
+  /** CPU time (user + system) the server process has used so far, in ms, from /proc (Linux). */
+  cpuMs(): number {
+    const pid = this.#child?.pid
+    if (pid === undefined) throw new Error('the server is not running')
+    // fields 14 and 15 of /proc/<pid>/stat, counted after the command name's closing parenthesis
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS
   }
 
   async #waitForInfo(timeoutMs: number): Promise<void> {

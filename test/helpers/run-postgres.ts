@@ -8,7 +8,7 @@ import { ADMIN_URL, postgresAvailable } from './postgres.js'
  * a failure.
  */
 const FILES = [
-  'storage', 'storage-list', 'storage-paths', 'writer-concurrency', 'restart', 'retention', 'crash',
+  'storage', 'storage-list', 'storage-paths', 'clash-depth', 'writer-concurrency', 'restart', 'retention', 'crash',
   'subscribe', 'subscribe-handover', 'events-feed', 'events-stream', 'private-feeds', 'auth-routes', 'security',
   'official-client', 'relay', 'relay-crash',
 ]

@@ -1,11 +1,10 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { HearthEvent } from '../../events/event.js'
-import { fileAncestors } from '../../paths.js'
 import { Serial } from '../../serial.js'
 import {
-  fileKey, folderKey, type CommitTx, type CreateUserResult, type FileMeta, type FileRef, type KeyRange, type SessionRecord,
-  type Store, type UpstreamCursor, type UserRecord,
+  countAbove, fileKey, folderChain, folderKey, type CommitTx, type CreateUserResult, type FileMeta, type FileRef, type KeyRange,
+  type SessionRecord, type Store, type UpstreamCursor, type UserRecord,
 } from '../store.js'
 import { FileBlobs } from './blobs.js'
 import { LevelKV } from './level-map.js'
@@ -62,10 +61,7 @@ export class LevelStore implements Store {
     const counts = new Map<string, number>()
     for await (const key of this.#kv.keys('files', {})) {
       const user = key.slice(0, Z32_LENGTH)
-      for (const dir of fileAncestors(key.slice(Z32_LENGTH))) {
-        const folder = folderKey(user, dir)
-        counts.set(folder, (counts.get(folder) ?? 0) + 1)
-      }
+      countAbove(counts, folderChain(key.slice(0, Z32_LENGTH), key.slice(Z32_LENGTH)), +1)
     }
     for (const [key, n] of counts) ops.push({ type: 'put', ns: 'folders', key, value: String(n) })
     ops.push({ type: 'put', ns: 'meta', key: 'folders', value: FOLDER_INDEX })
@@ -322,10 +318,7 @@ class LevelTx implements CommitTx {
 
   /** Adds `by` to the file count of every folder above `path`, written at the end of the group. */
   #count(user: string, path: string, by: number): void {
-    for (const dir of fileAncestors(path)) {
-      const key = folderKey(user, dir)
-      this.#folders.set(key, (this.#folders.get(key) ?? 0) + by)
-    }
+    countAbove(this.#folders, folderChain(user, path), by)
   }
 
   setUsage(user: string, usage: number): void {

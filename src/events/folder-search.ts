@@ -1,0 +1,55 @@
+import type { CommitTx, FileRef } from '../kv/store.js'
+import { fileAncestors } from '../paths.js'
+
+/** How far the stored tree reaches down one path. */
+export interface Reach {
+  /** the folders above the path (`fileAncestors`, shallowest first) */
+  ancestors: string[]
+  /** how many of them, from the top, have a stored file below them */
+  filled: number
+  /** how many stored files lie below the path itself, up to the cap */
+  under: number
+}
+
+/**
+ * For each path, how far the stored tree reaches down it, in O(log depth) reads of folder
+ * counts rather than one read per folder above it.
+ *
+ * A folder's count includes every file below its sub-folders, so counts only shrink with
+ * depth, and the filled folders above a path are a run from the top: a binary search finds
+ * where that run ends. Each round asks `countUnder` once for every path still searching. The
+ * deepest folder above the path (the one it would be stored in) and the path itself are asked
+ * first: most PUTs go to a folder that exists, and then one round answers.
+ *
+ * Stored files never lie below another (the writer's rule), so a filled folder is not a file,
+ * and nothing below an empty one is: of the folders above a path, only the first unfilled one
+ * can be a stored file. `cap` bounds the counts, as for `countUnder`.
+ */
+export async function reachOf(tx: CommitTx, paths: readonly FileRef[], cap: number): Promise<Reach[]> {
+  const out: Reach[] = paths.map((p) => ({ ancestors: fileAncestors(p.path), filled: 0, under: 0 }))
+  const first = await tx.countUnder(paths.flatMap((p, i) => {
+    const above = out[i]!.ancestors.at(-1)
+    return above === undefined ? [p] : [{ user: p.user, path: above }, p]
+  }), cap)
+  /** searches still open: folders 1..lo are filled, folder hi is not (1-based) */
+  let open: { i: number; lo: number; hi: number }[] = []
+  let at = 0
+  out.forEach((r, i) => {
+    const depth = r.ancestors.length
+    const deepest = depth === 0 ? 0 : first[at++]!
+    r.under = first[at++]!
+    if (deepest > 0) r.filled = depth
+    else if (depth > 1) open.push({ i, lo: 0, hi: depth })
+  })
+  while (open.length > 0) {
+    const mids = open.map((s) => (s.lo + s.hi) >> 1)
+    const counts = await tx.countUnder(open.map((s, n) => ({ user: paths[s.i]!.user, path: out[s.i]!.ancestors[mids[n]! - 1]! })), cap)
+    open.forEach((s, n) => {
+      if (counts[n]! > 0) s.lo = mids[n]!
+      else s.hi = mids[n]!
+      if (s.hi - s.lo === 1) out[s.i]!.filled = s.lo
+    })
+    open = open.filter((s) => s.hi - s.lo > 1)
+  }
+  return out
+}
