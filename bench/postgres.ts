@@ -1,17 +1,14 @@
 import { mkdtempSync, rmSync } from 'node:fs'
-import { Agent, request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { randomKeypair } from '../src/auth/keys.js'
-import { HomeserverClient } from '../src/client/homeserver.js'
 import { EventLog } from '../src/events/log.js'
 import { Writer } from '../src/events/writer.js'
 import { openPostgresStore } from '../src/kv/postgres/store.js'
 import { ChildServer } from '../test/helpers/child-server.js'
-import { percentile } from '../test/helpers/event-checks.js'
 import { freshDatabase } from '../test/helpers/postgres.js'
-import { openSse } from '../test/helpers/sse.js'
+import { BODY, CONNECTIONS, crossDelivery, putLoad, round } from './load.js'
 
 /**
  * The PostgreSQL engine side by side with LevelDB, in one run:
@@ -27,8 +24,6 @@ import { openSse } from '../test/helpers/sse.js'
 export const description = 'PostgreSQL vs LevelDB: durable PUT throughput (1 and 2 instances), A→B delivery latency at 1,000 writes/s, commit-lock hold time and the write ceiling it implies.'
 export const goals = { pgOneRatio: '>= 0.5', crossP99Ms: '< 100', crossMissing: '== 0', errors: '== 0' }
 
-const CONNECTIONS = 50
-const BODY = Buffer.alloc(1024, 'x')
 
 interface Teardowns {
   teardown(fn: () => unknown): void
@@ -69,9 +64,9 @@ export async function benchPostgres(): Promise<Record<string, number | string>> 
     const b = await ChildServer.start({ dataDir: dir(), env })
     t.teardown(() => b.stop())
     const pgTwo = await putLoad([a.url, b.url], windowMs)
-    const cross = await crossDelivery(a.url, b.url, quick ? 1000 : 3000, 1000)
+    const cross = await crossDelivery([a.url], b.url, quick ? 1000 : 3000, 1000)
     // below what one instance commits per second here, so the figure is delivery, not a queue
-    const crossLow = await crossDelivery(a.url, b.url, quick ? 1000 : 3000, 200)
+    const crossLow = await crossDelivery([a.url], b.url, quick ? 1000 : 3000, 200)
     await a.stop()
     await b.stop()
 
@@ -110,92 +105,6 @@ export async function benchPostgres(): Promise<Record<string, number | string>> 
   }
 }
 
-interface Load {
-  perSec: number
-  p99Ms: number
-  errors: number
-}
-
-/** 50 users, one connection each, spread over `urls`, PUTting 1 KiB files for `ms`. */
-async function putLoad(urls: string[], ms: number): Promise<Load> {
-  const users = await Promise.all(
-    Array.from({ length: CONNECTIONS }, async (_, i) => {
-      const c = new HomeserverClient(urls[i % urls.length]!, randomKeypair())
-      await c.signup()
-      return { url: new URL(c.url), headers: { 'pubky-host': c.user, cookie: `${c.user}=${c.session}`, 'content-length': String(BODY.length) } }
-    }),
-  )
-  const agent = new Agent({ keepAlive: true, maxSockets: CONNECTIONS })
-  const run = async (window: number) => {
-    const end = performance.now() + window
-    const latencies: number[] = []
-    let errors = 0
-    let next = 0
-    await Promise.all(users.map(async (u) => {
-      while (performance.now() < end) {
-        const started = performance.now()
-        const status = await put(agent, u.url, `/pub/bench/${(next++).toString(36)}`, u.headers)
-        latencies.push(performance.now() - started)
-        if (status !== 201) errors++
-      }
-    }))
-    latencies.sort((x, y) => x - y)
-    return { perSec: (latencies.length - errors) / (window / 1000), p99Ms: round(percentile(latencies, 0.99)), errors }
-  }
-  await run(500) // warm every connection
-  const load = await run(ms)
-  agent.destroy()
-  return load
-}
-
-function put(agent: Agent, url: URL, path: string, headers: Record<string, string>): Promise<number> {
-  return new Promise((resolve) => {
-    const req = request({ agent, hostname: url.hostname, port: Number(url.port), path, method: 'PUT', headers }, (res) => {
-      res.resume()
-      res.on('end', () => resolve(res.statusCode ?? 0))
-    })
-    req.on('error', () => resolve(0))
-    req.end(BODY)
-  })
-}
-
-/** Writes paced at 1,000/s on `a`; a live stream on `b` stamps each event's arrival. */
-async function crossDelivery(a: string, b: string, ms: number, rate: number): Promise<{ rate: number; p50Ms: number; p99Ms: number; missing: number }> {
-  const writers = await Promise.all(Array.from({ length: 20 }, async () => {
-    const c = new HomeserverClient(a, randomKeypair())
-    await c.signup()
-    return c
-  }))
-  const sent = new Map<string, number>()
-  const latencies: number[] = []
-  const prefix = `/pub/cross-${rate}/`
-  const conn = openSse(`${b}/subscribe?filter=*${prefix}*`, {}, (f) => {
-    if (f.event !== 'PUT' || f.data === undefined) return
-    const ev = JSON.parse(f.data) as { user: string; path: string }
-    const at = sent.get(ev.user + ev.path)
-    if (at !== undefined) latencies.push(performance.now() - at)
-  })
-  await conn.response
-  const total = Math.round((rate * ms) / 1000)
-  const started = performance.now()
-  const pending: Promise<unknown>[] = []
-  for (let i = 0; i < total; i++) {
-    const due = started + (i * 1000) / rate
-    const wait = due - performance.now()
-    if (wait > 1) await new Promise((r) => setTimeout(r, wait))
-    const w = writers[i % writers.length]!
-    const path = `${prefix}${i}`
-    sent.set(w.user + path, performance.now())
-    pending.push(w.request('PUT', path, 'x').then((r) => r.arrayBuffer()))
-  }
-  await Promise.all(pending)
-  const deadline = performance.now() + 5000
-  while (latencies.length < total && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50))
-  conn.close()
-  latencies.sort((x, y) => x - y)
-  return { rate, p50Ms: round(percentile(latencies, 0.5)), p99Ms: round(percentile(latencies, 0.99)), missing: total - latencies.length }
-}
-
 /**
  * The writer on PostgreSQL in this process, fed by 50 concurrent submitters for `ms`: the
  * store's own count of how long each group held the head row's lock.
@@ -227,7 +136,6 @@ async function lockHold(url: string, ms: number): Promise<{ meanMs: number; maxM
   }
 }
 
-const round = (n: number) => Math.round(n * 100) / 100
 
 const main = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href
 if (main) console.log(await benchPostgres())
