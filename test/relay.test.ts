@@ -66,8 +66,9 @@ t.test('three homeservers, one relay: every filter gets its events once, in rela
   }
   t.ok(subscribers.length >= filters.length, 'every filter form was followed')
 
-  const aliceLog = log.filter((e) => e.user === alice.user)
-  t.same([...new Set(aliceLog.map((e) => e.homeserver))].sort(), [hs[0]!.ctx.keypair.z32, hs[1]!.ctx.keypair.z32].sort(),
+  const aliceStream = await wholeLog(relay.url, `${alice.user}/*`)
+  t.same(aliceStream, log.filter((e) => e.user === alice.user), `${alice.user}/* holds all of her events`)
+  t.same([...new Set(aliceStream.map((e) => e.homeserver))].sort(), [hs[0]!.ctx.keypair.z32, hs[1]!.ctx.keypair.z32].sort(),
     'a user writing to two homeservers is one stream on the relay')
 
   const lines = (await (await fetch(`${relay.url}/events/?limit=1000`)).text()).split('\n')
