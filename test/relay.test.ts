@@ -2,7 +2,7 @@ import t from 'tap'
 import { HomeserverClient } from '../src/client/homeserver.js'
 import { openSse, type StreamEvent } from './helpers/sse.js'
 import { newUser, startTestServer, tempDir } from './helpers/server.js'
-import { caughtUp, checkRelayLog, fromHomeserver, headOf, relayInfo, startTestRelay, wholeLog } from './helpers/relay.js'
+import { caughtUp, checkRelayLog, fromHomeserver, headOf, relayInfo, startTestRelay, wholeLog, type RelayInfo } from './helpers/relay.js'
 import { TcpProxy } from './helpers/tcp-proxy.js'
 import { until } from './helpers/until.js'
 import { Scrape } from './helpers/prometheus.js'
@@ -147,4 +147,33 @@ t.test('an upstream that pruned past the cursor: recorded, counted, and followed
   t.equal(scrape.value('hearth_relay_upstream_resets_total', { upstream: hs.url }), 1, 'and so does the metric')
   t.equal(scrape.value('hearth_relay_upstream_state', { upstream: hs.url, state: 'live' }), 1)
   t.equal(scrape.value('hearth_relay_upstream_cursor', { upstream: hs.url }), head)
+})
+
+t.test('an upstream given as a homeserver key is resolved through pkarr', async (t) => {
+  const hs = await startTestServer(t, { TESTNET: '1', PKARR_RELAY_PORT: '0' })
+  const user = await newUser(hs)
+  const key = hs.ctx.keypair.z32
+  const relay = await startTestRelay(t, [key], { PKARR_RELAYS: hs.relays[0]! })
+  for (let i = 0; i < 3; i++) await user.put(`/pub/k/${i}`, 'x')
+  let info: RelayInfo | undefined
+  await until(async () => {
+    info = await relayInfo(relay.url)
+    return info.upstreams[0]!.cursor === '3'
+  }, 'the relay to follow the homeserver found through pkarr', 30_000, () => info?.upstreams[0])
+  t.equal(info!.upstreams[0]!.url, `http://localhost:${new URL(hs.url).port}`, 'the URL comes from the signed packet')
+  t.equal(info!.upstreams[0]!.homeserver, key)
+  t.same(fromHomeserver(await wholeLog(relay.url), key).originSeqs, [1, 2, 3])
+})
+
+t.test('an upstream key that no pkarr relay knows is retried, and counted', async (t) => {
+  const hs = await startTestServer(t, { TESTNET: '1', PKARR_RELAY_PORT: '0' })
+  const unknown = (await newUser(hs)).user // a key with no packet anywhere
+  const relay = await startTestRelay(t, [unknown], { PKARR_RELAYS: hs.relays[0]! })
+  let info: RelayInfo | undefined
+  await until(async () => {
+    info = await relayInfo(relay.url)
+    return info.upstreams[0]!.faults.protocol >= 2
+  }, 'the unresolvable upstream to be tried twice', 30_000, () => info?.upstreams[0])
+  t.match(info!.upstreams[0]!.lastError, /cannot resolve/)
+  t.equal(info!.upstreams[0]!.state, 'failed')
 })
