@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { HomeserverClient } from '../../src/client/homeserver.js'
 import { randomKeypair } from '../../src/auth/keys.js'
-import { rawExchange, rawRequest, type RawResponse } from './raw-http.js'
+import { rawConversation, rawRequest, type RawResponse } from './raw-http.js'
 import { hostileRequest, TokenMaker, type Actors, type HostileRequest } from './hostile-input.js'
 import { readSubscribe } from './sse.js'
 import { decodeId } from '../../src/events/id.js'
@@ -172,11 +172,13 @@ async function exchange(url: string, req: HostileRequest, world: HostileWorld, t
     }
     if (res.truncated && !stream) return [`no complete answer within 10 s (status ${res.status})`]
   } else {
-    const raw = await rawExchange(url, socketBytes(req, body), stream ? 500 : 5000)
+    // a stream is read for half a second, once it has answered within the same 5 s as the rest
+    const { bytes: raw, closedByServer } = await rawConversation(url, socketBytes(req, body), stream ? 500 : 5000, 5000)
     if (raw.length === 0) {
-      // Node's parser may drop a connection whose first line is not HTTP at all.
       counts.noAnswer++
-      return []
+      // Node's parser may drop a connection whose first line is not HTTP at all; a server
+      // that keeps the connection and says nothing is hung.
+      return closedByServer ? [] : ['no answer within 5 s, and the connection still open']
     }
     const parsed = parseRaw(raw)
     if (parsed === undefined) return [`unparseable answer: ${JSON.stringify(raw.subarray(0, 200).toString('latin1'))}`]
