@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { ChildServer } from '../test/helpers/child-server.js'
 import { hostileWorld, runHostile, type HostileFigures } from '../test/helpers/hostile-run.js'
+import { fuzzSeed } from '../test/helpers/hostile-corpus.js'
 
 export const description = 'generated hostile requests against `hearth serve`: no 5xx, no crash, no /priv/ leak, the error shapes, no damage to stored data'
 export const goals = { failures: '== 0', status5xx: '== 0', damaged: '== 0', serverAlive: '== 1' }
@@ -20,7 +21,7 @@ export async function benchHostile(requests = Number(process.env.HOSTILE_REQUEST
   const server = await ChildServer.start({ dataDir, env: { ADMIN_PASSWORD: password, MAX_STREAMS_PER_IP: '100000' } })
   try {
     const world = await hostileWorld(server.url, password)
-    const seed = Number(process.env.HOSTILE_SEED ?? Date.now() % 1_000_000)
+    const seed = fuzzSeed()
     const { figures, failures } = await runHostile(server.url, world, { requests, seed, concurrency: 32, batch: 1000 })
     const damage = await world.damage()
     for (const f of [...failures, ...damage].slice(0, 20)) console.log(`FAILURE ${f}`)

@@ -90,7 +90,7 @@ t.test('MAX_BODY=1MiB: exactly 1 MiB is stored, one byte more is 413', async (t)
 
   const chunked = await upload(server, alice, '/pub/over.bin', MiB + 1, { declared: false })
   t.equal(chunked.status, 413, 'chunked, cut off while streaming')
-  t.notOk(chunked.finished && chunked.status === undefined)
+  t.match(chunked.body, /larger than/, 'with the answer that says why, not a bare reset')
   // Socket buffers on loopback absorb a few MiB whatever the server does; 32 MiB is past them.
   const chunkedBig = await upload(server, alice, '/pub/over.bin', 32 * MiB, { declared: false })
   t.equal(chunkedBig.status, 413)

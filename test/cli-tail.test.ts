@@ -5,7 +5,7 @@ import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { newUser, startTestServer, tempDir } from './helpers/server.js'
-import type { Server } from '../src/server.js'
+import { AckedWrites } from './helpers/acked-writes.js'
 
 const CLI = fileURLToPath(new URL('../src/cli/index.js', import.meta.url))
 
@@ -33,10 +33,9 @@ function finish(child: ChildProcessWithoutNullStreams): Promise<Run> {
 const tail = (args: string[]) => finish(start(args))
 const jsonLines = (text: string) => text.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
 
-/** The public events of the log, shaped as `tail --json` prints them. */
-async function publicLog(server: Server): Promise<Record<string, unknown>[]> {
-  const events = await server.ctx.events.read(0, 10_000)
-  return events.filter((e) => e.path.startsWith('/pub/')).map((e) => ({ seq: String(e.seq), type: e.type, user: e.user, path: e.path }))
+/** The public events of acknowledged writes, shaped as `tail --json` prints them. */
+function publicLog(acked: AckedWrites): Record<string, unknown>[] {
+  return acked.events.filter((e) => e.path.startsWith('/pub/')).map((e) => ({ seq: String(e.seq), type: e.type, user: e.user, path: e.path }))
 }
 
 const pick = (o: Record<string, unknown>) => ({ seq: o.seq, type: o.type, user: o.user, path: o.path })
@@ -44,16 +43,17 @@ const pick = (o: Record<string, unknown>) => ({ seq: o.seq, type: o.type, user: 
 t.test('--json: one JSON object per line, exactly the log', async (t) => {
   const server = await startTestServer(t)
   const [a, b] = [await newUser(server), await newUser(server)]
-  await a.put('/pub/app/one.txt', 'hello world!')
-  await a.put('/priv/hidden.txt', 'private')
-  await b.put('/pub/app/two.json', '{}')
-  await a.delete('/pub/app/one.txt')
-  await b.put('/pub/other/three', 'x')
+  const acked = new AckedWrites()
+  await acked.put(a, '/pub/app/one.txt', 'hello world!')
+  await acked.put(a, '/priv/hidden.txt', 'private')
+  await acked.put(b, '/pub/app/two.json', '{}')
+  await acked.delete(a, '/pub/app/one.txt')
+  await acked.put(b, '/pub/other/three', 'x')
   const run = await tail(['--url', server.url, '--from', 'start', '--json', '--limit', '4'])
   t.equal(run.code, 0, run.stderr)
   const lines = jsonLines(run.stdout)
   t.equal(lines.length, 4)
-  t.same(lines.map(pick), await publicLog(server))
+  t.same(lines.map(pick), publicLog(acked))
   t.same(Object.keys(lines[0]!), ['id', 'seq', 'type', 'user', 'path', 'uri', 'contentHash', 'size', 'ts'])
   t.equal(lines[0]!.size, 12)
   t.equal(lines[2]!.contentHash, undefined, 'DEL has no hash')

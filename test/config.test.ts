@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url'
 import { tempDir } from './helpers/server.js'
 import { ChildServer } from './helpers/child-server.js'
 import { buildConfig } from '../src/config/config.js'
+import { HomeserverClient } from '../src/client/homeserver.js'
+import { randomKeypair } from '../src/auth/keys.js'
 import { ConfigError, readEnv, readFlags } from '../src/config/env.js'
 
 /** Start-up configuration and process life (SPEC §1), through the real CLI as a child process. */
@@ -167,7 +169,10 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
         if (rec.msg === 'hearth is serving' && rec.url) resolve(rec.url)
       })
     })
-    // Two streams, one per protocol, each with its headers received before the signal.
+    const user = new HomeserverClient(url, randomKeypair())
+    await user.signup()
+    await user.put('/pub/before.txt', 'x')
+    // Two streams, one per protocol, each with the one event received before the signal.
     const open = (path: string) =>
       new Promise<{ ended: Promise<string> }>((resolve, reject) => {
         http.get(url + path, (res) => {
@@ -175,19 +180,22 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
           let body = ''
           res.setEncoding('utf8')
           const ended = new Promise<string>((done) => {
-            res.on('data', (c: string) => (body += c))
-            res.on('end', () => done(`end:${body.length > 0}`))
+            res.on('data', (c: string) => {
+              body += c
+              if (body.includes('/pub/before.txt')) resolve({ ended })
+            })
+            res.on('end', () => done('end'))
             res.on('aborted', () => done('aborted'))
             res.on('error', () => done('error'))
           })
-          resolve({ ended })
+          void ended.then((how) => reject(new Error(`${path} ended (${how}) before its event came`)))
         }).on('error', reject)
       })
-    const streams = [await open('/subscribe?filter=*'), await open('/subscribe?filter=*&lastSeq=0')]
+    const streams = [await open('/subscribe?filter=*&lastSeq=0'), await open(`/events-stream?user=${user.user}&live=true`)]
     const sent = Date.now()
     child.kill(signal)
     const outcomes = await Promise.all(streams.map((s) => s.ended))
-    t.ok(outcomes.every((o) => o.startsWith('end:')), `streams end with a clean end of stream, not a cut (${outcomes.join(', ')})`)
+    t.same(outcomes, ['end', 'end'], 'both streams end with a clean end of stream, not a cut')
     const deadline = new Promise<'late'>((r) => setTimeout(() => r('late'), 5000).unref())
     const result = await Promise.race([exited, deadline])
     t.not(result, 'late', 'the process is gone within 5 s')

@@ -1,21 +1,22 @@
 import t from 'tap'
-import { blake3 } from '@noble/hashes/blake3.js'
 import { randomKeypair } from '../src/auth/keys.js'
 import { startTestServer, newUser } from './helpers/server.js'
-import { RawStream, logEvents } from './helpers/feed.js'
+import { RawStream } from './helpers/feed.js'
+import { AckedWrites, contentHash as hashOf } from './helpers/acked-writes.js'
 
 const server = await startTestServer(t, { KEEPALIVE_MS: '200' })
 const a = await newUser(server)
 const b = await newUser(server)
-await a.put('/pub/x/one.txt', 'hello')
-await b.put('/pub/x/one.txt', 'from b')
-await a.put('/pub/x/deep/two.txt', 'two')
-await a.put('/pub/y.txt', 'y')
-await a.put('/priv/secret.txt', 'secret')
-await a.delete('/pub/x/one.txt')
-await b.put('/pub/z.txt', 'z')
-const history = await logEvents(server)
-const hashOf = (text: string) => Buffer.from(blake3(Buffer.from(text))).toString('base64')
+// every write goes through `acked`: what the tests expect comes from the acknowledged writes
+const acked = new AckedWrites()
+await acked.put(a, '/pub/x/one.txt', 'hello')
+await acked.put(b, '/pub/x/one.txt', 'from b')
+await acked.put(a, '/pub/x/deep/two.txt', 'two')
+await acked.put(a, '/pub/y.txt', 'y')
+await acked.put(a, '/priv/secret.txt', 'secret')
+await acked.delete(a, '/pub/x/one.txt')
+await acked.put(b, '/pub/z.txt', 'z')
+const history = [...acked.events]
 
 async function body(query: string, headers: Record<string, string> = {}): Promise<{ status: number; type: string | null; text: string }> {
   const res = await fetch(`${server.url}/events-stream?${query}`, { headers })
@@ -78,13 +79,12 @@ t.test('live: replay, then new events, then the limit ends it', async (t) => {
   const s = await RawStream.open(`${server.url}/events-stream?user=${b.user}&live=true&limit=4`)
   t.teardown(() => s.close())
   await s.until((f) => f.filter((x) => x.event).length === 2)
-  await a.put('/pub/x/not-b.txt', 'a')
-  await b.put('/pub/live/1.txt', '1')
+  await acked.put(a, '/pub/x/not-b.txt', 'a')
+  await acked.put(b, '/pub/live/1.txt', '1')
   await s.until((f) => f.some((x) => x.raw === ':'), 5000) // upstream's keepalive: an empty comment
-  await b.delete('/pub/live/1.txt')
+  await acked.delete(b, '/pub/live/1.txt')
   const frames = await s.all()
-  const log = await logEvents(server)
-  t.same(s.events().map((f) => Number(f.id)), log.filter((ev) => ev.user === b.user).map((ev) => ev.seq))
+  t.same(s.events().map((f) => Number(f.id)), acked.events.filter((ev) => ev.user === b.user).map((ev) => ev.seq))
   t.same(s.events().map((f) => f.event), ['PUT', 'PUT', 'PUT', 'DEL'])
   t.ok(frames.every((f) => f.retry === undefined), 'no retry line')
 })

@@ -6,8 +6,9 @@ import { fileURLToPath } from 'node:url'
 import { View } from '../examples/indexer/view.js'
 import type { HomeserverClient } from '../src/client/homeserver.js'
 import { newUser, startTestServer, tempDir } from './helpers/server.js'
+import { AckedWrites } from './helpers/acked-writes.js'
 import type { Server } from '../src/server.js'
-import { framesOf } from '../src/feed/frames.js'
+import { idOf } from '../src/shared/id.js'
 
 const INDEXER = fileURLToPath(new URL('../examples/indexer/index.js', import.meta.url))
 const KILLS = 12
@@ -146,10 +147,11 @@ t.test('as its README runs it: HEARTH_URL, one line per event applied, and --sho
   const server = await startTestServer(t)
   const u = await newUser(server)
   const db = join(tempDir(t), 'view')
-  await u.put('/pub/a.txt', 'aaa')
-  await u.put('/priv/hidden', 'not followed')
-  await u.put('/pub/b.txt', 'bb')
-  await u.delete('/pub/a.txt')
+  const acked = new AckedWrites()
+  await acked.put(u, '/pub/a.txt', 'aaa')
+  await acked.put(u, '/priv/hidden', 'not followed')
+  await acked.put(u, '/pub/b.txt', 'bb')
+  await acked.delete(u, '/pub/a.txt')
   const run = (args: string[]) => new Promise<{ code: number | null; out: string }>((resolve) => {
     const child = spawn(process.execPath, [INDEXER, '--db', db, ...args], {
       env: { ...process.env, NODE_OPTIONS: undefined, HEARTH_URL: server.url },
@@ -162,9 +164,9 @@ t.test('as its README runs it: HEARTH_URL, one line per event applied, and --sho
   })
   const once = await run(['--once'])
   t.equal(once.code, 0, once.out)
-  const events = (await server.ctx.events.read(0, 100)).filter((e) => e.path.startsWith('/pub/'))
+  const events = acked.events.filter((e) => e.path.startsWith('/pub/'))
   const lines = once.out.split('\n').filter((l) => /^[0-9A-Z]{13} /.test(l))
-  t.same(lines, events.map((e) => `${framesOf(e).id} ${e.type} pubky://${e.user}${e.path}${e.type === 'PUT' ? ` ${e.size} B` : ''}`),
+  t.same(lines, events.map((e) => `${idOf(e.seq)} ${e.type} pubky://${e.user}${e.path}${e.type === 'PUT' ? ` ${e.size} B` : ''}`),
     'one line per event applied, found through HEARTH_URL without --url')
   const again = await run(['--once'])
   t.same(again.out.split('\n').filter((l) => /^[0-9A-Z]{13} /.test(l)), [], 'nothing applied twice, nothing printed')
@@ -173,6 +175,6 @@ t.test('as its README runs it: HEARTH_URL, one line per event applied, and --sho
   t.same(show.out.trimEnd().split('\n'), [
     `pubky://${u.user}/pub/b.txt  2 B`,
     `user ${u.user}: 1 files, 2 B, 3 events`,
-    `cursor ${framesOf(events.at(-1)!).id} applied 3`,
+    `cursor ${idOf(events.at(-1)!.seq)} applied 3`,
   ], '--show prints the view')
 })

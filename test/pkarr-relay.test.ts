@@ -1,7 +1,7 @@
 import t from 'tap'
 import http from 'node:http'
 import { randomBytes } from 'node:crypto'
-import type { AddressInfo } from 'node:net'
+import net, { type AddressInfo } from 'node:net'
 import { keypairFromSecret } from '../src/auth/keys.js'
 import { homeserverPacket, parsePayload, signPacket, homeserverDns } from '../src/pkarr/packet.js'
 import { createRelay, PAYLOAD_CONTENT_TYPE } from '../src/pkarr/relay.js'
@@ -15,6 +15,27 @@ async function relayAt(t: { teardown(fn: () => unknown): void }, maxEntries = 10
   const url = await relay.listen({ host: '127.0.0.1', port })
   t.teardown(() => relay.close())
   return { relay, url }
+}
+
+/** A publish log a test can wait on: the records so far, and `until` with a deadline. */
+function watchedLog() {
+  const published: { timestamp: bigint }[] = []
+  const failed: object[] = []
+  let wake = () => {}
+  const log: PublishLog = {
+    info: (o) => (published.push({ timestamp: BigInt((o as { timestamp: string }).timestamp) }), wake()),
+    warn: (o) => (failed.push(o), wake()),
+  }
+  const until = (done: () => boolean, ms: number, what: string) => new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)
+    wake = () => {
+      if (!done()) return
+      clearTimeout(timer)
+      resolve()
+    }
+    wake()
+  })
+  return { log, published, failed, until }
 }
 
 const put = (url: string, body: Uint8Array<ArrayBuffer>, headers: Record<string, string> = {}) =>
@@ -102,34 +123,49 @@ t.test('publisher publishes at start and republishes', async (t) => {
   const { url } = await relayAt(t)
   const key = secret()
   const { z32, publicKey } = keypairFromSecret(key)
-  const publisher = startPublisher({ secretKey: key, port: 6286, relays: [url + '/'], intervalMs: 50, log: quiet })
+  const watched = watchedLog()
+  const publisher = startPublisher({ secretKey: key, port: 6286, relays: [url + '/'], intervalMs: 50, log: watched.log })
+  t.teardown(() => publisher.stop())
   t.equal(await publisher.publishedOnce, true)
   const first = parsePayload(publicKey, new Uint8Array(await (await fetch(`${url}/${z32}`)).arrayBuffer()))
-  await new Promise((r) => setTimeout(r, 200))
+  await watched.until(() => watched.published.some((p) => p.timestamp > first.timestamp), 10_000, 'a republish')
   const later = parsePayload(publicKey, new Uint8Array(await (await fetch(`${url}/${z32}`)).arrayBuffer()))
   t.ok(later.timestamp > first.timestamp, 're-signed with a later timestamp')
-  await publisher.stop()
 })
 
 t.test('publisher retries until the relay comes up', async (t) => {
-  // find a free port, then leave it closed for a while
-  const probe = http.createServer()
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r))
-  const port = (probe.address() as AddressInfo).port
-  await new Promise((r) => probe.close(r))
-
-  const warnings: object[] = []
-  const key = secret()
-  const publisher = startPublisher({
-    secretKey: key, port: 6286, relays: [`http://127.0.0.1:${port}`], retryMs: 20, maxRetryMs: 50,
-    log: { info() {}, warn: (o) => warnings.push(o) },
+  // the relay is reached through a front that drops every connection until it is told the
+  // relay is up: a port that is down, then up, without giving the port away in between
+  const { url: relayUrl } = await relayAt(t, 10)
+  let up = false
+  const open = new Set<net.Socket>()
+  const front = net.createServer((socket) => {
+    if (!up) return void socket.destroy()
+    const back = net.connect(Number(new URL(relayUrl).port), '127.0.0.1')
+    for (const s of [socket, back]) {
+      open.add(s)
+      s.on('close', () => open.delete(s))
+    }
+    socket.pipe(back).pipe(socket)
+    socket.on('error', () => back.destroy())
+    back.on('error', () => socket.destroy())
   })
-  await new Promise((r) => setTimeout(r, 150))
-  t.ok(warnings.length >= 2, `retried ${warnings.length} times while down`)
-  const { url } = await relayAt(t, 10, port)
+  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r))
+  t.teardown(() => new Promise((r) => {
+    front.close(r)
+    for (const s of open) s.destroy() // kept-alive connections would hold the close
+  }))
+  const url = `http://127.0.0.1:${(front.address() as AddressInfo).port}`
+
+  const watched = watchedLog()
+  const key = secret()
+  const publisher = startPublisher({ secretKey: key, port: 6286, relays: [url], retryMs: 20, maxRetryMs: 50, log: watched.log })
+  t.teardown(() => publisher.stop())
+  await watched.until(() => watched.failed.length >= 2, 10_000, 'two failed attempts while the relay is down')
+  t.equal(watched.published.length, 0, 'nothing published while it is down')
+  up = true
   t.equal(await publisher.publishedOnce, true)
   t.equal((await fetch(`${url}/${keypairFromSecret(key).z32}`)).status, 200)
-  await publisher.stop()
 })
 
 t.test('publisher overtakes a newer packet a relay already holds', async (t) => {

@@ -6,6 +6,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { idOf, seqOfId } from '../src/shared/id.js'
 import { testnetBanner } from '../src/cli/serve.js'
 import { newUser, startTestServer, tempDir } from './helpers/server.js'
+import { AckedWrites } from './helpers/acked-writes.js'
 
 /** The README's examples are what the code does: its frames, its snippets, the testnet banner. */
 
@@ -45,9 +46,10 @@ t.test('the testnet banner prints the README\'s client example, filled in', asyn
 t.test('the follower snippet runs as it is, with only the package installed', async (t) => {
   const server = await startTestServer(t)
   const alice = await newUser(server)
-  await alice.put('/pub/pubky.app/posts/1', 'first')
-  await alice.put('/pub/elsewhere.txt', 'not a post')
-  await alice.put('/pub/pubky.app/posts/2', 'second!')
+  const acked = new AckedWrites()
+  await acked.put(alice, '/pub/pubky.app/posts/1', 'first')
+  await acked.put(alice, '/pub/elsewhere.txt', 'not a post')
+  await acked.put(alice, '/pub/pubky.app/posts/2', 'second!')
   const snippet = block('## Following the log from code', 'js')
   const specifier = /from '([^']+\/client)'/.exec(snippet)?.[1]
   t.ok(specifier, 'it imports the package\'s client entry point')
@@ -75,7 +77,7 @@ t.test('the follower snippet runs as it is, with only the package installed', as
       }
     })
   })
-  const events = (await server.ctx.events.read(0, 10)).filter((e) => e.path.includes('/posts/'))
+  const events = acked.events.filter((e) => e.path.includes('/posts/'))
   t.same(out.trimEnd().split('\n'), events.map((e) => `${idOf(e.seq)} PUT pubky://${alice.user}${e.path} ${e.size}`))
   t.ok(existsSync(join(dir, 'posts.cursor')), 'the cursor is kept where the snippet says')
 })

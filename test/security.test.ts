@@ -108,10 +108,16 @@ t.test('/priv/ never leaks through a feed or a listing', async (t) => {
   t.notOk(leaks(feed.body), '/events/')
   t.match(feed.body.toString(), /PUT pubky:\/\/.*\/pub\/hello.txt/, '/events/ does carry the public write')
 
+  // Each stream must answer 200 and carry the public event, or a clean refusal proves nothing.
+  const publicOnly = (got: { status: number; events: { path: string }[] }, what: string) => {
+    t.equal(got.status, 200, `${what}: 200`)
+    t.same(got.events.map((e) => e.path), ['/pub/hello.txt'], `${what}: the public event, and only it`)
+  }
   const everything = await readSubscribe(`${url}/subscribe?filter=*&lastSeq=0&live=false`)
-  t.ok(everything.events.length >= 1, '/subscribe * carries public events')
+  publicOnly(everything, '/subscribe *')
   t.notOk(everything.frames.some((f) => leaks(f.data ?? '')), '/subscribe *')
   const withCookie = await readSubscribe(`${url}/subscribe?filter=*&lastSeq=0&live=false`, { cookie: cookieOf(alice) })
+  publicOnly(withCookie, "/subscribe * with Alice's own cookie")
   t.notOk(withCookie.frames.some((f) => leaks(f.data ?? '')), "/subscribe * even with Alice's own cookie")
 
   const filters = [`${alice.user}/*`, `${alice.user}/priv/*`, `${alice.user}/priv/${secret}.txt`, `*/priv/*`]
@@ -124,7 +130,10 @@ t.test('/priv/ never leaks through a feed or a listing', async (t) => {
   for (const filter of filters) {
     for (const [who, headers] of sessions) {
       const got = await readSubscribe(`${url}/subscribe?filter=${encodeURIComponent(filter)}&lastSeq=0&live=false`, headers)
-      t.notOk(got.frames.some((f) => leaks(f.data ?? '')) || leaks(got.body ?? ''), `/subscribe ${filter.replace(alice.user, 'alice')} with ${who}`)
+      const what = `/subscribe ${filter.replace(alice.user, 'alice')} with ${who}`
+      t.notOk(got.frames.some((f) => leaks(f.data ?? '')) || leaks(got.body ?? ''), what)
+      if (filter === `${alice.user}/*`) publicOnly(got, what)
+      else t.same([got.status, got.events.length], [200, 0], `${what}: 200, no event`)
     }
   }
   // A session scoped to /pub/a/ of its own user reads its /pub/ events only, and its /priv/ none.
@@ -149,6 +158,11 @@ t.test('/priv/ never leaks through a feed or a listing', async (t) => {
       const res = await rawRequest(url, { path: `/events-stream?${query}`, headers, timeoutMs: 1500 })
       t.notOk(leaks(res.body), `/events-stream ${query.replace(alice.user, 'alice')} with ${who}`)
       if (query.includes('priv')) t.ok(res.status === 401 || res.status === 403, `... refused (${res.status})`)
+      else if (query.endsWith('path=/')) t.equal(res.status, 403, '... refused: / is neither /pub/ nor /priv/')
+      else {
+        t.equal(res.status, 200, '... answered 200')
+        t.match(res.body.toString(), /^event: PUT\ndata: pubky:\/\/\w+\/pub\/hello\.txt\n/, '... with the public event')
+      }
     }
   }
   const ownStream = await rawRequest(url, { path: `/events-stream?user=${alice.user}&path=/priv/`, headers: { cookie: cookieOf(alice) }, timeoutMs: 1500 })

@@ -55,13 +55,14 @@ t.test('closing the server ends every stream cleanly', async (t) => {
     await RawStream.open(`${server.url}/subscribe?filter=${user.user}/*`),
     await RawStream.open(`${server.url}/events-stream?user=${user.user}&live=true`),
   ]
-  await streams[0]!.until(() => streams[0]!.events().length === 1)
+  for (const replaying of [streams[0]!, streams[2]!]) await replaying.until(() => replaying.events().length === 1)
   await server.close()
   for (const s of streams) {
-    await s.all()
-    t.ok(s.ended, 'ended')
+    await s.all() // rejects unless the stream ends within its deadline
     t.equal(s.error, undefined, 'cleanly: the body was complete, not cut off')
+    t.equal(s.rest, '', 'and it stopped between two frames')
   }
+  t.same(streams.map((s) => s.events().length), [1, 0, 1], 'each carried what it follows: the replays their event, the live-only stream nothing')
   t.equal(server.ctx.feed.size, 0)
 })
 

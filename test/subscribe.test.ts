@@ -1,26 +1,28 @@
 import t from 'tap'
-import type { HearthEvent } from '../src/events/event.js'
 import { startTestServer, newUser } from './helpers/server.js'
-import { Follower, RawStream, idOf, logEvents, seqOf } from './helpers/feed.js'
+import { Follower, RawStream, idOf, seqOf } from './helpers/feed.js'
+import { AckedWrites, contentHash, type AckedEvent } from './helpers/acked-writes.js'
 import { EventFrames } from '../src/feed/frames.js'
 import { encodeId } from '../src/events/id.js'
 
-// One server for the whole file: the log grows as the tests below add to it, and each test
-// derives what it expects from the log itself.
+// One server for the whole file: the log grows as the tests below add to it, every write
+// goes through `acked`, and each test derives what it expects from the acknowledged writes.
 const server = await startTestServer(t, { KEEPALIVE_MS: '200' })
 const a = await newUser(server)
 const b = await newUser(server)
-await a.put('/pub/x/a.txt', 'a')
-await a.put('/pub/x/sub/b.txt', 'b')
-await b.put('/pub/x/a.txt', 'b-a')
-await a.put('/pub/y/c.txt', 'c')
-await a.put('/priv/secret.txt', 'hidden')
-await b.put('/pub/profile.json', '{"name":"b"}')
-await a.put('/pub/profile.json', '{"name":"a"}')
-await a.delete('/pub/y/c.txt')
-await b.put('/pub/y/d.txt', 'd')
-const history = await logEvents(server)
-const isPublic = (ev: HearthEvent) => ev.path.startsWith('/pub/')
+const acked = new AckedWrites()
+await acked.put(a, '/pub/x/a.txt', 'a')
+await acked.put(a, '/pub/x/sub/b.txt', 'b')
+await acked.put(b, '/pub/x/a.txt', 'b-a')
+await acked.put(a, '/pub/y/c.txt', 'c')
+await acked.put(a, '/priv/secret.txt', 'hidden')
+await acked.put(b, '/pub/profile.json', '{"name":"b"}')
+await acked.put(a, '/pub/profile.json', '{"name":"a"}')
+await acked.delete(a, '/pub/y/c.txt')
+await acked.put(b, '/pub/y/d.txt', 'd')
+const history = [...acked.events]
+const lastSeq = () => acked.events.at(-1)!.seq
+const isPublic = (ev: AckedEvent) => ev.path.startsWith('/pub/')
 
 /** Replays with eventsource@4 up to the end of a `live=false` stream. */
 async function replayed(query: string, path = '/subscribe'): Promise<Follower> {
@@ -31,7 +33,7 @@ async function replayed(query: string, path = '/subscribe'): Promise<Follower> {
 }
 
 t.test('each filter form of the contract, replayed from lastSeq=0 with eventsource', async (t) => {
-  const cases: [string, (ev: HearthEvent) => boolean][] = [
+  const cases: [string, (ev: AckedEvent) => boolean][] = [
     [`filter=${a.user}/*`, (ev) => ev.user === a.user],
     [`filter=${a.user}/pub/x/*`, (ev) => ev.user === a.user && ev.path.startsWith('/pub/x/')],
     ['filter=*/pub/x/*', (ev) => ev.path.startsWith('/pub/x/')],
@@ -59,9 +61,12 @@ t.test('event data: ids, JSON fields, DEL without content', async (t) => {
   const [putEv, delEv] = history.filter((ev) => ev.user === a.user && ev.path === '/pub/y/c.txt')
   t.same(put, {
     id: idOf(putEv!.seq), seq: String(putEv!.seq), type: 'PUT', user: a.user, path: '/pub/y/c.txt',
-    uri: `pubky://${a.user}/pub/y/c.txt`, contentHash: putEv!.contentHash, size: 1, ts: putEv!.ts,
+    uri: `pubky://${a.user}/pub/y/c.txt`, contentHash: contentHash('c'), size: 1, ts: put.ts,
   })
-  t.same(del, { id: idOf(delEv!.seq), seq: String(delEv!.seq), type: 'DEL', user: a.user, path: '/pub/y/c.txt', uri: `pubky://${a.user}/pub/y/c.txt`, ts: delEv!.ts })
+  t.same(del, { id: idOf(delEv!.seq), seq: String(delEv!.seq), type: 'DEL', user: a.user, path: '/pub/y/c.txt', uri: `pubky://${a.user}/pub/y/c.txt`, ts: del.ts })
+  for (const [ev, got] of [[putEv!, put], [delEv!, del]] as const) {
+    t.ok(got.ts >= ev.sentAt && got.ts <= ev.ackedAt, `${ev.type}: ts is a time while the write was in flight`)
+  }
   t.equal(f.events[0]!.type, 'PUT')
   t.equal(f.events[1]!.type, 'DEL')
   t.equal(f.events[0]!.lastEventId, idOf(putEv!.seq))
@@ -71,14 +76,12 @@ t.test('live: only what matches, in order, from now', async (t) => {
   const f = new Follower(`${server.url}/subscribe?filter=${a.user}/pub/live/*`)
   t.teardown(() => f.close())
   await f.opened()
-  await a.put('/pub/live/1', '1')
-  await b.put('/pub/live/1', 'not mine')
-  await a.put('/pub/elsewhere', 'no')
-  await a.put('/pub/live/2', '2')
+  const one = await acked.put(a, '/pub/live/1', '1')
+  await acked.put(b, '/pub/live/1', 'not mine')
+  await acked.put(a, '/pub/elsewhere', 'no')
+  const two = await acked.put(a, '/pub/live/2', '2')
   await f.until(() => f.events.length >= 2)
-  const log = await logEvents(server)
-  const expected = log.filter((ev) => ev.user === a.user && ev.path.startsWith('/pub/live/')).map((ev) => ev.seq)
-  t.same(f.seqs(), expected)
+  t.same(f.seqs(), [one.seq, two.seq])
 })
 
 t.test('resume: Last-Event-ID, lastSeq and cursor, as id or decimal, exclusive', async (t) => {
@@ -101,31 +104,27 @@ t.test('eventsource resumes from the last event it saw after the stream ends', a
   const f = new Follower(`${server.url}/subscribe?filter=${b.user}/pub/again/*`)
   t.teardown(() => f.close())
   await f.opened()
-  await b.put('/pub/again/1', '1')
+  const one = await acked.put(b, '/pub/again/1', '1')
   await f.until(() => f.events.length === 1)
   for (const sub of server.ctx.feed.subscribers()) sub.finish() // every stream ends; clients reconnect
-  await b.put('/pub/again/2', '2')
+  const two = await acked.put(b, '/pub/again/2', '2')
   await f.until(() => f.events.length === 2)
   t.equal(f.requests.length, 2, 'one reconnect')
   t.equal(f.requests[1]!['Last-Event-ID'], f.events[0]!.lastEventId)
-  const log = await logEvents(server)
-  t.same(f.seqs(), log.filter((ev) => ev.user === b.user && ev.path.startsWith('/pub/again/')).map((ev) => ev.seq))
+  t.same(f.seqs(), [one.seq, two.seq])
 })
 
 t.test('live=false ends once caught up; limit=N ends after N', async (t) => {
-  const head = server.ctx.events.head
-  const caughtUp = await RawStream.open(`${server.url}/subscribe?lastSeq=${head}&live=false`)
+  const caughtUp = await RawStream.open(`${server.url}/subscribe?lastSeq=${lastSeq()}&live=false`)
   t.same((await caughtUp.all()).map((f) => f.raw), ['retry: 2000'], 'nothing after the head: just the retry')
   const limited = await RawStream.open(`${server.url}/subscribe?lastSeq=0&limit=3`)
   const frames = await limited.all()
   t.same(limited.events().map(seqOf), history.filter(isPublic).slice(0, 3).map((ev) => ev.seq))
   t.equal(frames.at(-1)!.event, 'PUT', 'the third event is the last frame')
   const liveLimited = await RawStream.open(`${server.url}/subscribe?filter=${a.user}/pub/lim/*&limit=2`)
-  await a.put('/pub/lim/1', '1')
-  await a.put('/pub/lim/2', '2')
-  await a.put('/pub/lim/3', '3')
+  const lim = [await acked.put(a, '/pub/lim/1', '1'), await acked.put(a, '/pub/lim/2', '2'), await acked.put(a, '/pub/lim/3', '3')]
   await liveLimited.all()
-  t.equal(liveLimited.events().length, 2, 'live and limited: two events, then the end')
+  t.same(liveLimited.events().map(seqOf), lim.slice(0, 2).map((ev) => ev.seq), 'live and limited: two events, then the end')
 })
 
 t.test('headers arrive before any event; the stream opens with retry: 2000', async (t) => {
@@ -138,7 +137,7 @@ t.test('headers arrive before any event; the stream opens with retry: 2000', asy
   t.equal(s.response.headers.get('x-accel-buffering'), 'no')
   await s.until((f) => f.length >= 1)
   t.equal(s.frames[0]!.raw, 'retry: 2000')
-  await a.put('/pub/hdr/1', '1')
+  await acked.put(a, '/pub/hdr/1', '1')
   await s.until(() => s.events().length === 1)
   t.equal(s.frames.filter((f) => f.event !== undefined)[0]!.event, 'PUT')
 })
@@ -147,27 +146,27 @@ t.test('keepalive comments, and id-only frames for what was scanned without a ma
   const s = await RawStream.open(`${server.url}/subscribe?filter=${b.user}/pub/quiet/*`)
   t.teardown(() => s.close())
   await s.until((f) => f.filter((x) => x.raw === ': keepalive').length >= 2)
-  for (let i = 0; i < 3; i++) await a.put(`/pub/noise/${i}`, 'n')
-  const head = server.ctx.events.head
+  for (let i = 0; i < 3; i++) await acked.put(a, `/pub/noise/${i}`, 'n')
+  const head = lastSeq()
   const frames = await s.until((f) => f.some((x) => x.id === idOf(head)))
   const idFrame = frames.find((x) => x.id === idOf(head))!
   t.equal(idFrame.raw, `id: ${idOf(head)}`, 'an id line and nothing else')
   t.equal(s.events().length, 0)
   // A reconnect with that id starts after the scanned events: only the new match arrives.
-  await b.put('/pub/quiet/1', 'q')
+  const quiet = await acked.put(b, '/pub/quiet/1', 'q')
   const resumed = await RawStream.open(`${server.url}/subscribe?filter=${b.user}/pub/quiet/*&live=false`, { 'last-event-id': idFrame.id! })
   await resumed.all()
-  t.same(resumed.events().map(seqOf), [server.ctx.events.head])
+  t.same(resumed.events().map(seqOf), [quiet.seq])
 
   // Replays end their scan with one too, so a filter that matched early does not rescan.
   const replay = await RawStream.open(`${server.url}/subscribe?filter=${b.user}/pub/profile.json&lastSeq=0&live=false`)
   const all = await replay.all()
   t.same(replay.events().map(seqOf), history.filter((ev) => ev.user === b.user && ev.path === '/pub/profile.json').map((ev) => ev.seq))
-  t.same(all.at(-1), { raw: `id: ${idOf(server.ctx.events.head)}`, id: idOf(server.ctx.events.head) }, 'last frame: the scanned head')
+  t.same(all.at(-1), { raw: `id: ${idOf(lastSeq())}`, id: idOf(lastSeq()) }, 'last frame: the scanned head')
 })
 
 t.test('errors before the stream starts: JSON with the contract codes', async (t) => {
-  const head = server.ctx.events.head
+  const head = lastSeq()
   const cases: [string, Record<string, string>, number, string][] = [
     [`lastSeq=${head + 1}`, {}, 400, 'FutureCursor'],
     [`cursor=${idOf(head + 5)}`, {}, 400, 'FutureCursor'],

@@ -59,6 +59,12 @@ export class ChildServer {
     return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null
   }
 
+  /** How the last process ended (`exit 1`, `SIGKILL`), or undefined while it runs. */
+  get exitStatus(): string | undefined {
+    if (this.#child === undefined || this.running) return undefined
+    return this.#child.signalCode ?? `exit ${this.#child.exitCode}`
+  }
+
   /** The last lines the process wrote, for failure messages. */
   get output(): string {
     return this.#output

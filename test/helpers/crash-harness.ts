@@ -161,6 +161,11 @@ class CrashRun {
     const [lo, hi] = this.#o.killAfterMs
     await sleep(lo + Math.random() * (hi - lo))
     killed = true // no new writes from here: the stop interrupts those in flight
+    // Killing a process that already died "succeeds", and its failed writes would pass for
+    // ones the kill interrupted: a server that stopped on its own is a violation.
+    if (!this.server!.running) {
+      this.#violation(`the server stopped on its own (${this.server!.exitStatus}) before the kill; its last words:\n${this.server!.output.split('\n').slice(-40).join('\n')}`)
+    }
     // Mostly SIGKILL; every fifth round an orderly SIGTERM, which must exit 0 within 5 s,
     // and every fifth a SIGTERM overtaken by SIGKILL halfway through the shutdown.
     const mode = this.#round % 5 === 2 ? 'term' : this.#round % 5 === 4 ? 'term, then kill' : 'kill'

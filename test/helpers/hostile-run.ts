@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { HomeserverClient } from '../../src/client/homeserver.js'
 import { randomKeypair } from '../../src/auth/keys.js'
-import { rawExchange, rawRequest, type RawResponse } from './raw-http.js'
+import { rawConversation, rawRequest, type RawResponse } from './raw-http.js'
 import { hostileRequest, TokenMaker, type Actors, type HostileRequest } from './hostile-input.js'
 import { readSubscribe } from './sse.js'
 import { decodeId } from '../../src/events/id.js'
@@ -106,21 +106,28 @@ export interface HostileFigures {
   resent: number
 }
 
-export async function runHostile(url: string, world: HostileWorld, opts: { requests: number; seed: number; concurrency?: number; batch?: number }): Promise<{ figures: HostileFigures; failures: string[] }> {
+/**
+ * Sends the `corpus` requests (those that failed before), then `requests` generated from
+ * `seed`. Returns the failures in words, and the requests that failed with their first problem.
+ */
+export async function runHostile(url: string, world: HostileWorld, opts: { requests: number; seed: number; corpus?: HostileRequest[]; concurrency?: number; batch?: number }): Promise<{ figures: HostileFigures; failures: string[]; failed: { req: HostileRequest; problem: string }[] }> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: opts.concurrency ?? 16 })
   const tokens = new TokenMaker(world.actors.carol.keypair)
   const arb = hostileRequest(world.actors)
   const failures: string[] = []
+  const failed: { req: HostileRequest; problem: string }[] = []
   const counts = { status2xx: 0, status3xx: 0, status4xx: 0, status5xx: 0, noAnswer: 0, resent: 0 }
   const batch = opts.batch ?? 500
   const t0 = performance.now()
   let sent = 0
+  const corpus = opts.corpus ?? []
   try {
-    for (let round = 0; sent < opts.requests && failures.length < 20; round++) {
-      const requests = fc.sample(arb, { numRuns: Math.min(batch, opts.requests - sent), seed: opts.seed + round })
+    for (let round = corpus.length > 0 ? -1 : 0; sent < corpus.length + opts.requests && failures.length < 20; round++) {
+      const requests = round < 0 ? corpus : fc.sample(arb, { numRuns: Math.min(batch, corpus.length + opts.requests - sent), seed: opts.seed + round })
       await pool(requests, opts.concurrency ?? 16, async (req) => {
         const problems = await exchange(url, req, world, tokens, agent, counts)
         for (const p of problems) failures.push(`${p}\n    request: ${describe(req)}`)
+        if (problems.length > 0) failed.push({ req, problem: problems[0]! })
       })
       sent += requests.length
       const info = await headOf(url).then((head) => {
@@ -139,6 +146,7 @@ export async function runHostile(url: string, world: HostileWorld, opts: { reque
   return {
     figures: { requests: sent, failures: failures.length, seconds: round2(seconds), requestsPerSecond: Math.round(sent / seconds), ...counts },
     failures,
+    failed,
   }
 }
 
@@ -172,11 +180,13 @@ async function exchange(url: string, req: HostileRequest, world: HostileWorld, t
     }
     if (res.truncated && !stream) return [`no complete answer within 10 s (status ${res.status})`]
   } else {
-    const raw = await rawExchange(url, socketBytes(req, body), stream ? 500 : 5000)
+    // a stream is read for half a second, once it has answered within the same 5 s as the rest
+    const { bytes: raw, closedByServer } = await rawConversation(url, socketBytes(req, body), stream ? 500 : 5000, 5000)
     if (raw.length === 0) {
-      // Node's parser may drop a connection whose first line is not HTTP at all.
       counts.noAnswer++
-      return []
+      // Node's parser may drop a connection whose first line is not HTTP at all; a server
+      // that keeps the connection and says nothing is hung.
+      return closedByServer ? [] : ['no answer within 5 s, and the connection still open']
     }
     const parsed = parseRaw(raw)
     if (parsed === undefined) return [`unparseable answer: ${JSON.stringify(raw.subarray(0, 200).toString('latin1'))}`]

@@ -9,6 +9,8 @@ export interface RawRequest {
   body?: Uint8Array | string
   /** give up on a response that has not ended by then (streams), keeping what arrived */
   timeoutMs?: number
+  /** fail when the response headers have not come by then (10 s by default) */
+  headersMs?: number
   /** stop reading after this many body bytes */
   maxBytes?: number
   agent?: http.Agent | false
@@ -33,10 +35,12 @@ export function rawRequest(base: string, req: RawRequest): Promise<RawResponse> 
     ? req.headers
     : { ...req.headers, 'content-length': String(Buffer.byteLength(req.body)) }
   return new Promise((resolve, reject) => {
+    const headersMs = req.headersMs ?? 10_000
     const r = http.request({
       host: url.hostname, port: url.port, method: req.method ?? 'GET', path: req.path,
       headers, agent: req.agent ?? false,
     }, (res) => {
+      clearTimeout(noHeaders)
       const chunks: Buffer[] = []
       let size = 0
       let done = false
@@ -58,7 +62,11 @@ export function rawRequest(base: string, req: RawRequest): Promise<RawResponse> 
       res.on('error', () => finish(true))
     })
     // A kept-alive socket the server had already closed: callers may retry on a fresh one.
-    r.on('error', (err: Error & { reusedSocket?: boolean }) => reject(Object.assign(err, { reusedSocket: r.reusedSocket })))
+    r.on('error', (err: Error & { reusedSocket?: boolean }) => {
+      clearTimeout(noHeaders)
+      reject(Object.assign(err, { reusedSocket: r.reusedSocket }))
+    })
+    const noHeaders = setTimeout(() => r.destroy(Object.assign(new Error(`no response headers within ${headersMs} ms`), { code: 'ETIMEDOUT' })), headersMs)
     r.end(req.body)
   })
 }
@@ -76,8 +84,13 @@ export async function rawExchange(base: string, bytes: Uint8Array | string, time
   return (await rawConversation(base, bytes, timeoutMs)).bytes
 }
 
-/** `rawExchange`, also telling whether the server ended the connection before `timeoutMs`. */
-export function rawConversation(base: string, bytes: Uint8Array | string, timeoutMs = 5000): Promise<{ bytes: Buffer; closedByServer: boolean }> {
+/**
+ * `rawExchange`, also telling whether the server ended the connection before `timeoutMs`.
+ * With `firstByteMs` past `timeoutMs` (streams, which never end by themselves), a server that
+ * has sent nothing by `timeoutMs` gets until `firstByteMs`, and then `timeoutMs` more from its
+ * first byte; nothing back and `closedByServer` false means it never answered.
+ */
+export function rawConversation(base: string, bytes: Uint8Array | string, timeoutMs = 5000, firstByteMs = timeoutMs): Promise<{ bytes: Buffer; closedByServer: boolean }> {
   const url = new URL(base)
   return new Promise((resolve) => {
     const chunks: Buffer[] = []
@@ -87,8 +100,20 @@ export function rawConversation(base: string, bytes: Uint8Array | string, timeou
       socket.destroy()
       resolve({ bytes: Buffer.concat(chunks), closedByServer })
     }
-    const timer = setTimeout(() => done(false), timeoutMs)
-    socket.on('data', (c: Buffer) => chunks.push(c))
+    let waitingForFirstByte = false
+    let timer = setTimeout(() => {
+      if (chunks.length > 0 || firstByteMs <= timeoutMs) return done(false)
+      waitingForFirstByte = true
+      timer = setTimeout(() => done(false), firstByteMs - timeoutMs)
+    }, timeoutMs)
+    socket.on('data', (c: Buffer) => {
+      chunks.push(c)
+      if (waitingForFirstByte) {
+        waitingForFirstByte = false
+        clearTimeout(timer)
+        timer = setTimeout(() => done(false), timeoutMs)
+      }
+    })
     socket.on('end', () => done(true))
     socket.on('close', () => done(true))
     socket.on('error', () => done(true))
