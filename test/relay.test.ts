@@ -4,6 +4,7 @@ import { openSse, type StreamEvent } from './helpers/sse.js'
 import { newUser, startTestServer, tempDir } from './helpers/server.js'
 import { caughtUp, checkRelayLog, fromHomeserver, headOf, relayInfo, startTestRelay, wholeLog, type RelayInfo } from './helpers/relay.js'
 import { TcpProxy } from './helpers/tcp-proxy.js'
+import { TEST_ENGINE } from './helpers/engine.js'
 import { until } from './helpers/until.js'
 import { Scrape } from './helpers/prometheus.js'
 
@@ -176,4 +177,19 @@ t.test('an upstream key that no pkarr relay knows is retried, and counted', asyn
   }, 'the unresolvable upstream to be tried twice', 30_000, () => info?.upstreams[0])
   t.match(info!.upstreams[0]!.lastError, /cannot resolve/)
   t.equal(info!.upstreams[0]!.state, 'failed')
+})
+
+t.test('two relay processes on one PostgreSQL database serve one log', async (t) => {
+  if (TEST_ENGINE !== 'postgres') return t.plan(0, 'PostgreSQL only: one LevelDB folder has one process')
+  const hs = await Promise.all([0, 1].map(() => startTestServer(t)))
+  const users = await Promise.all(hs.map((s) => newUser(s)))
+  const one = await startTestRelay(t, hs.map((s) => s.url))
+  const two = await startTestRelay(t, hs.map((s) => s.url), { DATABASE_URL: one.ctx.config.databaseUrl! })
+  await Promise.all(users.map(async (u) => {
+    for (let i = 0; i < 30; i++) await u.put(`/pub/two/${i}`, 'x')
+  }))
+  await caughtUp(one.url, hs.map((s) => s.url))
+  await caughtUp(two.url, hs.map((s) => s.url))
+  const log = await checkRelayLog(t, one.url, hs.map(keyOf))
+  t.same(await wholeLog(two.url), log, 'both serve the same log')
 })
