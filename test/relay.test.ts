@@ -77,6 +77,10 @@ t.test('three homeservers, one relay: every filter gets its events once, in rela
 
   const info = await relayInfo(relay.url)
   t.same(info.upstreams.map((u) => [u.upstream, u.homeserver, u.state]), hs.map((s) => [s.url, s.ctx.keypair.z32, 'live']))
+  const doc = (await (await fetch(`${relay.url}/openapi.json`)).json()) as { paths: Record<string, unknown> }
+  t.same(Object.keys(doc.paths).sort(), ['/events/', '/healthz', '/info', '/openapi.json', '/readyz', '/subscribe', '/subscribe/{filter}', '/{path}'],
+    "the relay's API description names its routes, and no storage or auth route")
+  t.equal((await fetch(`${relay.url}/pub/x`, { method: 'PUT', body: 'x' })).status, 404, 'a relay stores nothing')
   t.same(info.upstreams.map((u) => u.lag), [0, 0, 0], 'no lag once caught up')
 })
 
