@@ -1,8 +1,8 @@
-import { blake3 } from '@noble/hashes/blake3.js'
 import type { Readable } from 'node:stream'
 import { fileTypeFromBuffer } from 'file-type'
 import mime from 'mime-types'
 import { fail } from '../errors.js'
+import { contentHasher } from '../shared/content-hash.js'
 import type { BlobStore, BlobUpload } from './store.js'
 
 /** Bytes kept for content sniffing: what file-type reads at most. */
@@ -23,7 +23,7 @@ export interface Ingested {
  * whatever was written is removed. Memory held: at most `inlineMax` plus one chunk.
  */
 export async function ingest(body: Readable, path: string, blobs: BlobStore, limits: { maxBody: number; inlineMax: number }): Promise<Ingested> {
-  const hasher = blake3.create()
+  const hasher = await contentHasher()
   const held: Uint8Array[] = []
   let size = 0
   let upload: BlobUpload | undefined
@@ -59,7 +59,7 @@ export async function ingest(body: Readable, path: string, blobs: BlobStore, lim
   const blob = upload?.id
   const inline = blob === undefined ? concat(held, size) : undefined
   const head = inline ?? sniff ?? new Uint8Array()
-  const hash = Buffer.from(hasher.digest()).toString('base64')
+  const hash = hasher.digest()
   return { size, hash, type: await contentType(head.subarray(0, SNIFF_BYTES), path), inline, blob }
 }
 
