@@ -4,6 +4,9 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import type { BlobStore, BlobUpload } from '../store.js'
 
+/** How much of a blob one read takes off the disk. */
+const READ_BYTES = 256 * 1024
+
 /**
  * Blobs of the LevelDB engine: one file per file version under `<data>/blobs/<id>`. A blob is
  * written and fsynced (file and folder) before the batch that references it commits, so a
@@ -48,7 +51,9 @@ export class FileBlobs implements BlobStore {
   async openRead(id: string): Promise<Readable | undefined> {
     try {
       const fh = await open(join(this.#dir, id), 'r')
-      return fh.createReadStream()
+      // reads of 256 KiB: a quarter of the syscalls and socket writes of the 64 KiB default,
+      // still one bounded buffer per reader
+      return fh.createReadStream({ highWaterMark: READ_BYTES })
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
       throw err
