@@ -58,6 +58,16 @@ t.test('docker-compose.yml: Hearth with /readyz, and a monitoring profile of off
   t.equal(urls.size, 1, 'both on one database')
   t.not(instances[0]![1].ports[0], instances[1]![1].ports[0], 'on different host ports')
 
+  // the relay profile: `hearth relay` from the same image, following the hearth service
+  const relay = compose.services['hearth-relay']
+  t.same(relay.profiles, ['relay'], 'the relay runs only with --profile relay')
+  t.same(relay.command, ['relay'])
+  t.equal(relay.image, hearth.image, 'the same image')
+  t.match(relay.environment.RELAY_UPSTREAMS, /http:\/\/hearth:6286/, 'it follows the hearth service by default')
+  t.equal(relay.ports[0], `${relay.environment.PORT}:${relay.environment.PORT}`, 'on its own port')
+  t.match(relay.healthcheck.test.join(' '), new RegExp(`127\\.0\\.0\\.1:${relay.environment.PORT}/readyz`), 'its health check asks its /readyz')
+  t.equal(relay.depends_on.hearth.condition, 'service_healthy')
+
   // every bind mount names a file or folder of this repository
   const mounts = new Map<string, string>()
   for (const service of Object.values(compose.services) as { volumes?: string[] }[]) {
