@@ -1,7 +1,5 @@
 import t from 'tap'
 import { readdirSync } from 'node:fs'
-import { createServer as createHttpServer } from 'node:http'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import {
   FileCursorStore, follow, FollowHttpError, FutureCursorError, idOf, MemoryCursorStore, ResetError,
@@ -10,6 +8,8 @@ import {
 import type { HomeserverClient } from '../src/client/homeserver.js'
 import { defaultCursorFile } from '../src/client/follow.js'
 import { newUser, startTestServer, tempDir } from './helpers/server.js'
+import { TcpProxy } from './helpers/tcp-proxy.js'
+import { until } from './helpers/until.js'
 
 const fast = { baseMs: 50, maxMs: 500 }
 
@@ -182,7 +182,7 @@ t.test('scanned positions count as progress once every earlier event is acked', 
 
   const g = follow({ cursorStore: 'memory', url: server.url, from: 'start', filters: [`${a.user}/pub/none/*`], onState: reaches([], 'live').onState })
   const idle = g.next()
-  await until(() => g.state === 'live')
+  await until(() => g.state === 'live', 'the idle follower to be live', 20_000, () => g.state)
   t.equal(g.cursor, idOf(12n), 'a follower with no matches still advances to the head')
   await g.close()
   t.same(await idle, { done: true, value: undefined })
@@ -290,13 +290,13 @@ t.test('abort ends the iteration cleanly and saves the position', async (t) => {
 })
 
 t.test('a homeserver restart under a live follower: it reconnects and gets everything exactly once, in order', async (t) => {
-  const port = await freePort()
-  const dir = tempDir(t)
-  const raw = { DATA_DIR: dir, PORT: String(port) }
+  // clients keep the proxy's address while the server restarts on another port
+  const raw = { DATA_DIR: tempDir(t) }
   let server = await startTestServer(t, raw)
-  const users = [await newUser(server), await newUser(server)]
+  const proxy = await TcpProxy.start(t, server.url)
+  const users = [await newUser(proxy), await newUser(proxy)]
   const states: FollowState[] = []
-  const f = follow({ cursorStore: 'memory', url: server.url, from: 'start', filters: ['*/pub/app/*'], backoff: fast, onState: (s) => states.push(s) })
+  const f = follow({ cursorStore: 'memory', url: proxy.url, from: 'start', filters: ['*/pub/app/*'], backoff: fast, onState: (s) => states.push(s) })
 
   let writing = true
   let written = 0
@@ -324,11 +324,12 @@ t.test('a homeserver restart under a live follower: it reconnects and gets every
     }
   })()
 
-  await until(() => got.length >= 30)
+  await until(() => got.length >= 30, '30 events before the restart', 20_000, () => got.length)
   await server.close()
   const before = got.length
   server = await startTestServer(t, raw)
-  await until(() => got.length >= before + 30)
+  proxy.target = server.url
+  await until(() => got.length >= before + 30, '30 events after the restart', 20_000, () => got.length)
   writing = false
   await Promise.all(writers)
   const log = (await server.ctx.events.read(0, 100_000)).filter((e) => e.path.startsWith('/pub/app/'))
@@ -343,55 +344,37 @@ t.test('a homeserver restart under a live follower: it reconnects and gets every
   t.equal(states[states.length - 1], 'closed')
 })
 
-function until(cond: () => boolean, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms
-  return new Promise((resolve, reject) => {
-    const check = () => {
-      if (cond()) resolve()
-      else if (Date.now() > deadline) reject(new Error('condition not met in time'))
-      else setTimeout(check, 10)
-    }
-    check()
+t.test('a 503 is retried, a silent server and a silent stream are dropped and reopened, a bad filter is final', async (t) => {
+  // The real server behind a proxy that fails in the ways a network does: it answers 503,
+  // then accepts connections and says nothing, then passes them to a stream that goes quiet.
+  const server = await startTestServer(t)
+  const proxy = await TcpProxy.start(t, server.url)
+  const a = await newUser(server)
+  proxy.mode = 'unavailable'
+  const errors: string[] = []
+  const resumedAfter: (string | null)[] = []
+  const f = follow({
+    cursorStore: 'memory', url: proxy.url, from: 'start', backoff: fast, idleTimeoutMs: 300,
+    onRetry: ({ error }) => void errors.push(error.message),
+    fetch: (input, init) => {
+      const url = String(input)
+      if (url.includes('/subscribe')) resumedAfter.push(new Headers(init?.headers).get('last-event-id'))
+      return fetch(input, init)
+    },
   })
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address()
-      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0))
-    })
-  })
-}
-
-t.test('a 5xx is retried, a silent connection is dropped and reopened, a bad filter is final', async (t) => {
-  // A homeserver that fails in the ways a network does: first a 503, then a stream that
-  // goes silent without closing, then a working stream.
-  const event = { id: idOf(1n), seq: '1', type: 'PUT', user: 'u', path: '/pub/x', uri: 'pubky://u/pub/x', contentHash: 'h', size: 1, ts: 1 }
-  const seen: (string | undefined)[] = []
-  const fake = createHttpServer((req, res) => {
-    if (req.url === '/info') return void res.end(JSON.stringify({ events: { head: '1' } }))
-    seen.push(req.headers['last-event-id'] as string | undefined)
-    if (seen.length === 1) return void res.writeHead(503).end()
-    res.writeHead(200, { 'content-type': 'text/event-stream' })
-    res.write('retry: 2000\n\n')
-    if (seen.length === 3) res.write(`id: ${event.id}\nevent: PUT\ndata: ${JSON.stringify(event)}\n\n`)
-  })
-  await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r))
-  t.teardown(() => {
-    fake.closeAllConnections()
-    fake.close()
-  })
-  const { port } = fake.address() as { port: number }
-  const f = follow({ cursorStore: 'memory', url: `http://127.0.0.1:${port}`, from: 'start', backoff: fast, idleTimeoutMs: 300 })
-  const [e] = await take(f, 1)
-  t.same({ ...e, ack: undefined }, { ...event, ack: undefined })
-  t.same(seen, [idOf(0n), idOf(0n), idOf(0n)], 'three attempts, each resuming after the same position')
+  const first = f.next()
+  await until(() => errors.some((e) => e.includes('HTTP 503')), 'a 503 to be retried', 10_000, () => errors)
+  proxy.mode = 'silent'
+  await until(() => errors.some((e) => e.includes('no answer within 300 ms')), 'a server that says nothing to be given up on', 10_000, () => errors)
+  proxy.mode = 'pass'
+  await until(() => errors.some((e) => e.includes('the stream sent nothing for 300 ms')), 'a quiet stream to be dropped', 10_000, () => errors)
+  await a.put('/pub/x', 'x')
+  const e = (await first).value as FollowEvent
+  t.same([e.seq, e.type, e.user, e.path, e.size], ['1', 'PUT', a.user, '/pub/x', 1], 'then the event, from the real server')
+  t.ok(resumedAfter.length >= 2, `${resumedAfter.length} streams opened`)
+  t.same(new Set(resumedAfter), new Set([idOf(0n)]), 'each resuming after the same position')
   await f.close()
 
-  const server = await startTestServer(t)
   const bad = follow({ cursorStore: 'memory', url: server.url, filters: ['not-a-filter'] })
   const err = await bad.next().then(() => undefined, (e: unknown) => e)
   t.ok(err instanceof FollowHttpError, 'no retry for a request the server will always refuse')

@@ -3,17 +3,20 @@ import fc from 'fast-check'
 import { randomBytes } from 'node:crypto'
 import { encodePublicKey } from '../src/auth/keys.js'
 import { HearthError } from '../src/errors.js'
-import { MAX_SEGMENTS, normalForm } from '../src/paths.js'
+import { MAX_PATH_BYTES, MAX_SEGMENT_BYTES, MAX_SEGMENTS, normalForm } from '../src/paths.js'
 import { filterMatches, parseFilter } from '../src/subscriptions/filter.js'
 import { SubscriptionTables } from '../src/subscriptions/tables.js'
 import { parseEventsStreamQuery } from '../src/subscriptions/upstream.js'
 import { newUser, startTestServer } from './helpers/server.js'
-import { readSubscribe } from './helpers/sse.js'
+import { RawStream } from './helpers/feed.js'
+import { fuzzSeed } from './helpers/hostile-corpus.js'
 
 // SPEC §2: one set of path rules for storage, filters and feeds, so anything that can be
 // stored can be named by a filter: exactly, and by the prefix of each of its folders.
 
 const A = encodePublicKey(randomBytes(32))
+const seed = fuzzSeed()
+t.comment(`seed ${seed} (HEARTH_FUZZ_SEED)`)
 
 /** A filter's path as the README says to write it: `*` and `\` escaped with a `\`. */
 const escaped = (path: string) => path.replace(/[\\*]/g, (c) => `\\${c}`)
@@ -33,6 +36,43 @@ const storable = rawPath
   .map((raw) => normalForm(raw).path)
   .filter((p): p is string => p !== undefined && !p.endsWith('/') && (p.startsWith('/pub/') || p.startsWith('/priv/')))
 
+// Storable by construction, and up to every limit: names of any characters but controls
+// (`.` inside them, `*` and `\` for filters, `%` `?` `#` for URLs, any script, emoji); segments
+// of exactly 255 bytes; 64 segments; paths of exactly 4096 bytes.
+const char = fc.oneof(
+  fc.constantFrom('.', '*', '\\', '%', '?', '#', '+', '&', ' ', 'é', '\u00a0', '\u202e', '中', '💩'),
+  fc.string({ unit: 'grapheme', minLength: 1, maxLength: 1 }),
+)
+const name = fc.string({ unit: char, minLength: 1, maxLength: 8 }).filter((s) => !s.includes('/') && normalForm(`/${s}`).path === `/${s}`)
+/** `name` repeated, then cut and padded to exactly `bytes` bytes (never inside a code point) */
+const fill = (text: string, bytes: number): string => {
+  const chars = Array.from(text)
+  let out = ''
+  for (let i = 0; ; i++) {
+    const c = chars[i % chars.length]!
+    if (Buffer.byteLength(out + c) > bytes) return out + 'a'.repeat(bytes - Buffer.byteLength(out))
+    out += c
+  }
+}
+const long = fc.tuple(name, fc.oneof(fc.constant(MAX_SEGMENT_BYTES), fc.integer({ min: 100, max: MAX_SEGMENT_BYTES }))).map(([n, b]) => fill(n, b))
+const shallow = fc.array(fc.oneof(name, long), { minLength: 1, maxLength: 5 })
+const deep = fc.integer({ min: MAX_SEGMENTS - 5, max: MAX_SEGMENTS - 1 }).chain((n) => fc.array(name, { minLength: n, maxLength: n }))
+/** long segments after `root` up to MAX_PATH_BYTES, the last one cut to land on it exactly */
+const full = (root: string) =>
+  fc.array(long, { minLength: 20, maxLength: 20 }).map((segs) => {
+    const out: string[] = []
+    for (const seg of segs) {
+      const left = MAX_PATH_BYTES - Buffer.byteLength(root + [...out, ''].join('/'))
+      if (left <= 0) break
+      out.push(Buffer.byteLength(seg) <= left ? seg : fill(seg, Math.min(left, MAX_SEGMENT_BYTES)))
+    }
+    return out
+  })
+const storableToLimits = fc
+  .constantFrom('/pub/', '/priv/')
+  .chain((root) => fc.oneof({ arbitrary: shallow, weight: 4 }, deep, full(root)).map((segs) => root + segs.join('/')))
+  .filter((p) => normalForm(p).path === p)
+
 function refused(fn: () => unknown): boolean {
   try {
     fn()
@@ -45,7 +85,7 @@ function refused(fn: () => unknown): boolean {
 
 t.test('every storable path is named by an exact filter and by the prefix of each of its folders', async (t) => {
   fc.assert(
-    fc.property(storable, (path) => {
+    fc.property(fc.oneof(storable, storableToLimits), (path) => {
       const ev = { user: A, path }
       const exact = parseFilter(A + escaped(path))
       if (!(exact.path === path && !exact.prefix && filterMatches(exact, ev))) return false
@@ -66,7 +106,7 @@ t.test('every storable path is named by an exact filter and by the prefix of eac
       const q = parseEventsStreamQuery(`user=${A}&path=${encodeURIComponent(path)}`)
       return q.paths.length === 1 && q.paths[0]!.path === path && !q.paths[0]!.prefix
     }),
-    { numRuns: 2000 },
+    { numRuns: 2000, seed },
   )
 })
 
@@ -77,7 +117,7 @@ t.test('an exact filter takes a path exactly when storage holds it as it is', as
       const storedAsIs = normal === raw && !raw.endsWith('/')
       return refused(() => parseFilter(A + escaped(raw))) === !storedAsIs
     }),
-    { numRuns: 2000 },
+    { numRuns: 2000, seed },
   )
   t.ok(refused(() => parseFilter(`${A}/pub/a\u0085b`)), 'a C1 character is refused by filters')
   t.equal(normalForm('/pub/a\u0085b').problem, 'control characters', 'and by storage')
@@ -85,18 +125,42 @@ t.test('an exact filter takes a path exactly when storage holds it as it is', as
   t.equal(normalForm('/pub/a\u00a0b').path, '/pub/a\u00a0b', 'U+00A0 is not a control character')
 })
 
-t.test('over HTTP: whatever a PUT stored, an exact filter replays', async (t) => {
-  const server = await startTestServer(t)
-  const alice = await newUser(server)
-  const samples = fc.sample(storable.filter((p) => p.startsWith('/pub/')), { numRuns: 40, seed: 11 })
-  for (const path of new Set(samples)) {
-    const res = await alice.request('PUT', path.split('/').map(encodeURIComponent).join('/'), path)
-    if (res.status === 409) continue // a file where an earlier sample made a folder, or the reverse
-    t.equal(res.status, 201, `PUT ${JSON.stringify(path)}`)
-    const seq = server.ctx.events.head
-    const filter = encodeURIComponent(alice.user + escaped(path))
-    const { status, events } = await readSubscribe(`${server.url}/subscribe?filter=${filter}&lastSeq=${seq - 1}&live=false`)
-    t.equal(status, 200)
-    t.same(events.map((ev) => [ev.seq, ev.path]), [[String(seq), path]], `followed ${JSON.stringify(path)}`)
-  }
+t.test('the generated paths reach every limit', async (t) => {
+  const paths = fc.sample(storableToLimits, { numRuns: 300, seed: 1 })
+  const segments = (p: string) => p.split('/').slice(1)
+  t.ok(paths.some((p) => Buffer.byteLength(p) === MAX_PATH_BYTES), `paths of ${MAX_PATH_BYTES} bytes`)
+  t.ok(paths.some((p) => segments(p).length === MAX_SEGMENTS), `paths of ${MAX_SEGMENTS} segments`)
+  t.ok(paths.some((p) => segments(p).some((s) => Buffer.byteLength(s) === MAX_SEGMENT_BYTES)), `segments of ${MAX_SEGMENT_BYTES} bytes`)
+  t.ok(paths.some((p) => segments(p).some((s) => s.includes('.'))), 'names with a .')
+  t.ok(paths.some((p) => /[^\u0000-\u00ff]/.test(p)), 'characters beyond Latin-1')
+  t.ok(paths.some((p) => p.startsWith('/priv/')), 'private paths')
+})
+
+t.test('over HTTP: whatever a PUT stored, an exact filter and a prefix of its folder follow live', async (t) => {
+  const server = await startTestServer(t, { MAX_STREAMS_PER_IP: '1000' })
+  await fc.assert(
+    fc.asyncProperty(storableToLimits, fc.boolean(), async (path, anyUser) => {
+      // a user of its own, so no earlier path is a file where this one needs a folder
+      const owner = await newUser(server)
+      const own = path.startsWith('/priv/')
+      const folder = path.slice(0, path.lastIndexOf('/') + 1)
+      const filters = [`${owner.user}${escaped(path)}`, `${anyUser && !own ? '*' : owner.user}${escaped(folder)}*`]
+      const headers = { cookie: `${owner.user}=${owner.session}` } // for /priv/: the owner's session
+      const streams = await Promise.all(filters.map((f) => RawStream.open(`${server.url}/subscribe?filter=${encodeURIComponent(f)}`, headers)))
+      try {
+        for (const s of streams) if (s.response.status !== 200) throw new Error(`${s.response.status} ${await s.response.text()}`)
+        const res = await owner.request('PUT', path.split('/').map(encodeURIComponent).join('/'), 'x')
+        if (res.status !== 201) throw new Error(`PUT answered ${res.status}: ${await res.text()}`)
+        for (const [i, s] of streams.entries()) {
+          const frames = await s.until((fs) => fs.some((f) => f.event === 'PUT'), 10_000)
+          const ev = JSON.parse(frames.find((f) => f.event === 'PUT')!.data!) as { user: string; path: string }
+          if (ev.user !== owner.user || ev.path !== path) throw new Error(`${filters[i]} got ${JSON.stringify(ev)}`)
+        }
+      } finally {
+        for (const s of streams) s.close()
+      }
+    }),
+    { seed, numRuns: 150 },
+  )
+  t.pass(`150 paths, each followed by both filters (replay with HEARTH_FUZZ_SEED=${seed})`)
 })

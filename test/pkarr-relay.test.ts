@@ -3,9 +3,11 @@ import http from 'node:http'
 import { randomBytes } from 'node:crypto'
 import net, { type AddressInfo } from 'node:net'
 import { keypairFromSecret } from '../src/auth/keys.js'
-import { homeserverPacket, parsePayload, signPacket, homeserverDns } from '../src/pkarr/packet.js'
+import { apexEndpoints, homeserverPacket, parsePayload, signPacket, homeserverDns } from '../src/pkarr/packet.js'
 import { createRelay, PAYLOAD_CONTENT_TYPE } from '../src/pkarr/relay.js'
 import { startPublisher, type PublishLog } from '../src/pkarr/publisher.js'
+import { startTestServer } from './helpers/server.js'
+import { until } from './helpers/until.js'
 
 const secret = () => Uint8Array.from(randomBytes(32))
 const quiet: PublishLog = { info() {}, warn() {} }
@@ -179,6 +181,23 @@ t.test('publisher overtakes a newer packet a relay already holds', async (t) => 
   await publisher.stop()
   const held = parsePayload(publicKey, new Uint8Array(await (await fetch(`${url}/${z32}`)).arrayBuffer()))
   t.ok(held.timestamp > future.timestamp)
+})
+
+t.test('outside testnet a homeserver publishes PUBLIC_HOST and its port to PKARR_RELAYS', async (t) => {
+  const { url } = await relayAt(t)
+  const server = await startTestServer(t, { PKARR_RELAYS: url, PUBLIC_HOST: 'example.test' })
+  t.same(server.relays, [url], 'the configured relay, no local one')
+  const { z32, publicKey } = server.ctx.keypair
+  let res: Response | undefined
+  await until(async () => (res = await fetch(`${url}/${z32}`)).status === 200, "the homeserver's packet on the relay", 10_000, () => res?.status)
+  // parsePayload checks the signature against the homeserver's key, or throws
+  const packet = parsePayload(publicKey, new Uint8Array(await res!.arrayBuffer()))
+  const endpoints = apexEndpoints(publicKey, packet)
+  t.same(
+    endpoints.map((e) => ({ target: e.target, httpPort: e.httpPort })),
+    [{ target: 'example.test', httpPort: Number(new URL(server.url).port) }],
+    'one HTTPS record: the public host, and the port the server listens on',
+  )
 })
 
 t.test('stop before any success settles publishedOnce as false', async (t) => {

@@ -1,5 +1,9 @@
+import { buildConfig } from '../../src/config/config.js'
+import { openStore } from '../../src/kv/open.js'
+import type { Store } from '../../src/kv/store.js'
+import { createLogger } from '../../src/log.js'
 import { freshDatabase } from './postgres.js'
-import type { Teardown } from './server.js'
+import { tempDir, type Teardown } from './server.js'
 
 /**
  * The storage engine is a parameter of the harness: `HEARTH_TEST_ENGINE=postgres` runs a test
@@ -22,4 +26,20 @@ export async function engineSettings(t: Teardown, dataDir: string): Promise<{ DA
     t.teardown(() => void databases.delete(dataDir))
   }
   return { DATABASE_URL: await url }
+}
+
+/**
+ * A store on the test engine, opened as the server opens it and closed at teardown. On
+ * PostgreSQL `another()` opens a second instance on the same database, as a second process
+ * would; LevelDB allows one process per folder, so there it is undefined.
+ */
+export async function openTestStore(t: Teardown): Promise<{ store: Store; another?: () => Promise<Store> }> {
+  const dir = tempDir(t, 'hearth-store-')
+  const config = buildConfig({ DATA_DIR: dir, ...(await engineSettings(t, dir)) })
+  const open = async () => {
+    const store = await openStore(config, createLogger('silent'))
+    t.teardown(() => store.close())
+    return store
+  }
+  return { store: await open(), another: config.databaseUrl === undefined ? undefined : open }
 }

@@ -9,7 +9,7 @@ import { ADMIN_URL, postgresAvailable } from './postgres.js'
  */
 const FILES = [
   'storage', 'storage-list', 'storage-paths', 'clash-depth', 'writer-concurrency', 'restart', 'retention', 'crash',
-  'subscribe', 'subscribe-handover', 'events-feed', 'events-stream', 'private-feeds', 'auth-routes', 'security',
+  'subscribe', 'feed-handover', 'events-feed', 'events-stream', 'private-feeds', 'auth-routes', 'auth-session-info', 'security',
   'official-client', 'relay', 'relay-crash',
 ]
 

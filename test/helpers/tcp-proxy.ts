@@ -4,9 +4,12 @@ import type { Teardown } from './server.js'
 /**
  * What the proxy does with connections: `pass` forwards them to the target; `refuse` accepts
  * and closes them at once (the server looks gone); `silent` accepts and never says a byte
- * (a server that hangs).
+ * (a server that hangs); `unavailable` answers each request `503` and closes (a server
+ * overloaded, or a gateway whose backend is down).
  */
-export type ProxyMode = 'pass' | 'refuse' | 'silent'
+export type ProxyMode = 'pass' | 'refuse' | 'silent' | 'unavailable'
+
+const UNAVAILABLE = 'HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n'
 
 /**
  * A TCP proxy on 127.0.0.1 in front of a real server, for fault injection: the client keeps
@@ -70,6 +73,7 @@ export class TcpProxy {
     this.#track(client)
     if (this.#mode === 'refuse') return void client.destroy()
     if (this.#mode === 'silent') return void client.resume()
+    if (this.#mode === 'unavailable') return void client.once('data', () => client.end(UNAVAILABLE))
     const upstream = net.connect(Number(this.#target.port), this.#target.hostname)
     this.#track(upstream)
     client.pipe(upstream)

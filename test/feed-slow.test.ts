@@ -3,13 +3,12 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { HomeserverClient } from '../src/client/homeserver.js'
 import { HIGH_WATER } from '../src/feed/sse.js'
-import { decodeId } from '../src/events/id.js'
 import { startTestServer, newUser } from './helpers/server.js'
-import { SocketStream, writeMany, type Frame } from './helpers/feed.js'
+import { SocketStream, seqOf, writeMany, type Frame } from './helpers/feed.js'
 
-// A subscriber that stops reading while 20,000 events are written: the server must not
-// buffer for it beyond its high-water mark, must keep everyone else live, and must hand it
-// every event, in order, once it reads again.
+// A subscriber that stops reading while 20,000 events are written, on either streaming
+// protocol: the server must not buffer for it beyond its high-water mark, must keep everyone
+// else live, and must hand it every event, in order, once it reads again.
 
 const EVENTS = 20_000
 const CLIENTS = 4
@@ -34,7 +33,7 @@ class Order {
   }
   frame = (f: Frame, bytes: number) => {
     if (f.event !== 'PUT') return
-    const seq = Number(decodeId(f.id!))
+    const seq = seqOf(f)
     if (seq !== this.last + 1) this.gaps++
     this.last = seq
     this.count++
@@ -42,21 +41,41 @@ class Order {
   }
 }
 
-t.test('a stalled subscriber stays bounded, others stay live, and it gets everything later', async (t) => {
+/** One user's `/pub/s/` folder as each protocol asks for it, live, from `after` if given. */
+interface Feed {
+  name: string
+  target(user: string, after?: number): string
+  /** a second long segment where frames carry the path once, not twice (path and uri), so all are ~700 bytes */
+  tail: string
+}
+const name = 'x'.repeat(200)
+const FEEDS: Feed[] = [
+  {
+    name: '/subscribe',
+    target: (user, after) => `/subscribe?filter=${user}/pub/s/*${after === undefined ? '' : `&lastSeq=${after}`}`,
+    tail: '',
+  },
+  {
+    name: '/events-stream',
+    target: (user, after) => `/events-stream?user=${user}${after === undefined ? '' : `:${after}`}&path=/pub/s/&live=true`,
+    tail: `/${'y'.repeat(200)}`,
+  },
+]
+
+for (const feed of FEEDS) t.test(`${feed.name}: a stalled subscriber stays bounded, others stay live, and it gets everything later`, async (t) => {
   const server = await startTestServer(t)
   const owner = await newUser(server)
   const clients = Array.from({ length: CLIENTS }, () => new HomeserverClient(server.url, owner.keypair, owner.session))
-  const filter = `/subscribe?filter=${owner.user}/pub/s/*`
   const first = server.ctx.events.head + 1
 
   const stalledOrder = new Order(first)
-  const stalled = await SocketStream.open(server.url, filter, stalledOrder.frame)
+  const stalled = await SocketStream.open(server.url, feed.target(owner.user), stalledOrder.frame)
   t.teardown(() => stalled.close())
   t.equal(stalled.status, 200)
   stalled.socket.pause()
   const [stalledSub] = [...server.ctx.feed.subscribers()]
   const liveOrder = new Order(first)
-  const live = await SocketStream.open(server.url, filter, liveOrder.frame)
+  const live = await SocketStream.open(server.url, feed.target(owner.user), liveOrder.frame)
   t.teardown(() => live.close())
   t.equal(server.ctx.feed.size, 2)
 
@@ -70,8 +89,7 @@ t.test('a stalled subscriber stays bounded, others stay live, and it gets everyt
 
   const before = memory()
   // Long names make frames of ~700 bytes, so 20,000 of them (14 MB) overflow every kernel buffer.
-  const name = 'x'.repeat(200)
-  await Promise.all(clients.map((c, k) => writeMany(c, EVENTS / CLIENTS, (i) => `/pub/s/${k}-${i}-${name}`, IN_FLIGHT)))
+  await Promise.all(clients.map((c, k) => writeMany(c, EVENTS / CLIENTS, (i) => `/pub/s/${k}-${i}-${name}${feed.tail}`, IN_FLIGHT)))
   const head = server.ctx.events.head
   t.equal(head - first + 1, EVENTS)
 
@@ -90,7 +108,7 @@ t.test('a stalled subscriber stays bounded, others stay live, and it gets everyt
 
   // A replay into a socket that does not read is bounded the same way.
   const replayOrder = new Order(first)
-  const replayer = await SocketStream.open(server.url, `${filter}&lastSeq=${first - 1}`, replayOrder.frame)
+  const replayer = await SocketStream.open(server.url, feed.target(owner.user, first - 1), replayOrder.frame)
   t.teardown(() => replayer.close())
   replayer.socket.pause()
   const replaySub = [...server.ctx.feed.subscribers()].at(-1)! // the newest
