@@ -1,6 +1,6 @@
 import type { HearthEvent } from '../events/event.js'
 import type { EventLog } from '../events/log.js'
-import { framesOf, type EventFrames, idFrame, resetFrame } from './frames.js'
+import { idFrame, resetFrame, type EventFrames } from './frames.js'
 import type { Lease, LogPages } from './pages.js'
 import type { SseStream } from './sse.js'
 import type { FeedObserver, Phase } from './observer.js'
@@ -133,14 +133,15 @@ export class Subscriber {
         // A full page: read the next one while this one is encoded and written, if there is room.
         if (page.full && page.end! + 1 >= this.#log.floor) ahead = this.#pages.tryLease(user, page.end!)
         let stopped = false
-        for (const ev of events) {
+        for (let i = 0; i < events.length; i++) {
+          const ev = events[i]!
           if (ev.seq <= this.cursor) continue
           if (this.spec.canSee(ev) && this.spec.accepts(ev)) {
             if (this.#full()) {
               stopped = true // the rest waits for the socket, and is read again after
               break
             }
-            this.#send(ev)
+            this.#send(page.framesAt(i, ev, this))
             if (this.#done) return
           }
           this.cursor = ev.seq
@@ -210,12 +211,11 @@ export class Subscriber {
     this.#onDone(this)
   }
 
-  /** Replay: queue the event's frame, encoded once for every stream that shares its page. */
-  #send(ev: HearthEvent): void {
-    const frames = framesOf(ev)
+  /** Replay: queue an event's frame, from the page every stream reading it shares. */
+  #send(frames: EventFrames): void {
     this.#queue(this.spec.protocol === 'subscribe' ? frames.subscribeText : frames.eventsStreamText)
     this.#batchEvents++
-    this.#counted(ev)
+    this.#counted(frames.event)
   }
 
   #counted(ev: HearthEvent): void {
