@@ -4,7 +4,7 @@ import { HomeserverClient } from '../src/client/homeserver.js'
 import { RawStream, seqOf, writeMany } from './helpers/feed.js'
 import { AckedWrites } from './helpers/acked-writes.js'
 import { decodeId } from '../src/events/id.js'
-import { PAGE } from '../src/feed/subscriber.js'
+import { PAGE } from '../src/feed/pages.js'
 
 // `/priv/` events reach exactly one kind of stream: `/subscribe` opened with the owner's own
 // session and filters naming only the owner (or `/events-stream` with a private path and

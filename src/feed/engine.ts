@@ -3,6 +3,7 @@ import type { EventLog } from '../events/log.js'
 import type { Filter } from '../subscriptions/filter.js'
 import { SubscriptionTables } from '../subscriptions/tables.js'
 import { KEEPALIVE_FRAME, RETRY_FRAME, UPSTREAM_KEEPALIVE_FRAME, framesOf } from './frames.js'
+import { LogPages } from './pages.js'
 import { replayReverse, type ReverseSpec } from './reverse.js'
 import { SseStream } from './sse.js'
 import { Subscriber, type Protocol, type SubscriberSpec } from './subscriber.js'
@@ -23,6 +24,8 @@ export interface OpenOptions extends SubscriberSpec {
  */
 export class FeedEngine {
   readonly #log: EventLog
+  /** the pages every forward replay and catch-up reads, bounded across streams */
+  readonly #pages: LogPages
   readonly #tables = new SubscriptionTables<Subscriber>()
   readonly #subs = new Set<Subscriber>()
   /** newest-first replays: never live, but ended on stop like the rest */
@@ -34,6 +37,7 @@ export class FeedEngine {
 
   constructor(log: EventLog, keepaliveMs: number, observer: FeedObserver = NO_OBSERVER) {
     this.#log = log
+    this.#pages = new LogPages(log)
     this.#observer = observer
     this.#unlisten = log.onAppend((events) => this.#announce(events))
     this.#timer = setInterval(() => this.#keepalive(), keepaliveMs)
@@ -67,14 +71,14 @@ export class FeedEngine {
       count('events-stream', 'replay')
       unsentBytes += stream.buffered
     }
-    return { streams: [...counts.values()], unsentBytes }
+    return { streams: [...counts.values()], unsentBytes, pages: this.#pages.stats() }
   }
 
   /** Starts a stream on `res`: headers now, then replay (if any), then live. */
   open(res: ServerResponse, opts: OpenOptions): Subscriber {
     const stream = new SseStream(res, opts.headers)
     if (opts.protocol === 'subscribe') stream.write(RETRY_FRAME)
-    const sub = new Subscriber(opts, stream, this.#log, (s) => this.#forget(s), this.#observer)
+    const sub = new Subscriber(opts, stream, this.#log, this.#pages, (s) => this.#forget(s), this.#observer)
     if (this.#stopped) sub.finish()
     if (sub.done) return sub // the client left before its stream started
     this.#subs.add(sub)

@@ -1,3 +1,4 @@
+import type { PageStats } from './pages.js'
 import type { Protocol } from './subscriber.js'
 
 /** Where a stream stands: reading the log, pushed to live, or catching up after falling behind. */
@@ -21,4 +22,6 @@ export interface FeedStats {
   streams: { protocol: Protocol; phase: Phase; count: number }[]
   /** bytes written to streams that their sockets have not taken yet */
   unsentBytes: number
+  /** the log pages replays hold, across all streams */
+  pages: PageStats
 }

@@ -2,7 +2,7 @@ import type { HearthEvent } from '../events/event.js'
 import type { EventLog } from '../events/log.js'
 import { EventFrames } from './frames.js'
 import type { SseStream } from './sse.js'
-import { PAGE } from './subscriber.js'
+import { PAGE } from './pages.js'
 import type { FeedObserver } from './observer.js'
 import type { CanSee } from './visibility.js'
 

@@ -1,20 +1,12 @@
 import type { HearthEvent } from '../events/event.js'
 import type { EventLog } from '../events/log.js'
-import { EventFrames, idFrame, resetFrame } from './frames.js'
+import { idFrame, resetFrame, type EventFrames } from './frames.js'
+import type { Lease, LogPages } from './pages.js'
 import type { SseStream } from './sse.js'
 import type { FeedObserver, Phase } from './observer.js'
 import type { CanSee } from './visibility.js'
 
-/** Events read from the log per step of a replay or catch-up. */
-export const PAGE = 256
-
 export type Protocol = 'subscribe' | 'events-stream'
-
-interface Read {
-  after: number
-  head: number
-  pending: Promise<HearthEvent[]>
-}
 
 export interface SubscriberSpec {
   protocol: Protocol
@@ -43,9 +35,11 @@ export interface SubscriberSpec {
  * One stream's life. Phases:
  *
  *  1. replay    read the log (or the user's index) page by page after `cursor`, sending what
- *               matches, the next full page read ahead while one is sent; a frame is queued
- *               only while the socket holds at most HIGH_WATER bytes, otherwise the page waits
- *               for it to drain. A cursor found below the log's floor (pruned meanwhile) jumps
+ *               matches, the next full page read ahead while one is sent; pages come from
+ *               `LogPages`, shared with other streams and bounded across them. A frame is
+ *               queued only while the socket holds at most HIGH_WATER bytes; otherwise the
+ *               pages are given back, and once the socket drains the page after `cursor` is
+ *               asked for again. A cursor found below the log's floor (pruned meanwhile) jumps
  *               to the floor, announced by `event: reset`.
  *  2. hand-over when a read finds nothing past `log.head`, become live in that same tick.
  *  3. live      the engine pushes each announced event that the tables match.
@@ -63,15 +57,17 @@ export interface SubscriberSpec {
  * Replay reads never return events above `log.head`, and the log raises `head` in the same
  * tick as it pushes, so at the hand-over every event ≤ head was read and every event > head
  * will be pushed. A push with seq ≤ cursor is ignored, which removes any duplicate.
- * The floor is checked in the tick a read starts, which is when LevelDB takes the read's
- * snapshot, and pruning moves the floor before it deletes, so no read skips a pruned event
- * silently.
- * Memory: the socket's unsent bytes stay ≤ HIGH_WATER + one frame, plus at most two pages.
+ * A page records the floor in the tick its read starts, which is when LevelDB takes the
+ * read's snapshot, and pruning moves the floor before it deletes, so checking that floor
+ * (as well as the floor before asking) lets no read skip a pruned event silently.
+ * Memory: the socket's unsent bytes stay ≤ HIGH_WATER + one frame. Pages are held only while
+ * read and encoded, never while the client is waited for, and count against `LogPages`.
  */
 export class Subscriber {
   readonly spec: SubscriberSpec
   readonly stream: SseStream
   readonly #log: EventLog
+  readonly #pages: LogPages
   readonly #onDone: (sub: Subscriber) => void
   readonly #observer: FeedObserver
   cursor: number
@@ -89,10 +85,11 @@ export class Subscriber {
   /** events in `#batch`, reported as delivered when it is written */
   #batchEvents = 0
 
-  constructor(spec: SubscriberSpec, stream: SseStream, log: EventLog, onDone: (sub: Subscriber) => void, observer: FeedObserver) {
+  constructor(spec: SubscriberSpec, stream: SseStream, log: EventLog, pages: LogPages, onDone: (sub: Subscriber) => void, observer: FeedObserver) {
     this.spec = spec
     this.stream = stream
     this.#log = log
+    this.#pages = pages
     this.#onDone = onDone
     this.#observer = observer
     this.cursor = spec.after
@@ -113,51 +110,65 @@ export class Subscriber {
   /** Phase 1, then the hand-over. Runs again after every catch-up. */
   async replay(): Promise<void> {
     this.live = false
-    let ahead: Read | undefined
-    while (!this.#done) {
-      // the page read ahead (below) is still the right one unless the cursor moved past it
-      if (ahead === undefined || ahead.after !== this.cursor) {
-        this.#skipPruned()
-        ahead = this.#read(this.cursor)
-      }
-      const { head, pending } = ahead
-      const page = await pending
-      // A full page: read the next one while this one is encoded and written. The floor is
-      // checked as for any read, in the tick the read starts.
-      const last = page.length === PAGE ? page[PAGE - 1]!.seq : undefined
-      ahead = last !== undefined && last + 1 >= this.#log.floor ? this.#read(last) : undefined
-      for (const ev of page) {
-        if (this.#done) return
-        if (ev.seq <= this.cursor) continue
-        if (this.spec.canSee(ev) && this.spec.accepts(ev)) {
-          if (this.#full()) await this.#drain()
-          if (this.#done) return
-          this.#send(ev)
+    const user = this.spec.onlyUser
+    let lease: Lease | undefined
+    let ahead: Lease | undefined
+    try {
+      while (!this.#done) {
+        this.#skipPruned(this.#log.floor)
+        // the page read ahead (below) is still the right one unless the cursor moved past it
+        if (ahead?.page.after === this.cursor) {
+          lease = ahead
+          ahead = undefined
+        } else {
+          ahead?.release()
+          ahead = undefined
+          lease = await this.#pages.lease(user, this.cursor)
         }
-        this.cursor = ev.seq
-        if (this.spec.onlyUser === undefined) this.#mark = ev.seq
+        const page = lease.page
+        const events = await page.events
+        if (this.#done) return
+        // the floor as the read found it: it may have waited its turn while pruning went on
+        this.#skipPruned(page.floor)
+        // A full page: read the next one while this one is encoded and written, if there is room.
+        if (page.full && page.end! + 1 >= this.#log.floor) ahead = this.#pages.tryLease(user, page.end!)
+        let stopped = false
+        for (let i = 0; i < events.length; i++) {
+          const ev = events[i]!
+          if (ev.seq <= this.cursor) continue
+          if (this.spec.canSee(ev) && this.spec.accepts(ev)) {
+            if (this.#full()) {
+              stopped = true // the rest waits for the socket, and is read again after
+              break
+            }
+            this.#send(page.framesAt(i, ev, this))
+            if (this.#done) return
+          }
+          this.cursor = ev.seq
+          if (user === undefined) this.#mark = ev.seq
+        }
+        lease.release()
+        lease = undefined
+        // A short page holds every event up to the head it was read under.
+        if (!stopped && !page.full) this.cursor = this.#mark = Math.max(this.cursor, page.head)
+        this.#markProgress()
+        this.#flush()
+        if (stopped || this.stream.backedUp) {
+          ahead?.release() // no page is held while the client is waited for
+          ahead = undefined
+          await this.stream.drained()
+          if (this.#done || stopped) continue
+        }
+        if (this.cursor >= this.#log.head) {
+          if (!this.spec.live) return this.finish()
+          this.live = true // phase 2: same tick as the check above, so nothing slips between
+          return
+        }
       }
-      // A short page holds every event up to the head it was read under.
-      if (page.length < PAGE) this.cursor = this.#mark = Math.max(this.cursor, head)
-      if (this.#done) return
-      this.#markProgress()
-      this.#flush()
-      if (this.stream.backedUp) await this.stream.drained()
-      if (this.#done) return
-      if (this.cursor >= this.#log.head) {
-        if (!this.spec.live) return this.finish()
-        this.live = true // phase 2: same tick as the check above, so nothing slips between
-        return
-      }
+    } finally {
+      lease?.release()
+      ahead?.release()
     }
-  }
-
-  /** Starts reading the page after `after`; `head` is the bound that read works under. */
-  #read(after: number): Read {
-    const head = this.#log.head
-    const pending = this.spec.onlyUser ? this.#log.readUser(this.spec.onlyUser, after, PAGE) : this.#log.read(after, PAGE)
-    pending.catch(() => {}) // a read ahead may be dropped; whoever awaits it still sees the error
-    return { after, head, pending }
   }
 
   /**
@@ -200,12 +211,11 @@ export class Subscriber {
     this.#onDone(this)
   }
 
-  /** Replay: queue the event's frame (read from the log, so encoded for this stream only). */
-  #send(ev: HearthEvent): void {
-    const frames = new EventFrames(ev)
+  /** Replay: queue an event's frame, from the page every stream reading it shares. */
+  #send(frames: EventFrames): void {
     this.#queue(this.spec.protocol === 'subscribe' ? frames.subscribeText : frames.eventsStreamText)
     this.#batchEvents++
-    this.#counted(ev)
+    this.#counted(frames.event)
   }
 
   #counted(ev: HearthEvent): void {
@@ -215,8 +225,7 @@ export class Subscriber {
   }
 
   /** Pruning overtook the cursor: continue from the floor and say so. */
-  #skipPruned(): void {
-    const floor = this.#log.floor
+  #skipPruned(floor: number): void {
     if (this.cursor + 1 >= floor) return
     if (this.spec.protocol === 'subscribe') this.#queue(resetFrame(this.cursor, floor))
     this.cursor = floor - 1
@@ -248,10 +257,5 @@ export class Subscriber {
     this.#batch = ''
     this.#batchBytes = 0
     this.#batchEvents = 0
-  }
-
-  async #drain(): Promise<void> {
-    this.#flush()
-    await this.stream.drained()
   }
 }

@@ -85,6 +85,14 @@ export function watchState(registry: Registry, sources: MetricSources): void {
       this.set(feed.stats().unsentBytes)
     },
   })
+  new Gauge({
+    name: 'hearth_replay_pages_held',
+    help: 'Pages of the log held for replays and catch-ups, across all streams (being read, written out, or kept for the next reader)',
+    registers,
+    collect() {
+      this.set(feed.stats().pages.held)
+    },
+  })
   // One scan serves both gauges: the second collect reuses the first's answer.
   let totals: Promise<{ users: number; bytes: number }> | undefined
   const storage = () => (totals ??= sources.storage().finally(() => setImmediate(() => (totals = undefined))))

@@ -1,0 +1,62 @@
+import t from 'tap'
+import { decodeId } from '../src/events/id.js'
+import { PAGE, PAGES_HELD } from '../src/feed/pages.js'
+import { startTestServer, newUser } from './helpers/server.js'
+import { writeMany } from './helpers/feed.js'
+import { StalledReader } from './helpers/stalled-reader.js'
+import { until } from './helpers/until.js'
+
+// Many stalled readers resuming at the same moment, all from the start of a long log: each
+// must get every event, in order, while the pages of the log that the replays hold, across all
+// streams, never pass PAGES_HELD.
+
+const EVENTS = 20_000
+const STREAMS = 200
+
+t.test('200 stalled replays resuming at once share bounded pages and each get every event', async (t) => {
+  const server = await startTestServer(t, { MAX_STREAMS_PER_IP: '1000000' })
+  const owner = await newUser(server)
+  await writeMany(owner, EVENTS, (i) => `/pub/r/${i}`, 32)
+  const head = server.ctx.events.head
+  t.equal(head, EVENTS)
+  // far more pages than may be held, so the bound is reached and must hold
+  t.ok(EVENTS / PAGE > PAGES_HELD)
+
+  const seqs: number[][] = []
+  const readers: StalledReader[] = []
+  for (let i = 0; i < STREAMS; i++) {
+    const got: number[] = []
+    seqs.push(got)
+    const reader = new StalledReader(server.url, '/subscribe?filter=*&lastSeq=0&live=false', (f) => {
+      if (f.event === 'PUT') got.push(Number(decodeId(f.id!)))
+    })
+    readers.push(reader)
+    t.teardown(() => reader.close())
+  }
+  // every stream has started its replay into a socket that does not read
+  await until(() => server.ctx.feed.size === STREAMS, `${STREAMS} open streams`, 60_000, () => server.ctx.feed.size)
+  for (const reader of readers) reader.resume()
+
+  let peak = 0
+  const watch = setInterval(() => (peak = Math.max(peak, server.ctx.feed.stats().pages.held)), 5)
+  t.teardown(() => clearInterval(watch))
+  const done = () => readers.filter((r) => r.ended).length
+  await until(() => done() === STREAMS, 'every replay to end', 240_000, () => ({ ended: done(), pages: server.ctx.feed.stats().pages }))
+  clearInterval(watch)
+
+  let whole = 0
+  for (const got of seqs) if (got.length === EVENTS && got.every((seq, i) => seq === i + 1)) whole++
+  t.equal(whole, STREAMS, 'every stream got events 1 to the head, once each, in order')
+  t.equal(readers.filter((r) => r.status !== 200).length, 0)
+
+  const pages = server.ctx.feed.stats().pages
+  t.comment(JSON.stringify(pages))
+  t.equal(pages.capacity, PAGES_HELD)
+  t.ok(pages.peak <= PAGES_HELD, `pages held at once peaked at ${pages.peak} (bound ${PAGES_HELD})`)
+  t.ok(peak <= PAGES_HELD, `and at ${peak} where sampled`)
+  // pages no reader holds are kept until a read needs their room, so the bound was reached
+  t.equal(pages.held, PAGES_HELD, 'more pages were read than may be held: the bound was reached')
+  t.equal(pages.waiting, 0, 'no reader is left waiting')
+  // one read per page per stream without sharing; streams at the same cursor share one
+  t.ok(pages.reads < (STREAMS * EVENTS) / PAGE / 4, `${pages.reads} reads for ${STREAMS} streams of ${EVENTS / PAGE} pages`)
+})
