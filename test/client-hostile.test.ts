@@ -92,3 +92,42 @@ t.test('a server that never answers, or answers and says nothing, is retried and
   t.match(reasons[0], /no answer within 300 ms/)
   t.match(reasons[1], /sent nothing for 300 ms/)
 })
+
+t.test('a broken frame with an id of its own moves no saved cursor past the last good event', async (t) => {
+  const url = await scripted(t, (res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    // frame 3's id and its data disagree
+    res.write(frame(1) + frame(2) + frame(3).replace('"seq":"3"', '"seq":"4"'))
+  })
+  const saved: string[] = []
+  const { seqs, error } = await drain(options(url, { cursorStore: { load: async () => undefined, save: async (id) => void saved.push(id) } }))
+  t.same(seqs, ['1', '2'])
+  t.ok(error instanceof FollowProtocolError)
+  t.same(saved.at(-1), idOf(2n), 'the last position saved is the last event delivered')
+})
+
+t.test('an error answer whose body never comes is given up on and retried', async (t) => {
+  const reasons: string[] = []
+  const url = await scripted(t, (res, attempt) => {
+    if (attempt === 1) return void res.writeHead(503, { 'content-length': '100' }).flushHeaders() // and no body
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    res.write(frame(1))
+  })
+  const f = follow(options(url, { idleTimeoutMs: 300, onRetry: ({ error }) => void reasons.push(error.message) }))
+  t.equal((await f.next()).value?.seq, '1')
+  await f.close()
+  t.match(reasons[0], /no whole answer .* within 300 ms/)
+})
+
+t.test('a server that accepts and hangs up at once meets a growing backoff', async (t) => {
+  const attempts: number[] = []
+  const url = await scripted(t, (res, attempt) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    if (attempt < 5) return void res.end()
+    res.write(frame(1))
+  })
+  const f = follow(options(url, { onRetry: ({ attempt }) => void attempts.push(attempt) }))
+  t.equal((await f.next()).value?.seq, '1')
+  await f.close()
+  t.same(attempts, [1, 2, 3, 4], 'each drop without a word counts as one more failed attempt')
+})

@@ -261,6 +261,8 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
     if (more !== true) this.#dropped = more
     this.#retryMs = this.#reader?.retryMs ?? this.#retryMs
     const last = this.#queue[this.#queue.length - 1]
+    // the stream said something: the next drop starts its backoff from the beginning
+    if (more === true && last !== undefined) this.#attempt = 0
     if (last !== undefined) {
       this.#received = last.kind === 'reset' ? BigInt(last.info.floor) - 1n : last.seq
       if (this.#received > this.#head) this.#head = this.#received
@@ -276,6 +278,9 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
     const signal = this.#stop.signal
     let failure = this.#dropped
     this.#dropped = undefined
+    // a stream that opened and dropped before it said anything counts as a failed attempt,
+    // so a server that accepts and hangs up at once meets a growing backoff
+    if (failure !== undefined) this.#attempt++
     while (!signal.aborted) {
       this.#setState('connecting')
       if (this.#connections++ > 0) {
@@ -291,7 +296,6 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
         if (this.#window === undefined) this.#begin(head, true) // from 'now'
         const res = await openSubscribe(this.#ep, this.#opts.filters ?? [], this.#received!, signal)
         this.#reader = new FrameReader(res.body!, this.#queue, this.#received!, this.#opts.maxFrameBytes ?? DEFAULTS.maxFrameBytes)
-        this.#attempt = 0
         this.#liveAt = head
         this.#setState('catching-up')
         this.#checkLive()

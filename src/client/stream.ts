@@ -26,8 +26,8 @@ export interface Endpoint {
 /** `GET /info` → the head of the log. */
 export async function readHead(ep: Endpoint, signal: AbortSignal): Promise<bigint> {
   const res = await request(ep, '/info', {}, signal)
-  if (!res.ok) await refuse(res, 0n)
-  const info = infoSchema.safeParse(await res.json().catch(() => undefined))
+  if (!res.ok) await refuse(res, 0n, ep, signal)
+  const info = infoSchema.safeParse(parseJson(await smallBody(res, ep.answerMs, signal)))
   if (!info.success) throw new FollowProtocolError(`${ep.url}/info does not say where the event log stands`)
   return BigInt(info.data.events.head)
 }
@@ -37,7 +37,7 @@ export async function openSubscribe(ep: Endpoint, filters: readonly string[], af
   const query = new URLSearchParams(filters.map((f) => ['filter', f]))
   const path = `/subscribe${filters.length > 0 ? `?${query}` : ''}`
   const res = await request(ep, path, { accept: 'text/event-stream', 'last-event-id': idOf(after) }, signal)
-  if (!res.ok || res.body === null) await refuse(res, after)
+  if (!res.ok || res.body === null) await refuse(res, after, ep, signal)
   return res
 }
 
@@ -63,8 +63,55 @@ async function request(ep: Endpoint, path: string, headers: Record<string, strin
   }
 }
 
-async function refuse(res: Response, cursor: bigint): Promise<never> {
-  const text = await res.text().catch(() => '')
+/** The largest body of a short answer (`/info`, an error) that is read; a longer one is a broken server. */
+export const SMALL_BODY = 64 * 1024
+
+/**
+ * The body of a short answer, as text: at most `SMALL_BODY` bytes, within `ms`, given up when
+ * `signal` aborts. A server that sends headers and then stalls, or streams without end,
+ * gets a RetryableError, not a reader that waits or buffers forever.
+ */
+export async function smallBody(res: Response, ms: number, signal: AbortSignal): Promise<string> {
+  if (res.body === null) return ''
+  const reader = res.body.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  let timer: NodeJS.Timeout | undefined
+  let onAbort: (() => void) | undefined
+  const stopped = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new RetryableError(`no whole answer from ${res.url} within ${ms} ms`)), ms)
+    onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  stopped.catch(() => {})
+  try {
+    for (;;) {
+      const { done, value } = await Promise.race([reader.read(), stopped])
+      if (done) break
+      size += value.length
+      if (size > SMALL_BODY) throw new RetryableError(`${res.url} answered with more than ${SMALL_BODY} bytes`)
+      chunks.push(value)
+    }
+  } catch (err) {
+    reader.cancel().catch(() => {})
+    throw err
+  } finally {
+    clearTimeout(timer)
+    signal.removeEventListener('abort', onAbort!)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+async function refuse(res: Response, cursor: bigint, ep: Endpoint, signal: AbortSignal): Promise<never> {
+  const text = await smallBody(res, ep.answerMs, signal)
   if (res.status === 429 || res.status >= 500 || res.ok) throw new RetryableError(`HTTP ${res.status} from ${res.url}`)
   let body: { error: string; message?: string; head?: string } | undefined
   try {
@@ -108,7 +155,7 @@ export class FrameReader {
     this.#maxFrame = maxFrame
     this.#parser = createParser({
       onId: (id) => this.#mark(id),
-      onEvent: (msg) => this.#event(msg.event, msg.id, msg.data),
+      onEvent: (msg) => this.#checked(msg.event, msg.id, msg.data),
       onRetry: (ms) => void (this.retryMs = ms),
       onError: (err) => void (err.type === 'max-buffer-size-exceeded' && (this.#oversized = true)),
       maxBufferSize: maxFrame,
@@ -157,12 +204,25 @@ export class FrameReader {
     this.#last = seq
   }
 
+  /** A frame that breaks the protocol takes back the mark its id left, so no cursor passes it. */
+  #checked(type: string | undefined, id: string | undefined, data: string): void {
+    try {
+      this.#event(type, id, data)
+    } catch (err) {
+      const last = this.#out[this.#out.length - 1]
+      if (id !== undefined && last?.kind === 'mark' && last.seq === seqOfId(id)) this.#out.pop()
+      throw err
+    }
+  }
+
   #event(type: string | undefined, id: string | undefined, data: string): void {
     if (data.length > this.#maxFrame) throw new FollowProtocolError(`the stream sent a frame of more than ${this.#maxFrame} characters`)
     if (type === 'reset') {
       const info = parseData(resetSchema, data)
       const floor = BigInt(info.floor)
-      if (floor - 1n > this.#last) this.#last = this.#before = floor - 1n
+      // a reset moves forward, to the floor; one that would take the position back is broken
+      if (floor - 1n < this.#last) throw new FollowProtocolError(`the stream sent a reset to floor ${floor}, behind position ${this.#last}`)
+      this.#last = this.#before = floor - 1n
       this.#out.push({ kind: 'reset', info })
       return
     }

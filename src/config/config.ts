@@ -38,11 +38,15 @@ const retention = z.string().transform((s, ctx) => {
   return z.NEVER
 })
 
-/** A relay upstream: an http(s) URL, or a homeserver's z32 key to resolve through pkarr. */
+/**
+ * A relay upstream: an http(s) URL, or a homeserver's z32 key to resolve through pkarr. A URL
+ * is kept as its origin (`HTTP://Host:80/` → `http://host`), so one server has one spelling:
+ * the relay keeps its cursor under it.
+ */
 const upstream = z.string().refine(
-  (s) => Z32_KEY.test(s) || /^https?:\/\/[^/?#\s]+\/?$/.test(s),
+  (s) => Z32_KEY.test(s) || /^https?:\/\/[^/?#\s]+\/?$/i.test(s),
   'expected http(s)://host[:port] or a homeserver key (52 characters of z-base-32)',
-)
+).transform((s) => (Z32_KEY.test(s) ? s : new URL(s).origin))
 
 const list = (item: z.ZodType<string, string>) =>
   z.string().transform((s) => s.split(',').map((v) => v.trim()).filter(Boolean)).pipe(z.array(item))

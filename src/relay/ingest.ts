@@ -5,15 +5,30 @@ import type { CommitTx, Store, UpstreamCursor } from '../kv/store.js'
 /** An upstream event as the relay stores it, before it has a seq in the relay's log. */
 export type OriginEvent = Omit<HearthEvent, 'seq'> & { homeserver: string; originSeq: number }
 
-interface Item {
+/**
+ * One run of one upstream's follower. Its items commit in order or not at all: once one of
+ * its groups fails, the rest of its items are refused, and the upstream starts a new attempt
+ * from the stored cursor. (Committing later items after a failed group would move the cursor
+ * past events that never landed.)
+ */
+export interface Attempt {
   upstream: string
   homeserver: string
-  /** undefined: only move the cursor (an upstream reset, or a first contact) */
+  failed?: unknown
+}
+
+interface Item {
+  attempt: Attempt
+  /** undefined: only move the cursor (an upstream reset, scanned positions, a first contact) */
   event?: OriginEvent
   cursor: number
-  done: () => void
+  /** true when this item's event was appended (false: it was in the log already) */
+  done: (appended: boolean) => void
   failed: (err: unknown) => void
 }
+
+/** An upstream whose stored homeserver is another: its events do not belong to this log. */
+export class HomeserverMismatch extends Error {}
 
 /** Events per commit group: one transaction stays short, and one upstream cannot starve the rest for long. */
 const GROUP = 2000
@@ -42,14 +57,17 @@ export class RelayIngest {
     this.#log = log
   }
 
-  /** Queues one upstream event; resolves once it is durable in the relay's log (or was already). */
-  add(upstream: string, event: OriginEvent): Promise<void> {
-    return this.#push(upstream, event.homeserver, event, event.originSeq)
+  /**
+   * Queues one upstream event of `attempt`, which must come after the attempt's earlier ones;
+   * resolves once it is durable in the relay's log: true if appended now, false if it was there.
+   */
+  add(attempt: Attempt, event: OriginEvent): Promise<boolean> {
+    return this.#push(attempt, event, event.originSeq)
   }
 
-  /** Moves an upstream's stored cursor forward (never back), with no event. */
-  moveCursor(cursor: UpstreamCursor): Promise<void> {
-    return this.#push(cursor.upstream, cursor.homeserver, undefined, cursor.cursor)
+  /** Moves the attempt's upstream's stored cursor forward (never back), with no event. */
+  moveCursor(attempt: Attempt, cursor: number): Promise<boolean> {
+    return this.#push(attempt, undefined, cursor)
   }
 
   /** Tells `observer` of each commit group: how many events it appended, how long it took. */
@@ -63,9 +81,10 @@ export class RelayIngest {
     while (this.#running !== undefined) await this.#running
   }
 
-  #push(upstream: string, homeserver: string, event: OriginEvent | undefined, cursor: number): Promise<void> {
+  #push(attempt: Attempt, event: OriginEvent | undefined, cursor: number): Promise<boolean> {
+    if (attempt.failed !== undefined) return Promise.reject(attempt.failed)
     return new Promise((done, failed) => {
-      this.#queue.push({ upstream, homeserver, event, cursor, done, failed })
+      this.#queue.push({ attempt, event, cursor, done, failed })
       // the first item of a burst waits one turn, so the rest of the burst joins its group
       this.#running ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#drain())
     })
@@ -74,14 +93,23 @@ export class RelayIngest {
   async #drain(): Promise<void> {
     try {
       while (this.#queue.length > 0) {
-        const group = this.#queue.splice(0, GROUP)
+        const group = this.#queue.splice(0, GROUP).filter((item) => {
+          if (item.attempt.failed === undefined) return true
+          item.failed(item.attempt.failed)
+          return false
+        })
+        if (group.length === 0) continue
         const started = (this.busySince = performance.now())
         try {
-          const appended = await this.#store.commit((tx) => stage(tx, group))
-          for (const observe of this.#observers) observe({ events: appended.length, ms: performance.now() - started })
-          await this.#log.publish(appended)
-          for (const item of group) item.done()
+          const staged = await this.#store.commit((tx) => stage(tx, group))
+          for (const observe of this.#observers) observe({ events: staged.appended.length, ms: performance.now() - started })
+          await this.#log.publish(staged.appended)
+          for (const item of group) {
+            if (staged.refused.has(item)) item.failed(new HomeserverMismatch(`${item.attempt.upstream} was ${item.attempt.homeserver}'s before; its events are refused`))
+            else item.done(staged.added.has(item))
+          }
         } catch (err) {
+          for (const item of group) item.attempt.failed ??= err
           for (const item of group) item.failed(err)
         } finally {
           this.busySince = undefined
@@ -94,8 +122,8 @@ export class RelayIngest {
 }
 
 /** One group inside its transaction: skip what is stored already, number the rest, move the cursors. */
-async function stage(tx: CommitTx, group: readonly Item[]): Promise<HearthEvent[]> {
-  const names = [...new Set(group.map((i) => i.upstream))]
+async function stage(tx: CommitTx, group: readonly Item[]): Promise<{ appended: HearthEvent[]; added: Set<Item>; refused: Set<Item> }> {
+  const names = [...new Set(group.map((i) => i.attempt.upstream))]
   const stored = await tx.upstreamCursors(names)
   const cursors = new Map<string, UpstreamCursor>()
   names.forEach((upstream, i) => {
@@ -103,17 +131,26 @@ async function stage(tx: CommitTx, group: readonly Item[]): Promise<HearthEvent[
     if (at !== undefined) cursors.set(upstream, { ...at })
   })
   const appended: HearthEvent[] = []
+  const added = new Set<Item>()
+  const refused = new Set<Item>()
   const moved = new Set<string>()
   for (const item of group) {
-    const at = cursors.get(item.upstream)
+    const { upstream, homeserver } = item.attempt
+    const at = cursors.get(upstream)
     // an upstream is one homeserver for good: the key it first gave is the one it keeps
-    if (at !== undefined && at.homeserver !== item.homeserver) continue
+    if (at !== undefined && at.homeserver !== homeserver) {
+      refused.add(item)
+      continue
+    }
     if (at !== undefined && item.cursor <= at.cursor) continue
-    if (item.event !== undefined) appended.push({ ...item.event, seq: tx.head + appended.length + 1 })
-    cursors.set(item.upstream, { upstream: item.upstream, homeserver: item.homeserver, cursor: item.cursor })
-    moved.add(item.upstream)
+    if (item.event !== undefined) {
+      appended.push({ ...item.event, seq: tx.head + appended.length + 1 })
+      added.add(item)
+    }
+    cursors.set(upstream, { upstream, homeserver, cursor: item.cursor })
+    moved.add(upstream)
   }
   for (const upstream of moved) tx.setUpstreamCursor(cursors.get(upstream)!)
   tx.append(appended)
-  return appended
+  return { appended, added, refused }
 }

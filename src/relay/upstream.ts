@@ -1,11 +1,11 @@
 import { follow, type Follower } from '../client/follow.js'
 import type { FollowEvent, ResetInfo } from '../client/events.js'
-import { RetryableError } from '../client/stream.js'
+import { RetryableError, smallBody } from '../client/stream.js'
 import { backoffDelay, sleep } from '../client/backoff.js'
-import { idOf } from '../shared/id.js'
+import { idOf, seqOfId } from '../shared/id.js'
 import { Z32_KEY } from '../shared/keys.js'
 import type { Store } from '../kv/store.js'
-import type { OriginEvent, RelayIngest } from './ingest.js'
+import { HomeserverMismatch, type Attempt, type OriginEvent, type RelayIngest } from './ingest.js'
 import { checkOriginEvent } from './origin-event.js'
 import { resolveHomeserver } from './resolve.js'
 
@@ -42,6 +42,8 @@ export interface UpstreamOptions {
 
 /** Events one upstream may have waiting for their commit before it stops reading. */
 const MAX_IN_FLIGHT = 4096
+/** How often positions scanned past without a match are committed. */
+const SCANNED_EVERY_MS = 1000
 /** Upstream frames longer than this are refused: an event is at most a few KiB. */
 const MAX_FRAME = 64 * 1024
 
@@ -162,9 +164,10 @@ export class Upstream {
   /** One connection's worth of following: resolve, check who answers, follow until something breaks. */
   async #attempt(signal: AbortSignal): Promise<void> {
     this.#state = 'connecting'
-    const url = Z32_KEY.test(this.spec) ? await resolveHomeserver(this.spec, this.#opts.pkarrRelays, signal) : this.spec
+    const url = Z32_KEY.test(this.spec) ? await this.#resolve(signal) : this.spec
     this.#url = url.replace(/\/+$/, '')
-    const stored = (await this.#opts.store.upstreamCursors()).find((c) => c.upstream === this.spec)
+    const rows = await this.#opts.store.upstreamCursors()
+    const stored = rows.find((c) => c.upstream === this.spec)
     const expected = stored?.homeserver ?? (Z32_KEY.test(this.spec) ? this.spec : this.#homeserver)
     const key = await this.#infoKey(this.#url, signal)
     if (expected !== undefined && key !== expected) {
@@ -172,13 +175,28 @@ export class Upstream {
     }
     if (this.#opts.taken(key, this)) throw new UpstreamError('duplicate', `${key} is already followed through another upstream`)
     this.#homeserver = key
-    this.#cursor = stored?.cursor ?? 0
+    // the same homeserver stored under another spelling (a URL that became its key, say) keeps
+    // its place: nothing it relayed then is relayed again
+    const known = Math.max(0, ...rows.filter((c) => c.homeserver === key).map((c) => c.cursor))
+    this.#cursor = known
+    const attempt: Attempt = { upstream: this.spec, homeserver: key }
     // the key is kept from the first contact, before any event, so a later impostor is refused
-    if (stored === undefined) await this.#commit(this.#opts.ingest.moveCursor({ upstream: this.spec, homeserver: key, cursor: 0 }))
-    await this.#follow(this.#url, key, signal)
+    if (stored === undefined || stored.cursor < known) await this.#commit(this.#opts.ingest.moveCursor(attempt, known))
+    if (signal.aborted) return
+    await this.#follow(this.#url, attempt, signal)
   }
 
-  async #follow(url: string, key: string, signal: AbortSignal): Promise<void> {
+  async #resolve(signal: AbortSignal): Promise<string> {
+    try {
+      return await resolveHomeserver(this.spec, this.#opts.pkarrRelays, signal)
+    } catch (err) {
+      if (signal.aborted) throw err
+      throw new UpstreamError('unreachable', (err as Error).message)
+    }
+  }
+
+  async #follow(url: string, attempt: Attempt, signal: AbortSignal): Promise<void> {
+    const key = attempt.homeserver
     const stop = new AbortController()
     const abort = () => stop.abort()
     signal.addEventListener('abort', abort, { once: true })
@@ -207,66 +225,83 @@ export class Upstream {
         this.#state = 'failed'
         this.#opts.log.warn({ upstream: this.spec, url, fault, reason: error.message }, 'relay: upstream unreachable, retrying')
       },
-      onReset: (info) => this.#reset(key, info),
+      onReset: (info) => this.#reset(attempt, info),
     })
     this.#follower = follower
+    // positions scanned past without a match are committed too, so a restart does not scan
+    // them again, and a filtered relay does not take an upstream's pruning for a loss
+    const scanned = setInterval(() => {
+      const at = follower.cursor === undefined ? 0 : Number(seqOfId(follower.cursor) ?? 0)
+      if (at <= this.#cursor) return
+      this.#commit(this.#opts.ingest.moveCursor(attempt, at)).then(() => void (this.#cursor = Math.max(this.#cursor, at)), fail)
+    }, SCANNED_EVERY_MS)
     let inFlight: Promise<void> = Promise.resolve()
     let waiting = 0
     try {
+      if (signal.aborted) stop.abort()
       for await (const ev of follower) {
         const event = checkOriginEvent(ev, key)
         if (typeof event === 'string') throw new UpstreamError('invalid-event', `${url} sent ${event}`)
         waiting++
-        inFlight = this.#commit(this.#opts.ingest.add(this.spec, event)).then(
-          () => this.#committed(ev, event),
+        inFlight = this.#commit(this.#opts.ingest.add(attempt, event)).then(
+          (appended) => this.#committed(ev, event, appended),
           fail,
         ).finally(() => waiting--)
         if (waiting >= MAX_IN_FLIGHT) await inFlight
       }
-      await inFlight
     } catch (err) {
       fail(err)
     } finally {
+      clearInterval(scanned)
       signal.removeEventListener('abort', abort)
       await follower.close()
+      // this attempt's events still waiting for their commit land (or fail) before the next
+      // attempt reads the stored cursor: in order, and never more than MAX_IN_FLIGHT at once
+      await inFlight.catch(() => {})
     }
     if (failure !== undefined && !signal.aborted) throw failure
   }
 
-  #committed(ev: FollowEvent, event: OriginEvent): void {
+  #committed(ev: FollowEvent, event: OriginEvent, appended: boolean): void {
     ev.ack()
     if (event.originSeq > this.#cursor) this.#cursor = event.originSeq
-    this.#events++
+    if (appended) this.#events++
   }
 
   /** The upstream pruned past the cursor: say so, and go on from its floor. */
-  async #reset(key: string, info: ResetInfo): Promise<void> {
+  async #reset(attempt: Attempt, info: ResetInfo): Promise<void> {
+    const floor = Number(info.floor)
+    if (!Number.isSafeInteger(floor)) throw new UpstreamError('protocol', `the upstream sent a reset to floor ${info.floor}`)
     this.#resets++
     this.#opts.log.warn({ upstream: this.spec, requested: info.requested, floor: info.floor }, 'relay: upstream pruned events the relay had not read; going on from its floor')
-    const cursor = Number(info.floor) - 1
-    await this.#commit(this.#opts.ingest.moveCursor({ upstream: this.spec, homeserver: key, cursor }))
-    if (cursor > this.#cursor) this.#cursor = cursor
+    await this.#commit(this.#opts.ingest.moveCursor(attempt, floor - 1))
+    if (floor - 1 > this.#cursor) this.#cursor = floor - 1
   }
 
   /** A failed commit is the relay's fault, not the upstream's: counted as such. */
-  async #commit(done: Promise<void>): Promise<void> {
+  async #commit(done: Promise<boolean>): Promise<boolean> {
     try {
-      await done
+      return await done
     } catch (err) {
+      if (err instanceof HomeserverMismatch) throw new UpstreamError('key-changed', err.message)
       throw new UpstreamError('storage', `the relay could not commit: ${(err as Error).message}`)
     }
   }
 
   async #infoKey(url: string, signal: AbortSignal): Promise<string> {
-    let res: Response
+    const timeout = AbortSignal.any([signal, AbortSignal.timeout(this.#opts.idleMs)])
+    let key: string | undefined
     try {
-      res = await fetch(`${url}/info`, { signal: AbortSignal.any([signal, AbortSignal.timeout(this.#opts.idleMs)]) })
+      const res = await fetch(`${url}/info`, { signal: timeout })
+      if (!res.ok) {
+        await res.body?.cancel()
+        throw new UpstreamError(res.status >= 500 || res.status === 429 ? 'unreachable' : 'protocol', `${url}/info answered ${res.status}`)
+      }
+      key = infoKey(await smallBody(res, this.#opts.idleMs, timeout))
     } catch (err) {
-      if (signal.aborted) throw err
+      if (signal.aborted || err instanceof UpstreamError) throw err
       throw new UpstreamError('unreachable', `cannot reach ${url}: ${(err as Error).message}`)
     }
-    if (!res.ok) throw new UpstreamError(res.status >= 500 || res.status === 429 ? 'unreachable' : 'protocol', `${url}/info answered ${res.status}`)
-    const key = await infoKey(res)
     if (key === undefined) throw new UpstreamError('protocol', `${url}/info does not name a homeserver key`)
     return key
   }
@@ -276,20 +311,27 @@ export class Upstream {
     return async (input, init) => {
       const res = await fetch(input, init)
       if (!String(input).endsWith('/info') || !res.ok) return res
-      const named = await infoKey(res.clone())
+      const text = await smallBody(res, this.#opts.idleMs, init?.signal ?? new AbortController().signal)
+      const named = infoKey(text)
       if (named !== key) {
-        const err = new UpstreamError('key-changed', `${String(input)} now names ${named ?? 'no key'}, not ${key}`)
+        const err = named === undefined
+          ? new UpstreamError('protocol', `${String(input)} does not name a homeserver key`)
+          : new UpstreamError('key-changed', `${String(input)} now names ${named}, not ${key}`)
         fail(err)
         throw err
       }
-      return res
+      return new Response(text, { status: res.status, headers: res.headers })
     }
   }
 }
 
-async function infoKey(res: Response): Promise<string | undefined> {
-  const body = (await res.json().catch(() => undefined)) as { publicKey?: unknown } | undefined
-  const key = body?.publicKey
+function infoKey(text: string): string | undefined {
+  let key: unknown
+  try {
+    key = (JSON.parse(text) as { publicKey?: unknown } | null)?.publicKey
+  } catch {
+    return undefined
+  }
   return typeof key === 'string' && Z32_KEY.test(key) ? key : undefined
 }
 
