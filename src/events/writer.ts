@@ -23,7 +23,7 @@ const MAX_GROUP = 1024
  * one, in this group's state and in the engine's batch). Deep paths commit in smaller groups,
  * so no group's synchronous work keeps the event loop long; shallow ones are not held back.
  */
-const MAX_GROUP_KEY_BYTES = 1024 * 1024
+const MAX_GROUP_KEY_BYTES = 128 * 1024
 /** a `folderKey`: a z32 user and 27 characters of hash */
 const FOLDER_KEY_BYTES = 79
 
