@@ -1,7 +1,9 @@
 /** One position a follower handed out (an event) or passed over (a scanned id). */
 export interface Entry {
-  readonly seq: bigint
+  seq: bigint
   acked: boolean
+  /** a scanned position, not an event */
+  scanned?: boolean
 }
 
 /**
@@ -25,6 +27,11 @@ export class AckWindow {
     return this.#unacked
   }
 
+  /** Positions kept above the cursor: events handed out, and runs of scanned positions between them. */
+  get held(): number {
+    return this.#entries.length
+  }
+
   deliver(seq: bigint): Entry {
     const entry = { seq, acked: false }
     this.#entries.push(entry)
@@ -35,7 +42,11 @@ export class AckWindow {
   /** A position the stream scanned past without a matching event. True when the cursor moved. */
   pass(seq: bigint): boolean {
     if (seq <= this.cursor) return false
-    this.#entries.push({ seq, acked: true })
+    // scanned positions in a row behind one unacked event are one entry: the window stays as
+    // long as the events in it, however long the stream scans
+    const last = this.#entries[this.#entries.length - 1]
+    if (last?.scanned === true) last.seq = seq
+    else this.#entries.push({ seq, acked: true, scanned: true })
     return this.#advance()
   }
 
