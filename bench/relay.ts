@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url'
 import { randomKeypair } from '../src/auth/keys.js'
 import { HomeserverClient } from '../src/client/homeserver.js'
 import { ChildServer } from '../test/helpers/child-server.js'
+import { headOf } from '../test/helpers/server.js'
 import { crossDelivery, putLoad, round } from './load.js'
 
 /**
@@ -96,10 +97,6 @@ export async function benchRelay(): Promise<Record<string, number | string>> {
     await Promise.all(servers.map((s) => s.stop()))
     for (const d of dirs) rmSync(d, { recursive: true, force: true })
   }
-}
-
-async function headOf(url: string): Promise<number> {
-  return Number(((await (await fetch(`${url}/info`)).json()) as { events: { head: string } }).events.head)
 }
 
 const main = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href

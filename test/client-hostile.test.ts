@@ -85,12 +85,12 @@ t.test('a server that never answers, or answers and says nothing, is retried and
     if (attempt === 2) return void res.flushHeaders() // headers, then silence
     res.write(frame(1))
   })
-  const f = follow(options(url, { idleTimeoutMs: 300, onRetry: ({ error }) => void reasons.push(error.message) }))
+  const f = follow(options(url, { idleTimeoutMs: 1000, onRetry: ({ error }) => void reasons.push(error.message) }))
   const first = await f.next()
-  t.equal(first.value?.seq, '1', 'the third attempt delivers')
+  t.equal(first.value?.seq, '1', 'a later attempt delivers')
   await f.close()
-  t.match(reasons[0], /no answer within 300 ms/)
-  t.match(reasons[1], /sent nothing for 300 ms/)
+  t.ok(reasons.some((r) => /no answer within 1000 ms/.test(r)), `no headers: retried (${reasons.join('; ')})`)
+  t.ok(reasons.some((r) => /sent nothing for 1000 ms/.test(r)), 'headers and then silence: retried')
 })
 
 t.test('a broken frame with an id of its own moves no saved cursor past the last good event', async (t) => {
@@ -113,10 +113,10 @@ t.test('an error answer whose body never comes is given up on and retried', asyn
     res.writeHead(200, { 'content-type': 'text/event-stream' })
     res.write(frame(1))
   })
-  const f = follow(options(url, { idleTimeoutMs: 300, onRetry: ({ error }) => void reasons.push(error.message) }))
+  const f = follow(options(url, { idleTimeoutMs: 1000, onRetry: ({ error }) => void reasons.push(error.message) }))
   t.equal((await f.next()).value?.seq, '1')
   await f.close()
-  t.match(reasons[0], /no whole answer .* within 300 ms/)
+  t.ok(reasons.some((r) => /no whole answer .* within 1000 ms/.test(r)), `the stalled body was given up on (${reasons.join('; ')})`)
 })
 
 t.test('a server that accepts and hangs up at once meets a growing backoff', async (t) => {

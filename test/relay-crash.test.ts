@@ -3,8 +3,8 @@ import { follow } from '../src/client/follow.js'
 import type { FollowEvent } from '../src/client/events.js'
 import { ChildServer } from './helpers/child-server.js'
 import { engineSettings, TEST_ENGINE } from './helpers/engine.js'
-import { caughtUp, checkRelayLog, headOf } from './helpers/relay.js'
-import { newUser, startTestServer, tempDir } from './helpers/server.js'
+import { caughtUp, checkRelayLog } from './helpers/relay.js'
+import { headOf, newUser, startTestServer, tempDir } from './helpers/server.js'
 import { until } from './helpers/until.js'
 
 // the second engine's run is a check of the same promise, with fewer rounds to keep `npm test` short

@@ -7,6 +7,7 @@ import { randomKeypair } from '../../src/auth/keys.js'
 import { rawConversation, rawRequest, type RawResponse } from './raw-http.js'
 import { hostileRequest, TokenMaker, type Actors, type HostileRequest } from './hostile-input.js'
 import { readSubscribe } from './sse.js'
+import { headOf } from './server.js'
 import { decodeId } from '../../src/events/id.js'
 
 /**
@@ -80,11 +81,6 @@ export async function hostileWorld(url: string, adminPassword: string): Promise<
   const id = (c: HomeserverClient) => ({ user: c.user, secret: c.session! })
   const actors = { alice: id(alice), bob: id(bob), carol: { ...id(carol), keypair: carol.keypair }, dave: id(dave), adminPassword }
   return { actors, markers, hidden, head: await headOf(url), damage }
-}
-
-async function headOf(url: string): Promise<number> {
-  const info = (await (await fetch(`${url}/info`)).json()) as { events: { head: string } }
-  return Number(info.events.head)
 }
 
 /** Everything Alice stores, /pub/ and /priv/: nothing may have been added or removed. */

@@ -6,7 +6,7 @@ import { startRelay, type RelayServer } from '../../src/relay/server.js'
 import type { relayInfoBody } from '../../src/routes/relay-info.js'
 import type { z } from 'zod'
 import { engineSettings } from './engine.js'
-import { tempDir, type Teardown } from './server.js'
+import { headOf, tempDir, type Teardown } from './server.js'
 import { readSubscribe, type StreamEvent } from './sse.js'
 import { until } from './until.js'
 
@@ -33,11 +33,6 @@ export async function relayInfo(url: string): Promise<RelayInfo> {
   const res = await fetch(`${url}/info`)
   if (!res.ok) throw new Error(`${url}/info answered ${res.status}`)
   return (await res.json()) as RelayInfo
-}
-
-/** The head of a homeserver's (or relay's) log, from its /info. */
-export async function headOf(url: string): Promise<number> {
-  return Number(((await (await fetch(`${url}/info`)).json()) as { events: { head: string } }).events.head)
 }
 
 /** Waits until the relay's cursor on each upstream reaches that upstream's head now. */

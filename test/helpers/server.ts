@@ -39,3 +39,9 @@ export async function newUser(server: { url: string }, capabilities = '/:rw'): P
   await client.signup({ capabilities })
   return client
 }
+
+/** The head of a homeserver's (or relay's) log, from its /info. */
+export async function headOf(url: string): Promise<number> {
+  const info = (await (await fetch(`${url}/info`)).json()) as { events: { head: string } }
+  return Number(info.events.head)
+}
