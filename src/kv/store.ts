@@ -213,8 +213,13 @@ export const folderKey = (user: string, path: string): string => user + createHa
  * itself. The path is hashed once, each prefix's digest taken from a copy of the running
  * hash, so the cost follows the path's length, not length × depth. Prefixes end before a
  * `/`, which never splits a character, so each digest is the one `folderKey` gives.
+ *
+ * The last chain is kept: the writer's clash check and the engine's folder counts ask for
+ * the same path one after the other, and a deep path's chain is 64 digests. Chains are
+ * never changed by their users.
  */
 export function folderChain(user: string, path: string): FolderChain {
+  if (lastChain !== undefined && lastChain.user === user && lastChain.path === path) return lastChain.chain
   const above: string[] = []
   const hash = createHash('sha1')
   let from = 0
@@ -223,12 +228,16 @@ export function folderChain(user: string, path: string): FolderChain {
     from = dir.length
     above.push(user + hash.copy().digest('base64url'))
   }
-  return { above, self: user + hash.update(path.slice(from)).digest('base64url') }
+  const chain = { above, self: user + hash.update(path.slice(from)).digest('base64url') }
+  lastChain = { user, path, chain }
+  return chain
 }
 
+let lastChain: { user: string; path: string; chain: FolderChain } | undefined
+
 export interface FolderChain {
-  above: string[]
-  self: string
+  readonly above: readonly string[]
+  readonly self: string
 }
 
 /** Adds `by` to the count of each folder above a path (a map of folder key → change). */
