@@ -12,16 +12,20 @@ t.test('stalled readers cost bounded memory and, once resumed, miss nothing', as
     streams: 200,
     stalled: 20,
     seconds: 20,
-    // a busy machine writes slower: 1,000 large frames is ~8 MB, twice what a socket holds
+    // a busy machine writes slower: at least 1,000 large frames (~8 MB)
     minEvents: 2000,
+    // and on, until the readers stalled to the end have each backed up past the kernel's
+    // buffers, however large this machine makes them
+    minBehind: 10,
     progress: (line) => t.comment(line),
   })
   t.comment(JSON.stringify(figures))
   t.same(violations, [], 'every reader got exactly its events, in order')
   t.equal(figures.stalledComplete, 20, 'every stalled reader caught up once resumed')
   t.equal(figures.liveComplete, 180, 'every live reader got everything')
-  // the run must have pushed stalled sockets well past what the kernel buffers (~4 MB)
-  t.ok(figures.stalledBytesEachMb > 6, `each reader stalled to the end was sent ${figures.stalledBytesEachMb} MB`)
+  // the server's own word that the run pushed stalled sockets past what the kernel buffers: when
+  // the writes stopped, the 10 readers stalled to the end were off the live path
+  t.ok(figures.behindAtEnd >= 10, `streams off the live path when the writes stopped: ${figures.behindAtEnd} (each reader stalled to the end was sent ${figures.stalledBytesEachMb} MB)`)
   // generous: V8 grows its heap lazily; unbounded per-stream buffers would blow past this
   t.ok(figures.rssGrowthMb < 200, `server RSS grew ${figures.rssGrowthMb} MB while streams were stalled`)
 })

@@ -34,6 +34,7 @@ export class ChildServer {
   #child: ChildProcess | undefined
   #exited: Promise<void> = Promise.resolve()
   #url = ''
+  #metricsUrl: string | undefined
   #port = '0'
   #output = ''
 
@@ -49,6 +50,11 @@ export class ChildServer {
 
   get url(): string {
     return this.#url
+  }
+
+  /** The metrics listener's URL, when METRICS_PORT is set. */
+  get metricsUrl(): string | undefined {
+    return this.#metricsUrl
   }
 
   get pid(): number | undefined {
@@ -113,8 +119,11 @@ export class ChildServer {
         while ((nl = pending.indexOf('\n')) !== -1) {
           const line = pending.slice(0, nl)
           pending = pending.slice(nl + 1)
-          const url = servingUrl(line)
-          if (url !== undefined) resolve(url)
+          const serving = servingLine(line)
+          if (serving !== undefined) {
+            this.#metricsUrl = serving.metrics
+            resolve(serving.url)
+          }
         }
       })
       child.once('exit', (code, signal) => reject(new Error(`hearth serve exited (${code ?? signal}) before serving:\n${this.#output}`)))
@@ -178,11 +187,13 @@ export class ChildServer {
   }
 }
 
-function servingUrl(line: string): string | undefined {
+/** The start-up record's URLs: the API's, and the metrics listener's when there is one. */
+function servingLine(line: string): { url: string; metrics?: string } | undefined {
   try {
-    const rec = JSON.parse(line) as { msg?: unknown; url?: unknown }
+    const rec = JSON.parse(line) as { msg?: unknown; url?: unknown; metrics?: unknown }
     const serving = rec.msg === 'hearth is serving' || rec.msg === 'hearth relay is serving'
-    return serving && typeof rec.url === 'string' ? rec.url : undefined
+    if (!serving || typeof rec.url !== 'string') return undefined
+    return typeof rec.metrics === 'string' ? { url: rec.url, metrics: rec.metrics } : { url: rec.url }
   } catch {
     return undefined
   }

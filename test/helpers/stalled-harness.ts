@@ -3,6 +3,7 @@ import { randomKeypair } from '../../src/auth/keys.js'
 import { HomeserverClient } from '../../src/client/homeserver.js'
 import { ChildServer } from './child-server.js'
 import { firstDifference, percentile } from './event-checks.js'
+import { Scrape } from './prometheus.js'
 import { openSse, readSubscribe, type SseConnection, type SseFrame, type StreamEvent } from './sse.js'
 import { StalledReader } from './stalled-reader.js'
 
@@ -17,6 +18,13 @@ export interface StalledOptions {
   rate?: number
   /** keep writing past `seconds` (up to three times as long) until this many were written */
   minEvents?: number
+  /**
+   * Keep writing (up to three times `seconds`) until the server has this many streams off the
+   * live path because their sockets backed up: a run proves the server's bound only once the
+   * stalled sockets are past everything the kernel buffers, and how much that is depends on
+   * the machine.
+   */
+  minBehind?: number
   progress?: (line: string) => void
 }
 
@@ -31,8 +39,14 @@ export interface StalledFigures {
   rssFinalMb: number
   /** the most the server grew above its warm size while streams were stalled */
   rssGrowthMb: number
-  /** bytes of frames each reader stalled to the end was sent: far more than a socket holds */
+  /** bytes of frames each reader stalled to the end was sent */
   stalledBytesEachMb: number
+  /**
+   * streams off the live path when the writes stopped (`hearth_streams` in phase `replay` or
+   * `catching_up`): the server's own word that stalled sockets backed up past whatever the
+   * kernel buffers, however large this machine's loopback buffers are
+   */
+  behindAtEnd: number
   latencyP50Ms: number
   latencyP99Ms: number
   latencyMaxMs: number
@@ -63,7 +77,12 @@ interface Reader {
 export async function runStalled(o: StalledOptions): Promise<{ figures: StalledFigures; violations: string[] }> {
   const rate = o.rate ?? 150
   const violations: string[] = []
-  const server = await ChildServer.start({ dataDir: o.dataDir, env: { MAX_STREAMS_PER_IP: '1000000' } })
+  const server = await ChildServer.start({ dataDir: o.dataDir, env: { MAX_STREAMS_PER_IP: '1000000', METRICS_PORT: '0' } })
+  /** `/subscribe` streams the server has off the live path now */
+  const behind = async () => {
+    const scrape = await Scrape.of(server.metricsUrl!)
+    return ['replay', 'catching_up'].reduce((n, phase) => n + scrape.value('hearth_streams', { protocol: 'subscribe', phase }), 0)
+  }
   const readers: Reader[] = []
   const latencies: number[] = []
   try {
@@ -104,8 +123,14 @@ export async function runStalled(o: StalledOptions): Promise<{ figures: StalledF
 
     const rss: number[] = []
     const baseline = server.rss()
+    let behindNow = 0
+    let scraping = false
     const sampler = setInterval(() => {
       rss.push(server.rss())
+      if (!scraping && o.minBehind !== undefined) {
+        scraping = true
+        void behind().then((v) => (behindNow = v), () => {}).finally(() => (scraping = false))
+      }
       if (rss.length % 20 === 0) o.progress?.(`${Math.round((performance.now() - t0) / 1000)} s: ${n} writes, RSS ${mb(rss[rss.length - 1]!)} MB`)
     }, 250)
     const t0 = performance.now()
@@ -115,7 +140,8 @@ export async function runStalled(o: StalledOptions): Promise<{ figures: StalledF
     let warm: number | undefined
     const writing = () => {
       const ms = performance.now() - t0
-      return ms < o.seconds * 1000 || (n < (o.minEvents ?? 0) && ms < o.seconds * 3000)
+      const short = n < (o.minEvents ?? 0) || behindNow < (o.minBehind ?? 0)
+      return ms < o.seconds * 1000 || (short && ms < o.seconds * 3000)
     }
     while (writing()) {
       const due = Math.floor(((performance.now() - t0) / 1000) * rate)
@@ -141,6 +167,7 @@ export async function runStalled(o: StalledOptions): Promise<{ figures: StalledF
     }
     while (inFlight > 0) await sleep(10)
     clearInterval(sampler)
+    const behindAtEnd = await behind()
     const rssAtEnd = server.rss()
     o.progress?.(`${n} writes done, RSS ${mb(rssAtEnd)} MB (baseline ${mb(baseline)} MB)`)
     for (const r of stalled) r.stalled!.resume()
@@ -168,7 +195,7 @@ export async function runStalled(o: StalledOptions): Promise<{ figures: StalledF
       figures: {
         streams: o.streams, stalled: o.stalled, events: n,
         rssBaselineMb: mb(baseline), rssWarmMb: mb(warm ?? baseline), rssMaxMb: mb(rssMax), rssFinalMb: mb(rssFinal),
-        rssGrowthMb: mb(rssMax - (warm ?? baseline)), stalledBytesEachMb: mb(stalledBytes),
+        rssGrowthMb: mb(rssMax - (warm ?? baseline)), stalledBytesEachMb: mb(stalledBytes), behindAtEnd,
         latencyP50Ms: percentile(latencies, 0.5), latencyP99Ms: percentile(latencies, 0.99), latencyMaxMs: latencies.reduce((a, b) => Math.max(a, b), 0),
         stalledComplete, liveComplete, violations: violations.length,
       },
