@@ -2,12 +2,17 @@ import t from 'tap'
 import type { HearthEvent } from '../src/events/event.js'
 import { HttpError, type HomeserverClient } from '../src/client/homeserver.js'
 import { startTestServer, newUser } from './helpers/server.js'
-import { RawStream, idOf, logEvents, seqOf, writeMany } from './helpers/feed.js'
+import { RawStream, idOf, seqOf, writeMany } from './helpers/feed.js'
+import type { StreamEvent } from './helpers/sse.js'
 
 // The hand-over race, on both streaming protocols: subscribers join at random points of a
 // write storm, each with a cursor somewhere behind the head, so their replays end while new
 // events are being announced. Each must get exactly the matching events after its cursor:
 // in order, no gap, no repeat.
+//
+// What each is owed comes from a reference that does not share the code under test: one
+// stream opened on the empty log before any write, so it gets every event live, never from a
+// replay, and whose events are checked against the acknowledged writes (each once, no other).
 
 const USERS = 4
 const WRITES_PER_USER = 150
@@ -34,7 +39,7 @@ interface Want {
   prefix: boolean
   after: number
 }
-const matches = (w: Want, ev: HearthEvent) =>
+const matches = (w: Want, ev: Pick<HearthEvent, 'seq' | 'user' | 'path'>) =>
   ev.seq > w.after && (w.user === '*' || w.user === ev.user) && (w.prefix ? ev.path.startsWith(w.path) : ev.path === w.path)
 
 /** A random subscription as one protocol asks for it, and the events it selects. */
@@ -106,9 +111,16 @@ for (const [protocol, ask] of [['/subscribe', subscribe], ['/events-stream', eve
     const server = await startTestServer(t, { MAX_STREAMS_PER_IP: '1000' })
     const users = await Promise.all(Array.from({ length: USERS }, () => newUser(server)))
     const keys = users.map((u) => u.user)
+    const reference = await RawStream.open(`${server.url}/subscribe?lastSeq=0`)
+    t.teardown(() => reference.close())
+    /** `<user> <type> <path>` of every acknowledged write, counted */
+    const acked = new Map<string, number>()
+    const ack = (user: string, type: 'PUT' | 'DEL', path: string) => acked.set(`${user} ${type} ${path}`, (acked.get(`${user} ${type} ${path}`) ?? 0) + 1)
 
     // A log to replay first, so far-back cursors replay several pages before handing over.
-    await Promise.all(users.map((u) => writeMany(u, WRITES_PER_USER, (i) => `${FOLDERS[i % FOLDERS.length]}base${i % 7}`, 6)))
+    const basePath = (i: number) => `${FOLDERS[i % FOLDERS.length]}base${i % 7}`
+    await Promise.all(users.map((u) => writeMany(u, WRITES_PER_USER, basePath, 6)))
+    for (const u of users) for (let i = 0; i < WRITES_PER_USER; i++) ack(u.user, 'PUT', basePath(i))
     const total = USERS * WRITES_PER_USER
     const joinAt = Array.from({ length: SUBSCRIBERS / BURST }, () => Math.floor(rand() * total * 0.9)).sort((x, y) => x - y)
     const subs: { ask: Ask; stream: Promise<RawStream> }[] = []
@@ -125,8 +137,13 @@ for (const [protocol, ask] of [['/subscribe', subscribe], ['/events-stream', eve
       for (let i = 0; i < n; i++) {
         const path = file()
         try {
-          if (rand() < 0.15) await client.delete(path)
-          else await client.put(path, `${i}`)
+          if (rand() < 0.15) {
+            await client.delete(path)
+            ack(client.user, 'DEL', path)
+          } else {
+            await client.put(path, `${i}`)
+            ack(client.user, 'PUT', path)
+          }
         } catch (err) {
           if (!(err instanceof HttpError && err.status === 404)) throw err
         }
@@ -139,11 +156,21 @@ for (const [protocol, ask] of [['/subscribe', subscribe], ['/events-stream', eve
     }
     await Promise.all(users.flatMap((u) => Array.from({ length: WRITERS_PER_USER }, () => writer(u, WRITES_PER_USER / WRITERS_PER_USER))))
     while (joinAt.length > 0) joinAt.shift() !== undefined && Array.from({ length: BURST }, join)
-    for (const u of users) await u.put(SENTINEL, 'end')
+    for (const u of users) {
+      await u.put(SENTINEL, 'end')
+      ack(u.user, 'PUT', SENTINEL)
+    }
 
-    const head = server.ctx.events.head
-    const log = await logEvents(server)
-    t.equal(log.length, head, 'the log is gapless from 1')
+    const head = [...acked.values()].reduce((a, b) => a + b, 0)
+    await reference.until((frames) => frames.filter((f) => f.event === 'PUT' || f.event === 'DEL').length >= head)
+    const log = reference.events().map((f) => {
+      const ev = JSON.parse(f.data!) as StreamEvent
+      return { seq: Number(ev.seq), type: ev.type, user: ev.user, path: ev.path }
+    })
+    t.same(log.map((ev) => ev.seq), Array.from({ length: head }, (_, i) => i + 1), 'the reference has one event per acknowledged write, seqs 1.. with no gap')
+    const seen = new Map<string, number>()
+    for (const ev of log) seen.set(`${ev.user} ${ev.type} ${ev.path}`, (seen.get(`${ev.user} ${ev.type} ${ev.path}`) ?? 0) + 1)
+    t.same(Object.fromEntries([...seen].sort()), Object.fromEntries([...acked].sort()), 'and exactly the acknowledged writes')
     t.equal(subs.length, SUBSCRIBERS)
     for (const [i, sub] of subs.entries()) {
       const stream = await sub.stream
