@@ -3,7 +3,8 @@ import { randomKeypair } from '../../src/auth/keys.js'
 import { HomeserverClient } from '../../src/client/homeserver.js'
 import { ChildServer } from './child-server.js'
 import { firstDifference, percentile } from './event-checks.js'
-import { openSse, readSubscribe, type SseConnection, type SseFrame, type StreamEvent } from './sse.js'
+import { openSse, readSubscribe, type SseConnection, type StreamEvent } from './sse.js'
+import type { SseFrame } from './sse-frames.js'
 import { StalledReader } from './stalled-reader.js'
 
 export interface StalledOptions {
