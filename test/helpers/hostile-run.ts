@@ -7,7 +7,7 @@ import { randomKeypair } from '../../src/auth/keys.js'
 import { ChunkedDecoder, parseHead, rawConversation, rawRequest, type RawResponse } from './raw-http.js'
 import { hostileRequest, TokenMaker, type Actors, type HostileRequest } from './hostile-input.js'
 import { readSubscribe } from './sse.js'
-import { framesOf } from './sse-frames.js'
+import { framesIn } from './sse-frames.js'
 import { headOf } from './server.js'
 import { decodeId } from '../../src/events/id.js'
 
@@ -254,7 +254,7 @@ function checkFeed(req: HostileRequest, res: RawResponse, world: HostileWorld): 
     const victims = [world.actors.alice.user, world.actors.bob.user]
     const followed = filters.length > 0 && victims.find((v) => filters.every((f) => f.startsWith(v)))
     if (followed) {
-      for (const frame of framesOf(body)) {
+      for (const frame of framesIn(body)) {
         if (frame.data !== undefined || frame.event !== undefined) continue
         const seq = frame.id === undefined ? undefined : Number(decodeId(frame.id))
         if (seq !== undefined && (world.hidden.has(seq) || world.hidden.has(seq - 1))) {

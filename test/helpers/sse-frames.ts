@@ -84,7 +84,7 @@ export class FrameParser {
 }
 
 /** The complete frames of a whole SSE body. */
-export function framesOf(body: string): SseFrame[] {
+export function framesIn(body: string): SseFrame[] {
   const frames: SseFrame[] = []
   new FrameParser((f) => frames.push(f)).push(body)
   return frames
