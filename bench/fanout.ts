@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url'
 import { randomKeypair } from '../src/auth/keys.js'
 import { HomeserverClient } from '../src/client/homeserver.js'
 import { ChildServer } from '../test/helpers/child-server.js'
+import { FrameParser } from '../test/helpers/sse-frames.js'
 
 /**
  * Fan-out: many live subscribers, each with its own set of ten folder filters (`*\/pub/b<k>/*`
@@ -209,22 +210,20 @@ export async function benchFanout(): Promise<Record<string, number>> {
 class Reader {
   readonly opened: Promise<void>
   #req: ClientRequest
-  #text = ''
 
   constructor(url: string, onEvent: (idx: number, ts: number) => void) {
     this.opened = new Promise((resolve, reject) => {
       this.#req = get(url, (res) => {
         if (res.statusCode !== 200) return reject(new Error(`status ${res.statusCode}`))
+        const frames = new FrameParser((f) => {
+          const m = f.data === undefined ? null : EVENT.exec(f.data)
+          if (m !== null) onEvent(Number(m[1]), Number(m[2]))
+        })
         res.setEncoding('utf8')
         res.on('data', (chunk: string) => {
           // the retry frame comes first: the stream is open
           resolve()
-          this.#text += chunk
-          const end = this.#text.lastIndexOf('\n\n')
-          if (end < 0) return
-          const frames = this.#text.slice(0, end)
-          this.#text = this.#text.slice(end + 2)
-          for (const m of frames.matchAll(EVENT)) onEvent(Number(m[1]), Number(m[2]))
+          frames.push(chunk)
         })
         res.on('error', () => {})
       })
@@ -238,7 +237,7 @@ class Reader {
   }
 }
 
-const EVENT = /"path":"\/pub\/b\d+\/(\d+)".*?"ts":(\d+)\}/g
+const EVENT = /"path":"\/pub\/b\d+\/(\d+)".*?"ts":(\d+)\}/
 
 function put(agent: Agent, hostname: string, port: number, writer: HomeserverClient, path: string, done: () => void, failed: () => void): void {
   const body = 'x'

@@ -4,7 +4,8 @@ import { runInNewContext } from 'node:vm'
 import { HomeserverClient } from '../src/client/homeserver.js'
 import { HIGH_WATER } from '../src/feed/sse.js'
 import { startTestServer, newUser } from './helpers/server.js'
-import { SocketStream, seqOf, writeMany, type Frame } from './helpers/feed.js'
+import { SocketStream, seqOf, writeMany } from './helpers/feed.js'
+import type { SseFrame } from './helpers/sse-frames.js'
 
 // A subscriber that stops reading while 20,000 events are written, on either streaming
 // protocol: the server must not buffer for it beyond its high-water mark, must keep everyone
@@ -31,7 +32,7 @@ class Order {
   constructor(public first: number) {
     this.last = first - 1
   }
-  frame = (f: Frame, bytes: number) => {
+  frame = (f: SseFrame, bytes: number) => {
     if (f.event !== 'PUT') return
     const seq = seqOf(f)
     if (seq !== this.last + 1) this.gaps++

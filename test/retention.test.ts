@@ -1,6 +1,7 @@
 import t from 'tap'
 import { startTestServer, newUser, tempDir } from './helpers/server.js'
-import { Follower, RawStream, SocketStream, logEvents, seqOf, writeMany, type Frame } from './helpers/feed.js'
+import { Follower, RawStream, SocketStream, logEvents, seqOf, writeMany } from './helpers/feed.js'
+import type { SseFrame } from './helpers/sse-frames.js'
 import { decodeId } from '../src/events/id.js'
 import type { Server } from '../src/server.js'
 
@@ -94,7 +95,7 @@ t.test('a stalled subscriber overtaken by pruning gets a reset, then the rest wi
   const EVENTS = 2500
   const server = await startTestServer(t, { EVENT_RETENTION: '100' })
   const user = await newUser(server)
-  const frames: Frame[] = []
+  const frames: SseFrame[] = []
   const start = server.ctx.events.head
   const stalled = await SocketStream.open(server.url, `/subscribe?filter=${user.user}/*`, (f) => frames.push(f))
   t.teardown(() => stalled.close())

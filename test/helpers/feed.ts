@@ -5,29 +5,8 @@ import type { Server } from '../../src/server.js'
 import type { HearthEvent } from '../../src/events/event.js'
 import { encodeId } from '../../src/events/id.js'
 import type { HomeserverClient } from '../../src/client/homeserver.js'
-
-/** One SSE frame as the bytes put it: each field's lines, and comments. */
-export interface Frame {
-  raw: string
-  id?: string
-  event?: string
-  data?: string
-  retry?: string
-  comment?: string
-}
-
-export function parseFrame(raw: string): Frame {
-  const frame: Frame = { raw }
-  for (const line of raw.split('\n')) {
-    const colon = line.indexOf(':')
-    const field = colon < 0 ? line : line.slice(0, colon)
-    const value = colon < 0 ? '' : line.slice(colon + (line[colon + 1] === ' ' ? 2 : 1))
-    if (field === '') frame.comment = value
-    else if (field === 'data') frame.data = frame.data === undefined ? value : `${frame.data}\n${value}`
-    else if (field === 'id' || field === 'event' || field === 'retry') frame[field] = value
-  }
-  return frame
-}
+import { ResponseDecoder } from './raw-http.js'
+import { FrameParser, type SseFrame } from './sse-frames.js'
 
 /**
  * An SSE response read as raw bytes with fetch, split into frames at blank lines. Frames
@@ -35,11 +14,11 @@ export function parseFrame(raw: string): Frame {
  */
 export class RawStream {
   readonly response: Response
-  readonly frames: Frame[] = []
+  readonly frames: SseFrame[] = []
   ended = false
   /** set when the body broke off instead of ending cleanly */
   error: unknown
-  #text = ''
+  readonly #parser = new FrameParser((f) => this.frames.push(f))
   #waiters: (() => void)[] = []
   readonly #abort: AbortController
 
@@ -56,15 +35,9 @@ export class RawStream {
   }
 
   async #pump(): Promise<void> {
-    const decoder = new TextDecoder()
     try {
       for await (const chunk of this.response.body as unknown as AsyncIterable<Uint8Array>) {
-        this.#text += decoder.decode(chunk, { stream: true })
-        let end: number
-        while ((end = this.#text.indexOf('\n\n')) >= 0) {
-          this.frames.push(parseFrame(this.#text.slice(0, end)))
-          this.#text = this.#text.slice(end + 2)
-        }
+        this.#parser.push(chunk)
         this.#wake()
       }
     } catch (err) {
@@ -79,7 +52,7 @@ export class RawStream {
   }
 
   /** Waits until `done(frames)` holds or the stream ends; rejects after `ms`. */
-  async until(done: (frames: readonly Frame[]) => boolean, ms = 20_000): Promise<Frame[]> {
+  async until(done: (frames: readonly SseFrame[]) => boolean, ms = 20_000): Promise<SseFrame[]> {
     const deadline = Date.now() + ms
     while (!done(this.frames)) {
       if (this.ended) throw new Error(`stream ended first; frames: ${this.frames.length}`)
@@ -94,7 +67,7 @@ export class RawStream {
   }
 
   /** Reads to the end of the response. */
-  async all(ms = 20_000): Promise<Frame[]> {
+  async all(ms = 20_000): Promise<SseFrame[]> {
     await this.until(() => this.ended, ms).catch((err) => {
       if (!this.ended) throw err
     })
@@ -103,10 +76,10 @@ export class RawStream {
 
   /** Bytes after the last complete frame: the whole body of an error answer. */
   get rest(): string {
-    return this.#text
+    return this.#parser.rest
   }
 
-  events(): Frame[] {
+  events(): SseFrame[] {
     return this.frames.filter((f) => f.event === 'PUT' || f.event === 'DEL')
   }
 
@@ -116,7 +89,7 @@ export class RawStream {
 }
 
 /** The seq of a `/subscribe` event frame (from its JSON), or of an `/events-stream` one (its id). */
-export function seqOf(frame: Frame): number {
+export function seqOf(frame: SseFrame): number {
   if (frame.data?.startsWith('{')) return Number((JSON.parse(frame.data) as { seq: string }).seq)
   return Number(frame.id)
 }
@@ -206,31 +179,32 @@ export async function writeMany(client: HomeserverClient, n: number, path: (i: n
 }
 
 /**
- * An SSE stream over a bare TCP socket, with the request written by hand and the chunked
- * body decoded here: the test decides when the socket reads, so it can stall a subscriber.
+ * An SSE stream over a bare TCP socket, with the request written by hand and the response
+ * decoded by the test: the test decides when the socket reads, so it can stall a subscriber.
  * Each complete frame goes to `onFrame`; nothing is kept.
  */
 export class SocketStream {
   readonly socket: Socket
-  status = 0
   ended = false
-  #head = ''
-  #body = Buffer.alloc(0)
-  #text = ''
+  readonly #response: ResponseDecoder
   #waiters: (() => void)[] = []
-  readonly #onFrame: (frame: Frame, bytes: number) => void
 
-  private constructor(socket: Socket, onFrame: (frame: Frame, bytes: number) => void) {
+  private constructor(socket: Socket, onFrame: (frame: SseFrame, bytes: number) => void) {
     this.socket = socket
-    this.#onFrame = onFrame
-    socket.on('data', (chunk: Buffer) => this.#data(chunk))
+    const frames = new FrameParser(onFrame)
+    this.#response = new ResponseDecoder((body) => frames.push(body))
+    socket.on('data', (chunk: Buffer) => {
+      this.#response.push(chunk)
+      if (this.#response.complete) this.ended = true
+      this.#wake()
+    })
     socket.on('close', () => {
       this.ended = true
       this.#wake()
     })
   }
 
-  static async open(url: string, path: string, onFrame: (frame: Frame, bytes: number) => void, headers: Record<string, string> = {}): Promise<SocketStream> {
+  static async open(url: string, path: string, onFrame: (frame: SseFrame, bytes: number) => void, headers: Record<string, string> = {}): Promise<SocketStream> {
     const { hostname, port } = new URL(url)
     const socket = connect(Number(port), hostname)
     await once(socket, 'connect')
@@ -241,32 +215,9 @@ export class SocketStream {
     return stream
   }
 
-  #data(chunk: Buffer): void {
-    if (this.status === 0) {
-      this.#head += chunk.toString('latin1')
-      const end = this.#head.indexOf('\r\n\r\n')
-      if (end < 0) return
-      this.status = Number(this.#head.slice(9, 12))
-      chunk = Buffer.from(this.#head.slice(end + 4), 'latin1')
-    }
-    this.#body = Buffer.concat([this.#body, chunk])
-    // chunked transfer coding: `<hex size>\r\n<bytes>\r\n`, a zero size ends it
-    for (;;) {
-      const line = this.#body.indexOf('\r\n')
-      if (line < 0) break
-      const size = parseInt(this.#body.subarray(0, line).toString('latin1'), 16)
-      if (this.#body.length < line + 2 + size + 2) break
-      if (size === 0) this.ended = true
-      this.#text += this.#body.subarray(line + 2, line + 2 + size).toString('utf8')
-      this.#body = this.#body.subarray(line + 2 + size + 2)
-    }
-    let end: number
-    while ((end = this.#text.indexOf('\n\n')) >= 0) {
-      const raw = this.#text.slice(0, end)
-      this.#text = this.#text.slice(end + 2)
-      this.#onFrame(parseFrame(raw), Buffer.byteLength(raw) + 2)
-    }
-    this.#wake()
+  /** the response status, once its head has come */
+  get status(): number {
+    return this.#response.status
   }
 
   #wake(): void {

@@ -4,9 +4,10 @@ import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { HomeserverClient } from '../../src/client/homeserver.js'
 import { randomKeypair } from '../../src/auth/keys.js'
-import { rawConversation, rawRequest, type RawResponse } from './raw-http.js'
+import { ChunkedDecoder, parseHead, rawConversation, rawRequest, type RawResponse } from './raw-http.js'
 import { hostileRequest, TokenMaker, type Actors, type HostileRequest } from './hostile-input.js'
 import { readSubscribe } from './sse.js'
+import { framesIn } from './sse-frames.js'
 import { headOf } from './server.js'
 import { decodeId } from '../../src/events/id.js'
 
@@ -253,11 +254,9 @@ function checkFeed(req: HostileRequest, res: RawResponse, world: HostileWorld): 
     const victims = [world.actors.alice.user, world.actors.bob.user]
     const followed = filters.length > 0 && victims.find((v) => filters.every((f) => f.startsWith(v)))
     if (followed) {
-      for (const frame of body.split('\n\n')) {
-        const lines = frame.split('\n')
-        if (lines.some((l) => l.startsWith('data:') || l.startsWith('event:'))) continue
-        const id = lines.find((l) => l.startsWith('id: '))?.slice(4)
-        const seq = id === undefined ? undefined : Number(decodeId(id))
+      for (const frame of framesIn(body)) {
+        if (frame.data !== undefined || frame.event !== undefined) continue
+        const seq = frame.id === undefined ? undefined : Number(decodeId(frame.id))
         if (seq !== undefined && (world.hidden.has(seq) || world.hidden.has(seq - 1))) {
           problems.push(`an id frame at ${seq}, on or just after a private event of the user the stream follows`)
         }
@@ -315,33 +314,16 @@ function socketBytes(req: HostileRequest, body: Uint8Array | undefined): Buffer 
 /** Status, headers and (de-chunked) body of a raw HTTP/1.1 answer. */
 function parseRaw(raw: Buffer): RawResponse | undefined {
   const end = raw.indexOf('\r\n\r\n')
-  const head = (end === -1 ? raw : raw.subarray(0, end)).toString('latin1').split('\r\n')
-  const m = /^HTTP\/1\.[01] (\d{3})/.exec(head[0] ?? '')
-  if (!m) return undefined
-  const headers: http.IncomingHttpHeaders = {}
-  for (const line of head.slice(1)) {
-    const c = line.indexOf(':')
-    if (c > 0) headers[line.slice(0, c).trim().toLowerCase()] = line.slice(c + 1).trim()
-  }
+  const head = parseHead((end === -1 ? raw : raw.subarray(0, end)).toString('latin1'))
+  if (head === undefined) return undefined
   let body = end === -1 ? Buffer.alloc(0) : raw.subarray(end + 4)
   let truncated = end === -1
-  if (headers['transfer-encoding'] === 'chunked') {
-    const parts: Buffer[] = []
-    let at = 0
-    for (;;) {
-      const nl = body.indexOf('\r\n', at)
-      if (nl === -1) {
-        truncated = true
-        break
-      }
-      const size = parseInt(body.subarray(at, nl).toString('latin1'), 16)
-      if (!(size > 0)) break
-      parts.push(body.subarray(nl + 2, nl + 2 + size))
-      at = nl + 2 + size + 2
-    }
-    body = Buffer.concat(parts)
+  if (head.headers['transfer-encoding'] === 'chunked') {
+    const chunked = new ChunkedDecoder()
+    body = Buffer.concat(chunked.push(body))
+    truncated ||= !chunked.done && !chunked.malformed
   }
-  return { status: Number(m[1]), headers, body, truncated }
+  return { ...head, body, truncated }
 }
 
 async function pool<T>(items: readonly T[], size: number, work: (item: T) => Promise<void>): Promise<void> {

@@ -122,6 +122,102 @@ export function rawConversation(base: string, bytes: Uint8Array | string, timeou
 
 /** The status code of a raw HTTP/1.1 response, or 0 when nothing parseable came back. */
 export function statusOf(raw: Buffer): number {
-  const m = /^HTTP\/1\.[01] (\d{3})/.exec(raw.subarray(0, 16).toString('latin1'))
-  return m ? Number(m[1]) : 0
+  return parseHead(raw.subarray(0, 16).toString('latin1'))?.status ?? 0
+}
+
+/** Status and headers (names in lower case) of a response head, or undefined when it is not HTTP/1.x. */
+export function parseHead(head: string): { status: number; headers: http.IncomingHttpHeaders } | undefined {
+  const lines = head.split('\r\n')
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '')
+  if (!m) return undefined
+  const headers: http.IncomingHttpHeaders = {}
+  for (const line of lines.slice(1)) {
+    const c = line.indexOf(':')
+    if (c > 0) headers[line.slice(0, c).trim().toLowerCase()] = line.slice(c + 1).trim()
+  }
+  return { status: Number(m[1]), headers }
+}
+
+/**
+ * The chunked transfer coding taken off a body as its bytes arrive: `<hex size>\r\n<data>\r\n`,
+ * repeated, until a zero size. Data is handed on as soon as it arrives, even part of a chunk.
+ */
+export class ChunkedDecoder {
+  /** the zero-size chunk came: the body is complete */
+  done = false
+  /** a size line that is not a hex number came: decoding stopped there */
+  malformed = false
+  #held: Buffer = Buffer.alloc(0)
+  /** data bytes of the current chunk still to come */
+  #left = 0
+  /** bytes of the CRLF after the current chunk's data still to come */
+  #trailer = 0
+
+  /** The body bytes in `bytes`, in order (none while a size line is incomplete). */
+  push(bytes: Buffer): Buffer[] {
+    const out: Buffer[] = []
+    const buf = this.#held.length === 0 ? bytes : Buffer.concat([this.#held, bytes])
+    let at = 0
+    while (!this.done && !this.malformed && at < buf.length) {
+      if (this.#left > 0) {
+        const take = Math.min(this.#left, buf.length - at)
+        out.push(buf.subarray(at, at + take))
+        at += take
+        this.#left -= take
+        if (this.#left === 0) this.#trailer = 2
+      } else if (this.#trailer > 0) {
+        const take = Math.min(this.#trailer, buf.length - at)
+        at += take
+        this.#trailer -= take
+      } else {
+        const nl = buf.indexOf('\r\n', at)
+        if (nl === -1) break
+        const size = parseInt(buf.subarray(at, nl).toString('latin1'), 16)
+        at = nl + 2
+        if (!(size >= 0)) this.malformed = true
+        else if (size === 0) this.done = true
+        else this.#left = size
+      }
+    }
+    this.#held = buf.subarray(at)
+    return out
+  }
+}
+
+/**
+ * An HTTP/1.1 response read as its bytes come off a socket: the head, then the body with any
+ * chunked coding taken off, handed to `onBody` piece by piece.
+ */
+export class ResponseDecoder {
+  /** 0 until the whole head has come; -1 when it was not an HTTP/1.x head */
+  status = 0
+  headers: http.IncomingHttpHeaders = {}
+  #head = ''
+  #chunked: ChunkedDecoder | undefined
+  readonly #onBody: (bytes: Buffer) => void
+
+  constructor(onBody: (bytes: Buffer) => void) {
+    this.#onBody = onBody
+  }
+
+  /** the last chunk of a chunked body came */
+  get complete(): boolean {
+    return this.#chunked?.done ?? false
+  }
+
+  push(bytes: Buffer): void {
+    if (this.status === 0) {
+      this.#head += bytes.toString('latin1')
+      const end = this.#head.indexOf('\r\n\r\n')
+      if (end === -1) return
+      const head = parseHead(this.#head.slice(0, end)) ?? { status: -1, headers: {} }
+      this.status = head.status
+      this.headers = head.headers
+      if (this.headers['transfer-encoding']?.toLowerCase() === 'chunked') this.#chunked = new ChunkedDecoder()
+      bytes = Buffer.from(this.#head.slice(end + 4), 'latin1')
+      this.#head = ''
+    }
+    if (this.#chunked === undefined) this.#onBody(bytes)
+    else for (const piece of this.#chunked.push(bytes)) this.#onBody(piece)
+  }
 }

@@ -1,14 +1,6 @@
 import type { LogEvent } from '../../src/client/events.js'
 import http from 'node:http'
-
-/** One SSE frame as sent: fields by name, `data` lines joined by `\n`, comments kept apart. */
-export interface SseFrame {
-  id?: string
-  event?: string
-  data?: string
-  retry?: string
-  comment?: string
-}
+import { FrameParser, type SseFrame } from './sse-frames.js'
 
 export interface SseConnection {
   /** status and headers, once the response starts */
@@ -36,7 +28,8 @@ export function openSse(url: string, headers: Record<string, string>, onFrame: (
       resolve(res)
       res.setEncoding('utf8')
       if (res.statusCode === 200) {
-        res.on('data', frameParser(onFrame))
+        const frames = new FrameParser(onFrame)
+        res.on('data', (chunk: string) => frames.push(chunk))
       } else {
         let body = ''
         res.on('data', (chunk: string) => (body += chunk))
@@ -56,36 +49,6 @@ export function openSse(url: string, headers: Record<string, string>, onFrame: (
   })
   response.catch(() => {})
   return { response, errorBody, ended, close: () => req.destroy() }
-}
-
-/** Splits text chunks into frames at blank lines, as the SSE grammar says (LF only here). */
-export function frameParser(onFrame: (frame: SseFrame) => void): (chunk: string) => void {
-  let pending = ''
-  return (chunk) => {
-    pending += chunk
-    let end: number
-    while ((end = pending.indexOf('\n\n')) !== -1) {
-      const block = pending.slice(0, end)
-      pending = pending.slice(end + 2)
-      onFrame(parseFrame(block))
-    }
-  }
-}
-
-function parseFrame(block: string): SseFrame {
-  const frame: SseFrame = {}
-  for (const line of block.split('\n')) {
-    if (line.startsWith(':')) {
-      frame.comment = line.slice(1).trim()
-      continue
-    }
-    const colon = line.indexOf(':')
-    const name = colon === -1 ? line : line.slice(0, colon)
-    const value = colon === -1 ? '' : line.slice(colon + 1).replace(/^ /, '')
-    if (name === 'data') frame.data = frame.data === undefined ? value : `${frame.data}\n${value}`
-    else if (name === 'id' || name === 'event' || name === 'retry') frame[name] = value
-  }
-  return frame
 }
 
 /** The decoded data of a `/subscribe` event frame: the client's own type for it. */

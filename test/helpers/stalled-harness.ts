@@ -4,7 +4,8 @@ import { HomeserverClient } from '../../src/client/homeserver.js'
 import { ChildServer } from './child-server.js'
 import { firstDifference, percentile } from './event-checks.js'
 import { Scrape } from './prometheus.js'
-import { openSse, readSubscribe, type SseConnection, type SseFrame, type StreamEvent } from './sse.js'
+import { openSse, readSubscribe, type SseConnection, type StreamEvent } from './sse.js'
+import type { SseFrame } from './sse-frames.js'
 import { StalledReader } from './stalled-reader.js'
 
 export interface StalledOptions {
