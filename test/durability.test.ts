@@ -1,5 +1,7 @@
 import t from 'tap'
-import { fstatSync } from 'node:fs'
+import { fstatSync, mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { open } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { Level } from 'level'
@@ -11,13 +13,17 @@ import { TEST_ENGINE } from './helpers/engine.js'
  * (LevelDB then fsyncs its log before the batch returns), and a blob's file and folder are
  * fsynced before the batch that references it. A SIGKILL cannot show a missing fsync, the page
  * cache survives it, so this test watches the calls themselves: the options of every batch
- * as classic-level hands them to LevelDB (its `_batch`, abstract-level's private API for
- * implementations), and the fsyncs of file handles, in one timeline.
+ * as classic-level hands them to LevelDB (`_batch` for an array of ops, a chained batch's
+ * `_put`, `_del` and `_write`: abstract-level's private API for implementations), and the
+ * fsyncs of file handles, in one timeline.
  */
 
 type Step = { kind: 'batch'; sync: boolean; namespaces: string[] } | { kind: 'fsync'; of: 'file' | 'folder' }
 
 const timeline: Step[] = []
+
+/** The namespace of a key as the root database holds it: `!<sublevel>!<key>`. */
+const namespaceOf = (key: unknown) => /^!([^!]+)!/.exec(String(key))?.[1] ?? '?'
 
 if (TEST_ENGINE === 'leveldb') {
   let engine: object = Level.prototype
@@ -26,11 +32,36 @@ if (TEST_ENGINE === 'leveldb') {
   Object.defineProperty(engine, '_batch', {
     configurable: true,
     value(this: unknown, ops: { key: unknown }[], options: { sync?: boolean }) {
-      const namespaces = [...new Set(ops.map((op) => /^!([^!]+)!/.exec(String(op.key))?.[1] ?? '?'))].sort()
-      timeline.push({ kind: 'batch', sync: options?.sync === true, namespaces })
+      timeline.push({ kind: 'batch', sync: options?.sync === true, namespaces: [...new Set(ops.map((op) => namespaceOf(op.key)))].sort() })
       return batch.call(this, ops, options)
     },
   })
+  // a chained batch: its keys as they are added, its options when it is written
+  const scratch = new Level(mkdtempSync(join(tmpdir(), 'hearth-durability-')))
+  await scratch.open()
+  const chained = scratch.batch()
+  type Chained = { _put(key: unknown, value: unknown): void; _del(key: unknown): void; _write(options: { sync?: boolean }): Promise<void> }
+  const proto = Object.getPrototypeOf(chained) as Chained
+  await chained.close()
+  await scratch.close()
+  const keys = new WeakMap<object, Set<string>>()
+  const note = (b: object, key: unknown) => {
+    const set = keys.get(b) ?? new Set<string>()
+    keys.set(b, set.add(namespaceOf(key)))
+  }
+  const { _put: put, _del: del, _write: write } = proto
+  proto._put = function (this: Chained, key, value) {
+    note(this, key)
+    return put.call(this, key, value)
+  }
+  proto._del = function (this: Chained, key) {
+    note(this, key)
+    return del.call(this, key)
+  }
+  proto._write = function (this: Chained, options) {
+    timeline.push({ kind: 'batch', sync: options?.sync === true, namespaces: [...(keys.get(this) ?? [])].sort() })
+    return write.call(this, options)
+  }
   // every FileHandle shares one prototype: spy on its sync()
   const probe = await open(new URL(import.meta.url), 'r')
   const handle = Object.getPrototypeOf(probe) as { sync: () => Promise<void> }

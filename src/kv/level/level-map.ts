@@ -7,12 +7,16 @@ type Sub = ReturnType<Level<string, string>['sublevel']>
 export class LevelKV implements KV {
   readonly #db: Level<string, string>
   readonly #subs = new Map<Namespace, Sub>()
+  /** each namespace's key prefix in the root database, as its sublevel writes it */
+  readonly #prefixes = new Map<Namespace, string>()
 
   constructor(location: string) {
     this.#db = new Level<string, string>(location, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
     for (const [ns, enc] of Object.entries(NAMESPACES) as [Namespace, string][]) {
       const valueEncoding = enc === 'bytes' ? 'view' : 'utf8'
-      this.#subs.set(ns, this.#db.sublevel<string, any>(ns, { keyEncoding: 'utf8', valueEncoding }) as Sub)
+      const sub = this.#db.sublevel<string, any>(ns, { keyEncoding: 'utf8', valueEncoding }) as Sub
+      this.#subs.set(ns, sub)
+      this.#prefixes.set(ns, sub.prefix)
     }
   }
 
@@ -39,12 +43,18 @@ export class LevelKV implements KV {
   async batch(ops: BatchOp[], options: { sync?: boolean } = {}): Promise<void> {
     checkBatch(ops)
     if (ops.length === 0) return
-    const mapped = ops.map((op) =>
-      op.type === 'put'
-        ? { type: 'put' as const, sublevel: this.#sub(op.ns), key: op.key, value: op.value as string }
-        : { type: 'del' as const, sublevel: this.#sub(op.ns), key: op.key },
-    )
-    await this.#db.batch(mapped as any, { sync: options.sync === true })
+    // One chained batch on the root database, each key already given its namespace's prefix
+    // as the sublevel would: an array batch copies and re-encodes every op inside
+    // abstract-level, which profiled at twice the CPU of the chained form for a commit group of
+    // thousands of ops (deep paths' folder counts). LevelDB applies it all or nothing alike.
+    const batch = this.#db.batch()
+    for (const op of ops) {
+      const key = this.#prefixes.get(op.ns)! + op.key
+      if (op.type === 'del') batch.del(key)
+      else if (typeof op.value === 'string') batch.put(key, op.value)
+      else batch.put<string, Uint8Array>(key, op.value, { valueEncoding: 'view' })
+    }
+    await batch.write({ sync: options.sync === true })
   }
 
   async *entries(ns: Namespace, range: Range): AsyncIterable<[string, Value]> {
