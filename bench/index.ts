@@ -11,15 +11,18 @@
  *     (operators: >=, <=, ==, >, <), and `description`, one line;
  *   - names the points of a series `<series>@<x>`, e.g. `deliveryP50Ms@1000` for the p50 at
  *     1,000 subscribers; every module with such figures gets a line chart, labelled by its
- *     optional export `chart = { title, x, y }`.
+ *     optional export `chart = { title, x, y }`; or, when it exports
+ *     `charts = [{ title, x, y, series }, …]`, one chart per entry, of the series whose name
+ *     starts with `series` (a string) or matches it (a RegExp).
+ *   - may change `description` while it runs (`export let`): it is read once the run is over.
  */
 import { existsSync } from 'node:fs'
 import { cpus, loadavg, totalmem, type as osType, release } from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { type BenchResult, type Results, check, writeResults } from './report.js'
+import { type BenchResult, type ChartLabels, type Results, check, writeResults } from './report.js'
 
 /** Run in this order; the cheap ones first so a quick look comes quickly. */
-const MODULES = ['put', 'largefile', 'depth', 'postgres', 'relay', 'match', 'replay', 'fanout', 'idle-memory', 'stalled', 'hostile', 'crash']
+const MODULES = ['put', 'largefile', 'depth', 'postgres', 'relay', 'match', 'replay', 'fanout', 'curves', 'idle-memory', 'stalled', 'hostile', 'crash']
 
 /** Goals and descriptions for modules that do not export their own. */
 const KNOWN: Record<string, { goals?: Record<string, string>; description?: string }> = {
@@ -69,16 +72,20 @@ async function runModule(name: string): Promise<BenchResult> {
   const fn = (mod.run ?? mod[`bench${camel(name)}`] ?? Object.entries(mod).find(([k, v]) => k.startsWith('bench') && typeof v === 'function')?.[1]) as Bench | undefined
   if (typeof fn !== 'function') return { error: `bench/${name}.ts exports no bench${camel(name)}() or run()` }
   const goals = { ...KNOWN[name]?.goals, ...(mod.goals as Record<string, string> | undefined) }
-  const description = (mod.description as string | undefined) ?? KNOWN[name]?.description
+  const description = () => (mod.description as string | undefined) ?? KNOWN[name]?.description
   const chart = mod.chart as BenchResult['chart']
+  const charts = (mod.charts as ChartExport[] | undefined)?.map(({ series, ...labels }) => ({ ...labels, series: series instanceof RegExp ? `/${series.source}/` : series }))
   const started = performance.now()
   try {
     const figures = flatten(await fn())
-    return { description, figures, goals, chart, durationMs: Math.round(performance.now() - started) }
+    return { description: description(), figures, goals, chart, charts, durationMs: Math.round(performance.now() - started) }
   } catch (err) {
-    return { description, goals, error: err instanceof Error ? (err.stack ?? err.message) : String(err), durationMs: Math.round(performance.now() - started) }
+    return { description: description(), goals, error: err instanceof Error ? (err.stack ?? err.message) : String(err), durationMs: Math.round(performance.now() - started) }
   }
 }
+
+/** An entry of a module's `charts`; the RegExp is kept as `/source/` text in the results. */
+type ChartExport = ChartLabels & { series: string | RegExp }
 
 /** Modules promise flat figures; anything nested is flattened with dots, anything else kept as text. */
 function flatten(value: Record<string, unknown>, prefix = '', out: Record<string, number | string> = {}): Record<string, number | string> {

@@ -16,6 +16,33 @@ import { SubscriptionTables } from '../src/subscriptions/tables.js'
  * the lookups that now find something and with cache misses, not with a scan.
  */
 export async function benchMatch(): Promise<{ perEventNs10: number; perEventNs100k: number; ratio: number }> {
+  const { writers, others, followed, events, extra } = matchWorkload()
+  const small = tablesOf(followed)
+  const [best10, best100k] = compare(small, tablesOf([...followed, ...extra(others, 99_990)]), events)
+  const [dense10, dense] = compare(small, tablesOf([...followed, ...extra(writers, 99_990)]), events)
+  const result = { perEventNs10: round(best10), perEventNs100k: round(best100k), ratio: round(best100k / best10) }
+  console.log(`match, 10 filters:                    ${result.perEventNs10} ns/event`)
+  console.log(`match, 100,000 filters:               ${result.perEventNs100k} ns/event`)
+  console.log(`ratio:                                ${result.ratio} (goal ≤ 1.5)`)
+  console.log(`(100,000 filters on the writers only: ${round(dense)} ns/event, ratio ${round(dense / dense10)})`)
+  return result
+}
+
+export interface MatchWorkload {
+  /** the 1,000 users who write the events */
+  writers: string[]
+  /** 100,000 users who never write */
+  others: string[]
+  /** ten filters that follow the writers */
+  followed: Filter[]
+  /** 50,000 events of the writers */
+  events: Ev[]
+  /** `n` random filters (exact files, folders, mid-segment prefixes, a few `*` files) of these users */
+  extra(users: readonly string[], n: number): Filter[]
+}
+
+/** The events and filters described above, drawn from a fixed seed. */
+export function matchWorkload(): MatchWorkload {
   const rand = mulberry32(42)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!
   const apps = ['pubky.app', 'mapky', 'eventky', 'notes', 'pubky.app-dev']
@@ -45,16 +72,8 @@ export async function benchMatch(): Promise<{ perEventNs10: number; perEventNs10
     filter(writers[5]!, '/pub/pubky.app/profile.json', false),
   ]
   const events = Array.from({ length: 50_000 }, () => ({ user: pick(writers), path: file() }))
-  const extra = (users: readonly string[]) => Array.from({ length: 99_990 }, () => randomFilter(pick(users)))
-  const small = tablesOf(followed)
-  const [best10, best100k] = compare(small, tablesOf([...followed, ...extra(others)]), events)
-  const [dense10, dense] = compare(small, tablesOf([...followed, ...extra(writers)]), events)
-  const result = { perEventNs10: round(best10), perEventNs100k: round(best100k), ratio: round(best100k / best10) }
-  console.log(`match, 10 filters:                    ${result.perEventNs10} ns/event`)
-  console.log(`match, 100,000 filters:               ${result.perEventNs100k} ns/event`)
-  console.log(`ratio:                                ${result.ratio} (goal ≤ 1.5)`)
-  console.log(`(100,000 filters on the writers only: ${round(dense)} ns/event, ratio ${round(dense / dense10)})`)
-  return result
+  const extra = (users: readonly string[], n: number) => Array.from({ length: n }, () => randomFilter(pick(users)))
+  return { writers, others, followed, events, extra }
 }
 
 /** Best ns/event of each, over alternating runs so both see the same machine state. */
@@ -68,8 +87,8 @@ function compare(a: Tables, b: Tables, events: readonly Ev[]): [number, number] 
   return [bestA, bestB]
 }
 
-type Tables = SubscriptionTables<number>
-type Ev = { user: string; path: string }
+export type Tables = SubscriptionTables<number>
+export type Ev = { user: string; path: string }
 
 function tablesOf(filters: readonly Filter[]): Tables {
   const tables = new SubscriptionTables<number>()
@@ -77,7 +96,7 @@ function tablesOf(filters: readonly Filter[]): Tables {
   return tables
 }
 
-function perEventNs(tables: Tables, events: readonly Ev[]): number {
+export function perEventNs(tables: Tables, events: readonly Ev[]): number {
   let matched = 0
   const start = process.hrtime.bigint()
   for (const ev of events) matched += tables.match(ev).size

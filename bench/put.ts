@@ -34,7 +34,7 @@ export const chart = { title: 'Durable PUT latency (1 KiB)', x: 'concurrent conn
 const CONNECTIONS = 50
 const BODY = Buffer.alloc(1024, 'x')
 
-interface Load {
+export interface Load {
   perSec: number
   p50Ms: number
   p99Ms: number
@@ -120,14 +120,14 @@ function serverCpuMs(child: ChildProcess): Promise<number> {
   })
 }
 
-async function signedUp(url: string): Promise<{ user: string; cookie: string }> {
+export async function signedUp(url: string): Promise<{ user: string; cookie: string }> {
   const client = new HomeserverClient(url, randomKeypair())
   await client.signup()
   return { user: client.user, cookie: `${client.user}=${client.session}` }
 }
 
 /** Each user's connection PUTs in a loop until the window closes; every answer is timed. */
-async function load(agent: Agent, url: string, route: 'pub' | 'noop', users: { user: string; cookie: string }[], ms: number): Promise<Load> {
+export async function load(agent: Agent, url: string, route: 'pub' | 'noop', users: { user: string; cookie: string }[], ms: number): Promise<Load> {
   const { hostname, port } = new URL(url)
   const end = performance.now() + ms
   const latencies: number[] = []

@@ -57,17 +57,20 @@ export async function benchReplay(): Promise<Record<string, number | string>> {
   }
 }
 
-/** Writes `n` events of 1,000 users into the global log, as the writer would have, in batches of 10,000. */
-export async function buildLog(dataDir: string, n: number): Promise<number> {
+/**
+ * Writes events `from`..`n` of 1,000 users into the global log, as the writer would have, in
+ * batches of 10,000; `from` above 1 extends a log this built before (its head is `from - 1`).
+ */
+export async function buildLog(dataDir: string, n: number, from = 1): Promise<number> {
   const started = performance.now()
   const kv = new LevelKV(join(dataDir, 'db'))
   await kv.open()
   const users = Array.from({ length: 1000 }, () => randomKeypair().z32)
   const hash = Buffer.alloc(32, 7).toString('base64')
   const ts = Date.now()
-  for (let from = 1; from <= n; from += 10_000) {
+  for (let first = from; first <= n; first += 10_000) {
     const ops: BatchOp[] = []
-    for (let seq = from; seq < from + 10_000 && seq <= n; seq++) {
+    for (let seq = first; seq < first + 10_000 && seq <= n; seq++) {
       const user = users[seq % users.length]!
       const ev: HearthEvent = seq % 10 === 0
         ? { seq, type: 'DEL', user, path: `/pub/pubky.app/posts/${(seq - 5).toString(36)}`, ts }
@@ -102,28 +105,42 @@ async function rawIteration(dataDir: string, expected: number): Promise<number> 
   return ms
 }
 
-/** Reads `/subscribe?lastSeq=0&live=false` to its end, counting event frames. */
-function replay(url: string): Promise<{ ms: number; events: number; bytes: number }> {
-  const marker = Buffer.from('\nevent: ')
+/** Reads `/subscribe?lastSeq=<after>&live=false` to its end, counting event frames. */
+export function replay(url: string, after = 0): Promise<{ ms: number; events: number; bytes: number }> {
   return new Promise((resolve, reject) => {
     const started = performance.now()
-    get(`${url}/subscribe?lastSeq=0&live=false`, (res) => {
+    get(`${url}/subscribe?lastSeq=${after}&live=false`, (res) => {
       if (res.statusCode !== 200) return reject(new Error(`status ${res.statusCode}`))
+      const count = eventCounter()
       let events = 0
       let bytes = 0
-      let tail: Buffer = Buffer.alloc(0)
       res.on('data', (chunk: Buffer) => {
         bytes += chunk.length
-        // a marker may straddle two chunks: search the joint with the previous chunk's tail
-        const joint = Buffer.concat([tail, chunk.subarray(0, marker.length)])
-        for (let at = joint.indexOf(marker); at >= 0 && at < tail.length; at = joint.indexOf(marker, at + 1)) events++
-        for (let at = chunk.indexOf(marker); at >= 0; at = chunk.indexOf(marker, at + 1)) events++
-        tail = chunk.subarray(Math.max(0, chunk.length - marker.length + 1))
+        events += count(chunk)
       })
       res.on('end', () => resolve({ ms: performance.now() - started, events, bytes }))
       res.on('error', reject)
     }).on('error', reject)
   })
+}
+
+/**
+ * Counts the `event:` lines of a stream of SSE bytes, chunk by chunk, without decoding them.
+ * The frames are whole within each write of the server, so an HTTP chunk header never splits
+ * one; a TCP read may, and the marker is also looked for across the joint of two chunks.
+ */
+export function eventCounter(): (chunk: Buffer) => number {
+  const marker = Buffer.from('\nevent: ')
+  let tail: Buffer = Buffer.alloc(0)
+  return (chunk) => {
+    let events = 0
+    // a marker may straddle two chunks: search the joint with the previous chunk's tail
+    const joint = Buffer.concat([tail, chunk.subarray(0, marker.length)])
+    for (let at = joint.indexOf(marker); at >= 0 && at < tail.length; at = joint.indexOf(marker, at + 1)) events++
+    for (let at = chunk.indexOf(marker); at >= 0; at = chunk.indexOf(marker, at + 1)) events++
+    tail = chunk.subarray(Math.max(0, chunk.length - marker.length + 1))
+    return events
+  }
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -3,18 +3,28 @@ import { pathToFileURL } from 'node:url'
 
 /**
  * The results of one `npm run bench` and what is made of them: bench/results/latest.json, a
- * dated copy, one SVG line chart per module that has series (`<series>@<x>` figures), and
- * BENCHMARKS.md. `node dist/bench/report.js` redraws the charts and the page from latest.json.
+ * dated copy, one SVG line chart per module that has series (`<series>@<x>` figures), or one
+ * per entry of its `charts` when it has that, and BENCHMARKS.md. `node dist/bench/report.js` redraws the charts and the page from latest.json.
  */
 
 export interface BenchResult {
   description?: string
   figures?: Record<string, number | string>
   goals?: Record<string, string>
-  chart?: { title?: string; x?: string; y?: string }
+  chart?: ChartLabels
+  /** several charts instead of one, each of the series `series` selects (see `selects`) */
+  charts?: (ChartLabels & { series: string })[]
   durationMs?: number
   skipped?: string
   error?: string
+}
+
+export interface ChartLabels {
+  title?: string
+  x?: string
+  y?: string
+  /** a log y axis, for a series that falls by decades */
+  logY?: boolean
 }
 
 export interface Results {
@@ -56,6 +66,15 @@ export function seriesOf(figures: Record<string, number | string>): { series: st
   return rows.sort((a, b) => a.series.localeCompare(b.series) || a.x - b.x)
 }
 
+/**
+ * Whether a chart's `series` takes a series name: `/…/` is a regular expression, anything
+ * else a prefix of the name.
+ */
+export function selects(series: string, name: string): boolean {
+  if (series.length >= 2 && series.startsWith('/') && series.endsWith('/')) return new RegExp(series.slice(1, -1)).test(name)
+  return name.startsWith(series)
+}
+
 /** A line chart of every series of one module, as SVG, drawn by vega-lite without a browser. */
 export async function chartSvg(rows: { series: string; x: number; y: number }[], labels: BenchResult['chart'] = {}): Promise<string> {
   const [vega, vl] = await Promise.all([import('vega'), import('vega-lite')])
@@ -72,7 +91,7 @@ export async function chartSvg(rows: { series: string; x: number; y: number }[],
     mark: { type: 'line', point: true },
     encoding: {
       x: { field: 'x', type: 'quantitative', title: labels.x ?? 'x', scale: logX ? { type: 'log', nice: false } : { zero: false, nice: false } },
-      y: { field: 'y', type: 'quantitative', title: labels.y ?? 'value' },
+      y: { field: 'y', type: 'quantitative', title: labels.y ?? 'value', ...(labels.logY === true ? { scale: { type: 'log' } } : {}) },
       color: { field: 'series', type: 'nominal', title: null },
     },
   }
@@ -100,6 +119,16 @@ export async function writeReport(results: Results): Promise<URL[]> {
   for (const [name, m] of Object.entries(results.modules)) {
     const rows = seriesOf(m.figures ?? {})
     if (rows.length === 0) continue
+    if (m.charts !== undefined && m.charts.length > 0) {
+      for (const [i, chart] of m.charts.entries()) {
+        const selected = rows.filter((r) => selects(chart.series, r.series))
+        if (selected.length === 0) continue
+        const file = `${name}-${i + 1}.svg`
+        await writeFile(new URL(file, RESULTS), await chartSvg(selected, chart))
+        charts.push({ name, title: chart.title ?? `${name} ${i + 1}`, file: `bench/results/${file}` })
+      }
+      continue
+    }
     const file = `${name}.svg`
     await writeFile(new URL(file, RESULTS), await chartSvg(rows, m.chart))
     charts.push({ name, title: m.chart?.title ?? name, file: `bench/results/${file}` })
@@ -154,8 +183,7 @@ export function renderPage(r: Results, charts: { name: string; title: string; fi
       for (const [f, g] of Object.entries(m.goals ?? {})) if (!(f in (m.figures ?? {}))) out.push(`| ${f} | (missing) | ${pretty(g)} | **FAIL** |`)
       out.push('')
     }
-    const chart = charts.find((c) => c.name === name)
-    if (chart) out.push(`![${chart.title}](${chart.file})`, '')
+    for (const chart of charts.filter((c) => c.name === name)) out.push(`![${chart.title}](${chart.file})`, '')
   }
   if (skipped.length > 0) {
     out.push('## Not run', '')
