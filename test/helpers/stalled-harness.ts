@@ -26,6 +26,8 @@ export interface StalledOptions {
    * the machine.
    */
   minBehind?: number
+  /** every stalled reader stays stalled to the end of the writes, then all resume at once (default: half resume midway) */
+  allResumeAtEnd?: boolean
   progress?: (line: string) => void
 }
 
@@ -40,6 +42,8 @@ export interface StalledFigures {
   rssFinalMb: number
   /** the most the server grew above its warm size while streams were stalled */
   rssGrowthMb: number
+  /** how far RSS rose above its size at the end of the writes while the readers still stalled all resumed at once and caught up */
+  rssResumeGrowthMb: number
   /** bytes of frames each reader stalled to the end was sent */
   stalledBytesEachMb: number
   /**
@@ -159,7 +163,7 @@ export async function runStalled(o: StalledOptions): Promise<{ figures: StalledF
         )
       }
       if (warm === undefined && performance.now() - t0 > (o.seconds * 1000) / 4) warm = server.rss()
-      if (!resumedHalf && performance.now() - t0 > (o.seconds * 1000) / 2) {
+      if (!resumedHalf && o.allResumeAtEnd !== true && performance.now() - t0 > (o.seconds * 1000) / 2) {
         resumedHalf = true
         for (const r of stalled.slice(0, Math.ceil(stalled.length / 2))) r.stalled!.resume()
         o.progress?.(`resumed ${Math.ceil(stalled.length / 2)} stalled readers at ${n} writes, RSS ${mb(server.rss())} MB`)
@@ -171,6 +175,9 @@ export async function runStalled(o: StalledOptions): Promise<{ figures: StalledF
     const behindAtEnd = await behind()
     const rssAtEnd = server.rss()
     o.progress?.(`${n} writes done, RSS ${mb(rssAtEnd)} MB (baseline ${mb(baseline)} MB)`)
+    // the readers still stalled resume at once: the server's memory while they all catch up
+    let rssResumeMax = rssAtEnd
+    const resumeSampler = setInterval(() => (rssResumeMax = Math.max(rssResumeMax, server.rss())), 100)
     for (const r of stalled) r.stalled!.resume()
 
     // everything written is in the log; each reader must end up with its share of it, in order
@@ -179,6 +186,8 @@ export async function runStalled(o: StalledOptions): Promise<{ figures: StalledF
     const deadline = Date.now() + 120_000
     const complete = (r: Reader) => r.events.length >= log.filter(r.wants).length
     while (Date.now() < deadline && !readers.every(complete)) await sleep(100)
+    clearInterval(resumeSampler)
+    rssResumeMax = Math.max(rssResumeMax, server.rss())
     let stalledComplete = 0
     let liveComplete = 0
     for (const r of readers) {
@@ -197,6 +206,7 @@ export async function runStalled(o: StalledOptions): Promise<{ figures: StalledF
         streams: o.streams, stalled: o.stalled, events: n,
         rssBaselineMb: mb(baseline), rssWarmMb: mb(warm ?? baseline), rssMaxMb: mb(rssMax), rssFinalMb: mb(rssFinal),
         rssGrowthMb: mb(rssMax - (warm ?? baseline)), stalledBytesEachMb: mb(stalledBytes), behindAtEnd,
+        rssResumeGrowthMb: mb(rssResumeMax - rssAtEnd),
         latencyP50Ms: percentile(latencies, 0.5), latencyP99Ms: percentile(latencies, 0.99), latencyMaxMs: latencies.reduce((a, b) => Math.max(a, b), 0),
         stalledComplete, liveComplete, violations: violations.length,
       },
