@@ -267,6 +267,12 @@ class LevelTx implements CommitTx {
   readonly #ops: BatchOp[] = []
   readonly #pendingUsage = new Map<string, number>()
   readonly #folders = new Map<string, number>()
+  /**
+   * Folder keys whose stored count is known to be 0: read so by `countUnder`, or below such a
+   * folder (counts only shrink with depth). `finish` need not read these again, which spares
+   * a new chain of folders its reads of keys LevelDB does not hold, the costliest lookups.
+   */
+  readonly #empty = new Set<string>()
   #appended = 0
 
   constructor(kv: LevelKV, head: number) {
@@ -284,8 +290,10 @@ class LevelTx implements CommitTx {
   }
 
   async countUnder(folders: readonly FileRef[], cap: number): Promise<number[]> {
-    const counts = await this.#kv.getMany('folders', folders.map((f) => folderKey(f.user, f.path)))
-    return counts.map((v) => Math.min(cap, Number(asText(v) ?? 0)))
+    const keys = folders.map((f) => folderKey(f.user, f.path))
+    const counts = (await this.#kv.getMany('folders', keys)).map((v) => Number(asText(v) ?? 0))
+    counts.forEach((n, i) => n === 0 && this.#empty.add(keys[i]!))
+    return counts.map((n) => Math.min(cap, n))
   }
 
   putFile(user: string, path: string, meta: FileMeta, inline: Uint8Array | undefined, old: FileMeta | undefined): void {
@@ -318,7 +326,10 @@ class LevelTx implements CommitTx {
 
   /** Adds `by` to the file count of every folder above `path`, written at the end of the group. */
   #count(user: string, path: string, by: number): void {
-    countAbove(this.#folders, folderChain(user, path), by)
+    const chain = folderChain(user, path)
+    const from = chain.above.findIndex((key) => this.#empty.has(key))
+    if (from !== -1) for (const key of chain.above.slice(from)) this.#empty.add(key)
+    countAbove(this.#folders, chain, by)
   }
 
   setUsage(user: string, usage: number): void {
@@ -345,12 +356,15 @@ class LevelTx implements CommitTx {
   /** Everything staged, plus the users' new usage (read back for their createdAt) and the head. */
   async finish(): Promise<BatchOp[]> {
     const changed = [...this.#folders].filter(([, by]) => by !== 0)
-    if (changed.length > 0) {
-      const counts = await this.#kv.getMany('folders', changed.map(([key]) => key))
-      changed.forEach(([key, by], i) => {
-        const n = Number(asText(counts[i]) ?? 0) + by
-        this.#ops.push(n > 0 ? { type: 'put', ns: 'folders', key, value: String(n) } : { type: 'del', ns: 'folders', key })
-      })
+    const unknown = changed.filter(([key]) => !this.#empty.has(key))
+    const stored = new Map<string, number>()
+    if (unknown.length > 0) {
+      const counts = await this.#kv.getMany('folders', unknown.map(([key]) => key))
+      unknown.forEach(([key], i) => stored.set(key, Number(asText(counts[i]) ?? 0)))
+    }
+    for (const [key, by] of changed) {
+      const n = (stored.get(key) ?? 0) + by
+      this.#ops.push(n > 0 ? { type: 'put', ns: 'folders', key, value: String(n) } : { type: 'del', ns: 'folders', key })
     }
     if (this.#pendingUsage.size > 0) {
       const users = [...this.#pendingUsage.keys()]
