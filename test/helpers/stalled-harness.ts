@@ -1,8 +1,9 @@
+import { createHash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { randomKeypair } from '../../src/auth/keys.js'
 import { HomeserverClient } from '../../src/client/homeserver.js'
 import { ChildServer } from './child-server.js'
-import { firstDifference, percentile } from './event-checks.js'
+import { percentile } from './event-checks.js'
 import { Scrape } from './prometheus.js'
 import { openSse, readSubscribe, type SseConnection, type StreamEvent } from './sse.js'
 import type { SseFrame } from './sse-frames.js'
@@ -68,7 +69,13 @@ const LONG = Array.from({ length: 15 }, (_, i) => String.fromCharCode(97 + i).re
 interface Reader {
   name: string
   wants: (ev: StreamEvent) => boolean
-  events: StreamEvent[]
+  /**
+   * `seenLine` of each event received: a thousand readers of thousands of events with 4 KB
+   * paths would hold gigabytes in this process as parsed events
+   */
+  seen: string[]
+  /** bytes of the frames received, near enough */
+  bytes: number
   stalled?: StalledReader
   live?: SseConnection
 }
@@ -100,12 +107,12 @@ export async function runStalled(o: StalledOptions): Promise<{ figures: StalledF
     const liveCount = o.streams - o.stalled
     for (let i = 0; i < liveCount; i++) {
       const all = i % 20 === 0
-      const r: Reader = { name: `live ${i}`, wants: all ? () => true : (ev) => ev.path.startsWith('/pub/tick/'), events: [] }
+      const r: Reader = { name: `live ${i}`, wants: all ? () => true : (ev) => ev.path.startsWith('/pub/tick/'), seen: [], bytes: 0 }
       const filter = all ? '*' : `${writer.user}/pub/tick/*`
       r.live = openSse(`${url}/subscribe?filter=${encodeURIComponent(filter)}&lastSeq=${since}`, {}, (f) => {
         const ev = eventOf(f)
         if (ev === undefined) return
-        r.events.push(ev)
+        receive(r, ev)
         latencies.push(Date.now() - ev.ts)
       })
       readers.push(r)
@@ -116,10 +123,10 @@ export async function runStalled(o: StalledOptions): Promise<{ figures: StalledF
     }
     const stalled: Reader[] = []
     for (let i = 0; i < o.stalled; i++) {
-      const r: Reader = { name: `stalled ${i}`, wants: () => true, events: [] }
+      const r: Reader = { name: `stalled ${i}`, wants: () => true, seen: [], bytes: 0 }
       r.stalled = new StalledReader(url, `/subscribe?filter=*&lastSeq=${since}`, (f) => {
         const ev = eventOf(f)
-        if (ev !== undefined) r.events.push(ev)
+        if (ev !== undefined) receive(r, ev)
       })
       stalled.push(r)
       readers.push(r)
@@ -184,14 +191,16 @@ export async function runStalled(o: StalledOptions): Promise<{ figures: StalledF
     const log = (await readSubscribe(`${url}/subscribe?filter=*&lastSeq=${since}&live=false`)).events
     if (log.length !== n) violations.push(`the log holds ${log.length} events, ${n} were written`)
     const deadline = Date.now() + 120_000
-    const complete = (r: Reader) => r.events.length >= log.filter(r.wants).length
+    const lines = new Map(log.map((ev) => [ev, seenLine(ev)]))
+    const owed = (r: Reader) => log.filter(r.wants).map((ev) => lines.get(ev)!)
+    const complete = (r: Reader) => r.seen.length >= log.filter(r.wants).length
     while (Date.now() < deadline && !readers.every(complete)) await sleep(100)
     clearInterval(resumeSampler)
     rssResumeMax = Math.max(rssResumeMax, server.rss())
     let stalledComplete = 0
     let liveComplete = 0
     for (const r of readers) {
-      const problem = firstDifference(r.events, log.filter(r.wants))
+      const problem = firstLineDifference(r.seen, owed(r))
       if (problem !== undefined) violations.push(`${r.name}: ${problem}`)
       else if (r.stalled) stalledComplete++
       else liveComplete++
@@ -200,7 +209,7 @@ export async function runStalled(o: StalledOptions): Promise<{ figures: StalledF
     const rssFinal = server.rss()
     const rssMax = rss.reduce((a, b) => Math.max(a, b), baseline)
     const lastStalled = stalled[stalled.length - 1]
-    const stalledBytes = lastStalled === undefined ? 0 : lastStalled.events.reduce((sum, ev) => sum + frameSize(ev), 0)
+    const stalledBytes = lastStalled?.bytes ?? 0
     return {
       figures: {
         streams: o.streams, stalled: o.stalled, events: n,
@@ -219,6 +228,24 @@ export async function runStalled(o: StalledOptions): Promise<{ figures: StalledF
     }
     await server.kill()
   }
+}
+
+function receive(r: Reader, ev: StreamEvent): void {
+  r.seen.push(seenLine(ev))
+  r.bytes += frameSize(ev)
+}
+
+/** An event's seq and a digest of the rest that matters: type, uri, content hash. */
+function seenLine(ev: StreamEvent): string {
+  return `${ev.seq} ${createHash('sha1').update(`${ev.type} ${ev.uri} ${ev.contentHash ?? ''}`).digest('base64url')}`
+}
+
+/** undefined when `got` is exactly `want`; otherwise the first difference. */
+function firstLineDifference(got: readonly string[], want: readonly string[]): string | undefined {
+  for (let i = 0; i < Math.max(got.length, want.length); i++) {
+    if (got[i] !== want[i]) return `event ${i} is ${got[i] ?? 'missing'}, the log has ${want[i] ?? 'nothing'} (seq and digest; ${got.length} vs ${want.length})`
+  }
+  return undefined
 }
 
 /** the size of an event's /subscribe frame, near enough: its JSON twice over the path */
