@@ -1,6 +1,7 @@
 import { pathToFileURL } from 'node:url'
 import type { Filter } from '../src/subscriptions/filter.js'
 import { SubscriptionTables } from '../src/subscriptions/tables.js'
+import { seededRandom } from '../test/helpers/random.js'
 
 /**
  * Match cost per event with 10 and with 100,000 registered filters.
@@ -43,7 +44,7 @@ export interface MatchWorkload {
 
 /** The events and filters described above, drawn from a fixed seed. */
 export function matchWorkload(): MatchWorkload {
-  const rand = mulberry32(42)
+  const rand = seededRandom(42)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!
   const apps = ['pubky.app', 'mapky', 'eventky', 'notes', 'pubky.app-dev']
   const folders = ['posts', 'profile', 'follows', 'tags', 'bookmarks', 'files', 'blobs', 'mutes', 'feeds', 'last_read']
@@ -115,16 +116,6 @@ function randomKey(rand: () => number): string {
   let key = ''
   for (let i = 0; i < 52; i++) key += Z32[Math.floor(rand() * 32)]
   return key
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 const round = (n: number) => Math.round(n * 100) / 100

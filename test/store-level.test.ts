@@ -1,5 +1,9 @@
 import t from 'tap'
+import { join } from 'node:path'
+import { LevelKV } from '../src/kv/level/level-map.js'
+import type { BatchOp } from '../src/kv/level/ordered-map.js'
 import { LevelStore } from '../src/kv/level/store.js'
+import { ALICE, deleteFile, writeFile } from './helpers/store-cases/common.js'
 import { tempDir } from './helpers/server.js'
 import { storeConformance, type StoreFactory } from './helpers/store-conformance.js'
 
@@ -22,3 +26,29 @@ const factory: StoreFactory = {
 }
 
 storeConformance(t, factory)
+
+t.test('a data folder with an older folder index gets it rebuilt at open', async (t) => {
+  const dir = tempDir(t, 'hearth-store-')
+  const { store } = await LevelStore.open(dir)
+  await store.createUser(ALICE, 1)
+  const deep = '/pub/a/b/c/d/e/f'
+  for (const path of [`${deep}/1`, `${deep}/2`, '/pub/a/b/x', '/pub/a/y']) await writeFile(store, ALICE, path)
+  await store.close()
+  // the index as an older version left it: another layout name, counts that mean something else
+  const kv = new LevelKV(join(dir, 'db'))
+  await kv.open()
+  const stale: BatchOp[] = [{ type: 'put', ns: 'meta', key: 'folders', value: 'sha1-v2' }]
+  for await (const key of kv.keys('folders', {})) stale.push({ type: 'put', ns: 'folders', key, value: '7' })
+  await kv.batch(stale, { sync: true })
+  await kv.close()
+
+  const { store: reopened } = await LevelStore.open(dir)
+  t.teardown(() => reopened.close())
+  const folders = ['/pub/a', '/pub/a/b', '/pub/a/b/c', deep, '/pub/a/y', '/pub/z']
+  const counts = await reopened.commit((tx) => tx.countUnder(folders.map((path) => ({ user: ALICE, path })), 100))
+  t.same(counts, [4, 3, 2, 2, 0, 0], 'each folder counts the files below it again')
+  await deleteFile(reopened, ALICE, `${deep}/1`)
+  await deleteFile(reopened, ALICE, `${deep}/2`)
+  const after = await reopened.commit((tx) => tx.countUnder(folders.map((path) => ({ user: ALICE, path })), 100))
+  t.same(after, [2, 1, 0, 0, 0, 0], 'and the rebuilt counts follow later commits: the emptied chain is gone')
+})

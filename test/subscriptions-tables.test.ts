@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { encodePublicKey } from '../src/auth/keys.js'
 import { filterMatches, parseFilter, parseFilters, type Filter } from '../src/subscriptions/filter.js'
 import { SubscriptionTables } from '../src/subscriptions/tables.js'
+import { seededRandom } from './helpers/random.js'
 
 const key = () => encodePublicKey(randomBytes(32))
 const A = key()
@@ -105,7 +106,7 @@ t.test('a subscriber carries its own data', async (t) => {
 })
 
 t.test('match equals a naive scan over all filters (seeded random)', async (t) => {
-  const rand = mulberry32(0x5eed)
+  const rand = seededRandom(0x5eed)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!
   const users = [A, B, key()]
   const words = ['a', 'ab', 'abc', 'b', 'posts', 'po', 'p', 'x.json', 'é']
@@ -156,12 +157,3 @@ t.test('match equals a naive scan over all filters (seeded random)', async (t) =
   t.ok(matched > compared, `with ${matched} matches in all: hits were compared, not only misses`)
 })
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}

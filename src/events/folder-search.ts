@@ -15,35 +15,36 @@ export interface Reach {
  * For each path, how far the stored tree reaches down it, in O(log depth) reads of folder
  * counts rather than one read per folder above it.
  *
- * A folder's count includes every file below its sub-folders, so counts only shrink with
- * depth, and the filled folders above a path are a run from the top: a binary search finds
+ * A folder holds a file when one lies anywhere below it, so every folder above a filled one is
+ * filled too: the filled folders above a path are a run from the top, and a binary search finds
  * where that run ends. Each round asks `countUnder` once for every path still searching. The
  * deepest folder above the path (the one it would be stored in) and the path itself are asked
  * first: most PUTs go to a folder that exists, and then one round answers.
  *
  * Stored files never lie below another (the writer's rule), so a filled folder is not a file,
  * and nothing below an empty one is: of the folders above a path, only the first unfilled one
- * can be a stored file. `cap` bounds the counts, as for `countUnder`.
+ * can be a stored file. `cap` bounds the count below each path, as for `countUnder`; the folders
+ * above are asked only whether they hold a file.
  */
 export async function reachOf(tx: CommitTx, paths: readonly FileRef[], cap: number): Promise<Reach[]> {
   const out: Reach[] = paths.map((p) => ({ ancestors: fileAncestors(p.path), filled: 0, under: 0 }))
-  const first = await tx.countUnder(paths.flatMap((p, i) => {
-    const above = out[i]!.ancestors.at(-1)
-    return above === undefined ? [p] : [{ user: p.user, path: above }, p]
-  }), cap)
+  const withFolder = paths.flatMap((p, i) => (out[i]!.ancestors.length > 0 ? [i] : []))
+  // of the folders above, only whether they hold a file matters: a cap of 1
+  const [deepest, under] = await Promise.all([
+    tx.countUnder(withFolder.map((i) => ({ user: paths[i]!.user, path: out[i]!.ancestors.at(-1)! })), 1),
+    tx.countUnder(paths, cap),
+  ])
   /** searches still open: folders 1..lo are filled, folder hi is not (1-based) */
   let open: { i: number; lo: number; hi: number }[] = []
-  let at = 0
-  out.forEach((r, i) => {
-    const depth = r.ancestors.length
-    const deepest = depth === 0 ? 0 : first[at++]!
-    r.under = first[at++]!
-    if (deepest > 0) r.filled = depth
+  out.forEach((r, i) => (r.under = under[i]!))
+  withFolder.forEach((i, n) => {
+    const depth = out[i]!.ancestors.length
+    if (deepest[n]! > 0) out[i]!.filled = depth
     else if (depth > 1) open.push({ i, lo: 0, hi: depth })
   })
   while (open.length > 0) {
     const mids = open.map((s) => (s.lo + s.hi) >> 1)
-    const counts = await tx.countUnder(open.map((s, n) => ({ user: paths[s.i]!.user, path: out[s.i]!.ancestors[mids[n]! - 1]! })), cap)
+    const counts = await tx.countUnder(open.map((s, n) => ({ user: paths[s.i]!.user, path: out[s.i]!.ancestors[mids[n]! - 1]! })), 1)
     open.forEach((s, n) => {
       if (counts[n]! > 0) s.lo = mids[n]!
       else s.hi = mids[n]!

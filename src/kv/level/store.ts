@@ -3,15 +3,16 @@ import { join, resolve } from 'node:path'
 import type { HearthEvent } from '../../events/event.js'
 import { Serial } from '../../serial.js'
 import {
-  countAbove, fileKey, folderChain, folderKey, type CommitTx, type CreateUserResult, type FileMeta, type FileRef, type KeyRange,
+  fileKey, folderChain, folderKey, type CommitTx, type FolderChain, type CreateUserResult, type FileMeta, type FileRef, type KeyRange,
   type SessionRecord, type Store, type UpstreamCursor, type UserRecord,
 } from '../store.js'
 import { FileBlobs } from './blobs.js'
+import { changeEntries } from './folder-entries.js'
 import { LevelKV } from './level-map.js'
 import { asText, type BatchOp, type Value } from './ordered-map.js'
 
-/** The folder index's layout; another value in `meta` means it is rebuilt at open. */
-const FOLDER_INDEX = 'sha1-v2'
+/** The folder index's layout (folder-entries.ts); another value in `meta` means it is rebuilt at open. */
+const FOLDER_INDEX = 'sha1-entries-v3'
 
 /** A user key in z-base-32 is 52 characters: file keys split there into user and path. */
 const Z32_LENGTH = 52
@@ -60,8 +61,8 @@ export class LevelStore implements Store {
     for await (const key of this.#kv.keys('folders', {})) ops.push({ type: 'del', ns: 'folders', key })
     const counts = new Map<string, number>()
     for await (const key of this.#kv.keys('files', {})) {
-      const user = key.slice(0, Z32_LENGTH)
-      countAbove(counts, folderChain(key.slice(0, Z32_LENGTH), key.slice(Z32_LENGTH)), +1)
+      const chain = folderChain(key.slice(0, Z32_LENGTH), key.slice(Z32_LENGTH))
+      changeEntries(chain, +1, (folder) => counts.get(folder) ?? 0, (folder, n) => counts.set(folder, n))
     }
     for (const [key, n] of counts) ops.push({ type: 'put', ns: 'folders', key, value: String(n) })
     ops.push({ type: 'put', ns: 'meta', key: 'folders', value: FOLDER_INDEX })
@@ -266,13 +267,14 @@ class LevelTx implements CommitTx {
   readonly #kv: LevelKV
   readonly #ops: BatchOp[] = []
   readonly #pendingUsage = new Map<string, number>()
-  readonly #folders = new Map<string, number>()
+  /** files this commit adds (+1) or removes (-1), in order: their folders' entries change in `finish` */
+  readonly #entries: { chain: FolderChain; by: 1 | -1 }[] = []
   /**
-   * Folder keys whose stored count is known to be 0: read so by `countUnder`, or below such a
-   * folder (counts only shrink with depth). `finish` need not read these again, which spares
-   * a new chain of folders its reads of keys LevelDB does not hold, the costliest lookups.
+   * Stored entry counts this commit has read (0: no such folder). The clash check's reads
+   * (`countUnder`) leave here what `finish` needs: a new file's deepest existing folder, and
+   * the first missing one above it, below which nothing is stored.
    */
-  readonly #empty = new Set<string>()
+  readonly #stored = new Map<string, number>()
   #appended = 0
 
   constructor(kv: LevelKV, head: number) {
@@ -289,16 +291,32 @@ class LevelTx implements CommitTx {
     return (await this.#kv.getMany('users', [...users])).map((v) => parseJson<UserRecord>(v))
   }
 
+  /**
+   * A folder's entries bound the files below it from beneath (each entry is a file or holds
+   * one), so one read answers unless the cap is above the entries; then the files below are
+   * counted, at most `cap` of them. The clash check asks folders above a path with a cap of 1.
+   */
   async countUnder(folders: readonly FileRef[], cap: number): Promise<number[]> {
-    const keys = folders.map((f) => folderKey(f.user, f.path))
-    const counts = (await this.#kv.getMany('folders', keys)).map((v) => Number(asText(v) ?? 0))
-    counts.forEach((n, i) => n === 0 && this.#empty.add(keys[i]!))
-    return counts.map((n) => Math.min(cap, n))
+    const entries = await this.#read(folders.map((f) => folderKey(f.user, f.path)))
+    return Promise.all(folders.map(async (f, i) => {
+      const n = entries[i]!
+      if (n === 0 || n >= cap) return Math.min(n, cap)
+      let files = 0
+      for await (const _ of this.#kv.keys('files', { gt: fileKey(f.user, f.path + '/'), lt: fileKey(f.user, f.path + '0'), limit: cap })) files++
+      return files
+    }))
+  }
+
+  /** Stored entry counts of these folders, kept for `finish`. */
+  async #read(keys: readonly string[]): Promise<number[]> {
+    const counts = (await this.#kv.getMany('folders', [...keys])).map((v) => Number(asText(v) ?? 0))
+    keys.forEach((key, i) => this.#stored.set(key, counts[i]!))
+    return counts
   }
 
   putFile(user: string, path: string, meta: FileMeta, inline: Uint8Array | undefined, old: FileMeta | undefined): void {
     const key = fileKey(user, path)
-    if (old === undefined) this.#count(user, path, +1)
+    if (old === undefined) this.#entries.push({ chain: folderChain(user, path), by: +1 })
     this.#ops.push({ type: 'put', ns: 'files', key, value: JSON.stringify(meta) })
     if (meta.blob !== undefined) {
       this.#ops.push({ type: 'put', ns: 'blobs', key: meta.blob, value: key })
@@ -319,17 +337,9 @@ class LevelTx implements CommitTx {
 
   deleteFile(user: string, path: string, old: FileMeta): void {
     const key = fileKey(user, path)
-    this.#count(user, path, -1)
+    this.#entries.push({ chain: folderChain(user, path), by: -1 })
     this.#ops.push({ type: 'del', ns: 'files', key }, { type: 'del', ns: 'content', key })
     if (old.blob !== undefined) this.#release(old.blob)
-  }
-
-  /** Adds `by` to the file count of every folder above `path`, written at the end of the group. */
-  #count(user: string, path: string, by: number): void {
-    const chain = folderChain(user, path)
-    const from = chain.above.findIndex((key) => this.#empty.has(key))
-    if (from !== -1) for (const key of chain.above.slice(from)) this.#empty.add(key)
-    countAbove(this.#folders, chain, by)
   }
 
   setUsage(user: string, usage: number): void {
@@ -345,6 +355,28 @@ class LevelTx implements CommitTx {
     }
   }
 
+  /**
+   * The folder entry counts this commit's files change, walked in the order they were staged.
+   * Counts the clash check read are known; a folder below one stored as missing is missing too.
+   * Any other count a walk needs is read, with the rest of its chain, and the walks run again.
+   */
+  async #folderCounts(): Promise<Map<string, number>> {
+    for (;;) {
+      const counts = new Map<string, number>()
+      const unread = new Set<string>()
+      for (const { chain, by } of this.#entries) {
+        const missingFrom = chain.above.findIndex((key) => this.#stored.get(key) === 0)
+        const countOf = (key: string, i: number) => counts.get(key) ?? this.#stored.get(key) ?? (missingFrom !== -1 && i > missingFrom ? 0 : undefined)
+        const stuck = changeEntries(chain, by, countOf, (key, n) => counts.set(key, n))
+        if (stuck === undefined) continue
+        const at = chain.above.indexOf(stuck)
+        for (const key of chain.above.slice(0, at + 1)) if (!this.#stored.has(key)) unread.add(key)
+      }
+      if (unread.size === 0) return counts
+      await this.#read([...unread])
+    }
+  }
+
   async upstreamCursors(upstreams: readonly string[]): Promise<(UpstreamCursor | undefined)[]> {
     return (await this.#kv.getMany('upstreams', [...upstreams])).map((v) => parseJson<UpstreamCursor>(v))
   }
@@ -355,15 +387,8 @@ class LevelTx implements CommitTx {
 
   /** Everything staged, plus the users' new usage (read back for their createdAt) and the head. */
   async finish(): Promise<BatchOp[]> {
-    const changed = [...this.#folders].filter(([, by]) => by !== 0)
-    const unknown = changed.filter(([key]) => !this.#empty.has(key))
-    const stored = new Map<string, number>()
-    if (unknown.length > 0) {
-      const counts = await this.#kv.getMany('folders', unknown.map(([key]) => key))
-      unknown.forEach(([key], i) => stored.set(key, Number(asText(counts[i]) ?? 0)))
-    }
-    for (const [key, by] of changed) {
-      const n = (stored.get(key) ?? 0) + by
+    for (const [key, n] of await this.#folderCounts()) {
+      if (n === this.#stored.get(key)) continue
       this.#ops.push(n > 0 ? { type: 'put', ns: 'folders', key, value: String(n) } : { type: 'del', ns: 'folders', key })
     }
     if (this.#pendingUsage.size > 0) {

@@ -1,4 +1,5 @@
 import type { Case } from './common.js'
+import { seededRandom } from '../random.js'
 import { ALICE, BOB, collect, meta, putEvent, range, seqs, writeFile } from './common.js'
 
 /** Commit groups: whole or nothing, gapless seqs, serialised across instances. */
@@ -123,6 +124,58 @@ export const commitCases: Record<string, Case> = {
       t.same(await tx.files([]), [])
       t.same(await tx.users([]), [])
     })
+  },
+
+  async 'files below a folder stay counted as commits add and remove them, deep and shallow'(t, factory) {
+    let { store, reopen } = await factory.open(t)
+    await store.createUser(ALICE, 1)
+    await store.createUser(BOB, 1)
+    const rand = seededRandom(0xf01d)
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!
+    // a narrow tree, so files meet, folders empty and fill again, and chains grow 12 deep
+    const randomPath = () => '/pub' + Array.from({ length: 1 + Math.floor(rand() * 12) }, () => '/' + pick(['a', 'b'])).join('')
+    const model = new Map<string, string>() // file key → user, of the files stored
+    const folders = new Set<string>()
+    const below = (user: string, folder: string) => [...model.keys()].filter((k) => k.startsWith(user + folder + '/')).length
+    const check = async (s: typeof store, when: string) => {
+      const asked = [...folders].map((k) => ({ user: k.slice(0, 52), path: k.slice(52) }))
+      const [all, capped] = await s.commit((tx) => Promise.all([tx.countUnder(asked, 1000), tx.countUnder(asked, 2)]))
+      const wrong = asked.flatMap((f, i) => (all[i] === below(f.user, f.path) && capped[i] === Math.min(2, all[i]!) ? [] : [`${f.path}: ${all[i]}, capped ${capped[i]}`]))
+      t.same(wrong, [], `${when}: every folder counts the files below it`)
+    }
+    for (let round = 0; round < 150; round++) {
+      await store.commit(async (tx) => {
+        const staged = new Map(model)
+        for (let n = 1 + Math.floor(rand() * 6); n > 0; n--) {
+          const user = rand() < 0.8 ? ALICE : BOB
+          const path = randomPath()
+          const key = user + path
+          // some commits read the folders first, as the clash check does, and some do not
+          if (rand() < 0.5) await tx.countUnder([{ user, path: path.slice(0, path.lastIndexOf('/')) }, { user, path }], 1 + Math.floor(rand() * 3))
+          if (staged.has(key)) {
+            if (rand() < 0.7) {
+              tx.deleteFile(user, path, meta(1))
+              staged.delete(key)
+            } else tx.putFile(user, path, meta(2), Buffer.alloc(2), meta(1))
+            continue
+          }
+          // no file where a folder is, nor a folder where a file is
+          const clash = [...staged.keys()].some((k) => k.startsWith(key + '/') || key.startsWith(k + '/'))
+          if (clash) continue
+          tx.putFile(user, path, meta(1), Buffer.alloc(1), undefined)
+          staged.set(key, user)
+        }
+        model.clear()
+        for (const [k, v] of staged) model.set(k, v)
+      })
+      // the folders the clash check asks about: those below the root (`/pub`)
+      for (const k of model.keys()) for (let at = k.indexOf('/', 57); at !== -1; at = k.indexOf('/', at + 1)) folders.add(k.slice(0, at))
+      if (round % 30 === 29) await check(store, `after commit ${round + 1}`)
+    }
+    t.ok(folders.size > 20 && model.size > 5, `${folders.size} folders seen, ${model.size} files left`)
+    if (reopen === undefined) return
+    store = await reopen()
+    await check(store, 'reopened')
   },
 
   async 'file keys list in byte order, past U+FFFF too, forward and back, in pages'(t, factory) {
