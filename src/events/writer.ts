@@ -19,9 +19,9 @@ interface Pending {
 const MAX_GROUP = 1024
 /**
  * Upper bound on the key bytes one group holds while it commits: each mutation's path, and
- * for each folder above it the key of its file count (a new or deleted file changes every
- * one, in this group's state and in the engine's batch). Deep paths commit in smaller groups,
- * so no group's synchronous work keeps the event loop long; shallow ones are not held back.
+ * for each folder above it a folder key (the group's state counts its changes at every one,
+ * and a new chain of folders writes each). Deep paths commit in smaller groups, so no group's
+ * synchronous work keeps the event loop long; shallow ones are not held back.
  */
 const MAX_GROUP_KEY_BYTES = 128 * 1024
 /** a `folderKey`: a z32 user and 27 characters of hash */
