@@ -25,7 +25,7 @@ export interface CliRun {
   bytes: Buffer
 }
 
-/** A `hearth` command under way: what it has printed so far, and how it ends. */
+/** A command under way: what it has printed so far, and how it ends. */
 export interface RunningCli {
   child: ChildProcessWithoutNullStreams
   stdout(): string
@@ -45,7 +45,17 @@ export function userEnv(): NodeJS.ProcessEnv {
 
 /** Starts `hearth <args>` as a user would; for a command that runs until it is stopped. */
 export function startCli(args: string[], opts: CliOptions = {}): RunningCli {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd, env: { ...userEnv(), ...opts.env }, stdio: 'pipe' })
+  return startScript(CLI, args, opts)
+}
+
+/** Runs `hearth <args>` to its end. */
+export function runCli(args: string[], opts: CliOptions = {}): Promise<CliRun> {
+  return startScript(CLI, args, opts).done
+}
+
+/** Starts another command line of this checkout (the example indexer) under Node, as `startCli` does hearth. */
+export function startScript(script: string, args: string[], opts: CliOptions = {}): RunningCli {
+  const child = spawn(process.execPath, [script, ...args], { cwd: opts.cwd, env: { ...userEnv(), ...opts.env }, stdio: 'pipe' })
   const out: Buffer[] = []
   const err: Buffer[] = []
   child.stdout.on('data', (b: Buffer) => out.push(b))
@@ -62,9 +72,4 @@ export function startCli(args: string[], opts: CliOptions = {}): RunningCli {
   })
   child.stdin.end(opts.input)
   return { child, stdout: () => Buffer.concat(out).toString(), stderr: () => Buffer.concat(err).toString(), done }
-}
-
-/** Runs `hearth <args>` to its end. */
-export function runCli(args: string[], opts: CliOptions = {}): Promise<CliRun> {
-  return startCli(args, opts).done
 }
