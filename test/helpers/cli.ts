@@ -53,7 +53,7 @@ export function runCli(args: string[], opts: CliOptions = {}): Promise<CliRun> {
   return startScript(CLI, args, opts).done
 }
 
-/** Starts another command line of this checkout (the example indexer) under Node, as `startCli` does hearth. */
+/** Starts another script under Node (the example indexer, a README snippet), as `startCli` does hearth. */
 export function startScript(script: string, args: string[], opts: CliOptions = {}): RunningCli {
   const child = spawn(process.execPath, [script, ...args], { cwd: opts.cwd, env: { ...userEnv(), ...opts.env }, stdio: 'pipe' })
   const out: Buffer[] = []
