@@ -43,7 +43,8 @@ export interface ChildServerOptions {
 }
 
 /**
- * `hearth serve` as a real child process: the only way to test what survives a SIGKILL.
+ * `hearth serve` (or `hearth relay`) as a real child process: the only way to test what
+ * survives a SIGKILL, how it stops on a signal, and what it prints for a person.
  * It listens on a fresh port each start (PORT=0, read back from its start-up log line), so
  * a restart never races another process for a port; `url` always names the current one.
  * With `keepPort`, only the first start picks a port and every restart takes it again.
@@ -112,7 +113,7 @@ export class ChildServer {
   async restart(): Promise<void> {
     const { announced } = await this.#spawn()
     const timeout = this.#opts.startTimeoutMs ?? 60_000
-    this.#url = await withTimeout(announced, timeout, () => `hearth serve did not start in ${timeout} ms:\n${this.#output}`)
+    this.#url = await withTimeout(announced, timeout, () => `${this.#name} did not start in ${timeout} ms:\n${this.#output}`)
     if (this.#opts.keepPort) this.#port = new URL(this.#url).port
     await this.#waitForInfo(timeout)
   }
@@ -125,7 +126,11 @@ export class ChildServer {
     await this.kill()
   }
 
-  /** Spawns `hearth serve`; `announced` settles with the URL it logs once listening. */
+  get #name(): string {
+    return `hearth ${this.#opts.command ?? 'serve'}`
+  }
+
+  /** Spawns the process; `announced` settles with the URL it logs once listening. */
   async #spawn(): Promise<{ announced: Promise<string> }> {
     if (this.running) await this.kill()
     const env = {
@@ -158,7 +163,7 @@ export class ChildServer {
           }
         }
       })
-      child.once('exit', (code, signal) => reject(new Error(`hearth serve exited (${code ?? signal}) before serving:\n${this.#output}`)))
+      child.once('exit', (code, signal) => reject(new Error(`${this.#name} exited (${code ?? signal}) before serving:\n${this.#output}`)))
     })
     child.stderr!.on('data', (chunk: Buffer) => {
       this.#keep(chunk)
@@ -169,8 +174,8 @@ export class ChildServer {
 
   /** Starts the executable with the command and flags, directly or on a terminal. */
   #launch(env: NodeJS.ProcessEnv): ChildProcess {
-    const argv = this.#opts.executable === undefined ? [process.execPath, CLI] : [this.#opts.executable]
-    argv.push(this.#opts.command ?? 'serve', ...(this.#opts.args ?? []))
+    const hearth = this.#opts.executable === undefined ? [process.execPath, CLI] : [this.#opts.executable]
+    const argv = [...hearth, this.#opts.command ?? 'serve', ...(this.#opts.args ?? [])]
     const cwd = this.#opts.cwd
     if (!this.#opts.terminal) return spawn(argv[0]!, argv.slice(1), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
     // `script -e` runs the command on a new terminal and exits with its status; its stdin
@@ -238,7 +243,7 @@ export class ChildServer {
       } catch {
         // not listening yet
       }
-      if (!this.running) throw new Error(`hearth serve exited while starting:\n${this.#output}`)
+      if (!this.running) throw new Error(`${this.#name} exited while starting:\n${this.#output}`)
       if (Date.now() > deadline) throw new Error(`/info did not answer within ${timeoutMs} ms:\n${this.#output}`)
       await new Promise((r) => setTimeout(r, 50))
     }
