@@ -1,36 +1,13 @@
 import t from 'tap'
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { newUser, startTestServer, tempDir } from './helpers/server.js'
 import { AckedWrites } from './helpers/acked-writes.js'
+import { runCli, startCli } from './helpers/cli.js'
+import { closedPortUrl } from './helpers/closed-port.js'
+import { until } from './helpers/until.js'
 
-const CLI = fileURLToPath(new URL('../src/cli/index.js', import.meta.url))
-
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-function start(args: string[]): ChildProcessWithoutNullStreams {
-  return spawn(process.execPath, [CLI, 'tail', ...args], { env: { ...process.env, HEARTH_URL: undefined }, stdio: 'pipe' })
-}
-
-function finish(child: ChildProcessWithoutNullStreams): Promise<Run> {
-  const out: Buffer[] = []
-  const err: Buffer[] = []
-  child.stdout.on('data', (b: Buffer) => out.push(b))
-  child.stderr.on('data', (b: Buffer) => err.push(b))
-  return new Promise((resolve, reject) => {
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }))
-  })
-}
-
-const tail = (args: string[]) => finish(start(args))
+const tail = (args: string[]) => runCli(['tail', ...args])
 const jsonLines = (text: string) => text.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
 
 /** The public events of acknowledged writes, shaped as `tail --json` prints them. */
@@ -90,19 +67,13 @@ t.test('SIGINT: exits 0 after saving the cursor of the last event printed', asyn
   const a = await newUser(server)
   for (let i = 0; i < 3; i++) await a.put(`/pub/f${i}`, `${i}`)
   const file = join(tempDir(t), 'cursor')
-  const child = start(['--url', server.url, '--json', '--from', 'start', '--cursor-file', file])
-  const done = finish(child)
-  let seen = ''
-  child.stdout.on('data', (b: Buffer) => (seen += b.toString()))
-  const lines = (n: number) => new Promise<void>((resolve) => {
-    const check = () => (seen.split('\n').length > n ? resolve() : setTimeout(check, 20))
-    check()
-  })
+  const running = startCli(['tail', '--url', server.url, '--json', '--from', 'start', '--cursor-file', file])
+  const lines = (n: number) => until(() => running.stdout().split('\n').length > n, `${n} lines printed`, 30_000, running.stdout)
   await lines(3)
   await a.put('/pub/live.txt', 'live')
   await lines(4)
-  child.kill('SIGINT')
-  const run = await done
+  running.child.kill('SIGINT')
+  const run = await running.done
   t.equal(run.code, 0, run.stderr)
   const printed = jsonLines(run.stdout)
   t.same(printed.map((l) => l.seq), ['1', '2', '3', '4'])
@@ -134,27 +105,13 @@ t.test('refusals: a cursor past the head and a bad filter exit 1 with one line; 
 })
 
 t.test('a homeserver that does not answer: tail says it is retrying, and Ctrl-C still stops it', async (t) => {
-  // a port that was just free: nothing listens there
-  const probe = createServer()
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r))
-  const port = (probe.address() as { port: number }).port
-  await new Promise((r) => probe.close(r))
-  const child = start(['--url', `http://127.0.0.1:${port}`])
-  const done = finish(child)
-  let stderr = ''
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no retry notice within 30 s; stderr: ${stderr}`)), 30_000)
-    child.stderr.on('data', (b: Buffer) => {
-      stderr += b.toString()
-      if (stderr.includes('\n')) {
-        clearTimeout(timer)
-        resolve()
-      }
-    })
-  })
-  t.match(stderr, new RegExp(`^hearth tail: cannot reach http://127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\); retrying in \\d+\\.\\d s\n`))
-  child.kill('SIGINT')
-  const run = await done
+  const url = await closedPortUrl()
+  const running = startCli(['tail', '--url', url])
+  await until(() => running.stderr().includes('\n'), 'a retry notice', 30_000, running.stderr)
+  const stderr = running.stderr()
+  t.match(stderr, new RegExp(`^hearth tail: cannot reach ${url.replaceAll('.', '\\.')} \\(ECONNREFUSED\\); retrying in \\d+\\.\\d s\n`))
+  running.child.kill('SIGINT')
+  const run = await running.done
   t.equal(run.code, 0, 'Ctrl-C ends the wait')
   t.equal(run.stdout, '')
 })

@@ -1,40 +1,16 @@
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFileSync, statSync, writeFileSync, existsSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { keypairFromSecret } from '../src/auth/keys.js'
 import { HomeserverClient } from '../src/client/homeserver.js'
 import { newUser, startTestServer, tempDir } from './helpers/server.js'
+import { runCli, type CliOptions, type CliRun as Run } from './helpers/cli.js'
+import { closedPortUrl } from './helpers/closed-port.js'
 
-const CLI = fileURLToPath(new URL('../src/cli/index.js', import.meta.url))
-
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-  bytes: Buffer
-}
-
-/** Runs `node dist/src/cli/index.js …` as a user would, in `cwd`, with HEARTH_URL pointing at `url`. */
-function hearth(args: string[], opts: { cwd: string; url?: string; env?: Record<string, string>; input?: Uint8Array }): Promise<Run> {
-  // tap preloads its own module into children through NODE_OPTIONS; a user's shell has none
-  const env: Record<string, string | undefined> = { ...process.env, NODE_OPTIONS: undefined, HEARTH_KEY: undefined, HEARTH_URL: opts.url, ...opts.env }
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd, env, stdio: 'pipe' })
-    const out: Buffer[] = []
-    const err: Buffer[] = []
-    child.stdout.on('data', (b: Buffer) => out.push(b))
-    child.stderr.on('data', (b: Buffer) => err.push(b))
-    child.on('error', reject)
-    child.on('close', (code) => {
-      const bytes = Buffer.concat(out)
-      resolve({ code, stdout: bytes.toString(), stderr: Buffer.concat(err).toString(), bytes })
-    })
-    child.stdin.end(opts.input)
-  })
+/** Runs `hearth <args>` as a user would, in `cwd`, with HEARTH_URL pointing at `url`. */
+function hearth(args: string[], opts: CliOptions & { cwd: string; url?: string }): Promise<Run> {
+  return runCli(args, { ...opts, env: { HEARTH_URL: opts.url, ...opts.env } })
 }
 
 const mode = (file: string) => statSync(file).mode & 0o777
@@ -315,11 +291,3 @@ t.test('every command has --help', async (t) => {
     t.equal(runs[i]!.stderr, '')
   })
 })
-
-async function closedPortUrl(): Promise<string> {
-  const probe = createServer()
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
-  const { port } = probe.address() as { port: number }
-  await new Promise((resolve) => probe.close(resolve))
-  return `http://127.0.0.1:${port}`
-}

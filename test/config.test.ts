@@ -1,12 +1,10 @@
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import http from 'node:http'
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import { tempDir } from './helpers/server.js'
 import { ChildServer } from './helpers/child-server.js'
+import { runCli, type CliRun } from './helpers/cli.js'
 import { buildConfig } from '../src/config/config.js'
 import { HomeserverClient } from '../src/client/homeserver.js'
 import { randomKeypair } from '../src/auth/keys.js'
@@ -14,32 +12,9 @@ import { ConfigError, readEnv, readFlags } from '../src/config/env.js'
 
 /** Start-up configuration and process life (SPEC §1), through the real CLI as a child process. */
 
-const CLI = fileURLToPath(new URL('../src/cli/index.js', import.meta.url))
-
-interface Run {
-  code: number | null
-  signal: NodeJS.Signals | null
-  stdout: string
-  stderr: string
-}
-
-/** Runs the CLI to its end (killed after 60 s, which the assertions then report). */
-function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: { PATH: process.env.PATH ?? '', PORT: '0', LOG_LEVEL: 'silent', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c) => (stdout += c))
-    child.stderr.on('data', (c) => (stderr += c))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer)
-      resolve({ code, signal, stdout, stderr })
-    })
-  })
+/** Runs the CLI to its end, quiet and on any free port unless `env` says otherwise. */
+function run(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  return runCli(args, { env: { PORT: '0', LOG_LEVEL: 'silent', ...env } })
 }
 
 t.test('a second serve on a data folder in use names the folder and the other process', async (t) => {
@@ -155,20 +130,9 @@ t.test('hearth --help and hearth serve --help', async (t) => {
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   t.test(`${signal} with an open SSE stream: streams end cleanly, exit 0 within 5 s`, async (t) => {
-    const dir = tempDir(t)
-    const child = spawn(process.execPath, [CLI, 'serve'], {
-      env: { PATH: process.env.PATH ?? '', PORT: '0', DATA_DIR: dir, LOG_LEVEL: 'info' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('exit', (code, sig) => resolve({ code, signal: sig })))
-    t.teardown(() => void child.kill('SIGKILL'))
-    const url = await new Promise<string>((resolve, reject) => {
-      child.on('exit', () => reject(new Error('serve exited early')))
-      createInterface({ input: child.stdout }).on('line', (line) => {
-        const rec = JSON.parse(line) as { msg?: string; url?: string }
-        if (rec.msg === 'hearth is serving' && rec.url) resolve(rec.url)
-      })
-    })
+    const server = await ChildServer.start({ dataDir: tempDir(t) })
+    t.teardown(() => server.kill())
+    const url = server.url
     const user = new HomeserverClient(url, randomKeypair())
     await user.signup()
     await user.put('/pub/before.txt', 'x')
@@ -193,13 +157,13 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       })
     const streams = [await open('/subscribe?filter=*&lastSeq=0'), await open(`/events-stream?user=${user.user}&live=true`)]
     const sent = Date.now()
-    child.kill(signal)
+    const stopped = server.stop(signal)
     const outcomes = await Promise.all(streams.map((s) => s.ended))
     t.same(outcomes, ['end', 'end'], 'both streams end with a clean end of stream, not a cut')
     const deadline = new Promise<'late'>((r) => setTimeout(() => r('late'), 5000).unref())
-    const result = await Promise.race([exited, deadline])
+    const result = await Promise.race([stopped, deadline])
     t.not(result, 'late', 'the process is gone within 5 s')
-    t.same(result, { code: 0, signal: null }, 'exit status 0')
+    t.equal(server.exitStatus, 'exit 0', 'exit status 0')
     t.ok(Date.now() - sent < 5000)
   })
 }

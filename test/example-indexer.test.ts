@@ -1,5 +1,4 @@
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -9,28 +8,17 @@ import { newUser, startTestServer, tempDir } from './helpers/server.js'
 import { AckedWrites } from './helpers/acked-writes.js'
 import type { Server } from '../src/server.js'
 import { idOf } from '../src/shared/id.js'
+import { startScript, type RunningCli } from './helpers/cli.js'
+import { until } from './helpers/until.js'
 
 const INDEXER = fileURLToPath(new URL('../examples/indexer/index.js', import.meta.url))
 const KILLS = 12
 
-function spawnIndexer(url: string, db: string, extra: string[] = []): { child: ChildProcess; out: () => string; exit: Promise<number | null> } {
-  const child = spawn(process.execPath, [INDEXER, '--url', url, '--db', db, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let text = ''
-  child.stdout!.on('data', (b: Buffer) => (text += b.toString()))
-  child.stderr!.on('data', (b: Buffer) => (text += b.toString()))
-  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  return { child, out: () => text, exit }
+function startIndexer(args: string[], env: Record<string, string> = {}): RunningCli {
+  return startScript(INDEXER, args, { env })
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-async function until(cond: () => boolean, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time')
-    await sleep(10)
-  }
-}
 
 /** PUTs and DELETEs over a few shared paths, until told to stop. 404s on DELETE write nothing. */
 async function writer(u: HomeserverClient, running: () => boolean, counts: { writes: number }): Promise<void> {
@@ -85,24 +73,24 @@ t.test('kill -9 at random moments under concurrent writes: the view always ends 
   const progress: string[] = []
   for (let round = 0; round < KILLS; round++) {
     // A backlog for each run, so most kills land while it is busy catching up.
-    await until(() => server.ctx.events.head >= lastKill + 60)
-    const run = spawnIndexer(server.url, db)
+    await until(() => server.ctx.events.head >= lastKill + 60, `a backlog of 60 events after ${lastKill}`, 20_000, () => server.ctx.events.head)
+    const run = startIndexer(['--url', server.url, '--db', db])
     if (round % 4 === 3) {
       await sleep(Math.random() * 400) // sometimes during start-up: opening the db, connecting
     } else {
-      await until(() => /state (catching-up|live)/.test(run.out()))
+      await until(() => /state (catching-up|live)/.test(run.stdout()), 'the indexer to report its state', 20_000, run.stdout)
       await sleep(Math.random() * 250)
     }
     run.child.kill('SIGKILL')
-    t.equal(await run.exit, null, `round ${round}: killed, not exited`)
+    t.equal((await run.done).code, null, `round ${round}: killed, not exited`)
     lastKill = server.ctx.events.head
-    progress.push(/applied (\d+)/.exec(run.out())?.[1] ?? '-')
+    progress.push(/applied (\d+)/.exec(run.stdout())?.[1] ?? '-')
   }
   running = false
   await Promise.all(writers)
 
-  const final = spawnIndexer(server.url, db, ['--once'])
-  t.equal(await final.exit, 0, final.out())
+  const final = await startIndexer(['--url', server.url, '--db', db, '--once']).done
+  t.equal(final.code, 0, final.stderr)
 
   const view = await View.open(db)
   t.teardown(() => view.close())
@@ -123,11 +111,11 @@ t.test('a restart after a clean stop resumes with no repeats, and a pruned gap s
   const u = await newUser(server)
   const db = join(tempDir(t), 'view')
   for (let i = 0; i < 5; i++) await u.put(`/pub/a/${i}`, 'x'.repeat(i))
-  const first = spawnIndexer(server.url, db, ['--once'])
-  t.equal(await first.exit, 0, first.out())
+  const first = await startIndexer(['--url', server.url, '--db', db, '--once']).done
+  t.equal(first.code, 0, first.stderr)
   for (let i = 0; i < 3; i++) await u.delete(`/pub/a/${i}`)
-  const second = spawnIndexer(server.url, db, ['--once'])
-  t.equal(await second.exit, 0, second.out())
+  const second = await startIndexer(['--url', server.url, '--db', db, '--once']).done
+  t.equal(second.code, 0, second.stderr)
   let view = await View.open(db)
   t.equal(view.progress.applied, 8)
   t.same(await view.users(), new Map([[u.user, { files: 2, bytes: 3 + 4, events: 8 }]]))
@@ -135,9 +123,9 @@ t.test('a restart after a clean stop resumes with no repeats, and a pruned gap s
 
   for (let i = 0; i < 4; i++) await u.put(`/pub/b/${i}`, 'y')
   await server.ctx.events.prune(11)
-  const third = spawnIndexer(server.url, db, ['--once'])
-  t.equal(await third.exit, 1)
-  t.match(third.out(), /pruned events 8\.\.11/)
+  const third = await startIndexer(['--url', server.url, '--db', db, '--once']).done
+  t.equal(third.code, 1)
+  t.match(third.stderr, /pruned events 8\.\.11/)
   view = await View.open(db)
   t.equal(view.progress.applied, 8, 'nothing applied past the gap')
   await view.close()
@@ -152,27 +140,19 @@ t.test('as its README runs it: HEARTH_URL, one line per event applied, and --sho
   await acked.put(u, '/priv/hidden', 'not followed')
   await acked.put(u, '/pub/b.txt', 'bb')
   await acked.delete(u, '/pub/a.txt')
-  const run = (args: string[]) => new Promise<{ code: number | null; out: string }>((resolve) => {
-    const child = spawn(process.execPath, [INDEXER, '--db', db, ...args], {
-      env: { ...process.env, NODE_OPTIONS: undefined, HEARTH_URL: server.url },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let out = ''
-    child.stdout!.on('data', (b: Buffer) => (out += b.toString()))
-    child.stderr!.on('data', (b: Buffer) => (out += b.toString()))
-    child.on('exit', (code) => resolve({ code, out }))
-  })
+  const run = (args: string[]) => startIndexer(['--db', db, ...args], { HEARTH_URL: server.url }).done
   const once = await run(['--once'])
-  t.equal(once.code, 0, once.out)
+  t.equal(once.code, 0, once.stderr)
   const events = acked.events.filter((e) => e.path.startsWith('/pub/'))
-  const lines = once.out.split('\n').filter((l) => /^[0-9A-Z]{13} /.test(l))
+  const lines = once.stdout.split('\n').filter((l) => /^[0-9A-Z]{13} /.test(l))
   t.same(lines, events.map((e) => `${idOf(e.seq)} ${e.type} pubky://${e.user}${e.path}${e.type === 'PUT' ? ` ${e.size} B` : ''}`),
     'one line per event applied, found through HEARTH_URL without --url')
   const again = await run(['--once'])
-  t.same(again.out.split('\n').filter((l) => /^[0-9A-Z]{13} /.test(l)), [], 'nothing applied twice, nothing printed')
+  t.same(again.stdout.split('\n').filter((l) => /^[0-9A-Z]{13} /.test(l)), [], 'nothing applied twice, nothing printed')
   const show = await run(['--show'])
   t.equal(show.code, 0)
-  t.same(show.out.trimEnd().split('\n'), [
+  t.equal(show.stderr, '')
+  t.same(show.stdout.trimEnd().split('\n'), [
     `pubky://${u.user}/pub/b.txt  2 B`,
     `user ${u.user}: 1 files, 2 B, 3 events`,
     `cursor ${idOf(events.at(-1)!.seq)} applied 3`,

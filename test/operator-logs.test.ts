@@ -1,15 +1,13 @@
 import t from 'tap'
 import pino from 'pino'
 import { Writable } from 'node:stream'
-import { spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import type { FastifyBaseLogger } from 'fastify'
 import { buildConfig } from '../src/config/config.js'
 import { startServer } from '../src/server.js'
 import { tempDir, newUser } from './helpers/server.js'
 import { RawStream } from './helpers/feed.js'
-
-const CLI = fileURLToPath(new URL('../src/cli/index.js', import.meta.url))
+import { ChildServer } from './helpers/child-server.js'
+import { until } from './helpers/until.js'
 
 interface Line {
   level: number
@@ -54,13 +52,7 @@ t.test('one info line per request: route, status, duration, user; never a cookie
   const other = await newUser({ url: server.url }).catch(() => undefined)
   t.equal(other, undefined)
 
-  await t.resolves(async () => {
-    const deadline = Date.now() + 10_000
-    while (!requests().some((l) => l.stream)) {
-      if (Date.now() > deadline) throw new Error('no line for the stream')
-      await new Promise((r) => setTimeout(r, 20))
-    }
-  })
+  await t.resolves(until(() => requests().some((l) => l.stream), 'the line for the stream', 10_000))
   const seen = requests().map((l) => [l.method, l.route, l.status, l.user])
   t.same(seen, [
     ['GET', '/admin/generate_signup_token', 200, undefined],
@@ -86,31 +78,10 @@ t.test('one info line per request: route, status, duration, user; never a cookie
 
 t.test('on a terminal, hearth serve says where it listens, its key, its data folder and the viewer', async (t) => {
   const data = tempDir(t)
-  // `script` gives the child a real terminal; its output comes back through the pipe.
-  const child = spawn('script', ['-qec', `'${process.execPath}' '${CLI}' serve --port 0 --data '${data}'`, '/dev/null'], {
-    env: { ...process.env, HOST: '127.0.0.1', LOG_LEVEL: 'info' },
-    stdio: ['pipe', 'pipe', 'pipe'],
-    detached: true,
-  })
-  t.teardown(() => {
-    try {
-      process.kill(-child.pid!, 'SIGKILL')
-    } catch {
-      // already gone
-    }
-  })
-  let out = ''
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no banner within 20 s:\n${out}`)), 20_000)
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c.toString()
-      if (/Ctrl-C stops it/.test(out) && /"hearth is serving"/.test(out)) {
-        clearTimeout(timer)
-        resolve()
-      }
-    })
-    child.once('exit', () => reject(new Error(`exited:\n${out}`)))
-  })
+  const server = await ChildServer.start({ args: ['--port', '0', '--data', data], terminal: true })
+  t.teardown(() => server.kill())
+  await server.waitForOutput(/Ctrl-C stops it/, 20_000)
+  const out = server.output
   const url = /hearth is serving on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1]
   t.ok(url, 'where it listens')
   const key = JSON.parse(out.split(/\r?\n/).find((l) => l.includes('"hearth is serving"'))!.trim()).publicKey as string
@@ -122,24 +93,9 @@ t.test('on a terminal, hearth serve says where it listens, its key, its data fol
 })
 
 t.test('without a terminal, only the JSON lines', async (t) => {
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data', tempDir(t)], {
-    env: { ...process.env, HOST: '127.0.0.1', LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  t.teardown(() => child.kill('SIGKILL'))
-  let out = ''
-  let err = ''
-  child.stderr.on('data', (c: Buffer) => (err += c.toString()))
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`not serving within 20 s:\n${out}${err}`)), 20_000)
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString()
-      if (out.includes('"hearth is serving"')) {
-        clearTimeout(timer)
-        resolve()
-      }
-    })
-  })
+  const server = await ChildServer.start({ args: ['--port', '0', '--data', tempDir(t)] })
+  t.teardown(() => server.kill())
+  t.equal(server.stderr, '', 'nothing for a person on stderr')
+  const out = server.output
   for (const line of out.split('\n').filter(Boolean)) t.doesNotThrow(() => JSON.parse(line), 'a JSON line')
-  t.equal(err, '', 'nothing for a person on stderr')
 })

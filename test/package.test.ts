@@ -1,10 +1,11 @@
 import t from 'tap'
-import { execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { tempDir } from './helpers/server.js'
+import { ChildServer } from './helpers/child-server.js'
 
 // The package as a user gets it: `npm pack`, installed into an empty folder, run from there
 // with nothing of the checkout. The tarball is packed from the dist/ that `npm test` built
@@ -40,24 +41,9 @@ t.test('npm pack installs into an empty folder and runs: hearth --help, hearth s
 
   // hearth serve, from the installed package, answering /info
   const data = join(work, 'data')
-  const server = spawn(bin, ['serve', '--port', '0', '--data', data], {
-    cwd: app, env: { ...process.env, HOST: '127.0.0.1', LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  t.teardown(() => server.kill('SIGKILL'))
-  const url = await new Promise<string>((resolveUrl, reject) => {
-    let out = ''
-    const timer = setTimeout(() => reject(new Error(`hearth serve did not start:\n${out}`)), 30_000)
-    server.stdout.on('data', (c: Buffer) => {
-      out += c.toString()
-      for (const line of out.split('\n')) {
-        if (!line.includes('"hearth is serving"')) continue
-        clearTimeout(timer)
-        resolveUrl((JSON.parse(line) as { url: string }).url)
-      }
-    })
-    server.stderr.on('data', (c: Buffer) => (out += c.toString()))
-    server.once('exit', (code) => reject(new Error(`hearth serve exited ${code}:\n${out}`)))
-  })
+  const server = await ChildServer.start({ executable: bin, cwd: app, args: ['--port', '0', '--data', data] })
+  t.teardown(() => server.kill())
+  const url = server.url
   const info = (await (await fetch(`${url}/info`)).json()) as { publicKey: string; version: string }
   t.match(info.publicKey, /^[a-z0-9]{52}$/, '/info answers')
   t.equal(info.version, JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version, 'with the version of the package')
@@ -94,9 +80,7 @@ export { f, e, s }
   ], { cwd: app }).then(() => '', (err: { stdout: string }) => err.stdout)
   t.equal(typed, '', 'types for hearth-homeserver and hearth-homeserver/client')
 
-  server.kill('SIGTERM')
-  const code = await new Promise((r) => server.once('exit', r))
-  t.equal(code, 0, 'and it stops cleanly')
+  t.equal(await server.stop(), 0, 'and it stops cleanly')
 })
 
 t.test('the client entry point imports nothing of the server', async (t) => {

@@ -19,25 +19,15 @@ async function relayAt(t: { teardown(fn: () => unknown): void }, maxEntries = 10
   return { relay, url }
 }
 
-/** A publish log a test can wait on: the records so far, and `until` with a deadline. */
+/** A publish log a test can look into: the records so far. */
 function watchedLog() {
   const published: { timestamp: bigint }[] = []
   const failed: object[] = []
-  let wake = () => {}
   const log: PublishLog = {
-    info: (o) => (published.push({ timestamp: BigInt((o as { timestamp: string }).timestamp) }), wake()),
-    warn: (o) => (failed.push(o), wake()),
+    info: (o) => void published.push({ timestamp: BigInt((o as { timestamp: string }).timestamp) }),
+    warn: (o) => void failed.push(o),
   }
-  const until = (done: () => boolean, ms: number, what: string) => new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)
-    wake = () => {
-      if (!done()) return
-      clearTimeout(timer)
-      resolve()
-    }
-    wake()
-  })
-  return { log, published, failed, until }
+  return { log, published, failed }
 }
 
 const put = (url: string, body: Uint8Array<ArrayBuffer>, headers: Record<string, string> = {}) =>
@@ -130,7 +120,7 @@ t.test('publisher publishes at start and republishes', async (t) => {
   t.teardown(() => publisher.stop())
   t.equal(await publisher.publishedOnce, true)
   const first = parsePayload(publicKey, new Uint8Array(await (await fetch(`${url}/${z32}`)).arrayBuffer()))
-  await watched.until(() => watched.published.some((p) => p.timestamp > first.timestamp), 10_000, 'a republish')
+  await until(() => watched.published.some((p) => p.timestamp > first.timestamp), 'a republish', 10_000)
   const later = parsePayload(publicKey, new Uint8Array(await (await fetch(`${url}/${z32}`)).arrayBuffer()))
   t.ok(later.timestamp > first.timestamp, 're-signed with a later timestamp')
 })
@@ -163,7 +153,7 @@ t.test('publisher retries until the relay comes up', async (t) => {
   const key = secret()
   const publisher = startPublisher({ secretKey: key, port: 6286, relays: [url], retryMs: 20, maxRetryMs: 50, log: watched.log })
   t.teardown(() => publisher.stop())
-  await watched.until(() => watched.failed.length >= 2, 10_000, 'two failed attempts while the relay is down')
+  await until(() => watched.failed.length >= 2, 'two failed attempts while the relay is down', 10_000)
   t.equal(watched.published.length, 0, 'nothing published while it is down')
   up = true
   t.equal(await publisher.publishedOnce, true)

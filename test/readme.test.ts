@@ -1,5 +1,4 @@
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -7,6 +6,8 @@ import { idOf, seqOfId } from '../src/shared/id.js'
 import { testnetBanner } from '../src/cli/serve.js'
 import { newUser, startTestServer, tempDir } from './helpers/server.js'
 import { AckedWrites } from './helpers/acked-writes.js'
+import { startScript } from './helpers/cli.js'
+import { until } from './helpers/until.js'
 
 /** The README's examples are what the code does: its frames, its snippets, the testnet banner. */
 
@@ -57,26 +58,13 @@ t.test('the follower snippet runs as it is, with only the package installed', as
   const client = pathToFileURL(fileURLToPath(new URL('../src/client/index.js', import.meta.url))).href
   const dir = tempDir(t)
   writeFileSync(join(dir, 'follow.mjs'), snippet.replace(`'${specifier}'`, `'${client}'`))
-  const child = spawn(process.execPath, ['follow.mjs'], {
-    cwd: dir,
-    env: { ...process.env, NODE_OPTIONS: undefined, HEARTH_URL: server.url },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  t.teardown(() => child.kill())
-  let out = ''
-  let err = ''
-  child.stderr.on('data', (b: Buffer) => (err += b.toString()))
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`two lines did not come within 30 s: ${out}${err}`)), 30_000)
-    child.on('exit', () => reject(new Error(`the snippet exited: ${out}${err}`)))
-    child.stdout.on('data', (b: Buffer) => {
-      out += b.toString()
-      if (out.split('\n').length > 2) {
-        clearTimeout(timer)
-        resolve()
-      }
-    })
-  })
+  const follower = startScript('follow.mjs', [], { cwd: dir, env: { HEARTH_URL: server.url } })
+  t.teardown(() => follower.child.kill())
+  await until(() => {
+    if (follower.child.exitCode !== null) throw new Error(`the snippet exited: ${follower.stdout()}${follower.stderr()}`)
+    return follower.stdout().split('\n').length > 2
+  }, 'two lines from the snippet', 30_000, () => follower.stdout() + follower.stderr())
+  const out = follower.stdout()
   const events = acked.events.filter((e) => e.path.includes('/posts/'))
   t.same(out.trimEnd().split('\n'), events.map((e) => `${idOf(e.seq)} PUT pubky://${alice.user}${e.path} ${e.size}`))
   t.ok(existsSync(join(dir, 'posts.cursor')), 'the cursor is kept where the snippet says')

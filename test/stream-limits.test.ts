@@ -1,8 +1,7 @@
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
 import { startTestServer, newUser, tempDir } from './helpers/server.js'
+import { ChildServer } from './helpers/child-server.js'
+import { until } from './helpers/until.js'
 import { HomeserverClient } from '../src/client/homeserver.js'
 import { randomKeypair } from '../src/auth/keys.js'
 import { RawStream } from './helpers/feed.js'
@@ -38,12 +37,13 @@ t.test('MAX_STREAMS_PER_IP: the next stream gets 429 until one closes', async (t
 
 /** Opens a stream, retrying while the server has not yet seen a closed one go. */
 async function whenFree(url: string): Promise<RawStream> {
-  for (let i = 0; ; i++) {
-    const s = await RawStream.open(url)
-    if (s.response.status !== 429 || i === 100) return s
-    s.close()
-    await new Promise((r) => setTimeout(r, 20))
-  }
+  let s: RawStream | undefined
+  await until(async () => {
+    s?.close()
+    s = await RawStream.open(url)
+    return s.response.status !== 429
+  }, `a stream slot for ${url}`, 10_000, () => s?.response.status)
+  return s!
 }
 
 t.test('closing the server ends every stream cleanly', async (t) => {
@@ -67,21 +67,9 @@ t.test('closing the server ends every stream cleanly', async (t) => {
 })
 
 t.test('SIGTERM: streams end cleanly and hearth serve exits 0 within 5 s', async (t) => {
-  const cli = fileURLToPath(new URL('../src/cli/index.js', import.meta.url))
-  const child = spawn(process.execPath, [cli, 'serve'], {
-    env: { ...process.env, PORT: '0', DATA_DIR: tempDir(t), LOG_LEVEL: 'info', KEEPALIVE_MS: '1000' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  t.teardown(() => child.kill('SIGKILL'))
-  let out = ''
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString()
-      const m = /"url":"([^"]+)"/.exec(out)
-      if (m) resolve(m[1]!)
-    })
-    child.once('exit', () => reject(new Error(`hearth serve exited: ${out}`)))
-  })
+  const server = await ChildServer.start({ dataDir: tempDir(t), env: { KEEPALIVE_MS: '1000' } })
+  t.teardown(() => server.kill())
+  const url = server.url
   const user = new HomeserverClient(url, randomKeypair())
   await user.signup()
   await user.put('/pub/x.txt', 'x')
@@ -92,8 +80,7 @@ t.test('SIGTERM: streams end cleanly and hearth serve exits 0 within 5 s', async
   ]
   await streams[2]!.until(() => streams[2]!.events().length === 1)
   const started = Date.now()
-  child.kill('SIGTERM')
-  const [code] = (await once(child, 'exit')) as [number | null]
+  const code = await server.stop()
   t.equal(code, 0, 'exit status 0')
   t.ok(Date.now() - started < 5000, 'within 5 s')
   for (const s of streams) {

@@ -1,15 +1,16 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { CLI } from './cli.js'
+import { until } from './until.js'
 
-const CLI = fileURLToPath(new URL('../../src/cli/index.js', import.meta.url))
 /** Output kept for diagnostics when something goes wrong. */
 const KEEP_OUTPUT = 64 * 1024
 /** USER_HZ: the unit of /proc's CPU times, 100 on every Linux Node runs on */
 const CLOCK_TICKS = 100
 
 export interface ChildServerOptions {
-  dataDir: string
+  /** DATA_DIR; leave it out only when `args` names the folder with `--data` */
+  dataDir?: string
   /** extra settings, e.g. `{ MAX_STREAMS_PER_IP: '3' }` */
   env?: Record<string, string>
   /** how long to wait for the first answer of /info */
@@ -21,10 +22,29 @@ export interface ChildServerOptions {
   keepPort?: boolean
   /** `serve` (default) or `relay` */
   command?: 'serve' | 'relay'
+  /**
+   * Flags after the command, as a person types them (`['--data', dir]`). A flag wins over
+   * its environment twin, so `--port` here overrides the PORT that `keepPort` sets.
+   */
+  args?: string[]
+  /**
+   * The `hearth` to run: by default this checkout's CLI under the test's Node; an installed
+   * package's `node_modules/.bin/hearth` to run what a user gets.
+   */
+  executable?: string
+  /** The working folder of the process (default: the test's). */
+  cwd?: string
+  /**
+   * Run it on a terminal, under `script`, to see what a person at a console sees. Its stdout
+   * and stderr then come back mixed in `output`, and signals go to `script`'s whole process
+   * group, so they reach hearth too.
+   */
+  terminal?: boolean
 }
 
 /**
- * `hearth serve` as a real child process: the only way to test what survives a SIGKILL.
+ * `hearth serve` (or `hearth relay`) as a real child process: the only way to test what
+ * survives a SIGKILL, how it stops on a signal, and what it prints for a person.
  * It listens on a fresh port each start (PORT=0, read back from its start-up log line), so
  * a restart never races another process for a port; `url` always names the current one.
  * With `keepPort`, only the first start picks a port and every restart takes it again.
@@ -37,8 +57,11 @@ export class ChildServer {
   #metricsUrl: string | undefined
   #port = '0'
   #output = ''
+  #stderr = ''
 
   private constructor(opts: ChildServerOptions) {
+    // without either, it would write into ./data of whatever folder it runs in
+    if (opts.dataDir === undefined && !opts.args?.includes('--data')) throw new Error('give dataDir, or --data in args')
     this.#opts = opts
   }
 
@@ -71,16 +94,26 @@ export class ChildServer {
     return this.#child.signalCode ?? `exit ${this.#child.exitCode}`
   }
 
-  /** The last lines the process wrote, for failure messages. */
+  /** The last lines the process wrote on stdout and stderr, as they came, for failure messages. */
   get output(): string {
     return this.#output
+  }
+
+  /** The last lines the process wrote on stderr alone (nothing on a terminal, where all is in `output`). */
+  get stderr(): string {
+    return this.#stderr
+  }
+
+  /** Waits until `pattern` matches the output, e.g. a line logged after start-up. */
+  async waitForOutput(pattern: RegExp, ms = 30_000): Promise<void> {
+    await until(() => pattern.test(this.#output), `output matching ${pattern}`, ms, () => this.#output.slice(-2000))
   }
 
   /** Starts the process (killing any previous one first) and waits until /info answers. */
   async restart(): Promise<void> {
     const { announced } = await this.#spawn()
     const timeout = this.#opts.startTimeoutMs ?? 60_000
-    this.#url = await withTimeout(announced, timeout, () => `hearth serve did not start in ${timeout} ms:\n${this.#output}`)
+    this.#url = await withTimeout(announced, timeout, () => `${this.#name} did not start in ${timeout} ms:\n${this.#output}`)
     if (this.#opts.keepPort) this.#port = new URL(this.#url).port
     await this.#waitForInfo(timeout)
   }
@@ -93,7 +126,11 @@ export class ChildServer {
     await this.kill()
   }
 
-  /** Spawns `hearth serve`; `announced` settles with the URL it logs once listening. */
+  get #name(): string {
+    return `hearth ${this.#opts.command ?? 'serve'}`
+  }
+
+  /** Spawns the process; `announced` settles with the URL it logs once listening. */
   async #spawn(): Promise<{ announced: Promise<string> }> {
     if (this.running) await this.kill()
     const env = {
@@ -104,9 +141,9 @@ export class ChildServer {
       // the start-up line that names the port is an info record
       LOG_LEVEL: 'info',
       PORT: this.#port,
-      DATA_DIR: this.#opts.dataDir,
+      ...(this.#opts.dataDir === undefined ? {} : { DATA_DIR: this.#opts.dataDir }),
     }
-    const child = spawn(process.execPath, [CLI, this.#opts.command ?? 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = this.#launch(env)
     this.#child = child
     this.#url = ''
     this.#exited = new Promise((resolve) => child.once('exit', () => resolve()))
@@ -126,23 +163,53 @@ export class ChildServer {
           }
         }
       })
-      child.once('exit', (code, signal) => reject(new Error(`hearth serve exited (${code ?? signal}) before serving:\n${this.#output}`)))
+      child.once('exit', (code, signal) => reject(new Error(`${this.#name} exited (${code ?? signal}) before serving:\n${this.#output}`)))
     })
-    child.stderr!.on('data', (chunk: Buffer) => this.#keep(chunk))
+    child.stderr!.on('data', (chunk: Buffer) => {
+      this.#keep(chunk)
+      this.#stderr = (this.#stderr + chunk.toString('utf8')).slice(-KEEP_OUTPUT)
+    })
     return { announced }
+  }
+
+  /** Starts the executable with the command and flags, directly or on a terminal. */
+  #launch(env: NodeJS.ProcessEnv): ChildProcess {
+    const hearth = this.#opts.executable === undefined ? [process.execPath, CLI] : [this.#opts.executable]
+    const argv = [...hearth, this.#opts.command ?? 'serve', ...(this.#opts.args ?? [])]
+    const cwd = this.#opts.cwd
+    if (!this.#opts.terminal) return spawn(argv[0]!, argv.slice(1), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    // `script -e` runs the command on a new terminal and exits with its status; its stdin
+    // stays an open pipe, since an ended one would reach hearth as an end of input. Detached,
+    // it leads a process group that `#signal` can stop whole.
+    const line = argv.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ')
+    return spawn('script', ['-qec', line, '/dev/null'], { cwd, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true })
+  }
+
+  #signal(signal: NodeJS.Signals): void {
+    const child = this.#child
+    if (child === undefined || !this.running) return
+    if (!this.#opts.terminal) {
+      child.kill(signal)
+      return
+    }
+    try {
+      process.kill(-child.pid!, signal)
+    } catch {
+      // the group is already gone
+    }
   }
 
   /** SIGKILL: no shutdown hook runs, nothing is flushed that was not already on disk. */
   async kill(): Promise<void> {
-    this.#child?.kill('SIGKILL')
+    this.#signal('SIGKILL')
     await this.#exited
   }
 
-  /** SIGTERM, the orderly stop; resolves with the exit code. */
-  async stop(): Promise<number | null> {
+  /** SIGTERM (or SIGINT, a Ctrl-C), the orderly stop; resolves with the exit code. */
+  async stop(signal: 'SIGTERM' | 'SIGINT' = 'SIGTERM'): Promise<number | null> {
     const child = this.#child
     if (child === undefined || !this.running) return child?.exitCode ?? null
-    child.kill('SIGTERM')
+    this.#signal(signal)
     await this.#exited
     return child.exitCode
   }
@@ -176,7 +243,7 @@ export class ChildServer {
       } catch {
         // not listening yet
       }
-      if (!this.running) throw new Error(`hearth serve exited while starting:\n${this.#output}`)
+      if (!this.running) throw new Error(`${this.#name} exited while starting:\n${this.#output}`)
       if (Date.now() > deadline) throw new Error(`/info did not answer within ${timeoutMs} ms:\n${this.#output}`)
       await new Promise((r) => setTimeout(r, 50))
     }
