@@ -2,12 +2,16 @@ import t from 'tap'
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { newUser, startTestServer, tempDir } from './helpers/server.js'
+import { headOf, newUser, startTestServer, tempDir } from './helpers/server.js'
 import { HomeserverClient } from '../src/client/homeserver.js'
 import { randomKeypair } from '../src/auth/keys.js'
 import { signAuthToken } from '../src/auth/token.js'
 import { ChildServer } from './helpers/child-server.js'
 import { TEST_ENGINE, engineSettings } from './helpers/engine.js'
+import { AckedWrites, SentPuts } from './helpers/acked-writes.js'
+import { eventLine } from './helpers/event-checks.js'
+import { readSubscribe } from './helpers/sse.js'
+import { until } from './helpers/until.js'
 
 /** What must survive a restart on the same data folder (SPEC §3, §5): files, sessions, the seq. */
 
@@ -21,21 +25,22 @@ t.test('files, blobs, sessions, users and the seq survive a restart', async (t) 
   const alice = new HomeserverClient(first.url, randomKeypair())
   await alice.signup({ signupToken: token })
   const big = randomBytes(200 * 1024 + 3)
-  await alice.put('/pub/small.txt', 'small')
-  await alice.put('/pub/big.bin', big)
-  await alice.put('/priv/secret', 'shh')
-  await alice.put('/pub/gone', 'x')
-  await alice.delete('/pub/gone')
+  const acked = new AckedWrites()
+  await acked.put(alice, '/pub/small.txt', 'small')
+  await acked.put(alice, '/pub/big.bin', big)
+  await acked.put(alice, '/priv/secret', 'shh')
+  await acked.put(alice, '/pub/gone', 'x')
+  await acked.delete(alice, '/pub/gone')
   const etag = (await alice.request('HEAD', '/pub/big.bin')).headers.get('etag')
-  const head = first.ctx.events.head
+  const head = acked.events.at(-1)!.seq
   const usage = (await first.ctx.users.get(alice.user))!.usage
-  t.equal(head, 5)
+  t.equal(await headOf(first.url), head, 'five acknowledged writes, five events')
   await first.close()
 
   const second = await startTestServer(t, { DATA_DIR: dir, SIGNUP_MODE: 'token', ADMIN_PASSWORD: 'pw' })
   const again = new HomeserverClient(second.url, alice.keypair, alice.session)
   t.equal(second.ctx.keypair.z32, key, 'the homeserver key is kept in the data folder')
-  t.equal(second.ctx.events.head, head, 'head is where it was')
+  t.equal(await headOf(second.url), head, 'head is where it was')
   t.equal(Buffer.from(await again.get('/pub/small.txt')).toString(), 'small')
   const bigRes = await again.request('GET', '/pub/big.bin')
   t.equal(bigRes.headers.get('etag'), etag)
@@ -45,12 +50,10 @@ t.test('files, blobs, sessions, users and the seq survive a restart', async (t) 
   t.same(await again.list('/pub/'), [`pubky://${alice.user}/pub/big.bin`, `pubky://${alice.user}/pub/small.txt`])
   t.equal((await second.ctx.users.get(alice.user))!.usage, usage, 'usage is kept')
 
-  await again.put('/pub/after.txt', 'after')
-  const [next] = await second.ctx.events.read(head, 10)
-  t.match(next, { seq: head + 1, type: 'PUT', path: '/pub/after.txt' }, 'the next event is head + 1')
-  t.equal(await (await fetch(`${second.url}/events/?cursor=${head}`)).text(), `PUT pubky://${alice.user}/pub/after.txt\ncursor: ${head + 1}`)
-  const all = await second.ctx.events.read(0, 100)
-  t.same(all.map((ev) => ev.seq), [1, 2, 3, 4, 5, 6], 'no seq reused or skipped')
+  const after = await acked.put(again, '/pub/after.txt', 'after')
+  t.equal(await (await fetch(`${second.url}/events/?cursor=${head}`)).text(), `PUT pubky://${alice.user}/pub/after.txt\ncursor: ${after.seq}`, 'the next event is head + 1')
+  const all = await readSubscribe(`${second.url}/subscribe?filter=${alice.user}/*&lastSeq=0&live=false`, again.headers())
+  t.same(all.events.map(eventLine), acked.events.map(eventLine), 'every acknowledged write once, no seq reused or skipped')
 
   const reused = new HomeserverClient(second.url, randomKeypair())
   const refused = await reused.signup({ signupToken: token }).then(() => undefined, (err: { status?: number }) => err)
@@ -105,29 +108,32 @@ t.test('a killed server loses nothing it acknowledged', async (t) => {
   const url = child.url
   const alice = new HomeserverClient(url, randomKeypair())
   await alice.signup()
-  const acked: string[] = []
+  const sent = new SentPuts()
+  const acked = () => sent.acked().length
   // Writes in flight when the process dies may or may not land; acknowledged ones must.
   const writers = Array.from({ length: 8 }, async (_, w) => {
     for (let i = 0; ; i++) {
       const path = `/pub/k/${w}-${i}`
-      const body = i % 5 === 0 ? randomBytes(80 * 1024) : Buffer.from(path)
-      const res = await alice.request('PUT', path, body).catch(() => undefined)
-      if (res === undefined || res.status !== 201) return
-      acked.push(path)
+      if (!(await sent.put(alice, path, i % 5 === 0 ? randomBytes(80 * 1024) : Buffer.from(path)))) return
     }
   })
-  while (acked.length < 100) await new Promise((r) => setTimeout(r, 5))
+  await until(() => acked() >= 100, '100 acknowledged writes', 30_000, acked)
   await child.kill()
   await Promise.all(writers)
 
   const server = await startTestServer(t, { DATA_DIR: dir })
   const again = new HomeserverClient(server.url, alice.keypair, alice.session)
   const listed = new Set((await again.list('/pub/k/', 'limit=1000')).map((u) => u.slice(`pubky://${alice.user}`.length)))
-  t.ok(acked.every((p) => listed.has(p)), `all ${acked.length} acknowledged writes are there`)
-  const events = await server.ctx.events.read(0, 10_000)
-  t.equal(events.length, server.ctx.events.head)
-  t.same(events.map((ev) => ev.seq), events.map((_, i) => i + 1), 'the log has no gap')
-  t.equal(events.filter((ev) => ev.path.startsWith('/pub/k/')).length, listed.size, 'every stored file has exactly its one event')
-  await again.put('/pub/after', 'x')
-  t.equal((await server.ctx.events.read(events.length, 1))[0]!.seq, events.length + 1, 'the seq continues')
+  t.ok(sent.acked().every((p) => listed.has(p.path)), `all ${acked()} acknowledged writes are there`)
+  // Every write was a PUT of a new path by alice: her events are her writes that landed, once each.
+  const { events } = await readSubscribe(`${server.url}/subscribe?filter=${alice.user}/*&lastSeq=0&live=false`, again.headers())
+  const head = await headOf(server.url)
+  t.same(events.map((ev) => Number(ev.seq)), Array.from({ length: head }, (_, i) => i + 1), 'the log has no gap up to the head')
+  const landed = await sent.landed(server.url)
+  const file = (ev: { path: string; contentHash?: string }) => `${ev.path} ${ev.contentHash}`
+  t.same(events.map(file).sort(), landed.map(file).sort(), 'one event for each write that landed, each acknowledged one among them')
+  t.same([...listed].sort(), landed.map((p) => p.path).sort(), 'and every stored file is one of them')
+  const after = await new AckedWrites(head).put(again, '/pub/after', 'x')
+  const next = await readSubscribe(`${server.url}/subscribe?filter=${alice.user}/*&lastSeq=${head}&live=false`, again.headers())
+  t.same(next.events.map(eventLine), [eventLine(after)], 'the seq continues')
 })

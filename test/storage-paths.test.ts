@@ -3,6 +3,7 @@ import http from 'node:http'
 import { newUser, startTestServer } from './helpers/server.js'
 import type { Server } from '../src/server.js'
 import { HomeserverClient } from '../src/client/homeserver.js'
+import { readSubscribe } from './helpers/sse.js'
 
 /**
  * Hostile paths and borrowed credentials (SPEC §2, §4). Requests go out through node:http
@@ -23,10 +24,11 @@ function raw(server: Server, method: string, path: string, headers: Record<strin
   })
 }
 
-/** Paths of every file the log says exists now. */
-async function storedPaths(server: Server, user: string): Promise<string[]> {
+/** Paths of every file the user's events say exists now, read as the user may: with their session. */
+async function storedPaths(server: Server, user: HomeserverClient): Promise<string[]> {
   const live = new Set<string>()
-  for (const ev of await server.ctx.events.readUser(user, 0, 10_000)) {
+  const { events } = await readSubscribe(`${server.url}/subscribe?filter=${user.user}/*&lastSeq=0&live=false`, user.headers())
+  for (const ev of events) {
     if (ev.type === 'PUT') live.add(ev.path)
     else live.delete(ev.path)
   }
@@ -56,7 +58,7 @@ t.test('. and .. are resolved, //s folded, before anything else looks at the pat
   t.equal((await raw(server, 'PUT', '//pub/leading.txt', h, 'lead')).status, 201)
   t.equal(await (await alice.request('GET', '/pub/leading.txt')).text(), 'lead')
   const expected = [...cases.map(([, p]) => p), '/pub/leading.txt'].sort()
-  t.same(await storedPaths(server, alice.user), expected, 'events carry the normalised paths')
+  t.same(await storedPaths(server, alice), expected, 'events carry the normalised paths')
   t.equal((await raw(server, 'DELETE', '/pub/q/../dots.txt', h)).status, 204, 'DELETE normalises too')
   t.equal((await raw(server, 'PUT', '/pub/a/.', h, 'x')).status, 400, 'a trailing . names a directory')
   t.equal((await raw(server, 'PUT', '/pub/a/..', h, 'x')).status, 400, 'so does a trailing ..')
@@ -112,7 +114,7 @@ t.test('control characters and bad percent-encoding are 400', async (t) => {
   t.equal((await raw(server, 'PUT', '/pub/caf%C3%A9%20%3F%23.txt', h, 'ok')).status, 201, 'other encoded characters are fine')
   t.equal((await raw(server, 'PUT', '/pub/%C2%A0nbsp', h, 'ok')).status, 201, 'U+00A0, just past C1, is fine')
   t.equal(await (await alice.request('GET', '/pub/caf%C3%A9%20%3F%23.txt')).text(), 'ok')
-  t.same(await storedPaths(server, alice.user), ['/pub/café ?#.txt', '/pub/\u00a0nbsp'])
+  t.same(await storedPaths(server, alice), ['/pub/café ?#.txt', '/pub/\u00a0nbsp'])
 })
 
 t.test('a path has at most 64 segments, counted after normalising', async (t) => {
@@ -128,7 +130,7 @@ t.test('a path has at most 64 segments, counted after normalising', async (t) =>
   t.equal((await raw(server, 'GET', deep(65), h)).status, 400, 'GET too')
   t.equal((await raw(server, 'PUT', deep(64).replace('/pub/', '/pub/x/y/../../'), h, 'y')).status, 201, '.. brings it back within the bound')
   t.equal((await raw(server, 'GET', deep(64) + '/', { 'pubky-host': alice.user })).status, 200, 'a listing of the deepest folder')
-  t.same(await storedPaths(server, alice.user), [deep(64)])
+  t.same(await storedPaths(server, alice), [deep(64)])
 })
 
 t.test('a segment is at most 255 bytes and a path at most 4096', async (t) => {
@@ -174,7 +176,7 @@ t.test('capabilities: a directory scope covers what is below it, a file scope on
   ]
   for (const [path, status] of expect) t.equal((await raw(server, 'PUT', path, h, 'x')).status, status, `PUT ${path}`)
   t.equal((await raw(server, 'DELETE', '/pub/ab', owner.headers())).status, 404, 'the owner sees nothing was written there')
-  t.same(await storedPaths(server, owner.user), ['/pub/a/back', '/pub/a/deep/er/file', '/pub/a/file', '/pub/x.txt'].sort())
+  t.same(await storedPaths(server, owner), ['/pub/a/back', '/pub/a/deep/er/file', '/pub/a/file', '/pub/x.txt'].sort())
   t.equal((await raw(server, 'DELETE', '/pub/a/file', h)).status, 204)
   await owner.put('/pub/b/file', 'x')
   t.equal((await raw(server, 'DELETE', '/pub/b/file', h)).status, 403, 'DELETE needs the capability too')
@@ -225,5 +227,5 @@ t.test("a token signed by alice does not open bob's storage", async (t) => {
   t.equal((await raw(server, 'PUT', '/pub/x', { 'pubky-host': bob.user, cookie: `${alice.user}=${secret}` }, 'x')).status, 401)
   t.equal((await raw(server, 'PUT', '/pub/x', { 'pubky-host': bob.user, cookie: `${bob.user}=${secret}` }, 'x')).status, 403)
   t.equal((await raw(server, 'PUT', '/pub/x', { 'pubky-host': alice.user, cookie: `${alice.user}=${secret}` }, 'x')).status, 201)
-  t.same(await storedPaths(server, bob.user), [])
+  t.same(await storedPaths(server, bob), [])
 })

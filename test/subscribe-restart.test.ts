@@ -2,7 +2,11 @@ import t from 'tap'
 import { HomeserverClient } from '../src/client/homeserver.js'
 import type { Server } from '../src/server.js'
 import { startTestServer, newUser, tempDir } from './helpers/server.js'
-import { Follower, logEvents } from './helpers/feed.js'
+import { Follower } from './helpers/feed.js'
+import { SentPuts } from './helpers/acked-writes.js'
+import { eventLine } from './helpers/event-checks.js'
+import { until } from './helpers/until.js'
+import type { StreamEvent } from './helpers/sse.js'
 
 // A follower keeps its EventSource open while the server stops and starts again on the same
 // data folder and port: it reconnects with Last-Event-ID and ends up with every event once.
@@ -17,24 +21,18 @@ t.test('a follower survives a restart without losing or repeating an event', asy
   t.teardown(() => f.close())
   await f.opened()
 
-  // Writes go on throughout; while the server is down they fail and are tried again.
-  let acknowledged = 0
+  // Writes go on throughout, each to a new path; while the server is down they fail and the
+  // next one is tried a little later.
+  const sent = new SentPuts()
+  const acknowledged = () => sent.acked().length
   let stop = false
   const writes = (async () => {
     for (let i = 0; !stop; i++) {
-      try {
-        await writer.put(`/pub/w/${i}`, `${i}`)
-        acknowledged++
-      } catch {
-        await new Promise((r) => setTimeout(r, 50))
-      }
+      if (!(await sent.put(writer, `/pub/w/${i}`, `${i}`))) await new Promise((r) => setTimeout(r, 50))
     }
   })()
-  const until = async (n: number) => {
-    while (acknowledged < n) await new Promise((r) => setTimeout(r, 10))
-  }
 
-  await until(30)
+  await until(() => acknowledged() >= 30, '30 acknowledged writes', 30_000, acknowledged)
   await f.until(() => f.events.length >= 10) // it was following live before the stop
   await first.close()
   const lastBefore = f.events.at(-1)!.lastEventId
@@ -46,16 +44,19 @@ t.test('a follower survives a restart without losing or repeating an event', asy
       return new Promise<undefined>((r) => setTimeout(r, 100))
     })
   }
-  const resumedAt = acknowledged
-  await until(resumedAt + 30)
+  const resumedAt = acknowledged()
+  await until(() => acknowledged() >= resumedAt + 30, '30 more acknowledged writes after the restart', 30_000, acknowledged)
   stop = true
   await writes
 
-  const log = await logEvents(second)
-  const expected = log.filter((ev) => ev.user === owner.user && ev.path.startsWith('/pub/')).map((ev) => ev.seq)
-  await f.until(() => f.seqs().at(-1) === expected.at(-1), 30_000)
-  t.same(f.seqs(), expected, 'every event once, in order')
-  t.ok(expected.length >= resumedAt + 30, 'including all written after the restart')
+  // The only writer: what landed, in the order it was written, is the whole log from seq 1.
+  const landed = await sent.landed(second.url)
+  const expected = landed.map((p, i) => eventLine({ ...p, seq: i + 1 }))
+  const got = () => f.events.filter((e) => e.type !== 'reset').map((e) => eventLine(JSON.parse(e.data as string) as StreamEvent))
+  await f.until(() => got().includes(expected.at(-1)!), 30_000)
+  t.same(got(), expected, 'every write that landed, once, in order')
+  t.ok(sent.acked().every((p) => landed.includes(p)), 'including every acknowledged one')
+  t.ok(landed.length >= resumedAt + 30, 'and all written after the restart')
   t.ok(f.requests.length >= 2, 'it reconnected')
   t.ok(f.requests.slice(1).some((h) => h['Last-Event-ID'] === lastBefore), 'with the last id it had seen before the stop')
   t.ok(f.requests.slice(1).every((h) => h['Last-Event-ID'] !== undefined), 'every reconnect carried an id')

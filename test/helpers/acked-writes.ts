@@ -47,3 +47,46 @@ export class AckedWrites {
     return done
   }
 }
+
+/** A PUT sent while the server may go away: answered, or not (then it may have landed or not). */
+export interface SentPut {
+  user: string
+  path: string
+  type: 'PUT'
+  contentHash: string
+  size: number
+  acked: boolean
+}
+
+/**
+ * PUTs sent across a server's stop and start, each to a path not written before, in the order
+ * they were sent. An unanswered one may still have landed; since its path is written once,
+ * the file the server serves at that path tells whether it did.
+ */
+export class SentPuts {
+  readonly puts: SentPut[] = []
+
+  /** true when acknowledged; false when refused or unanswered. */
+  async put(client: HomeserverClient, path: string, body: string | Uint8Array<ArrayBuffer>): Promise<boolean> {
+    const size = typeof body === 'string' ? Buffer.byteLength(body) : body.length
+    const sent: SentPut = { user: client.user, path, type: 'PUT', contentHash: contentHash(body), size, acked: false }
+    this.puts.push(sent)
+    const res = await client.request('PUT', path, body).catch(() => undefined)
+    await res?.body?.cancel()
+    sent.acked = res?.status === 201
+    return sent.acked
+  }
+
+  acked(): SentPut[] {
+    return this.puts.filter((p) => p.acked)
+  }
+
+  /** The PUTs that landed, in the order sent: the acknowledged ones, and the others whose file `url` serves with their content. */
+  async landed(url: string): Promise<SentPut[]> {
+    const out: SentPut[] = []
+    for (const p of this.puts) {
+      if (p.acked || (await fetch(`${url}/storage/${p.user}${p.path}`, { method: 'HEAD' })).headers.get('etag') === `"${p.contentHash}"`) out.push(p)
+    }
+    return out
+  }
+}

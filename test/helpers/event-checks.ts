@@ -10,9 +10,23 @@ export function replay(log: readonly StreamEvent[]): Map<string, string> {
   return files
 }
 
+/** What an event must say, as one line: the same for an event as streamed and as acknowledged. */
+export interface EventLine {
+  seq: string | number
+  type: string
+  user: string
+  path: string
+  contentHash?: string
+}
+
+/** `seq type uri hash`: what tests compare, so a streamed event and an acknowledged write line up. */
+export function eventLine(ev: EventLine): string {
+  return `${ev.seq} ${ev.type} pubky://${ev.user}${ev.path} ${ev.contentHash ?? ''}`
+}
+
 /** undefined when `got` is exactly `want` (seq, type, uri, hash); otherwise the first difference. */
-export function firstDifference(got: readonly StreamEvent[], want: readonly StreamEvent[]): string | undefined {
-  const line = (ev: StreamEvent | undefined) => (ev === undefined ? undefined : `${ev.seq} ${ev.type} ${ev.uri} ${ev.contentHash ?? ''}`)
+export function firstDifference(got: readonly EventLine[], want: readonly EventLine[]): string | undefined {
+  const line = (ev: EventLine | undefined) => (ev === undefined ? undefined : eventLine(ev))
   for (let i = 0; i < Math.max(got.length, want.length); i++) {
     const [a, b] = [line(got[i]), line(want[i])]
     if (a !== b) return `event ${i} is ${a ?? 'missing'}, the log has ${b ?? 'nothing'} (${got.length} vs ${want.length})`

@@ -1,8 +1,6 @@
 import { connect, type Socket } from 'node:net'
 import { once } from 'node:events'
 import { EventSource } from 'eventsource'
-import type { Server } from '../../src/server.js'
-import type { HearthEvent } from '../../src/events/event.js'
 import { encodeId } from '../../src/events/id.js'
 import type { HomeserverClient } from '../../src/client/homeserver.js'
 import { ResponseDecoder } from './raw-http.js'
@@ -92,17 +90,6 @@ export class RawStream {
 export function seqOf(frame: SseFrame): number {
   if (frame.data?.startsWith('{')) return Number((JSON.parse(frame.data) as { seq: string }).seq)
   return Number(frame.id)
-}
-
-/** Every event of the log, oldest first, read after the fact as the reference. */
-export async function logEvents(server: Server): Promise<HearthEvent[]> {
-  const out: HearthEvent[] = []
-  for (let after = server.ctx.events.floor - 1; ; ) {
-    const page = await server.ctx.events.read(after, 1000)
-    out.push(...page)
-    if (page.length < 1000) return out
-    after = page[page.length - 1]!.seq
-  }
 }
 
 export const idOf = (seq: number): string => encodeId(seq)
