@@ -1,7 +1,8 @@
 import { HearthError, fail } from '../errors.js'
 import type { Ingested } from '../kv/ingest.js'
-import { countAbove, fileKey, folderChain, type BlobStore, type FolderChain, type CommitTx, type FileMeta, type FileRef, type Store } from '../kv/store.js'
+import { fileKey, type BlobStore, type CommitTx, type FileMeta, type FileRef, type Store } from '../kv/store.js'
 import { reachOf, type Reach } from './folder-search.js'
+import { GroupTree } from './group-tree.js'
 import type { HearthEvent } from './event.js'
 import type { EventLog } from './log.js'
 
@@ -18,20 +19,20 @@ interface Pending {
 /** Upper bound on mutations per commit, to bound the time one group holds the others back. */
 const MAX_GROUP = 1024
 /**
- * Upper bound on the key bytes one group holds while it commits: each mutation's path, and
- * for each folder above it a folder key (the group's state counts its changes at every one,
- * and a new chain of folders writes each). Deep paths commit in smaller groups, so no group's
- * synchronous work keeps the event loop long; shallow ones are not held back.
+ * Upper bound on the work one group's checks do synchronously, in bytes of key handled: each
+ * mutation's path and keys, and a share for each folder above it (the clash check lists the
+ * folders, and the group's tree walks them). Deep paths commit in smaller groups, so no
+ * group's synchronous work keeps the event loop long; shallow ones are not held back.
  */
 const MAX_GROUP_KEY_BYTES = 128 * 1024
-/** a `folderKey`: a z32 user and 27 characters of hash */
-const FOLDER_KEY_BYTES = 79
+/** the share of each folder above a path: about a folder key of the engine's (a z32 user and a hash) */
+const PER_FOLDER_BYTES = 79
 
-/** The key bytes a mutation's checks and counts handle. */
+/** The key bytes a mutation's checks handle. */
 function checkBytes(op: Mutation): number {
   let depth = 0
   for (let i = 0; i < op.path.length; i++) if (op.path.charCodeAt(i) === 47) depth++
-  return op.path.length + op.user.length + depth * FOLDER_KEY_BYTES
+  return op.path.length + op.user.length + depth * PER_FOLDER_BYTES
 }
 
 /**
@@ -175,15 +176,14 @@ export class Writer {
     const usage = state.usageOf(op.user)
     if (op.type === 'PUT') {
       // a path that is a file now clashes with nothing: the tree it is part of keeps the rule
-      const chain = old === undefined ? folderChain(op.user, op.path) : undefined
-      if (chain !== undefined) this.#checkClash(op.user, op.path, chain, state)
+      if (old === undefined) this.#checkClash(op.user, op.path, state)
       const c = op.content
       const next = usage - (old ? fileCost(op.path, old.size) : 0) + fileCost(op.path, c.size)
       // a write that shrinks a file is let through even above the quota (it lowers usage)
       if (next > this.#quota && next > usage) fail('InsufficientStorage', 'Storage quota exceeded')
       const meta: FileMeta = { size: c.size, hash: c.hash, type: c.type, mtime: ts, ...(c.blob !== undefined ? { blob: c.blob } : {}) }
       tx.putFile(op.user, op.path, meta, c.inline, old)
-      state.put(op.user, op.path, meta, next, chain)
+      state.put(op.user, op.path, meta, next, old === undefined)
       return { ev: { seq, type: 'PUT', user: op.user, path: op.path, contentHash: meta.hash, size: meta.size, ts } }
     }
     if (old === undefined) fail('NotFound', 'Not found')
@@ -192,14 +192,11 @@ export class Writer {
     return { ev: { seq, type: 'DEL', user: op.user, path: op.path, ts } }
   }
 
-  /**
-   * A file may not sit where a folder is, nor a folder where a file is. `chain` is the
-   * path's `folderChain`.
-   */
-  #checkClash(user: string, path: string, chain: FolderChain, state: GroupState): void {
-    const dir = state.fileAbove(user, path, chain)
+  /** A file may not sit where a folder is, nor a folder where a file is. */
+  #checkClash(user: string, path: string, state: GroupState): void {
+    const dir = state.fileAbove(user, path)
     if (dir !== undefined) fail('Conflict', `${dir} is a file`)
-    if (state.isFolder(user, path, chain)) fail('Conflict', `${path} is a directory`)
+    if (state.isFolder(user, path)) fail('Conflict', `${path} is a directory`)
   }
 }
 
@@ -210,7 +207,7 @@ export class Writer {
  *
  * The reads for the clash check do not grow with depth: `reachOf` finds how far the stored
  * tree reaches down each path, which leaves one folder above it that can be a stored file.
- * What this group itself adds is kept by folder key, hashed once per path (`folderChain`).
+ * What this group itself changes is kept in a tree of its paths' segments (`GroupTree`).
  */
 class GroupState {
   readonly #tx: CommitTx
@@ -218,10 +215,8 @@ class GroupState {
   readonly usage = new Map<string, number>()
   /** for each path a PUT targets: how far the stored tree reaches down it */
   readonly #reach = new Map<string, Reach>()
-  /** stored files minus those this group deleted, plus those it created, under each folder */
-  readonly #change = new Map<string, number>()
-  /** the folder keys of the files this group created and has not deleted since */
-  readonly #created = new Set<string>()
+  /** the files this group created and deleted, by folder */
+  readonly #tree = new GroupTree()
 
   constructor(tx: CommitTx) {
     this.#tx = tx
@@ -273,35 +268,28 @@ class GroupState {
   }
 
   /** A folder above `path` that is a file, counting this group's own changes. */
-  fileAbove(user: string, path: string, chain: FolderChain): string | undefined {
+  fileAbove(user: string, path: string): string | undefined {
     const { ancestors, filled } = this.#reach.get(fileKey(user, path))!
     const edge = ancestors[filled]
     if (edge !== undefined && this.file(user, edge)) return edge
-    if (this.#created.size === 0) return undefined
-    const at = ancestors.findIndex((_, i) => this.#created.has(chain.above[i]!))
-    return at === -1 ? undefined : ancestors[at]
+    return this.#tree.createdAbove(user, path)
   }
 
   /** Whether some file lies under `path` as a folder, counting this group's own changes. */
-  isFolder(user: string, path: string, chain: FolderChain): boolean {
-    return this.#reach.get(fileKey(user, path))!.under + (this.#change.get(chain.self) ?? 0) > 0
+  isFolder(user: string, path: string): boolean {
+    return this.#reach.get(fileKey(user, path))!.under + this.#tree.changeBelow(user, path) > 0
   }
 
-  /** `chain` is the path's `folderChain`, given when the path was no file before. */
-  put(user: string, path: string, meta: FileMeta, usage: number, chain: FolderChain | undefined): void {
-    if (chain !== undefined) {
-      countAbove(this.#change, chain, +1)
-      this.#created.add(chain.self)
-    }
+  /** `created`: the path was no file before. */
+  put(user: string, path: string, meta: FileMeta, usage: number, created: boolean): void {
+    if (created) this.#tree.add(user, path)
     this.#files.set(fileKey(user, path), meta)
     this.usage.set(user, usage)
   }
 
   delete(user: string, path: string, usage: number): void {
-    const chain = folderChain(user, path)
     this.#files.set(fileKey(user, path), null)
-    countAbove(this.#change, chain, -1)
-    this.#created.delete(chain.self)
+    this.#tree.remove(user, path)
     this.usage.set(user, usage)
   }
 }

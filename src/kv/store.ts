@@ -1,7 +1,5 @@
-import { createHash } from 'node:crypto'
 import type { Readable } from 'node:stream'
 import type { HearthEvent } from '../events/event.js'
-import { fileAncestors } from '../paths.js'
 
 /**
  * The storage interface: what Hearth needs of an engine, at the level where its guarantees
@@ -103,8 +101,8 @@ export interface CommitTx {
   users(users: readonly string[]): Promise<(UserRecord | undefined)[]>
   /**
    * For each folder (a path without its trailing `/`), how many stored files lie below it,
-   * or `cap` when at least that many do. One indexed read each: the clash check must not
-   * cost more for a deep path or a large folder.
+   * or `cap` when at least that many do. Each costs one indexed read, or one range read of at
+   * most `cap` keys: the clash check must not cost more for a deep path or a large folder.
    */
   countUnder(folders: readonly FileRef[], cap: number): Promise<number[]>
   /** `old` is what `files()` returned for the path, so the engine can release its blob. */
@@ -200,47 +198,3 @@ export interface BlobUpload {
 
 /** `<z32><path>`: how files are keyed, so one user's files are one contiguous range. */
 export const fileKey = (user: string, path: string): string => user + path
-
-/**
- * A short, fixed-length name for one user's folder (`<z32>` + 27 characters of its path's
- * SHA-1): the clash check names every folder above a path, and at 64 segments of a 4 KB path
- * the folders' own paths would be 63 keys of up to 4 KB each.
- */
-export const folderKey = (user: string, path: string): string => user + createHash('sha1').update(path).digest('base64url')
-
-/**
- * `folderKey` of each folder above `path` (as `fileAncestors` lists them) and of `path`
- * itself. The path is hashed once, each prefix's digest taken from a copy of the running
- * hash, so the cost follows the path's length, not length × depth. Prefixes end before a
- * `/`, which never splits a character, so each digest is the one `folderKey` gives.
- *
- * The last chain is kept: the writer's clash check and the engine's folder counts ask for
- * the same path one after the other, and a deep path's chain is 64 digests. Chains are
- * never changed by their users.
- */
-export function folderChain(user: string, path: string): FolderChain {
-  if (lastChain !== undefined && lastChain.user === user && lastChain.path === path) return lastChain.chain
-  const above: string[] = []
-  const hash = createHash('sha1')
-  let from = 0
-  for (const dir of fileAncestors(path)) {
-    hash.update(path.slice(from, dir.length))
-    from = dir.length
-    above.push(user + hash.copy().digest('base64url'))
-  }
-  const chain = { above, self: user + hash.update(path.slice(from)).digest('base64url') }
-  lastChain = { user, path, chain }
-  return chain
-}
-
-let lastChain: { user: string; path: string; chain: FolderChain } | undefined
-
-export interface FolderChain {
-  readonly above: readonly string[]
-  readonly self: string
-}
-
-/** Adds `by` to the count of each folder above a path (a map of folder key → change). */
-export function countAbove(counts: Map<string, number>, chain: FolderChain, by: number): void {
-  for (const key of chain.above) counts.set(key, (counts.get(key) ?? 0) + by)
-}

@@ -15,7 +15,7 @@ export const NAMESPACES = {
   content: 'bytes',
   /** 16 hex digits of seq → event JSON */
   log: 'utf8',
-  /** `folderKey` of a folder → how many entries it holds directly (folder-entries.ts; absent: none) */
+  /** `folderKey` of a folder up to INDEXED_LEVELS deep → how many files lie below it (folder-index.ts; absent: none) */
   folders: 'utf8',
   /** `<z32>:<16 hex seq>` → event JSON, the per-user index of the log */
   ulog: 'utf8',

@@ -3,16 +3,13 @@ import { join, resolve } from 'node:path'
 import type { HearthEvent } from '../../events/event.js'
 import { Serial } from '../../serial.js'
 import {
-  fileKey, folderChain, folderKey, type CommitTx, type FolderChain, type CreateUserResult, type FileMeta, type FileRef, type KeyRange,
+  fileKey, type CommitTx, type CreateUserResult, type FileMeta, type FileRef, type KeyRange,
   type SessionRecord, type Store, type UpstreamCursor, type UserRecord,
 } from '../store.js'
 import { FileBlobs } from './blobs.js'
-import { changeEntries } from './folder-entries.js'
-import { LevelKV } from './level-map.js'
+import { FOLDER_INDEX, countedAbove, folderKey, isCounted } from './folder-index.js'
+import { LevelKV, type RangeCounter } from './level-map.js'
 import { asText, type BatchOp, type Value } from './ordered-map.js'
-
-/** The folder index's layout (folder-entries.ts); another value in `meta` means it is rebuilt at open. */
-const FOLDER_INDEX = 'sha1-entries-v3'
 
 /** A user key in z-base-32 is 52 characters: file keys split there into user and path. */
 const Z32_LENGTH = 52
@@ -61,8 +58,7 @@ export class LevelStore implements Store {
     for await (const key of this.#kv.keys('folders', {})) ops.push({ type: 'del', ns: 'folders', key })
     const counts = new Map<string, number>()
     for await (const key of this.#kv.keys('files', {})) {
-      const chain = folderChain(key.slice(0, Z32_LENGTH), key.slice(Z32_LENGTH))
-      changeEntries(chain, +1, (folder) => counts.get(folder) ?? 0, (folder, n) => counts.set(folder, n))
+      for (const folder of countedAbove(key.slice(0, Z32_LENGTH), key.slice(Z32_LENGTH))) counts.set(folder, (counts.get(folder) ?? 0) + 1)
     }
     for (const [key, n] of counts) ops.push({ type: 'put', ns: 'folders', key, value: String(n) })
     ops.push({ type: 'put', ns: 'meta', key: 'folders', value: FOLDER_INDEX })
@@ -80,8 +76,14 @@ export class LevelStore implements Store {
   commit<T>(work: (tx: CommitTx) => Promise<T>): Promise<T> {
     return this.#commits.run(async () => {
       const tx = new LevelTx(this.#kv, await this.head())
-      const result = await work(tx)
-      const ops = await tx.finish()
+      let result: T
+      let ops: BatchOp[]
+      try {
+        result = await work(tx)
+        ops = await tx.finish()
+      } finally {
+        await tx.close()
+      }
       if (ops.length > 0) await this.#kv.batch(ops, { sync: true })
       // Readers that opened a released blob keep their bytes (an open file outlives unlink).
       for (const id of tx.released) await this.blobs.unlink(id).catch(() => {})
@@ -267,19 +269,23 @@ class LevelTx implements CommitTx {
   readonly #kv: LevelKV
   readonly #ops: BatchOp[] = []
   readonly #pendingUsage = new Map<string, number>()
-  /** files this commit adds (+1) or removes (-1), in order: their folders' entries change in `finish` */
-  readonly #entries: { chain: FolderChain; by: 1 | -1 }[] = []
+  /** the counted folders above each file this commit adds (+1) or removes (-1) */
+  readonly #counted: { above: string[]; by: 1 | -1 }[] = []
   /**
-   * Stored entry counts this commit has read (0: no such folder). The clash check's reads
-   * (`countUnder`) leave here what `finish` needs: a new file's deepest existing folder, and
-   * the first missing one above it, below which nothing is stored.
+   * Stored counts this commit has read (0: no file below). The clash check's reads
+   * (`countUnder`) leave here most of what `finish` needs.
    */
   readonly #stored = new Map<string, number>()
+  /** range reads of the file keys below folders deeper than the counted levels */
+  readonly #ranges: RangeCounter
+  /** what those reads found, by key prefix, and the cap each counted up to */
+  readonly #ranged = new Map<string, { cap: number; n: Promise<number> }>()
   #appended = 0
 
   constructor(kv: LevelKV, head: number) {
     this.#kv = kv
     this.head = head
+    this.#ranges = kv.rangeCounter('files')
   }
 
   async files(refs: readonly FileRef[]): Promise<(FileMeta | undefined)[]> {
@@ -292,23 +298,31 @@ class LevelTx implements CommitTx {
   }
 
   /**
-   * A folder's entries bound the files below it from beneath (each entry is a file or holds
-   * one), so one read answers unless the cap is above the entries; then the files below are
-   * counted, at most `cap` of them. The clash check asks folders above a path with a cap of 1.
+   * Counted folders read their count; deeper ones count their range of file keys, up to
+   * `cap`. A commit reads each folder once, however many of its paths ask about it.
    */
   async countUnder(folders: readonly FileRef[], cap: number): Promise<number[]> {
-    const entries = await this.#read(folders.map((f) => folderKey(f.user, f.path)))
-    return Promise.all(folders.map(async (f, i) => {
-      const n = entries[i]!
-      if (n === 0 || n >= cap) return Math.min(n, cap)
-      let files = 0
-      for await (const _ of this.#kv.keys('files', { gt: fileKey(f.user, f.path + '/'), lt: fileKey(f.user, f.path + '0'), limit: cap })) files++
-      return files
-    }))
+    const keys = folders.map((f) => (isCounted(f.path) ? folderKey(f.user, f.path) : undefined))
+    const unread = new Set(keys.filter((key): key is string => key !== undefined && !this.#stored.has(key)))
+    const [, ranged] = await Promise.all([
+      this.#read([...unread]),
+      Promise.all(folders.map((f, i) => (keys[i] === undefined ? this.#rangeCount(fileKey(f.user, f.path + '/'), cap) : 0))),
+    ])
+    return keys.map((key, i) => (key === undefined ? ranged[i]! : Math.min(cap, this.#stored.get(key)!)))
   }
 
-  /** Stored entry counts of these folders, kept for `finish`. */
+  /** The file keys starting with `prefix`, up to `cap`: counted once per commit. */
+  #rangeCount(prefix: string, cap: number): Promise<number> {
+    const known = this.#ranged.get(prefix)
+    if (known !== undefined && known.cap >= cap) return known.n.then((n) => Math.min(n, cap))
+    const n = this.#ranges.count(prefix, cap)
+    this.#ranged.set(prefix, { cap, n })
+    return n
+  }
+
+  /** Stored counts of these folders, kept for `finish`. */
   async #read(keys: readonly string[]): Promise<number[]> {
+    if (keys.length === 0) return []
     const counts = (await this.#kv.getMany('folders', [...keys])).map((v) => Number(asText(v) ?? 0))
     keys.forEach((key, i) => this.#stored.set(key, counts[i]!))
     return counts
@@ -316,7 +330,7 @@ class LevelTx implements CommitTx {
 
   putFile(user: string, path: string, meta: FileMeta, inline: Uint8Array | undefined, old: FileMeta | undefined): void {
     const key = fileKey(user, path)
-    if (old === undefined) this.#entries.push({ chain: folderChain(user, path), by: +1 })
+    if (old === undefined) this.#counted.push({ above: countedAbove(user, path), by: +1 })
     this.#ops.push({ type: 'put', ns: 'files', key, value: JSON.stringify(meta) })
     if (meta.blob !== undefined) {
       this.#ops.push({ type: 'put', ns: 'blobs', key: meta.blob, value: key })
@@ -337,7 +351,7 @@ class LevelTx implements CommitTx {
 
   deleteFile(user: string, path: string, old: FileMeta): void {
     const key = fileKey(user, path)
-    this.#entries.push({ chain: folderChain(user, path), by: -1 })
+    this.#counted.push({ above: countedAbove(user, path), by: -1 })
     this.#ops.push({ type: 'del', ns: 'files', key }, { type: 'del', ns: 'content', key })
     if (old.blob !== undefined) this.#release(old.blob)
   }
@@ -356,25 +370,24 @@ class LevelTx implements CommitTx {
   }
 
   /**
-   * The folder entry counts this commit's files change, walked in the order they were staged.
-   * Counts the clash check read are known; a folder below one stored as missing is missing too.
-   * Any other count a walk needs is read, with the rest of its chain, and the walks run again.
+   * The counts this commit's files change. Those the clash check read are known; a folder
+   * below one with no file below it has none either; the rest are read here.
    */
   async #folderCounts(): Promise<Map<string, number>> {
-    for (;;) {
-      const counts = new Map<string, number>()
-      const unread = new Set<string>()
-      for (const { chain, by } of this.#entries) {
-        const missingFrom = chain.above.findIndex((key) => this.#stored.get(key) === 0)
-        const countOf = (key: string, i: number) => counts.get(key) ?? this.#stored.get(key) ?? (missingFrom !== -1 && i > missingFrom ? 0 : undefined)
-        const stuck = changeEntries(chain, by, countOf, (key, n) => counts.set(key, n))
-        if (stuck === undefined) continue
-        const at = chain.above.indexOf(stuck)
-        for (const key of chain.above.slice(0, at + 1)) if (!this.#stored.has(key)) unread.add(key)
-      }
-      if (unread.size === 0) return counts
-      await this.#read([...unread])
+    const unread = new Set<string>()
+    for (const { above } of this.#counted) {
+      const empty = above.findIndex((key) => this.#stored.get(key) === 0)
+      above.forEach((key, i) => {
+        if (empty !== -1 && i > empty) this.#stored.set(key, 0)
+        else if (!this.#stored.has(key)) unread.add(key)
+      })
     }
+    await this.#read([...unread])
+    const counts = new Map<string, number>()
+    for (const { above, by } of this.#counted) {
+      for (const key of above) counts.set(key, (counts.get(key) ?? this.#stored.get(key)!) + by)
+    }
+    return counts
   }
 
   async upstreamCursors(upstreams: readonly string[]): Promise<(UpstreamCursor | undefined)[]> {
@@ -383,6 +396,11 @@ class LevelTx implements CommitTx {
 
   setUpstreamCursor(cursor: UpstreamCursor): void {
     this.#ops.push({ type: 'put', ns: 'upstreams', key: cursor.upstream, value: JSON.stringify(cursor) })
+  }
+
+  /** Ends the range reads; called once the commit's work is done, whatever its outcome. */
+  async close(): Promise<void> {
+    await this.#ranges.close()
   }
 
   /** Everything staged, plus the users' new usage (read back for their createdAt) and the head. */
