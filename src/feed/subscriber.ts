@@ -36,10 +36,10 @@ export interface SubscriberSpec {
  *
  *  1. replay    read the log (or the user's index) page by page after `cursor`, sending what
  *               matches, the next full page read ahead while one is sent; pages come from
- *               `LogPages`, shared with other streams and bounded across them. A frame is
- *               queued only while the socket holds at most HIGH_WATER bytes; otherwise the
- *               pages are given back, and once the socket drains the page after `cursor` is
- *               asked for again. A cursor found below the log's floor (pruned meanwhile) jumps
+ *               `LogPages`, shared with other streams and bounded in bytes across them. A
+ *               frame is queued only while the socket holds at most HIGH_WATER bytes;
+ *               otherwise the pages are given back, and once the socket drains the page
+ *               after `cursor` is asked for again. A cursor found below the log's floor (pruned meanwhile) jumps
  *               to the floor, announced by `event: reset`.
  *  2. hand-over when a read finds nothing past `log.head`, become live in that same tick.
  *  3. live      the engine pushes each announced event that the tables match.
@@ -141,7 +141,7 @@ export class Subscriber {
               stopped = true // the rest waits for the socket, and is read again after
               break
             }
-            this.#send(page.framesAt(i, ev, this))
+            this.#send(page.frameAt(i, ev, this.spec.protocol, this), ev)
             if (this.#done) return
           }
           this.cursor = ev.seq
@@ -212,10 +212,10 @@ export class Subscriber {
   }
 
   /** Replay: queue an event's frame, from the page every stream reading it shares. */
-  #send(frames: EventFrames): void {
-    this.#queue(this.spec.protocol === 'subscribe' ? frames.subscribeText : frames.eventsStreamText)
+  #send(frame: string, ev: HearthEvent): void {
+    this.#queue(frame)
     this.#batchEvents++
-    this.#counted(frames.event)
+    this.#counted(ev)
   }
 
   #counted(ev: HearthEvent): void {
