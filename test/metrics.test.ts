@@ -24,6 +24,7 @@ t.test('each metric moves by exactly what the server did', async (t) => {
   t.equal(s0.value('hearth_event_log_head'), 0)
   t.equal(s0.value('hearth_event_log_floor'), 1)
   t.equal(s0.value('hearth_replay_pages_held'), 0, 'no replay, no page')
+  t.equal(s0.value('hearth_replay_page_bytes'), 0)
   t.equal(s0.value('hearth_users'), 0)
   t.equal(s0.value('hearth_storage_used_bytes'), 0)
   for (const protocol of PROTOCOLS) for (const phase of PHASES) t.equal(s0.value('hearth_streams', { protocol, phase }), 0)
@@ -69,6 +70,7 @@ t.test('each metric moves by exactly what the server did', async (t) => {
   t.equal(s2.value('hearth_events_delivered_total', { protocol: 'subscribe', source: 'live' }), 0)
   t.equal(requests('GET', '/subscribe/*', '200', s2), 0, 'streams stay out of the request durations')
   t.equal(s2.value('hearth_replay_pages_held'), 1, "one page of the user's events, read once and kept for the next reader")
+  t.ok(s2.value('hearth_replay_page_bytes') > 0, 'and counted against the budget')
 
   // A live subscriber gets two events.
   const live = await RawStream.open(`${server.url}/subscribe/${owner.user}/*`)

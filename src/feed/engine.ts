@@ -4,6 +4,7 @@ import type { Filter } from '../subscriptions/filter.js'
 import { SubscriptionTables } from '../subscriptions/tables.js'
 import { KEEPALIVE_FRAME, RETRY_FRAME, UPSTREAM_KEEPALIVE_FRAME, framesOf } from './frames.js'
 import { LogPages } from './pages.js'
+import { ReplayWindow } from './replay-window.js'
 import { replayReverse, type ReverseSpec } from './reverse.js'
 import { SseStream } from './sse.js'
 import { Subscriber, type Protocol, type SubscriberSpec } from './subscriber.js'
@@ -26,6 +27,8 @@ export class FeedEngine {
   readonly #log: EventLog
   /** the pages every forward replay and catch-up reads, bounded across streams */
   readonly #pages: LogPages
+  /** the unsent bytes those replays and catch-ups may hold, shared out between them */
+  readonly #window = new ReplayWindow()
   readonly #tables = new SubscriptionTables<Subscriber>()
   readonly #subs = new Set<Subscriber>()
   /** newest-first replays: never live, but ended on stop like the rest */
@@ -78,7 +81,7 @@ export class FeedEngine {
   open(res: ServerResponse, opts: OpenOptions): Subscriber {
     const stream = new SseStream(res, opts.headers)
     if (opts.protocol === 'subscribe') stream.write(RETRY_FRAME)
-    const sub = new Subscriber(opts, stream, this.#log, this.#pages, (s) => this.#forget(s), this.#observer)
+    const sub = new Subscriber(opts, stream, this.#log, { pages: this.#pages, window: this.#window }, (s) => this.#forget(s), this.#observer)
     if (this.#stopped) sub.finish()
     if (sub.done) return sub // the client left before its stream started
     this.#subs.add(sub)

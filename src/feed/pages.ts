@@ -1,12 +1,46 @@
 import type { HearthEvent } from '../events/event.js'
 import type { EventLog } from '../events/log.js'
+import { MAX_PATH_BYTES } from '../paths.js'
 import { EventFrames } from './frames.js'
+import type { Protocol } from './subscriber.js'
 
 /** Events read from the log per page of a replay or catch-up. */
 export const PAGE = 256
 
-/** Pages the forward replays of all streams together may hold at once. */
-export const PAGES_HELD = 32
+/**
+ * Bytes the pages forward replays of all streams hold together may count at once: their
+ * events, and the frames kept with them, as `eventBytes` and `frameBytes` count them.
+ */
+export const PAGE_BYTES_HELD = 32 * 1024 * 1024
+
+/** What an event counts besides the characters of its strings: the object, its numbers, its slot in the page. */
+const EVENT_OVERHEAD = 160
+
+/**
+ * What a page counts while it is read, before its size is known: PAGE events with the longest
+ * path a write here can make (and room for a relayed event's origin). Once read it counts its
+ * events instead, and that is less unless a relay's upstream sent longer paths than it accepts.
+ */
+export const READ_RESERVE = PAGE * (EVENT_OVERHEAD + MAX_PATH_BYTES + 256)
+
+/**
+ * An event's share of a page's bytes. Strings count a byte per character, which is what V8
+ * stores for ASCII, as paths nearly always are (one with a character past U+00FF takes two).
+ */
+export function eventBytes(ev: HearthEvent): number {
+  return EVENT_OVERHEAD + ev.user.length + ev.path.length + (ev.contentHash?.length ?? 0) + (ev.homeserver?.length ?? 0)
+}
+
+/** A kept frame's bytes, counted the same way. */
+export function frameBytes(frame: string): number {
+  return frame.length
+}
+
+/** The frame of `ev` for `protocol`, encoded now. */
+function encode(ev: HearthEvent, protocol: Protocol): string {
+  const frames = new EventFrames(ev)
+  return protocol === 'subscribe' ? frames.subscribeText : frames.eventsStreamText
+}
 
 /**
  * Events after `after`, oldest first, read from the whole log or from one user's index, as the
@@ -24,31 +58,57 @@ export class Page {
   full = false
   failed = false
   leases = 0
-  readonly #frames: EventFrames[] = []
+  /** what the page counts against its pool: READ_RESERVE while read, then its events and kept frames */
+  bytes = READ_RESERVE
+  /** the part of `bytes` that is kept frames, which can be let go without losing the page */
+  frameBytes = 0
+  /** frames kept for the readers that share this page, per protocol, encoded when first asked */
+  #frames: Record<Protocol, string[]> = { subscribe: [], 'events-stream': [] }
+  readonly #room: (page: Page, bytes: number) => boolean
   /** the first reader to encode from this page */
   #first: object | undefined
   #shared = false
 
-  constructor(user: string | undefined, after: number, log: EventLog) {
+  /** `room` counts `bytes` more for this page against its pool, or says there is no room for them. */
+  constructor(user: string | undefined, after: number, log: EventLog, room: (page: Page, bytes: number) => boolean) {
     this.user = user
     this.after = after
     this.head = log.head
     this.floor = log.floor
+    this.#room = room
     this.events = user === undefined ? log.read(after, PAGE) : log.readUser(user, after, PAGE)
   }
 
   /**
-   * The frames of `ev`, the page's `i`th event, for `reader`: encoded once for every reader of
-   * the page, and kept with it once a second reader comes. A page one stream reads alone keeps
-   * none: kept frames outlive the young generation, and a lone replay ran about a quarter slower.
+   * The `protocol` frame of `ev`, the page's `i`th event, for `reader`: encoded once for every
+   * reader of the page, and kept with it once a second reader comes, if the pool has room for
+   * it (if not, each reader encodes its own). A page one stream reads alone keeps none: kept
+   * frames outlive the young generation, and a lone replay ran about a quarter slower.
    */
-  framesAt(i: number, ev: HearthEvent, reader: object): EventFrames {
+  frameAt(i: number, ev: HearthEvent, protocol: Protocol, reader: object): string {
     if (!this.#shared) {
       this.#first ??= reader
-      if (this.#first === reader) return new EventFrames(ev)
+      if (this.#first === reader) return encode(ev, protocol)
       this.#shared = true
     }
-    return (this.#frames[i] ??= new EventFrames(ev))
+    const kept = this.#frames[protocol]
+    const known = kept[i]
+    if (known !== undefined) return known
+    const frame = encode(ev, protocol)
+    if (this.#room(this, frameBytes(frame))) {
+      kept[i] = frame
+      this.frameBytes += frameBytes(frame)
+    }
+    return frame
+  }
+
+  /** Lets the kept frames go; returns the bytes they counted. Readers encode them again if asked. */
+  dropFrames(): number {
+    const freed = this.frameBytes
+    this.#frames = { subscribe: [], 'events-stream': [] }
+    this.frameBytes = 0
+    this.bytes -= freed
+    return freed
   }
 
   /** This page has every event of its source in (after, end]: a reader at `cursor` can go on from it. */
@@ -77,7 +137,12 @@ export class Lease {
 }
 
 export interface PageStats {
-  capacity: number
+  /** the bytes the held pages may count at once */
+  budget: number
+  /** bytes counted now: pages being read (READ_RESERVE each), and the events and kept frames of the rest */
+  bytes: number
+  /** the most bytes ever counted at once */
+  peakBytes: number
   /** pages counted now: being read, leased, or kept */
   held: number
   /** the most ever counted at once */
@@ -98,36 +163,49 @@ interface Waiter {
 
 /**
  * The pages of the log that forward replays and catch-ups hold, shared by every stream and
- * never more than `capacity` at once: a page counts from the moment its read starts until no
- * reader holds it and it has been given up to make room. Readers at a cursor a held page
- * covers share it (one read, one decoded page, one encoding of each event); a page no reader
- * holds stays, most recently used last, until a new read needs its room. A reader that finds
- * no room waits its turn, first come first served.
+ * never counting more than `budget` bytes at once: a page counts from the moment its read
+ * starts (READ_RESERVE, as its size is not known yet; then its events, as `eventBytes` counts
+ * them, and the frames kept with it) until no reader holds it and it has been given up to make
+ * room. Readers at a cursor a held page covers share it (one read, one decoded page, one
+ * encoding of each event); a page no reader holds stays, most recently used last, until a new
+ * read needs its room: the kept frames of such pages go first, then the pages themselves. A
+ * reader that finds no room waits its turn, first come first served. A frame is kept only if
+ * it fits; otherwise each reader encodes its own, which it holds only until it is written.
  *
  * Nothing a client does keeps a page: a reader holds pages only while they are read and while
  * it writes their frames, and gives them back before it waits for its socket to drain. So a
  * page is never held longer than a read and the encoding of PAGE events, and the queue moves
  * however slow the clients are.
+ *
+ * The count stays within the budget unless a read brings more than READ_RESERVE (only a relay
+ * whose upstream sent paths longer than this server accepts can); no read starts until it is
+ * back within.
  */
 export class LogPages {
-  readonly capacity: number
+  readonly budget: number
   readonly #log: EventLog
   /** every page counted: being read, leased, or kept */
   readonly #pages = new Set<Page>()
   /** read pages no reader holds, least recently used first */
   readonly #kept = new Set<Page>()
   readonly #waiting: Waiter[] = []
+  #bytes = 0
+  #peakBytes = 0
   #peak = 0
   #reads = 0
   #shared = 0
 
-  constructor(log: EventLog, capacity = PAGES_HELD) {
+  constructor(log: EventLog, budget = PAGE_BYTES_HELD) {
+    if (budget < READ_RESERVE) throw new RangeError(`a page pool of ${budget} bytes has no room for one read (${READ_RESERVE} bytes)`)
     this.#log = log
-    this.capacity = capacity
+    this.budget = budget
   }
 
   stats(): PageStats {
-    return { capacity: this.capacity, held: this.#pages.size, peak: this.#peak, reads: this.#reads, shared: this.#shared, waiting: this.#waiting.length }
+    return {
+      budget: this.budget, bytes: this.#bytes, peakBytes: this.#peakBytes,
+      held: this.#pages.size, peak: this.#peak, reads: this.#reads, shared: this.#shared, waiting: this.#waiting.length,
+    }
   }
 
   /** The page after `after` (of `user`'s index, or of the whole log), once there is room for it. */
@@ -145,7 +223,7 @@ export class LogPages {
   /** Called by `Lease.release`. */
   giveBack(page: Page): void {
     if (--page.leases > 0) return
-    if (page.failed) this.#pages.delete(page)
+    if (page.failed) this.#forget(page)
     else if (page.end !== undefined) this.#kept.add(page)
     // a page still being read stays counted; it is kept once read (below)
     this.#serve()
@@ -162,30 +240,61 @@ export class LogPages {
   }
 
   #start(user: string | undefined, after: number): Lease | undefined {
-    if (this.#pages.size >= this.capacity) {
-      const oldest = this.#kept.values().next()
-      if (oldest.done) return undefined
-      this.#kept.delete(oldest.value)
-      this.#pages.delete(oldest.value)
-    }
-    const page = new Page(user, after, this.#log)
+    if (!this.#makeRoom(READ_RESERVE)) return undefined
+    const page = new Page(user, after, this.#log, (p, bytes) => this.#room(p, bytes))
     this.#pages.add(page)
+    this.#count(page.bytes)
     this.#peak = Math.max(this.#peak, this.#pages.size)
     this.#reads++
     page.events.then(
       (events) => {
         page.full = events.length === PAGE
         page.end = page.full ? events[PAGE - 1]!.seq : page.head
+        let bytes = 0
+        for (const ev of events) bytes += eventBytes(ev)
+        this.#count(bytes - page.bytes) // the reservation becomes what was read
+        page.bytes = bytes
         if (page.leases === 0) this.#kept.add(page)
         this.#serve()
       },
       () => {
         page.failed = true
-        if (page.leases === 0) this.#pages.delete(page)
+        if (page.leases === 0) this.#forget(page)
         this.#serve()
       },
     )
     return new Lease(this, page)
+  }
+
+  /** Frames to keep with a page: counted if they fit, never by giving up a page for them. */
+  #room(page: Page, bytes: number): boolean {
+    if (!this.#pages.has(page) || this.#bytes + bytes > this.budget) return false
+    page.bytes += bytes
+    this.#count(bytes)
+    return true
+  }
+
+  /** Lets kept frames go, then kept pages, least recently used first, until `bytes` more fit. */
+  #makeRoom(bytes: number): boolean {
+    for (const page of this.#kept) {
+      if (this.#bytes + bytes <= this.budget) return true
+      if (page.frameBytes > 0) this.#count(-page.dropFrames())
+    }
+    for (const page of this.#kept) {
+      if (this.#bytes + bytes <= this.budget) return true
+      this.#forget(page)
+    }
+    return this.#bytes + bytes <= this.budget
+  }
+
+  #forget(page: Page): void {
+    this.#kept.delete(page)
+    if (this.#pages.delete(page)) this.#count(-page.bytes)
+  }
+
+  #count(bytes: number): void {
+    this.#bytes += bytes
+    this.#peakBytes = Math.max(this.#peakBytes, this.#bytes)
   }
 
   /** Room was made, or a page was read: the readers waiting longest go first. */

@@ -43,6 +43,11 @@ export class SseStream {
     return HIGH_WATER
   }
 
+  /** the unsent bytes at which the socket refuses a write, and so sends 'drain' once it has taken them (16 KiB on Node 20) */
+  get refusesAt(): number {
+    return this.#res.socket?.writableHighWaterMark ?? HIGH_WATER
+  }
+
   get buffered(): number {
     return this.#res.writableLength
   }

@@ -2,6 +2,7 @@ import type { HearthEvent } from '../events/event.js'
 import type { EventLog } from '../events/log.js'
 import { idFrame, resetFrame, type EventFrames } from './frames.js'
 import type { Lease, LogPages } from './pages.js'
+import type { ReplayWindow } from './replay-window.js'
 import type { SseStream } from './sse.js'
 import type { FeedObserver, Phase } from './observer.js'
 import type { CanSee } from './visibility.js'
@@ -36,10 +37,11 @@ export interface SubscriberSpec {
  *
  *  1. replay    read the log (or the user's index) page by page after `cursor`, sending what
  *               matches, the next full page read ahead while one is sent; pages come from
- *               `LogPages`, shared with other streams and bounded across them. A frame is
- *               queued only while the socket holds at most HIGH_WATER bytes; otherwise the
- *               pages are given back, and once the socket drains the page after `cursor` is
- *               asked for again. A cursor found below the log's floor (pruned meanwhile) jumps
+ *               `LogPages`, shared with other streams and bounded in bytes across them. A
+ *               frame is queued only while the socket holds less than this stream's share of
+ *               the `ReplayWindow` (HIGH_WATER, or less when many streams read the log at
+ *               once); otherwise the pages are given back, and once the socket drains the
+ *               page after `cursor` is asked for again. A cursor found below the log's floor (pruned meanwhile) jumps
  *               to the floor, announced by `event: reset`.
  *  2. hand-over when a read finds nothing past `log.head`, become live in that same tick.
  *  3. live      the engine pushes each announced event that the tables match.
@@ -60,14 +62,16 @@ export interface SubscriberSpec {
  * A page records the floor in the tick its read starts, which is when LevelDB takes the
  * read's snapshot, and pruning moves the floor before it deletes, so checking that floor
  * (as well as the floor before asking) lets no read skip a pruned event silently.
- * Memory: the socket's unsent bytes stay ≤ HIGH_WATER + one frame. Pages are held only while
- * read and encoded, never while the client is waited for, and count against `LogPages`.
+ * Memory: the socket's unsent bytes stay ≤ HIGH_WATER + one frame, and while the log is read
+ * ≤ the window's share + one frame. Pages are held only while read and encoded, never while
+ * the client is waited for, and count against `LogPages`.
  */
 export class Subscriber {
   readonly spec: SubscriberSpec
   readonly stream: SseStream
   readonly #log: EventLog
   readonly #pages: LogPages
+  readonly #window: ReplayWindow
   readonly #onDone: (sub: Subscriber) => void
   readonly #observer: FeedObserver
   cursor: number
@@ -85,11 +89,12 @@ export class Subscriber {
   /** events in `#batch`, reported as delivered when it is written */
   #batchEvents = 0
 
-  constructor(spec: SubscriberSpec, stream: SseStream, log: EventLog, pages: LogPages, onDone: (sub: Subscriber) => void, observer: FeedObserver) {
+  constructor(spec: SubscriberSpec, stream: SseStream, log: EventLog, replays: { pages: LogPages; window: ReplayWindow }, onDone: (sub: Subscriber) => void, observer: FeedObserver) {
     this.spec = spec
     this.stream = stream
     this.#log = log
-    this.#pages = pages
+    this.#pages = replays.pages
+    this.#window = replays.window
     this.#onDone = onDone
     this.#observer = observer
     this.cursor = spec.after
@@ -113,6 +118,7 @@ export class Subscriber {
     const user = this.spec.onlyUser
     let lease: Lease | undefined
     let ahead: Lease | undefined
+    this.#window.enter()
     try {
       while (!this.#done) {
         this.#skipPruned(this.#log.floor)
@@ -141,7 +147,7 @@ export class Subscriber {
               stopped = true // the rest waits for the socket, and is read again after
               break
             }
-            this.#send(page.framesAt(i, ev, this))
+            this.#send(page.frameAt(i, ev, this.spec.protocol, this), ev)
             if (this.#done) return
           }
           this.cursor = ev.seq
@@ -168,6 +174,7 @@ export class Subscriber {
     } finally {
       lease?.release()
       ahead?.release()
+      this.#window.leave()
     }
   }
 
@@ -212,10 +219,10 @@ export class Subscriber {
   }
 
   /** Replay: queue an event's frame, from the page every stream reading it shares. */
-  #send(frames: EventFrames): void {
-    this.#queue(this.spec.protocol === 'subscribe' ? frames.subscribeText : frames.eventsStreamText)
+  #send(frame: string, ev: HearthEvent): void {
+    this.#queue(frame)
     this.#batchEvents++
-    this.#counted(frames.event)
+    this.#counted(ev)
   }
 
   #counted(ev: HearthEvent): void {
@@ -245,9 +252,9 @@ export class Subscriber {
     this.#batchBytes += Buffer.byteLength(frame)
   }
 
-  /** The socket and this step's frames hold HIGH_WATER bytes or more: no more frames now. */
+  /** The socket and this step's frames hold this stream's share of the window or more: no more frames now. */
   #full(): boolean {
-    return this.stream.buffered + this.#batchBytes >= this.stream.highWater
+    return this.stream.buffered + this.#batchBytes >= this.#window.share(this.stream.refusesAt)
   }
 
   #flush(): void {

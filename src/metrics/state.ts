@@ -93,6 +93,14 @@ export function watchState(registry: Registry, sources: MetricSources): void {
       this.set(feed.stats().pages.held)
     },
   })
+  new Gauge({
+    name: 'hearth_replay_page_bytes',
+    help: 'Bytes those pages count against their budget: events and the frames kept with them, and a reservation for each read under way',
+    registers,
+    collect() {
+      this.set(feed.stats().pages.bytes)
+    },
+  })
   // One scan serves both gauges: the second collect reuses the first's answer.
   let totals: Promise<{ users: number; bytes: number }> | undefined
   const storage = () => (totals ??= sources.storage().finally(() => setImmediate(() => (totals = undefined))))

@@ -1,0 +1,80 @@
+import t from 'tap'
+import { EventFrames } from '../src/feed/frames.js'
+import { LogPages, PAGE, READ_RESERVE, type Lease } from '../src/feed/pages.js'
+import { startTestServer, newUser } from './helpers/server.js'
+import { writeMany } from './helpers/feed.js'
+
+// The pool of log pages that replays share counts bytes, not pages: the events it holds, the
+// frames it keeps with them, and a reservation for each read under way. A pool a few pages
+// large, over a log of events with paths near the 4 KB limit, shows the budget reached and
+// held: kept frames give way first, readers wait for room, and every frame is still right.
+
+const EVENTS = 4 * PAGE
+// 15 segments of 250 bytes and an index: a page of these counts a little less than READ_RESERVE,
+// so three read pages leave no room for a fourth read
+const LONG = Array.from({ length: 15 }, (_, i) => String.fromCharCode(97 + i).repeat(250)).join('/')
+const BUDGET = 3 * READ_RESERVE
+
+t.test('the page pool keeps events and frames within its byte budget', async (t) => {
+  const server = await startTestServer(t)
+  const owner = await newUser(server)
+  await writeMany(owner, EVENTS, (i) => `/pub/b/${LONG}/${i}`, 16)
+  const log = server.ctx.events
+  t.equal(log.head, EVENTS)
+  const pages = new LogPages(log, BUDGET)
+
+  t.test('two readers of every page: frames are kept while they fit, and always right', async (t) => {
+    const readers = [{}, {}]
+    const cursors = [0, 0]
+    let wrong = 0
+    let overBudget = 0
+    while (cursors.some((c) => c < log.head)) {
+      for (const [r, reader] of readers.entries()) {
+        if (cursors[r]! >= log.head) continue
+        const lease = await pages.lease(undefined, cursors[r]!)
+        const events = await lease.page.events
+        for (const [i, ev] of events.entries()) {
+          if (ev.seq <= cursors[r]!) continue
+          if (lease.page.frameAt(i, ev, 'subscribe', reader) !== new EventFrames(ev).subscribeText) wrong++
+          if (pages.stats().bytes > BUDGET) overBudget++
+          cursors[r] = ev.seq
+        }
+        lease.release()
+      }
+    }
+    const stats = pages.stats()
+    t.comment(JSON.stringify(stats))
+    t.equal(wrong, 0, 'every frame is the event encoded')
+    t.equal(overBudget, 0, 'never more bytes counted than the budget')
+    t.equal(stats.budget, BUDGET)
+    t.ok(stats.peakBytes <= BUDGET, `peak ${stats.peakBytes} within ${BUDGET}`)
+    t.ok(stats.peakBytes > BUDGET - 64 * 1024, 'kept frames filled the budget: it was reached, and held')
+    t.equal(stats.reads, EVENTS / PAGE, 'each page read once')
+    t.ok(stats.shared >= EVENTS / PAGE, 'the second reader shared each page')
+  })
+
+  t.test('a reader waits for room while the budget is leased, and gets its page once one is given back', async (t) => {
+    // three leased pages at different cursors leave no room for a fourth read
+    const held: Lease[] = []
+    for (const after of [0, PAGE, 2 * PAGE]) {
+      const lease = await pages.lease(undefined, after)
+      await lease.page.events
+      held.push(lease)
+    }
+    t.ok(pages.stats().bytes + READ_RESERVE > BUDGET, 'no room for another read')
+    let served: Lease | undefined
+    const waiting = pages.lease(undefined, 3 * PAGE).then((lease) => (served = lease))
+    t.equal(pages.tryLease(undefined, 3 * PAGE + 1), undefined, 'a read ahead does not start either')
+    t.equal(pages.stats().waiting, 1)
+    await Promise.resolve()
+    t.equal(served, undefined, 'the reader is still waiting')
+    held.shift()!.release()
+    const lease = await waiting
+    t.equal(pages.stats().waiting, 0)
+    const events = await lease.page.events
+    t.same([events[0]?.seq, events.at(-1)?.seq], [3 * PAGE + 1, 4 * PAGE], 'its page is the one it asked for')
+    t.ok(pages.stats().peakBytes <= BUDGET)
+    lease.release()
+    for (const l of held) l.release()
+  })
+})
