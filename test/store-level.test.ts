@@ -52,3 +52,20 @@ t.test('a data folder with an older folder index gets it rebuilt at open', async
   const after = await reopened.commit((tx) => tx.countUnder(folders.map((path) => ({ user: ALICE, path })), 100))
   t.same(after, [2, 1, 0, 0, 0, 0], 'and the rebuilt counts follow later commits: the emptied chain is gone')
 })
+
+t.test('a range counter counts by prefix, in byte order, and refuses to count once closed', async (t) => {
+  const kv = new LevelKV(join(tempDir(t, 'hearth-kv-'), 'db'))
+  await kv.open()
+  t.teardown(() => kv.close())
+  const keys = ['a/x', 'a/y/z', 'a-b', 'a0', 'a/\u{E000}', 'a/\u{1F600}', 'a\u{E000}/q', 'a\u{1F600}/q']
+  await kv.batch(keys.map((key) => ({ type: 'put', ns: 'files', key, value: '{}' })))
+  const counter = kv.rangeCounter('files')
+  t.equal(await counter.count('a/', 10), 4, 'the keys below a/: not a-b nor a0')
+  t.equal(await counter.count('a/', 2), 2, 'capped')
+  // U+E000 sorts after the surrogates of U+1F600 in JavaScript, before them in UTF-8
+  t.equal(await counter.count('a\u{E000}/', 10), 1)
+  t.equal(await counter.count('a\u{1F600}/', 10), 1)
+  t.equal(await counter.count('b/', 10), 0, 'past the last key')
+  await counter.close()
+  await t.rejects(counter.count('a/', 10), { message: 'range counter used after close' })
+})

@@ -1,3 +1,4 @@
+import { allDone } from '../all-done.js'
 import type { CommitTx, FileRef } from '../kv/store.js'
 import { fileAncestors } from '../paths.js'
 
@@ -7,7 +8,7 @@ export interface Reach {
   ancestors: string[]
   /** how many of them, from the top, have a stored file below them */
   filled: number
-  /** how many stored files lie below the path itself, up to the cap */
+  /** how many stored files lie below the path itself, up to the cap (0, not asked, when its folder holds none) */
   under: number
 }
 
@@ -40,7 +41,7 @@ export async function reachOf(tx: CommitTx, paths: readonly FileRef[], cap: numb
     else if (depth > 1) open.push({ i, lo: 0, hi: depth, rising: true })
   })
   const below = paths.flatMap((_, i) => (out[i]!.filled === out[i]!.ancestors.length ? [i] : []))
-  const [under] = await Promise.all([tx.countUnder(below.map((i) => paths[i]!), cap), search(tx, paths, out, open)])
+  const [under] = await allDone([tx.countUnder(below.map((i) => paths[i]!), cap), search(tx, paths, out, open)])
   below.forEach((i, n) => (out[i]!.under = under[n]!))
   return out
 }

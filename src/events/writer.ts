@@ -1,3 +1,4 @@
+import { allDone } from '../all-done.js'
 import { HearthError, fail } from '../errors.js'
 import type { Ingested } from '../kv/ingest.js'
 import { fileKey, type BlobStore, type CommitTx, type FileMeta, type FileRef, type Store } from '../kv/store.js'
@@ -25,7 +26,7 @@ const MAX_GROUP = 1024
  * group's synchronous work keeps the event loop long; shallow ones are not held back.
  */
 const MAX_GROUP_KEY_BYTES = 128 * 1024
-/** the share of each folder above a path: about a folder key of the engine's (a z32 user and a hash) */
+/** the share of each folder above a path: the check's list of folders and the tree's walk, a few dozen bytes each */
 const PER_FOLDER_BYTES = 79
 
 /** The key bytes a mutation's checks handle. */
@@ -233,7 +234,7 @@ class GroupState {
     }
     const deletes = ops.filter((op) => op.type === 'DEL').length
     const [r, u, p] = [[...refs], [...users], [...puts]]
-    const [metas, records, reach] = await Promise.all([
+    const [metas, records, reach] = await allDone([
       this.#tx.files(r.map(([, ref]) => ref)),
       this.#tx.users(u),
       // one more than this group could delete: past that, at least one file stays below

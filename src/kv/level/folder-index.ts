@@ -26,7 +26,8 @@ export function isCounted(folder: string): boolean {
 
 /**
  * A short, fixed-length name for one user's folder: `<z32>` and 27 characters of its path's
- * SHA-1, so a counted folder's key stays small however long its path.
+ * SHA-1, so a counted folder's key stays small however long its path. Two folders whose paths
+ * collide would share a count; the user key in front confines that to one user's own tree.
  */
 export const folderKey = (user: string, folder: string): string => user + createHash('sha1').update(folder).digest('base64url')
 

@@ -47,7 +47,7 @@ export class LevelKV implements KV {
     // One chained batch on the root database, each key already given its namespace's prefix
     // as the sublevel would: an array batch copies and re-encodes every op inside
     // abstract-level, which profiled at twice the CPU of the chained form for a commit group of
-    // thousands of ops (deep paths' folder counts). LevelDB applies it all or nothing alike.
+    // thousands of ops. LevelDB applies it all or nothing alike.
     const batch = this.#db.batch()
     for (const op of ops) {
       const key = this.#prefixes.get(op.ns)! + op.key
@@ -75,11 +75,14 @@ export class LevelKV implements KV {
 /**
  * One iterator over a namespace's keys, moved to each range asked: a seek costs a fraction of
  * opening an iterator. It reads the database as it stood when the first count began. Counts
- * run one at a time, as an iterator allows.
+ * run one at a time, as an iterator allows. Once closed it counts no more: an iterator opened
+ * after `close` would hold its snapshot, and with it LevelDB's compactions, until the
+ * database closes.
  */
 export class RangeCounter {
   readonly #sub: Sub
   #keys: ReturnType<Sub['keys']> | undefined
+  #closed = false
   readonly #serial = new Serial()
 
   constructor(sub: Sub) {
@@ -89,6 +92,7 @@ export class RangeCounter {
   /** How many keys start with `prefix`, or `cap` if at least that many. */
   count(prefix: string, cap: number): Promise<number> {
     return this.#serial.run(async () => {
+      if (this.#closed) throw new Error('range counter used after close')
       const keys = (this.#keys ??= this.#sub.keys())
       keys.seek(prefix)
       let n = 0
@@ -107,6 +111,7 @@ export class RangeCounter {
   }
 
   async close(): Promise<void> {
+    this.#closed = true
     await this.#serial.run(async () => this.#keys?.close())
   }
 }

@@ -11,6 +11,9 @@ import { FOLDER_INDEX, countedAbove, folderKey, isCounted } from './folder-index
 import { LevelKV, type RangeCounter } from './level-map.js'
 import { asText, type BatchOp, type Value } from './ordered-map.js'
 
+/** Ops per batch while the folder index is rebuilt at open. */
+const REBUILD_BATCH = 10_000
+
 /** A user key in z-base-32 is 52 characters: file keys split there into user and path. */
 const Z32_LENGTH = 52
 
@@ -51,16 +54,26 @@ export class LevelStore implements Store {
     return { store, swept }
   }
 
-  /** Data folders written before the folder index existed get it built once, at open. */
+  /**
+   * A data folder written with another layout of the folder index, or none, gets it rebuilt at
+   * open, in batches; the layout's name is written last, in a synced batch that makes the rest
+   * durable with it, so a rebuild cut short starts again at the next open.
+   */
   async #indexFolders(): Promise<void> {
     if (asText(await this.#kv.get('meta', 'folders')) === FOLDER_INDEX) return
-    const ops: BatchOp[] = []
-    for await (const key of this.#kv.keys('folders', {})) ops.push({ type: 'del', ns: 'folders', key })
+    let ops: BatchOp[] = []
+    const stage = async (op: BatchOp) => {
+      ops.push(op)
+      if (ops.length < REBUILD_BATCH) return
+      await this.#kv.batch(ops)
+      ops = []
+    }
+    for await (const key of this.#kv.keys('folders', {})) await stage({ type: 'del', ns: 'folders', key })
     const counts = new Map<string, number>()
     for await (const key of this.#kv.keys('files', {})) {
       for (const folder of countedAbove(key.slice(0, Z32_LENGTH), key.slice(Z32_LENGTH))) counts.set(folder, (counts.get(folder) ?? 0) + 1)
     }
-    for (const [key, n] of counts) ops.push({ type: 'put', ns: 'folders', key, value: String(n) })
+    for (const [key, n] of counts) await stage({ type: 'put', ns: 'folders', key, value: String(n) })
     ops.push({ type: 'put', ns: 'meta', key: 'folders', value: FOLDER_INDEX })
     await this.#kv.batch(ops, { sync: true })
   }
@@ -299,7 +312,8 @@ class LevelTx implements CommitTx {
 
   /**
    * Counted folders read their count; deeper ones count their range of file keys, up to
-   * `cap`. A commit reads each folder once, however many of its paths ask about it.
+   * `cap`. A commit reads a counted folder's count once, and a deep folder's range once for
+   * each larger cap, however many of its paths ask about it.
    */
   async countUnder(folders: readonly FileRef[], cap: number): Promise<number[]> {
     const keys = folders.map((f) => (isCounted(f.path) ? folderKey(f.user, f.path) : undefined))
