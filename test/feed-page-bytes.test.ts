@@ -35,7 +35,7 @@ t.test('the page pool keeps events and frames within its byte budget', async (t)
         const events = await lease.page.events
         for (const [i, ev] of events.entries()) {
           if (ev.seq <= cursors[r]!) continue
-          if (lease.page.frameAt(i, ev, 'subscribe', reader) !== new EventFrames(ev).subscribeText) wrong++
+          if (lease.page.frameAt(i, ev, 'subscribe', reader).toString() !== new EventFrames(ev).subscribeText) wrong++
           if (pages.stats().bytes > BUDGET) overBudget++
           cursors[r] = ev.seq
         }
@@ -76,5 +76,21 @@ t.test('the page pool keeps events and frames within its byte budget', async (t)
     t.ok(pages.stats().peakBytes <= BUDGET)
     lease.release()
     for (const l of held) l.release()
+  })
+
+  t.test('readers of a shared page write the same bytes: one Buffer per kept frame', async (t) => {
+    const shared = new LogPages(log)
+    const readers = [{}, {}, {}]
+    const frames = await Promise.all(readers.map(async (reader) => {
+      const lease = await shared.lease(undefined, 0)
+      const events = await lease.page.events
+      const mine = events.map((ev, i) => lease.page.frameAt(i, ev, 'events-stream', reader))
+      lease.release()
+      return mine
+    }))
+    const [first, second, third] = frames
+    t.ok(first!.every((f) => typeof f === 'string'), 'the first reader encodes its own, as a lone reader does')
+    t.ok(second!.every((f, i) => Buffer.isBuffer(f) && f === third![i]), 'the others get the one kept Buffer of each frame')
+    t.ok(second!.every((f, i) => f.toString() === first![i]), 'holding the same frame')
   })
 })

@@ -31,15 +31,24 @@ export function eventBytes(ev: HearthEvent): number {
   return EVENT_OVERHEAD + ev.user.length + ev.path.length + (ev.contentHash?.length ?? 0) + (ev.homeserver?.length ?? 0)
 }
 
-/** A kept frame's bytes, counted the same way. */
-export function frameBytes(frame: string): number {
-  return frame.length
+/** What a kept frame counts besides its bytes: the Buffer object that holds them. */
+const BUFFER_OVERHEAD = 96
+
+/** A kept frame's bytes: its UTF-8 bytes and the Buffer that holds them. */
+export function frameBytes(frame: Buffer): number {
+  return BUFFER_OVERHEAD + frame.length
 }
 
-/** The frame of `ev` for `protocol`, encoded now. */
+/** The frame of `ev` for `protocol`, encoded now, as text a reader joins to its own batch. */
 function encode(ev: HearthEvent, protocol: Protocol): string {
   const frames = new EventFrames(ev)
   return protocol === 'subscribe' ? frames.subscribeText : frames.eventsStreamText
+}
+
+/** The same frame as the bytes every reader of a page writes as they are. */
+function encodeShared(ev: HearthEvent, protocol: Protocol): Buffer {
+  const frames = new EventFrames(ev)
+  return protocol === 'subscribe' ? frames.subscribe : frames.eventsStream
 }
 
 /**
@@ -63,7 +72,7 @@ export class Page {
   /** the part of `bytes` that is kept frames, which can be let go without losing the page */
   frameBytes = 0
   /** frames kept for the readers that share this page, per protocol, encoded when first asked */
-  #frames: Record<Protocol, string[]> = { subscribe: [], 'events-stream': [] }
+  #frames: Record<Protocol, Buffer[]> = { subscribe: [], 'events-stream': [] }
   readonly #room: (page: Page, bytes: number) => boolean
   /** the first reader to encode from this page */
   #first: object | undefined
@@ -82,10 +91,13 @@ export class Page {
   /**
    * The `protocol` frame of `ev`, the page's `i`th event, for `reader`: encoded once for every
    * reader of the page, and kept with it once a second reader comes, if the pool has room for
-   * it (if not, each reader encodes its own). A page one stream reads alone keeps none: kept
-   * frames outlive the young generation, and a lone replay ran about a quarter slower.
+   * it (if not, each reader encodes its own). A page one stream reads alone keeps
+   * none: kept frames outlive the young generation, and a lone replay ran about a quarter
+   * slower. Kept frames are Buffers, which readers write as they are: a thousand streams
+   * reading one page then hold its bytes once between them, in their sockets too, where text
+   * would be copied into each stream's batch and again into each socket's.
    */
-  frameAt(i: number, ev: HearthEvent, protocol: Protocol, reader: object): string {
+  frameAt(i: number, ev: HearthEvent, protocol: Protocol, reader: object): string | Buffer {
     if (!this.#shared) {
       this.#first ??= reader
       if (this.#first === reader) return encode(ev, protocol)
@@ -94,7 +106,7 @@ export class Page {
     const kept = this.#frames[protocol]
     const known = kept[i]
     if (known !== undefined) return known
-    const frame = encode(ev, protocol)
+    const frame = encodeShared(ev, protocol)
     if (this.#room(this, frameBytes(frame))) {
       kept[i] = frame
       this.frameBytes += frameBytes(frame)

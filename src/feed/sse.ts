@@ -4,6 +4,12 @@ import type { ServerResponse } from 'node:http'
 export const HIGH_WATER = 64 * 1024
 
 /**
+ * Unsent bytes a write adds besides its own: a response without a length is sent in chunks,
+ * each led by its size in hex and a CRLF and closed by a CRLF (at most 8 digits + 4 bytes).
+ */
+export const WRITE_OVERHEAD = 12
+
+/**
  * One SSE response, written directly to the socket so that backpressure is visible:
  * `backedUp` reads the bytes the kernel has not taken yet, which is the only buffer a
  * subscriber can grow, and it never grows past HIGH_WATER plus one frame.

@@ -3,7 +3,7 @@ import type { EventLog } from '../events/log.js'
 import { idFrame, resetFrame, type EventFrames } from './frames.js'
 import type { Lease, LogPages } from './pages.js'
 import type { ReplayWindow } from './replay-window.js'
-import type { SseStream } from './sse.js'
+import { WRITE_OVERHEAD, type SseStream } from './sse.js'
 import type { FeedObserver, Phase } from './observer.js'
 import type { CanSee } from './visibility.js'
 
@@ -83,10 +83,16 @@ export class Subscriber {
   #mark: number
   #idSent: number
   #done = false
-  /** frames of the current replay step, written as one chunk */
-  #batch = ''
+  /**
+   * Frames of the current replay step: text (a lone reader's frames, id and reset frames)
+   * joined into one string as it comes, and a page's shared Buffers kept as they are, so that
+   * streams reading the same page do not each copy its bytes. `#text` is the run of text after
+   * the last Buffer; `#parts` what came before it, in order.
+   */
+  #parts: (string | Buffer)[] = []
+  #text = ''
   #batchBytes = 0
-  /** events in `#batch`, reported as delivered when it is written */
+  /** events in the batch, reported as delivered when it is written */
   #batchEvents = 0
 
   constructor(spec: SubscriberSpec, stream: SseStream, log: EventLog, replays: { pages: LogPages; window: ReplayWindow }, onDone: (sub: Subscriber) => void, observer: FeedObserver) {
@@ -219,7 +225,7 @@ export class Subscriber {
   }
 
   /** Replay: queue an event's frame, from the page every stream reading it shares. */
-  #send(frame: string, ev: HearthEvent): void {
+  #send(frame: string | Buffer, ev: HearthEvent): void {
     this.#queue(frame)
     this.#batchEvents++
     this.#counted(ev)
@@ -247,9 +253,18 @@ export class Subscriber {
     this.#idSent = this.#mark
   }
 
-  #queue(frame: string): void {
-    this.#batch += frame
-    this.#batchBytes += Buffer.byteLength(frame)
+  /** Counts each part's own write, which the socket holds as unsent bytes too, in `#batchBytes`. */
+  #queue(frame: string | Buffer): void {
+    if (typeof frame === 'string') {
+      if (this.#text === '') this.#batchBytes += WRITE_OVERHEAD
+      this.#text += frame
+      this.#batchBytes += Buffer.byteLength(frame)
+      return
+    }
+    if (this.#text !== '') this.#parts.push(this.#text)
+    this.#text = ''
+    this.#parts.push(frame)
+    this.#batchBytes += WRITE_OVERHEAD + frame.length
   }
 
   /** The socket and this step's frames hold this stream's share of the window or more: no more frames now. */
@@ -257,11 +272,18 @@ export class Subscriber {
     return this.stream.buffered + this.#batchBytes >= this.#window.share(this.stream.refusesAt)
   }
 
+  /**
+   * Writes the batch: a response corks its socket on a write until the next tick, so its parts
+   * leave together in one system call, and the socket holds on to the Buffers rather than
+   * copying them.
+   */
   #flush(): void {
     if (this.#batchBytes === 0) return
-    this.stream.write(this.#batch)
+    for (const part of this.#parts) this.stream.write(part)
+    if (this.#text !== '') this.stream.write(this.#text)
     if (this.#batchEvents > 0 && !this.stream.closed) this.#observer.delivered(this.spec.protocol, 'replay', this.#batchEvents)
-    this.#batch = ''
+    this.#parts.length = 0
+    this.#text = ''
     this.#batchBytes = 0
     this.#batchEvents = 0
   }
