@@ -149,15 +149,10 @@ async function* readChunks(pool: pg.Pool, id: string, size: number, chunks: numb
       await pool.query('UPDATE blobs SET read_at = now() WHERE id = $1', [id])
       leased = Date.now()
     }
-    // In binary, bytea arrives as its bytes: in text it would be hex, twice the size, decoded
-    // into a Buffer here, and the garbage of a large file's pages would grow the heap with it.
-    // (pg's Query takes `binary`; its type declarations leave it out.)
-    const query = {
-      text: 'SELECT data FROM blob_chunks WHERE blob_id = $1 AND n >= $2 AND n < $3 ORDER BY n',
-      values: [id, n, n + PAGE_CHUNKS],
-      binary: true,
-    }
-    const { rows } = await pool.query<{ data: Buffer }>(query as pg.QueryConfig)
+    const { rows } = await pool.query<{ data: Buffer }>(
+      'SELECT data FROM blob_chunks WHERE blob_id = $1 AND n >= $2 AND n < $3 ORDER BY n',
+      [id, n, n + PAGE_CHUNKS],
+    )
     if (rows.length !== Math.min(PAGE_CHUNKS, chunks - n)) throw new Error(`blob ${id} was deleted while being read`)
     for (const row of rows) {
       sent += row.data.length
