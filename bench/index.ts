@@ -14,7 +14,9 @@
  *     optional export `chart = { title, x, y }`; or, when it exports
  *     `charts = [{ title, x, y, series }, …]`, one chart per entry, of the series whose name
  *     starts with `series` (a string) or matches it (a RegExp).
- *   - may change `description` while it runs (`export let`): it is read once the run is over.
+ *   - may change `description` while it runs (`export let`): it is read once the run is over;
+ *     so is `profiles`, the server's CPU profiles over its main loads (bench/cpu-profile.ts),
+ *     which BENCHMARKS.md prints under its figures, with bench/notes/<name>.md if there is one.
  */
 import { existsSync } from 'node:fs'
 import { cpus, loadavg, totalmem, type as osType, release } from 'node:os'
@@ -78,7 +80,8 @@ async function runModule(name: string): Promise<BenchResult> {
   const started = performance.now()
   try {
     const figures = flatten(await fn())
-    return { description: description(), figures, goals, chart, charts, durationMs: Math.round(performance.now() - started) }
+    const profiles = mod.profiles as BenchResult['profiles']
+    return { description: description(), figures, goals, chart, charts, profiles, durationMs: Math.round(performance.now() - started) }
   } catch (err) {
     return { description: description(), goals, error: err instanceof Error ? (err.stack ?? err.message) : String(err), durationMs: Math.round(performance.now() - started) }
   }

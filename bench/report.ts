@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { pathToFileURL } from 'node:url'
 
@@ -17,6 +18,22 @@ export interface BenchResult {
   durationMs?: number
   skipped?: string
   error?: string
+  /** the server's CPU profiles over the module's main loads (bench/cpu-profile.ts) */
+  profiles?: ProfileSummary[]
+}
+
+/** Self time of a server under load, as shares (%) of the samples in which it was busy. */
+export interface ProfileSummary {
+  /** the load it was taken under, as a phrase: `a window of 50 connections' durable PUTs` */
+  during?: string
+  /** how long the profile ran */
+  seconds: number
+  /** the share of samples (%) in which the server was not idle */
+  busy: number
+  /** by where the code lives: a package, a folder of src/, Node's JavaScript, native code, GC */
+  places: { name: string; share: number }[]
+  /** the functions with the most self time */
+  functions: { name: string; share: number }[]
 }
 
 export interface ChartLabels {
@@ -38,6 +55,8 @@ export interface Results {
 const ROOT = new URL('../../', import.meta.url)
 const RESULTS = new URL('bench/results/', ROOT)
 const PAGE = new URL('BENCHMARKS.md', ROOT)
+/** `bench/notes/<module>.md`: what a module's figures and profile mean, written by hand, printed under them */
+const NOTES = new URL('bench/notes/', ROOT)
 
 const OPS: Record<string, (a: number, b: number) => boolean> = {
   '>=': (a, b) => a >= b,
@@ -133,11 +152,16 @@ export async function writeReport(results: Results): Promise<URL[]> {
     await writeFile(new URL(file, RESULTS), await chartSvg(rows, m.chart))
     charts.push({ name, title: m.chart?.title ?? name, file: `bench/results/${file}` })
   }
-  await writeFile(PAGE, renderPage(results, charts))
+  const notes: Record<string, string> = {}
+  for (const name of Object.keys(results.modules)) {
+    const file = new URL(`${name}.md`, NOTES)
+    if (existsSync(file)) notes[name] = (await readFile(file, 'utf8')).trim()
+  }
+  await writeFile(PAGE, renderPage(results, charts, notes))
   return [PAGE, ...charts.map((c) => new URL(c.file, ROOT))]
 }
 
-export function renderPage(r: Results, charts: { name: string; title: string; file: string }[]): string {
+export function renderPage(r: Results, charts: { name: string; title: string; file: string }[], notes: Record<string, string> = {}): string {
   const ran = Object.entries(r.modules).filter(([, m]) => m.skipped === undefined)
   const skipped = Object.entries(r.modules).filter(([, m]) => m.skipped !== undefined)
   const goals = ran.flatMap(([, m]) => Object.entries(m.goals ?? {}).map(([f, g]) => check(g, m.figures?.[f])))
@@ -184,6 +208,8 @@ export function renderPage(r: Results, charts: { name: string; title: string; fi
       out.push('')
     }
     for (const chart of charts.filter((c) => c.name === name)) out.push(`![${chart.title}](${chart.file})`, '')
+    for (const profile of m.profiles ?? []) out.push(...renderProfile(profile))
+    if (notes[name] !== undefined) out.push(notes[name], '')
   }
   if (skipped.length > 0) {
     out.push('## Not run', '')
@@ -191,6 +217,22 @@ export function renderPage(r: Results, charts: { name: string; title: string; fi
     out.push('')
   }
   return out.join('\n')
+}
+
+/** A module's server profile as two tables: by place, and the hottest functions. */
+export function renderProfile(p: ProfileSummary): string[] {
+  const table = (head: string, rows: { name: string; share: number }[]) => [
+    `| ${head} | share of busy samples |`,
+    '| --- | --- |',
+    ...rows.map((row) => `| ${row.name.replace(/\|/g, '\\|')} | ${row.share.toFixed(1)}% |`),
+    '',
+  ]
+  return [
+    `Where the server's CPU went${p.during === undefined ? '' : ` during ${p.during}`} (self time, from V8's sampling profiler over ${p.seconds} s; the server was busy in ${p.busy}% of the samples):`,
+    '',
+    ...table('where', p.places),
+    ...table('function', p.functions),
+  ]
 }
 
 const pretty = (goal: string) => goal.replace('>=', '≥').replace('<=', '≤').replace('==', '=')
