@@ -104,6 +104,7 @@ export function placeOf(frame: { functionName: string; url: string }): string {
   if (frame.functionName === '(program)') return 'V8 and native code outside any function'
   if (frame.url === '') return 'native functions (system calls, builtins)'
   if (frame.url.startsWith('node:')) return "Node's JavaScript"
+  if (frame.url.startsWith('wasm://')) return 'WebAssembly (blake3, from hash-wasm)'
   const pkg = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(frame.url)
   if (pkg !== null) return pkg[1]!
   const own = /\/dist\/((?:src|bench|test)(?:\/[^/]+)*)\/[^/]+$/.exec(frame.url)

@@ -42,6 +42,7 @@ t.test('code is placed by where it lives', async (t) => {
   t.equal(at('', '(program)'), 'V8 and native code outside any function')
   t.equal(at('', 'writev'), 'native functions (system calls, builtins)')
   t.equal(at('node:internal/stream_base_commons'), "Node's JavaScript")
+  t.equal(at('wasm://wasm/e4246a32'), 'WebAssembly (blake3, from hash-wasm)')
   t.equal(at('file:///app/node_modules/fastify/lib/reply.js'), 'fastify')
   t.equal(at('file:///app/node_modules/@fastify/cors/index.js'), '@fastify/cors')
   t.equal(at('file:///app/node_modules/a/node_modules/b/x.js'), 'a', 'the outermost package: what the server depends on')
