@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream'
 import { fileTypeFromBuffer } from 'file-type'
 import mime from 'mime-types'
 import { fail } from '../errors.js'
-import { contentHasher } from '../shared/content-hash.js'
+import { contentHasher, largeContentHasher, type ContentHasher } from '../shared/content-hash.js'
 import type { BlobStore, BlobUpload } from './store.js'
 
 /** Bytes kept for content sniffing: what file-type reads at most. */
@@ -31,7 +31,8 @@ const WRITE_BYTES = 1024 * 1024
  * held: at most `inlineMax`, or two WRITE_BYTES and one chunk.
  */
 export async function ingest(body: Readable, path: string, blobs: BlobStore, limits: { maxBody: number; inlineMax: number }): Promise<Ingested> {
-  const hasher = await contentHasher()
+  // a body kept inline is hashed whole at the end, a larger one as it streams (content-hash.ts)
+  let hasher: ContentHasher | undefined
   const held: Uint8Array[] = []
   let size = 0
   let upload: BlobUpload | undefined
@@ -55,7 +56,6 @@ export async function ingest(body: Readable, path: string, blobs: BlobStore, lim
       const chunk = raw as Uint8Array
       size += chunk.length
       if (size > limits.maxBody) fail('PayloadTooLarge', `Body is larger than ${limits.maxBody} bytes`)
-      hasher.update(chunk)
       if (upload === undefined && size <= limits.inlineMax) {
         held.push(chunk)
         continue
@@ -63,8 +63,13 @@ export async function ingest(body: Readable, path: string, blobs: BlobStore, lim
       if (upload === undefined) {
         upload = await blobs.create()
         sniff = Buffer.concat(held).subarray(0, SNIFF_BYTES)
-        for (const c of held.splice(0)) gather(c)
+        hasher = largeContentHasher()
+        for (const c of held.splice(0)) {
+          hasher.update(c)
+          gather(c)
+        }
       }
+      hasher!.update(chunk)
       if (sniff!.length < SNIFF_BYTES) sniff = Buffer.concat([sniff!, chunk]).subarray(0, SNIFF_BYTES)
       gather(chunk)
       if (gatheredBytes >= WRITE_BYTES) await write(upload)
@@ -85,6 +90,10 @@ export async function ingest(body: Readable, path: string, blobs: BlobStore, lim
   const blob = upload?.id
   const inline = blob === undefined ? concat(held, size) : undefined
   const head = inline ?? sniff ?? new Uint8Array()
+  if (hasher === undefined) {
+    hasher = await contentHasher()
+    hasher.update(inline!)
+  }
   const hash = hasher.digest()
   return { size, hash, type: await contentType(head.subarray(0, SNIFF_BYTES), path), inline, blob }
 
