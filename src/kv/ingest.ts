@@ -63,7 +63,7 @@ export async function ingest(body: Readable, path: string, blobs: BlobStore, lim
       if (upload === undefined) {
         upload = await blobs.create()
         sniff = Buffer.concat(held).subarray(0, SNIFF_BYTES)
-        hasher = largeContentHasher()
+        hasher = await largeContentHasher()
         for (const c of held.splice(0)) {
           hasher.update(c)
           gather(c)

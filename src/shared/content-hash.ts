@@ -1,4 +1,3 @@
-import blakeHash from '@napi-rs/blake-hash'
 import { createBLAKE3, type IHasher } from 'hash-wasm'
 
 /**
@@ -34,11 +33,19 @@ export async function contentHasher(): Promise<ContentHasher> {
   }
 }
 
+/**
+ * The native blake3, or undefined on a platform its package has no binding for: large bodies
+ * then go through WebAssembly too, slower but the same bytes.
+ */
+const Native = await import('@napi-rs/blake-hash').then((m) => m.default.Blake3Hasher, () => undefined)
+
 /** Native blake3, for large bodies (see above). */
-export function largeContentHasher(): ContentHasher {
-  const h = new blakeHash.Blake3Hasher()
+export async function largeContentHasher(): Promise<ContentHasher> {
+  if (Native === undefined) return contentHasher()
+  const h = new Native()
   return {
-    update: (chunk) => void h.update(chunk),
+    // a view of the same bytes, not a copy: the binding takes Buffers only
+    update: (chunk) => void h.update(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)),
     digest: () => h.digestBuffer().toString('base64'),
   }
 }
