@@ -7,6 +7,8 @@ import { randomKeypair } from '../src/auth/keys.js'
 import { HomeserverClient } from '../src/client/homeserver.js'
 import { ChildServer } from '../test/helpers/child-server.js'
 import { FrameParser } from '../test/helpers/sse-frames.js'
+import { CpuProfiler } from './cpu-profile.js'
+import type { ProfileSummary } from './report.js'
 
 /**
  * Fan-out: many live subscribers, each with its own set of ten folder filters (`*\/pub/b<k>/*`
@@ -15,11 +17,13 @@ import { FrameParser } from '../test/helpers/sse-frames.js'
  * moment its frame is parsed by a subscriber. The server runs as `hearth serve` in a child
  * process; writers and subscribers share this process and the machine's other core.
  *
- * Figures named `<series>@<n>` chart latency against the number of subscribers.
+ * Figures named `<series>@<n>` chart latency against the number of subscribers. A last window
+ * of the main load runs under the CPU profiler.
  */
 export const description = 'Write→delivery latency and delivered events/s with N live subscribers, each matching ~10% of steady PUTs.'
 export const goals = { p99Ms: '< 50', missing: '== 0' }
 export const chart = { title: 'Write→delivery latency vs subscribers', x: 'subscribers', y: 'latency (ms)' }
+export let profiles: ProfileSummary[] = []
 
 const FOLDERS = 100
 const FILTERS_EACH = 10
@@ -172,7 +176,8 @@ export async function latencySeries(url: string, writers: HomeserverClient[], ag
 export async function benchFanout(): Promise<Record<string, number>> {
   const quick = process.env.BENCH_QUICK === '1'
   const dataDir = mkdtempSync(join(tmpdir(), 'hearth-bench-fanout-'))
-  const server = await ChildServer.start({ dataDir, env: { MAX_STREAMS_PER_IP: '100000' } })
+  const profiler = new CpuProfiler()
+  const server = await ChildServer.start({ dataDir, env: { MAX_STREAMS_PER_IP: '100000', ...profiler.env } })
   try {
     const writers = await Promise.all(Array.from({ length: WRITERS }, async () => {
       const c = new HomeserverClient(server.url, randomKeypair())
@@ -184,6 +189,8 @@ export async function benchFanout(): Promise<Record<string, number>> {
     await fanout(server.url, writers, { agent, subscribers: 10, rate: 1000, seconds: quick ? 2 : 4 })
     const main = await fanout(server.url, writers, { agent, subscribers: quick ? 200 : 1000, rate: 1000, seconds: quick ? 3 : 10 }, server.pid)
     const series = await latencySeries(server.url, writers, agent, quick ? [10, 100] : [10, 100, 300], 1000, quick ? 2 : 5, server.pid)
+    const subscribers = quick ? 200 : 1000
+    profiles = [(await profiler.window(server.pid!, `${quick ? 2 : 5} s of ${subscribers.toLocaleString('en')} live subscribers and 1,000 PUTs/s`, () => fanout(server.url, writers, { agent, subscribers, rate: 1000, seconds: quick ? 2 : 5 }))).profile]
     agent.destroy()
     series.push(main)
     console.log(`fanout: ${main.subscribers} subscribers × ${FILTERS_EACH} folder filters, ${main.writesPerSec} PUTs/s for ${quick ? 3 : 10} s`)
@@ -202,6 +209,7 @@ export async function benchFanout(): Promise<Record<string, number>> {
     return figures
   } finally {
     await server.stop()
+    profiler.close()
     rmSync(dataDir, { recursive: true, force: true })
   }
 }

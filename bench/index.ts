@@ -14,12 +14,14 @@
  *     optional export `chart = { title, x, y }`; or, when it exports
  *     `charts = [{ title, x, y, series }, …]`, one chart per entry, of the series whose name
  *     starts with `series` (a string) or matches it (a RegExp).
- *   - may change `description` while it runs (`export let`): it is read once the run is over.
+ *   - may change `description` while it runs (`export let`): it is read once the run is over;
+ *     so is `profiles`, the server's CPU profiles over its main loads (bench/cpu-profile.ts),
+ *     which BENCHMARKS.md prints under its figures, with bench/notes/<name>.md if there is one.
  */
 import { existsSync } from 'node:fs'
 import { cpus, loadavg, totalmem, type as osType, release } from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { type BenchResult, type ChartLabels, type Results, check, writeResults } from './report.js'
+import { type BenchResult, type ChartLabels, type Results, check, readLatest, writeResults } from './report.js'
 
 /** Run in this order; the cheap ones first so a quick look comes quickly. */
 const MODULES = ['put', 'largefile', 'depth', 'postgres', 'relay', 'match', 'replay', 'fanout', 'curves', 'idle-memory', 'stalled', 'hostile', 'crash']
@@ -78,7 +80,8 @@ async function runModule(name: string): Promise<BenchResult> {
   const started = performance.now()
   try {
     const figures = flatten(await fn())
-    return { description: description(), figures, goals, chart, charts, durationMs: Math.round(performance.now() - started) }
+    const profiles = mod.profiles as BenchResult['profiles']
+    return { description: description(), figures, goals, chart, charts, profiles, durationMs: Math.round(performance.now() - started) }
   } catch (err) {
     return { description: description(), goals, error: err instanceof Error ? (err.stack ?? err.message) : String(err), durationMs: Math.round(performance.now() - started) }
   }
@@ -135,11 +138,15 @@ async function main(): Promise<void> {
     durationMs: 0,
     modules: {},
   }
+  const previous = await readLatest()
   const started = performance.now()
   for (const name of MODULES) {
     if (options.only !== undefined && !options.only.includes(name)) {
       const there = existsSync(new URL(`./${name}.js`, import.meta.url))
-      results.modules[name] = { skipped: there ? 'not selected (--only)' : `bench/${name}.ts is not there yet` }
+      const before = previous?.modules[name]
+      // a module not run now keeps what it measured last, marked with the run it came from
+      if (there && before !== undefined && before.skipped === undefined) results.modules[name] = { ...before, from: before.from ?? previous!.date }
+      else results.modules[name] = { skipped: there ? 'not selected (--only)' : `bench/${name}.ts is not there yet` }
       continue
     }
     const result = await runModule(name)
@@ -148,7 +155,7 @@ async function main(): Promise<void> {
   }
   results.durationMs = Math.round(performance.now() - started)
   const written = await writeResults(results)
-  const failed = Object.values(results.modules).filter((m) => m.error !== undefined || Object.entries(m.goals ?? {}).some(([f, g]) => !check(g, m.figures?.[f])))
+  const failed = Object.values(results.modules).filter((m) => m.from === undefined).filter((m) => m.error !== undefined || Object.entries(m.goals ?? {}).some(([f, g]) => !check(g, m.figures?.[f])))
   console.log(`\n${(results.durationMs / 1000).toFixed(1)} s in all. Wrote ${written.map((f) => fileURLToPath(f).replace(process.cwd() + '/', '')).join(', ')}.`)
   if (failed.length > 0) {
     console.log(`Goals not met or modules that failed: ${Object.entries(results.modules).filter(([, m]) => failed.includes(m)).map(([n]) => n).join(', ')}`)

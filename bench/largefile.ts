@@ -7,24 +7,29 @@ import { pathToFileURL } from 'node:url'
 import { randomKeypair } from '../src/auth/keys.js'
 import { HomeserverClient } from '../src/client/homeserver.js'
 import { ChildServer } from '../test/helpers/child-server.js'
+import { CpuProfiler } from './cpu-profile.js'
 import { round } from './load.js'
+import type { ProfileSummary } from './report.js'
 
 /**
  * One large file against the disk under it, side by side in one run: a 90 MiB PUT to
  * `hearth serve` (LevelDB, a child process) against writing the same bytes to a file in the
  * same folder with an fsync; a GET of it against reading that file back. Both sides run warm
  * (the page cache holds what was just written), as a homeserver's hot files are. The server's
- * peak RSS growth during each is sampled from /proc.
+ * peak RSS growth during each is sampled from /proc. The PUT (of the same bytes again) and the
+ * GET then run once more, each under the CPU profiler.
  */
 export const description = 'A 90 MiB PUT and GET against writing (with fsync) and reading the same bytes on the same disk; peak server RSS growth.'
 export const goals = { putRatio: '>= 0.25', getRatio: '>= 0.5', putPeakRssMb: '< 100' }
+export let profiles: ProfileSummary[] = []
 
 const SIZE = 90 * 1024 * 1024
 const CHUNK = 1024 * 1024
 
 export async function benchLargefile(): Promise<Record<string, number | string>> {
   const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-large-'))
-  const server = await ChildServer.start({ dataDir: join(dir, 'data'), env: { LOG_LEVEL: 'warn' } })
+  const profiler = new CpuProfiler()
+  const server = await ChildServer.start({ dataDir: join(dir, 'data'), env: { LOG_LEVEL: 'warn', ...profiler.env } })
   try {
     const body = Buffer.alloc(SIZE)
     for (let i = 0; i < SIZE; i += 4) body.writeUInt32LE((i * 2654435761) >>> 0, i) // not compressible, not all zero
@@ -51,6 +56,10 @@ export async function benchLargefile(): Promise<Record<string, number | string>>
       const status = await send(server.url, 'GET', user)
       if (status !== 200) throw new Error(`GET answered ${status}`)
     })
+    profiles = [
+      (await profiler.window(server.pid!, `a PUT of the ${SIZE / 2 ** 20} MiB`, () => send(server.url, 'PUT', user, createReadStream(file, { highWaterMark: CHUNK })))).profile,
+      (await profiler.window(server.pid!, `a GET of the ${SIZE / 2 ** 20} MiB`, () => send(server.url, 'GET', user))).profile,
+    ]
     const putMiBs = SIZE / 2 ** 20 / (put.ms / 1000)
     const getMiBs = SIZE / 2 ** 20 / (get.ms / 1000)
     console.log(`largefile: ${SIZE / 2 ** 20} MiB`)
@@ -68,6 +77,7 @@ export async function benchLargefile(): Promise<Record<string, number | string>>
     }
   } finally {
     await server.stop()
+    profiler.close()
     rmSync(dir, { recursive: true, force: true })
   }
 }

@@ -11,6 +11,8 @@ import { buildConfig } from '../src/config/config.js'
 import { createContext } from '../src/context.js'
 import { createLogger } from '../src/log.js'
 import { buildApp } from '../src/server.js'
+import { CpuProfiler } from './cpu-profile.js'
+import type { ProfileSummary } from './report.js'
 
 /**
  * Durable PUT throughput: 1 KiB files from 50 keep-alive connections (one user each), against
@@ -26,10 +28,12 @@ import { buildApp } from '../src/server.js'
  * `*Cpu` figures are the cores each side kept busy in its best window: a load generator near
  * 1.0 would mean the baseline is capped by the client, not by Fastify.
  * Figures named `<series>@<x>` are chart points: PUT latency against concurrent connections.
+ * One more window of durable PUTs at 50 connections runs under the CPU profiler.
  */
 export const description = 'Durable PUTs of 1 KiB files from 50 keep-alive connections, against a no-op PUT route of the same Fastify app; `ratio` = homeserver ÷ no-op.'
 export const goals = { ratio: '>= 0.6', errors: '== 0' }
 export const chart = { title: 'Durable PUT latency (1 KiB)', x: 'concurrent connections', y: 'latency (ms)' }
+export let profiles: ProfileSummary[] = []
 
 const CONNECTIONS = 50
 const BODY = Buffer.alloc(1024, 'x')
@@ -49,7 +53,8 @@ export async function benchPut(): Promise<Record<string, number | string>> {
   const windowMs = quick ? 1000 : 4000
   const rounds = quick ? 1 : 3
   const dataDir = mkdtempSync(join(tmpdir(), 'hearth-bench-put-'))
-  const child = fork(fileURLToPath(import.meta.url), ['--serve', dataDir], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const profiler = new CpuProfiler()
+  const child = fork(fileURLToPath(import.meta.url), ['--serve', dataDir], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...profiler.env } })
   try {
     const url = await new Promise<string>((resolve, reject) => {
       child.once('message', (m) => resolve((m as { url: string }).url))
@@ -84,6 +89,7 @@ export async function benchPut(): Promise<Record<string, number | string>> {
     }
     series[`putP50Ms@${CONNECTIONS}`] = hs!.p50Ms
     series[`putP99Ms@${CONNECTIONS}`] = hs!.p99Ms
+    profiles = [(await profiler.window(child.pid!, `${windowMs / 1000} s of durable PUTs from ${CONNECTIONS} connections`, () => run('pub', CONNECTIONS, windowMs))).profile]
     agent.destroy()
 
     const ratio = round(hs!.perSec / noop!.perSec)
@@ -108,6 +114,7 @@ export async function benchPut(): Promise<Record<string, number | string>> {
     }
   } finally {
     await stop(child)
+    profiler.close()
     rmSync(dataDir, { recursive: true, force: true })
   }
 }

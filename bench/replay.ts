@@ -10,6 +10,8 @@ import { seqKey } from '../src/kv/level/store.js'
 import type { BatchOp } from '../src/kv/level/ordered-map.js'
 import { LevelKV } from '../src/kv/level/level-map.js'
 import { ChildServer } from '../test/helpers/child-server.js'
+import { CpuProfiler } from './cpu-profile.js'
+import type { ProfileSummary } from './report.js'
 
 /**
  * Replay speed: one SSE client reads the whole log from seq 0 (`/subscribe?lastSeq=0&live=false`,
@@ -18,10 +20,11 @@ import { ChildServer } from '../test/helpers/child-server.js'
  * the head, laid out as the writer lays them out; the per-user index, which a `*` replay never
  * reads, is left out), which takes a minute where a million PUTs would take many. The server
  * runs as `hearth serve` in a child process; the client only counts frames. Each side runs
- * twice and keeps its best.
+ * twice and keeps its best; a third replay, from a restarted server, runs under the CPU profiler.
  */
 export const description = 'Replay of the whole log to one /subscribe client vs a raw LevelDB iteration of the same log; `ratio` = SSE events/s ÷ raw events/s.'
 export const goals = { ratio: '>= 0.5', missing: '== 0' }
+export let profiles: ProfileSummary[] = []
 
 export async function benchReplay(): Promise<Record<string, number | string>> {
   const events = process.env.BENCH_QUICK === '1' ? 100_000 : 1_000_000
@@ -30,7 +33,8 @@ export async function benchReplay(): Promise<Record<string, number | string>> {
     const built = await buildLog(dataDir, events)
     let rawMs = Infinity
     for (let i = 0; i < 2; i++) rawMs = Math.min(rawMs, await rawIteration(dataDir, events))
-    const server = await ChildServer.start({ dataDir })
+    const profiler = new CpuProfiler()
+    const server = await ChildServer.start({ dataDir, env: profiler.env })
     let sseMs = Infinity
     let delivered = 0
     let bytes = 0
@@ -41,8 +45,13 @@ export async function benchReplay(): Promise<Record<string, number | string>> {
         bytes = run.bytes
         sseMs = Math.min(sseMs, run.ms)
       }
+      // from a restarted server, so that the profiled replay reads every page as the measured ones did
+      // (a log of 100k events, the quick run's, fits the page pool and would be served from it)
+      await server.restart()
+      profiles = [(await profiler.window(server.pid!, `a replay of the ${events.toLocaleString('en')} events`, () => replay(server.url))).profile]
     } finally {
       await server.stop()
+      profiler.close()
     }
     const rawPerSec = Math.round(events / (rawMs / 1000))
     const ssePerSec = Math.round(events / (sseMs / 1000))

@@ -12,11 +12,19 @@ import { until } from './helpers/until.js'
 
 const EVENTS = 10_000
 const STREAMS = 100
+/**
+ * Each stream must be more than its socket can take unread: here the kernel holds about 4 MB
+ * of a stream nobody reads (the sender's buffer grows to tcp_wmem's 4 MiB, the receiver's
+ * stays at its first 128 KiB). Short paths made 2.3 MB, which a fast enough server wrote
+ * whole into the kernel, ending every stream before it could be resumed. 300 bytes more of path
+ * makes each frame about 850 bytes, and each stream 8.5 MB.
+ */
+const NAME = 'n'.repeat(150) + '/' + 'n'.repeat(149)
 
 t.test(`${STREAMS} stalled replays resuming at once share bounded pages and each get every event`, async (t) => {
   const server = await startTestServer(t, { MAX_STREAMS_PER_IP: '1000000' })
   const owner = await newUser(server)
-  await writeMany(owner, EVENTS, (i) => `/pub/r/${i}`, 32)
+  await writeMany(owner, EVENTS, (i) => `/pub/r/${i}/${NAME}`, 32)
   const head = server.ctx.events.head
   t.equal(head, EVENTS)
   // many pages, so streams at different cursors read different pages at once
@@ -33,8 +41,15 @@ t.test(`${STREAMS} stalled replays resuming at once share bounded pages and each
     readers.push(reader)
     t.teardown(() => reader.close())
   }
-  // every stream has started its replay into a socket that does not read
-  await until(() => server.ctx.feed.size === STREAMS, `${STREAMS} open streams`, 60_000, () => server.ctx.feed.size)
+  // every stream has started its replay into a socket that does not read, and filled it: the
+  // server holds bytes it cannot write yet
+  const blocked = () => [...server.ctx.feed.subscribers()].filter((s) => s.stream.buffered > 0).length
+  await until(
+    () => server.ctx.feed.size === STREAMS && blocked() === STREAMS,
+    `${STREAMS} open streams, each with bytes its socket does not take`,
+    60_000,
+    () => ({ open: server.ctx.feed.size, blocked: blocked() }),
+  )
   for (const reader of readers) reader.resume()
 
   let peak = 0

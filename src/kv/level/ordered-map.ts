@@ -55,6 +55,8 @@ export interface KV {
   /** Entries in key order (or reverse), within the range. */
   entries(ns: Namespace, range: Range): AsyncIterable<[string, Value]>
   keys(ns: Namespace, range: Range): AsyncIterable<string>
+  /** The values of up to `limit` entries in key order (or reverse), within the range, read as one page. */
+  values(ns: Namespace, range: Range, limit: number): Promise<Value[]>
 }
 
 /**

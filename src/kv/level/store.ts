@@ -114,20 +114,20 @@ export class LevelStore implements Store {
 
   readLog(after: number, upTo: number, limit: number): Promise<HearthEvent[]> {
     if (upTo <= after) return Promise.resolve([])
-    return events(this.#kv.entries('log', { gt: seqKey(after), lte: seqKey(upTo), limit }))
+    return events(this.#kv.values('log', { gt: seqKey(after), lte: seqKey(upTo) }, limit))
   }
 
   readLogReverse(before: number, limit: number): Promise<HearthEvent[]> {
-    return events(this.#kv.entries('log', { lt: seqKey(before), reverse: true, limit }))
+    return events(this.#kv.values('log', { lt: seqKey(before), reverse: true }, limit))
   }
 
   readUserLog(user: string, after: number, upTo: number, limit: number): Promise<HearthEvent[]> {
     if (upTo <= after) return Promise.resolve([])
-    return events(this.#kv.entries('ulog', { gt: userSeqKey(user, after), lte: userSeqKey(user, upTo), limit }))
+    return events(this.#kv.values('ulog', { gt: userSeqKey(user, after), lte: userSeqKey(user, upTo) }, limit))
   }
 
   readUserLogReverse(user: string, before: number, limit: number): Promise<HearthEvent[]> {
-    return events(this.#kv.entries('ulog', { gte: `${user}:`, lt: userSeqKey(user, before), reverse: true, limit }))
+    return events(this.#kv.values('ulog', { gte: `${user}:`, lt: userSeqKey(user, before), reverse: true }, limit))
   }
 
   raiseFloor(floor: number): Promise<number> {
@@ -437,10 +437,8 @@ class LevelTx implements CommitTx {
   }
 }
 
-async function events(entries: AsyncIterable<[string, Value]>): Promise<HearthEvent[]> {
-  const out: HearthEvent[] = []
-  for await (const [, value] of entries) out.push(JSON.parse(value as string) as HearthEvent)
-  return out
+async function events(values: Promise<Value[]>): Promise<HearthEvent[]> {
+  return (await values).map((value) => JSON.parse(value as string) as HearthEvent)
 }
 
 function parseJson<T>(v: Value | undefined): T | undefined {

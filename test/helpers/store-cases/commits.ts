@@ -230,6 +230,24 @@ export const commitCases: Record<string, Case> = {
     t.equal(await store.inlineContent(ALICE, '/pub/f1'), undefined)
   },
 
+  async 'a log read gives as many events as asked, however many that is'(t, factory) {
+    const { store } = await factory.open(t)
+    await store.createUser(ALICE, 1)
+    await store.createUser(BOB, 1)
+    // more events than one native read step of an engine takes, in commits of 500
+    const total = 2600
+    for (let first = 1; first <= total; first += 500) {
+      await store.commit(async (tx) => {
+        tx.append(range(first, Math.min(first + 499, total)).map((seq) => putEvent(seq, seq % 2 === 0 ? BOB : ALICE, `/pub/e${seq}`)))
+      })
+    }
+    t.same(seqs(await store.readLog(0, total, 1e9)), range(1, total), 'a limit far past the log reads the log, in order')
+    t.same(seqs(await store.readLog(100, total, 2000)), range(101, 2100), 'a limit past one step is met exactly')
+    t.same(seqs(await store.readLogReverse(total + 1, 1e9)), range(1, total).reverse())
+    t.same(seqs(await store.readUserLog(BOB, 0, total, 1e9)), range(1, total / 2).map((i) => 2 * i))
+    t.same(seqs(await store.readUserLogReverse(ALICE, total + 1, 1e9)), range(1, total / 2).map((i) => 2 * i - 1).reverse())
+  },
+
   async 'the floor only rises, and pruning removes what is below it'(t, factory) {
     const { store, second } = await factory.open(t)
     await store.createUser(ALICE, 1)
