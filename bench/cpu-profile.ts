@@ -30,9 +30,14 @@ export class CpuProfiler {
     rmSync(`${file}.started`, { force: true })
     process.kill(pid, 'SIGUSR2')
     await appears(`${file}.started`)
-    const result = await work()
-    process.kill(pid, 'SIGUSR2')
-    await appears(file)
+    let result: T
+    try {
+      result = await work()
+    } finally {
+      // stopped whatever `work` did, so that the next window starts a profile rather than ends one
+      process.kill(pid, 'SIGUSR2')
+      await appears(file)
+    }
     return { result, profile: { during, ...summarize(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile) } }
   }
 

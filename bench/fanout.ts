@@ -190,7 +190,7 @@ export async function benchFanout(): Promise<Record<string, number>> {
     const main = await fanout(server.url, writers, { agent, subscribers: quick ? 200 : 1000, rate: 1000, seconds: quick ? 3 : 10 }, server.pid)
     const series = await latencySeries(server.url, writers, agent, quick ? [10, 100] : [10, 100, 300], 1000, quick ? 2 : 5, server.pid)
     const subscribers = quick ? 200 : 1000
-    profiles = [(await profiler.window(server.pid!, `${quick ? 2 : 5} s of ${subscribers.toLocaleString('en')} live subscribers and 1,000 PUTs/s`, () => fanout(server.url, writers, { agent, subscribers, rate: 1000, seconds: quick ? 2 : 5 }))).profile]
+    profiles = [(await profiler.window(server.pid!, `${quick ? 2 : 5} s of ${subscribers.toLocaleString('en')} live subscribers and 1,000 PUTs/s, from connecting them to the last delivery`, () => fanout(server.url, writers, { agent, subscribers, rate: 1000, seconds: quick ? 2 : 5 }))).profile]
     agent.destroy()
     series.push(main)
     console.log(`fanout: ${main.subscribers} subscribers × ${FILTERS_EACH} folder filters, ${main.writesPerSec} PUTs/s for ${quick ? 3 : 10} s`)

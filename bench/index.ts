@@ -18,6 +18,7 @@
  *     so is `profiles`, the server's CPU profiles over its main loads (bench/cpu-profile.ts),
  *     which BENCHMARKS.md prints under its figures, with bench/notes/<name>.md if there is one.
  */
+import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { cpus, loadavg, totalmem, type as osType, release } from 'node:os'
 import { fileURLToPath } from 'node:url'
@@ -135,6 +136,7 @@ async function main(): Promise<void> {
       os: `${osType()} ${release()} ${process.arch}`,
       loadAverage: loadavg().map((l) => Math.round(l * 100) / 100),
     },
+    commit: headCommit(),
     durationMs: 0,
     modules: {},
   }
@@ -145,7 +147,9 @@ async function main(): Promise<void> {
       const there = existsSync(new URL(`./${name}.js`, import.meta.url))
       const before = previous?.modules[name]
       // a module not run now keeps what it measured last, marked with the run it came from
-      if (there && before !== undefined && before.skipped === undefined) results.modules[name] = { ...before, from: before.from ?? previous!.date }
+      if (there && before !== undefined && before.skipped === undefined && before.error === undefined) {
+        results.modules[name] = { ...before, from: before.from ?? previous!.date, fromCommit: before.from === undefined ? previous!.commit : before.fromCommit }
+      }
       else results.modules[name] = { skipped: there ? 'not selected (--only)' : `bench/${name}.ts is not there yet` }
       continue
     }
@@ -160,6 +164,18 @@ async function main(): Promise<void> {
   if (failed.length > 0) {
     console.log(`Goals not met or modules that failed: ${Object.entries(results.modules).filter(([, m]) => failed.includes(m)).map(([n]) => n).join(', ')}`)
     process.exitCode = 1
+  }
+}
+
+/** The commit the benchmarks ran on, as `git` names it, with `+` when the tree had changes. */
+function headCommit(): string | undefined {
+  try {
+    const cwd = fileURLToPath(new URL('../../', import.meta.url))
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', 'src', 'bench'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== ''
+    return head + (dirty ? '+' : '')
+  } catch {
+    return undefined
   }
 }
 

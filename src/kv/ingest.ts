@@ -23,12 +23,13 @@ export interface Ingested {
 const WRITE_BYTES = 1024 * 1024
 
 /**
- * Reads a request body once: hashing it (blake3) as it streams, keeping it in memory only
- * while it is small enough to live inline, and otherwise spilling it to a blob that is
- * fsynced before this resolves. Past `maxBody` bytes the upload is cut off with 413 and
- * whatever was written is removed. A blob is written WRITE_BYTES at a time, one write in
+ * Reads a request body once, keeping it in memory only while it is small enough to live
+ * inline (hashed whole once read), and otherwise spilling it to a blob that is fsynced before
+ * this resolves (hashed as it streams). Past `maxBody` bytes the upload is cut off with 413
+ * and whatever was written is removed. A blob is written WRITE_BYTES at a time, one write in
  * flight while the next bytes are read and hashed, so hashing and writing overlap. Memory
- * held: at most `inlineMax`, or two WRITE_BYTES and one chunk.
+ * held: at most `inlineMax`, or about three WRITE_BYTES for a moment (the write in flight,
+ * the bytes gathered since, and their copy into one buffer).
  */
 export async function ingest(body: Readable, path: string, blobs: BlobStore, limits: { maxBody: number; inlineMax: number }): Promise<Ingested> {
   // a body kept inline is hashed whole at the end, a larger one as it streams (content-hash.ts)

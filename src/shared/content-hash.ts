@@ -39,6 +39,9 @@ export async function contentHasher(): Promise<ContentHasher> {
  */
 const Native = await import('@napi-rs/blake-hash').then((m) => m.default.Blake3Hasher, () => undefined)
 
+/** Whether large bodies are hashed natively here (false: no binding for this platform loaded). */
+export const nativeBlake3 = Native !== undefined
+
 /** Native blake3, for large bodies (see above). */
 export async function largeContentHasher(): Promise<ContentHasher> {
   if (Native === undefined) return contentHasher()

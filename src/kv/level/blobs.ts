@@ -97,8 +97,13 @@ class FileUpload implements BlobUpload {
     this.#blobs = blobs
   }
 
+  /** All of `chunk`: a write may take fewer bytes than it was given, and the rest is written after. */
   async write(chunk: Uint8Array): Promise<void> {
-    await this.#fh.write(chunk)
+    for (let at = 0; at < chunk.length; ) {
+      const { bytesWritten } = await this.#fh.write(chunk, at, chunk.length - at)
+      if (bytesWritten === 0) throw new Error(`blob ${this.id}: the file took no bytes`)
+      at += bytesWritten
+    }
   }
 
   async finish(): Promise<void> {
