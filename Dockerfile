@@ -10,7 +10,7 @@
 #   docker run -p 6286:6286 -v hearth-data:/data hearth
 #   docker run --rm hearth --help            # the image runs any hearth subcommand
 
-ARG NODE_IMAGE=node:20-slim
+ARG NODE_IMAGE=node:24-slim
 
 # 1. Build: all dependencies, then TypeScript → dist/.
 FROM ${NODE_IMAGE} AS build
