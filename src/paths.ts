@@ -95,7 +95,7 @@ function sizeProblem(path: string, segments: number): { problem: string } | unde
 
 /** Only `/pub/` (public) and `/priv/` (private) hold files; everything else is 403. */
 export function checkRoot(path: string): void {
-  if (!path.startsWith('/pub/') && !path.startsWith('/priv/')) {
+  if (!path.startsWith(PUBLIC_ROOT) && !path.startsWith(PRIVATE_ROOT)) {
     fail('Forbidden', 'Only paths under /pub/ and /priv/ can be stored')
   }
 }
@@ -103,13 +103,17 @@ export function checkRoot(path: string): void {
 /** Why `path` cannot be the path of a stored file (as another homeserver's event names it), if it cannot. */
 export function storedPathProblem(path: string): string | undefined {
   if (isDirPath(path)) return 'a folder, not a file'
-  if (!path.startsWith('/pub/') && !path.startsWith('/priv/')) return 'outside /pub/ and /priv/'
+  if (!path.startsWith(PUBLIC_ROOT) && !path.startsWith(PRIVATE_ROOT)) return 'outside /pub/ and /priv/'
   return normalProblem(path)
 }
 
 /** `/priv/` files are their owner's alone: to read (storage) and to follow (src/feed/visibility.ts). */
+/** The two writable roots (SPEC §2). */
+export const PUBLIC_ROOT = '/pub/'
+export const PRIVATE_ROOT = '/priv/'
+
 export function isPrivatePath(path: string): boolean {
-  return path.startsWith('/priv/')
+  return path.startsWith(PRIVATE_ROOT)
 }
 
 export function isDirPath(path: string): boolean {

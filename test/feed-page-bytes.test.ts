@@ -31,7 +31,7 @@ t.test('the page pool keeps events and frames within its byte budget', async (t)
     while (cursors.some((c) => c < log.head)) {
       for (const [r, reader] of readers.entries()) {
         if (cursors[r]! >= log.head) continue
-        const lease = await pages.lease(undefined, cursors[r]!)
+        const lease = await pages.lease({}, cursors[r]!)
         const events = await lease.page.events
         for (const [i, ev] of events.entries()) {
           if (ev.seq <= cursors[r]!) continue
@@ -57,14 +57,14 @@ t.test('the page pool keeps events and frames within its byte budget', async (t)
     // three leased pages at different cursors leave no room for a fourth read
     const held: Lease[] = []
     for (const after of [0, PAGE, 2 * PAGE]) {
-      const lease = await pages.lease(undefined, after)
+      const lease = await pages.lease({}, after)
       await lease.page.events
       held.push(lease)
     }
     t.ok(pages.stats().bytes + READ_RESERVE > BUDGET, 'no room for another read')
     let served: Lease | undefined
-    const waiting = pages.lease(undefined, 3 * PAGE).then((lease) => (served = lease))
-    t.equal(pages.tryLease(undefined, 3 * PAGE + 1), undefined, 'a read ahead does not start either')
+    const waiting = pages.lease({}, 3 * PAGE).then((lease) => (served = lease))
+    t.equal(pages.tryLease({}, 3 * PAGE + 1), undefined, 'a read ahead does not start either')
     t.equal(pages.stats().waiting, 1)
     await Promise.resolve()
     t.equal(served, undefined, 'the reader is still waiting')
@@ -82,7 +82,7 @@ t.test('the page pool keeps events and frames within its byte budget', async (t)
     const shared = new LogPages(log)
     const readers = [{}, {}, {}]
     const frames = await Promise.all(readers.map(async (reader) => {
-      const lease = await shared.lease(undefined, 0)
+      const lease = await shared.lease({}, 0)
       const events = await lease.page.events
       const mine = events.map((ev, i) => lease.page.frameAt(i, ev, 'events-stream', reader))
       lease.release()

@@ -3,6 +3,7 @@ import { startTestServer, newUser } from './helpers/server.js'
 import { HomeserverClient } from '../src/client/homeserver.js'
 import { RawStream, seqOf, writeMany } from './helpers/feed.js'
 import { AckedWrites } from './helpers/acked-writes.js'
+import { chunkedBody } from './helpers/raw-http.js'
 import { decodeId } from '../src/events/id.js'
 import { PAGE } from '../src/feed/pages.js'
 
@@ -159,4 +160,34 @@ t.test('signing out ends the private streams that session opened; public streams
   await t.resolves(pub.until((f) => f.some((x) => x.event === 'PUT' && x.data?.includes('/pub/after.txt') === true)), 'and so does a public one')
   t.notOk(priv.frames.some((x) => x.data?.includes('/priv/after.txt')), 'nothing written after sign-out reached the ended stream')
   for (const s of [viaOther, pub]) s.close()
+})
+
+t.test("a one-user replay's writes depend only on what it may see: no chunk size counts private files", async (t) => {
+  // A and B have the same number of public events; A also has private ones, before, among and
+  // after them, so that A's index puts page boundaries where only private events could. Read as
+  // anyone but A's reading session, their replays must be written in the same pieces (HTTP
+  // chunks are the server's writes, whatever TCP does). A fresh pair for each case, so no page
+  // one case keeps is served to the next.
+  const own = await startTestServer(t)
+  const aPubOnly = async (a: HomeserverClient) => {
+    const c = new HomeserverClient(own.url, a.keypair)
+    await c.signin('/pub/:rw')
+    return { cookie: `${a.user}=${c.session}` }
+  }
+  // events per write of the server; the opening retry and any keepalive are the same for all
+  const pieces = async (path: string, headers: Record<string, string> = {}) =>
+    (await chunkedBody(own.url, path, headers)).map((c) => (c.toString().match(/^event: (PUT|DEL)$/gm) ?? []).length).filter((n) => n > 0)
+  for (const path of ['/subscribe/%s/*?lastSeq=0&live=false', '/events-stream?user=%s', '/events-stream?user=%s&reverse=true']) {
+    for (const who of ['no cookie', "A's session without read access to /priv/"]) {
+      const [a, b] = [await newUser(own), await newUser(own)]
+      await writeMany(a, PAGE - 30, (i) => `/priv/early/${i}`, 8)
+      await writeMany(a, 80, (i) => (i % 4 === 0 ? `/priv/among/${i}` : `/pub/p/${i}`), 8)
+      await writeMany(a, PAGE - 30, (i) => `/priv/late/${i}`, 8)
+      await writeMany(b, 60, (i) => `/pub/p/${i}`, 8)
+      const ofA = await pieces(path.replace('%s', a.user), who === 'no cookie' ? {} : await aPubOnly(a))
+      const ofB = await pieces(path.replace('%s', b.user))
+      t.equal(ofA.reduce((x, y) => x + y, 0), 60, `${path}, ${who}: every public event of A`)
+      t.same(ofA, ofB, `${path}, ${who}: written in the same pieces as B's`)
+    }
+  }
 })

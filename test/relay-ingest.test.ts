@@ -37,7 +37,7 @@ t.test('a failed commit group ends its attempt: nothing after it lands, and the 
   t.ok(appended.every((a) => a), 'the next attempt appends every event')
   const again = await Promise.all([1, 2, 5000].map((seq) => ingest.add(second, origin(seq))))
   t.same(again, [false, false, false], 'an event that comes twice is appended once')
-  const events = await store.readLog(0, 10_000, 10_000)
+  const events = (await store.readLog(0, 10_000, 10_000)).events
   t.same(events.map((e) => e.originSeq), Array.from({ length: 5000 }, (_, i) => i + 1), 'each once, in order')
   t.same(await store.upstreamCursors(), [{ upstream: 'up', homeserver: HS, cursor: 5000 }])
 

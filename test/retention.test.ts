@@ -26,7 +26,7 @@ async function floorReaches(server: Server, floor: number): Promise<void> {
 async function count(server: Server, user?: string): Promise<number> {
   const { store } = server.ctx
   const head = await store.head()
-  return (user === undefined ? await store.readLog(0, head, 1e9) : await store.readUserLog(user, 0, head, 1e9)).length
+  return (user === undefined ? (await store.readLog(0, head, 1e9)).events : (await store.readUserLog(user, 0, head, 1e9)).events).length
 }
 
 t.test('EVENT_RETENTION as a count keeps the newest events', async (t) => {

@@ -104,7 +104,7 @@ if (await requirePostgres(t)) {
     const other = await rawPool(t, url).connect()
     await other.query('SELECT pg_advisory_lock($1, $2)', [LOCKS.class, LOCKS.prune])
     t.equal(await store.pruneBelowFloor(10), 0, 'another pruner is at work')
-    t.same(seqs(await store.readLog(0, 4, 10)), [1, 2, 3, 4])
+    t.same(seqs((await store.readLog(0, 4, 10)).events), [1, 2, 3, 4])
     await other.query('SELECT pg_advisory_unlock($1, $2)', [LOCKS.class, LOCKS.prune])
     other.release()
     t.equal(await store.pruneBelowFloor(10), 3)
@@ -216,7 +216,7 @@ if (await requirePostgres(t)) {
     await writers
     t.ok(killed > 0, `${killed} connections terminated; ${failed} of 600 commits failed`)
     const head = await store.head()
-    const log = await store.readLog(0, head, head + 1)
+    const log = (await store.readLog(0, head, head + 1)).events
     t.same(seqs(log), Array.from({ length: head }, (_, i) => i + 1), 'every seq from 1 to the head, once')
     const bySeq = new Map(log.map((e) => [e.seq, e.path]))
     t.ok(acked.every((a) => bySeq.get(a.seq) === a.path), 'every acknowledged commit is in the log, at its seq')

@@ -184,7 +184,7 @@ t.test('a commit that fails takes its seqs back: the next commit continues witho
   const after = await Promise.all([put('/pub/5'), put('/pub/6')])
   t.same(after.map((ev) => ev.seq), [2, 3], 'the seqs of the failed commit are used by the next one')
   t.equal(log.head, 3)
-  t.same((await log.read(0, 100)).map((ev) => `${ev.seq} ${ev.path}`), ['1 /pub/1', '2 /pub/5', '3 /pub/6'])
+  t.same(((await log.read(0, 100)).events).map((ev) => `${ev.seq} ${ev.path}`), ['1 /pub/1', '2 /pub/5', '3 /pub/6'])
   t.same(announced, [1, 2, 3], 'nothing of the failed commit was announced')
   t.equal(await inner.fileMeta('u', '/pub/2'), undefined, 'nor stored')
   const cost = ['/pub/1', '/pub/5', '/pub/6'].reduce((sum, p) => sum + fileCost(p, p.length), 0)

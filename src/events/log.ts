@@ -1,4 +1,4 @@
-import type { Store } from '../kv/store.js'
+import type { LogRead, Store } from '../kv/store.js'
 import { Serial } from '../serial.js'
 import type { HearthEvent } from './event.js'
 
@@ -6,8 +6,12 @@ export type AppendListener = (events: readonly HearthEvent[]) => void
 
 /** Events read per page when catching up with commits made by other processes. */
 const CATCH_UP_PAGE = 1000
-/** How often the floor is re-read from storage, where another process may prune. */
-const FLOOR_REFRESH_MS = 500
+/**
+ * How often an engine shared by many processes has its floor re-read for `/info` and metrics,
+ * also when this process takes no writes. Feeds never trust this copy: each read of the log
+ * brings the floor of its own snapshot (Store.readLog).
+ */
+const FLOOR_REFRESH_MS = 1000
 
 /**
  * The read side of the event log, and the one place that announces new events.
@@ -29,8 +33,8 @@ export class EventLog {
   readonly #order = new Serial()
   #head = 0
   #floor = 1
-  #floorReadAt = 0
   #unwatch: () => void = () => {}
+  #floorTimer: NodeJS.Timeout | undefined
 
   private constructor(store: Store) {
     this.#store = store
@@ -40,8 +44,11 @@ export class EventLog {
     const log = new EventLog(store)
     log.#head = await store.head()
     log.#floor = await store.floor()
-    log.#floorReadAt = Date.now()
     log.#unwatch = store.watch((head) => void log.catchUp(head).catch(() => {}))
+    if (store.supports.manyProcesses) {
+      log.#floorTimer = setInterval(() => void store.floor().then((f) => log.#learnFloor(f), () => {}), FLOOR_REFRESH_MS)
+      log.#floorTimer.unref()
+    }
     return log
   }
 
@@ -49,13 +56,23 @@ export class EventLog {
     return this.#head
   }
 
-  /** The oldest retained seq; events below it were pruned. */
+  /**
+   * The oldest retained seq as this process last learned it (from its own pruning, from reads,
+   * and from a periodic re-read where other processes may prune): for display and for skipping
+   * ahead. It may lag the stored floor, never lead it; a reader that must not skip an event
+   * unawares checks the floor its read brought (`LogRead.floor`), not this.
+   */
   get floor(): number {
     return this.#floor
   }
 
   close(): void {
     this.#unwatch()
+    clearInterval(this.#floorTimer)
+  }
+
+  #learnFloor(floor: number): void {
+    if (floor > this.#floor) this.#floor = floor
   }
 
   onAppend(listener: AppendListener): () => void {
@@ -75,20 +92,17 @@ export class EventLog {
   /** Announces commits made elsewhere, up to `head` (or the stored head when not given). */
   catchUp(head?: number): Promise<void> {
     return this.#order.run(async () => {
-      if (Date.now() - this.#floorReadAt >= FLOOR_REFRESH_MS) {
-        this.#floorReadAt = Date.now()
-        this.#floor = Math.max(this.#floor, await this.#store.floor())
-      }
       await this.#announceStored(head ?? (await this.#store.head()))
     })
   }
 
   async #announceStored(upTo: number): Promise<void> {
     while (this.#head < upTo) {
-      const page = await this.#store.readLog(this.#head, upTo, CATCH_UP_PAGE)
+      const { events, floor } = await this.#store.readLog(this.#head, upTo, CATCH_UP_PAGE)
+      this.#learnFloor(floor)
       // nothing stored after our head: pruned away meanwhile; the floor says so to readers
-      if (page.length === 0) this.#head = upTo
-      this.#announce(page)
+      if (events.length === 0) this.#head = upTo
+      this.#announce(events)
     }
   }
 
@@ -98,9 +112,14 @@ export class EventLog {
     for (const listener of this.#listeners) listener(events)
   }
 
-  /** Events with seq > after, oldest first, at most `limit`, never above head. */
-  read(after: number, limit: number): Promise<HearthEvent[]> {
-    return this.#store.readLog(after, this.#head, limit)
+  /**
+   * Events with seq > after, oldest first, at most `limit`, never above head, with the floor
+   * of the same snapshot.
+   */
+  async read(after: number, limit: number): Promise<LogRead> {
+    const page = await this.#store.readLog(after, this.#head, limit)
+    this.#learnFloor(page.floor)
+    return page
   }
 
   /** Newest first: events with seq < before. */
@@ -108,13 +127,15 @@ export class EventLog {
     return this.#store.readLogReverse(Math.min(before, this.#head + 1), limit)
   }
 
-  /** One user's events with seq > after, from the per-user index. */
-  readUser(user: string, after: number, limit: number): Promise<HearthEvent[]> {
-    return this.#store.readUserLog(user, after, this.#head, limit)
+  /** One user's events with seq > after (only those under `under` when given), from the per-user index. */
+  async readUser(user: string, after: number, limit: number, under?: string): Promise<LogRead> {
+    const page = await this.#store.readUserLog(user, after, this.#head, limit, under)
+    this.#learnFloor(page.floor)
+    return page
   }
 
-  readUserReverse(user: string, before: number, limit: number): Promise<HearthEvent[]> {
-    return this.#store.readUserLogReverse(user, Math.min(before, this.#head + 1), limit)
+  readUserReverse(user: string, before: number, limit: number, under?: string): Promise<HearthEvent[]> {
+    return this.#store.readUserLogReverse(user, Math.min(before, this.#head + 1), limit, under)
   }
 
   /**
@@ -124,7 +145,7 @@ export class EventLog {
   async prune(newFloor: number, chunk = 1000): Promise<number> {
     newFloor = Math.min(newFloor, this.#head + 1)
     if (newFloor <= this.#floor) return 0
-    this.#floor = Math.max(this.#floor, await this.#store.raiseFloor(newFloor))
+    this.#learnFloor(await this.#store.raiseFloor(newFloor))
     let removed = 0
     for (;;) {
       const n = await this.#store.pruneBelowFloor(chunk)

@@ -54,7 +54,7 @@ export class Retention {
   async #firstSince(ts: number): Promise<number> {
     let after = this.#log.floor - 1
     for (let scanned = 0; scanned < MAX_SCAN; ) {
-      const page = await this.#log.read(after, PAGE)
+      const { events: page } = await this.#log.read(after, PAGE)
       for (const ev of page) {
         if (ev.ts >= ts) return ev.seq
         after = ev.seq

@@ -52,15 +52,28 @@ function encodeShared(ev: HearthEvent, protocol: Protocol): Buffer {
 }
 
 /**
+ * Where a page reads: the whole log (no user), or one user's index — all of it, or only the
+ * events whose path starts with `under`, so that a stream that may not see the rest never
+ * reads it (what it writes, and when, then depends on nothing it may not see).
+ */
+export interface Source {
+  user?: string
+  under?: string
+}
+
+const sameSource = (a: Source, b: Source): boolean => a.user === b.user && a.under === b.under
+
+/**
  * Events after `after`, oldest first, read from the whole log or from one user's index, as the
- * log stood when the read started (`head`, `floor`). A full page (PAGE events) holds every event
+ * log stood when the read started (`head`; `floor` from the read's own snapshot, once read). A full page (PAGE events) holds every event
  * up to its last; a short one holds every event up to `head`.
  */
 export class Page {
-  readonly user: string | undefined
+  readonly source: Source
   readonly after: number
   readonly head: number
-  readonly floor: number
+  /** set once read: the floor as the read's snapshot of storage saw it */
+  floor = 1
   readonly events: Promise<HearthEvent[]>
   /** set once read: the highest seq this page speaks for */
   end?: number
@@ -79,13 +92,16 @@ export class Page {
   #shared = false
 
   /** `room` counts `bytes` more for this page against its pool, or says there is no room for them. */
-  constructor(user: string | undefined, after: number, log: EventLog, room: (page: Page, bytes: number) => boolean) {
-    this.user = user
+  constructor(source: Source, after: number, log: EventLog, room: (page: Page, bytes: number) => boolean) {
+    this.source = source
     this.after = after
     this.head = log.head
-    this.floor = log.floor
     this.#room = room
-    this.events = user === undefined ? log.read(after, PAGE) : log.readUser(user, after, PAGE)
+    const read = source.user === undefined ? log.read(after, PAGE) : log.readUser(source.user, after, PAGE, source.under)
+    this.events = read.then((r) => {
+      this.floor = r.floor
+      return r.events
+    })
   }
 
   /**
@@ -124,8 +140,8 @@ export class Page {
   }
 
   /** This page has every event of its source in (after, end]: a reader at `cursor` can go on from it. */
-  serves(user: string | undefined, cursor: number): boolean {
-    if (this.user !== user || this.failed) return false
+  serves(source: Source, cursor: number): boolean {
+    if (!sameSource(this.source, source) || this.failed) return false
     if (this.end === undefined) return this.after === cursor && cursor < this.head // still being read
     return this.after <= cursor && cursor < this.end
   }
@@ -168,7 +184,7 @@ export interface PageStats {
 }
 
 interface Waiter {
-  user: string | undefined
+  source: Source
   after: number
   resolve: (lease: Lease) => void
 }
@@ -220,16 +236,16 @@ export class LogPages {
     }
   }
 
-  /** The page after `after` (of `user`'s index, or of the whole log), once there is room for it. */
-  lease(user: string | undefined, after: number): Promise<Lease> {
-    const now = this.tryLease(user, after)
+  /** The page after `after` of `source`, once there is room for it. */
+  lease(source: Source, after: number): Promise<Lease> {
+    const now = this.tryLease(source, after)
     if (now !== undefined) return Promise.resolve(now)
-    return new Promise((resolve) => this.#waiting.push({ user, after, resolve }))
+    return new Promise((resolve) => this.#waiting.push({ source, after, resolve }))
   }
 
   /** The same, now or not at all (a read ahead); never ahead of a reader that waits. */
-  tryLease(user: string | undefined, after: number): Lease | undefined {
-    return this.#share(user, after) ?? (this.#waiting.length === 0 ? this.#start(user, after) : undefined)
+  tryLease(source: Source, after: number): Lease | undefined {
+    return this.#share(source, after) ?? (this.#waiting.length === 0 ? this.#start(source, after) : undefined)
   }
 
   /** Called by `Lease.release`. */
@@ -241,9 +257,9 @@ export class LogPages {
     this.#serve()
   }
 
-  #share(user: string | undefined, after: number): Lease | undefined {
+  #share(source: Source, after: number): Lease | undefined {
     for (const page of this.#pages) {
-      if (!page.serves(user, after)) continue
+      if (!page.serves(source, after)) continue
       this.#kept.delete(page) // held again; kept again, as the most recent, when given back
       this.#shared++
       return new Lease(this, page)
@@ -251,9 +267,9 @@ export class LogPages {
     return undefined
   }
 
-  #start(user: string | undefined, after: number): Lease | undefined {
+  #start(source: Source, after: number): Lease | undefined {
     if (!this.#makeRoom(READ_RESERVE)) return undefined
-    const page = new Page(user, after, this.#log, (p, bytes) => this.#room(p, bytes))
+    const page = new Page(source, after, this.#log, (p, bytes) => this.#room(p, bytes))
     this.#pages.add(page)
     this.#count(page.bytes)
     this.#peak = Math.max(this.#peak, this.#pages.size)
@@ -313,7 +329,7 @@ export class LogPages {
   #serve(): void {
     while (this.#waiting.length > 0) {
       const next = this.#waiting[0]!
-      const lease = this.#share(next.user, next.after) ?? this.#start(next.user, next.after)
+      const lease = this.#share(next.source, next.after) ?? this.#start(next.source, next.after)
       if (lease === undefined) return
       this.#waiting.shift()
       next.resolve(lease)

@@ -24,7 +24,7 @@ export async function pollPage(log: EventLog, after: number, limit: number, canS
   let cursor = after
   let scanned = 0
   while (events.length < limit && scanned < MAX_SCAN && cursor < log.head) {
-    const page = await log.read(cursor, Math.min(MAX_SCAN - scanned, Math.max(limit - events.length, 64)))
+    const { events: page } = await log.read(cursor, Math.min(MAX_SCAN - scanned, Math.max(limit - events.length, 64)))
     if (page.length === 0) break
     for (const ev of page) {
       cursor = ev.seq

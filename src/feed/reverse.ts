@@ -4,7 +4,7 @@ import { EventFrames } from './frames.js'
 import type { SseStream } from './sse.js'
 import { PAGE } from './pages.js'
 import type { FeedObserver } from './observer.js'
-import type { CanSee } from './visibility.js'
+import { readsUnder, type CanSee } from './visibility.js'
 
 export interface ReverseSpec {
   /** the one user whose index may be read instead of the whole log */
@@ -33,7 +33,7 @@ export async function replayReverse(log: EventLog, stream: SseStream, spec: Reve
     events = 0
   }
   while (!stream.closed && before > log.floor) {
-    const page = spec.onlyUser ? await log.readUserReverse(spec.onlyUser, before, PAGE) : await log.readReverse(before, PAGE)
+    const page = spec.onlyUser ? await log.readUserReverse(spec.onlyUser, before, PAGE, readsUnder(spec.canSee)) : await log.readReverse(before, PAGE)
     for (const ev of page) {
       if (!spec.canSee(ev) || !spec.accepts(ev)) continue
       // frames join one write while the socket and the batch hold less than HIGH_WATER

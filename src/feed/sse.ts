@@ -49,7 +49,7 @@ export class SseStream {
     return HIGH_WATER
   }
 
-  /** the unsent bytes at which the socket refuses a write, and so sends 'drain' once it has taken them (16 KiB on Node 20) */
+  /** the unsent bytes at which the socket refuses a write, and so sends 'drain' once it has taken them (64 KiB on Node 24) */
   get refusesAt(): number {
     return this.#res.socket?.writableHighWaterMark ?? HIGH_WATER
   }

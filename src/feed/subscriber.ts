@@ -1,11 +1,11 @@
 import type { HearthEvent } from '../events/event.js'
 import type { EventLog } from '../events/log.js'
 import { idFrame, resetFrame, type EventFrames } from './frames.js'
-import type { Lease, LogPages } from './pages.js'
+import type { Lease, LogPages, Source } from './pages.js'
 import type { ReplayWindow } from './replay-window.js'
 import { WRITE_OVERHEAD, type SseStream } from './sse.js'
 import type { FeedObserver, Phase } from './observer.js'
-import type { CanSee } from './visibility.js'
+import { readsUnder, type CanSee } from './visibility.js'
 
 export type Protocol = 'subscribe' | 'events-stream'
 
@@ -59,9 +59,11 @@ export interface SubscriberSpec {
  * Replay reads never return events above `log.head`, and the log raises `head` in the same
  * tick as it pushes, so at the hand-over every event ≤ head was read and every event > head
  * will be pushed. A push with seq ≤ cursor is ignored, which removes any duplicate.
- * A page records the floor in the tick its read starts, which is when LevelDB takes the
- * read's snapshot, and pruning moves the floor before it deletes, so checking that floor
- * (as well as the floor before asking) lets no read skip a pruned event silently.
+ * A page brings the floor of its read's own snapshot of storage (Store.readLog), and pruning
+ * moves the floor before it deletes, so checking that floor lets no read skip a pruned event
+ * silently, on any engine and whichever process pruned. A stream that may see nothing private
+ * of its one user reads only the public part of the user's index, so its pages, and so its
+ * writes, hold the same visible events whatever private ones lie between them.
  * Memory: the socket's unsent bytes stay ≤ HIGH_WATER + one frame, and while the log is read
  * ≤ the window's share + one frame. Pages are held only while read and encoded, never while
  * the client is waited for, and count against `LogPages`.
@@ -122,28 +124,30 @@ export class Subscriber {
   async replay(): Promise<void> {
     this.live = false
     const user = this.spec.onlyUser
+    const source: Source = user === undefined ? {} : { user, under: readsUnder(this.spec.canSee) }
     let lease: Lease | undefined
     let ahead: Lease | undefined
     this.#window.enter()
     try {
       while (!this.#done) {
-        this.#skipPruned(this.#log.floor)
+        // what this process knows was pruned is not read (nor served from a page kept since)
+        const from = Math.max(this.cursor, this.#log.floor - 1)
         // the page read ahead (below) is still the right one unless the cursor moved past it
-        if (ahead?.page.after === this.cursor) {
+        if (ahead?.page.after === from) {
           lease = ahead
           ahead = undefined
         } else {
           ahead?.release()
           ahead = undefined
-          lease = await this.#pages.lease(user, this.cursor)
+          lease = await this.#pages.lease(source, from)
         }
         const page = lease.page
         const events = await page.events
         if (this.#done) return
-        // the floor as the read found it: it may have waited its turn while pruning went on
-        this.#skipPruned(page.floor)
+        // the floor of the read's own snapshot: what the read misses below it, one reset says
+        this.#skipPruned(Math.max(page.floor, from + 1))
         // A full page: read the next one while this one is encoded and written, if there is room.
-        if (page.full && page.end! + 1 >= this.#log.floor) ahead = this.#pages.tryLease(user, page.end!)
+        if (page.full && page.end! + 1 >= this.#log.floor) ahead = this.#pages.tryLease(source, page.end!)
         let stopped = false
         for (let i = 0; i < events.length; i++) {
           const ev = events[i]!

@@ -1,6 +1,6 @@
 import { covers, type Capability } from '../auth/capabilities.js'
 import type { HearthEvent } from '../events/event.js'
-import { isPrivatePath } from '../paths.js'
+import { PRIVATE_ROOT, PUBLIC_ROOT, isPrivatePath } from '../paths.js'
 
 /*
  * The one home of the `/priv/` rule (SPEC §2, §6.3). A public event is for everyone. A private
@@ -31,11 +31,25 @@ export function canSee(ev: Seen, viewer: Viewer | undefined): boolean {
 export const publicOnly: CanSee = (ev) => !isPrivate(ev)
 
 /**
+ * What part of one user's index a stream reads: only the public part when it may see nothing
+ * private (so no read, page boundary, write or pause of its stream depends on private events),
+ * all of it for its owner's session.
+ */
+export function readsUnder(see: CanSee): string | undefined {
+  return see === publicOnly ? PUBLIC_ROOT : undefined
+}
+
+/**
  * Built once per stream: `session` is the one behind the request's cookie for `onlyUser`, the
  * one user every filter of the stream names (undefined when they name several, or anyone).
  * A session under that name that belongs to someone else sees nothing private.
  */
 export function visibility(session: Viewer | undefined, onlyUser: string | undefined): CanSee {
-  if (session === undefined || onlyUser === undefined || session.user !== onlyUser) return publicOnly
+  if (session === undefined || onlyUser === undefined || session.user !== onlyUser || !readsPrivate(session)) return publicOnly
   return (ev) => canSee(ev, session)
+}
+
+/** Whether any of the session's capabilities reads something under `/priv/`. */
+function readsPrivate(session: Viewer): boolean {
+  return session.capabilities.some((c) => c.actions.includes('r') && (isPrivatePath(c.scope) || PRIVATE_ROOT.startsWith(c.scope)))
 }

@@ -33,14 +33,24 @@ export interface Store {
   head(): Promise<number>
   /** Oldest retained seq (1 until something is pruned). */
   floor(): Promise<number>
-  /** Events with after < seq ≤ upTo, oldest first, at most `limit`. */
-  readLog(after: number, upTo: number, limit: number): Promise<HearthEvent[]>
+  /**
+   * Events with after < seq ≤ upTo, oldest first, at most `limit`, and the floor, both as one
+   * snapshot of storage saw them: every event in (max(after, floor − 1), end] is in the page
+   * (`end` being its last event's seq when it is full, else `upTo`), so a reader can always tell
+   * "pruned" (below the floor) from "not there". An engine may never answer an older floor
+   * with newer events.
+   */
+  readLog(after: number, upTo: number, limit: number): Promise<LogRead>
   /** Events with seq < before, newest first, at most `limit`. */
   readLogReverse(before: number, limit: number): Promise<HearthEvent[]>
-  /** One user's events with after < seq ≤ upTo, oldest first. */
-  readUserLog(user: string, after: number, upTo: number, limit: number): Promise<HearthEvent[]>
-  /** One user's events with seq < before, newest first. */
-  readUserLogReverse(user: string, before: number, limit: number): Promise<HearthEvent[]>
+  /**
+   * One user's events with after < seq ≤ upTo, oldest first, with the floor of the same
+   * snapshot, as `readLog`. With `under`, only the events whose path starts with it: `limit`
+   * counts those, so what a page holds depends on nothing else.
+   */
+  readUserLog(user: string, after: number, upTo: number, limit: number, under?: string): Promise<LogRead>
+  /** One user's events with seq < before, newest first (only those under `under`, as readUserLog). */
+  readUserLogReverse(user: string, before: number, limit: number, under?: string): Promise<HearthEvent[]>
   /** Raises the floor to at least `floor` (never lowers it); resolves with the floor now stored. */
   raiseFloor(floor: number): Promise<number>
   /**
@@ -85,6 +95,12 @@ export interface Store {
 
   /** Where a relay stands on each homeserver it follows, as last committed. */
   upstreamCursors(): Promise<UpstreamCursor[]>
+}
+
+/** One page of the log, and the floor as the same snapshot of storage saw it. */
+export interface LogRead {
+  events: HearthEvent[]
+  floor: number
 }
 
 /** What an engine offers, so callers adapt by capability rather than by engine name. */

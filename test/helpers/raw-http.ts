@@ -221,3 +221,48 @@ export class ResponseDecoder {
     else for (const piece of this.#chunked.push(bytes)) this.#onBody(piece)
   }
 }
+
+/**
+ * A GET whose chunked response is read off the socket as the server framed it: one Buffer per
+ * HTTP chunk, which is one write (or one corked run of writes) of the server, whatever TCP did
+ * to the bytes. Resolves at the last chunk; rejects after `ms`.
+ */
+export function chunkedBody(base: string, path: string, headers: Record<string, string> = {}, ms = 20_000): Promise<Buffer[]> {
+  const url = new URL(base)
+  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')
+  return new Promise((resolve, reject) => {
+    let raw = Buffer.alloc(0)
+    const socket = net.connect(Number(url.port), url.hostname, () => socket.write(`GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\n${extra}\r\n`))
+    const timer = setTimeout(() => finish(new Error(`no end of ${path} within ${ms} ms`)), ms)
+    const finish = (err?: Error, chunks?: Buffer[]) => {
+      clearTimeout(timer)
+      socket.destroy()
+      if (err !== undefined) reject(err)
+      else resolve(chunks!)
+    }
+    socket.on('data', (c: Buffer) => {
+      raw = Buffer.concat([raw, c])
+      const chunks = httpChunks(raw)
+      if (chunks !== undefined) finish(undefined, chunks)
+    })
+    socket.on('error', (err) => finish(err))
+    socket.on('close', () => finish(new Error(`${path}: the connection closed before the last chunk`)))
+  })
+}
+
+/** The chunks of a whole chunked response, or undefined while its last chunk has not come. */
+function httpChunks(raw: Buffer): Buffer[] | undefined {
+  const head = raw.indexOf('\r\n\r\n')
+  if (head < 0) return undefined
+  let at = head + 4
+  const chunks: Buffer[] = []
+  for (;;) {
+    const eol = raw.indexOf('\r\n', at)
+    if (eol < 0) return undefined
+    const size = parseInt(raw.subarray(at, eol).toString('latin1'), 16)
+    if (size === 0) return chunks
+    if (raw.length < eol + 2 + size + 2) return undefined
+    chunks.push(raw.subarray(eol + 2, eol + 2 + size))
+    at = eol + 2 + size + 2
+  }
+}

@@ -2,6 +2,7 @@ import type { Test } from 'tap'
 import { accountCases } from './store-cases/accounts.js'
 import { blobCases } from './store-cases/blobs.js'
 import { commitCases } from './store-cases/commits.js'
+import { logReadCases } from './store-cases/log-reads.js'
 import type { StoreFactory } from './store-cases/common.js'
 import { upstreamCases } from './store-cases/upstreams.js'
 
@@ -16,6 +17,6 @@ export type { OpenedStore, StoreFactory } from './store-cases/common.js'
  * that those promises hold across processes. Each case opens its own empty store.
  */
 export function storeConformance(t: Test, factory: StoreFactory): void {
-  const cases = { ...commitCases, ...accountCases, ...blobCases, ...upstreamCases }
+  const cases = { ...commitCases, ...logReadCases, ...accountCases, ...blobCases, ...upstreamCases }
   for (const [name, run] of Object.entries(cases)) t.test(`${factory.name}: ${name}`, (t) => run(t, factory))
 }

@@ -1,6 +1,6 @@
 import { Level } from 'level'
 import { Serial } from '../../serial.js'
-import { NAMESPACES, checkBatch, type BatchOp, type KV, type Namespace, type Range, type Value } from './ordered-map.js'
+import { NAMESPACES, checkBatch, type BatchOp, type KV, type Namespace, type Range, type ReadOptions, type Snapshot, type Value } from './ordered-map.js'
 
 /** The most bytes one native step of a paged read brings over (LevelDB's default is 16 KiB). */
 const PAGE_READ_BYTES = 256 * 1024
@@ -39,8 +39,12 @@ export class LevelKV implements KV {
     return this.#subs.get(ns)!
   }
 
-  async get(ns: Namespace, key: string): Promise<Value | undefined> {
-    return (await this.#sub(ns).get(key)) as Value | undefined
+  async get(ns: Namespace, key: string, options: ReadOptions = {}): Promise<Value | undefined> {
+    return (await this.#sub(ns).get(key, snapshotOption(options))) as Value | undefined
+  }
+
+  snapshot(): Snapshot {
+    return this.#db.snapshot()
   }
 
   async getMany(ns: Namespace, keys: string[]): Promise<(Value | undefined)[]> {
@@ -77,16 +81,19 @@ export class LevelKV implements KV {
    * PAGE_READ_BYTES each, where an async iteration takes a promise and a call per entry (a
    * replay spent more time there than in reading).
    */
-  async values(ns: Namespace, range: Range, limit: number): Promise<Value[]> {
-    // highWaterMarkBytes is classic-level's own option, which abstract-level's types do not name
-    const options = { ...levelRange(range), limit, highWaterMarkBytes: PAGE_READ_BYTES }
+  async values(ns: Namespace, range: Range, limit: number, read: ReadOptions = {}): Promise<Value[]> {
+    // highWaterMarkBytes is classic-level's own option, which abstract-level's types do not name;
+    // with `keep`, entries it drops are read too, so the iterator is not bounded by `limit`
+    const bound = read.keep === undefined ? limit : -1
+    const options = { ...levelRange(range), limit: bound, highWaterMarkBytes: PAGE_READ_BYTES, ...snapshotOption(read) }
     const it = this.#sub(ns).values(options)
     try {
       let out: Value[] = []
       while (out.length < limit) {
         // classic-level reserves room for as many entries as asked, so ask a bounded number
-        const more = (await it.nextv(Math.min(limit - out.length, NEXTV_MOST))) as Value[]
+        let more = (await it.nextv(Math.min(limit - out.length, NEXTV_MOST))) as Value[]
         if (more.length === 0) break
+        if (read.keep !== undefined) more = more.filter(read.keep)
         out = out.length === 0 ? more : out.concat(more)
       }
       return out
@@ -143,6 +150,10 @@ export class RangeCounter {
     this.#closed = true
     await this.#serial.run(async () => this.#keys?.close())
   }
+}
+
+function snapshotOption(options: ReadOptions): { snapshot?: any } {
+  return options.snapshot === undefined ? {} : { snapshot: options.snapshot }
 }
 
 function levelRange(range: Range): Record<string, unknown> {

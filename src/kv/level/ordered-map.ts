@@ -48,7 +48,7 @@ export type Range = KeyRange
 export interface KV {
   open(): Promise<void>
   close(): Promise<void>
-  get(ns: Namespace, key: string): Promise<Value | undefined>
+  get(ns: Namespace, key: string, options?: ReadOptions): Promise<Value | undefined>
   getMany(ns: Namespace, keys: string[]): Promise<(Value | undefined)[]>
   /** All ops land or none do; with `sync` the call resolves only once they are on disk. */
   batch(ops: BatchOp[], options?: { sync?: boolean }): Promise<void>
@@ -56,7 +56,21 @@ export interface KV {
   entries(ns: Namespace, range: Range): AsyncIterable<[string, Value]>
   keys(ns: Namespace, range: Range): AsyncIterable<string>
   /** The values of up to `limit` entries in key order (or reverse), within the range, read as one page. */
-  values(ns: Namespace, range: Range, limit: number): Promise<Value[]>
+  values(ns: Namespace, range: Range, limit: number, options?: ReadOptions): Promise<Value[]>
+  /** A view of the database as it stood when it was taken, for reads that must agree; close it. */
+  snapshot(): Snapshot
+}
+
+/** An open read snapshot: it holds back LevelDB's compactions until closed. */
+export interface Snapshot {
+  close(): Promise<void>
+}
+
+export interface ReadOptions {
+  /** read as of this snapshot instead of now */
+  snapshot?: Snapshot
+  /** only the values it keeps, and `limit` counts only those */
+  keep?: (value: Value) => boolean
 }
 
 /**

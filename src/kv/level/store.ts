@@ -3,13 +3,13 @@ import { join, resolve } from 'node:path'
 import type { HearthEvent } from '../../events/event.js'
 import { Serial } from '../../serial.js'
 import {
-  fileKey, type CommitTx, type CreateUserResult, type FileMeta, type FileRef, type KeyRange,
+  fileKey, type CommitTx, type LogRead, type CreateUserResult, type FileMeta, type FileRef, type KeyRange,
   type SessionRecord, type Store, type UpstreamCursor, type UserRecord,
 } from '../store.js'
 import { FileBlobs } from './blobs.js'
 import { FOLDER_INDEX, countedAbove, folderKey, isCounted } from './folder-index.js'
 import { LevelKV, type RangeCounter } from './level-map.js'
-import { asText, type BatchOp, type Value } from './ordered-map.js'
+import { asText, type BatchOp, type Range, type ReadOptions, type Value } from './ordered-map.js'
 
 /** Ops per batch while the folder index is rebuilt at open. */
 const REBUILD_BATCH = 10_000
@@ -108,26 +108,39 @@ export class LevelStore implements Store {
     return Number(asText(await this.#kv.get('meta', 'head')) ?? 0)
   }
 
-  async floor(): Promise<number> {
-    return Number(asText(await this.#kv.get('meta', 'floor')) ?? 1)
+  async floor(options?: ReadOptions): Promise<number> {
+    return Number(asText(await this.#kv.get('meta', 'floor', options)) ?? 1)
   }
 
-  readLog(after: number, upTo: number, limit: number): Promise<HearthEvent[]> {
-    if (upTo <= after) return Promise.resolve([])
-    return events(this.#kv.values('log', { gt: seqKey(after), lte: seqKey(upTo) }, limit))
+  readLog(after: number, upTo: number, limit: number): Promise<LogRead> {
+    return this.#page('log', { gt: seqKey(after), lte: seqKey(upTo) }, upTo > after ? limit : 0)
+  }
+
+  /**
+   * The floor and the page from one LevelDB snapshot. Pruning raises the floor before it
+   * deletes, so a snapshot without an event below its page also has the floor above it.
+   */
+  async #page(ns: 'log' | 'ulog', range: Range, limit: number, keep?: (v: Value) => boolean): Promise<LogRead> {
+    const snapshot = this.#kv.snapshot()
+    try {
+      const floor = await this.floor({ snapshot })
+      const found = limit === 0 ? [] : await this.#kv.values(ns, range, limit, { snapshot, keep })
+      return { events: found.map((v) => JSON.parse(v as string) as HearthEvent), floor }
+    } finally {
+      await snapshot.close()
+    }
   }
 
   readLogReverse(before: number, limit: number): Promise<HearthEvent[]> {
     return events(this.#kv.values('log', { lt: seqKey(before), reverse: true }, limit))
   }
 
-  readUserLog(user: string, after: number, upTo: number, limit: number): Promise<HearthEvent[]> {
-    if (upTo <= after) return Promise.resolve([])
-    return events(this.#kv.values('ulog', { gt: userSeqKey(user, after), lte: userSeqKey(user, upTo) }, limit))
+  readUserLog(user: string, after: number, upTo: number, limit: number, under?: string): Promise<LogRead> {
+    return this.#page('ulog', { gt: userSeqKey(user, after), lte: userSeqKey(user, upTo) }, upTo > after ? limit : 0, pathUnder(under))
   }
 
-  readUserLogReverse(user: string, before: number, limit: number): Promise<HearthEvent[]> {
-    return events(this.#kv.values('ulog', { gte: `${user}:`, lt: userSeqKey(user, before), reverse: true }, limit))
+  readUserLogReverse(user: string, before: number, limit: number, under?: string): Promise<HearthEvent[]> {
+    return events(this.#kv.values('ulog', { gte: `${user}:`, lt: userSeqKey(user, before), reverse: true }, limit, { keep: pathUnder(under) }))
   }
 
   raiseFloor(floor: number): Promise<number> {
@@ -435,6 +448,11 @@ class LevelTx implements CommitTx {
     if (this.#appended > 0) this.#ops.push({ type: 'put', ns: 'meta', key: 'head', value: String(this.head + this.#appended) })
     return this.#ops
   }
+}
+
+/** Keeps the stored events whose path starts with `under` (all when it is not given). */
+function pathUnder(under: string | undefined): ((v: Value) => boolean) | undefined {
+  return under === undefined ? undefined : (v) => (JSON.parse(v as string) as HearthEvent).path.startsWith(under)
 }
 
 async function events(values: Promise<Value[]>): Promise<HearthEvent[]> {

@@ -1,5 +1,6 @@
 import type pg from 'pg'
 import type { HearthEvent } from '../../events/event.js'
+import type { LogRead } from '../store.js'
 import { transaction } from './connect.js'
 import { LOCKS } from './locks.js'
 
@@ -28,23 +29,42 @@ export class EventTable {
     return rows[0]!.value
   }
 
-  read(after: number, upTo: number, limit: number): Promise<HearthEvent[]> {
-    return this.#events('SELECT event FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3', [after, upTo, limit])
+  /**
+   * One statement, so one snapshot: the floor it answers was raised before any event it
+   * misses was deleted (pruning raises the floor first, in a commit of its own).
+   */
+  read(after: number, upTo: number, limit: number): Promise<LogRead> {
+    return this.#page('seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3', [after, upTo, limit])
   }
 
   readReverse(before: number, limit: number): Promise<HearthEvent[]> {
     return this.#events('SELECT event FROM events WHERE seq < $1 ORDER BY seq DESC LIMIT $2', [before, limit])
   }
 
-  readUser(user: string, after: number, upTo: number, limit: number): Promise<HearthEvent[]> {
-    return this.#events(
-      'SELECT event FROM events WHERE user_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4',
-      [user, after, upTo, limit],
-    )
+  readUser(user: string, after: number, upTo: number, limit: number, under?: string): Promise<LogRead> {
+    return under === undefined
+      ? this.#page('user_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4', [user, after, upTo, limit])
+      : this.#page('user_id = $1 AND seq > $2 AND seq <= $3 AND starts_with(event->>\'path\', $5) ORDER BY seq LIMIT $4', [user, after, upTo, limit, under])
   }
 
-  readUserReverse(user: string, before: number, limit: number): Promise<HearthEvent[]> {
-    return this.#events('SELECT event FROM events WHERE user_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3', [user, before, limit])
+  readUserReverse(user: string, before: number, limit: number, under?: string): Promise<HearthEvent[]> {
+    return under === undefined
+      ? this.#events('SELECT event FROM events WHERE user_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3', [user, before, limit])
+      : this.#events(
+        'SELECT event FROM events WHERE user_id = $1 AND seq < $2 AND starts_with(event->>\'path\', $4) ORDER BY seq DESC LIMIT $3',
+        [user, before, limit, under],
+      )
+  }
+
+  async #page(where: string, params: unknown[]): Promise<LogRead> {
+    const { rows } = await this.#pool.query<{ floor: string; event: HearthEvent | null }>(
+      `SELECT f.value AS floor, e.event FROM (SELECT value FROM log_bounds WHERE name = 'floor') f
+       LEFT JOIN LATERAL (SELECT event FROM events WHERE ${where}) e ON true`,
+      params,
+    )
+    const events: HearthEvent[] = []
+    for (const r of rows) if (r.event !== null) events.push(r.event)
+    return { events, floor: Number(rows[0]!.floor) }
   }
 
   async #events(text: string, params: unknown[]): Promise<HearthEvent[]> {

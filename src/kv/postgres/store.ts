@@ -1,5 +1,6 @@
 import type { HearthEvent } from '../../events/event.js'
 import type {
+  LogRead,
   CommitTx,
   CreateUserResult,
   FileMeta,
@@ -183,7 +184,7 @@ export class PostgresStore implements Store {
     return this.#events.floor()
   }
 
-  readLog(after: number, upTo: number, limit: number): Promise<HearthEvent[]> {
+  readLog(after: number, upTo: number, limit: number): Promise<LogRead> {
     return this.#events.read(after, upTo, limit)
   }
 
@@ -191,12 +192,12 @@ export class PostgresStore implements Store {
     return this.#events.readReverse(before, limit)
   }
 
-  readUserLog(user: string, after: number, upTo: number, limit: number): Promise<HearthEvent[]> {
-    return this.#events.readUser(user, after, upTo, limit)
+  readUserLog(user: string, after: number, upTo: number, limit: number, under?: string): Promise<LogRead> {
+    return this.#events.readUser(user, after, upTo, limit, under)
   }
 
-  readUserLogReverse(user: string, before: number, limit: number): Promise<HearthEvent[]> {
-    return this.#events.readUserReverse(user, before, limit)
+  readUserLogReverse(user: string, before: number, limit: number, under?: string): Promise<HearthEvent[]> {
+    return this.#events.readUserReverse(user, before, limit, under)
   }
 
   raiseFloor(floor: number): Promise<number> {

@@ -18,7 +18,7 @@ export const commitCases: Record<string, Case> = {
     })
     t.equal(result, 'done', 'commit resolves with what work returned')
     t.equal(await store.head(), 2)
-    t.same(seqs(await store.readLog(0, 2, 10)), [1, 2])
+    t.same(seqs((await store.readLog(0, 2, 10)).events), [1, 2])
     t.same(await store.fileMeta(ALICE, '/pub/a'), meta(3))
     t.same(Buffer.from((await store.inlineContent(ALICE, '/pub/a'))!), Buffer.from('abc'))
     t.same(Buffer.from((await store.inlineContent(ALICE, '/pub/b'))!), Buffer.alloc(0), 'no inline bytes: empty content')
@@ -45,7 +45,7 @@ export const commitCases: Record<string, Case> = {
     t.equal((await store.user(ALICE))!.usage, 2)
     const ev = await writeFile(store, ALICE, '/pub/next')
     t.equal(ev.seq, 2, 'the refused commit took its seq back')
-    t.same(seqs(await store.readLog(0, 10, 10)), [1, 2])
+    t.same(seqs((await store.readLog(0, 10, 10)).events), [1, 2])
   },
 
   async 'an append that skips or repeats a seq is refused whole'(t, factory) {
@@ -63,7 +63,7 @@ export const commitCases: Record<string, Case> = {
     }
     t.equal(await store.fileMeta(ALICE, '/pub/bad'), undefined)
     t.equal((await writeFile(store, ALICE, '/pub/two')).seq, 2)
-    t.same(seqs(await store.readLog(0, 10, 10)), [1, 2])
+    t.same(seqs((await store.readLog(0, 10, 10)).events), [1, 2])
   },
 
   async 'concurrent commits from two instances serialise, each seeing the others'(t, factory) {
@@ -94,7 +94,7 @@ export const commitCases: Record<string, Case> = {
     t.pass('each commit started at the head the previous one left: commit order is seq order')
     t.equal(await a.head(), head)
     t.equal(await b.head(), head)
-    const log = await b.readLog(0, head, head + 1)
+    const log = (await b.readLog(0, head, head + 1)).events
     t.same(seqs(log), range(1, head), 'gapless, each seq once')
     t.equal(new Set(log.map((e) => e.path)).size, head, 'each event once')
   },
@@ -216,14 +216,14 @@ export const commitCases: Record<string, Case> = {
         return ev
       }),
     )
-    t.same(await store.readLog(0, 10, 100), events, 'events read back as appended, DEL without hash or size')
-    t.same(seqs(await store.readLog(2, 7, 3)), [3, 4, 5])
-    t.same(seqs(await store.readLog(7, 7, 3)), [])
+    t.same((await store.readLog(0, 10, 100)).events, events, 'events read back as appended, DEL without hash or size')
+    t.same(seqs((await store.readLog(2, 7, 3)).events), [3, 4, 5])
+    t.same(seqs((await store.readLog(7, 7, 3)).events), [])
     t.same(seqs(await store.readLogReverse(8, 3)), [7, 6, 5])
     t.same(seqs(await store.readLogReverse(11, 100)), range(1, 10).reverse())
-    t.same(seqs(await store.readUserLog(BOB, 0, 10, 100)), [3, 6, 9])
-    t.same(seqs(await store.readUserLog(ALICE, 2, 8, 2)), [4, 5])
-    t.same(seqs(await store.readUserLog(ALICE, 0, 10, 100)), [1, 2, 4, 5, 7, 8, 10])
+    t.same(seqs((await store.readUserLog(BOB, 0, 10, 100)).events), [3, 6, 9])
+    t.same(seqs((await store.readUserLog(ALICE, 2, 8, 2)).events), [4, 5])
+    t.same(seqs((await store.readUserLog(ALICE, 0, 10, 100)).events), [1, 2, 4, 5, 7, 8, 10])
     t.same(seqs(await store.readUserLogReverse(ALICE, 7, 3)), [5, 4, 2])
     t.same(seqs(await store.readUserLogReverse(BOB, 3, 3)), [])
     t.equal(await store.fileMeta(ALICE, '/pub/f1'), undefined, 'the delete landed')
@@ -241,10 +241,10 @@ export const commitCases: Record<string, Case> = {
         tx.append(range(first, Math.min(first + 499, total)).map((seq) => putEvent(seq, seq % 2 === 0 ? BOB : ALICE, `/pub/e${seq}`)))
       })
     }
-    t.same(seqs(await store.readLog(0, total, 1e9)), range(1, total), 'a limit far past the log reads the log, in order')
-    t.same(seqs(await store.readLog(100, total, 2000)), range(101, 2100), 'a limit past one step is met exactly')
+    t.same(seqs((await store.readLog(0, total, 1e9)).events), range(1, total), 'a limit far past the log reads the log, in order')
+    t.same(seqs((await store.readLog(100, total, 2000)).events), range(101, 2100), 'a limit past one step is met exactly')
     t.same(seqs(await store.readLogReverse(total + 1, 1e9)), range(1, total).reverse())
-    t.same(seqs(await store.readUserLog(BOB, 0, total, 1e9)), range(1, total / 2).map((i) => 2 * i))
+    t.same(seqs((await store.readUserLog(BOB, 0, total, 1e9)).events), range(1, total / 2).map((i) => 2 * i))
     t.same(seqs(await store.readUserLogReverse(ALICE, total + 1, 1e9)), range(1, total / 2).map((i) => 2 * i - 1).reverse())
   },
 
@@ -259,7 +259,7 @@ export const commitCases: Record<string, Case> = {
     t.equal(await store.pruneBelowFloor(3), 3)
     t.equal(await store.pruneBelowFloor(3), 2)
     t.equal(await store.pruneBelowFloor(3), 0, 'nothing left below the floor')
-    t.same(seqs(await store.readLog(0, 10, 100)), range(6, 10))
+    t.same(seqs((await store.readLog(0, 10, 100)).events), range(6, 10))
     t.equal(await store.head(), 10, 'pruning leaves the head')
     t.equal((await writeFile(store, ALICE, '/pub/next')).seq, 11)
     if (second === undefined) return
@@ -299,6 +299,6 @@ export const commitCases: Record<string, Case> = {
     const heads = heard.filter((h): h is number => h !== undefined)
     t.same(heads, [...heads].sort((x, y) => x - y), 'heads heard in increasing order')
     t.equal(new Set(heads).size, heads.length, 'each head once')
-    t.same(seqs(await b.readLog(0, 3, 10)), [1, 2, 3], 'what it heard of is there to read')
+    t.same(seqs((await b.readLog(0, 3, 10)).events), [1, 2, 3], 'what it heard of is there to read')
   },
 }

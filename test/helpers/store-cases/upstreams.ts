@@ -15,7 +15,7 @@ export const upstreamCases: Record<string, Case> = {
       tx.setUpstreamCursor({ upstream: URL_A, homeserver: HS, cursor: 7 })
     })
     t.same(await store.upstreamCursors(), [{ upstream: URL_A, homeserver: HS, cursor: 7 }])
-    const [ev] = await store.readLog(0, 1, 10)
+    const [ev] = (await store.readLog(0, 1, 10)).events
     t.equal(ev!.homeserver, HS, 'a relayed event keeps its origin')
     t.equal(ev!.originSeq, 7)
     await store.commit(async (tx) => {
@@ -43,7 +43,7 @@ export const upstreamCases: Record<string, Case> = {
       { message: 'refused' },
     )
     t.same(await store.upstreamCursors(), [{ upstream: URL_A, homeserver: HS, cursor: 1 }])
-    t.same(seqs(await store.readLog(0, 10, 10)), [1])
+    t.same(seqs((await store.readLog(0, 10, 10)).events), [1])
   },
 
   async 'another instance reads the cursor inside its commit'(t, factory) {
