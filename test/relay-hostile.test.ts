@@ -18,6 +18,7 @@ type Misbehaviour =
   | 'silent' // /subscribe answers 200 and then never sends a byte
   | 'private' // an event for a /priv/ path, which no public feed carries
   | 'key-change' // /info names another homeserver key once the relay has followed it
+  | 'redirect' // /subscribe answers 302 to a service behind the relay, which must never be asked
 
 const GOOD = 3
 
@@ -32,6 +33,8 @@ class FakeUpstream {
   readonly user = randomKeypair().z32
   readonly behaviour: Misbehaviour
   readonly #server: http.Server
+  /** where a `redirect` upstream points: a service that answers secrets to whoever asks */
+  internal = ''
   subscribes = 0
   infos = 0
   url = ''
@@ -68,6 +71,7 @@ class FakeUpstream {
     if (!req.url!.startsWith('/subscribe')) return void res.writeHead(404).end()
     this.subscribes++
     if (this.behaviour === 'no-answer') return
+    if (this.behaviour === 'redirect') return void res.writeHead(302, { location: `${this.internal}/admin?x=` }).end('moved')
     res.writeHead(200, { 'content-type': 'text/event-stream' })
     if (this.behaviour === 'silent') return void res.flushHeaders()
     const after = Number(parseCursor(String(req.headers['last-event-id'] ?? '0')) ?? 0)
@@ -106,12 +110,19 @@ const EXPECTED_FAULT: Record<Misbehaviour, keyof RelayInfo['upstreams'][number][
   silent: 'unreachable',
   private: 'invalid-event',
   'key-change': 'key-changed',
+  redirect: 'protocol',
 }
 
 t.test('hostile upstreams are dropped, counted and retried; none corrupts the log or holds back the others', async (t) => {
   const hs = await startTestServer(t, { KEEPALIVE_MS: '300' })
   const user = await newUser(hs)
   const fakes = await Promise.all((Object.keys(EXPECTED_FAULT) as Misbehaviour[]).map((b) => FakeUpstream.start(t, b)))
+  // an internal service the redirecting upstream points at: asked once, it would show its secret
+  let internalAsked = 0
+  const internal = http.createServer((_req, res) => (internalAsked++, res.writeHead(403).end('INTERNAL-ONLY: db_password=hunter2')))
+  await new Promise<void>((resolve) => internal.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => (internal.closeAllConnections(), internal.close(() => resolve()))))
+  for (const f of fakes) f.internal = `http://127.0.0.1:${(internal.address() as AddressInfo).port}`
   const relay = await startTestRelay(t, [hs.url, ...fakes.map((f) => f.url)], { RELAY_IDLE_MS: '1500' })
 
   // the good homeserver is written to all along, and followed all along
@@ -126,6 +137,7 @@ t.test('hostile upstreams are dropped, counted and retried; none corrupts the lo
   for (const [i, f] of fakes.entries()) {
     const u = info!.upstreams[i + 1]!
     t.ok(u.lastError, `${f.behaviour}: the reason is shown (${u.lastError})`)
+    t.ok(u.lastError!.length <= 200 && !/INTERNAL|password/.test(u.lastError!), `${f.behaviour}: the reason is short and no body`)
     t.ok(f.subscribes >= 2 || f.behaviour === 'key-change', `${f.behaviour}: retried (${f.subscribes} streams)`)
   }
 
@@ -136,11 +148,14 @@ t.test('hostile upstreams are dropped, counted and retried; none corrupts the lo
   for (const f of fakes) {
     const mine = fromHomeserver(log, f.key)
     // what each sent before it misbehaved is in the log once; nothing after it, nothing under another key
-    const sentGood = f.behaviour === 'no-answer' || f.behaviour === 'silent' ? [] : [1, 2, 3]
+    const sentGood = f.behaviour === 'no-answer' || f.behaviour === 'silent' || f.behaviour === 'redirect' ? [] : [1, 2, 3]
     t.same(mine.originSeqs, sentGood, `${f.behaviour}: its good events once, nothing else`)
     t.same(fromHomeserver(log, f.other).events, [], `${f.behaviour}: nothing under another key`)
     t.notOk(mine.events.some((e) => e.path.startsWith('/priv/')), `${f.behaviour}: no private path`)
   }
   const good = fromHomeserver(log, hs.ctx.keypair.z32)
   t.same(good.originSeqs, Array.from({ length: 40 }, (_, i) => i + 1), 'the good homeserver: all 40 events, once, in order')
+  t.equal(internalAsked, 0, 'the service a redirect pointed at was never asked')
+  const shown = await (await fetch(`${relay.url}/info`)).text()
+  t.notMatch(shown, /INTERNAL|password/, "nothing of its answer is in the relay's /info")
 })

@@ -206,3 +206,45 @@ t.test('a write submitted just as a commit finishes is not stranded', async (t) 
   t.equal(await Promise.race([run, stuck]), 'settled', 'every write settles')
   t.equal(await headOf(server.url), 100)
 })
+
+t.test('a log read that fails right after a commit neither ends the process nor loses the announcement', async (t) => {
+  const dir = tempDir(t)
+  const { store: inner } = await LevelStore.open(dir)
+  t.teardown(() => inner.close())
+  // Reads of the log fail while `failing` counts down: the database dropping just after a
+  // COMMIT, while this process is behind commits made elsewhere.
+  let failing = 0
+  const store = new Proxy(inner, {
+    get: (target, prop) => {
+      if (prop === 'readLog') {
+        return (...args: Parameters<typeof inner.readLog>) => (failing-- > 0 ? Promise.reject(new Error('read ECONNRESET')) : inner.readLog(...args))
+      }
+      const v = Reflect.get(target, prop, target) as unknown
+      return typeof v === 'function' ? v.bind(target) : v
+    },
+  })
+  const log = await EventLog.open(store)
+  t.teardown(() => log.close())
+  const writer = new Writer(store, log, 1024 ** 3)
+  await inner.createUser('u', 0)
+  const announced: number[] = []
+  log.onAppend((evs) => announced.push(...evs.map((ev) => ev.seq)))
+  const put = (path: string) => {
+    const bytes = Buffer.from(path)
+    return writer.submit({ type: 'PUT', user: 'u', path, content: { size: bytes.length, hash: hash(path), type: 'text/plain', inline: bytes } })
+  }
+  const unhandled: unknown[] = []
+  const onUnhandled = (err: unknown) => unhandled.push(err)
+  process.on('unhandledRejection', onUnhandled)
+  t.teardown(() => process.off('unhandledRejection', onUnhandled))
+
+  t.equal((await put('/pub/1')).seq, 1)
+  // "another instance" commits seq 2; this process has not heard of it yet
+  await inner.commit(async (tx) => tx.append([{ seq: 2, type: 'DEL', user: 'u', path: '/pub/elsewhere', ts: 1 }]))
+  failing = 2
+  const third = await put('/pub/3')
+  t.equal(third.seq, 3, 'the write is acknowledged once its event is announced')
+  t.same(announced, [1, 2, 3], 'the commit made elsewhere was read and announced first, in order')
+  t.equal(failing, -1, 'after the reads that failed were tried again')
+  t.same(unhandled, [], 'nothing escaped as an unhandled rejection')
+})

@@ -102,6 +102,16 @@ export async function smallBody(res: Response, ms: number, signal: AbortSignal):
   return Buffer.concat(chunks).toString('utf8')
 }
 
+/** The most characters of a server's own words that an error message carries. */
+const MESSAGE_CHARS = 200
+
+/** A line fit for a log or a status page: control characters dropped, at most MESSAGE_CHARS. */
+export function shortLine(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  const line = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim()
+  return line.length <= MESSAGE_CHARS ? line : `${line.slice(0, MESSAGE_CHARS - 1)}…`
+}
+
 function parseJson(text: string): unknown {
   try {
     return JSON.parse(text)
@@ -119,7 +129,8 @@ async function refuse(res: Response, cursor: bigint, ep: Endpoint, signal: Abort
   } catch {
     body = undefined
   }
-  const message = body?.message ?? (text || `HTTP ${res.status}`)
+  // only a well-formed error's own line, made short and printable: never a page of the body
+  const message = body?.message === undefined ? `HTTP ${res.status}` : shortLine(body.message)
   if (body?.error === 'FutureCursor') throw new FutureCursorError(idOf(cursor), body.head, message)
   throw new FollowHttpError(res.status, body?.error, message)
 }

@@ -35,6 +35,7 @@ export class EventLog {
   #floor = 1
   #unwatch: () => void = () => {}
   #floorTimer: NodeJS.Timeout | undefined
+  #closed = false
 
   private constructor(store: Store) {
     this.#store = store
@@ -67,6 +68,7 @@ export class EventLog {
   }
 
   close(): void {
+    this.#closed = true
     this.#unwatch()
     clearInterval(this.#floorTimer)
   }
@@ -80,11 +82,24 @@ export class EventLog {
     return () => this.#listeners.delete(listener)
   }
 
-  /** Called by the writer once its group is committed: announces it, in seq order. */
+  /**
+   * Called by the writer once its group is committed: announces it, in seq order. Commits of
+   * other processes before it are read first; a read that fails (the database went away just
+   * after the commit) is tried again until it answers or the log closes, because committed
+   * events must be announced, in order, before anything after them: the writer acknowledges
+   * its group only then.
+   */
   publish(events: readonly HearthEvent[]): Promise<void> {
     return this.#order.run(async () => {
       if (events.length === 0) return
-      if (events[0]!.seq > this.#head + 1) await this.#announceStored(events[0]!.seq - 1)
+      for (let attempt = 0; events[0]!.seq > this.#head + 1; attempt++) {
+        try {
+          await this.#announceStored(events[0]!.seq - 1)
+        } catch (err) {
+          if (this.#closed) throw err
+          await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** attempt)))
+        }
+      }
       this.#announce(events.filter((ev) => ev.seq > this.#head))
     })
   }

@@ -156,7 +156,13 @@ export class Writer {
       this.#discard(p.op)
       p.reject(err)
     }
-    if (done.length > 0) await this.#events.publish(done.map((d) => d.ev))
+    try {
+      if (done.length > 0) await this.#events.publish(done.map((d) => d.ev))
+    } catch (err) {
+      // only when the log closed first (shutting down): committed, but never acknowledged
+      for (const d of done) d.p.reject(err)
+      return
+    }
     const ms = performance.now() - started
     for (const observe of this.#observers) observe({ events: done.length, refused: refused.length, ms })
     for (const d of done) d.p.resolve(d.ev)

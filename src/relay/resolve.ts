@@ -17,7 +17,7 @@ export async function resolveHomeserver(z32: string, relays: readonly string[], 
   const problems: string[] = []
   for (const relay of relays) {
     try {
-      const res = await fetch(relayUrl(relay, z32), { signal: AbortSignal.any([signal, AbortSignal.timeout(LOOKUP_MS)]) })
+      const res = await fetch(relayUrl(relay, z32), { signal: AbortSignal.any([signal, AbortSignal.timeout(LOOKUP_MS)]), redirect: 'manual' })
       if (!res.ok) throw new Error(`HTTP ${res.status}`)
       const endpoint = apexEndpoints(key, parsePayload(key, new Uint8Array(await res.arrayBuffer())))[0]
       if (endpoint === undefined) throw new Error('the packet names no HTTPS endpoint')

@@ -1,6 +1,6 @@
 import { follow, type Follower } from '../client/follow.js'
 import type { FollowEvent, ResetInfo } from '../client/events.js'
-import { RetryableError, smallBody } from '../client/stream.js'
+import { RetryableError, shortLine, smallBody } from '../client/stream.js'
 import { backoffDelay, sleep } from '../client/backoff.js'
 import { idOf, seqOfId } from '../shared/id.js'
 import { Z32_KEY } from '../shared/keys.js'
@@ -157,7 +157,7 @@ export class Upstream {
   #fail(err: unknown): void {
     const fault = err instanceof UpstreamError ? err.fault : faultOf(err)
     this.#faults.set(fault, this.#faults.get(fault)! + 1)
-    this.#lastError = (err as Error).message
+    this.#lastError = shortLine((err as Error).message)
     this.#opts.log.warn({ upstream: this.spec, url: this.#url, fault, reason: this.#lastError }, 'relay: upstream dropped, retrying')
   }
 
@@ -217,11 +217,15 @@ export class Upstream {
       backoff: this.#opts.backoff,
       // every (re)connect reads /info first: a different homeserver behind the URL ends the attempt
       fetch: this.#checkedFetch(key, fail),
-      onState: (s) => s !== 'closed' && (this.#state = s),
+      onState: (s) => {
+        if (s === 'closed') return
+        this.#state = s
+        if (s === 'live') this.#lastError = undefined // what failed before is over; /info says so
+      },
       onRetry: ({ error }) => {
         const fault = faultOf(error)
         this.#faults.set(fault, this.#faults.get(fault)! + 1)
-        this.#lastError = error.message
+        this.#lastError = shortLine(error.message)
         this.#state = 'failed'
         this.#opts.log.warn({ upstream: this.spec, url, fault, reason: error.message }, 'relay: upstream unreachable, retrying')
       },
@@ -292,7 +296,8 @@ export class Upstream {
     const timeout = AbortSignal.any([signal, AbortSignal.timeout(this.#opts.idleMs)])
     let key: string | undefined
     try {
-      const res = await fetch(`${url}/info`, { signal: timeout })
+      const res = await fetch(`${url}/info`, { signal: timeout, redirect: 'manual' })
+      refuseRedirect(res, `${url}/info`)
       if (!res.ok) {
         await res.body?.cancel()
         throw new UpstreamError(res.status >= 500 || res.status === 429 ? 'unreachable' : 'protocol', `${url}/info answered ${res.status}`)
@@ -309,7 +314,8 @@ export class Upstream {
   /** `fetch` for the follower: an `/info` naming another key ends the attempt. */
   #checkedFetch(key: string, fail: (err: unknown) => void): typeof fetch {
     return async (input, init) => {
-      const res = await fetch(input, init)
+      const res = await fetch(input, { ...init, redirect: 'manual' })
+      refuseRedirect(res, String(input))
       if (!String(input).endsWith('/info') || !res.ok) return res
       const text = await smallBody(res, this.#opts.idleMs, init?.signal ?? new AbortController().signal)
       const named = infoKey(text)
@@ -341,4 +347,14 @@ function faultOf(err: unknown): UpstreamFault {
   const cause = (err as { cause?: unknown }).cause
   if (cause instanceof UpstreamError) return cause.fault
   return err instanceof RetryableError ? 'unreachable' : 'protocol'
+}
+
+/**
+ * An upstream never sends the relay elsewhere: a redirect could point it at a service behind
+ * the relay's own network, whose answers would then reach the relay's public `/info`.
+ */
+function refuseRedirect(res: Response, url: string): void {
+  if (res.status < 300 || res.status >= 400) return
+  void res.body?.cancel()
+  throw new UpstreamError('protocol', `${url} answered a redirect (${res.status}); a relay follows none`)
 }
