@@ -62,10 +62,12 @@ if (await requirePostgres(t)) {
     t.equal(size, SIZE)
     t.equal(got.digest('hex'), sent.digest('hex'), 'the other instance serves the same bytes')
     // RSS keeps what the allocator has not given back (streaming the file churns through 100 MiB
-    // of pages): 57-66 MiB were seen for the GET. A copy of the body held anywhere would alone
-    // add 100 MiB; live memory is bounded more tightly by the store's own conformance case.
-    const BOUND = 96 * MiB
-    t.ok(peakA - rssA < BOUND, `the writing instance grew by ${((peakA - rssA) / MiB).toFixed(0)} MiB, under 96`)
-    t.ok(peakB - rssB < BOUND, `the serving instance grew by ${((peakB - rssB) / MiB).toFixed(0)} MiB, under 96`)
+    // of pages): 49-66 MiB were seen for the GET on an idle machine, and up to 112 MiB on Node 24
+    // with both cores busy, where collections come later. A copy of the body held anywhere adds
+    // 100 MiB on top of that churn (150 and more); live memory is bounded more tightly by the
+    // store's own conformance case.
+    const BOUND = 144 * MiB
+    t.ok(peakA - rssA < BOUND, `the writing instance grew by ${((peakA - rssA) / MiB).toFixed(0)} MiB, under 144`)
+    t.ok(peakB - rssB < BOUND, `the serving instance grew by ${((peakB - rssB) / MiB).toFixed(0)} MiB, under 144`)
   })
 }
