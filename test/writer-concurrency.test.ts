@@ -7,6 +7,7 @@ import { eventLine } from './helpers/event-checks.js'
 import { readSubscribe } from './helpers/sse.js'
 import { aroundCommit } from './helpers/store-wrap.js'
 import { LevelStore } from '../src/kv/level/store.js'
+import { WriteRefused } from '../src/kv/store.js'
 import { Writer, fileCost } from '../src/events/writer.js'
 import { EventLog } from '../src/events/log.js'
 import type { HomeserverClient } from '../src/client/homeserver.js'
@@ -247,4 +248,34 @@ t.test('a log read that fails right after a commit neither ends the process nor 
   t.same(announced, [1, 2, 3], 'the commit made elsewhere was read and announced first, in order')
   t.equal(failing, -1, 'after the reads that failed were tried again')
   t.same(unhandled, [], 'nothing escaped as an unhandled rejection')
+})
+
+t.test("a write the engine refuses fails alone: the other writes of its group land", async (t) => {
+  const dir = tempDir(t)
+  const { store: inner } = await LevelStore.open(dir)
+  t.teardown(() => inner.close())
+  // The engine refuses any commit that holds /pub/bad, as PostgreSQL refuses an index entry
+  // too large; it stays available for everything else.
+  const groups: number[] = []
+  const store = aroundCommit(inner, async (tx, work) => {
+    const out = (await work(tx)) as { ev: HearthEvent }[]
+    if (!out.some((d) => d.ev.path === '/pub/bad')) return out as never
+    groups.push(out.length)
+    throw new WriteRefused('index row size exceeds maximum')
+    return out as never
+  })
+  const log = await EventLog.open(store)
+  const writer = new Writer(store, log, 1024 ** 3)
+  await inner.createUser('u', 0)
+  const put = (path: string) => {
+    const bytes = Buffer.from(path)
+    return writer.submit({ type: 'PUT', user: 'u', path, content: { size: bytes.length, hash: hash(path), type: 'text/plain', inline: bytes } })
+  }
+  await put('/pub/first')
+  // submitted in one tick: they share a group
+  const results = await Promise.allSettled(['/pub/a', '/pub/bad', '/pub/b', '/pub/c'].map(put))
+  t.same(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled'], 'only the refused write fails')
+  t.ok(groups[0]! > 1, `the refused write came in a group of ${groups[0]}`)
+  t.same(groups.slice(1), [1], 'and was tried again alone')
+  t.same(((await log.read(0, 100)).events).map((ev) => ev.path), ['/pub/first', '/pub/a', '/pub/b', '/pub/c'], 'gapless, the others in order')
 })

@@ -1,7 +1,7 @@
 import { allDone } from '../all-done.js'
 import { HearthError, fail } from '../errors.js'
 import type { Ingested } from '../kv/ingest.js'
-import { fileKey, type BlobStore, type CommitTx, type FileMeta, type FileRef, type Store } from '../kv/store.js'
+import { WriteRefused, fileKey, type BlobStore, type CommitTx, type FileMeta, type FileRef, type Store } from '../kv/store.js'
 import { reachOf, type Reach } from './folder-search.js'
 import { GroupTree } from './group-tree.js'
 import type { HearthEvent } from './event.js'
@@ -145,6 +145,12 @@ export class Writer {
         return out
       })
     } catch (err) {
+      // The engine refused something the group holds: each write goes again on its own, so
+      // only the one it refuses fails, and nobody else's write is taken down with it.
+      if (err instanceof WriteRefused && group.length > 1) {
+        for (const p of group) await this.#commit([p])
+        return
+      }
       // Reads or the commit failed (the database went away, say): the whole group is refused.
       for (const p of group) {
         this.#discard(p.op)

@@ -103,6 +103,19 @@ export interface LogRead {
   floor: number
 }
 
+/**
+ * A commit the engine refused for what it holds (a limit or a constraint of the engine's own,
+ * such as an index entry too large), not for being unavailable: the same writes would be
+ * refused again, while other writes of the same group could land. Engines throw it from
+ * `commit`; nothing landed.
+ */
+export class WriteRefused extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'WriteRefused'
+  }
+}
+
 /** What an engine offers, so callers adapt by capability rather than by engine name. */
 export interface StoreSupports {
   /** Several processes may share the data at once (caches must not outlive a change elsewhere). */

@@ -11,7 +11,7 @@ import type {
   UpstreamCursor,
   UserRecord,
 } from '../store.js'
-import { fileKey } from '../store.js'
+import { WriteRefused, fileKey } from '../store.js'
 import { AccountTables } from './accounts.js'
 import { PostgresBlobStore } from './blobs.js'
 import { PostgresCommitTx, toMeta, type FileRow, type LockStats } from './commit.js'
@@ -150,6 +150,12 @@ export class PostgresStore implements Store {
         await tx.write()
         return result
       })
+    } catch (err) {
+      // SQLSTATE classes 22 (data exception), 23 (integrity) and 54 (program limit exceeded,
+      // such as an index row too large): the content was refused, the database is fine
+      const code = (err as { code?: unknown }).code
+      if (typeof code === 'string' && /^(22|23|54)/.test(code)) throw new WriteRefused((err as Error).message, { cause: err })
+      throw err
     } finally {
       if (locked !== undefined) this.#held(performance.now() - locked)
     }
