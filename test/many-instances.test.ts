@@ -135,4 +135,32 @@ t.test('across instances: a signup token redeems once, an AuthToken is accepted 
   t.equal((await onB.request('PUT', '/pub/s.txt', 'again')).status, 401, 'signed out on c: refused on b')
   await t.resolves(priv.all(10_000), 'and the private stream that session opened on a ends')
 })
+
+t.test('a sign-out on one instance racing a private stream opened on another: no private event after it reaches the stream', async (t) => {
+  const [a, b] = await instances(t, 2)
+  const owner = new HomeserverClient(a!.url, randomKeypair())
+  await owner.signup()
+  const ROUNDS = 60
+  // each round: a fresh session, a stream opened with it on b while it signs out on a
+  const sessions: HomeserverClient[] = []
+  for (let i = 0; i < ROUNDS; i++) {
+    const c = new HomeserverClient(a!.url, owner.keypair)
+    await c.signin() // one at a time: two tokens signed in the same microsecond are one token
+    sessions.push(c)
+  }
+  const streams = await Promise.all(sessions.map(async (c) => {
+    const [stream] = await Promise.all([
+      RawStream.open(`${b!.url}/subscribe/${owner.user}/*`, { cookie: `${owner.user}=${c.session}` }),
+      c.signout(),
+    ])
+    return stream
+  }))
+  await owner.put('/priv/after.txt', 'written after every sign-out')
+  await owner.put('/pub/marker.txt', 'after the private write')
+  // every stream still open has had the public write after the private one, or has ended
+  await Promise.all(streams.map((s) => s.until((f) => s.ended || f.some((x) => x.data?.includes('/pub/marker.txt') === true)).catch(() => {})))
+  const leaked = streams.filter((s) => s.frames.some((x) => x.data?.includes('/priv/after.txt') === true)).length
+  t.equal(leaked, 0, `none of ${ROUNDS} streams of signed-out sessions got the private event`)
+  for (const s of streams) s.close()
+})
 }

@@ -191,3 +191,19 @@ t.test("a one-user replay's writes depend only on what it may see: no chunk size
     }
   }
 })
+
+t.test('a private stream ends when its session expires (SESSION_TTL); a public one goes on', async (t) => {
+  const own = await startTestServer(t, { SESSION_TTL: '4s' })
+  const owner = await newUser(own)
+  const priv = await RawStream.open(`${own.url}/subscribe/${owner.user}/priv/*`, cookieOf(owner))
+  const pub = await RawStream.open(`${own.url}/subscribe/${owner.user}/*`)
+  await owner.put('/priv/early.txt', 'seen')
+  await priv.until((f) => f.some((x) => x.event === 'PUT'))
+  await t.resolves(priv.all(20_000), 'the stream opened with the session ends once it expires')
+  t.equal((await owner.request('GET', '/priv/early.txt')).status, 401, 'the session is gone')
+  const again = new HomeserverClient(own.url, owner.keypair)
+  await again.signin()
+  await again.put('/pub/after.txt', 'public')
+  await t.resolves(pub.until((f) => f.some((x) => x.data?.includes('/pub/after.txt') === true)), 'the public stream goes on')
+  pub.close()
+})

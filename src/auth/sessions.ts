@@ -75,6 +75,12 @@ export class SessionStore {
     return session
   }
 
+  /** How long `session` has to live (ms, at least 0), or undefined when sessions do not expire. */
+  timeLeft(session: Session): number | undefined {
+    if (this.#ttlMs === undefined) return undefined
+    return Math.max(0, session.createdAt / 1000 + this.#ttlMs - this.#now())
+  }
+
   #remember(secret: string, session: Session): void {
     if (this.#cache === undefined) return
     this.#cache.delete(secret)

@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Context } from '../context.js'
 import type { OpenOptions } from '../feed/engine.js'
+import type { Subscriber } from '../feed/subscriber.js'
 import { markStream, noteUser } from './observe.js'
 
 /**
@@ -16,4 +17,25 @@ export function openStream(ctx: Context, req: FastifyRequest, reply: FastifyRepl
   const headers = reply.getHeaders() as Record<string, string | number | string[]>
   const sub = ctx.feed.open(reply.raw, { ...opts, headers })
   sub.stream.onClose(release)
+  if (opts.session !== undefined && !sub.done) void guardSession(ctx, sub, opts.session).catch(() => sub.finish())
+}
+
+/**
+ * A stream that sees `/priv/` events lives only as long as the session that opened it. Once
+ * registered it checks the session again: a sign-out heard between the route's check and the
+ * registration (from another instance, say) found no stream to end, and would be lost. It ends
+ * when the session expires (`SESSION_TTL`); the look-up at that moment signs the session out
+ * everywhere, which ends its other streams too.
+ */
+async function guardSession(ctx: Context, sub: Subscriber, secret: string): Promise<void> {
+  const session = await ctx.sessions.get(secret)
+  if (session === undefined) return sub.finish()
+  const left = ctx.sessions.timeLeft(session)
+  if (left === undefined || sub.done) return
+  const timer = setTimeout(() => {
+    sub.finish()
+    void ctx.sessions.get(secret).catch(() => {})
+  }, left)
+  timer.unref()
+  sub.stream.onClose(() => clearTimeout(timer))
 }
