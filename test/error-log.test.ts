@@ -3,6 +3,9 @@ import pino from 'pino'
 import type { FastifyBaseLogger } from 'fastify'
 import { newUser, startTestServer } from './helpers/server.js'
 import { fail } from '../src/errors.js'
+import { connect } from 'node:net'
+import { once } from 'node:events'
+import { until } from './helpers/until.js'
 
 // What reaches the operator's log: the error level, with a stack, only for faults. Anything a
 // client causes at will (a 4xx, a 503 or 507 refusal) is one line without a stack.
@@ -63,4 +66,24 @@ t.test('client-caused answers are info or warn without a stack; faults are error
   t.match(last()?.err?.stack, /the disk is on fire/, 'and goes to the log, stack and all')
   files.meta = meta
   t.equal(records.filter((r) => r.level >= ERROR).length, 1, 'one error record in all: the fault')
+})
+
+t.test('an upload the client abandons mid-body is one info line, never an error', async (t) => {
+  const { log, records } = capture()
+  const server = await startTestServer(t, {}, log)
+  const alice = await newUser(server)
+  const { hostname, port } = new URL(server.url)
+  for (let i = 0; i < 5; i++) {
+    // a PUT that promises a MiB, sends a little, and leaves
+    const socket = connect(Number(port), hostname)
+    await once(socket, 'connect')
+    const headers = Object.entries(alice.headers()).map(([k, v]) => `${k}: ${v}\r\n`).join('')
+    await new Promise((resolve) => socket.write(`PUT /pub/abandoned/${i} HTTP/1.1\r\nHost: ${hostname}\r\n${headers}content-length: 1048576\r\n\r\n${'x'.repeat(70_000)}`, resolve))
+    const before = records.length
+    socket.destroy()
+    // the server says something of each: the abandoned upload, or the broken request
+    await until(() => records.slice(before).some((r) => r.msg === 'request abandoned by the client' || r.msg === 'request refused'), `the log to say what became of upload ${i}`)
+  }
+  t.ok(records.some((r) => r.msg === 'request abandoned by the client'), 'an abandoned upload is logged as such')
+  t.same(records.filter((r) => r.level >= WARN).map((r) => r.msg), [], 'no warning or error for them')
 })

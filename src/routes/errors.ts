@@ -31,10 +31,17 @@ export function installErrorHandler(app: FastifyInstance): void {
  * client can fill the error log.
  */
 function logAnswer(req: FastifyRequest, err: unknown, status: number, code: string, message: string): void {
+  // an upload the client abandoned mid-body: nobody to answer, and nothing went wrong here
+  if (clientLeft(req, err)) return void req.log.info({ reason: (err as Error).message }, 'request abandoned by the client')
   const fault = status >= 500 && !(err instanceof HearthError && err.code !== 'Internal')
   if (fault) req.log.error({ err }, 'request failed')
   else if (status >= 500) req.log.warn({ status, code, reason: message }, 'request refused')
   else req.log.info({ status, code, reason: message }, 'request refused')
+}
+
+function clientLeft(req: FastifyRequest, err: unknown): boolean {
+  const code = (err as { code?: unknown }).code
+  return req.raw.aborted || code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || (err as Error).message === 'aborted'
 }
 
 function describe(err: unknown): { status: number; code: string; message: string; details?: Record<string, unknown> } {
