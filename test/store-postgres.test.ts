@@ -110,6 +110,20 @@ if (await requirePostgres(t)) {
     t.equal(await store.pruneBelowFloor(10), 3)
   })
 
+  t.test('a commit lock held from outside: the commit fails with a lock timeout, then commits go on', async (t) => {
+    const url = await freshDatabase(t)
+    const store = await openPostgresStore(url, { lockTimeoutMs: 300 })
+    t.teardown(() => store.close())
+    await store.createUser(ALICE, 1)
+    const other = await rawPool(t, url).connect()
+    await other.query('BEGIN')
+    await other.query("SELECT value FROM log_bounds WHERE name = 'head' FOR UPDATE")
+    await t.rejects(within(5000, writeFile(store, ALICE, '/pub/stuck'), 'the commit to give up'), { code: '55P03' }, 'a clear error, not a wait without end')
+    await other.query('ROLLBACK')
+    other.release()
+    t.equal((await writeFile(store, ALICE, '/pub/after')).seq, 1, 'no seq was used by the one that gave up')
+  })
+
   t.test('a head raised without a notification is found by the poll', async (t) => {
     const { url, next } = await opener(t)
     const store = await next()

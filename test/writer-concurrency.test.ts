@@ -8,7 +8,8 @@ import { readSubscribe } from './helpers/sse.js'
 import { aroundCommit } from './helpers/store-wrap.js'
 import { LevelStore } from '../src/kv/level/store.js'
 import { WriteRefused } from '../src/kv/store.js'
-import { Writer, fileCost } from '../src/events/writer.js'
+import { MAX_QUEUED, Writer, fileCost } from '../src/events/writer.js'
+import type { HearthError } from '../src/errors.js'
 import { EventLog } from '../src/events/log.js'
 import type { HomeserverClient } from '../src/client/homeserver.js'
 import type { HearthEvent } from '../src/events/event.js'
@@ -278,4 +279,29 @@ t.test("a write the engine refuses fails alone: the other writes of its group la
   t.ok(groups[0]! > 1, `the refused write came in a group of ${groups[0]}`)
   t.same(groups.slice(1), [1], 'and was tried again alone')
   t.same(((await log.read(0, 100)).events).map((ev) => ev.path), ['/pub/first', '/pub/a', '/pub/b', '/pub/c'], 'gapless, the others in order')
+})
+
+t.test('the write queue is bounded: past it a write is refused at once with 503, and the queue drains', async (t) => {
+  const dir = tempDir(t)
+  const { store: inner } = await LevelStore.open(dir)
+  t.teardown(() => inner.close())
+  // a store that stalls (a lock held from outside) until the test lets it go
+  let release = () => {}
+  const stalled = new Promise<void>((r) => (release = r))
+  const store = aroundCommit(inner, async (tx, work) => {
+    await stalled
+    return work(tx)
+  })
+  const log = await EventLog.open(store)
+  const writer = new Writer(store, log, 1024 ** 3)
+  await inner.createUser('u', 0)
+  const put = (path: string) => writer.submit({ type: 'PUT', user: 'u', path, content: { size: 1, hash: hash('x'), type: 'text/plain', inline: Buffer.from('x') } })
+  const first = put('/pub/first') // taken at once into the stalled commit
+  const queued = Array.from({ length: MAX_QUEUED }, (_, i) => put(`/pub/q/${i}`))
+  const refused = await put('/pub/one-too-many').then(() => undefined, (err: HearthError) => err)
+  t.equal(refused?.status, 503, 'one more is refused at once, with 503')
+  release()
+  const done = await Promise.all([first, ...queued])
+  t.equal(done.length, MAX_QUEUED + 1, 'every queued write lands once the store moves')
+  t.equal((await put('/pub/after')).seq, MAX_QUEUED + 2, 'and the queue takes writes again')
 })

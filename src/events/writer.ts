@@ -20,6 +20,13 @@ interface Pending {
 /** Upper bound on mutations per commit, to bound the time one group holds the others back. */
 const MAX_GROUP = 1024
 /**
+ * Mutations that may wait for a commit at once, and the inline bytes they may hold together
+ * (larger bodies wait as blobs on disk): past either, a write is refused with 503 and
+ * Retry-After rather than queued, so a stuck or slow store never grows memory without bound.
+ */
+export const MAX_QUEUED = 8 * MAX_GROUP
+export const MAX_QUEUED_BYTES = 64 * 1024 * 1024
+/**
  * Upper bound on the work one group's checks do synchronously, in bytes of key handled: each
  * mutation's path and keys, and a share for each folder above it (the clash check lists the
  * folders, and the group's tree walks them). Deep paths commit in smaller groups, so no
@@ -28,6 +35,11 @@ const MAX_GROUP = 1024
 const MAX_GROUP_KEY_BYTES = 128 * 1024
 /** the share of each folder above a path: the check's list of folders and the tree's walk, a few dozen bytes each */
 const PER_FOLDER_BYTES = 79
+
+/** The content bytes a queued mutation holds in memory. */
+function inlineBytes(op: Mutation): number {
+  return op.type === 'PUT' ? (op.content.inline?.length ?? 0) : 0
+}
 
 /** The key bytes a mutation's checks handle. */
 function checkBytes(op: Mutation): number {
@@ -66,6 +78,8 @@ export class Writer {
   readonly #quota: number
   readonly #observers = new Set<CommitObserver>()
   readonly #queue: Pending[] = []
+  /** inline content bytes of the queued mutations */
+  #queuedBytes = 0
   #running: Promise<void> | undefined
   #busySince: number | undefined
 
@@ -86,6 +100,11 @@ export class Writer {
   }
 
   submit(op: Mutation): Promise<HearthEvent> {
+    const bytes = inlineBytes(op)
+    if (this.#queue.length >= MAX_QUEUED || this.#queuedBytes + bytes > MAX_QUEUED_BYTES) {
+      return Promise.reject(new HearthError('Unavailable', 'Too many writes are waiting for the storage; try again shortly'))
+    }
+    this.#queuedBytes += bytes
     return new Promise((resolve, reject) => {
       this.#queue.push({ op, resolve, reject })
       this.#running ??= this.#drain()
@@ -99,7 +118,11 @@ export class Writer {
 
   async #drain(): Promise<void> {
     try {
-      while (this.#queue.length > 0) await this.#commit(this.#queue.splice(0, this.#nextGroupSize()))
+      while (this.#queue.length > 0) {
+        const group = this.#queue.splice(0, this.#nextGroupSize())
+        for (const p of group) this.#queuedBytes -= inlineBytes(p.op)
+        await this.#commit(group)
+      }
     } finally {
       // Cleared in the same tick as the last empty-queue check: a `.finally()` callback would
       // run ticks later, and a submit landing in between would find a drain still "running",

@@ -69,6 +69,8 @@ export function send(req: FastifyRequest, reply: FastifyReply, status: number, c
   reply.code(status)
   // A refused body was not read to its end: the connection cannot carry another request.
   if (status === 413) reply.header('connection', 'close')
+  // a 503 is a passing refusal (a full write queue, a storage not ready): say when to come back
+  if (status === 503) reply.header('retry-after', '1')
   if (req.routeOptions.config?.plainErrors) {
     void reply.type('text/plain; charset=utf-8').send(message)
   } else {

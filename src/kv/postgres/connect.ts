@@ -8,9 +8,20 @@ export interface ConnectOptions {
   /** connections in the pool; LISTEN takes one more of its own */
   max?: number
   log: StoreLog
+  /** the longest a statement waits for a lock (the commit lock held from outside, say) */
+  lockTimeoutMs?: number
+  /** the longest one statement runs */
+  statementTimeoutMs?: number
 }
 
 const CONNECT_TIMEOUT_MS = 10_000
+/**
+ * A database that is stuck (a lock held from outside, a statement that never ends) turns into
+ * errors the client sees, and a writer `/readyz` reports stuck, within these bounds rather than
+ * holding requests forever. Every statement Hearth runs takes milliseconds; these are far above.
+ */
+export const LOCK_TIMEOUT_MS = 10_000
+export const STATEMENT_TIMEOUT_MS = 60_000
 
 /**
  * Every `bigint` column comes back as a JS number: seqs, sizes and times stay far below
@@ -35,7 +46,12 @@ export function clientConfig(url: string): pg.ClientConfig {
 }
 
 export function connect(url: string, options: ConnectOptions): pg.Pool {
-  const pool = new pg.Pool({ ...clientConfig(url), max: options.max ?? 10 })
+  const pool = new pg.Pool({
+    ...clientConfig(url),
+    max: options.max ?? 10,
+    lock_timeout: options.lockTimeoutMs ?? LOCK_TIMEOUT_MS,
+    statement_timeout: options.statementTimeoutMs ?? STATEMENT_TIMEOUT_MS,
+  })
   // an idle connection that breaks (PostgreSQL restarted) is dropped by the pool; the next
   // query opens a fresh one. Unlistened, the event would end the process.
   pool.on('error', (err) => options.log.warn({ err: err.message }, 'a PostgreSQL connection broke; it will be replaced'))

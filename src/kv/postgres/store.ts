@@ -29,6 +29,9 @@ export interface PostgresStoreOptions {
   log?: StoreLog
   /** connections in the pool (LISTEN takes one more) */
   max?: number
+  /** lock and statement timeouts (connect.ts has the defaults) */
+  lockTimeoutMs?: number
+  statementTimeoutMs?: number
 }
 
 /** How often released and abandoned blobs are swept while the store is open. */
@@ -42,7 +45,7 @@ const PING_TIMEOUT_MS = 2000
  */
 export async function openPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
   const log = options.log ?? silentLog
-  const pool = connect(url, { max: options.max, log })
+  const pool = connect(url, { max: options.max, log, lockTimeoutMs: options.lockTimeoutMs, statementTimeoutMs: options.statementTimeoutMs })
   const notifications = new Notifications(url, log)
   try {
     const { rows } = await pool.query<{ server_encoding: string }>('SHOW server_encoding')
