@@ -16,10 +16,15 @@ import { disorder, eventLine } from './helpers/event-checks.js'
 const fast = { baseMs: 50, maxMs: 500 }
 
 /** The next `n` events, leaving the follower open. */
-async function take(f: Follower, n: number): Promise<FollowEvent[]> {
+async function take(f: Follower, n: number, ms = 30_000): Promise<FollowEvent[]> {
   const out: FollowEvent[] = []
+  const deadline = Date.now() + ms
   while (out.length < n) {
-    const r = await f.next()
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`only ${out.length} of ${n} events within ${ms} ms`)), Math.max(0, deadline - Date.now()))
+    })
+    const r = await Promise.race([f.next(), late]).finally(() => clearTimeout(timer))
     if (r.done) throw new Error(`the follower ended after ${out.length} of ${n} events`)
     out.push(r.value)
   }

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { until } from './helpers/until.js'
 import { randomKeypair } from '../src/auth/keys.js'
 import { HomeserverClient } from '../src/client/homeserver.js'
 import type { ChildServer } from './helpers/child-server.js'
@@ -38,10 +39,10 @@ if (await requirePostgres(t)) {
         }
       })()
     const writers = [writer(onA, 'a0'), writer(onA, 'a1'), writer(onB, 'b0'), writer(onB, 'b1')]
-    while (acked.size < 150) await new Promise((r) => setTimeout(r, 10))
+    await until(() => acked.size >= 150, '150 acknowledged writes', 60_000, () => acked.size)
     await a.kill()
     const before = acked.size
-    while (acked.size < before + 50) await new Promise((r) => setTimeout(r, 10))
+    await until(() => acked.size >= before + 50, `50 more acknowledged writes after ${before}`, 60_000, () => acked.size)
     stop = true
     await Promise.all(writers)
 
