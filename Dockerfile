@@ -18,7 +18,8 @@ WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 RUN npm ci
 COPY src ./src
-RUN npx tsc -p tsconfig.build.json && npm run build:viewer
+COPY scripts/finish-build.mjs ./scripts/
+RUN npx tsc -p tsconfig.build.json && npm run build:finish
 
 # 2. Production dependencies only (LevelDB's native module comes prebuilt for this image's libc).
 FROM ${NODE_IMAGE} AS deps

@@ -1,6 +1,6 @@
 // `npm start`'s first step: builds dist/ with tsc only when it is missing or older than a
 // source file, so a start after the first is immediate. `npm run build` always builds.
-import { cpSync, existsSync, readdirSync, statSync } from 'node:fs'
+import { existsSync, readdirSync, statSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
@@ -26,5 +26,5 @@ if (reason !== undefined) {
     process.stderr.write('hearth: the build failed; see the errors above (`npm ci` first on a fresh clone)\n')
     process.exit(1)
   }
-  if (existsSync('src/viewer/static')) cpSync('src/viewer/static', 'dist/src/viewer/static', { recursive: true })
+  await import('./finish-build.mjs')
 }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
@@ -104,9 +104,11 @@ t.test('docker-compose.yml: Hearth with /readyz, and a monitoring profile of off
 t.test("the Dockerfile builds what the package ships, the viewer's static files too", async (t) => {
   const docker = read('Dockerfile')
   const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> }
-  t.match(docker, /RUN npx tsc -p tsconfig\.build\.json && npm run build:viewer/, 'the same two steps as prepack')
-  t.match(pkg.scripts.prepack!, /tsc -p tsconfig\.build\.json && npm run build:viewer$/)
+  t.match(docker, /RUN npx tsc -p tsconfig\.build\.json && npm run build:finish/, 'the same two steps as prepack')
+  t.match(pkg.scripts.prepack!, /tsc -p tsconfig\.build\.json && npm run build:finish$/)
   t.match(docker, /COPY src \.\/src/, 'with src/, where the viewer\'s static files are')
+  // the build a link points at keeps its bin runnable (npm pack's prepack rebuilds dist/)
+  t.ok(statSync(fileURLToPath(new URL('../src/cli/index.js', import.meta.url))).mode & 0o100, 'the built CLI is executable')
 })
 
 t.test('the Dockerfile health check asks /readyz', async (t) => {

@@ -106,7 +106,7 @@ t.test('npm start builds only when dist/ is missing or older than the sources', 
   const dir = tempDir(t, 'hearth-start-')
   mkdirSync(join(dir, 'scripts'))
   mkdirSync(join(dir, 'src/cli'), { recursive: true })
-  writeFileSync(join(dir, 'scripts/build-if-stale.mjs'), readFileSync(join(ROOT, 'scripts/build-if-stale.mjs')))
+  for (const f of ['build-if-stale.mjs', 'finish-build.mjs']) writeFileSync(join(dir, 'scripts', f), readFileSync(join(ROOT, 'scripts', f)))
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
   writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { outDir: 'dist', rootDir: '.', module: 'nodenext', types: [] } }))
   writeFileSync(join(dir, 'tsconfig.build.json'), JSON.stringify({ extends: './tsconfig.json', include: ['src'] }))
@@ -116,6 +116,7 @@ t.test('npm start builds only when dist/ is missing or older than the sources', 
 
   t.match((await prestart()).stderr, /dist\/ is missing: building it/, 'a fresh clone: built once, and says so')
   t.equal(readFileSync(built, 'utf8').includes('one = 1'), true)
+  t.ok(statSync(built).mode & 0o100, 'its bin is executable, as a linked `hearth` needs')
   const first = statSync(built).mtimeMs
   t.equal((await prestart()).stderr, '', 'built and unchanged: nothing to do')
   t.equal(statSync(built).mtimeMs, first, 'dist/ untouched')
