@@ -1,3 +1,4 @@
+import { listenFailed } from './listen-failed.js'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import cors from '@fastify/cors'
 import rateLimit from '@fastify/rate-limit'
@@ -100,11 +101,12 @@ export async function listen(
     await ctx.close()
   }
   try {
-    await app.listen({ port: config.port, host: config.host })
+    await app.listen({ port: config.port, host: config.host }).catch(listenFailed(config.host, config.port, 'PORT'))
     const addr = app.server.address()
     const port = typeof addr === 'object' && addr ? addr.port : config.port
     if (config.metricsPort !== undefined) {
       metrics = await listenMetrics(ctx.metrics, config.host, config.metricsPort, (err) => ctx.log.error({ err }, 'collecting the metrics failed'))
+        .catch(listenFailed(config.host, config.metricsPort, 'METRICS_PORT'))
     }
     await started(port)
     const host = config.host.includes(':') ? `[${config.host}]` : config.host
@@ -122,3 +124,4 @@ export async function listen(
     throw err
   }
 }
+

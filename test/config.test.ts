@@ -1,6 +1,6 @@
 import t from 'tap'
 import http from 'node:http'
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { tempDir } from './helpers/server.js'
 import { ChildServer } from './helpers/child-server.js'
@@ -55,6 +55,9 @@ t.test('bad settings stop start-up with exit status 2 and one line naming the se
     ['MAX_STREAMS_PER_IP=0', { MAX_STREAMS_PER_IP: '0' }, [], 'MAX_STREAMS_PER_IP'],
     ['KEEPALIVE_MS=fast', { KEEPALIVE_MS: 'fast' }, [], 'KEEPALIVE_MS'],
     ['an unknown flag', {}, ['--prot', '1'], '--prot'],
+    ['PKARR_RELAYS=not-a-url', { PKARR_RELAYS: 'not-a-url' }, [], 'PKARR_RELAYS'],
+    ['--host 999.1.1.1', {}, ['--host', '999.1.1.1'], '--host'],
+    ['HOST does not resolve', { HOST: 'no-such-host.invalid' }, [], 'HOST'],
   ]
   // Two at a time: a start-up is mostly module loading, and a crowd of them on two cores
   // could outlast the kill timer of `run` on a busy machine.
@@ -186,6 +189,31 @@ t.test('METRICS_PORT and --metrics-port: off by default, a port, never the API p
   const bad = await run(['serve', '--metrics-port', 'abc', '--data', tempDir(t)])
   t.equal(bad.code, 2, 'a bad value stops start-up with status 2')
   t.match(bad.stderr, /invalid setting --metrics-port: /, 'naming the setting as it was given')
+})
+
+t.test('a busy port stops start-up with one line naming it, and a failed start leaves no data folder behind', async (t) => {
+  const busy = http.createServer()
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => busy.close(() => resolve())))
+  const port = String((busy.address() as { port: number }).port)
+  const data = join(tempDir(t), 'fresh')
+  for (const [what, args, env, setting] of [
+    ['--port taken', ['--port', port], {}, '(PORT, --port)'],
+    ['PORT taken', [], { PORT: port }, '(PORT, --port)'],
+    ['METRICS_PORT taken', [], { METRICS_PORT: port }, '(METRICS_PORT, --metrics-port)'],
+  ] as const) {
+    const res = await run(['serve', '--data', data, ...args], env)
+    t.equal(res.code, 2, `${what}: exit status 2`)
+    const lines = res.stderr.split('\n').filter((l) => l !== '')
+    t.equal(lines.length, 1, `${what}: one line (${JSON.stringify(res.stderr)})`)
+    t.ok(lines[0]?.endsWith(setting), `${what}: names ${setting} (${lines[0]})`)
+    t.notOk(existsSync(data), `${what}: the data folder it made is gone again, key and all`)
+  }
+  // with a database, no data folder is made at all
+  const cwd = tempDir(t)
+  const res = await runCli(['serve', '--database', 'postgres://127.0.0.1:1/x'], { cwd, env: { PORT: '0', LOG_LEVEL: 'silent' } })
+  t.equal(res.code, 2)
+  t.same(readdirSync(cwd), [], 'a start with --database that fails leaves the folder it ran in empty')
 })
 
 t.test('DATABASE_URL: a database that cannot be reached stops start-up with one line naming it, status 2', async (t) => {

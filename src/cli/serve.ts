@@ -1,8 +1,9 @@
-import { access, constants, mkdir, stat } from 'node:fs/promises'
+import { access, constants, mkdir, rm, stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { buildConfig, type Config } from '../config/config.js'
 import { ConfigError, FLAGS, LIST_FLAGS, readEnv, readFlags, type RawConfig } from '../config/env.js'
 import { startServer } from '../server.js'
+import { ListenFailed } from '../listen-failed.js'
 import type { Context } from '../context.js'
 import { StorageUnavailable } from '../kv/open.js'
 
@@ -20,7 +21,11 @@ export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv, default
     fromFlags = Object.keys(flags)
     if (rest.length > 0) throw new ConfigError(rest[0]!, 'unknown argument')
     const config = buildConfig({ ...defaults, ...readEnv(env), ...flags })
+    // with a database, nothing lives in the data folder: none is made
+    if (config.databaseUrl !== undefined) return config
+    const existed = await stat(config.dataDir).then(() => true, () => false)
     await mkdir(config.dataDir, { recursive: true }).catch(() => {})
+    if (!existed) madeDataDir.add(config)
     // access() alone would pass a writable regular file, which then fails start-up later.
     const isDir = await stat(config.dataDir).then((s) => s.isDirectory(), () => false)
     if (!isDir) throw new ConfigError('DATA_DIR', `${config.dataDir} is not a folder and cannot be made one`)
@@ -34,6 +39,12 @@ export async function loadConfig(argv: string[], env: NodeJS.ProcessEnv, default
     process.exit(2)
   }
 }
+
+/** Configs whose data folder this start made: a failed start removes it again. */
+const madeDataDir = new WeakSet<object>()
+
+/** How each setting a listener fails on is given as a flag. */
+const LISTEN_FLAGS: Record<string, string> = { PORT: '--port', HOST: '--host', METRICS_PORT: '--metrics-port' }
 
 /** A bad value is named the way the user gave it: `--port` when it came from the flag. */
 function asGiven(err: ConfigError, fromFlags: string[]): ConfigError {
@@ -59,6 +70,13 @@ export async function startOrExit<S>(config: Readonly<Config>, start: (config: R
   try {
     return await start(config)
   } catch (err) {
+    // a failed start leaves nothing behind: not the folder it made, nor a key written into it
+    if (madeDataDir.has(config)) await rm(config.dataDir, { recursive: true, force: true }).catch(() => {})
+    if (err instanceof ListenFailed) {
+      const flag = LISTEN_FLAGS[err.setting]
+      process.stderr.write(`hearth: ${err.message} (${err.setting}${flag === undefined ? '' : `, ${flag}`})\n`)
+      process.exit(2)
+    }
     if (err instanceof StorageUnavailable) {
       process.stderr.write(`hearth: ${err.message} (DATABASE_URL, --database)\n`)
       process.exit(2)

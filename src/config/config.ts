@@ -48,6 +48,9 @@ const upstream = z.string().refine(
   'expected http(s)://host[:port] or a homeserver key (52 characters of z-base-32)',
 ).transform((s) => (Z32_KEY.test(s) ? s : new URL(s).origin))
 
+/** An http(s) URL, as a pkarr relay is named. */
+const httpUrl = z.string().refine((s) => /^https?:\/\/[^\s/?#]+/i.test(s) && URL.canParse(s), 'expected http(s) URLs, comma-separated')
+
 const list = (item: z.ZodType<string, string>) =>
   z.string().transform((s) => s.split(',').map((v) => v.trim()).filter(Boolean)).pipe(z.array(item))
 
@@ -69,7 +72,7 @@ const schema = z.object({
   HOMESERVER_SECRET_KEY: z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected 64 hex characters').optional(),
   TESTNET: z.enum(['1', 'true', '0', 'false']).default('0').transform((v) => v === '1' || v === 'true'),
   PKARR_RELAY_PORT: int(0, 65535).default(15411),
-  PKARR_RELAYS: z.string().optional().transform((s) => (s ? s.split(',').map((u) => u.trim()).filter(Boolean) : [])),
+  PKARR_RELAYS: list(httpUrl).default([]),
   PUBLIC_HOST: z.string().min(1).optional(),
   MAX_BODY: size.default(100 * 1024 ** 2),
   USER_QUOTA: size.default(1024 ** 3),

@@ -1,5 +1,6 @@
 import type { Config } from '../config/config.js'
 import type { Context } from '../context.js'
+import { listenFailed } from '../listen-failed.js'
 import { createRelay } from './relay.js'
 import { startPublisher } from './publisher.js'
 
@@ -17,7 +18,7 @@ export async function startPkarr(ctx: Context, config: Readonly<Config>, httpPor
   let relays = config.pkarrRelays
   if (config.testnet) {
     const relay = createRelay({ maxEntries: 10_000 })
-    await relay.listen({ port: config.relayPort, host: config.host })
+    await relay.listen({ port: config.relayPort, host: config.host }).catch(listenFailed(config.host, config.relayPort, 'PKARR_RELAY_PORT'))
     ctx.onStop(() => relay.close())
     const addr = relay.server.address()
     const port = typeof addr === 'object' && addr ? addr.port : config.relayPort
