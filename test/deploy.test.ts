@@ -10,6 +10,7 @@ import { Scrape } from './helpers/prometheus.js'
 // and the dashboard are checked as documents, against each other and against a real scrape.
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const LOCAL = '${HEARTH_BIND:-127.0.0.1}:'
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8')
 // merge keys (`<<: *anchor`) as Compose reads them
 const yaml = (path: string) => parse(read(path), { merge: true }) as any
@@ -31,6 +32,11 @@ t.test('docker-compose.yml: Hearth with /readyz, and a monitoring profile of off
   t.ok(metricsPort > 0, 'the metrics listener is on')
   t.notOk((hearth.ports as string[]).some((p) => p.split(':').at(-1) === String(metricsPort)), 'and its port is not published')
   t.equal(hearth.profiles, undefined, 'hearth runs without a profile')
+  // open sign-up is safe by default only because nobody else can reach it
+  for (const [name, service] of Object.entries(compose.services as Record<string, { image?: string; ports?: string[] }>)) {
+    if (!service.image?.startsWith('hearth')) continue
+    for (const port of service.ports ?? []) t.ok(port.startsWith(LOCAL), `${name}: published on localhost unless HEARTH_BIND says otherwise (${port})`)
+  }
 
   t.match(prometheus.image, /^prom\/prometheus:v\d+\.\d+\.\d+$/, 'Prometheus: the official image, pinned')
   t.match(grafana.image, /^grafana\/grafana:\d+\.\d+\.\d+$/, 'Grafana: the official image, pinned')
@@ -64,7 +70,7 @@ t.test('docker-compose.yml: Hearth with /readyz, and a monitoring profile of off
   t.same(relay.command, ['relay'])
   t.equal(relay.image, hearth.image, 'the same image')
   t.match(relay.environment.RELAY_UPSTREAMS, /http:\/\/hearth:6286/, 'it follows the hearth service by default')
-  t.equal(relay.ports[0], `${relay.environment.PORT}:${relay.environment.PORT}`, 'on its own port')
+  t.equal(relay.ports[0], `${LOCAL}${relay.environment.PORT}:${relay.environment.PORT}`, 'on its own port')
   t.match(relay.healthcheck.test.join(' '), new RegExp(`127\\.0\\.0\\.1:${relay.environment.PORT}/readyz`), 'its health check asks its /readyz')
   t.equal(relay.depends_on.hearth.condition, 'service_healthy')
 
