@@ -1,5 +1,6 @@
 import t from 'tap'
 import { EventFrames } from '../src/feed/frames.js'
+import { EVENTS_STREAM, SUBSCRIBE } from '../src/feed/wire.js'
 import { LogPages, PAGE, READ_RESERVE, type Lease } from '../src/feed/pages.js'
 import { startTestServer, newUser } from './helpers/server.js'
 import { writeMany } from './helpers/feed.js'
@@ -35,7 +36,7 @@ t.test('the page pool keeps events and frames within its byte budget', async (t)
         const events = await lease.page.events
         for (const [i, ev] of events.entries()) {
           if (ev.seq <= cursors[r]!) continue
-          if (lease.page.frameAt(i, ev, 'subscribe', reader).toString() !== new EventFrames(ev).subscribeText) wrong++
+          if (lease.page.frameAt(i, ev, SUBSCRIBE, reader).toString() !== new EventFrames(ev).subscribeText) wrong++
           if (pages.stats().bytes > BUDGET) overBudget++
           cursors[r] = ev.seq
         }
@@ -84,7 +85,7 @@ t.test('the page pool keeps events and frames within its byte budget', async (t)
     const frames = await Promise.all(readers.map(async (reader) => {
       const lease = await shared.lease({}, 0)
       const events = await lease.page.events
-      const mine = events.map((ev, i) => lease.page.frameAt(i, ev, 'events-stream', reader))
+      const mine = events.map((ev, i) => lease.page.frameAt(i, ev, EVENTS_STREAM, reader))
       lease.release()
       return mine
     }))

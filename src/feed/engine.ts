@@ -2,12 +2,13 @@ import type { HearthEvent } from '../events/event.js'
 import type { EventLog } from '../events/log.js'
 import type { Filter } from '../subscriptions/filter.js'
 import { SubscriptionTables } from '../subscriptions/tables.js'
-import { KEEPALIVE_FRAME, RETRY_FRAME, UPSTREAM_KEEPALIVE_FRAME, framesOf } from './frames.js'
+import { framesOf } from './frames.js'
 import { LogPages } from './pages.js'
 import { ReplayWindow } from './replay-window.js'
 import { replayReverse, type ReverseSpec } from './reverse.js'
 import { SseStream } from './sse.js'
-import { Subscriber, type Protocol, type SubscriberSpec } from './subscriber.js'
+import { Subscriber, type SubscriberSpec } from './subscriber.js'
+import { EVENTS_STREAM, type Protocol } from './wire.js'
 import { NO_OBSERVER, type FeedObserver, type FeedStats, type Phase } from './observer.js'
 import type { ServerResponse } from 'node:http'
 
@@ -67,11 +68,11 @@ export class FeedEngine {
     }
     let unsentBytes = 0
     for (const sub of this.#subs) {
-      count(sub.spec.protocol, sub.phase)
+      count(sub.spec.wire.protocol, sub.phase)
       unsentBytes += sub.stream.buffered
     }
     for (const stream of this.#reverse) {
-      count('events-stream', 'replay')
+      count(EVENTS_STREAM.protocol, 'replay')
       unsentBytes += stream.buffered
     }
     return { streams: [...counts.values()], unsentBytes, pages: this.#pages.stats() }
@@ -80,7 +81,7 @@ export class FeedEngine {
   /** Starts a stream on `res`: headers now, then replay (if any), then live. */
   open(res: ServerResponse, opts: OpenOptions): Subscriber {
     const stream = new SseStream(res, opts.headers)
-    if (opts.protocol === 'subscribe') stream.write(RETRY_FRAME)
+    if (opts.wire.opening !== undefined) stream.write(opts.wire.opening)
     const sub = new Subscriber(opts, stream, this.#log, { pages: this.#pages, window: this.#window }, (s) => this.#forget(s), this.#observer)
     if (this.#stopped) sub.finish()
     if (sub.done) return sub // the client left before its stream started
@@ -128,8 +129,7 @@ export class FeedEngine {
   /** One commit's events: each subscriber's frames of the group go out in one write. */
   #announce(events: readonly HearthEvent[]): void {
     const written = new Set<Subscriber>()
-    let subscribe = 0
-    let eventsStream = 0
+    const delivered = new Map<Protocol, number>()
     for (const ev of events) {
       const subs = this.#tables.match(ev)
       if (subs.size === 0) continue
@@ -137,19 +137,16 @@ export class FeedEngine {
       for (const sub of subs) {
         if (!sub.push(ev, frames)) continue
         written.add(sub)
-        if (sub.spec.protocol === 'subscribe') subscribe++
-        else eventsStream++
+        const protocol = sub.spec.wire.protocol
+        delivered.set(protocol, (delivered.get(protocol) ?? 0) + 1)
       }
     }
     for (const sub of written) sub.stream.uncork()
-    if (subscribe > 0) this.#observer.delivered('subscribe', 'live', subscribe)
-    if (eventsStream > 0) this.#observer.delivered('events-stream', 'live', eventsStream)
+    for (const [protocol, n] of delivered) this.#observer.delivered(protocol, 'live', n)
   }
 
   #keepalive(): void {
-    for (const sub of this.#subs) {
-      sub.keepalive(sub.spec.protocol === 'subscribe' ? KEEPALIVE_FRAME : UPSTREAM_KEEPALIVE_FRAME)
-    }
+    for (const sub of this.#subs) sub.keepalive()
   }
 
   #forget(sub: Subscriber): void {

@@ -1,5 +1,5 @@
 import type { PageStats } from './pages.js'
-import type { Protocol } from './subscriber.js'
+import type { Protocol } from './wire.js'
 
 /** Where a stream stands: reading the log, pushed to live, or catching up after falling behind. */
 export type Phase = 'replay' | 'live' | 'catching_up'

@@ -2,7 +2,7 @@ import type { HearthEvent } from '../events/event.js'
 import type { EventLog } from '../events/log.js'
 import { MAX_PATH_BYTES } from '../paths.js'
 import { EventFrames } from './frames.js'
-import type { Protocol } from './subscriber.js'
+import type { WireFormat } from './wire.js'
 
 /** Events read from the log per page of a replay or catch-up. */
 export const PAGE = 256
@@ -39,18 +39,6 @@ export function frameBytes(frame: Buffer): number {
   return BUFFER_OVERHEAD + frame.length
 }
 
-/** The frame of `ev` for `protocol`, encoded now, as text a reader joins to its own batch. */
-function encode(ev: HearthEvent, protocol: Protocol): string {
-  const frames = new EventFrames(ev)
-  return protocol === 'subscribe' ? frames.subscribeText : frames.eventsStreamText
-}
-
-/** The same frame as the bytes every reader of a page writes as they are. */
-function encodeShared(ev: HearthEvent, protocol: Protocol): Buffer {
-  const frames = new EventFrames(ev)
-  return protocol === 'subscribe' ? frames.subscribe : frames.eventsStream
-}
-
 /**
  * Where a page reads: the whole log (no user), or one user's index — all of it, or only the
  * events whose path starts with `under`, so that a stream that may not see the rest never
@@ -84,8 +72,8 @@ export class Page {
   bytes = READ_RESERVE
   /** the part of `bytes` that is kept frames, which can be let go without losing the page */
   frameBytes = 0
-  /** frames kept for the readers that share this page, per protocol, encoded when first asked */
-  #frames: Record<Protocol, Buffer[]> = { subscribe: [], 'events-stream': [] }
+  /** frames kept for the readers that share this page, per wire format, encoded when first asked */
+  #frames = new Map<WireFormat, Buffer[]>()
   readonly #room: (page: Page, bytes: number) => boolean
   /** the first reader to encode from this page */
   #first: object | undefined
@@ -105,7 +93,7 @@ export class Page {
   }
 
   /**
-   * The `protocol` frame of `ev`, the page's `i`th event, for `reader`: encoded once for every
+   * The `wire` frame of `ev`, the page's `i`th event, for `reader`: encoded once for every
    * reader of the page, and kept with it once a second reader comes, if the pool has room for
    * it (if not, each reader encodes its own). A page one stream reads alone keeps
    * none: kept frames outlive the young generation, and a lone replay ran about a quarter
@@ -113,16 +101,16 @@ export class Page {
    * reading one page then hold its bytes once between them, in their sockets too, where text
    * would be copied into each stream's batch and again into each socket's.
    */
-  frameAt(i: number, ev: HearthEvent, protocol: Protocol, reader: object): string | Buffer {
+  frameAt(i: number, ev: HearthEvent, wire: WireFormat, reader: object): string | Buffer {
     if (!this.#shared) {
       this.#first ??= reader
-      if (this.#first === reader) return encode(ev, protocol)
+      if (this.#first === reader) return wire.text(new EventFrames(ev))
       this.#shared = true
     }
-    const kept = this.#frames[protocol]
+    const kept = this.#frames.get(wire) ?? this.#frames.set(wire, []).get(wire)!
     const known = kept[i]
     if (known !== undefined) return known
-    const frame = encodeShared(ev, protocol)
+    const frame = wire.bytes(new EventFrames(ev))
     if (this.#room(this, frameBytes(frame))) {
       kept[i] = frame
       this.frameBytes += frameBytes(frame)
@@ -133,7 +121,7 @@ export class Page {
   /** Lets the kept frames go; returns the bytes they counted. Readers encode them again if asked. */
   dropFrames(): number {
     const freed = this.frameBytes
-    this.#frames = { subscribe: [], 'events-stream': [] }
+    this.#frames = new Map()
     this.frameBytes = 0
     this.bytes -= freed
     return freed

@@ -1,6 +1,7 @@
 import type { HearthEvent } from '../events/event.js'
 import type { EventLog } from '../events/log.js'
 import { EventFrames } from './frames.js'
+import { EVENTS_STREAM } from './wire.js'
 import type { SseStream } from './sse.js'
 import { PAGE } from './pages.js'
 import type { FeedObserver } from './observer.js'
@@ -27,7 +28,7 @@ export async function replayReverse(log: EventLog, stream: SseStream, spec: Reve
   let events = 0
   const flush = () => {
     if (batch !== '') stream.write(batch)
-    if (events > 0) observer.delivered('events-stream', 'replay', events)
+    if (events > 0) observer.delivered(EVENTS_STREAM.protocol, 'replay', events)
     batch = ''
     bytes = 0
     events = 0
@@ -42,7 +43,7 @@ export async function replayReverse(log: EventLog, stream: SseStream, spec: Reve
         await stream.drained()
       }
       if (stream.closed) return
-      const frame = new EventFrames(ev).eventsStreamText
+      const frame = EVENTS_STREAM.text(new EventFrames(ev))
       batch += frame
       bytes += Buffer.byteLength(frame)
       events++

@@ -1,16 +1,16 @@
 import type { HearthEvent } from '../events/event.js'
 import type { EventLog } from '../events/log.js'
-import { idFrame, resetFrame, type EventFrames } from './frames.js'
+import type { EventFrames } from './frames.js'
+import type { WireFormat } from './wire.js'
 import type { Lease, LogPages, Source } from './pages.js'
 import type { ReplayWindow } from './replay-window.js'
 import { WRITE_OVERHEAD, type SseStream } from './sse.js'
 import type { FeedObserver, Phase } from './observer.js'
 import { readsUnder, type CanSee } from './visibility.js'
 
-export type Protocol = 'subscribe' | 'events-stream'
-
 export interface SubscriberSpec {
-  protocol: Protocol
+  /** how this stream's events and signals are framed */
+  wire: WireFormat
   /** exclusive: every matching event with seq > after is sent */
   after: number
   /** false: end the stream once caught up */
@@ -157,7 +157,7 @@ export class Subscriber {
               stopped = true // the rest waits for the socket, and is read again after
               break
             }
-            this.#send(page.frameAt(i, ev, this.spec.protocol, this), ev)
+            this.#send(page.frameAt(i, ev, this.spec.wire, this), ev)
             if (this.#done) return
           }
           this.cursor = ev.seq
@@ -199,24 +199,24 @@ export class Subscriber {
       // Phase 4: drop out of live; the log still has this event and the catch-up reads it.
       this.live = false
       this.catchUps++
-      this.#observer.fellBehind(this.spec.protocol)
+      this.#observer.fellBehind(this.spec.wire.protocol)
       void this.stream.drained().then(() => this.replay()).catch(() => this.finish())
       return false
     }
     this.stream.cork()
-    this.stream.write(this.spec.protocol === 'subscribe' ? frames.subscribe : frames.eventsStream)
+    this.stream.write(this.spec.wire.bytes(frames))
     this.#counted(ev)
     this.cursor = this.#mark = ev.seq
     return true
   }
 
   /** Live streams have dealt with everything up to the head: say so on keepalive. */
-  keepalive(frame: Buffer): void {
+  keepalive(): void {
     if (this.#done || !this.live || this.stream.backedUp) return
     this.cursor = this.#mark = Math.max(this.cursor, this.#log.head)
     this.#markProgress()
     this.#flush()
-    this.stream.write(frame)
+    this.stream.write(this.spec.wire.keepalive)
   }
 
   finish(): void {
@@ -244,7 +244,8 @@ export class Subscriber {
   /** Pruning overtook the cursor: continue from the floor and say so. */
   #skipPruned(floor: number): void {
     if (this.cursor + 1 >= floor) return
-    if (this.spec.protocol === 'subscribe') this.#queue(resetFrame(this.cursor, floor))
+    const reset = this.spec.wire.reset(this.cursor, floor)
+    if (reset !== undefined) this.#queue(reset)
     this.cursor = floor - 1
     this.#mark = Math.max(this.#mark, this.cursor)
     this.#idSent = Math.max(this.#idSent, this.cursor)
@@ -252,8 +253,10 @@ export class Subscriber {
 
   /** An id-only frame, so a reconnect skips what was scanned without matching. */
   #markProgress(): void {
-    if (this.spec.protocol !== 'subscribe' || this.#mark <= this.#idSent || this.#full()) return
-    this.#queue(idFrame(this.#mark))
+    if (this.#mark <= this.#idSent || this.#full()) return
+    const mark = this.spec.wire.mark(this.#mark)
+    if (mark === undefined) return
+    this.#queue(mark)
     this.#idSent = this.#mark
   }
 
@@ -285,7 +288,7 @@ export class Subscriber {
     if (this.#batchBytes === 0) return
     for (const part of this.#parts) this.stream.write(part)
     if (this.#text !== '') this.stream.write(this.#text)
-    if (this.#batchEvents > 0 && !this.stream.closed) this.#observer.delivered(this.spec.protocol, 'replay', this.#batchEvents)
+    if (this.#batchEvents > 0 && !this.stream.closed) this.#observer.delivered(this.spec.wire.protocol, 'replay', this.#batchEvents)
     this.#parts.length = 0
     this.#text = ''
     this.#batchBytes = 0

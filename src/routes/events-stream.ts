@@ -10,6 +10,7 @@ import { covers } from '../auth/capabilities.js'
 import { publicOnly, visibility } from '../feed/visibility.js'
 import { queryString } from './user.js'
 import { openStream } from './stream.js'
+import { EVENTS_STREAM } from '../feed/wire.js'
 import { markStream, noteUser } from './observe.js'
 import { sse, type RouteDoc } from '../openapi/route-doc.js'
 import { z } from 'zod'
@@ -72,7 +73,7 @@ async function eventsStream(ctx: Context, req: FastifyRequest, reply: FastifyRep
   let after = head
   for (const c of cursors.values()) after = Math.min(after, c === undefined ? 0 : Number(c > BigInt(head) ? BigInt(head) : c))
   openStream(ctx, req, reply, {
-    protocol: 'events-stream', after: Math.max(after, ctx.events.floor - 1), live: query.live, limit: query.limit,
+    wire: EVENTS_STREAM, after: Math.max(after, ctx.events.floor - 1), live: query.live, limit: query.limit,
     onlyUser, canSee, accepts, filters: streamFilters(users, paths),
     session: canSee === publicOnly ? undefined : viewer?.secret,
   })

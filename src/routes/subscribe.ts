@@ -9,6 +9,7 @@ import { publicOnly, visibility } from '../feed/visibility.js'
 import { queryObject } from './user.js'
 import { sse, type RouteDoc } from '../openapi/route-doc.js'
 import { openStream } from './stream.js'
+import { SUBSCRIBE } from '../feed/wire.js'
 
 const query = z.object({
   filter: z.array(z.string()).optional()
@@ -79,7 +80,7 @@ async function subscribe(ctx: Context, req: FastifyRequest, reply: FastifyReply)
   const viewer = onlyUser === undefined ? undefined : await sessionCookie(ctx, req, onlyUser)
   const canSee = visibility(viewer?.session, onlyUser)
   openStream(ctx, req, reply, {
-    protocol: 'subscribe', after, live, limit, onlyUser, filters, canSee,
+    wire: SUBSCRIBE, after, live, limit, onlyUser, filters, canSee,
     session: canSee === publicOnly ? undefined : viewer?.secret,
     accepts: (ev) => filters.some((f) => filterMatches(f, ev)),
     // live events reach this stream only through the tables, which applied the filters
