@@ -104,14 +104,16 @@ export function checkRoot(path: string): void {
 export function storedPathProblem(path: string): string | undefined {
   if (isDirPath(path)) return 'a folder, not a file'
   if (!path.startsWith(PUBLIC_ROOT) && !path.startsWith(PRIVATE_ROOT)) return 'outside /pub/ and /priv/'
+  // a path that came as UTF-8 holds no lone surrogate; one that did could not be written back
+  if (!path.isWellFormed()) return 'a lone surrogate, which no UTF-8 path holds'
   return normalProblem(path)
 }
 
-/** `/priv/` files are their owner's alone: to read (storage) and to follow (src/feed/visibility.ts). */
 /** The two writable roots (SPEC §2). */
 export const PUBLIC_ROOT = '/pub/'
 export const PRIVATE_ROOT = '/priv/'
 
+/** `/priv/` files are their owner's alone: to read (storage) and to follow (src/feed/visibility.ts). */
 export function isPrivatePath(path: string): boolean {
   return path.startsWith(PRIVATE_ROOT)
 }

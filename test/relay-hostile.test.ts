@@ -19,6 +19,10 @@ type Misbehaviour =
   | 'private' // an event for a /priv/ path, which no public feed carries
   | 'key-change' // /info names another homeserver key once the relay has followed it
   | 'redirect' // /subscribe answers 302 to a service behind the relay, which must never be asked
+  | 'lone-surrogate' // a path no UTF-8 request could have named
+  | 'huge-size' // a PUT of 2^53 - 1 bytes
+  | 'future' // a commit time in the year 275760
+  | 'good' // its three events, then an open, quiet stream
 
 const GOOD = 3
 
@@ -94,6 +98,17 @@ class FakeUpstream {
       case 'private':
         res.write(framesOf(this.event(GOOD + 1, '/priv/secret.txt')).subscribeText)
         return
+      case 'lone-surrogate':
+        res.write(framesOf(this.event(GOOD + 1, '/pub/\ud800x')).subscribeText)
+        return
+      case 'huge-size':
+        res.write(framesOf({ ...this.event(GOOD + 1), size: 2 ** 53 - 1 }).subscribeText)
+        return
+      case 'future':
+        res.write(framesOf({ ...this.event(GOOD + 1), ts: 8.64e15 }).subscribeText)
+        return
+      case 'good':
+        return
       case 'key-change':
         // end the stream: the follower's reconnect reads /info again
         res.end()
@@ -102,7 +117,7 @@ class FakeUpstream {
   }
 }
 
-const EXPECTED_FAULT: Record<Misbehaviour, keyof RelayInfo['upstreams'][number]['faults']> = {
+const EXPECTED_FAULT: Record<Exclude<Misbehaviour, 'good'>, keyof RelayInfo['upstreams'][number]['faults']> = {
   'goes-back': 'protocol',
   malformed: 'protocol',
   huge: 'protocol',
@@ -111,12 +126,15 @@ const EXPECTED_FAULT: Record<Misbehaviour, keyof RelayInfo['upstreams'][number][
   private: 'invalid-event',
   'key-change': 'key-changed',
   redirect: 'protocol',
+  'lone-surrogate': 'invalid-event',
+  'huge-size': 'invalid-event',
+  future: 'invalid-event',
 }
 
 t.test('hostile upstreams are dropped, counted and retried; none corrupts the log or holds back the others', async (t) => {
   const hs = await startTestServer(t, { KEEPALIVE_MS: '300' })
   const user = await newUser(hs)
-  const fakes = await Promise.all((Object.keys(EXPECTED_FAULT) as Misbehaviour[]).map((b) => FakeUpstream.start(t, b)))
+  const fakes = await Promise.all((Object.keys(EXPECTED_FAULT) as (keyof typeof EXPECTED_FAULT)[]).map((b) => FakeUpstream.start(t, b)))
   // an internal service the redirecting upstream points at: asked once, it would show its secret
   let internalAsked = 0
   const internal = http.createServer((_req, res) => (internalAsked++, res.writeHead(403).end('INTERNAL-ONLY: db_password=hunter2')))
@@ -132,7 +150,7 @@ t.test('hostile upstreams are dropped, counted and retried; none corrupts the lo
   let info: RelayInfo | undefined
   await until(async () => {
     info = await relayInfo(relay.url)
-    return fakes.every((f, i) => info!.upstreams[i + 1]!.faults[EXPECTED_FAULT[f.behaviour]] >= 2)
+    return fakes.every((f, i) => info!.upstreams[i + 1]!.faults[EXPECTED_FAULT[f.behaviour as keyof typeof EXPECTED_FAULT]] >= 2)
   }, 'every hostile upstream to be dropped and retried at least twice', 60_000, () => info?.upstreams.map((u) => [u.upstream, u.faults, u.lastError]))
   for (const [i, f] of fakes.entries()) {
     const u = info!.upstreams[i + 1]!
@@ -158,4 +176,14 @@ t.test('hostile upstreams are dropped, counted and retried; none corrupts the lo
   t.equal(internalAsked, 0, 'the service a redirect pointed at was never asked')
   const shown = await (await fetch(`${relay.url}/info`)).text()
   t.notMatch(shown, /INTERNAL|password/, "nothing of its answer is in the relay's /info")
+})
+
+t.test("events outside the relay's own filters are not stored, whatever an upstream sends", async (t) => {
+  const fake = await FakeUpstream.start(t, 'good')
+  // the relay asks for another user's folder; this upstream sends its own user's events anyway
+  const relay = await startTestRelay(t, [fake.url], { RELAY_FILTERS: `${fake.other}/pub/only-this/*` })
+  let info: RelayInfo | undefined
+  await until(async () => ((info = await relayInfo(relay.url)).upstreams[0]!.unasked >= GOOD), `${GOOD} unasked events to be counted`, 30_000, () => info?.upstreams[0])
+  t.same(fromHomeserver(await wholeLog(relay.url), fake.key).events, [], 'none of them is in the relay log')
+  t.equal(info!.upstreams[0]!.faults['invalid-event'], 0, 'and the upstream is not dropped for them')
 })

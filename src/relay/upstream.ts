@@ -7,6 +7,7 @@ import { Z32_KEY } from '../shared/keys.js'
 import type { Store } from '../kv/store.js'
 import { HomeserverMismatch, type Attempt, type OriginEvent, type RelayIngest } from './ingest.js'
 import { checkOriginEvent } from './origin-event.js'
+import { filterMatches, parseFilters, type Filter } from '../subscriptions/filter.js'
 import { resolveHomeserver } from './resolve.js'
 
 /** `failed`: the last attempt failed; the next one waits its backoff. */
@@ -74,6 +75,10 @@ export class Upstream {
   #follower: Follower | undefined
   #lastError: string | undefined
   readonly #faults = new Map<UpstreamFault, number>(UPSTREAM_FAULTS.map((f) => [f, 0]))
+  /** the relay's own filters: an event outside them is not stored */
+  readonly #filters: Filter[]
+  /** events an upstream sent that no filter of the relay asked for, dropped */
+  #unasked = 0
   #resets = 0
   #events = 0
   readonly #stop = new AbortController()
@@ -82,6 +87,7 @@ export class Upstream {
   constructor(options: UpstreamOptions) {
     this.spec = options.spec
     this.#opts = options
+    this.#filters = parseFilters(options.filters)
   }
 
   get url(): string | undefined {
@@ -118,6 +124,11 @@ export class Upstream {
   /** events relayed by this process */
   get relayed(): number {
     return this.#events
+  }
+
+  /** events the upstream sent that none of the relay's filters asked for, not stored */
+  get unasked(): number {
+    return this.#unasked
   }
 
   faults(): ReadonlyMap<UpstreamFault, number> {
@@ -246,6 +257,12 @@ export class Upstream {
       for await (const ev of follower) {
         const event = checkOriginEvent(ev, key)
         if (typeof event === 'string') throw new UpstreamError('invalid-event', `${url} sent ${event}`)
+        // what the relay was not asked to follow is not stored, whatever the upstream sends
+        if (!this.#filters.some((f) => filterMatches(f, event))) {
+          this.#unasked++
+          ev.ack()
+          continue
+        }
         waiting++
         inFlight = this.#commit(this.#opts.ingest.add(attempt, event)).then(
           (appended) => this.#committed(ev, event, appended),

@@ -13,6 +13,7 @@ const upstreamBody = z.object({
   state: z.enum(['connecting', 'catching-up', 'live', 'failed']),
   lag: z.number().int().describe("events between the cursor and the upstream's head, as last seen"),
   resets: z.number().int().describe('times the upstream had pruned events the relay had not read yet (since start)'),
+  unasked: z.number().int().describe('events it sent that none of the relay\'s filters asked for, not stored (since start)'),
   faults: z.record(z.enum(UPSTREAM_FAULTS as [string, ...string[]]), z.number().int()).describe('times it was dropped, by reason (since start)'),
   lastError: z.string().nullable(),
 })
@@ -49,6 +50,7 @@ export async function relayInfoRoute(app: FastifyInstance, ctx: Context, relay: 
       state: u.state,
       lag: u.lag,
       resets: u.resets,
+      unasked: u.unasked,
       faults: Object.fromEntries(u.faults()),
       lastError: u.lastError ?? null,
     })),
