@@ -1,10 +1,13 @@
 /** A listener that could not start, with the setting to change: the CLI says it in one line. */
 export class ListenFailed extends Error {
   readonly setting: string
+  /** the system's code for it (EADDRINUSE, ENOTFOUND, …) */
+  readonly code: unknown
   constructor(setting: string, message: string, cause: unknown) {
     super(message, { cause })
     this.name = 'ListenFailed'
     this.setting = setting
+    this.code = (cause as { code?: unknown }).code
   }
 }
 

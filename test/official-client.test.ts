@@ -279,7 +279,7 @@ t.test('a busy relay port stops the start and leaves nothing open', async (t) =>
   t.teardown(() => new Promise((resolve) => holder.close(resolve)))
   const busy = String((holder.address() as AddressInfo).port)
   const dir = tempDir(t)
-  await t.rejects(startTestServer(t, { TESTNET: '1', PKARR_RELAY_PORT: busy, DATA_DIR: dir }), { code: 'EADDRINUSE' })
+  await t.rejects(startTestServer(t, { TESTNET: '1', PKARR_RELAY_PORT: busy, DATA_DIR: dir }), { code: 'EADDRINUSE', setting: 'PKARR_RELAY_PORT' })
   // the failed start released the data folder's lock, so the same folder opens again
   const server = await startTestServer(t, { TESTNET: '1', PKARR_RELAY_PORT: '0', DATA_DIR: dir })
   t.equal((await fetch(`${server.url}/info`)).status, 200)

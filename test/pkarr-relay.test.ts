@@ -228,3 +228,18 @@ t.test('the official client resolves the published homeserver', async (t) => {
   await client.fetch(`https://_pubky.${user.publicKey.z32()}/pub/file.txt`)
   t.same(requests[1], { path: '/pub/file.txt', host: user.publicKey.z32() })
 })
+
+t.test("a flood of packets evicts no pinned key (the homeserver's own, its users'), and PUTs are rate-limited per address", async (t) => {
+  const keys = Array.from({ length: 6 }, secret)
+  const packets = keys.map((k) => homeserverPacket(k, { host: 'localhost', port: 1 }))
+  const own = packets[0]!.z32
+  const relay = createRelay({ maxEntries: 2, putsPerMinute: 5, pinned: async (key) => key === own })
+  const url = await relay.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => relay.close())
+  const statuses: number[] = []
+  for (const p of packets) statuses.push((await put(`${url}/${p.z32}`, p.payload)).status)
+  t.same(statuses, [204, 204, 204, 204, 204, 429], 'the sixth PUT within a minute is refused')
+  t.equal((await fetch(`${url}/${own}`)).status, 200, 'the pinned key outlived four newer packets')
+  t.equal((await fetch(`${url}/${packets[1]!.z32}`)).status, 404, 'an unpinned one did not')
+  t.equal((await fetch(`${url}/${packets[4]!.z32}`)).status, 200, 'the newest stays')
+})

@@ -4,6 +4,7 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
 import cors from '@fastify/cors'
+import rateLimit from '@fastify/rate-limit'
 import { z } from 'zod'
 import { decodePublicKey } from '../auth/keys.js'
 import { MAX_PAYLOAD_BYTES, PacketError, isMoreRecent, parsePayload } from './packet.js'
@@ -20,9 +21,14 @@ interface Entry {
   maxAge: number
 }
 
-/** Packets by key, dropping the least recently updated past `maxEntries`. */
+/**
+ * Packets by key, dropping the least recently updated past `maxEntries`, never a pinned one
+ * (the homeserver's own and its users'): a flood of anonymous packets cannot push out the
+ * records the homeserver's clients need. Pinned keys are bounded by the homeserver's users.
+ */
 export class PacketStore {
   readonly #entries = new Map<string, Entry>()
+  readonly #pinned = new Set<string>()
   readonly #maxEntries: number
 
   constructor(maxEntries: number) {
@@ -37,23 +43,35 @@ export class PacketStore {
     return this.#entries.get(key)
   }
 
+  /** Keeps `key`'s packet from eviction from now on. */
+  pin(key: string): void {
+    this.#pinned.add(key)
+  }
+
   set(key: string, entry: Entry): void {
     // re-inserting moves the key to the end of the Map's order, which is update order
     this.#entries.delete(key)
     this.#entries.set(key, entry)
     for (const oldest of this.#entries.keys()) {
-      if (this.#entries.size <= this.#maxEntries) break
-      this.#entries.delete(oldest)
+      if (this.#entries.size - this.#pinned.size <= this.#maxEntries) break
+      if (!this.#pinned.has(oldest)) this.#entries.delete(oldest)
     }
   }
 }
 
 export interface RelayOptions {
   maxEntries?: number
+  /** packets one address may PUT per minute */
+  putsPerMinute?: number
+  /** whether a key's packet is kept from eviction (asked once per accepted PUT) */
+  pinned?: (key: string) => Promise<boolean>
   logger?: boolean | object
 }
 
-const optionsSchema = z.object({ maxEntries: z.number().int().positive().default(10_000) })
+const optionsSchema = z.object({
+  maxEntries: z.number().int().positive().default(10_000),
+  putsPerMinute: z.number().int().positive().default(600),
+})
 const ifMatch = z.string().trim().regex(/^\d{1,20}$/).transform(BigInt)
 
 function plain(reply: FastifyReply, status: number, message: string): FastifyReply {
@@ -65,7 +83,7 @@ function httpDate(timestamp: bigint): string {
 }
 
 export function createRelay(options: RelayOptions = {}): FastifyInstance & { store: PacketStore } {
-  const { maxEntries } = optionsSchema.parse({ maxEntries: options.maxEntries })
+  const { maxEntries, putsPerMinute } = optionsSchema.parse({ maxEntries: options.maxEntries, putsPerMinute: options.putsPerMinute })
   const store = new PacketStore(maxEntries)
   // clients join the relay URL and the key with a '/', so '//<key>' must route too
   const app = Fastify({ logger: options.logger ?? false, routerOptions: { ignoreDuplicateSlashes: true } })
@@ -76,6 +94,8 @@ export function createRelay(options: RelayOptions = {}): FastifyInstance & { sto
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_PAYLOAD_BYTES }, (_req, body, done) => done(null, body))
 
+  // PUTs only, per address: reads stay free, and one client cannot churn the store
+  app.register(rateLimit, { global: false })
   app.setErrorHandler((error: { statusCode?: number; message: string }, _req, reply) => {
     const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500
     return plain(reply, status, status === 500 ? 'Internal Server Error' : error.message)
@@ -103,7 +123,9 @@ export function createRelay(options: RelayOptions = {}): FastifyInstance & { sto
     return reply.header('content-length', entry.payload.length).send(entry.payload)
   })
 
-  app.put<{ Params: { key: string }; Body: Buffer | undefined }>('/:key', (req, reply) => {
+  const putLimit = { rateLimit: { max: putsPerMinute, timeWindow: 60_000 } }
+  // in a plugin of its own, so the rate limiter (registered above) is loaded when it is added
+  app.register(async (scope) => scope.put<{ Params: { key: string }; Body: Buffer | undefined }>('/:key', { config: putLimit }, async (req, reply) => {
     const key = req.params.key
     const publicKey = decodePublicKey(key)
     if (!publicKey) return plain(reply, 400, 'Invalid public key')
@@ -127,8 +149,9 @@ export function createRelay(options: RelayOptions = {}): FastifyInstance & { sto
     const ttls = packet.message.answers.map((rr) => rr.ttl)
     const maxAge = ttls.length ? Math.min(Math.max(Math.min(...ttls), MIN_TTL), MAX_TTL) : MIN_TTL
     store.set(key, { payload: Buffer.from(body), timestamp: packet.timestamp, dns: packet.dns, maxAge })
+    if (options.pinned !== undefined && (await options.pinned(key).catch(() => false))) store.pin(key)
     return reply.code(204).send()
-  })
+  }))
 
   return Object.assign(app, { store })
 }

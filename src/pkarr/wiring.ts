@@ -17,7 +17,11 @@ export interface PkarrSetup {
 export async function startPkarr(ctx: Context, config: Readonly<Config>, httpPort: number): Promise<PkarrSetup> {
   let relays = config.pkarrRelays
   if (config.testnet) {
-    const relay = createRelay({ maxEntries: 10_000 })
+    // the homeserver's own record and its users' stay, however many others are published
+    const relay = createRelay({
+      maxEntries: 10_000,
+      pinned: async (key) => key === ctx.keypair.z32 || (await ctx.store.user(key)) !== undefined,
+    })
     await relay.listen({ port: config.relayPort, host: config.host }).catch(listenFailed(config.host, config.relayPort, 'PKARR_RELAY_PORT'))
     ctx.onStop(() => relay.close())
     const addr = relay.server.address()
