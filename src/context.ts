@@ -13,7 +13,7 @@ import { SessionStore } from './auth/sessions.js'
 import { SignupTokens } from './auth/signup-tokens.js'
 import { UserStore } from './auth/users.js'
 import { ReplayGuard } from './auth/replay.js'
-import { StreamLimiter } from './feed/ip-limit.js'
+import { Slots } from './slots.js'
 import { Retention } from './events/retention.js'
 import { Metrics } from './metrics/metrics.js'
 import { readiness } from './readiness.js'
@@ -32,7 +32,10 @@ export interface Context {
   feed: FeedEngine
   /** EVENT_RETENTION's pruner, when a policy is set */
   retention?: Retention
-  limiter: StreamLimiter
+  /** open SSE streams per client address */
+  limiter: Slots
+  /** request bodies being read, per user and in total */
+  uploads: Slots
   sessions: SessionStore
   users: UserStore
   signupTokens: SignupTokens
@@ -87,7 +90,8 @@ async function build(config: Readonly<Config>, log: FastifyBaseLogger, store: St
   return {
     config, log, store, events, writer, feed, retention, keypair, sessions,
     files: new FileStore(store),
-    limiter: new StreamLimiter(config.maxStreamsPerIp),
+    limiter: new Slots({ perKey: config.maxStreamsPerIp, what: 'open streams per client' }),
+    uploads: new Slots({ perKey: config.uploadsPerUser, total: config.uploadsTotal, what: 'uploads in progress per user' }),
     users: new UserStore(store),
     signupTokens: new SignupTokens(store),
     replay: new ReplayGuard(store),

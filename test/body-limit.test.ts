@@ -6,6 +6,7 @@ import { newUser, startTestServer } from './helpers/server.js'
 import type { Server } from '../src/server.js'
 import { fileCost } from '../src/events/writer.js'
 import type { HomeserverClient } from '../src/client/homeserver.js'
+import { until } from './helpers/until.js'
 
 /** MAX_BODY (SPEC §1, §3): 413 for bodies past it, without buffering them, and nothing left behind. */
 
@@ -135,4 +136,30 @@ t.test('an unauthenticated large upload is answered 401 without waiting for its 
   const res = await upload(server, stranger, '/pub/x', 50 * MiB, { declared: true })
   t.equal(res.status, 401)
   t.notOk(res.finished, 'the answer came before the client finished sending')
+})
+
+t.test('a body that stalls is cut off with 408, and uploads in progress are bounded per user', async (t) => {
+  const server = await startTestServer(t, { BODY_IDLE_MS: '400', UPLOADS_PER_USER: '2' })
+  const alice = await newUser(server)
+  const { hostname, port } = new URL(server.url)
+  /** A PUT that promises a MiB, sends 10 KB and then nothing; resolves with its answer's status. */
+  const stalled = (path: string) => new Promise<number>((resolve, reject) => {
+    const req = http.request({ host: hostname, port, method: 'PUT', path, headers: { ...alice.headers(), 'content-length': String(MiB) } }, (res) => {
+      res.resume()
+      resolve(res.statusCode!)
+    })
+    req.on('error', reject)
+    req.write(Buffer.alloc(10_000))
+  })
+  const first = stalled('/pub/stall/1')
+  const second = stalled('/pub/stall/2')
+  // both are being read (the server holds their slots) until they stall out
+  const third = await alice.request('PUT', '/pub/stall/3', 'x')
+  const statuses = [await first, await second]
+  t.same(statuses, [408, 408], 'each stalled body is cut off with 408')
+  t.ok(third.status === 429 || third.status === 201, `a third upload of the same user meanwhile: ${third.status}`)
+  // the slots come back as the cut-off bodies end, just after their answers
+  await until(async () => (await alice.request('PUT', '/pub/after', 'x')).status === 201, 'a PUT to be taken once the stalled uploads are gone')
+  t.pass('their slots are free again')
+  for (const p of ['/pub/stall/1', '/pub/stall/2']) t.equal((await alice.request('GET', p)).status, 404, `${p} was not stored`)
 })

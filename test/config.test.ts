@@ -65,8 +65,10 @@ t.test('bad settings stop start-up with exit status 2 and one line naming the se
   await Promise.all([0, 1].map(async () => {
     for (let c = queue.shift(); c !== undefined; c = queue.shift()) await check(c)
   }))
-  async function check([what, env, flags, setting]: (typeof cases)[number]): Promise<void> {
-    const res = await run(['serve', ...flags], { DATA_DIR: join(dir, 'data'), ...env })
+  async function check(c: (typeof cases)[number]): Promise<void> {
+    const [what, env, flags, setting] = c
+    // a folder each: cases that get as far as opening storage run two at a time
+    const res = await run(['serve', ...flags], { DATA_DIR: join(dir, `data-${cases.indexOf(c)}`), ...env })
     t.equal(res.code, 2, `${what}: exit status 2`)
     const lines = res.stderr.split('\n').filter((l) => l !== '')
     t.equal(lines.length, 1, `${what}: one line on stderr (${JSON.stringify(res.stderr)})`)

@@ -82,6 +82,9 @@ const schema = z.object({
   SIGNUP_RATE_LIMIT: int(1, 1_000_000).default(100),
   DATABASE_URL: databaseUrl.optional(),
   SESSION_TTL: duration.optional(),
+  UPLOADS_PER_USER: int(1, 10_000).default(8),
+  UPLOADS_TOTAL: int(1, 100_000).default(64),
+  BODY_IDLE_MS: int(100, 3_600_000).default(30_000),
   METRICS_PORT: int(0, 65535).optional(),
   RELAY_UPSTREAMS: list(upstream).default([]),
   RELAY_FILTERS: list(relayFilter).default(['*']),
@@ -117,6 +120,11 @@ export interface Config {
   databaseUrl?: string
   /** sessions older than this (ms) are signed out; unset keeps them until sign-out */
   sessionTtlMs?: number
+  /** request bodies read at once per user, and in all */
+  uploadsPerUser: number
+  uploadsTotal: number
+  /** a body that sends nothing for this long is cut off with 408 */
+  bodyIdleMs: number
   /** `hearth relay`: what it follows and how */
   relay: RelayConfig
 }
@@ -165,6 +173,9 @@ export function buildConfig(raw: RawConfig, overrides: Partial<Config> = {}): Re
     inlineMax: 64 * 1024,
     databaseUrl: e.DATABASE_URL,
     sessionTtlMs: e.SESSION_TTL,
+    uploadsPerUser: e.UPLOADS_PER_USER,
+    uploadsTotal: e.UPLOADS_TOTAL,
+    bodyIdleMs: e.BODY_IDLE_MS,
     relay: Object.freeze({ upstreams: [...new Set(e.RELAY_UPSTREAMS)], filters: e.RELAY_FILTERS, idleMs: e.RELAY_IDLE_MS, retryMaxMs: e.RELAY_RETRY_MAX_MS }),
     ...overrides,
   })

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream'
 import { fileTypeFromBuffer } from 'file-type'
 import mime from 'mime-types'
-import { fail } from '../errors.js'
+import { HearthError, fail } from '../errors.js'
 import { contentHasher, largeContentHasher, type ContentHasher } from '../shared/content-hash.js'
 import type { BlobStore, BlobUpload } from './store.js'
 
@@ -31,7 +31,27 @@ const WRITE_BYTES = 1024 * 1024
  * held: at most `inlineMax`, or about three WRITE_BYTES for a moment (the write in flight,
  * the bytes gathered since, and their copy into one buffer).
  */
-export async function ingest(body: Readable, path: string, blobs: BlobStore, limits: { maxBody: number; inlineMax: number }): Promise<Ingested> {
+export async function ingest(
+  body: Readable,
+  path: string,
+  blobs: BlobStore,
+  limits: { maxBody: number; inlineMax: number; idleMs?: number; onIdle?: () => void },
+): Promise<Ingested> {
+  // A body that stops sending is cut off, so a stalled upload holds nothing for long. `onIdle`
+  // answers the client (a 408 that closes the connection, which ends the body); without it the
+  // body is ended here.
+  const idle = limits.idleMs === undefined ? undefined : setTimeout(() => {
+    if (limits.onIdle !== undefined) limits.onIdle()
+    else body.destroy(new HearthError('RequestTimeout', `No body bytes for ${limits.idleMs} ms`))
+  }, limits.idleMs)
+  try {
+    return await read(body, path, blobs, limits, idle)
+  } finally {
+    clearTimeout(idle)
+  }
+}
+
+async function read(body: Readable, path: string, blobs: BlobStore, limits: { maxBody: number; inlineMax: number }, idle: NodeJS.Timeout | undefined): Promise<Ingested> {
   // a body kept inline is hashed whole at the end, a larger one as it streams (content-hash.ts)
   let hasher: ContentHasher | undefined
   const held: Uint8Array[] = []
@@ -54,6 +74,7 @@ export async function ingest(body: Readable, path: string, blobs: BlobStore, lim
   }
   try {
     for await (const raw of body) {
+      idle?.refresh()
       const chunk = raw as Uint8Array
       size += chunk.length
       if (size > limits.maxBody) fail('PayloadTooLarge', `Body is larger than ${limits.maxBody} bytes`)
