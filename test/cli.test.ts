@@ -264,6 +264,10 @@ t.test('usage errors: one line, status 2', async (t) => {
     [['signup', '--caps', 'pub:rw'], /--caps/],
     [['keygen', 'extra'], /unexpected argument extra/],
     [['put', '/pub/dir/', '-'], /folder/],
+    [['get', '/pub/a', '--bogus'], /^hearth get: unknown option --bogus \(/],
+    [['ls', '--limit', '5000'], /--limit: expected a number from 1 to 1000, got 5000/],
+    [['tail', '--from', '-1'], /--from: expected .* got -1/],
+    [['tail', '--from'], /--from needs a value/],
   ]
   // independent runs: side by side, to keep the file quick
   const runs = await Promise.all(cases.map(([args]) => hearth(args, { cwd })))
@@ -276,6 +280,12 @@ t.test('usage errors: one line, status 2', async (t) => {
   oneLine(t, badKey, /not a hearth key file/)
   const noKey = await hearth(['ls', '--key', 'missing.key'], { cwd })
   oneLine(t, noKey, /no key file.*hearth keygen/)
+})
+
+t.test('hearth --version prints the package version', async (t) => {
+  const run = await hearth(['--version'], { cwd: tempDir(t) })
+  t.equal(run.code, 0)
+  t.equal(run.stdout, `${(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version}\n`)
 })
 
 t.test('every command has --help', async (t) => {

@@ -35,13 +35,38 @@ export interface Parsed<O extends Options> {
   positionals: string[]
 }
 
+/**
+ * `--from -1`: a value that starts with `-` is still the value of the option before it, as
+ * people write it; parseArgs would take it for an option of its own. Written `--from=-1`.
+ */
+function joinNegatives(argv: string[], options: Options): string[] {
+  const out: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i]!.startsWith('--') ? argv[i]!.slice(2) : undefined
+    const next = argv[i + 1]
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${argv[i]}=${next}`)
+      i++
+    } else out.push(argv[i]!)
+  }
+  return out
+}
+
+/** parseArgs's errors as one short line of our own. */
+function usageLine(err: Error & { code?: string }): string {
+  const option = /'(--?[\w-]+)/.exec(err.message)?.[1]
+  if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${option ?? ''}`.trim()
+  if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return `${option ?? 'an option'} needs a value`
+  return err.message.split('\n')[0]!
+}
+
 /** `node:util` parseArgs in strict mode, with its errors turned into usage errors. */
 export function parseCommand<O extends Options>(argv: string[], options: O, positionals: { min: number; max: number }): Parsed<O> {
   let parsed
   try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true })
+    parsed = parseArgs({ args: joinNegatives(argv, options), allowPositionals: true, strict: true, options })
   } catch (err) {
-    throw new UsageError((err as Error).message.split('\n')[0])
+    throw new UsageError(usageLine(err as Error & { code?: string }))
   }
   const count = parsed.positionals.length
   if (count < positionals.min) throw new UsageError('missing argument')

@@ -96,7 +96,7 @@ export async function ls(argv: string[]): Promise<void> {
   const { values, positionals } = parseCommand(argv, lsFlags, { min: 0, max: 1 })
   const query = new URLSearchParams()
   if (values.limit !== undefined) {
-    if (!/^[1-9]\d{0,3}$/.test(values.limit)) throw new UsageError(`--limit: expected a number from 1 to 1000, got ${values.limit}`)
+    if (!/^[1-9]\d{0,3}$/.test(values.limit) || Number(values.limit) > 1000) throw new UsageError(`--limit: expected a number from 1 to 1000, got ${values.limit}`)
     query.set('limit', values.limit)
   }
   if (values.cursor !== undefined) query.set('cursor', values.cursor)

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFile } from 'node:fs/promises'
 import { UsageError } from './client-options.js'
 
 interface Command {
@@ -43,6 +44,11 @@ async function main(argv: string[]): Promise<void> {
   const [name, ...rest] = argv
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write((await usage()) + '\n')
+    return
+  }
+  if (name === '--version' || name === '-v' || name === 'version') {
+    const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
+    process.stdout.write(`${pkg.version}\n`)
     return
   }
   if (!Object.hasOwn(COMMANDS, name)) {
