@@ -22,6 +22,9 @@ import { readiness } from './readiness.js'
  * Every service, built once from the config and passed to whoever needs it. Nothing else
  * reads the environment or holds global state.
  */
+/** How often expired sessions are swept from storage (with SESSION_TTL). */
+const SESSION_SWEEP_MS = 60_000
+
 export interface Context {
   config: Readonly<Config>
   log: FastifyBaseLogger
@@ -81,6 +84,12 @@ async function build(config: Readonly<Config>, log: FastifyBaseLogger, store: St
     }
   })
   const hooks: (() => Promise<void> | void)[] = [() => feed.stop(), () => events.close(), unwatchSignOut, unwatchReconnect]
+  if (config.sessionTtlMs !== undefined) {
+    // expired sessions leave storage even if nobody presents them again
+    const sweeper = setInterval(() => void sessions.sweep().catch((err) => log.warn({ err }, 'sweeping expired sessions failed')), SESSION_SWEEP_MS)
+    sweeper.unref()
+    hooks.push(() => clearInterval(sweeper))
+  }
   let retention: Retention | undefined
   if (config.retention) {
     retention = new Retention(events, config.retention, (err) => log.error({ err }, 'pruning the event log failed'))

@@ -95,6 +95,20 @@ t.test(`session store on ${TEST_ENGINE}`, async (t) => {
   await store.delete('whatever')
 })
 
+t.test(`with a lifetime, expired sessions are swept from storage on ${TEST_ENGINE}`, async (t) => {
+  const { store: engine } = await openTestStore(t)
+  let now = 1_700_000_000_000
+  const store = new SessionStore(engine, { now: () => now, ttlMs: 60_000 })
+  const old = await store.create(zeroKey.z32, [ROOT])
+  now += 30_000
+  const young = await store.create(zeroKey.z32, [ROOT])
+  now += 31_000 // the first is 61 s old, the second 31 s
+  t.equal(await store.sweep(), 1, 'one expired session swept')
+  t.equal(await engine.session(old.secret), undefined, 'gone from storage, though nobody asked for it')
+  t.ok(await engine.session(young.secret), 'the live one stays')
+  t.equal(await new SessionStore(engine, { now: () => now }).sweep(), 0, 'without a lifetime nothing expires')
+})
+
 t.test(`signup tokens and users on ${TEST_ENGINE}`, async (t) => {
   for (let i = 0; i < 50; i++) t.ok(isSignupToken(randomSignupToken()))
   t.notOk(isSignupToken('abcd-efgh-jkmn'), 'lower case is not the format')

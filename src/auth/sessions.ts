@@ -75,6 +75,12 @@ export class SessionStore {
     return session
   }
 
+  /** Removes the sessions that have expired from storage; resolves with how many. */
+  async sweep(): Promise<number> {
+    if (this.#ttlMs === undefined) return 0
+    return this.#store.forgetSessions(Math.floor((this.#now() - this.#ttlMs) * 1000))
+  }
+
   /** How long `session` has to live (ms, at least 0), or undefined when sessions do not expire. */
   timeLeft(session: Session): number | undefined {
     if (this.#ttlMs === undefined) return undefined

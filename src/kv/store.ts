@@ -84,6 +84,12 @@ export interface Store {
   /** Removes a session; every process's `onSessionDeleted` listeners hear of it. */
   deleteSession(secret: string): Promise<void>
   onSessionDeleted(listener: (secret: string) => void): () => void
+  /**
+   * Removes every session created before `createdBefore` (microseconds, as SessionRecord
+   * counts): an expired session leaves storage even if nobody uses it again. Every process's
+   * `onSessionDeleted` listeners hear of each. Resolves with how many.
+   */
+  forgetSessions(createdBefore: number): Promise<number>
 
   /** Records an AuthToken key until `expiresAt` (ms); false when it was already recorded. */
   claimToken(key: string, expiresAt: number): Promise<boolean>

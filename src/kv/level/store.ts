@@ -233,6 +233,18 @@ export class LevelStore implements Store {
     for (const listener of this.#signOuts) listener(secret)
   }
 
+  /** One pass over the sessions: run rarely (every few minutes), its cost follows their number. */
+  async forgetSessions(createdBefore: number): Promise<number> {
+    const gone: string[] = []
+    for await (const [secret, v] of this.#kv.entries('sessions', {})) {
+      if (parseJson<SessionRecord>(v)!.createdAt < createdBefore) gone.push(secret)
+    }
+    if (gone.length === 0) return 0
+    await this.#kv.batch(gone.map((key) => ({ type: 'del', ns: 'sessions', key })), { sync: true })
+    for (const secret of gone) for (const listener of this.#signOuts) listener(secret)
+    return gone.length
+  }
+
   onSessionDeleted(listener: (secret: string) => void): () => void {
     this.#signOuts.add(listener)
     return () => this.#signOuts.delete(listener)

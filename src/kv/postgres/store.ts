@@ -267,6 +267,10 @@ export class PostgresStore implements Store {
     return this.#sessions.onDeleted(listener)
   }
 
+  forgetSessions(createdBefore: number): Promise<number> {
+    return this.#sessions.forgetBefore(createdBefore)
+  }
+
   claimToken(key: string, expiresAt: number): Promise<boolean> {
     return this.#accounts.claimToken(key, expiresAt)
   }

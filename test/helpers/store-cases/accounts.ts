@@ -68,6 +68,26 @@ export const accountCases: Record<string, Case> = {
     t.equal(await s.claimToken('later', 5000), false, 'a live key stays')
   },
 
+  async 'expired sessions are forgotten, and every instance hears of each'(t, factory) {
+    const { store: a, second } = await factory.open(t)
+    const at = (n: number) => ({ user: ALICE, capabilities: '/:rw', createdAt: n })
+    await a.putSession('O'.repeat(26), at(1_000))
+    await a.putSession('P'.repeat(26), at(2_000))
+    await a.putSession('N'.repeat(26), at(3_000))
+    const stores = second === undefined ? [a] : [a, await second()]
+    const heard = stores.map(() => new Set<string>())
+    const stops = stores.map((s, i) => s.onSessionDeleted((secret) => heard[i]!.add(secret)))
+    t.teardown(() => stops.forEach((stop) => stop()))
+    t.equal(await a.forgetSessions(3_000), 2, 'the two created before the bound')
+    await within(5000, (async () => {
+      while (heard.some((h) => h.size < 2)) await new Promise((r) => setTimeout(r, 20))
+    })(), 'every instance hears both')
+    t.same(heard.map((h) => [...h].sort()), stores.map(() => ['O'.repeat(26), 'P'.repeat(26)]))
+    t.equal(await a.session('O'.repeat(26)), undefined)
+    t.same(await a.session('N'.repeat(26)), at(3_000), 'a younger one stays')
+    t.equal(await a.forgetSessions(3_000), 0, 'and nothing is forgotten twice')
+  },
+
   async 'sessions are shared, and every instance hears of a deletion'(t, factory) {
     const { store: a, second } = await factory.open(t)
     const session = { user: ALICE, capabilities: '/pub/app/:rw,/pub/x.txt:r', createdAt: 1_700_000_000_123_456 }
