@@ -37,7 +37,7 @@ export interface Context {
   retention?: Retention
   /** open SSE streams per client address */
   limiter: Slots
-  /** request bodies being read, per user and in total */
+  /** request bodies being streamed to blobs, per user and in total */
   uploads: Slots
   sessions: SessionStore
   users: UserStore
@@ -100,7 +100,7 @@ async function build(config: Readonly<Config>, log: FastifyBaseLogger, store: St
     config, log, store, events, writer, feed, retention, keypair, sessions,
     files: new FileStore(store),
     limiter: new Slots({ perKey: config.maxStreamsPerIp, what: 'open streams per client' }),
-    uploads: new Slots({ perKey: config.uploadsPerUser, total: config.uploadsTotal, what: 'uploads in progress per user' }),
+    uploads: new Slots({ perKey: config.uploadsPerUser, total: config.uploadsTotal, what: 'large uploads in progress per user' }),
     users: new UserStore(store),
     signupTokens: new SignupTokens(store),
     replay: new ReplayGuard(store),

@@ -7,6 +7,8 @@ import type { Server } from '../src/server.js'
 import { fileCost } from '../src/events/writer.js'
 import type { HomeserverClient } from '../src/client/homeserver.js'
 import { until } from './helpers/until.js'
+import { Slots } from '../src/slots.js'
+import { HearthError } from '../src/errors.js'
 
 /** MAX_BODY (SPEC §1, §3): 413 for bodies past it, without buffering them, and nothing left behind. */
 
@@ -138,23 +140,23 @@ t.test('an unauthenticated large upload is answered 401 without waiting for its 
   t.notOk(res.finished, 'the answer came before the client finished sending')
 })
 
-t.test('a body that stalls is cut off with 408, and uploads in progress are bounded per user', async (t) => {
+t.test('a body that stalls is cut off with 408, and large uploads in progress are bounded per user', async (t) => {
   const server = await startTestServer(t, { BODY_IDLE_MS: '400', UPLOADS_PER_USER: '2' })
   const alice = await newUser(server)
   const { hostname, port } = new URL(server.url)
-  /** A PUT that promises a MiB, sends 10 KB and then nothing; resolves with its answer's status. */
+  /** A PUT that promises a MiB, sends 100 KB (past inline: it streams) and then nothing; resolves with its answer's status. */
   const stalled = (path: string) => new Promise<number>((resolve, reject) => {
     const req = http.request({ host: hostname, port, method: 'PUT', path, headers: { ...alice.headers(), 'content-length': String(MiB) } }, (res) => {
       res.resume()
       resolve(res.statusCode!)
     })
     req.on('error', reject)
-    req.write(Buffer.alloc(10_000))
+    req.write(Buffer.alloc(100_000))
   })
   const first = stalled('/pub/stall/1')
   const second = stalled('/pub/stall/2')
   // both are being read (the server holds their slots) until they stall out
-  const third = await alice.request('PUT', '/pub/stall/3', 'x')
+  const third = await alice.request('PUT', '/pub/stall/3', Buffer.alloc(100_000))
   const statuses = [await first, await second]
   t.same(statuses, [408, 408], 'each stalled body is cut off with 408')
   t.ok(third.status === 429 || third.status === 201, `a third upload of the same user meanwhile: ${third.status}`)
@@ -162,4 +164,28 @@ t.test('a body that stalls is cut off with 408, and uploads in progress are boun
   await until(async () => (await alice.request('PUT', '/pub/after', 'x')).status === 201, 'a PUT to be taken once the stalled uploads are gone')
   t.pass('their slots are free again')
   for (const p of ['/pub/stall/1', '/pub/stall/2']) t.equal((await alice.request('GET', p)).status, 404, `${p} was not stored`)
+})
+
+/** The status a refused acquire throws, or 0 when it is taken. */
+function refusal(acquire: () => unknown): number {
+  try {
+    acquire()
+    return 0
+  } catch (err) {
+    return err instanceof HearthError ? err.status : -1
+  }
+}
+
+t.test('upload slots: so many per user (429), so many in all (503), given back once', async (t) => {
+  const slots = new Slots({ perKey: 2, total: 3, what: 'large uploads in progress per user' })
+  const a1 = slots.acquire('a')
+  slots.acquire('a')
+  t.equal(refusal(() => slots.acquire('a')), 429, 'a third of one user')
+  const b1 = slots.acquire('b')
+  t.equal(refusal(() => slots.acquire('c')), 503, 'a fourth in all')
+  a1()
+  a1() // given back once only
+  t.doesNotThrow(() => slots.acquire('c'), 'a slot given back is taken again')
+  t.equal(refusal(() => slots.acquire('d')), 503, 'the double release freed nothing more')
+  b1()
 })

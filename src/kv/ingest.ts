@@ -35,7 +35,7 @@ export async function ingest(
   body: Readable,
   path: string,
   blobs: BlobStore,
-  limits: { maxBody: number; inlineMax: number; idleMs?: number; onIdle?: () => void },
+  limits: { maxBody: number; inlineMax: number; idleMs?: number; onIdle?: () => void; streamSlot?: () => () => void },
 ): Promise<Ingested> {
   // A body that stops sending is cut off, so a stalled upload holds nothing for long. `onIdle`
   // answers the client (a 408 that closes the connection, which ends the body); without it the
@@ -44,14 +44,24 @@ export async function ingest(
     if (limits.onIdle !== undefined) limits.onIdle()
     else body.destroy(new HearthError('RequestTimeout', `No body bytes for ${limits.idleMs} ms`))
   }, limits.idleMs)
+  let release: (() => void) | undefined
   try {
-    return await read(body, path, blobs, limits, idle)
+    // a body that outgrows inline holds megabytes while it streams: that takes a slot
+    return await read(body, path, blobs, limits, idle, () => (release = limits.streamSlot?.()))
   } finally {
     clearTimeout(idle)
+    release?.()
   }
 }
 
-async function read(body: Readable, path: string, blobs: BlobStore, limits: { maxBody: number; inlineMax: number }, idle: NodeJS.Timeout | undefined): Promise<Ingested> {
+async function read(
+  body: Readable,
+  path: string,
+  blobs: BlobStore,
+  limits: { maxBody: number; inlineMax: number },
+  idle: NodeJS.Timeout | undefined,
+  streaming: () => void,
+): Promise<Ingested> {
   // a body kept inline is hashed whole at the end, a larger one as it streams (content-hash.ts)
   let hasher: ContentHasher | undefined
   const held: Uint8Array[] = []
@@ -83,6 +93,7 @@ async function read(body: Readable, path: string, blobs: BlobStore, limits: { ma
         continue
       }
       if (upload === undefined) {
+        streaming()
         upload = await blobs.create()
         sniff = Buffer.concat(held).subarray(0, SNIFF_BYTES)
         hasher = await largeContentHasher()

@@ -3,7 +3,7 @@ import { Readable } from 'node:stream'
 import type { Context } from '../context.js'
 import { fail } from '../errors.js'
 import { checkRoot, isDirPath, isPrivatePath, normaliseDecoded, normalisePath } from '../paths.js'
-import { ingest, type Ingested } from '../kv/ingest.js'
+import { ingest } from '../kv/ingest.js'
 import { send } from './errors.js'
 import { requireAccess } from '../auth/request.js'
 import { checked, rawPath, requestUser } from './user.js'
@@ -63,22 +63,24 @@ async function put(ctx: Context, req: FastifyRequest, reply: FastifyReply, user:
     fail('PayloadTooLarge', `Body is larger than ${ctx.config.maxBody} bytes`)
   }
   const body = (req.body as Readable | undefined) ?? emptyBody()
-  const release = ctx.uploads.acquire(user)
-  let content: Ingested
-  try {
-    content = await ingest(body, path, ctx.store.blobs, {
-      maxBody: ctx.config.maxBody,
-      inlineMax: ctx.config.inlineMax,
-      idleMs: ctx.config.bodyIdleMs,
-      // answered now; once the answer is out the connection goes, which ends the body and this upload
-      onIdle: () => {
-        reply.raw.once('finish', () => req.raw.destroy())
-        send(req, reply.header('connection', 'close'), 408, 'RequestTimeout', `No body bytes for ${ctx.config.bodyIdleMs} ms`)
-      },
-    })
-  } finally {
-    release()
-  }
+  const content = await ingest(body, path, ctx.store.blobs, {
+    maxBody: ctx.config.maxBody,
+    inlineMax: ctx.config.inlineMax,
+    idleMs: ctx.config.bodyIdleMs,
+    // answered now; once the answer is out the connection goes, which ends the body and this upload
+    onIdle: () => {
+      reply.raw.once('finish', () => req.raw.destroy())
+      send(req, reply.header('connection', 'close'), 408, 'RequestTimeout', `No body bytes for ${ctx.config.bodyIdleMs} ms`)
+    },
+    // a body streamed to a blob holds megabytes: so many per user, so many in all
+    streamSlot: () => {
+      // refused mid-body: the rest of it must not be read as the next request
+      reply.header('connection', 'close')
+      const release = ctx.uploads.acquire(user)
+      reply.removeHeader('connection')
+      return release
+    },
+  })
   await ctx.writer.submit({ type: 'PUT', user, path, content })
   return reply.code(201).send()
 }
