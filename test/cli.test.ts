@@ -139,6 +139,13 @@ t.test('ls: --limit, --cursor, --reverse, --shallow', async (t) => {
   t.same(await ls('/pub/d/', '--shallow'), ['/pub/d/a.txt', '/pub/d/b.txt', '/pub/d/sub/', '/pub/d/z.txt'].map(uri))
   t.same(await ls('/pub/', '--shallow', '--reverse'), ['/pub/e.txt', '/pub/d/'].map(uri))
   t.same(await ls('/pub/nothing/'), [], 'an empty folder prints nothing')
+  const folder = await hearth(['get', '/pub/d/'], { cwd, url: server.url })
+  t.equal(folder.stdout, paths.slice(0, 4).map(uri).join('\n') + '\n', 'get of a folder: its listing, ended by a newline')
+  // a JSON error (here: a URL with a path no route has) is said as its message, not as JSON
+  const json = await hearth(['ls'], { cwd, url: `${server.url}/nowhere` })
+  t.equal(json.code, 1)
+  t.match(json.stderr, /404 Not found\n$/)
+  t.notMatch(json.stderr, /[{}]/, 'no JSON on the terminal')
 })
 
 t.test('rm deletes; rm or get of an absent file fails with one line', async (t) => {
@@ -268,6 +275,7 @@ t.test('usage errors: one line, status 2', async (t) => {
     [['ls', '--limit', '5000'], /--limit: expected a number from 1 to 1000, got 5000/],
     [['tail', '--from', '-1'], /--from: expected .* got -1/],
     [['tail', '--from'], /--from needs a value/],
+    [['tail', '--cursor-file', '/no-such-folder/pos'], /--cursor-file: cannot write in \/no-such-folder/],
   ]
   // independent runs: side by side, to keep the file quick
   const runs = await Promise.all(cases.map(([args]) => hearth(args, { cwd })))

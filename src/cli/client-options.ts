@@ -232,5 +232,16 @@ export function oneLine(text: string): string {
 /** The error for a non-2xx answer, its body reduced to one line. */
 export async function failed(res: Response, what: string): Promise<CliError> {
   const body = oneLine(await res.text().catch(() => ''))
-  return new CliError(`${what}: ${res.status} ${body || res.statusText}`.trimEnd())
+  return new CliError(`${what}: ${res.status} ${messageOf(body) || res.statusText}`.trimEnd())
+}
+
+/** A JSON error body (`{"error","message"}`) says its message; a plain one is itself. */
+function messageOf(body: string): string {
+  if (!body.startsWith('{')) return body
+  try {
+    const parsed = JSON.parse(body) as { message?: unknown }
+    return typeof parsed.message === 'string' ? oneLine(parsed.message) : body
+  } catch {
+    return body
+  }
 }

@@ -67,8 +67,15 @@ export async function put(argv: string[]): Promise<void> {
 export async function get(argv: string[]): Promise<void> {
   const { values, positionals } = parseCommand(argv, clientFlags, { min: 1, max: 1 })
   const cli = await CliClient.open(values, process.env)
-  const res = await cli.send('GET', target(positionals[0]!, cli.user))
+  const path = target(positionals[0]!, cli.user)
+  const res = await cli.send('GET', path)
   if (!res.ok || res.body === null) throw await failed(res, `get ${positionals[0]}`)
+  // a folder's listing is lines of text, ended like ls ends it; a file's bytes go out as they are
+  if (path.endsWith('/')) {
+    const text = await res.text()
+    if (text !== '') process.stdout.write(text + '\n')
+    return
+  }
   try {
     await pipeline(Readable.fromWeb(res.body as WebStream), process.stdout)
   } catch (err) {

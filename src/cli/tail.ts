@@ -1,3 +1,5 @@
+import { access, constants } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
 import { once } from 'node:events'
 import { formatBytes } from '../shared/size.js'
 import { FileCursorStore, MemoryCursorStore } from '../client/cursor-store.js'
@@ -42,6 +44,10 @@ export async function tail(argv: string[]): Promise<void> {
   if (!Number.isSafeInteger(limit) && limit !== Infinity) throw new UsageError(`--limit: not a whole number: ${values.limit}`)
   if (limit < 1) throw new UsageError('--limit: must be at least 1')
   const file = values['cursor-file']
+  // checked now, and named as given: the first save would otherwise fail on its temporary file
+  if (file !== undefined) await access(dirname(resolve(file)), constants.W_OK).catch(() => {
+    throw new UsageError(`--cursor-file: cannot write in ${dirname(resolve(file))}`)
+  })
   const store = file !== undefined ? new FileCursorStore(file) : new MemoryCursorStore()
   // A kept position wins over --from: an error about the cursor must say which one it was.
   const kept = await store.load()
