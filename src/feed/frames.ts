@@ -1,5 +1,6 @@
 import { eventUri, type HearthEvent } from '../events/event.js'
 import { encodeId } from '../events/id.js'
+import { dataOf } from '../events/stored.js'
 
 /**
  * The bytes of one event in each protocol, encoded on first use and kept on the event's
@@ -25,25 +26,11 @@ export class EventFrames {
   }
 
   /**
-   * `GET /subscribe`: `id`, `event`, one JSON `data` line. `seq` is a decimal string because a
-   * u64 does not fit a JSON number; DEL has no contentHash or size; a relayed event ends with
-   * `homeserver` and `originSeq` (decimal, like `seq`). Key order is fixed.
-   * Written out by hand (the bytes JSON.stringify would give): replays encode every event
-   * they send, and this is most of their cost.
+   * `GET /subscribe`: `id`, `event`, one JSON `data` line (`subscribeData`: as stored, for an
+   * event read from storage, so a replay sends stored bytes).
    */
   get subscribeText(): string {
-    if (this.#subscribeText === undefined) {
-      const ev = this.event
-      const user = JSON.stringify(ev.user)
-      const path = JSON.stringify(ev.path)
-      const uri = `"pubky://${user.slice(1, -1)}${path.slice(1)}`
-      const put = ev.type === 'PUT' ? `,"contentHash":${JSON.stringify(ev.contentHash)},"size":${ev.size}` : ''
-      const origin = ev.homeserver === undefined ? '' : `,"homeserver":${JSON.stringify(ev.homeserver)},"originSeq":"${ev.originSeq}"`
-      this.#subscribeText =
-        `id: ${this.id}\nevent: ${ev.type}\ndata: {"id":"${this.id}","seq":"${ev.seq}","type":"${ev.type}","user":${user},` +
-        `"path":${path},"uri":${uri}${put},"ts":${ev.ts}${origin}}\n\n`
-    }
-    return this.#subscribeText
+    return (this.#subscribeText ??= `id: ${this.id}\nevent: ${this.event.type}\ndata: ${dataOf(this.event)}\n\n`)
   }
 
   /** The same bytes, shared by every live subscriber the event is pushed to. */

@@ -1,6 +1,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { HearthEvent } from '../../events/event.js'
+import { STORED_LAYOUT, decodeStored, encodeStored, isCurrentLayout, storedPath } from '../../events/stored.js'
 import { Serial } from '../../serial.js'
 import {
   fileKey, type CommitTx, type LogRead, type CreateUserResult, type FileMeta, type FileRef, type KeyRange,
@@ -50,6 +51,7 @@ export class LevelStore implements Store {
     await store.#kv.open()
     await store.blobs.open()
     await store.#indexFolders()
+    await store.#storeEventsAs(STORED_LAYOUT)
     const swept = await store.blobs.sweep()
     return { store, swept }
   }
@@ -76,6 +78,27 @@ export class LevelStore implements Store {
     for (const [key, n] of counts) await stage({ type: 'put', ns: 'folders', key, value: String(n) })
     ops.push({ type: 'put', ns: 'meta', key: 'folders', value: FOLDER_INDEX })
     await this.#kv.batch(ops, { sync: true })
+  }
+
+  /**
+   * Events stored in an earlier layout (JSON) are rewritten in the current one at open, in
+   * batches. Both layouts read alike (`decodeStored`), so a rewrite cut short loses nothing and
+   * goes on at the next open; the layout's name is written last, in a synced batch.
+   */
+  async #storeEventsAs(layout: string): Promise<void> {
+    if (asText(await this.#kv.get('meta', 'events')) === layout) return
+    for (const ns of ['log', 'ulog'] as const) {
+      let ops: BatchOp[] = []
+      for await (const [key, value] of this.#kv.entries(ns, {})) {
+        if (isCurrentLayout(value as string)) continue
+        ops.push({ type: 'put', ns, key, value: encodeStored(decodeStored(value as string)) })
+        if (ops.length < REBUILD_BATCH) continue
+        await this.#kv.batch(ops)
+        ops = []
+      }
+      if (ops.length > 0) await this.#kv.batch(ops)
+    }
+    await this.#kv.batch([{ type: 'put', ns: 'meta', key: 'events', value: layout }], { sync: true })
   }
 
   async ping(): Promise<void> {
@@ -125,7 +148,7 @@ export class LevelStore implements Store {
     try {
       const floor = await this.floor({ snapshot })
       const found = limit === 0 ? [] : await this.#kv.values(ns, range, limit, { snapshot, keep })
-      return { events: found.map((v) => JSON.parse(v as string) as HearthEvent), floor }
+      return { events: found.map((v) => decodeStored(v as string)), floor }
     } finally {
       await snapshot.close()
     }
@@ -157,7 +180,7 @@ export class LevelStore implements Store {
     const ops: BatchOp[] = []
     // From the very start, not the old floor: a crash mid-prune leaves entries below it.
     for await (const [k, v] of this.#kv.entries('log', { lt: seqKey(floor), limit })) {
-      const ev = JSON.parse(v as string) as HearthEvent
+      const ev = decodeStored(v as string)
       ops.push({ type: 'del', ns: 'log', key: k }, { type: 'del', ns: 'ulog', key: userSeqKey(ev.user, ev.seq) })
     }
     if (ops.length > 0) await this.#kv.batch(ops)
@@ -402,7 +425,7 @@ class LevelTx implements CommitTx {
   append(events: readonly HearthEvent[]): void {
     for (const ev of events) {
       if (ev.seq !== this.head + this.#appended + 1) throw new RangeError(`seq ${ev.seq} does not follow ${this.head + this.#appended}`)
-      const value = JSON.stringify(ev)
+      const value = encodeStored(ev)
       this.#ops.push({ type: 'put', ns: 'log', key: seqKey(ev.seq), value }, { type: 'put', ns: 'ulog', key: userSeqKey(ev.user, ev.seq), value })
       this.#appended++
     }
@@ -464,11 +487,11 @@ class LevelTx implements CommitTx {
 
 /** Keeps the stored events whose path starts with `under` (all when it is not given). */
 function pathUnder(under: string | undefined): ((v: Value) => boolean) | undefined {
-  return under === undefined ? undefined : (v) => (JSON.parse(v as string) as HearthEvent).path.startsWith(under)
+  return under === undefined ? undefined : (v) => storedPath(v as string).startsWith(under)
 }
 
 async function events(values: Promise<Value[]>): Promise<HearthEvent[]> {
-  return (await values).map((value) => JSON.parse(value as string) as HearthEvent)
+  return (await values).map((value) => decodeStored(value as string))
 }
 
 function parseJson<T>(v: Value | undefined): T | undefined {

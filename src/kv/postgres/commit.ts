@@ -1,5 +1,6 @@
 import type pg from 'pg'
 import type { HearthEvent } from '../../events/event.js'
+import { encodeStored } from '../../events/stored.js'
 import { fileKey, type CommitTx, type FileMeta, type FileRef, type UpstreamCursor, type UserRecord } from '../store.js'
 import { COMMITS } from './watch.js'
 import { Serial } from '../../serial.js'
@@ -192,9 +193,8 @@ export class PostgresCommitTx implements CommitTx {
     const evs = this.#events
     const head = this.head + evs.length
     await tx.query(
-      `INSERT INTO events (seq, user_id, event)
-       SELECT s, u, e::json FROM unnest($1::int8[], $2::text[], $3::text[]) AS v(s, u, e)`,
-      [evs.map((e) => e.seq), evs.map((e) => e.user), evs.map((e) => JSON.stringify(e))],
+      `INSERT INTO events (seq, user_id, path, stored) SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[])`,
+      [evs.map((e) => e.seq), evs.map((e) => e.user), evs.map((e) => e.path), evs.map(encodeStored)],
     )
     // the notification is delivered at COMMIT, in commit order, to every listening instance
     await tx.query("WITH raised AS (UPDATE log_bounds SET value = $1 WHERE name = 'head') SELECT pg_notify($2, $3)", [

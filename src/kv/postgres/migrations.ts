@@ -113,4 +113,16 @@ CREATE TABLE upstreams (
 );
 `,
   },
+  {
+    version: 3,
+    name: 'events stored as the feed sends them',
+    sql: `
+-- an event is stored as src/events/stored.ts lays it out: a header, then its /subscribe data,
+-- which replays send as they are; path is kept apart for the path filter of one user's index.
+-- Rows of before keep their JSON in event until the store rewrites them (stored.ts reads both).
+ALTER TABLE events ADD COLUMN stored text, ADD COLUMN path text;
+ALTER TABLE events ALTER COLUMN event DROP NOT NULL;
+ALTER TABLE events ADD CONSTRAINT events_stored_or_json CHECK (stored IS NOT NULL OR event IS NOT NULL);
+`,
+  },
 ]

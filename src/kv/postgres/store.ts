@@ -53,6 +53,8 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
     const applied = await applyMigrations(pool)
     if (applied.length > 0) log.info({ versions: applied }, 'applied schema migrations')
     const store = new PostgresStore(pool, notifications, redact(url), log)
+    const rewritten = await store.rewriteOldEvents()
+    if (rewritten > 0) log.info({ events: rewritten }, 'rewrote events stored in an earlier layout')
     await store.start()
     return store
   } catch (err) {
@@ -93,6 +95,11 @@ export class PostgresStore implements Store {
     this.#accounts = new AccountTables(pool)
     this.#sessions = new SessionTable(pool, notifications, log)
     this.#watcher = new CommitWatcher(notifications, log, () => this.#events.head())
+  }
+
+  /** @internal called once by openPostgresStore: events of an earlier layout are stored anew */
+  rewriteOldEvents(): Promise<number> {
+    return this.#events.rewriteOld()
   }
 
   /** @internal called once by openPostgresStore: listening first, so nothing from then on is missed */

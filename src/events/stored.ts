@@ -1,0 +1,112 @@
+import type { EventType, HearthEvent } from './event.js'
+import { idOf } from '../feed/frames.js'
+
+/*
+ * The stored form of an event, the same on every engine: what the feed reads without parsing
+ * JSON (a small header of its fields), then the event's `/subscribe` data JSON, the bytes a
+ * replay sends. So a replay decodes a header and writes stored bytes, where it used to parse
+ * JSON and encode it again for every event it sent.
+ *
+ *   2|<seq>|<type>|<user>|<contentHash>|<size>|<ts>|<homeserver>|<originSeq>|<path length>|<path><data JSON>
+ *
+ * Empty fields are absent ones (DEL has no contentHash or size; only a relayed event has a
+ * homeserver and originSeq). The path, which may hold any character, is last, after its length
+ * in UTF-16 units; no other field can hold `|`. Events stored before this layout are their
+ * JSON (`{…`): `decodeStored` reads both, so a log half migrated reads whole.
+ */
+const LAYOUT = '2|'
+
+/** The name of this layout, which an engine records once every stored event is in it. */
+export const STORED_LAYOUT = 'header+subscribe-data/2'
+
+/**
+ * `/subscribe`'s data line for an event (SPEC §6.3), as JSON.stringify would give it with this
+ * key order: `seq` a decimal string (a u64 does not fit a JSON number), no contentHash or size
+ * on DEL, `homeserver` and `originSeq` last on a relayed event. Written out by hand: it is the
+ * cost of encoding an event, paid once, at the write.
+ */
+export function subscribeData(ev: HearthEvent): string {
+  const id = idOf(ev.seq)
+  const user = JSON.stringify(ev.user)
+  const path = JSON.stringify(ev.path)
+  const uri = `"pubky://${user.slice(1, -1)}${path.slice(1)}`
+  const put = ev.type === 'PUT' ? `,"contentHash":${JSON.stringify(ev.contentHash)},"size":${ev.size}` : ''
+  const origin = ev.homeserver === undefined ? '' : `,"homeserver":${JSON.stringify(ev.homeserver)},"originSeq":"${ev.originSeq}"`
+  return `{"id":"${id}","seq":"${ev.seq}","type":"${ev.type}","user":${user},"path":${path},"uri":${uri}${put},"ts":${ev.ts}${origin}}`
+}
+
+/** An event read from storage, with the data JSON it was stored with (its fields are HearthEvent's). */
+export interface StoredEvent extends HearthEvent {}
+export class StoredEvent {
+  readonly #data: string
+
+  constructor(seq: number, type: EventType, user: string, path: string, data: string) {
+    this.seq = seq
+    this.type = type
+    this.user = user
+    this.path = path
+    this.#data = data
+  }
+
+  /** `subscribeData(this)`, as stored */
+  get data(): string {
+    return this.#data
+  }
+}
+
+/** `subscribeData(ev)`, from storage where the event came from there. */
+export function dataOf(ev: HearthEvent): string {
+  return ev instanceof StoredEvent ? ev.data : subscribeData(ev)
+}
+
+export function encodeStored(ev: HearthEvent): string {
+  const opt = (v: string | number | undefined) => (v === undefined ? '' : String(v))
+  return (
+    `${LAYOUT}${ev.seq}|${ev.type}|${ev.user}|${opt(ev.contentHash)}|${opt(ev.size)}|${ev.ts}|${opt(ev.homeserver)}|${opt(ev.originSeq)}|` +
+    `${ev.path.length}|${ev.path}${subscribeData(ev)}`
+  )
+}
+
+/** Whether a stored event is in the layout `encodeStored` writes (not the JSON of before). */
+export function isCurrentLayout(text: string): boolean {
+  return text.startsWith(LAYOUT)
+}
+
+/** A stored event, in either layout. */
+export function decodeStored(text: string): HearthEvent {
+  if (!isCurrentLayout(text)) return JSON.parse(text) as HearthEvent
+  let at = LAYOUT.length
+  const next = (): string => {
+    const end = text.indexOf('|', at)
+    const field = text.slice(at, end)
+    at = end + 1
+    return field
+  }
+  const seq = Number(next())
+  const type = next() as EventType
+  const user = next()
+  const contentHash = next()
+  const size = next()
+  const ts = Number(next())
+  const homeserver = next()
+  const originSeq = next()
+  const pathLength = Number(next())
+  const path = text.slice(at, at + pathLength)
+  const ev = new StoredEvent(seq, type, user, path, text.slice(at + pathLength))
+  if (contentHash !== '') ev.contentHash = contentHash
+  if (size !== '') ev.size = Number(size)
+  ev.ts = ts
+  if (homeserver !== '') ev.homeserver = homeserver
+  if (originSeq !== '') ev.originSeq = Number(originSeq)
+  return ev
+}
+
+/** The path of a stored event, in either layout, without decoding the rest. */
+export function storedPath(text: string): string {
+  if (!isCurrentLayout(text)) return (JSON.parse(text) as HearthEvent).path
+  let bar = LAYOUT.length - 1
+  for (let i = 0; i < 9; i++) bar = text.indexOf('|', bar + 1)
+  const lengthStart = text.lastIndexOf('|', bar - 1) + 1
+  const length = Number(text.slice(lengthStart, bar))
+  return text.slice(bar + 1, bar + 1 + length)
+}
