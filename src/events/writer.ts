@@ -217,7 +217,7 @@ export class Writer {
       const next = usage - (old ? fileCost(op.path, old.size) : 0) + fileCost(op.path, c.size)
       // a write that shrinks a file is let through even above the quota (it lowers usage)
       if (next > this.#quota && next > usage) fail('InsufficientStorage', 'Storage quota exceeded')
-      const meta: FileMeta = { size: c.size, hash: c.hash, type: c.type, mtime: ts, ...(c.blob !== undefined ? { blob: c.blob } : {}) }
+      const meta: FileMeta = { size: c.size, hash: c.hash, type: c.type, mtime: ts, seq, ...(c.blob !== undefined ? { blob: c.blob } : {}) }
       tx.putFile(op.user, op.path, meta, c.inline, old)
       state.put(op.user, op.path, meta, next, old === undefined)
       return { ev: { seq, type: 'PUT', user: op.user, path: op.path, contentHash: meta.hash, size: meta.size, ts } }

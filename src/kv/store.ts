@@ -70,6 +70,13 @@ export interface Store {
   inlineContent(user: string, path: string): Promise<Uint8Array | undefined>
   /** File keys (`<z32><path>`) in byte order within the range. */
   fileKeys(range: KeyRange): AsyncIterable<string>
+  /**
+   * A view of one committed state (head, floor, files, users), read in as many steps as needed
+   * and seeing no commit made after it opened: one LevelDB snapshot, one PostgreSQL read-only
+   * repeatable-read transaction (which holds a connection: close the view soon, and before
+   * waiting on anything slow).
+   */
+  readView(): Promise<ReadView>
 
   user(user: string): Promise<UserRecord | undefined>
   /** How many users there are and the sum of their usage: for metrics, read at each scrape. */
@@ -177,6 +184,12 @@ export interface FileMeta {
   type: string
   /** ms since the epoch of the write */
   mtime: number
+  /**
+   * the seq of the write that made the file what it is; a file last written before stores
+   * kept it gets, at the open that upgrades them, the seq of its write if the log still holds
+   * it, else the floor − 1 then (a bound: its write came no later)
+   */
+  seq?: number
   /** set when the content lives in a blob rather than inline */
   blob?: string
 }
@@ -196,6 +209,23 @@ export interface SessionRecord {
 }
 
 export type CreateUserResult = 'created' | 'exists' | 'unknown-token' | 'used-token'
+
+/** One committed state of the store; see `Store.readView`. */
+export interface ReadView {
+  readonly head: number
+  readonly floor: number
+  /** files with `fileKey` in `range`, in key order, at most `limit` */
+  files(range: KeyRange, limit: number): Promise<FileEntry[]>
+  /** users whose key sorts after `after` (all when undefined), in key order, at most `limit` */
+  users(after: string | undefined, limit: number): Promise<string[]>
+  close(): Promise<void>
+}
+
+export interface FileEntry {
+  user: string
+  path: string
+  meta: FileMeta
+}
 
 export interface KeyRange {
   gt?: string
@@ -233,3 +263,10 @@ export interface BlobUpload {
 
 /** `<z32><path>`: how files are keyed, so one user's files are one contiguous range. */
 export const fileKey = (user: string, path: string): string => user + path
+
+/** A user's key in z-base-32 is 52 characters: a file key splits there into user and path. */
+export const USER_KEY_LENGTH = 52
+
+export function splitFileKey(key: string): { user: string; path: string } {
+  return { user: key.slice(0, USER_KEY_LENGTH), path: key.slice(USER_KEY_LENGTH) }
+}

@@ -5,6 +5,7 @@ import { commitCases } from './store-cases/commits.js'
 import { logReadCases } from './store-cases/log-reads.js'
 import type { StoreFactory } from './store-cases/common.js'
 import { upstreamCases } from './store-cases/upstreams.js'
+import { viewCases } from './store-cases/views.js'
 
 export type { OpenedStore, StoreFactory } from './store-cases/common.js'
 
@@ -17,6 +18,6 @@ export type { OpenedStore, StoreFactory } from './store-cases/common.js'
  * that those promises hold across processes. Each case opens its own empty store.
  */
 export function storeConformance(t: Test, factory: StoreFactory): void {
-  const cases = { ...commitCases, ...logReadCases, ...accountCases, ...blobCases, ...upstreamCases }
+  const cases = { ...commitCases, ...logReadCases, ...accountCases, ...blobCases, ...upstreamCases, ...viewCases }
   for (const [name, run] of Object.entries(cases)) t.test(`${factory.name}: ${name}`, (t) => run(t, factory))
 }

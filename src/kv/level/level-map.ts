@@ -102,6 +102,23 @@ export class LevelKV implements KV {
     }
   }
 
+  /** One page of entries (keys and values), as `values` reads them. */
+  async entryPage(ns: Namespace, range: Range, limit: number, read: ReadOptions = {}): Promise<[string, Value][]> {
+    const options = { ...levelRange(range), limit, highWaterMarkBytes: PAGE_READ_BYTES, ...snapshotOption(read) }
+    const it = this.#sub(ns).iterator(options)
+    try {
+      let out: [string, Value][] = []
+      while (out.length < limit) {
+        const more = (await it.nextv(Math.min(limit - out.length, NEXTV_MOST))) as [string, Value][]
+        if (more.length === 0) break
+        out = out.length === 0 ? more : out.concat(more)
+      }
+      return out
+    } finally {
+      await it.close()
+    }
+  }
+
   /** Counts keys in many short ranges through one iterator; `close` it when done. */
   rangeCounter(ns: Namespace): RangeCounter {
     return new RangeCounter(this.#sub(ns))

@@ -4,19 +4,18 @@ import type { HearthEvent } from '../../events/event.js'
 import { STORED_LAYOUT, decodeStored, encodeStored, isCurrentLayout, storedPath } from '../../events/stored.js'
 import { Serial } from '../../serial.js'
 import {
-  fileKey, type CommitTx, type LogRead, type CreateUserResult, type FileMeta, type FileRef, type KeyRange,
-  type SessionRecord, type Store, type UpstreamCursor, type UserRecord,
+  USER_KEY_LENGTH, fileKey, type CommitTx, type LogRead, type CreateUserResult, type FileMeta, type FileRef, type KeyRange,
+  type ReadView, type SessionRecord, type Store, type UpstreamCursor, type UserRecord,
 } from '../store.js'
 import { FileBlobs } from './blobs.js'
 import { FOLDER_INDEX, countedAbove, folderKey, isCounted } from './folder-index.js'
 import { LevelKV, type RangeCounter } from './level-map.js'
+import { LevelReadView } from './read-view.js'
 import { asText, type BatchOp, type Range, type ReadOptions, type Value } from './ordered-map.js'
 
 /** Ops per batch while the folder index is rebuilt at open. */
 const REBUILD_BATCH = 10_000
 
-/** A user key in z-base-32 is 52 characters: file keys split there into user and path. */
-const Z32_LENGTH = 52
 
 export const seqKey = (seq: number): string => seq.toString(16).padStart(16, '0')
 export const userSeqKey = (user: string, seq: number): string => `${user}:${seqKey(seq)}`
@@ -52,6 +51,7 @@ export class LevelStore implements Store {
     await store.blobs.open()
     await store.#indexFolders()
     await store.#storeEventsAs(STORED_LAYOUT)
+    await store.#giveFilesTheirSeq()
     const swept = await store.blobs.sweep()
     return { store, swept }
   }
@@ -73,7 +73,7 @@ export class LevelStore implements Store {
     for await (const key of this.#kv.keys('folders', {})) await stage({ type: 'del', ns: 'folders', key })
     const counts = new Map<string, number>()
     for await (const key of this.#kv.keys('files', {})) {
-      for (const folder of countedAbove(key.slice(0, Z32_LENGTH), key.slice(Z32_LENGTH))) counts.set(folder, (counts.get(folder) ?? 0) + 1)
+      for (const folder of countedAbove(key.slice(0, USER_KEY_LENGTH), key.slice(USER_KEY_LENGTH))) counts.set(folder, (counts.get(folder) ?? 0) + 1)
     }
     for (const [key, n] of counts) await stage({ type: 'put', ns: 'folders', key, value: String(n) })
     ops.push({ type: 'put', ns: 'meta', key: 'folders', value: FOLDER_INDEX })
@@ -99,6 +99,43 @@ export class LevelStore implements Store {
       if (ops.length > 0) await this.#kv.batch(ops)
     }
     await this.#kv.batch([{ type: 'put', ns: 'meta', key: 'events', value: layout }], { sync: true })
+  }
+
+  /**
+   * Files written before their metadata kept the seq of their write get it at open: the seq of
+   * the user's last event on the path while the log holds it, else the floor − 1 (their write
+   * came no later). One user's events are held at a time, as a map of path to seq; the rest is
+   * read in key order and written in batches, the marker last, so a pass cut short starts
+   * again and fills only what is still missing.
+   */
+  async #giveFilesTheirSeq(): Promise<void> {
+    if (asText(await this.#kv.get('meta', 'fileSeqs')) === 'kept') return
+    const floor = await this.floor()
+    let user: string | undefined
+    let seqs = new Map<string, number>()
+    let ops: BatchOp[] = []
+    for await (const [key, value] of this.#kv.entries('files', {})) {
+      const meta = JSON.parse(asText(value)!) as FileMeta
+      if (meta.seq !== undefined) continue
+      if (key.slice(0, USER_KEY_LENGTH) !== user) {
+        user = key.slice(0, USER_KEY_LENGTH)
+        seqs = new Map()
+        for await (const [, ev] of this.#kv.entries('ulog', { gt: `${user}:`, lt: `${user};` })) {
+          const e = decodeStored(ev as string)
+          seqs.set(e.path, e.seq)
+        }
+      }
+      ops.push({ type: 'put', ns: 'files', key, value: JSON.stringify({ ...meta, seq: seqs.get(key.slice(USER_KEY_LENGTH)) ?? floor - 1 }) })
+      if (ops.length < REBUILD_BATCH) continue
+      await this.#kv.batch(ops)
+      ops = []
+    }
+    ops.push({ type: 'put', ns: 'meta', key: 'fileSeqs', value: 'kept' })
+    await this.#kv.batch(ops, { sync: true })
+  }
+
+  readView(): Promise<ReadView> {
+    return LevelReadView.open(this.#kv)
   }
 
   async ping(): Promise<void> {

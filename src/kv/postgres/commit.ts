@@ -12,7 +12,11 @@ interface FileRow {
   type: string
   mtime: number
   blob: string | null
+  seq: number | null
 }
+
+/** The columns a FileRow reads. */
+export const FILE_COLUMNS = 'key, size, hash, type, mtime, blob, seq'
 
 interface StagedFile {
   user: string
@@ -67,7 +71,7 @@ export class PostgresCommitTx implements CommitTx {
   async files(refs: readonly FileRef[]): Promise<(FileMeta | undefined)[]> {
     if (refs.length === 0) return []
     const keys = refs.map((r) => fileKey(r.user, r.path))
-    const { rows } = await this.#query<FileRow>('SELECT key, size, hash, type, mtime, blob FROM files WHERE key = ANY($1::text[])', [keys])
+    const { rows } = await this.#query<FileRow>(`SELECT ${FILE_COLUMNS} FROM files WHERE key = ANY($1::text[])`, [keys])
     const found = new Map(rows.map((r) => [r.key, toMeta(r)]))
     return keys.map((k) => found.get(k))
   }
@@ -144,13 +148,13 @@ export class PostgresCommitTx implements CommitTx {
     if (dels.length > 0) await tx.query('DELETE FROM files WHERE key = ANY($1::text[])', [dels])
     if (puts.length > 0) {
       await tx.query(
-        `INSERT INTO files (key, user_id, size, hash, type, mtime, blob, content)
-         SELECT k, u, s, h, t, m, b, decode(c, 'hex')
-         FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::text[])
-           AS p(k, u, s, h, t, m, b, c)
+        `INSERT INTO files (key, user_id, size, hash, type, mtime, blob, content, seq)
+         SELECT k, u, s, h, t, m, b, decode(c, 'hex'), q
+         FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::text[], $9::int8[])
+           AS p(k, u, s, h, t, m, b, c, q)
          ON CONFLICT (key) DO UPDATE SET user_id = EXCLUDED.user_id, size = EXCLUDED.size,
            hash = EXCLUDED.hash, type = EXCLUDED.type, mtime = EXCLUDED.mtime,
-           blob = EXCLUDED.blob, content = EXCLUDED.content`,
+           blob = EXCLUDED.blob, content = EXCLUDED.content, seq = EXCLUDED.seq`,
         [
           puts.map(([k]) => k),
           puts.map(([, f]) => f.user),
@@ -160,6 +164,7 @@ export class PostgresCommitTx implements CommitTx {
           puts.map(([, f]) => f.meta.mtime),
           puts.map(([, f]) => f.meta.blob ?? null),
           puts.map(([, f]) => content(f)),
+          puts.map(([, f]) => f.meta.seq ?? null),
         ],
       )
     }
@@ -214,6 +219,7 @@ function content(f: StagedFile): string | null {
 
 export function toMeta(r: FileRow): FileMeta {
   const meta: FileMeta = { size: r.size, hash: r.hash, type: r.type, mtime: r.mtime }
+  if (r.seq !== null) meta.seq = r.seq
   if (r.blob !== null) meta.blob = r.blob
   return meta
 }

@@ -86,7 +86,7 @@ export async function transaction<T>(pool: pg.Pool, work: (client: pg.PoolClient
  * process; the listener is attached in the pool's callback, not after an `await`, because
  * a connection terminated as it is handed out reports it in that very tick.
  */
-interface Checkout {
+export interface Checkout {
   client: pg.PoolClient
   /** the error the connection reported, if it broke */
   broken: () => Error | undefined
@@ -94,7 +94,7 @@ interface Checkout {
   done: () => void
 }
 
-function checkout(pool: pg.Pool): Promise<Checkout> {
+export function checkout(pool: pg.Pool): Promise<Checkout> {
   return new Promise((resolve, reject) => {
     pool.connect((err, client) => {
       if (err !== undefined || client === undefined) return reject(err ?? new Error('no connection'))

@@ -125,4 +125,13 @@ ALTER TABLE events ALTER COLUMN event DROP NOT NULL;
 ALTER TABLE events ADD CONSTRAINT events_stored_or_json CHECK (stored IS NOT NULL OR event IS NOT NULL);
 `,
   },
+  {
+    version: 4,
+    name: 'the seq of each file\'s write',
+    sql: `
+-- the seq of the write that made each file what it is, for snapshots; rows of before get it
+-- from the log when the store opens (store.ts, giveFilesTheirSeq)
+ALTER TABLE files ADD COLUMN seq bigint;
+`,
+  },
 ]

@@ -5,6 +5,7 @@ import type {
   CreateUserResult,
   FileMeta,
   KeyRange,
+  ReadView,
   SessionRecord,
   Store,
   StoreSupports,
@@ -14,7 +15,8 @@ import type {
 import { WriteRefused, fileKey } from '../store.js'
 import { AccountTables } from './accounts.js'
 import { PostgresBlobStore } from './blobs.js'
-import { PostgresCommitTx, toMeta, type FileRow, type LockStats } from './commit.js'
+import { FILE_COLUMNS, PostgresCommitTx, toMeta, type FileRow, type LockStats } from './commit.js'
+import { PostgresReadView } from './read-view.js'
 import type pg from 'pg'
 import { connect, redact, transaction } from './connect.js'
 import { EventTable } from './events.js'
@@ -55,6 +57,8 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
     const store = new PostgresStore(pool, notifications, redact(url), log)
     const rewritten = await store.rewriteOldEvents()
     if (rewritten > 0) log.info({ events: rewritten }, 'rewrote events stored in an earlier layout')
+    const given = await store.giveFilesTheirSeq()
+    if (given > 0) log.info({ files: given }, 'gave files written before the seq of their write')
     await store.start()
     return store
   } catch (err) {
@@ -100,6 +104,27 @@ export class PostgresStore implements Store {
   /** @internal called once by openPostgresStore: events of an earlier layout are stored anew */
   rewriteOldEvents(): Promise<number> {
     return this.#events.rewriteOld()
+  }
+
+  /**
+   * @internal called once by openPostgresStore: files written before their row kept the seq of
+   * their write get it, in batches: the user's last event on the path while the log holds it,
+   * else the floor − 1 (their write came no later). Instances that run it at once agree.
+   */
+  async giveFilesTheirSeq(batch = 1000): Promise<number> {
+    let given = 0
+    for (;;) {
+      const { rowCount } = await this.#pool.query(
+        `WITH missing AS (SELECT key, user_id FROM files WHERE seq IS NULL LIMIT $1)
+         UPDATE files f SET seq = COALESCE(
+           (SELECT max(e.seq) FROM events e WHERE e.user_id = m.user_id AND e.path = substr(m.key, 53)),
+           (SELECT value - 1 FROM log_bounds WHERE name = 'floor'))
+         FROM missing m WHERE f.key = m.key AND f.seq IS NULL`,
+        [batch],
+      )
+      if ((rowCount ?? 0) === 0) return given
+      given += rowCount ?? 0
+    }
   }
 
   /** @internal called once by openPostgresStore: listening first, so nothing from then on is missed */
@@ -229,7 +254,7 @@ export class PostgresStore implements Store {
   }
 
   async fileMeta(user: string, path: string): Promise<FileMeta | undefined> {
-    const { rows } = await this.#pool.query<FileRow>('SELECT key, size, hash, type, mtime, blob FROM files WHERE key = $1', [fileKey(user, path)])
+    const { rows } = await this.#pool.query<FileRow>(`SELECT ${FILE_COLUMNS} FROM files WHERE key = $1`, [fileKey(user, path)])
     return rows[0] === undefined ? undefined : toMeta(rows[0])
   }
 
@@ -240,6 +265,10 @@ export class PostgresStore implements Store {
 
   fileKeys(range: KeyRange): AsyncIterable<string> {
     return fileKeys(this.#pool, range)
+  }
+
+  readView(): Promise<ReadView> {
+    return PostgresReadView.open(this.#pool)
   }
 
   totals(): Promise<{ users: number; bytes: number }> {

@@ -111,7 +111,7 @@ export const commitCases: Record<string, Case> = {
         { user: BOB, path: '/pub/d/x' },
         { user: BOB, path: '/pub/d/bob' },
       ])
-      t.same(files, [meta(1), undefined, meta(1)], 'in the order asked, undefined where absent')
+      t.same(files, [meta(1, { seq: 1 }), undefined, meta(1, { seq: 7 })], 'in the order asked, undefined where absent')
       t.same(await tx.users([BOB, 'n'.repeat(52), ALICE]), [
         { createdAt: 6, usage: 1 },
         undefined,

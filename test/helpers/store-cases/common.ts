@@ -45,7 +45,7 @@ export function writeFile(store: Store, user: string, path: string, size = 1, ex
   return store.commit(async (tx) => {
     const [[old], [rec]] = await Promise.all([tx.files([{ user, path }]), tx.users([user])])
     if (rec === undefined) throw new Error(`no user ${user}`)
-    tx.putFile(user, path, meta(size, extra), extra.blob === undefined ? Buffer.alloc(size, 7) : undefined, old)
+    tx.putFile(user, path, meta(size, { seq: tx.head + 1, ...extra }), extra.blob === undefined ? Buffer.alloc(size, 7) : undefined, old)
     tx.setUsage(user, rec.usage - (old?.size ?? 0) + size)
     const ev = putEvent(tx.head + 1, user, path, size)
     tx.append([ev])
