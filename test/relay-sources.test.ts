@@ -1,7 +1,9 @@
+import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { FakeUpstream, GOOD } from './helpers/fake-upstream.js'
 import { caughtUp, checkRelayLog, fromHomeserver, originView, pinned, relayInfo, startTestRelay, wholeLog, type RelayInfo } from './helpers/relay.js'
-import { newUser, startTestServer, tempDir } from './helpers/server.js'
+import { headOf, newUser, startTestServer, tempDir } from './helpers/server.js'
+import { TcpProxy } from './helpers/tcp-proxy.js'
 import { until } from './helpers/until.js'
 
 /*
@@ -108,4 +110,32 @@ t.test("a cursor moves only with what its own source sent: a wrong pin replaced 
   t.same(originView(mine.events.slice(GOOD)), originView(await wholeLog(hs.url)), 'the genuine events, all of them')
   const rows = (await relay.ctx.store.upstreamCursors()).sort((a, b) => a.cursor - b.cursor)
   t.same(rows, [{ upstream: impostor.url, homeserver: key, cursor: GOOD }, { upstream: hs.url, homeserver: key, cursor: 10 }], 'each source its own cursor')
+})
+
+t.test("an upstream whose head falls behind the relay's cursor (reinstalled with its key) is relayed again from its start, not waited for", async (t) => {
+  const secret = randomBytes(32).toString('hex')
+  const first = await startTestServer(t, { HOMESERVER_SECRET_KEY: secret })
+  const key = first.ctx.keypair.z32
+  const proxy = await TcpProxy.start(t, first.url)
+  const behind = `${key}@${proxy.url}`
+  const relay = await startTestRelay(t, [behind])
+  const before = await newUser(first)
+  for (let i = 0; i < 5; i++) await before.put(`/pub/old/${i}`, 'x')
+  await caughtUp(relay.url, [behind])
+
+  // the same key, an empty log, behind the same address
+  const second = await startTestServer(t, { HOMESERVER_SECRET_KEY: secret })
+  proxy.target = second.url
+  const after = await newUser(second)
+  for (let i = 0; i < 2; i++) await after.put(`/pub/new/${i}`, 'x')
+  await infoWhen(relay.url, "the relay to relay the reinstalled homeserver's events", ([u]) => u!.cursor === '2' && u!.state === 'live')
+  for (let i = 2; i < 4; i++) await after.put(`/pub/new/${i}`, 'x')
+  await caughtUp(relay.url, [behind])
+
+  const [u] = (await relayInfo(relay.url)).upstreams
+  t.equal(u!.resets, 1, 'the rewind is counted, once')
+  t.equal(u!.cursor, String(await headOf(second.url)), 'the cursor is the upstream\'s own head again')
+  const mine = fromHomeserver(await wholeLog(relay.url), key)
+  t.same(mine.originSeqs, [1, 2, 3, 4, 5, 1, 2, 3, 4], 'what was relayed stays; the new log comes whole, from its start')
+  t.same(originView(mine.events.slice(5)), originView(await wholeLog(second.url)), 'the same events as the reinstalled homeserver holds')
 })

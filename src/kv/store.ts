@@ -148,7 +148,7 @@ export interface CommitTx {
   append(events: readonly HearthEvent[]): void
   /** The stored cursors of these upstreams (a relay's), in the same order. */
   upstreamCursors(upstreams: readonly string[]): Promise<(UpstreamCursor | undefined)[]>
-  /** Stages an upstream's new cursor: it lands with the events it covers, or not at all. */
+  /** Stages an upstream's new cursor (forward, or back to 0 after a rewind): it lands with the events it covers, or not at all. */
   setUpstreamCursor(cursor: UpstreamCursor): void
 }
 

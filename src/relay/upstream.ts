@@ -1,5 +1,5 @@
 import { follow, type Follower } from '../client/follow.js'
-import type { FollowEvent, ResetInfo } from '../client/events.js'
+import { FutureCursorError, type FollowEvent, type ResetInfo } from '../client/events.js'
 import { RetryableError, shortLine, smallBody } from '../client/stream.js'
 import { backoffDelay, sleep } from '../client/backoff.js'
 import { idOf, seqOfId } from '../shared/id.js'
@@ -293,7 +293,9 @@ export class Upstream {
       // attempt reads the stored cursor: in order, and never more than MAX_IN_FLIGHT at once
       await inFlight.catch(() => {})
     }
-    if (failure !== undefined && !signal.aborted) throw failure
+    if (signal.aborted) return
+    if (failure instanceof FutureCursorError) return this.#rewind(attempt, failure)
+    if (failure !== undefined) throw failure
   }
 
   #committed(ev: FollowEvent, event: OriginEvent, appended: boolean): void {
@@ -310,6 +312,24 @@ export class Upstream {
     this.#opts.log.warn({ upstream: this.spec, requested: info.requested, floor: info.floor }, 'relay: upstream pruned events the relay had not read; going on from its floor')
     await this.#commit(this.#opts.ingest.moveCursor(attempt, floor - 1))
     if (floor - 1 > this.#cursor) this.#cursor = floor - 1
+  }
+
+  /**
+   * The upstream's head is behind the relay's cursor: its log is not the one relayed (a
+   * homeserver reinstalled with its key, or restored from an older backup). Waiting for the
+   * head to pass the cursor would skip every event it writes until then, for good; the relay
+   * cannot tell which of its seqs still mean the same events. So it keeps what it relayed,
+   * says so, and relays the upstream's log again from its start: an event may come twice,
+   * none is lost.
+   */
+  async #rewind(attempt: Attempt, err: FutureCursorError): Promise<void> {
+    const from = Number(seqOfId(err.cursor) ?? 0)
+    if (from === 0) throw new UpstreamError('protocol', 'the upstream says seq 0 is past its head')
+    if (await this.#commit(this.#opts.ingest.rewind(attempt, from))) {
+      this.#resets++
+      this.#cursor = 0
+      this.#opts.log.warn({ upstream: this.spec, cursor: from, head: err.head }, "relay: the upstream's head is behind the relay's cursor (reinstalled or restored); relaying its log again from its start")
+    }
   }
 
   /** A failed commit is the relay's fault, not the upstream's: counted as such. */

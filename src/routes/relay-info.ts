@@ -12,7 +12,7 @@ const upstreamBody = z.object({
   cursor: z.string().describe('the last upstream seq in this relay’s log, in decimal'),
   state: z.enum(['connecting', 'catching-up', 'live', 'failed']),
   lag: z.number().int().describe("events between the cursor and the upstream's head, as last seen"),
-  resets: z.number().int().describe('times the upstream had pruned events the relay had not read yet (since start)'),
+  resets: z.number().int().describe('times the upstream had pruned events the relay had not read yet, or its head was behind the relay\'s cursor and its log was relayed again from its start (since start)'),
   unasked: z.number().int().describe('events it sent that none of the relay\'s filters asked for, not stored (since start)'),
   faults: z.record(z.enum(UPSTREAM_FAULTS as [string, ...string[]]), z.number().int()).describe('times it was dropped, by reason (since start)'),
   lastError: z.string().nullable(),
