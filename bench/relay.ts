@@ -6,6 +6,7 @@ import { randomKeypair } from '../src/auth/keys.js'
 import { HomeserverClient } from '../src/client/homeserver.js'
 import { ChildServer } from '../test/helpers/child-server.js'
 import { headOf } from '../test/helpers/server.js'
+import { pinnedAt } from '../test/helpers/relay.js'
 import { crossDelivery, putLoad, round } from './load.js'
 
 /**
@@ -55,7 +56,9 @@ export async function benchRelay(): Promise<Record<string, number | string>> {
     const heads = await Promise.all(hs.map((s) => headOf(s.url)))
     const total = heads.reduce((a, b) => a + b, 0)
 
-    const relay = await start({ command: 'relay', dataDir: dir(), env: { ...env, RELAY_UPSTREAMS: hs.map((s) => s.url).join(',') } })
+    // each homeserver pinned to its key: the relay follows no URL on its word alone
+    const upstreams = await Promise.all(hs.map((s) => pinnedAt(s.url)))
+    const relay = await start({ command: 'relay', dataDir: dir(), env: { ...env, RELAY_UPSTREAMS: upstreams.join(',') } })
     const started = performance.now()
     const cpuBefore = relay.cpuMs()
     const at = await headOf(relay.url)

@@ -69,7 +69,7 @@ t.test('docker-compose.yml: Hearth with /readyz, and a monitoring profile of off
   t.same(relay.profiles, ['relay'], 'the relay runs only with --profile relay')
   t.same(relay.command, ['relay'])
   t.equal(relay.image, hearth.image, 'the same image')
-  t.match(relay.environment.RELAY_UPSTREAMS, /http:\/\/hearth:6286/, 'it follows the hearth service by default')
+  t.match(relay.environment.RELAY_UPSTREAMS, /\$\{HEARTH_KEY:-\}@http:\/\/hearth:6286\}$/, 'it follows the hearth service by default, pinned to its key')
   t.equal(relay.ports[0], `${LOCAL}${relay.environment.PORT}:${relay.environment.PORT}`, 'on its own port')
   t.match(relay.healthcheck.test.join(' '), new RegExp(`127\\.0\\.0\\.1:${relay.environment.PORT}/readyz`), 'its health check asks its /readyz')
   t.equal(relay.depends_on.hearth.condition, 'service_healthy')

@@ -3,7 +3,7 @@ import { follow } from '../src/client/follow.js'
 import type { FollowEvent } from '../src/client/events.js'
 import { ChildServer } from './helpers/child-server.js'
 import { engineSettings, TEST_ENGINE } from './helpers/engine.js'
-import { caughtUp, checkRelayLog } from './helpers/relay.js'
+import { caughtUp, checkRelayLog, pinned } from './helpers/relay.js'
 import { headOf, newUser, startTestServer, tempDir } from './helpers/server.js'
 import { until } from './helpers/until.js'
 
@@ -18,7 +18,7 @@ t.test(`kill -9 of the relay, ${ROUNDS} times, while three homeservers write: ev
     command: 'relay',
     dataDir: dir,
     keepPort: true,
-    env: { ...(await engineSettings(t, dir)), RELAY_UPSTREAMS: hs.map((s) => s.url).join(','), RELAY_RETRY_MAX_MS: '300' },
+    env: { ...(await engineSettings(t, dir)), RELAY_UPSTREAMS: hs.map(pinned).join(','), RELAY_RETRY_MAX_MS: '300' },
   })
   t.teardown(() => relay.kill())
 
@@ -52,7 +52,7 @@ t.test(`kill -9 of the relay, ${ROUNDS} times, while three homeservers write: ev
   t.same(violations, [], 'the relay never died on its own')
   t.ok(acknowledged > ROUNDS, `${acknowledged} writes acknowledged across ${ROUNDS} kills`)
 
-  await caughtUp(relay.url, hs.map((s) => s.url), 120_000)
+  await caughtUp(relay.url, hs.map(pinned), 120_000)
   const log = await checkRelayLog(t, relay.url, hs.map((s) => ({ url: s.url, key: s.ctx.keypair.z32 })))
   const head = await headOf(relay.url)
   await until(() => received.length >= head, `the follower to reach the relay's head ${head}`, 60_000, () => received.length)

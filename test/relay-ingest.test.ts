@@ -45,3 +45,18 @@ t.test('a failed commit group ends its attempt: nothing after it lands, and the 
   await t.rejects(ingest.add(impostor, { ...origin(5001), homeserver: impostor.homeserver }), { name: 'Error' }, 'another homeserver under the same upstream is refused')
   t.equal(await store.head(), 5000)
 })
+
+t.test('a rewind sets the cursor back to 0 only while it stands where the rewind saw it', async (t) => {
+  const { store } = await openTestStore(t)
+  const log = await EventLog.open(store)
+  t.teardown(() => log.close())
+  const ingest = new RelayIngest(store, log)
+  const attempt: Attempt = { upstream: 'up', homeserver: HS }
+  await Promise.all([1, 2, 3].map((seq) => ingest.add(attempt, origin(seq))))
+  t.equal(await ingest.rewind(attempt, 3), true, 'from where it stands, back to 0')
+  t.same(await store.upstreamCursors(), [{ upstream: 'up', homeserver: HS, cursor: 0 }])
+  t.equal(await ingest.add(attempt, origin(1)), true, "the upstream's new log comes from its start")
+  t.equal(await ingest.rewind(attempt, 3), false, 'a second rewind from the old cursor (another process saw it too) changes nothing')
+  t.same(await store.upstreamCursors(), [{ upstream: 'up', homeserver: HS, cursor: 1 }])
+  t.same((await store.readLog(0, 10, 10)).events.map((e) => e.originSeq), [1, 2, 3, 1], 'what was relayed stays')
+})

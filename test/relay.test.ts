@@ -1,9 +1,10 @@
 import t from 'tap'
 import { buildConfig } from '../src/config/config.js'
+import { randomKeypair } from '../src/auth/keys.js'
 import { HomeserverClient } from '../src/client/homeserver.js'
 import { openSse, type StreamEvent } from './helpers/sse.js'
 import { headOf, newUser, startTestServer, tempDir } from './helpers/server.js'
-import { caughtUp, checkRelayLog, fromHomeserver, relayInfo, startTestRelay, wholeLog, type RelayInfo } from './helpers/relay.js'
+import { caughtUp, checkRelayLog, fromHomeserver, pinned, relayInfo, startTestRelay, wholeLog, type RelayInfo } from './helpers/relay.js'
 import { TcpProxy } from './helpers/tcp-proxy.js'
 import { TEST_ENGINE } from './helpers/engine.js'
 import { until } from './helpers/until.js'
@@ -19,7 +20,7 @@ t.test('three homeservers, one relay: every filter gets its events once, in rela
   await aliceThere.signup()
   const bob = await newUser(hs[1]!)
   const carol = await newUser(hs[2]!)
-  const relay = await startTestRelay(t, hs.map((s) => s.url))
+  const relay = await startTestRelay(t, hs.map(pinned))
 
   const filters: [string, (e: StreamEvent) => boolean][] = [
     ['', () => true],
@@ -58,7 +59,7 @@ t.test('three homeservers, one relay: every filter gets its events once, in rela
       if (w === 0 && i % 4 === 0) await subscribe(joined++)
     }
   }))
-  await caughtUp(relay.url, hs.map((s) => s.url))
+  await caughtUp(relay.url, hs.map(pinned))
   const log = await checkRelayLog(t, relay.url, hs.map(keyOf))
 
   for (const sub of subscribers) {
@@ -77,7 +78,7 @@ t.test('three homeservers, one relay: every filter gets its events once, in rela
   t.same(lines, [...log.map((e) => `${e.type} ${e.uri}`), `cursor: ${log.length}`], '/events/ serves the same log')
 
   const info = await relayInfo(relay.url)
-  t.same(info.upstreams.map((u) => [u.upstream, u.homeserver, u.state]), hs.map((s) => [s.url, s.ctx.keypair.z32, 'live']))
+  t.same(info.upstreams.map((u) => [u.upstream, u.homeserver, u.state]), hs.map((s) => [pinned(s), s.ctx.keypair.z32, 'live']))
   const doc = (await (await fetch(`${relay.url}/openapi.json`)).json()) as { paths: Record<string, unknown> }
   t.same(Object.keys(doc.paths).sort(), ['/events/', '/healthz', '/info', '/openapi.json', '/readyz', '/subscribe', '/subscribe/{filter}', '/{path}'],
     "the relay's API description names its routes, and no storage or auth route")
@@ -95,9 +96,11 @@ t.test('an upstream that goes away is retried while the others go on; back, its 
   const proxy = await TcpProxy.start(t, hs0.url)
   const a = await newUser(hs0)
   const b = await newUser(hs1)
-  const relay = await startTestRelay(t, [proxy.url, hs1.url], { RELAY_IDLE_MS: '1500' })
+  // the homeserver keeps its key across the restart below, so its pin behind the proxy holds
+  const behind = `${hs0.ctx.keypair.z32}@${proxy.url}`
+  const relay = await startTestRelay(t, [behind, pinned(hs1)], { RELAY_IDLE_MS: '1500' })
   for (let i = 0; i < 5; i++) await Promise.all([a.put(`/pub/a/${i}`, 'x'), b.put(`/pub/b/${i}`, 'y')])
-  await caughtUp(relay.url, [proxy.url, hs1.url])
+  await caughtUp(relay.url, [behind, pinned(hs1)])
 
   proxy.mode = 'refuse'
   await until(async () => {
@@ -105,7 +108,7 @@ t.test('an upstream that goes away is retried while the others go on; back, its 
     return u.faults.unreachable >= 1 && u.state !== 'live'
   }, 'the relay to see the upstream gone')
   for (let i = 5; i < 15; i++) await b.put(`/pub/b/${i}`, 'y')
-  await caughtUp(relay.url, [hs1.url])
+  await caughtUp(relay.url, [pinned(hs1)])
   t.pass('the other upstream went on while one was gone')
 
   // the homeserver restarts (on a new port) behind the same address, and writes on
@@ -115,7 +118,7 @@ t.test('an upstream that goes away is retried while the others go on; back, its 
   proxy.mode = 'pass'
   const a2 = new HomeserverClient(hs0.url, a.keypair, a.session)
   for (let i = 5; i < 10; i++) await a2.put(`/pub/a/${i}`, 'x')
-  await caughtUp(relay.url, [proxy.url, hs1.url])
+  await caughtUp(relay.url, [behind, pinned(hs1)])
   await checkRelayLog(t, relay.url, [{ url: hs0.url, key: hs0.ctx.keypair.z32 }, keyOf(hs1)])
 
   // a server that accepts and never answers is dropped after RELAY_IDLE_MS, then followed again
@@ -125,7 +128,7 @@ t.test('an upstream that goes away is retried while the others go on; back, its 
     'the silent upstream to be dropped for saying nothing')
   proxy.mode = 'pass'
   await a2.put('/pub/a/after-silence', 'x')
-  await caughtUp(relay.url, [proxy.url])
+  await caughtUp(relay.url, [behind])
   await checkRelayLog(t, relay.url, [{ url: hs0.url, key: hs0.ctx.keypair.z32 }, keyOf(hs1)])
 })
 
@@ -133,10 +136,10 @@ t.test('an upstream that pruned past the cursor: recorded, counted, and followed
   const hs = await startTestServer(t, { EVENT_RETENTION: '5' })
   const user = await newUser(hs)
   const dir = tempDir(t)
-  let relay = await startTestRelay(t, [hs.url], { DATA_DIR: dir })
+  let relay = await startTestRelay(t, [pinned(hs)], { DATA_DIR: dir })
   const database = relay.ctx.config.databaseUrl
   for (let i = 0; i < 3; i++) await user.put(`/pub/r/${i}`, 'x')
-  await caughtUp(relay.url, [hs.url])
+  await caughtUp(relay.url, [pinned(hs)])
   await relay.close()
 
   for (let i = 3; i < 20; i++) await user.put(`/pub/r/${i}`, 'x')
@@ -144,22 +147,26 @@ t.test('an upstream that pruned past the cursor: recorded, counted, and followed
   const floor = hs.ctx.events.floor
   t.ok(floor > 4, `the homeserver pruned past the relay's cursor (floor ${floor})`)
 
-  relay = await startTestRelay(t, [hs.url], { DATA_DIR: dir, METRICS_PORT: '0', ...(database === undefined ? {} : { DATABASE_URL: database }) })
-  await caughtUp(relay.url, [hs.url])
+  relay = await startTestRelay(t, [pinned(hs)], { DATA_DIR: dir, METRICS_PORT: '0', ...(database === undefined ? {} : { DATABASE_URL: database }) })
+  await caughtUp(relay.url, [pinned(hs)])
   const u = (await relayInfo(relay.url)).upstreams[0]!
   t.equal(u.resets, 1, '/info counts the reset')
   const mine = fromHomeserver(await wholeLog(relay.url), hs.ctx.keypair.z32)
   const head = await headOf(hs.url)
   t.same(mine.originSeqs, [1, 2, 3, ...Array.from({ length: head - floor + 1 }, (_, i) => floor + i)], 'what was relayed, then everything from the floor')
   const scrape = await Scrape.of(relay.metricsUrl!)
-  t.equal(scrape.value('hearth_relay_upstream_resets_total', { upstream: hs.url }), 1, 'and so does the metric')
-  t.equal(scrape.value('hearth_relay_upstream_state', { upstream: hs.url, state: 'live' }), 1)
-  t.equal(scrape.value('hearth_relay_upstream_cursor', { upstream: hs.url }), head)
+  t.equal(scrape.value('hearth_relay_upstream_resets_total', { upstream: pinned(hs) }), 1, 'and so does the metric')
+  t.equal(scrape.value('hearth_relay_upstream_state', { upstream: pinned(hs), state: 'live' }), 1)
+  t.equal(scrape.value('hearth_relay_upstream_cursor', { upstream: pinned(hs) }), head)
 })
 
 t.test('an upstream URL is kept as its origin: one server, one spelling, one cursor', async (t) => {
-  const config = buildConfig({ RELAY_UPSTREAMS: 'HTTP://LocalHost:80/,http://localhost,https://Example.test:443' })
-  t.same(config.relay.upstreams, ['http://localhost', 'https://example.test'])
+  const key = randomKeypair().z32
+  const config = buildConfig({ RELAY_UPSTREAMS: `HTTP://LocalHost:80/,http://localhost,https://Example.test:443,${key}@HTTPS://Example.test/,${key}` })
+  t.same(config.relay.upstreams, ['http://localhost', 'https://example.test', `${key}@https://example.test`, key])
+  for (const bad of [`${key}@`, `@http://localhost`, `${key.slice(1)}@http://localhost`, `${key}@http://localhost/path`, `${key}@${key}`, 'http://user@localhost']) {
+    t.throws(() => buildConfig({ RELAY_UPSTREAMS: bad }), { message: /RELAY_UPSTREAMS.*<key>@http/ }, `${bad} is refused`)
+  }
 })
 
 t.test('an upstream given as a homeserver key is resolved through pkarr', async (t) => {
@@ -195,13 +202,13 @@ t.test('two relay processes on one PostgreSQL database serve one log', async (t)
   if (TEST_ENGINE !== 'postgres') return t.plan(0, 'PostgreSQL only: one LevelDB folder has one process')
   const hs = await Promise.all([0, 1].map(() => startTestServer(t)))
   const users = await Promise.all(hs.map((s) => newUser(s)))
-  const one = await startTestRelay(t, hs.map((s) => s.url))
-  const two = await startTestRelay(t, hs.map((s) => s.url), { DATABASE_URL: one.ctx.config.databaseUrl! })
+  const one = await startTestRelay(t, hs.map(pinned))
+  const two = await startTestRelay(t, hs.map(pinned), { DATABASE_URL: one.ctx.config.databaseUrl! })
   await Promise.all(users.map(async (u) => {
     for (let i = 0; i < 30; i++) await u.put(`/pub/two/${i}`, 'x')
   }))
-  await caughtUp(one.url, hs.map((s) => s.url))
-  await caughtUp(two.url, hs.map((s) => s.url))
+  await caughtUp(one.url, hs.map(pinned))
+  await caughtUp(two.url, hs.map(pinned))
   const log = await checkRelayLog(t, one.url, hs.map(keyOf))
   // the second learns of the first's commits by notification: wait for its log to say so
   await until(async () => (await headOf(two.url)) === log.length, `the second relay's head to reach ${log.length}`)

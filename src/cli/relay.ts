@@ -1,19 +1,21 @@
 import { startRelay } from '../relay/server.js'
 import { loadConfig, startOrExit, stopOnSignals } from './serve.js'
 
-export const relayHelp = `hearth relay --upstream URL|KEY [--upstream …] [--filter F …] [--port N] [--host ADDR] [--data DIR] [--database URL] [--testnet] [--metrics-port N]
+export const relayHelp = `hearth relay --upstream KEY|KEY@URL|URL [--upstream …] [--filter F …] [--port N] [--host ADDR] [--data DIR] [--database URL] [--testnet] [--metrics-port N]
 
 Follows the public feeds of many homeservers and serves them as one durable, gapless log with
-/subscribe, /events/ and /info (each upstream's state, cursor and lag). An upstream is a URL,
-or a homeserver key resolved through pkarr (PKARR_RELAYS, or the local testnet relay with
---testnet). --filter narrows what is followed (default *). Environment twins: RELAY_UPSTREAMS
-and RELAY_FILTERS (comma-separated), RELAY_IDLE_MS, and PORT (default 6287), HOST, DATA_DIR,
-DATABASE_URL, METRICS_PORT, EVENT_RETENTION as for serve.`
+/subscribe, /events/ and /info (each upstream's state, cursor and lag). An upstream is a
+homeserver key, resolved through pkarr (PKARR_RELAYS, or the local testnet relay with
+--testnet); or KEY@URL, a URL pinned to the key it must serve; or a URL alone, followed only if
+the key its /info names has a pkarr record naming that URL. --filter narrows what is followed
+(default *). Environment twins: RELAY_UPSTREAMS and RELAY_FILTERS (comma-separated),
+RELAY_IDLE_MS, and PORT (default 6287), HOST, DATA_DIR, DATABASE_URL, METRICS_PORT,
+EVENT_RETENTION as for serve.`
 
 export async function relay(argv: string[]): Promise<void> {
   const config = await loadConfig(argv, process.env, { PORT: '6287' })
   if (config.relay.upstreams.length === 0) {
-    process.stderr.write('hearth: invalid setting RELAY_UPSTREAMS: name at least one upstream (--upstream URL or homeserver key)\n')
+    process.stderr.write('hearth: invalid setting RELAY_UPSTREAMS: name at least one upstream (--upstream KEY, KEY@URL or URL)\n')
     process.exit(2)
   }
   const server = await startOrExit(config, startRelay)

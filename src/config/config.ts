@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { ConfigError, type RawConfig } from './env.js'
-import { Z32_KEY } from '../shared/keys.js'
 import { parseFilters } from '../subscriptions/filter.js'
+import { parseUpstream, UPSTREAM_SYNTAX, upstreamText } from '../relay/upstream-spec.js'
 
 const UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3 }
 const DURATIONS: Record<string, number> = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }
@@ -38,15 +38,13 @@ const retention = z.string().transform((s, ctx) => {
   return z.NEVER
 })
 
-/**
- * A relay upstream: an http(s) URL, or a homeserver's z32 key to resolve through pkarr. A URL
- * is kept as its origin (`HTTP://Host:80/` → `http://host`), so one server has one spelling:
- * the relay keeps its cursor under it.
- */
-const upstream = z.string().refine(
-  (s) => Z32_KEY.test(s) || /^https?:\/\/[^/?#\s]+\/?$/i.test(s),
-  'expected http(s)://host[:port] or a homeserver key (52 characters of z-base-32)',
-).transform((s) => (Z32_KEY.test(s) ? s : new URL(s).origin))
+/** A relay upstream, in its one spelling (src/relay/upstream-spec.ts says what each form trusts). */
+const upstream = z.string().transform((s, ctx) => {
+  const spec = parseUpstream(s)
+  if (spec !== undefined) return upstreamText(spec)
+  ctx.addIssue({ code: 'custom', message: UPSTREAM_SYNTAX })
+  return z.NEVER
+})
 
 /** An http(s) URL, as a pkarr relay is named. */
 const httpUrl = z.string().refine((s) => /^https?:\/\/[^\s/?#]+/i.test(s) && URL.canParse(s), 'expected http(s) URLs, comma-separated')
@@ -130,7 +128,7 @@ export interface Config {
 }
 
 export interface RelayConfig {
-  /** URLs, or homeserver keys resolved through pkarr */
+  /** homeserver keys resolved through pkarr, URLs pinned to a key (`<key>@<url>`), or URLs */
   upstreams: string[]
   /** `/subscribe` filters sent to every upstream */
   filters: string[]

@@ -155,7 +155,7 @@ export interface CommitTx {
   append(events: readonly HearthEvent[]): void
   /** The stored cursors of these upstreams (a relay's), in the same order. */
   upstreamCursors(upstreams: readonly string[]): Promise<(UpstreamCursor | undefined)[]>
-  /** Stages an upstream's new cursor: it lands with the events it covers, or not at all. */
+  /** Stages an upstream's new cursor (forward, or back to 0 after a rewind): it lands with the events it covers, or not at all. */
   setUpstreamCursor(cursor: UpstreamCursor): void
 }
 
@@ -164,9 +164,9 @@ export interface CommitTx {
  * this log. Kept in the commit that appends those events, so the two never disagree.
  */
 export interface UpstreamCursor {
-  /** the upstream as configured: a URL, or a homeserver key resolved through pkarr */
+  /** the source its events come from: a URL, or a homeserver key resolved through pkarr (src/relay/upstream-spec.ts) */
   upstream: string
-  /** the z32 key the upstream's `/info` gave when the relay first followed it */
+  /** the z32 key the source was proven to speak for when the relay first followed it */
   homeserver: string
   /** the last upstream seq relayed (0: none yet) */
   cursor: number

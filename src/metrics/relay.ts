@@ -49,7 +49,7 @@ export function watchRelay(registry: Registry, upstreams: readonly Upstream[]): 
   })
   new Counter({
     name: 'hearth_relay_upstream_resets_total',
-    help: 'Times an upstream had pruned events the relay had not read yet, by upstream',
+    help: "Times an upstream had pruned events the relay had not read yet, or its head was behind the relay's cursor and its log was relayed again, by upstream",
     labelNames: ['upstream'],
     registers,
     collect() {

@@ -22,8 +22,10 @@ interface Item {
   /** undefined: only move the cursor (an upstream reset, scanned positions, a first contact) */
   event?: OriginEvent
   cursor: number
-  /** true when this item's event was appended (false: it was in the log already) */
-  done: (appended: boolean) => void
+  /** a rewind: the cursor goes back to `cursor`, only if the stored one is still this */
+  rewindFrom?: number
+  /** true when this item took effect: its event appended, its cursor moved */
+  done: (applied: boolean) => void
   failed: (err: unknown) => void
 }
 
@@ -70,6 +72,15 @@ export class RelayIngest {
     return this.#push(attempt, undefined, cursor)
   }
 
+  /**
+   * Sets the attempt's upstream's stored cursor back to 0, if it still stands at `from`: the
+   * upstream's log no longer reaches it. Resolves true if it did. (A cursor moved since, by
+   * this process or another on the same database, is left alone: that one rewind is enough.)
+   */
+  rewind(attempt: Attempt, from: number): Promise<boolean> {
+    return this.#push(attempt, undefined, 0, from)
+  }
+
   /** Tells `observer` of each commit group: how many events it appended, how long it took. */
   onCommit(observer: (group: { events: number; ms: number }) => void): () => void {
     this.#observers.add(observer)
@@ -81,10 +92,10 @@ export class RelayIngest {
     while (this.#running !== undefined) await this.#running
   }
 
-  #push(attempt: Attempt, event: OriginEvent | undefined, cursor: number): Promise<boolean> {
+  #push(attempt: Attempt, event: OriginEvent | undefined, cursor: number, rewindFrom?: number): Promise<boolean> {
     if (attempt.failed !== undefined) return Promise.reject(attempt.failed)
     return new Promise((done, failed) => {
-      this.#queue.push({ attempt, event, cursor, done, failed })
+      this.#queue.push({ attempt, event, cursor, rewindFrom, done, failed })
       // the first item of a burst waits one turn, so the rest of the burst joins its group
       this.#running ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#drain())
     })
@@ -106,7 +117,7 @@ export class RelayIngest {
           await this.#log.publish(staged.appended)
           for (const item of group) {
             if (staged.refused.has(item)) item.failed(new HomeserverMismatch(`${item.attempt.upstream} was ${item.attempt.homeserver}'s before; its events are refused`))
-            else item.done(staged.added.has(item))
+            else item.done(staged.applied.has(item))
           }
         } catch (err) {
           for (const item of group) item.attempt.failed ??= err
@@ -122,7 +133,7 @@ export class RelayIngest {
 }
 
 /** One group inside its transaction: skip what is stored already, number the rest, move the cursors. */
-async function stage(tx: CommitTx, group: readonly Item[]): Promise<{ appended: HearthEvent[]; added: Set<Item>; refused: Set<Item> }> {
+async function stage(tx: CommitTx, group: readonly Item[]): Promise<{ appended: HearthEvent[]; applied: Set<Item>; refused: Set<Item> }> {
   const names = [...new Set(group.map((i) => i.attempt.upstream))]
   const stored = await tx.upstreamCursors(names)
   const cursors = new Map<string, UpstreamCursor>()
@@ -131,7 +142,7 @@ async function stage(tx: CommitTx, group: readonly Item[]): Promise<{ appended: 
     if (at !== undefined) cursors.set(upstream, { ...at })
   })
   const appended: HearthEvent[] = []
-  const added = new Set<Item>()
+  const applied = new Set<Item>()
   const refused = new Set<Item>()
   const moved = new Set<string>()
   for (const item of group) {
@@ -142,15 +153,13 @@ async function stage(tx: CommitTx, group: readonly Item[]): Promise<{ appended: 
       refused.add(item)
       continue
     }
-    if (at !== undefined && item.cursor <= at.cursor) continue
-    if (item.event !== undefined) {
-      appended.push({ ...item.event, seq: tx.head + appended.length + 1 })
-      added.add(item)
-    }
+    if (item.rewindFrom !== undefined ? at?.cursor !== item.rewindFrom : at !== undefined && item.cursor <= at.cursor) continue
+    if (item.event !== undefined) appended.push({ ...item.event, seq: tx.head + appended.length + 1 })
+    applied.add(item)
     cursors.set(upstream, { upstream, homeserver, cursor: item.cursor })
     moved.add(upstream)
   }
   for (const upstream of moved) tx.setUpstreamCursor(cursors.get(upstream)!)
   tx.append(appended)
-  return { appended, added, refused }
+  return { appended, applied, refused }
 }

@@ -32,7 +32,7 @@ export class Relay {
       idleMs: options.config.idleMs,
       log: options.log,
       backoff: { baseMs: Math.min(1000, options.config.retryMaxMs), maxMs: options.config.retryMaxMs },
-      taken: (homeserver, by) => this.upstreams.some((u) => u !== by && u.homeserver === homeserver),
+      taken: (homeserver, by) => this.upstreams.find((u) => u !== by && u.homeserver === homeserver),
     }))
   }
 

@@ -12,6 +12,11 @@ const LOOKUP_MS = 5000
  * reads it; any other target is `https://<target>[:port]`.
  */
 export async function resolveHomeserver(z32: string, relays: readonly string[], signal: AbortSignal): Promise<string> {
+  return (await homeserverUrls(z32, relays, signal))[0]!
+}
+
+/** Every URL the key's signed packet names, by priority (at least one, or an error says why). */
+export async function homeserverUrls(z32: string, relays: readonly string[], signal: AbortSignal): Promise<string[]> {
   const key = decodePublicKey(z32)
   if (key === undefined) throw new Error(`${z32} is not a public key`)
   const problems: string[] = []
@@ -19,9 +24,9 @@ export async function resolveHomeserver(z32: string, relays: readonly string[], 
     try {
       const res = await fetch(relayUrl(relay, z32), { signal: AbortSignal.any([signal, AbortSignal.timeout(LOOKUP_MS)]), redirect: 'manual' })
       if (!res.ok) throw new Error(`HTTP ${res.status}`)
-      const endpoint = apexEndpoints(key, parsePayload(key, new Uint8Array(await res.arrayBuffer())))[0]
-      if (endpoint === undefined) throw new Error('the packet names no HTTPS endpoint')
-      return endpointUrl(endpoint)
+      const endpoints = apexEndpoints(key, parsePayload(key, new Uint8Array(await res.arrayBuffer())))
+      if (endpoints.length === 0) throw new Error('the packet names no HTTPS endpoint')
+      return endpoints.map(endpointUrl)
     } catch (err) {
       if (signal.aborted) throw err
       problems.push(`${relay}: ${(err as Error).message}`)

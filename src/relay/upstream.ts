@@ -1,5 +1,5 @@
 import { follow, type Follower } from '../client/follow.js'
-import type { FollowEvent, ResetInfo } from '../client/events.js'
+import { FutureCursorError, type FollowEvent, type ResetInfo } from '../client/events.js'
 import { RetryableError, shortLine, smallBody } from '../client/stream.js'
 import { backoffDelay, sleep } from '../client/backoff.js'
 import { idOf, seqOfId } from '../shared/id.js'
@@ -9,6 +9,8 @@ import { HomeserverMismatch, type Attempt, type OriginEvent, type RelayIngest } 
 import { checkOriginEvent } from './origin-event.js'
 import { filterMatches, parseFilters, type Filter } from '../subscriptions/filter.js'
 import { resolveHomeserver } from './resolve.js'
+import { refusal } from './proof.js'
+import { parseUpstream, sourceOf, type UpstreamSpec } from './upstream-spec.js'
 
 /** `failed`: the last attempt failed; the next one waits its backoff. */
 export type UpstreamState = 'connecting' | 'catching-up' | 'live' | 'failed'
@@ -19,23 +21,24 @@ export type UpstreamFault =
   | 'protocol' // malformed or oversized frames, ids that do not increase, a refusal
   | 'invalid-event' // an event that no homeserver could have written (bad key or path, private)
   | 'key-changed' // `/info` names another homeserver than the one this upstream was
+  | 'unproven' // a URL whose `/info` names a key that neither a pin nor the key's pkarr record vouches for
   | 'duplicate' // the same homeserver as another upstream of this relay
   | 'storage' // the relay could not commit
 
-export const UPSTREAM_FAULTS: readonly UpstreamFault[] = ['unreachable', 'protocol', 'invalid-event', 'key-changed', 'duplicate', 'storage']
+export const UPSTREAM_FAULTS: readonly UpstreamFault[] = ['unreachable', 'protocol', 'invalid-event', 'key-changed', 'unproven', 'duplicate', 'storage']
 
 export interface UpstreamOptions {
-  /** as configured: a URL, or a homeserver key */
+  /** as configured, in its one spelling: a homeserver key, `<key>@<url>`, or a URL */
   spec: string
   filters: readonly string[]
   store: Store
   ingest: RelayIngest
-  /** pkarr relays for keys given as upstreams */
+  /** pkarr relays: where keys given as upstreams are resolved, and URLs' keys proven */
   pkarrRelays: readonly string[]
   /** a stream silent for this long, or a request unanswered, is dropped */
   idleMs: number
-  /** true when another upstream of this relay already follows `homeserver` */
-  taken: (homeserver: string, by: Upstream) => boolean
+  /** the other upstream of this relay that already follows `homeserver`, if one does */
+  taken: (homeserver: string, by: Upstream) => Upstream | undefined
   log: { info(o: object, msg: string): void; warn(o: object, msg: string): void }
   /** reconnect backoff (default 1 s doubling to 30 s, full jitter) */
   backoff?: { baseMs: number; maxMs: number }
@@ -67,6 +70,9 @@ class UpstreamError extends Error {
  */
 export class Upstream {
   readonly spec: string
+  readonly #parsed: UpstreamSpec
+  /** where its cursor is kept: see sourceOf */
+  readonly #source: string
   #opts: UpstreamOptions
   #url: string | undefined
   #homeserver: string | undefined
@@ -86,6 +92,10 @@ export class Upstream {
 
   constructor(options: UpstreamOptions) {
     this.spec = options.spec
+    const parsed = parseUpstream(options.spec)
+    if (parsed === undefined) throw new TypeError(`${options.spec} is not an upstream`)
+    this.#parsed = parsed
+    this.#source = sourceOf(parsed)
     this.#opts = options
     this.#filters = parseFilters(options.filters)
   }
@@ -94,7 +104,7 @@ export class Upstream {
     return this.#url
   }
 
-  /** the homeserver's key, once known */
+  /** the homeserver's key, once proven; kept by this upstream for the life of the process */
   get homeserver(): string | undefined {
     return this.#homeserver
   }
@@ -172,34 +182,37 @@ export class Upstream {
     this.#opts.log.warn({ upstream: this.spec, url: this.#url, fault, reason: this.#lastError }, 'relay: upstream dropped, retrying')
   }
 
-  /** One connection's worth of following: resolve, check who answers, follow until something breaks. */
+  /**
+   * One connection's worth of following: resolve, prove who answers, follow until something
+   * breaks. Nothing is stored for an upstream before the key it speaks for is proven.
+   */
   async #attempt(signal: AbortSignal): Promise<void> {
     this.#state = 'connecting'
-    const url = Z32_KEY.test(this.spec) ? await this.#resolve(signal) : this.spec
-    this.#url = url.replace(/\/+$/, '')
-    const rows = await this.#opts.store.upstreamCursors()
-    const stored = rows.find((c) => c.upstream === this.spec)
-    const expected = stored?.homeserver ?? (Z32_KEY.test(this.spec) ? this.spec : this.#homeserver)
-    const key = await this.#infoKey(this.#url, signal)
-    if (expected !== undefined && key !== expected) {
-      throw new UpstreamError('key-changed', `${this.#url}/info names ${key}, but this upstream is ${expected}`)
+    const spec = this.#parsed
+    this.#url = spec.kind === 'key' ? (await this.#resolve(spec.key, signal)).replace(/\/+$/, '') : spec.url
+    const named = await this.#infoKey(this.#url, signal)
+    const refused = await refusal(spec, this.#url, named, this.#opts.pkarrRelays, signal)
+    if (refused !== undefined) throw new UpstreamError(refused.fault, refused.message)
+    const stored = (await this.#opts.store.upstreamCursors()).find((c) => c.upstream === this.#source)
+    if (stored !== undefined && stored.homeserver !== named) {
+      throw new UpstreamError('key-changed', `${this.#url}/info names ${named}, but ${this.#source} was ${stored.homeserver}`)
     }
-    if (this.#opts.taken(key, this)) throw new UpstreamError('duplicate', `${key} is already followed through another upstream`)
-    this.#homeserver = key
-    // the same homeserver stored under another spelling (a URL that became its key, say) keeps
-    // its place: nothing it relayed then is relayed again
-    const known = Math.max(0, ...rows.filter((c) => c.homeserver === key).map((c) => c.cursor))
-    this.#cursor = known
-    const attempt: Attempt = { upstream: this.spec, homeserver: key }
+    // one homeserver, one source: a second source for the same key is refused, never merged,
+    // so no cursor is ever moved by what another source sent
+    const holder = this.#opts.taken(named, this)
+    if (holder !== undefined) throw new UpstreamError('duplicate', `${named} is already followed through ${holder.spec}`)
+    this.#homeserver = named
+    this.#cursor = stored?.cursor ?? 0
+    const attempt: Attempt = { upstream: this.#source, homeserver: named }
     // the key is kept from the first contact, before any event, so a later impostor is refused
-    if (stored === undefined || stored.cursor < known) await this.#commit(this.#opts.ingest.moveCursor(attempt, known))
+    if (stored === undefined) await this.#commit(this.#opts.ingest.moveCursor(attempt, 0))
     if (signal.aborted) return
     await this.#follow(this.#url, attempt, signal)
   }
 
-  async #resolve(signal: AbortSignal): Promise<string> {
+  async #resolve(key: string, signal: AbortSignal): Promise<string> {
     try {
-      return await resolveHomeserver(this.spec, this.#opts.pkarrRelays, signal)
+      return await resolveHomeserver(key, this.#opts.pkarrRelays, signal)
     } catch (err) {
       if (signal.aborted) throw err
       throw new UpstreamError('unreachable', (err as Error).message)
@@ -280,7 +293,9 @@ export class Upstream {
       // attempt reads the stored cursor: in order, and never more than MAX_IN_FLIGHT at once
       await inFlight.catch(() => {})
     }
-    if (failure !== undefined && !signal.aborted) throw failure
+    if (signal.aborted) return
+    if (failure instanceof FutureCursorError) return this.#rewind(attempt, failure)
+    if (failure !== undefined) throw failure
   }
 
   #committed(ev: FollowEvent, event: OriginEvent, appended: boolean): void {
@@ -297,6 +312,24 @@ export class Upstream {
     this.#opts.log.warn({ upstream: this.spec, requested: info.requested, floor: info.floor }, 'relay: upstream pruned events the relay had not read; going on from its floor')
     await this.#commit(this.#opts.ingest.moveCursor(attempt, floor - 1))
     if (floor - 1 > this.#cursor) this.#cursor = floor - 1
+  }
+
+  /**
+   * The upstream's head is behind the relay's cursor: its log is not the one relayed (a
+   * homeserver reinstalled with its key, or restored from an older backup). Waiting for the
+   * head to pass the cursor would skip every event it writes until then, for good; the relay
+   * cannot tell which of its seqs still mean the same events. So it keeps what it relayed,
+   * says so, and relays the upstream's log again from its start: an event may come twice,
+   * none is lost.
+   */
+  async #rewind(attempt: Attempt, err: FutureCursorError): Promise<void> {
+    const from = Number(seqOfId(err.cursor) ?? 0)
+    if (from === 0) throw new UpstreamError('protocol', 'the upstream says seq 0 is past its head')
+    if (await this.#commit(this.#opts.ingest.rewind(attempt, from))) {
+      this.#resets++
+      this.#cursor = 0
+      this.#opts.log.warn({ upstream: this.spec, cursor: from, head: err.head }, "relay: the upstream's head is behind the relay's cursor (reinstalled or restored); relaying its log again from its start")
+    }
   }
 
   /** A failed commit is the relay's fault, not the upstream's: counted as such. */

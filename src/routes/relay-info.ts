@@ -6,13 +6,13 @@ import type { Relay } from '../relay/relay.js'
 import { UPSTREAM_FAULTS } from '../relay/upstream.js'
 
 const upstreamBody = z.object({
-  upstream: z.string().describe('as configured: a URL, or a homeserver key resolved through pkarr'),
+  upstream: z.string().describe('as configured: a homeserver key resolved through pkarr, a URL pinned to a key (<key>@<url>), or a URL its key\'s pkarr record names'),
   url: z.string().nullable().describe('where it was last reached (null before it was resolved)'),
-  homeserver: publicKey.nullable().describe("the homeserver's key, from its /info (null before the first contact)"),
+  homeserver: publicKey.nullable().describe("the homeserver's key, once proven (null before; a key its /info only claims is not shown)"),
   cursor: z.string().describe('the last upstream seq in this relay’s log, in decimal'),
   state: z.enum(['connecting', 'catching-up', 'live', 'failed']),
   lag: z.number().int().describe("events between the cursor and the upstream's head, as last seen"),
-  resets: z.number().int().describe('times the upstream had pruned events the relay had not read yet (since start)'),
+  resets: z.number().int().describe('times the upstream had pruned events the relay had not read yet, or its head was behind the relay\'s cursor and its log was relayed again from its start (since start)'),
   unasked: z.number().int().describe('events it sent that none of the relay\'s filters asked for, not stored (since start)'),
   faults: z.record(z.enum(UPSTREAM_FAULTS as [string, ...string[]]), z.number().int()).describe('times it was dropped, by reason (since start)'),
   lastError: z.string().nullable(),

@@ -5,6 +5,7 @@ import type { RawConfig } from '../../src/config/env.js'
 import { startRelay, type RelayServer } from '../../src/relay/server.js'
 import type { relayInfoBody } from '../../src/routes/relay-info.js'
 import type { z } from 'zod'
+import { parseUpstream } from '../../src/relay/upstream-spec.js'
 import { engineSettings } from './engine.js'
 import { headOf, tempDir, type Teardown } from './server.js'
 import { readSubscribe, type StreamEvent } from './sse.js'
@@ -35,9 +36,24 @@ export async function relayInfo(url: string): Promise<RelayInfo> {
   return (await res.json()) as RelayInfo
 }
 
-/** Waits until the relay's cursor on each upstream reaches that upstream's head now. */
+/** A homeserver as an upstream pinned to its key (`<key>@<url>`), as its operator would give it. */
+export function pinned(server: { url: string; ctx: { keypair: { z32: string } } }): string {
+  return `${server.ctx.keypair.z32}@${server.url}`
+}
+
+/** A homeserver in another process as a pinned upstream, its key read from its `/info`. */
+export async function pinnedAt(url: string): Promise<string> {
+  const info = (await (await fetch(`${url}/info`)).json()) as { publicKey: string }
+  return `${info.publicKey}@${url}`
+}
+
+/** Waits until the relay's cursor on each upstream (given by URL, or pinned) reaches that upstream's head now. */
 export async function caughtUp(relayUrl: string, upstreams: readonly string[], ms = 60_000): Promise<void> {
-  const heads = await Promise.all(upstreams.map(headOf))
+  const heads = await Promise.all(upstreams.map((u) => {
+    const spec = parseUpstream(u)
+    if (spec === undefined || spec.kind === 'key') throw new Error(`caughtUp needs the URL of ${u}`)
+    return headOf(spec.url)
+  }))
   let info: RelayInfo | undefined
   await until(async () => {
     info = await relayInfo(relayUrl)

@@ -28,6 +28,15 @@ export const upstreamCases: Record<string, Case> = {
     t.same(await again.upstreamCursors(), [{ upstream: URL_A, homeserver: HS, cursor: 9 }], 'kept across a reopen')
   },
 
+  async 'an upstream cursor may go back to 0 (an upstream whose log started again)'(t, factory) {
+    const { store, reopen } = await factory.open(t)
+    await store.commit(async (tx) => tx.setUpstreamCursor({ upstream: URL_A, homeserver: HS, cursor: 7 }))
+    await store.commit(async (tx) => tx.setUpstreamCursor({ upstream: URL_A, homeserver: HS, cursor: 0 }))
+    t.same(await store.upstreamCursors(), [{ upstream: URL_A, homeserver: HS, cursor: 0 }])
+    if (reopen === undefined) return
+    t.same(await (await reopen()).upstreamCursors(), [{ upstream: URL_A, homeserver: HS, cursor: 0 }], 'kept across a reopen')
+  },
+
   async 'a failed commit leaves the cursor where it was'(t, factory) {
     const { store } = await factory.open(t)
     await store.commit(async (tx) => {
