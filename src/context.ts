@@ -71,7 +71,7 @@ async function build(config: Readonly<Config>, log: FastifyBaseLogger, store: St
   const events = await EventLog.open(store)
   const writer = new Writer(store, events, config.userQuota)
   const metrics = new Metrics()
-  const feed = new FeedEngine(events, config.keepaliveMs, metrics.feed)
+  const feed = new FeedEngine(events, { keepaliveMs: config.keepaliveMs, snapshotViews: config.snapshotViews }, metrics.feed)
   const sessions = new SessionStore(store, { ttlMs: config.sessionTtlMs })
   // Signing out ends the streams that saw /priv/ events through that session (SPEC §4), in
   // every process: the store tells each of them. A process whose notifications lapsed (a lost

@@ -12,6 +12,7 @@ export const ERRORS = {
   InvalidQuery: 400,
   FutureCursor: 400,
   TooManyFilters: 400,
+  SnapshotUnsupported: 400,
   InvalidToken: 400,
   TokenReplayed: 400,
   NoSession: 401,

@@ -83,6 +83,7 @@ const schema = z.object({
   UPLOADS_PER_USER: int(1, 10_000).default(8),
   UPLOADS_TOTAL: int(1, 100_000).default(64),
   BODY_IDLE_MS: int(100, 3_600_000).default(30_000),
+  SNAPSHOT_VIEWS: int(0, 1000).default(4),
   METRICS_PORT: int(0, 65535).optional(),
   RELAY_UPSTREAMS: list(upstream).default([]),
   RELAY_FILTERS: list(relayFilter).default(['*']),
@@ -123,6 +124,8 @@ export interface Config {
   uploadsTotal: number
   /** a body that sends nothing for this long is cut off with 408 */
   bodyIdleMs: number
+  /** read views snapshot streams hold across pages at once (0: each page is read in a view of its own) */
+  snapshotViews: number
   /** `hearth relay`: what it follows and how */
   relay: RelayConfig
 }
@@ -174,6 +177,7 @@ export function buildConfig(raw: RawConfig, overrides: Partial<Config> = {}): Re
     uploadsPerUser: e.UPLOADS_PER_USER,
     uploadsTotal: e.UPLOADS_TOTAL,
     bodyIdleMs: e.BODY_IDLE_MS,
+    snapshotViews: e.SNAPSHOT_VIEWS,
     relay: Object.freeze({ upstreams: [...new Set(e.RELAY_UPSTREAMS)], filters: e.RELAY_FILTERS, idleMs: e.RELAY_IDLE_MS, retryMaxMs: e.RELAY_RETRY_MAX_MS }),
     ...overrides,
   })

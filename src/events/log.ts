@@ -1,4 +1,4 @@
-import type { LogRead, Store } from '../kv/store.js'
+import type { LogRead, ReadView, Store } from '../kv/store.js'
 import { Serial } from '../serial.js'
 import type { HearthEvent } from './event.js'
 
@@ -151,6 +151,11 @@ export class EventLog {
 
   readUserReverse(user: string, before: number, limit: number, under?: string): Promise<HearthEvent[]> {
     return this.#store.readUserLogReverse(user, Math.min(before, this.#head + 1), limit, under)
+  }
+
+  /** A view of one committed state of storage (the log's bounds, the files): see `Store.readView`. */
+  readView(): Promise<ReadView> {
+    return this.#store.readView()
   }
 
   /**

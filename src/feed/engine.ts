@@ -8,7 +8,9 @@ import { ReplayWindow } from './replay-window.js'
 import { replayReverse, type ReverseSpec } from './reverse.js'
 import { SseStream } from './sse.js'
 import { Subscriber, type SubscriberSpec } from './subscriber.js'
-import { EVENTS_STREAM, type Protocol } from './wire.js'
+import { EVENTS_STREAM, SUBSCRIBE, type Protocol } from './wire.js'
+import { HeldViews, SnapshotStream } from './snapshot.js'
+import type { SnapshotToken } from './snapshot-frames.js'
 import { NO_OBSERVER, type FeedObserver, type FeedStats, type Phase } from './observer.js'
 import type { ServerResponse } from 'node:http'
 
@@ -34,13 +36,19 @@ export class FeedEngine {
   readonly #subs = new Set<Subscriber>()
   /** newest-first replays: never live, but ended on stop like the rest */
   readonly #reverse = new Set<SseStream>()
+  /** streams sending their snapshot, before they follow the log, with the session that lets them see `/priv/` files */
+  readonly #snapshots = new Map<SseStream, string | undefined>()
+  /** the read views snapshots hold across pages */
+  readonly #heldViews: HeldViews
   readonly #timer: NodeJS.Timeout
   readonly #unlisten: () => void
   readonly #observer: FeedObserver
   #stopped = false
 
-  constructor(log: EventLog, keepaliveMs: number, observer: FeedObserver = NO_OBSERVER) {
+  constructor(log: EventLog, settings: { keepaliveMs: number; snapshotViews?: number }, observer: FeedObserver = NO_OBSERVER) {
+    const { keepaliveMs } = settings
     this.#log = log
+    this.#heldViews = new HeldViews(settings.snapshotViews)
     this.#pages = new LogPages(log)
     this.#observer = observer
     this.#unlisten = log.onAppend((events) => this.#announce(events))
@@ -48,9 +56,9 @@ export class FeedEngine {
     this.#timer.unref()
   }
 
-  /** open streams, forward and reverse */
+  /** open streams: forward, reverse and snapshots */
   get size(): number {
-    return this.#subs.size + this.#reverse.size
+    return this.#subs.size + this.#reverse.size + this.#snapshots.size
   }
 
   /** the open forward streams, for inspection */
@@ -75,6 +83,10 @@ export class FeedEngine {
       count(EVENTS_STREAM.protocol, 'replay')
       unsentBytes += stream.buffered
     }
+    for (const stream of this.#snapshots.keys()) {
+      count(SUBSCRIBE.protocol, 'snapshot')
+      unsentBytes += stream.buffered
+    }
     return { streams: [...counts.values()], unsentBytes, pages: this.#pages.stats() }
   }
 
@@ -82,6 +94,35 @@ export class FeedEngine {
   open(res: ServerResponse, opts: OpenOptions): Subscriber {
     const stream = new SseStream(res, opts.headers)
     if (opts.wire.opening !== undefined) stream.write(opts.wire.opening)
+    return this.#follow(stream, opts)
+  }
+
+  /**
+   * `/subscribe?snapshot=true`: headers now, then the files (SnapshotStream), then the stream
+   * goes on as `open`'s does, from the position the snapshot reached.
+   */
+  openSnapshot(res: ServerResponse, opts: OpenOptions & { resume?: SnapshotToken }): SseStream {
+    const stream = new SseStream(res, opts.headers)
+    if (opts.wire.opening !== undefined) stream.write(opts.wire.opening)
+    if (this.#stopped) stream.end()
+    if (stream.closed) return stream
+    this.#snapshots.set(stream, opts.session)
+    const snapshot = new SnapshotStream(this.#log, this.#pages, stream, opts, this.#heldViews)
+    void snapshot.run().then(
+      (at) => {
+        this.#snapshots.delete(stream)
+        if (at === undefined || stream.closed) return stream.end()
+        this.#follow(stream, { ...opts, after: at })
+      },
+      () => {
+        this.#snapshots.delete(stream)
+        stream.end()
+      },
+    )
+    return stream
+  }
+
+  #follow(stream: SseStream, opts: OpenOptions): Subscriber {
     const sub = new Subscriber(opts, stream, this.#log, { pages: this.#pages, window: this.#window }, (s) => this.#forget(s), this.#observer)
     if (this.#stopped) sub.finish()
     if (sub.done) return sub // the client left before its stream started
@@ -108,12 +149,14 @@ export class FeedEngine {
    */
   endSession(secret: string): void {
     for (const sub of [...this.#subs]) if (sub.spec.session === secret) sub.finish()
+    for (const [stream, session] of [...this.#snapshots]) if (session === secret) stream.end()
   }
 
   /** The sessions that open streams see `/priv/` events through. */
   privateSessions(): Set<string> {
     const out = new Set<string>()
     for (const sub of this.#subs) if (sub.spec.session !== undefined) out.add(sub.spec.session)
+    for (const session of this.#snapshots.values()) if (session !== undefined) out.add(session)
     return out
   }
 
@@ -123,7 +166,7 @@ export class FeedEngine {
     clearInterval(this.#timer)
     this.#unlisten()
     for (const sub of [...this.#subs]) sub.finish()
-    for (const stream of [...this.#reverse]) stream.end()
+    for (const stream of [...this.#reverse, ...this.#snapshots.keys()]) stream.end()
   }
 
   /** One commit's events: each subscriber's frames of the group go out in one write. */

@@ -1,8 +1,8 @@
 import type { PageStats } from './pages.js'
 import type { Protocol } from './wire.js'
 
-/** Where a stream stands: reading the log, pushed to live, or catching up after falling behind. */
-export type Phase = 'replay' | 'live' | 'catching_up'
+/** Where a stream stands: sending a snapshot, reading the log, pushed to live, or catching up after falling behind. */
+export type Phase = 'snapshot' | 'replay' | 'live' | 'catching_up'
 
 /**
  * What the feed reports as it works, for the metrics. Calls come per commit group or per page

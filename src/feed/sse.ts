@@ -37,8 +37,9 @@ export class SseStream {
     })
   }
 
+  /** the client left, or the stream was ended: nothing more is written */
   get closed(): boolean {
-    return this.#closed
+    return this.#closed || this.#res.writableEnded
   }
 
   get backedUp(): boolean {
@@ -59,7 +60,7 @@ export class SseStream {
   }
 
   write(chunk: string | Buffer): void {
-    if (!this.#closed) this.#res.write(chunk)
+    if (!this.closed) this.#res.write(chunk)
   }
 
   /**
@@ -101,6 +102,6 @@ export class SseStream {
 
   end(): void {
     this.#corked = false // end() sends whatever is corked
-    if (!this.#closed) this.#res.end()
+    if (!this.closed) this.#res.end()
   }
 }

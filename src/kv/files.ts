@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream'
-import { fileKey, type FileMeta, type Store } from './store.js'
+import { fileKey, keyOrder, type FileMeta, type Store } from './store.js'
 
 export type { FileMeta }
 
@@ -76,10 +76,7 @@ export class FileStore {
   }
 }
 
-/**
- * Key order is UTF-8 byte order; JS `<` compares UTF-16 units, which disagrees for characters
- * above U+FFFF (a surrogate pair sorts before U+E000..U+FFFF), so keys are compared as bytes.
- */
+/** Whether key `a` sorts before `b`, in the engines' order. */
 function before(a: string, b: string): boolean {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b)) < 0
+  return keyOrder(a, b) < 0
 }

@@ -267,6 +267,14 @@ export const fileKey = (user: string, path: string): string => user + path
 /** A user's key in z-base-32 is 52 characters: a file key splits there into user and path. */
 export const USER_KEY_LENGTH = 52
 
+/**
+ * The order of keys in every engine: UTF-8 byte order. JS `<` compares UTF-16 units, which
+ * disagrees for characters above U+FFFF (a surrogate pair sorts before U+E000..U+FFFF).
+ */
+export function keyOrder(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b))
+}
+
 export function splitFileKey(key: string): { user: string; path: string } {
   return { user: key.slice(0, USER_KEY_LENGTH), path: key.slice(USER_KEY_LENGTH) }
 }

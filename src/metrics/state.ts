@@ -66,13 +66,13 @@ export function watchState(registry: Registry, sources: MetricSources): void {
   })
   new Gauge({
     name: 'hearth_streams',
-    help: 'Open SSE streams, by protocol and phase (replay, live, catching_up)',
+    help: 'Open SSE streams, by protocol and phase (snapshot, replay, live, catching_up)',
     labelNames: ['protocol', 'phase'],
     registers,
     collect() {
       this.reset()
       for (const protocol of ['subscribe', 'events-stream']) {
-        for (const phase of ['replay', 'live', 'catching_up']) this.set({ protocol, phase }, 0)
+        for (const phase of ['snapshot', 'replay', 'live', 'catching_up']) this.set({ protocol, phase }, 0)
       }
       for (const s of feed.stats().streams) this.set({ protocol: s.protocol, phase: s.phase }, s.count)
     },

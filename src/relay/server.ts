@@ -43,7 +43,7 @@ export async function startRelay(config: Readonly<Config>, log?: FastifyInstance
     await relayInfoRoute(app, ctx, relay)
     await healthRoutes(app, ctx)
     await eventsRoute(app, ctx)
-    await subscribeRoutes(app, ctx)
+    await subscribeRoutes(app, ctx, { snapshots: false })
   })
   const listening = await listen(ctx, app, config, async () => relay.start())
   return { app, ctx, relay, ...listening }

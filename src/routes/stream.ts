@@ -1,7 +1,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Context } from '../context.js'
 import type { OpenOptions } from '../feed/engine.js'
-import type { Subscriber } from '../feed/subscriber.js'
+import type { SnapshotToken } from '../feed/snapshot-frames.js'
+import type { SseStream } from '../feed/sse.js'
 import { markStream, noteUser } from './observe.js'
 
 /**
@@ -9,15 +10,17 @@ import { markStream, noteUser } from './observe.js'
  * response from Fastify (the stream writes to the socket itself) and keeps the CORS headers
  * already set on the reply.
  */
-export function openStream(ctx: Context, req: FastifyRequest, reply: FastifyReply, opts: Omit<OpenOptions, 'headers'>): void {
+export function openStream(
+  ctx: Context, req: FastifyRequest, reply: FastifyReply, opts: Omit<OpenOptions, 'headers'>, snapshot?: { resume?: SnapshotToken },
+): void {
   const release = ctx.limiter.acquire(req.ip)
   markStream(req)
   if (opts.onlyUser !== undefined) noteUser(req, opts.onlyUser)
   reply.hijack()
   const headers = reply.getHeaders() as Record<string, string | number | string[]>
-  const sub = ctx.feed.open(reply.raw, { ...opts, headers })
-  sub.stream.onClose(release)
-  if (opts.session !== undefined && !sub.done) void guardSession(ctx, sub, opts.session).catch(() => sub.finish())
+  const stream = snapshot === undefined ? ctx.feed.open(reply.raw, { ...opts, headers }).stream : ctx.feed.openSnapshot(reply.raw, { ...opts, headers, ...snapshot })
+  stream.onClose(release)
+  if (opts.session !== undefined && !stream.closed) void guardSession(ctx, stream, opts.session).catch(() => stream.end())
 }
 
 /**
@@ -27,15 +30,15 @@ export function openStream(ctx: Context, req: FastifyRequest, reply: FastifyRepl
  * when the session expires (`SESSION_TTL`); the look-up at that moment signs the session out
  * everywhere, which ends its other streams too.
  */
-async function guardSession(ctx: Context, sub: Subscriber, secret: string): Promise<void> {
+async function guardSession(ctx: Context, stream: SseStream, secret: string): Promise<void> {
   const session = await ctx.sessions.get(secret)
-  if (session === undefined) return sub.finish()
+  if (session === undefined) return stream.end()
   const left = ctx.sessions.timeLeft(session)
-  if (left === undefined || sub.done) return
+  if (left === undefined || stream.closed) return
   const timer = setTimeout(() => {
-    sub.finish()
+    stream.end()
     void ctx.sessions.get(secret).catch(() => {})
   }, left)
   timer.unref()
-  sub.stream.onClose(() => clearTimeout(timer))
+  stream.onClose(() => clearTimeout(timer))
 }

@@ -10,6 +10,7 @@ import { queryObject } from './user.js'
 import { sse, type RouteDoc } from '../openapi/route-doc.js'
 import { openStream } from './stream.js'
 import { SUBSCRIBE } from '../feed/wire.js'
+import { decodeToken } from '../feed/snapshot-frames.js'
 
 const query = z.object({
   filter: z.array(z.string()).optional()
@@ -20,6 +21,8 @@ const query = z.object({
     .describe('false: end the stream once caught up'),
   limit: z.string().regex(/^[1-9]\d{0,15}$/, 'expected a positive number').transform(Number).optional()
     .describe('end the stream after this many events'),
+  snapshot: z.enum(['true', '1', 'false', '0']).optional().transform((v) => v === 'true' || v === '1')
+    .describe('first every file the filters cover, as of one position, then `event: synced`, then the events after it (SPEC §13)'),
 })
 const headers = z.object({
   'last-event-id': z.string().optional().describe('resume after this id (what EventSource sends on reconnect); wins over the query'),
@@ -52,14 +55,15 @@ const docs: Record<string, RouteDoc> = {
  * cursor it is live from now; with one (Last-Event-ID, lastSeq= or cursor=; id or decimal,
  * exclusive) it replays what it missed first.
  */
-export async function subscribeRoutes(app: FastifyInstance, ctx: Context): Promise<void> {
-  const handler = (req: FastifyRequest, reply: FastifyReply) => subscribe(ctx, req, reply)
+export async function subscribeRoutes(app: FastifyInstance, ctx: Context, opts: { snapshots: boolean } = { snapshots: true }): Promise<void> {
+  const handler = (req: FastifyRequest, reply: FastifyReply) => subscribe(ctx, req, reply, opts.snapshots)
   app.get('/subscribe', { config: { doc: docs.query } }, handler)
   app.get('/subscribe/*', { config: { doc: docs.path } }, handler)
 }
 
-async function subscribe(ctx: Context, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+async function subscribe(ctx: Context, req: FastifyRequest, reply: FastifyReply, snapshots: boolean): Promise<void> {
   const q = query.parse(queryObject(req.url, ['filter']))
+  if (q.snapshot && !snapshots) fail('SnapshotUnsupported', 'A relay keeps events, not files: it has no snapshot to send')
   const texts = q.filter ?? []
   const inPath = (req.params as { '*'?: string })['*']
   if (inPath !== undefined && inPath !== '') texts.push(inPath)
@@ -69,7 +73,12 @@ async function subscribe(ctx: Context, req: FastifyRequest, reply: FastifyReply)
   const cursorText = lastEventId ?? q.lastSeq ?? q.cursor
   const head = ctx.events.head
   let after = head
-  if (cursorText !== undefined) {
+  const resume = q.snapshot && cursorText?.startsWith('~') ? decodeToken(cursorText) : undefined
+  if (resume !== undefined) {
+    if (Math.max(resume.at, resume.kind === 'events' ? resume.upTo : 0) > head) {
+      fail('FutureCursor', `Cursor ${cursorText} is past the head of the log`, { head: String(head) })
+    }
+  } else if (cursorText !== undefined) {
     const cursor = parseCursor(cursorText)
     if (cursor === undefined) fail('InvalidCursor', `Invalid cursor: ${cursorText}`)
     if (cursor > BigInt(head)) fail('FutureCursor', `Cursor ${cursorText} is past the head of the log`, { head: String(head) })
@@ -79,13 +88,16 @@ async function subscribe(ctx: Context, req: FastifyRequest, reply: FastifyReply)
   const onlyUser = singleUser(filters)
   const viewer = onlyUser === undefined ? undefined : await sessionCookie(ctx, req, onlyUser)
   const canSee = visibility(viewer?.session, onlyUser)
-  openStream(ctx, req, reply, {
+  const spec = {
     wire: SUBSCRIBE, after, live, limit, onlyUser, filters, canSee,
     session: canSee === publicOnly ? undefined : viewer?.secret,
-    accepts: (ev) => filters.some((f) => filterMatches(f, ev)),
+    accepts: (ev: { user: string; path: string }) => filters.some((f) => filterMatches(f, ev)),
     // live events reach this stream only through the tables, which applied the filters
     acceptsLive: () => true,
-  })
+  }
+  // a snapshot, new or resumed; after `synced` a reconnect sends a plain id and resumes live
+  const snapshot = q.snapshot && (cursorText === undefined || resume !== undefined)
+  openStream(ctx, req, reply, spec, snapshot ? { resume } : undefined)
 }
 
 /** The user every filter names, when they all name the same one. */
