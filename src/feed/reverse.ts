@@ -10,6 +10,8 @@ import { readsUnder, type CanSee } from './visibility.js'
 export interface ReverseSpec {
   /** the one user whose index may be read instead of the whole log */
   onlyUser?: string
+  /** exclusive: only events below it are read (default: everything up to the head) */
+  before?: number
   limit?: number
   canSee: CanSee
   accepts: (ev: HearthEvent) => boolean
@@ -21,7 +23,7 @@ export interface ReverseSpec {
  * ends at the floor or after `limit` events. Never live.
  */
 export async function replayReverse(log: EventLog, stream: SseStream, spec: ReverseSpec, observer: FeedObserver): Promise<void> {
-  let before = log.head + 1
+  let before = Math.min(log.head + 1, spec.before ?? Infinity)
   let sent = 0
   let batch = ''
   let bytes = 0

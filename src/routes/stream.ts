@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Context } from '../context.js'
-import type { OpenOptions } from '../feed/engine.js'
+import type { Headers, OpenOptions } from '../feed/engine.js'
+import type { ReverseSpec } from '../feed/reverse.js'
 import type { Subscriber } from '../feed/subscriber.js'
 import { markStream, noteUser } from './observe.js'
 
@@ -14,10 +15,18 @@ export function openStream(ctx: Context, req: FastifyRequest, reply: FastifyRepl
   markStream(req)
   if (opts.onlyUser !== undefined) noteUser(req, opts.onlyUser)
   reply.hijack()
-  const headers = reply.getHeaders() as Record<string, string | number | string[]>
-  const sub = ctx.feed.open(reply.raw, { ...opts, headers })
+  const sub = ctx.feed.open(reply.raw, { ...opts, headers: reply.getHeaders() as Headers })
   sub.stream.onClose(release)
   if (opts.session !== undefined && !sub.done) void guardSession(ctx, sub, opts.session).catch(() => sub.finish())
+}
+
+/** The same for a newest-first replay (`/events-stream?reverse=true`): its slot is given back when it ends. */
+export function openReverseStream(ctx: Context, req: FastifyRequest, reply: FastifyReply, spec: ReverseSpec): void {
+  const release = ctx.limiter.acquire(req.ip)
+  markStream(req)
+  if (spec.onlyUser !== undefined) noteUser(req, spec.onlyUser)
+  reply.hijack()
+  ctx.feed.openReverse(reply.raw, reply.getHeaders() as Headers, spec).onClose(release)
 }
 
 /**
