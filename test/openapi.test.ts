@@ -59,8 +59,13 @@ t.test('/openapi.json is a valid OpenAPI 3.1 document of every registered route'
   // Parameters come from the schemas that validate the requests.
   const subscribe = doc.paths['/subscribe']!.get!
   t.same(subscribe.parameters.map((p) => `${p.in}:${p.name}`), [
-    'query:filter', 'query:lastSeq', 'query:cursor', 'query:live', 'query:limit', 'header:last-event-id', 'header:cookie',
+    'query:filter', 'query:lastSeq', 'query:cursor', 'query:live', 'query:limit', 'query:recent', 'header:last-event-id', 'header:cookie',
   ])
+  const firehose = doc.paths['/admin/events-stream']!.get!
+  t.same(firehose.parameters.map((p) => `${p.in}:${p.name}`), [
+    'query:user', 'query:cursor', 'query:path', 'query:limit', 'query:live', 'query:reverse', 'header:x-admin-password',
+  ])
+  t.same(firehose.responses['401']!.content, { 'text/plain': { schema: { type: 'string' } } }, 'the admin firehose answers errors in plain text')
   const list = doc.paths['/pub/{path}']!.get!
   t.same(list.parameters.filter((p) => p.in === 'query').map((p) => p.name), ['limit', 'cursor', 'reverse', 'shallow', 'pubky-host'])
 })

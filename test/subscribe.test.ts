@@ -127,6 +127,38 @@ t.test('live=false ends once caught up; limit=N ends after N', async (t) => {
   t.same(liveLimited.events().map(seqOf), lim.slice(0, 2).map((ev) => ev.seq), 'live and limited: two events, then the end')
 })
 
+t.test('recent=N: the newest matches first, then live from there; a cursor wins', async (t) => {
+  const log = [...acked.events]
+  const newest = (n: number, pred: (ev: AckedEvent) => boolean) => log.filter(pred).slice(-n).map((ev) => ev.seq)
+  const replay = async (query: string, headers: Record<string, string> = {}) => {
+    const s = await RawStream.open(`${server.url}/subscribe?${query}&live=false`, headers)
+    await s.all()
+    return s.events().map(seqOf)
+  }
+  t.same(await replay('recent=3'), newest(3, isPublic), 'every public event: the newest three, in log order')
+  t.same(await replay(`filter=${a.user}/*&recent=2`), newest(2, (ev) => ev.user === a.user && isPublic(ev)), 'one user: the newest public ones')
+  t.same(await replay(`filter=${a.user}/*&recent=50`, a.headers()), newest(50, (ev) => ev.user === a.user), "the owner's session: private ones too")
+  t.same(await replay(`filter=*/pub/x/*&recent=1000`), newest(1000, (ev) => ev.path.startsWith('/pub/x/')), 'fewer than asked: all of them')
+  t.same(await replay(`filter=*/pub/none/*&recent=5`), [], 'none: nothing to replay')
+  const k = log[3]!.seq
+  t.same(await replay(`recent=1&lastSeq=${k}`), log.filter((ev) => isPublic(ev) && ev.seq > k).map((ev) => ev.seq), 'a cursor wins over recent')
+  t.same(await replay('recent=1', { 'last-event-id': idOf(k) }), log.filter((ev) => isPublic(ev) && ev.seq > k).map((ev) => ev.seq), 'so a reconnect resumes')
+
+  // live: the newest two, then each new match once, also one written while the stream opens
+  const before = [await acked.put(b, '/pub/recent/1', '1'), await acked.put(b, '/pub/recent/2', '2'), await acked.put(b, '/pub/recent/3', '3')]
+  const racing = acked.put(b, '/pub/recent/4', '4')
+  const s = await RawStream.open(`${server.url}/subscribe?filter=*/pub/recent/*&recent=2`)
+  t.teardown(() => s.close())
+  const after = [await racing, await acked.put(a, '/pub/recent/5', '5')]
+  await s.until(() => s.events().map(seqOf).includes(after[1]!.seq))
+  const got = s.events().map(seqOf)
+  const first = got[0]!
+  t.ok(first === before[1]!.seq || first === before[2]!.seq, 'it opens with the newest matches of its moment')
+  t.same(got, [...before, ...after].map((ev) => ev.seq).filter((seq) => seq >= first), 'then every later match once, in order')
+  await s.until((f) => f.some((x) => x.raw === ': keepalive'))
+  t.same(s.events().map(seqOf), got, 'and nothing twice')
+})
+
 t.test('headers arrive before any event; the stream opens with retry: 2000', async (t) => {
   const s = await RawStream.open(`${server.url}/subscribe?filter=${a.user}/pub/hdr/*`)
   t.teardown(() => s.close())
@@ -182,6 +214,9 @@ t.test('errors before the stream starts: JSON with the contract codes', async (t
     [Array.from({ length: 65 }, (_, i) => `filter=*/pub/${i}/*`).join('&'), {}, 400, 'TooManyFilters'],
     ['live=maybe', {}, 400, 'InvalidQuery'],
     ['limit=0', {}, 400, 'InvalidQuery'],
+    ['recent=0', {}, 400, 'InvalidQuery'],
+    ['recent=1001', {}, 400, 'InvalidQuery'],
+    ['recent=x', {}, 400, 'InvalidQuery'],
   ]
   for (const [query, headers, status, code] of cases) {
     const res = await fetch(`${server.url}/subscribe?${query}`, { headers })

@@ -6,9 +6,9 @@ import { newUser, startTestServer, tempDir } from './helpers/server.js'
 import { readSubscribe } from './helpers/sse.js'
 
 /**
- * The live viewer at `/` (SPEC §10), in a real Chromium: what it shows, that a filter shows
- * exactly the events it names, pause and lag, and that rows go on with none lost or repeated
- * across server restarts on the same port.
+ * The live viewer at `/` (SPEC §10), in a real Chromium: what it shows, that it opens with the
+ * latest events, that a filter shows exactly the events it names, pause and lag, and that rows
+ * go on with none lost or repeated across server restarts on the same port.
  */
 
 const missing = browserMissing()
@@ -80,7 +80,7 @@ t.test('the page shows the key, head and floor, follows a filter, and renders pa
   t.equal(await page.textContent('#key'), info.publicKey, 'the homeserver key')
   t.equal(await page.textContent('#head'), info.events.head, 'the head')
   t.equal(await page.textContent('#floor'), info.events.floor, 'the floor')
-  t.same(await rowIds(page), [], 'from now: nothing written before the page opened')
+  t.same(await rowIds(page), await matching(url, '*', 0), 'it opens with what was written before')
 
   // Keyboard only: `/` focuses the filter box, Enter follows.
   const filter = `${alice.user}/pub/shown/*`
@@ -142,10 +142,10 @@ t.test('the page shows the key, head and floor, follows a filter, and renders pa
   await waitState(page, 'refused')
   t.match(await page.textContent('#notice'), /refused this filter: .+/, 'the server says why')
 
-  // From the start, the table replays every public event; on a phone it fits the screen.
+  // From the start (choosing it follows at once), the table replays every public event; on a
+  // phone it fits the screen.
   await page.fill('#filter', '')
   await page.selectOption('#from', 'start')
-  await page.press('#filter', 'Enter')
   const all = await matching(url, '*', 0)
   await waitRow(page, all.at(-1)!)
   t.same(await rowIds(page), all, 'every public event from the start')
@@ -157,6 +157,39 @@ t.test('the page shows the key, head and floor, follows a filter, and renders pa
   t.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'no sideways scrolling on a phone')
   // The one failed load is the refused filter's 400, which the page reported above.
   t.same(problems.filter((p) => !/status of 400/.test(p)), [], 'no script errors, failed loads or requests to other origins')
+})
+
+t.test('it opens with the latest 50 events, newest first, then live; the start is one choice away', { skip }, async (t) => {
+  const server = await startTestServer(t)
+  const url = server.url
+  const alice = await newUser(server)
+  const bob = await newUser(server)
+  for (let i = 0; i < 60; i++) await (i % 2 ? alice : bob).put(`/pub/early/${i}.txt`, String(i))
+  await alice.put('/priv/hidden.txt', 'private: neither shown nor counted')
+  const before = await matching(url, '*', 0)
+  t.equal(before.length, 60)
+
+  const { page, problems } = await openViewer(t, url)
+  await waitRow(page, before.at(-1)!)
+  t.same(await rowIds(page), before.slice(-50), 'the latest 50 at once, none older')
+  const top = await page.$$eval('#rows tr', (trs) => trs.slice(0, 2).map((tr) => (tr as HTMLElement).dataset.id))
+  t.same(top, before.slice(-2).reverse(), 'newest on top')
+  t.equal(await page.inputValue('#from'), 'recent')
+  t.equal(new URL(page.url()).search, '', 'the default needs nothing in the address')
+
+  await alice.put('/pub/live/1.txt', 'written after the page opened')
+  await bob.put('/pub/live/2.txt', 'and another')
+  const live = await matching(url, '*', before.at(-1)!)
+  t.equal(live.length, 2)
+  await waitRow(page, live[1]!)
+  t.same(await rowIds(page), [...before.slice(-50), ...live], 'each new event once, on top, right after the latest')
+
+  await page.selectOption('#from', 'start')
+  await waitRow(page, before[0]!)
+  await waitRow(page, live[1]!)
+  t.same(await rowIds(page), [...before, ...live], 'from the start: the first events too, then the rest once')
+  t.equal(new URL(page.url()).searchParams.get('from'), 'start', 'kept in the address')
+  t.same(problems, [], 'no script errors, failed loads or requests to other origins')
 })
 
 t.test('rows go on across server restarts, none lost or repeated', { skip }, async (t) => {

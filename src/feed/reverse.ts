@@ -7,13 +7,22 @@ import { PAGE } from './pages.js'
 import type { FeedObserver } from './observer.js'
 import { readsUnder, type CanSee } from './visibility.js'
 
-export interface ReverseSpec {
+/** What a newest-first read takes: one user's index or the whole log, and what it keeps. */
+export interface Backwards {
   /** the one user whose index may be read instead of the whole log */
   onlyUser?: string
-  limit?: number
   canSee: CanSee
   accepts: (ev: HearthEvent) => boolean
 }
+
+export interface ReverseSpec extends Backwards {
+  /** exclusive: only events below it are read (default: everything up to the head) */
+  before?: number
+  limit?: number
+}
+
+/** How many events a look back for the newest matches reads at most (`recentStart`). */
+export const RECENT_SCAN = 10_000
 
 /**
  * A newest-first replay (`/events-stream?reverse=true`): reads the log backwards from the
@@ -21,7 +30,6 @@ export interface ReverseSpec {
  * ends at the floor or after `limit` events. Never live.
  */
 export async function replayReverse(log: EventLog, stream: SseStream, spec: ReverseSpec, observer: FeedObserver): Promise<void> {
-  let before = log.head + 1
   let sent = 0
   let batch = ''
   let bytes = 0
@@ -33,8 +41,7 @@ export async function replayReverse(log: EventLog, stream: SseStream, spec: Reve
     bytes = 0
     events = 0
   }
-  while (!stream.closed && before > log.floor) {
-    const page = spec.onlyUser ? await log.readUserReverse(spec.onlyUser, before, PAGE, readsUnder(spec.canSee)) : await log.readReverse(before, PAGE)
+  for await (const page of pagesBackwards(log, spec, spec.before, () => stream.closed)) {
     for (const ev of page) {
       if (!spec.canSee(ev) || !spec.accepts(ev)) continue
       // frames join one write while the socket and the batch hold less than HIGH_WATER
@@ -50,8 +57,43 @@ export async function replayReverse(log: EventLog, stream: SseStream, spec: Reve
       if (spec.limit !== undefined && ++sent >= spec.limit) break
     }
     flush()
-    if (page.length < PAGE || (spec.limit !== undefined && sent >= spec.limit)) break
-    before = page[page.length - 1]!.seq
+    if (spec.limit !== undefined && sent >= spec.limit) break
   }
   stream.end()
+}
+
+/**
+ * Where a stream that opens with the `n` newest events it sees and accepts starts (an
+ * exclusive cursor, for `/subscribe?recent=n`): just before the n-th newest of them; just
+ * before the oldest found, when fewer lie above the floor within RECENT_SCAN events read; the
+ * head, when none. Every event after the position it returns is the stream's to send, so
+ * nothing written meanwhile is lost. It reads what the stream would read forwards (one user's
+ * public index unless `canSee` shows more), so for a one-user stream how long it reads depends
+ * on nothing the stream may not see.
+ */
+export async function recentStart(log: EventLog, spec: Backwards, n: number): Promise<number> {
+  const head = log.head
+  let start = head
+  let found = 0
+  let read = 0
+  for await (const page of pagesBackwards(log, spec, head + 1, () => read >= RECENT_SCAN)) {
+    for (const ev of page) {
+      if (++read > RECENT_SCAN) return start
+      if (!spec.canSee(ev) || !spec.accepts(ev)) continue
+      start = ev.seq - 1
+      if (++found >= n) return start
+    }
+  }
+  return start
+}
+
+/** Pages of events with seq < `before` (default: all), newest first, down to the floor or until `stop()`. */
+async function* pagesBackwards(log: EventLog, spec: Backwards, before = Infinity, stop: () => boolean): AsyncGenerator<HearthEvent[]> {
+  before = Math.min(log.head + 1, before)
+  while (!stop() && before > log.floor) {
+    const page = spec.onlyUser ? await log.readUserReverse(spec.onlyUser, before, PAGE, readsUnder(spec.canSee)) : await log.readReverse(before, PAGE)
+    yield page
+    if (page.length < PAGE) return
+    before = page[page.length - 1]!.seq
+  }
 }

@@ -5,8 +5,9 @@ import { PRIVATE_ROOT, PUBLIC_ROOT, isPrivatePath } from '../paths.js'
 /*
  * The one home of the `/priv/` rule (SPEC §2, §6.3). A public event is for everyone. A private
  * event is for one viewer only: its owner's own session, with a read capability covering the
- * path, on a stream that follows that owner alone. Every feed (`/subscribe`, `/events-stream`
- * forward and reverse, `/events/`) asks a `CanSee`, built once when the stream opens.
+ * path, on a stream that follows that owner alone; and the admin, who holds the password. Every
+ * feed (`/subscribe`, `/events-stream` forward and reverse, its admin form, `/events/`) asks a
+ * `CanSee`, built once when the stream opens.
  */
 
 /** A session, as far as visibility goes. */
@@ -29,6 +30,12 @@ export function canSee(ev: Seen, viewer: Viewer | undefined): boolean {
 
 /** What a stream with no viewer (no session, or several users) may see. */
 export const publicOnly: CanSee = (ev) => !isPrivate(ev)
+
+/**
+ * The admin's view (the firehose behind `ADMIN_PASSWORD`): every event, `/priv/` included.
+ * No stream a user's session or no session opens is given it.
+ */
+export const everything: CanSee = () => true
 
 /**
  * What part of one user's index a stream reads: only the public part when it may see nothing

@@ -86,7 +86,7 @@ export function sendBadUrl(req: FastifyRequest, reply: FastifyReply): void {
   const m = req.method
   const plain = m === 'PUT' || m === 'DELETE' ||
     (m === 'POST' && /^\/(signup|session)(\?|$)/.test(req.url)) ||
-    ((m === 'GET' || m === 'HEAD') && /^\/(pub\/|priv\/|storage\/|(session|events-stream|admin\/generate_signup_token)(\?|$))/.test(req.url))
+    ((m === 'GET' || m === 'HEAD') && /^\/(pub\/|priv\/|storage\/|(session|events-stream|admin\/(generate_signup_token|events-stream))(\?|$))/.test(req.url))
   const message = 'Invalid path: bad percent-encoding'
   reply.code(400)
   if (plain) void reply.type('text/plain; charset=utf-8').send(message)

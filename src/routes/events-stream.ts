@@ -4,34 +4,38 @@ import type { HearthEvent } from '../events/event.js'
 import {
   authorizeStreamPaths, parseEventsStreamQuery, resolveStreamCursors, streamFilters, streamPathMatches,
 } from '../subscriptions/upstream.js'
-import type { Headers } from '../feed/engine.js'
 import { sessionCookie } from '../auth/request.js'
 import { covers } from '../auth/capabilities.js'
 import { publicOnly, visibility } from '../feed/visibility.js'
 import { queryString } from './user.js'
-import { openStream } from './stream.js'
+import { openReverseStream, openStream } from './stream.js'
 import { EVENTS_STREAM } from '../feed/wire.js'
-import { markStream, noteUser } from './observe.js'
 import { sse, type RouteDoc } from '../openapi/route-doc.js'
 import { z } from 'zod'
 
 /**
  * The query's shape, for the document. Validation is upstream's own parser
  * (parseEventsStreamQuery), which must keep upstream's error texts and the order it checks in.
+ * `streamOptions` is what every form of `/events-stream` takes besides users, cursors and paths.
  */
-const query = z.object({
-  user: z.array(z.string()).describe('repeatable, 1 to 50: `<key>` or `<key>:<cursor>` (exclusive; decimal or a 13-character id)'),
-  path: z.array(z.string()).optional().describe('repeatable: ending in `/` is a folder and below, otherwise one file; default `/pub/`'),
+export const streamOptions = z.object({
   limit: z.string().regex(/^\+?[0-9]+$/).optional().describe('end after this many events (1 to 65535)'),
   live: z.enum(['true', '1', 'false', '0']).optional().describe('follow new events once the replay is done'),
   reverse: z.enum(['true', '1', 'false', '0']).optional().describe('newest first (not with live)'),
+})
+/** The frames of every form of `/events-stream`, for the document. */
+export const streamFrames = sse('frames `event: PUT|DEL`, `data: pubky://<key><path>`, `data: cursor: <seq>`, `data: content_hash: <base64>` (PUT), and `id: <seq>`')
+const query = z.object({
+  user: z.array(z.string()).describe('repeatable, 1 to 50: `<key>` or `<key>:<cursor>` (exclusive; decimal or a 13-character id)'),
+  path: z.array(z.string()).optional().describe('repeatable: ending in `/` is a folder and below, otherwise one file; default `/pub/`'),
+  ...streamOptions.shape,
 })
 const doc: RouteDoc = {
   summary: 'The upstream SSE feed of some users',
   tag: 'feeds',
   query,
   headers: z.object({ cookie: z.string().optional().describe("the user's session, for paths under /priv/") }),
-  responses: { 200: sse('frames `event: PUT|DEL`, `data: pubky://<key><path>`, `data: cursor: <seq>`, `data: content_hash: <base64>` (PUT), and `id: <seq>`') },
+  responses: { 200: streamFrames },
   errors: [400, 401, 403, 404, 429],
 }
 
@@ -62,14 +66,7 @@ async function eventsStream(ctx: Context, req: FastifyRequest, reply: FastifyRep
     const c = bounds.get(ev.user)
     return c === undefined || (query.reverse ? ev.seq < c : ev.seq > c)
   }
-  if (query.reverse) {
-    const release = ctx.limiter.acquire(req.ip)
-    markStream(req)
-    if (onlyUser !== undefined) noteUser(req, onlyUser)
-    reply.hijack()
-    const stream = ctx.feed.openReverse(reply.raw, reply.getHeaders() as Headers, { onlyUser, limit: query.limit, canSee, accepts })
-    return stream.onClose(release)
-  }
+  if (query.reverse) return openReverseStream(ctx, req, reply, { onlyUser, limit: query.limit, canSee, accepts })
   let after = head
   for (const c of cursors.values()) after = Math.min(after, c === undefined ? 0 : Number(c > BigInt(head) ? BigInt(head) : c))
   openStream(ctx, req, reply, {

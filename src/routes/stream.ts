@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Context } from '../context.js'
-import type { OpenOptions } from '../feed/engine.js'
+import type { Headers, OpenOptions } from '../feed/engine.js'
+import type { ReverseSpec } from '../feed/reverse.js'
 import type { SnapshotToken } from '../feed/snapshot-frames.js'
 import type { SseStream } from '../feed/sse.js'
 import { markStream, noteUser } from './observe.js'
@@ -17,10 +18,19 @@ export function openStream(
   markStream(req)
   if (opts.onlyUser !== undefined) noteUser(req, opts.onlyUser)
   reply.hijack()
-  const headers = reply.getHeaders() as Record<string, string | number | string[]>
+  const headers = reply.getHeaders() as Headers
   const stream = snapshot === undefined ? ctx.feed.open(reply.raw, { ...opts, headers }).stream : ctx.feed.openSnapshot(reply.raw, { ...opts, headers, ...snapshot })
   stream.onClose(release)
   if (opts.session !== undefined && !stream.closed) void guardSession(ctx, stream, opts.session).catch(() => stream.end())
+}
+
+/** The same for a newest-first replay (`/events-stream?reverse=true`): its slot is given back when it ends. */
+export function openReverseStream(ctx: Context, req: FastifyRequest, reply: FastifyReply, spec: ReverseSpec): void {
+  const release = ctx.limiter.acquire(req.ip)
+  markStream(req)
+  if (spec.onlyUser !== undefined) noteUser(req, spec.onlyUser)
+  reply.hijack()
+  ctx.feed.openReverse(reply.raw, reply.getHeaders() as Headers, spec).onClose(release)
 }
 
 /**

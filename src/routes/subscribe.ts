@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import type { Context } from '../context.js'
+import type { HearthEvent } from '../events/event.js'
 import { fail } from '../errors.js'
 import { parseCursor } from '../events/id.js'
 import { ANY_USER, filterMatches, parseFilters, type Filter } from '../subscriptions/filter.js'
@@ -11,6 +12,10 @@ import { sse, type RouteDoc } from '../openapi/route-doc.js'
 import { openStream } from './stream.js'
 import { SUBSCRIBE } from '../feed/wire.js'
 import { decodeToken } from '../feed/snapshot-frames.js'
+import { recentStart } from '../feed/reverse.js'
+
+/** The most events `recent=` may ask for: a page of a viewer, not a replay. */
+const MAX_RECENT = 1000
 
 const query = z.object({
   filter: z.array(z.string()).optional()
@@ -23,6 +28,9 @@ const query = z.object({
     .describe('end the stream after this many events'),
   snapshot: z.enum(['true', '1', 'false', '0']).optional().transform((v) => v === 'true' || v === '1')
     .describe('first every file the filters cover, as of one position, then `event: synced`, then the events after it (SPEC §13)'),
+  recent: z.string().regex(/^[1-9]\d{0,3}$/, 'expected a number from 1 to 1000').transform(Number)
+    .refine((n) => n <= MAX_RECENT, 'expected a number from 1 to 1000').optional()
+    .describe('without a cursor: open with the newest matching events, up to this many (1 to 1000), then go on live'),
 })
 const headers = z.object({
   'last-event-id': z.string().optional().describe('resume after this id (what EventSource sends on reconnect); wins over the query'),
@@ -52,8 +60,9 @@ const docs: Record<string, RouteDoc> = {
 
 /**
  * `GET /subscribe?filter=…` and `GET /subscribe/<filter>`: the subscription stream. Without a
- * cursor it is live from now; with one (Last-Event-ID, lastSeq= or cursor=; id or decimal,
- * exclusive) it replays what it missed first.
+ * cursor it is live from now, or with `recent=N` starts just before the N newest events it
+ * matches; with one (Last-Event-ID, lastSeq= or cursor=; id or decimal, exclusive) it replays
+ * what it missed first, and `recent` is ignored, so a reconnect resumes where it stopped.
  */
 export async function subscribeRoutes(app: FastifyInstance, ctx: Context, opts: { snapshots: boolean } = { snapshots: true }): Promise<void> {
   const handler = (req: FastifyRequest, reply: FastifyReply) => subscribe(ctx, req, reply, opts.snapshots)
@@ -88,10 +97,11 @@ async function subscribe(ctx: Context, req: FastifyRequest, reply: FastifyReply,
   const onlyUser = singleUser(filters)
   const viewer = onlyUser === undefined ? undefined : await sessionCookie(ctx, req, onlyUser)
   const canSee = visibility(viewer?.session, onlyUser)
+  const accepts = (ev: HearthEvent) => filters.some((f) => filterMatches(f, ev))
+  if (cursorText === undefined && q.recent !== undefined && !q.snapshot) after = await recentStart(ctx.events, { onlyUser, canSee, accepts }, q.recent)
   const spec = {
-    wire: SUBSCRIBE, after, live, limit, onlyUser, filters, canSee,
+    wire: SUBSCRIBE, after, live, limit, onlyUser, filters, canSee, accepts,
     session: canSee === publicOnly ? undefined : viewer?.secret,
-    accepts: (ev: { user: string; path: string }) => filters.some((f) => filterMatches(f, ev)),
     // live events reach this stream only through the tables, which applied the filters
     acceptsLive: () => true,
   }

@@ -83,7 +83,7 @@ export function parseEventsStreamQuery(query: string | URLSearchParams): EventsS
     else if (key === 'path' && value !== '') rawPaths.push(value)
     else if (key === 'live') live = value === 'true' || value === '1'
     else if (key === 'reverse') reverse = value === 'true' || value === '1'
-    else if (key === 'limit') limit = parseLimit(value)
+    else if (key === 'limit') limit = parseStreamLimit(value)
   }
   if (live && reverse) fail('InvalidQuery', 'Cannot use live mode with reverse ordering')
   const users: StreamUser[] = []
@@ -98,13 +98,16 @@ export function parseEventsStreamQuery(query: string | URLSearchParams): EventsS
   if (users.length > MAX_STREAM_USERS) {
     fail('InvalidQuery', `Too many users. Maximum allowed: ${MAX_STREAM_USERS}`)
   }
-  const paths = rawPaths.map((value) => {
-    const given = value.startsWith('/') ? value : `/${value}`
-    const { path } = normalForm(given)
-    if (path === undefined) fail('InvalidQuery', `Invalid path: ${given}`)
-    return { path, prefix: path.endsWith('/') }
-  })
+  const paths = rawPaths.map(parseStreamPath)
   return { users, paths, limit, live, reverse }
+}
+
+/** A `path=` value: a `/` is prepended when missing, then it is normalised like storage paths. */
+export function parseStreamPath(value: string): StreamPath {
+  const given = value.startsWith('/') ? value : `/${value}`
+  const { path } = normalForm(given)
+  if (path === undefined) fail('InvalidQuery', `Invalid path: ${given}`)
+  return { path, prefix: path.endsWith('/') }
 }
 
 /** What a session may read: the route builds it from the cookie named after the one user. */
@@ -147,11 +150,17 @@ export async function resolveStreamCursors(
 }
 
 export function parseStreamCursor(text: string): bigint {
+  const seq = readStreamCursor(text)
+  if (seq === undefined) fail('InvalidCursor', `Invalid cursor: ${text}`)
+  return seq
+}
+
+/** A cursor: a decimal u64 or a 13-character id; undefined when it is neither. */
+export function readStreamCursor(text: string): bigint | undefined {
   let seq: bigint | undefined
   if (/^\+?[0-9]+$/.test(text)) seq = BigInt(text.replace('+', ''))
   else if (text.length === ID_LENGTH) seq = decodeId(text)
-  if (seq === undefined || seq > MAX_SEQ) fail('InvalidCursor', `Invalid cursor: ${text}`)
-  return seq
+  return seq === undefined || seq > MAX_SEQ ? undefined : seq
 }
 
 export function streamPathMatches(paths: readonly StreamPath[], path: string): boolean {
@@ -167,7 +176,8 @@ export function streamFilters(users: Iterable<string>, paths: readonly StreamPat
   return filters
 }
 
-function parseLimit(value: string): number {
+/** A `limit=` value: 1 to 65535, upstream's u16. */
+export function parseStreamLimit(value: string): number {
   const n = /^\+?[0-9]+$/.test(value) ? Number(value) : NaN
   if (!(n <= MAX_LIMIT)) fail('InvalidQuery', `Invalid limit: ${value}`)
   if (n === 0) fail('InvalidQuery', 'limit must be at least 1')

@@ -16,27 +16,33 @@ export interface FeedHandlers {
 
 const MAX_DELAY_MS = 10_000
 
+/** Where a feed starts: after a position (an id or a decimal seq, exclusive), or with the newest `recent` matches. */
+export type Start = { after: string } | { recent: number }
+
 /**
  * One `/subscribe` stream, read with fetch and resumed after every disconnect with
  * `Last-Event-ID` set to the last id it carried, so no row is lost or shown twice across a
- * dropped connection, a pause or a server restart. Not EventSource: it hides the id-only
+ * dropped connection, a pause or a server restart. It starts after a position, or with the
+ * newest matches (`recent=`), whose ids then carry it on like any others. Not EventSource: it hides the id-only
  * frames (the position a filtered stream scanned to, which the lag needs) and the error body
  * of a refused filter, and gives up for good on a 5xx.
  */
 export class Feed {
   readonly filter: string
   readonly #on: FeedHandlers
-  #position: string
+  /** the last position the stream carried; until there is one, the start asks for the newest `#recent` */
+  #position: string | undefined
+  readonly #recent: number | undefined
   #retryMs = 2000
   #failures = 0
   /** bumped by start() and stop(): a loop from an older run ends at its next step */
   #run = 0
   #abort: AbortController | undefined
 
-  /** `position`: the exclusive cursor to start after, an id or a decimal seq */
-  constructor(filter: string, position: string, on: FeedHandlers) {
+  constructor(filter: string, start: Start, on: FeedHandlers) {
     this.filter = filter
-    this.#position = position
+    if ('after' in start) this.#position = start.after
+    else this.#recent = start.recent
     this.#on = on
   }
 
@@ -81,9 +87,15 @@ export class Feed {
 
   /** One connection, read to its end. True when the server refused it for good (a 4xx). */
   async #connect(signal: AbortSignal): Promise<boolean> {
-    const query = this.filter === '' ? '' : `?filter=${encodeURIComponent(this.filter)}`
-    const res = await fetch(`/subscribe${query}`, {
-      headers: { accept: 'text/event-stream', 'last-event-id': this.#position },
+    const params = new URLSearchParams()
+    if (this.filter !== '') params.set('filter', this.filter)
+    const headers: Record<string, string> = { accept: 'text/event-stream' }
+    // the server ignores `recent` once there is a position: it resumes right after it
+    if (this.#position !== undefined) headers['last-event-id'] = this.#position
+    else if (this.#recent !== undefined) params.set('recent', String(this.#recent))
+    const query = params.toString()
+    const res = await fetch(query === '' ? '/subscribe' : `/subscribe?${query}`, {
+      headers,
       cache: 'no-store',
       signal,
     })

@@ -3,9 +3,10 @@ import { formatBytes } from '../shared/size.js'
 
 /**
  * The live viewer served at `/` (SPEC §10): the homeserver's key, head and floor, one
- * `/subscribe` filter, a table of events newest first, pause/resume and the lag behind the
- * head. Everything the server sends is user data and goes into the page as text
- * (textContent, attributes set as properties), never as markup.
+ * `/subscribe` filter, a table of events newest first (opening with the latest RECENT that
+ * match, or from now, or from the start), pause/resume and the lag behind the head.
+ * Everything the server sends is user data and goes into the page as text (textContent,
+ * attributes set as properties), never as markup.
  */
 
 interface Info {
@@ -14,7 +15,12 @@ interface Info {
 }
 
 const MAX_ROWS = 500
+/** the events a follow opens with, by default: the newest that match */
+const RECENT = 50
 const INFO_EVERY_MS = 2000
+
+/** Where a follow starts: with the newest RECENT matches, after the head, or at the first event. */
+type From = 'recent' | 'now' | 'start'
 
 const el = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
 const form = el<HTMLFormElement>('follow')
@@ -52,8 +58,8 @@ async function refreshInfo(): Promise<Info | undefined> {
   }
 }
 
-/** Starts following `filter` after `from` ('now' or 'start'); the table starts empty. */
-async function follow(filter: string, from: string): Promise<void> {
+/** Starts following `filter` with the newest matches, from now or from the start; the table starts empty. */
+async function follow(filter: string, from: From): Promise<void> {
   const run = ++follows
   feed?.stop()
   feed = undefined
@@ -67,15 +73,16 @@ async function follow(filter: string, from: string): Promise<void> {
   }
   if (info === undefined || run !== follows) return
   // 'now' is the head as /info gave it, so nothing written after this moment can be missed,
-  // even if the first connection drops before its first frame.
-  const position = from === 'start' ? '0' : info.events.head
-  read = BigInt(position)
+  // even if the first connection drops before its first frame. 'recent' lets the server find
+  // where the newest matches start; the ids of what it sends carry the feed on from there.
+  const start = from === 'recent' ? { recent: RECENT } : { after: from === 'start' ? '0' : info.events.head }
+  read = from === 'start' ? 0n : BigInt(info.events.head)
   const params = new URLSearchParams()
   if (filter !== '') params.set('filter', filter)
-  if (from === 'start') params.set('from', 'start')
+  if (from !== 'recent') params.set('from', from)
   const query = params.toString()
   history.replaceState(null, '', query === '' ? location.pathname : `?${query}`)
-  feed = new Feed(filter, position, {
+  feed = new Feed(filter, start, {
     event: addRow,
     position: (seq) => {
       read = seq
@@ -172,10 +179,14 @@ function hideNotice(): void {
   notice.textContent = ''
 }
 
+const fromOf = (v: string | null): From => (v === 'now' || v === 'start' ? v : 'recent')
+const chosenFrom = () => fromOf(fromBox.value)
 form.addEventListener('submit', (e) => {
   e.preventDefault()
-  void follow(filterBox.value.trim(), fromBox.value)
+  void follow(filterBox.value.trim(), chosenFrom())
 })
+// choosing where to start follows at once: "from the start" is one choice away
+fromBox.addEventListener('change', () => void follow(filterBox.value.trim(), chosenFrom()))
 pauseButton.addEventListener('click', togglePause)
 // `/` jumps to the filter box and `p` pauses, unless the user is typing somewhere.
 document.addEventListener('keydown', (e) => {
@@ -192,5 +203,5 @@ setInterval(() => void refreshInfo(), INFO_EVERY_MS)
 
 const initial = new URLSearchParams(location.search)
 filterBox.value = initial.get('filter') ?? ''
-fromBox.value = initial.get('from') === 'start' ? 'start' : 'now'
-void follow(filterBox.value.trim(), fromBox.value)
+fromBox.value = fromOf(initial.get('from'))
+void follow(filterBox.value.trim(), chosenFrom())
