@@ -59,7 +59,7 @@ t.test('/openapi.json is a valid OpenAPI 3.1 document of every registered route'
   // Parameters come from the schemas that validate the requests.
   const subscribe = doc.paths['/subscribe']!.get!
   t.same(subscribe.parameters.map((p) => `${p.in}:${p.name}`), [
-    'query:filter', 'query:lastSeq', 'query:cursor', 'query:live', 'query:limit', 'query:recent', 'header:last-event-id', 'header:cookie',
+    'query:filter', 'query:lastSeq', 'query:cursor', 'query:live', 'query:limit', 'query:snapshot', 'query:recent', 'header:last-event-id', 'header:cookie',
   ])
   const firehose = doc.paths['/admin/events-stream']!.get!
   t.same(firehose.parameters.map((p) => `${p.in}:${p.name}`), [
