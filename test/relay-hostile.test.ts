@@ -52,6 +52,8 @@ t.test('hostile upstreams are dropped, counted and retried; none corrupts the lo
   await caughtUp(relay.url, [pinned(hs)])
   const log = await wholeLog(relay.url)
   t.same(log.map((e) => Number(e.seq)), log.map((_, i) => i + 1), 'the relay log is gapless')
+  const snapshot = await fetch(`${relay.url}/subscribe?snapshot=true`)
+  t.same([snapshot.status, ((await snapshot.json()) as { error: string }).error], [400, 'SnapshotUnsupported'], 'a relay has no files to snapshot')
   for (const f of fakes) {
     const mine = fromHomeserver(log, f.key)
     // what each sent before it misbehaved is in the log once; nothing after it, nothing under another key

@@ -50,6 +50,8 @@ async function replays(url: string, user: string): Promise<string[]> {
     `/events-stream?user=${user}`,
     `/events-stream?user=${user}&reverse=true`,
     '/events/?cursor=0&limit=1000',
+    // the files, each with the seq of its write: given at the upgrade to files written before
+    '/subscribe?snapshot=true&live=false',
   ]
   return Promise.all(paths.map(async (p) => (await fetch(url + p)).text()))
 }
@@ -63,6 +65,7 @@ t.test('a log written in the layout of before replays byte for byte after the up
   for (const path of ['/pub/a.txt', '/pub/b/one', '/pub/b/ünï 😀', '/pub/b/a|b "q"', '/priv/secret', '/pub/gone']) await alice.put(path, `of ${path}`)
   await alice.delete('/pub/gone')
   await bob.put('/pub/b/two', 'bob')
+  await alice.put('/pub/a.txt', 'again')
   const before = await replays(first.url, alice.user)
   t.ok(before[0]!.includes('"path":"/pub/b/a|b \\"q\\""'), 'the replay holds the events')
   await first.close()
