@@ -80,11 +80,10 @@ export async function benchReplay(): Promise<Record<string, number | string>> {
  * Writes events `from`..`n` of 1,000 users into the global log, as the writer would have, in
  * batches of 10,000; `from` above 1 extends a log this built before (its head is `from - 1`).
  */
-export async function buildLog(dataDir: string, n: number, from = 1): Promise<number> {
+export async function buildLog(dataDir: string, n: number, from = 1, users = benchUsers()): Promise<number> {
   const started = performance.now()
   const kv = new LevelKV(join(dataDir, 'db'))
   await kv.open()
-  const users = Array.from({ length: 1000 }, () => randomKeypair().z32)
   const hash = Buffer.alloc(32, 7).toString('base64')
   const ts = Date.now()
   for (let first = from; first <= n; first += 10_000) {
@@ -102,8 +101,13 @@ export async function buildLog(dataDir: string, n: number, from = 1): Promise<nu
   return (performance.now() - started) / 1000
 }
 
+/** The 1,000 users a bench log's events are written by. */
+export function benchUsers(): string[] {
+  return Array.from({ length: 1000 }, () => randomKeypair().z32)
+}
+
 /** Event `seq` of a bench log: posts of `users` in turn, one in ten a DEL. */
-function benchEvent(seq: number, users: string[], hash: string, ts: number): HearthEvent {
+export function benchEvent(seq: number, users: string[], hash: string, ts: number): HearthEvent {
   const user = users[seq % users.length]!
   return seq % 10 === 0
     ? { seq, type: 'DEL', user, path: `/pub/pubky.app/posts/${(seq - 5).toString(36)}`, ts }
@@ -114,12 +118,11 @@ function benchEvent(seq: number, users: string[], hash: string, ts: number): Hea
  * The same log in a PostgreSQL database of its own, rows as the commit writes them, straight
  * into the events table in batches. Resolves with the database's URL.
  */
-async function buildPostgresLog(t: Parameters<typeof freshDatabase>[0], n: number): Promise<string> {
+export async function buildPostgresLog(t: Parameters<typeof freshDatabase>[0], n: number, users = benchUsers()): Promise<string> {
   const url = await freshDatabase(t)
   await (await openPostgresStore(url)).close() // the schema
   const pool = new pg.Pool({ connectionString: url, max: 1 })
   try {
-    const users = Array.from({ length: 1000 }, () => randomKeypair().z32)
     const hash = Buffer.alloc(32, 7).toString('base64')
     const ts = Date.now()
     for (let first = 1; first <= n; first += 10_000) {
@@ -213,9 +216,14 @@ async function rawIteration(dataDir: string, expected: number): Promise<number> 
 
 /** Reads `/subscribe?lastSeq=<after>&live=false` to its end, counting event frames. */
 export function replay(url: string, after = 0): Promise<{ ms: number; events: number; bytes: number }> {
+  return readStream(`${url}/subscribe?lastSeq=${after}&live=false`)
+}
+
+/** Reads a finite SSE stream to its end, counting its `event:` frames and bytes. */
+export function readStream(url: string): Promise<{ ms: number; events: number; bytes: number }> {
   return new Promise((resolve, reject) => {
     const started = performance.now()
-    get(`${url}/subscribe?lastSeq=${after}&live=false`, (res) => {
+    get(url, (res) => {
       if (res.statusCode !== 200) return reject(new Error(`status ${res.statusCode}`))
       const count = eventCounter()
       let events = 0

@@ -36,12 +36,18 @@ export class PostgresReadView implements ReadView {
   }
 
   async files(range: KeyRange, limit: number): Promise<FileEntry[]> {
+    // only the bounds given, so the plan is an index range scan of the primary key
+    const bounds: string[] = []
+    const params: unknown[] = []
+    for (const [op, value] of [['>', range.gt], ['>=', range.gte], ['<', range.lt], ['<=', range.lte]] as const) {
+      if (value === undefined) continue
+      params.push(value)
+      bounds.push(`key ${op} $${params.length}`)
+    }
+    params.push(limit)
     const { rows } = await this.#c.client.query<FileRow>(
-      `SELECT ${FILE_COLUMNS} FROM files
-       WHERE ($1::text IS NULL OR key > $1) AND ($2::text IS NULL OR key >= $2)
-         AND ($3::text IS NULL OR key < $3) AND ($4::text IS NULL OR key <= $4)
-       ORDER BY key LIMIT $5`,
-      [range.gt ?? null, range.gte ?? null, range.lt ?? null, range.lte ?? null, limit],
+      `SELECT ${FILE_COLUMNS} FROM files ${bounds.length > 0 ? `WHERE ${bounds.join(' AND ')}` : ''} ORDER BY key LIMIT $${params.length}`,
+      params,
     )
     return rows.map((r) => ({ ...splitFileKey(r.key), meta: toMeta(r) }))
   }
