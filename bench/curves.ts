@@ -10,7 +10,7 @@ import { SubscriptionTables } from '../src/subscriptions/tables.js'
 import { ChildServer } from '../test/helpers/child-server.js'
 import { matchWorkload, perEventNs } from './match.js'
 import { load, signedUp } from './put.js'
-import { buildLog, eventCounter, replay } from './replay.js'
+import { buildLog, eventCounter, rawIteration, replay } from './replay.js'
 
 /**
  * Scaling curves: how four costs grow with the thing they should not grow with (much).
@@ -21,7 +21,8 @@ import { buildLog, eventCounter, replay } from './replay.js'
  *      reads the whole log (`lastSeq=0&live=false`), 10k to 10M events: wall time and the
  *      server's CPU time per event, which must stay flat as the log grows. The log is written
  *      straight into the store (bench/replay.ts's `buildLog`) and extended from one size to
- *      the next; the server restarts on it for each size.
+ *      the next; the server restarts on it for each size. `rawRatio@<events>`: the replay's
+ *      rate ÷ a raw LevelDB iteration's of the same log, which must stay ≥ 0.6 at every size.
  *   3. `deliveryCpuUs@<subscribers>`: 10 to 10,000 live `/subscribe?filter=*` streams on raw
  *      sockets that only count their frames, while one writer PUTs at a steady rate: the
  *      server's CPU time ÷ events delivered. The writes' own cost is in it, spread over fewer
@@ -37,7 +38,7 @@ import { buildLog, eventCounter, replay } from './replay.js'
  */
 export let description =
   'Scaling curves: durable PUTs/s vs connections, replay µs per event vs log size, server CPU per delivered event vs live subscribers, match ns per event vs filters.'
-export const goals = { putErrors: '== 0', replayMissing: '== 0', deliveryMissing: '== 0' }
+export const goals = { putErrors: '== 0', replayMissing: '== 0', deliveryMissing: '== 0', 'rawRatio@10000': '>= 0.6', 'rawRatio@100000': '>= 0.6', 'rawRatio@1000000': '>= 0.6' }
 export const charts = [
   { title: 'Durable PUT throughput vs connections (1 KiB)', x: 'concurrent connections', y: 'PUTs/s', series: 'putPerSec' },
   { title: 'Replay cost per event vs log size', x: 'events in the log', y: 'µs per event (wall, server CPU)', series: /^replay/ },
@@ -118,12 +119,15 @@ async function replayCurve(quick: boolean): Promise<Figures> {
       const buildS = await buildLog(dataDir, size, built + 1)
       buildSPerEvent = buildS / (size - built)
       built = size
+      // the reference: a raw LevelDB iteration of the same log, as many times as the replay runs
+      const runs = Math.max(1, Math.round(200_000 / size))
+      let rawMs = 0
+      for (let i = 0; i < runs; i++) rawMs += await rawIteration(dataDir, size)
       const server = await ChildServer.start({ dataDir, startTimeoutMs: 300_000 })
       try {
         // the server's code paths compiled before anything is measured: the log's last 10,000
         await replay(server.url, Math.max(0, size - 10_000))
         // small logs are read several times, so the CPU clock's 10 ms ticks stay small beside them
-        const runs = Math.max(1, Math.round(200_000 / size))
         let ms = 0
         let cpuMs = 0
         for (let i = 0; i < runs; i++) {
@@ -136,9 +140,11 @@ async function replayCurve(quick: boolean): Promise<Figures> {
         replaySPerEvent = ms / 1000 / (size * runs)
         figures[`replayUsPerEvent@${size}`] = round((ms * 1000) / (size * runs))
         figures[`replayCpuUsPerEvent@${size}`] = round((cpuMs * 1000) / (size * runs))
+        figures[`rawRatio@${size}`] = round(rawMs / ms)
         console.log(
           `curves: replay of ${size.toLocaleString('en')} events (built in ${buildS.toFixed(1)} s): ` +
-            `${figures[`replayUsPerEvent@${size}`]} µs/event wall, ${figures[`replayCpuUsPerEvent@${size}`]} µs/event server CPU (${runs} run${runs > 1 ? 's' : ''})`,
+            `${figures[`replayUsPerEvent@${size}`]} µs/event wall, ${figures[`replayCpuUsPerEvent@${size}`]} µs/event server CPU (${runs} run${runs > 1 ? 's' : ''}), ` +
+            `${figures[`rawRatio@${size}`]} of a raw LevelDB iteration's rate`,
         )
       } finally {
         await server.stop()

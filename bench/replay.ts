@@ -195,7 +195,7 @@ async function postgresReplay(events: number): Promise<Record<string, number>> {
 }
 
 /** Keys and values of the log namespace, in order, in batches: the floor any reader stands on. */
-async function rawIteration(dataDir: string, expected: number): Promise<number> {
+export async function rawIteration(dataDir: string, expected: number): Promise<number> {
   const db = new Level<string, string>(join(dataDir, 'db'))
   await db.open()
   const log = db.sublevel<string, string>('log', { keyEncoding: 'utf8', valueEncoding: 'utf8' })
