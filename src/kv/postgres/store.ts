@@ -19,6 +19,7 @@ import type pg from 'pg'
 import { connect, redact, transaction } from './connect.js'
 import { EventTable } from './events.js'
 import { fileKeys } from './file-keys.js'
+import { keyIdentity } from './key-parts.js'
 import { silentLog, type StoreLog } from './log-types.js'
 import { applyMigrations } from './migrate.js'
 import { Notifications } from './notifications.js'
@@ -222,13 +223,19 @@ export class PostgresStore implements Store {
   }
 
   async fileMeta(user: string, path: string): Promise<FileMeta | undefined> {
-    const { rows } = await this.#pool.query<FileRow>('SELECT key, size, hash, type, mtime, blob FROM files WHERE key = $1', [fileKey(user, path)])
-    return rows[0] === undefined ? undefined : toMeta(rows[0])
+    const row = await this.#file<FileRow>('key, size, hash, type, mtime, blob', user, path)
+    return row === undefined ? undefined : toMeta(row)
   }
 
   async inlineContent(user: string, path: string): Promise<Uint8Array | undefined> {
-    const { rows } = await this.#pool.query<{ content: Buffer | null }>('SELECT content FROM files WHERE key = $1', [fileKey(user, path)])
-    return rows[0]?.content ?? undefined
+    return (await this.#file<{ content: Buffer | null }>('content', user, path))?.content ?? undefined
+  }
+
+  /** One file's row, found by its identity in files_pkey. */
+  async #file<R extends pg.QueryResultRow>(columns: string, user: string, path: string): Promise<R | undefined> {
+    const { start, restHash } = keyIdentity(fileKey(user, path))
+    const { rows } = await this.#pool.query<R>(`SELECT ${columns} FROM files WHERE key_start = $1 AND key_rest_hash = $2`, [start, restHash])
+    return rows[0]
   }
 
   fileKeys(range: KeyRange): AsyncIterable<string> {
