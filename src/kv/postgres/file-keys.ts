@@ -31,9 +31,13 @@ interface Bound {
   inclusive: boolean
 }
 
-/** Where a scan stands: past `from` among the keys of one full start, or between starts. */
+/**
+ * Where a scan stands: among the keys of one full `start`, past the rest `from`; or between
+ * starts, past the start `from`. Nothing before it is left to read.
+ */
 type Position = { start: Buffer; from?: Edge } | { start?: undefined; from?: Edge }
 
+/** A point of the scan's order, and whether it is still to be read. */
 interface Edge {
   bytes: Buffer
   inclusive: boolean
