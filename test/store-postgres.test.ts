@@ -1,10 +1,12 @@
 import t from 'tap'
 import { LOCKS } from '../src/kv/postgres/locks.js'
-import { migrate } from '../src/kv/postgres/migrate.js'
+import { applyMigrations, migrate } from '../src/kv/postgres/migrate.js'
 import { migrations } from '../src/kv/postgres/migrations.js'
 import { openPostgresStore, type PostgresStore } from '../src/kv/postgres/store.js'
 import { freshDatabase, rawPool, requirePostgres } from './helpers/postgres.js'
-import { ALICE, seqs, within, writeFile } from './helpers/store-cases/common.js'
+import { ALICE, BOB, byteOrder, collect, meta, seqs, within, writeFile } from './helpers/store-cases/common.js'
+import { PathMaker } from './helpers/long-paths.js'
+import { MAX_PATH_BYTES } from '../src/paths.js'
 import { storeConformance, type StoreFactory } from './helpers/store-conformance.js'
 
 /**
@@ -56,6 +58,52 @@ if (await requirePostgres(t)) {
     t.same(await migrate(url), [], 'nothing left on a later run')
     await sql.query("INSERT INTO schema_migrations (version, name) VALUES (999, 'from the future')")
     await t.rejects(openPostgresStore(url), /schema is version 999, newer than this Hearth knows/, 'an older Hearth refuses a newer schema')
+  })
+
+  t.test('a database of the schema before long keys opens after the upgrade, its files and listings intact', async (t) => {
+    const url = await freshDatabase(t)
+    const sql = rawPool(t, url)
+    const before = migrations.filter((m) => m.version < 3)
+    t.same(await applyMigrations(sql, before), [1, 2], 'built as version 2')
+    // files as that schema's commits wrote them; a long path it could hold compresses well
+    const paths = ['/pub/a/1', '/pub/a/b/2', '/pub/a/é', '/pub/a/\u{1F600}', '/pub/a/\u{E000}', '/pub/a-b', '/pub/a0', '/priv/x', `/pub/a/${'c/'.repeat(1500)}long`]
+    await sql.query("INSERT INTO users (id, created_at, usage) VALUES ($1, 1, $2), ($3, 1, 1)", [ALICE, paths.length, BOB])
+    const write = (user: string, path: string, size: number) =>
+      sql.query(
+        `INSERT INTO files (key, user_id, size, hash, type, mtime, blob, content) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)`,
+        [user + path, user, size, meta(size).hash, meta(size).type, meta(size).mtime, Buffer.alloc(size, 7)],
+      )
+    for (const [i, path] of paths.entries()) await write(ALICE, path, i)
+    await write(BOB, '/pub/a/1', 1)
+
+    // an upgrade that fails part way leaves the database as it was
+    const broken = migrations.map((m) => (m.version === 3 ? { ...m, sql: m.sql + '\nSELECT 1 / 0;' } : m))
+    await t.rejects(applyMigrations(sql, broken), /division by zero/)
+    t.same((await sql.query('SELECT version FROM schema_migrations ORDER BY version')).rows.map((r) => r.version), [1, 2], 'still version 2')
+    const columns = await sql.query("SELECT 1 FROM information_schema.columns WHERE table_name = 'files' AND column_name = 'key_start'")
+    t.equal(columns.rowCount, 0, 'with the files table of version 2')
+
+    const store = await openPostgresStore(url)
+    t.teardown(() => store.close())
+    t.same((await sql.query('SELECT max(version) AS v FROM schema_migrations')).rows[0].v, migrations.at(-1)!.version, 'upgraded')
+    for (const [i, path] of paths.entries()) {
+      // with no event of its write in the log, a file of before gets the floor − 1 for its seq
+      t.same(await store.fileMeta(ALICE, path), { ...meta(i), seq: 0 }, `${path.slice(0, 20)}: its metadata`)
+      t.same(await store.inlineContent(ALICE, path), Buffer.alloc(i, 7), 'and its content')
+    }
+    const keys = paths.map((p) => ALICE + p).sort(byteOrder)
+    t.same(await collect(store.fileKeys({ gt: ALICE, lt: ALICE + '0' })), keys, 'listed in byte order')
+    t.same(await collect(store.fileKeys({ gt: ALICE, lt: ALICE + '0', reverse: true, limit: 4 })), keys.slice(-4).reverse(), 'and back')
+    const folders = ['/pub/a', '/pub/a/c/c', `/pub/a/${'c/'.repeat(1100)}c`, '/pub/b'].map((path) => ({ user: ALICE, path }))
+    t.same(await store.commit((tx) => tx.countUnder(folders, 100)), [6, 1, 1, 0], 'files below folders, 2 KB deep too')
+    // and what the old schema refused now lands beside what it held
+    const long = new PathMaker(3).path('/pub/a', MAX_PATH_BYTES)
+    await writeFile(store, ALICE, long, 3)
+    t.same(await store.fileMeta(ALICE, long), meta(3, { seq: 1 }), 'a long path of random letters')
+    t.same(await collect(store.fileKeys({ gt: ALICE, lt: ALICE + '0' })), [...keys, ALICE + long].sort(byteOrder), 'listed with the rest')
+    await writeFile(store, ALICE, paths[0]!, 5)
+    t.same(await store.fileMeta(ALICE, paths[0]!), meta(5, { seq: 2 }), 'an old file replaced in place')
+    t.equal((await sql.query('SELECT 1 FROM files WHERE key = $1', [ALICE + paths[0]])).rowCount, 1, 'one row')
   })
 
   t.test('a database that does not answer: a clear error, the password hidden', async (t) => {

@@ -3,6 +3,7 @@ import type { HearthEvent } from '../../events/event.js'
 import { encodeStored } from '../../events/stored.js'
 import { fileKey, type CommitTx, type FileMeta, type FileRef, type UpstreamCursor, type UserRecord } from '../store.js'
 import { COMMITS } from './watch.js'
+import { FULL_START, keyIdentity, keyParts } from './key-parts.js'
 import { Serial } from '../../serial.js'
 
 interface FileRow {
@@ -71,7 +72,11 @@ export class PostgresCommitTx implements CommitTx {
   async files(refs: readonly FileRef[]): Promise<(FileMeta | undefined)[]> {
     if (refs.length === 0) return []
     const keys = refs.map((r) => fileKey(r.user, r.path))
-    const { rows } = await this.#query<FileRow>(`SELECT ${FILE_COLUMNS} FROM files WHERE key = ANY($1::text[])`, [keys])
+    const { rows } = await this.#query<FileRow>(
+      `SELECT ${FILE_COLUMNS} FROM files
+       JOIN unnest($1::bytea[], $2::bytea[]) AS p(s, h) ON key_start = p.s AND key_rest_hash = p.h`,
+      identities(keys),
+    )
     const found = new Map(rows.map((r) => [r.key, toMeta(r)]))
     return keys.map((k) => found.get(k))
   }
@@ -88,13 +93,20 @@ export class PostgresCommitTx implements CommitTx {
 
   async countUnder(folders: readonly FileRef[], cap: number): Promise<number[]> {
     if (folders.length === 0) return []
-    // '0' follows '/' in byte order: every key under `<key>/` sorts before `<key>0`
-    const lo = folders.map((f) => fileKey(f.user, f.path) + '/')
-    const hi = folders.map((f) => fileKey(f.user, f.path) + '0')
+    // '0' follows '/' in byte order: every key under `<key>/` sorts before `<key>0`. The two
+    // have the same length, so either both fit in a start and the keys between them are those
+    // whose start lies between theirs, or both have the same full start and a rest of their
+    // own, and the keys between them are those of that start whose rest lies between.
+    const lo = folders.map((f) => keyParts(fileKey(f.user, f.path) + '/'))
+    const hi = folders.map((f) => keyParts(fileKey(f.user, f.path) + '0'))
     const { rows } = await this.#query<{ n: number }>(
-      `SELECT (SELECT count(*) FROM (SELECT 1 FROM files WHERE key >= f.lo AND key < f.hi LIMIT $3) s)::int AS n
-         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS f(lo, hi, i) ORDER BY f.i`,
-      [lo, hi, cap],
+      `SELECT (CASE WHEN octet_length(f.lo_rest) = 0
+         THEN (SELECT count(*) FROM (SELECT 1 FROM files WHERE key_start >= f.lo AND key_start < f.hi LIMIT $5) s)
+         ELSE (SELECT count(*) FROM (SELECT 1 FROM files WHERE ${FULL_START} AND sha256(key_start) = sha256(f.lo)
+           AND key_start = f.lo AND key_rest >= f.lo_rest AND key_rest < f.hi_rest LIMIT $5) s)
+         END)::int AS n
+         FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::bytea[]) WITH ORDINALITY AS f(lo, hi, lo_rest, hi_rest, i) ORDER BY f.i`,
+      [lo.map((k) => k.start), hi.map((k) => k.start), lo.map((k) => k.rest), hi.map((k) => k.rest), cap],
     )
     return rows.map((r) => r.n)
   }
@@ -145,14 +157,16 @@ export class PostgresCommitTx implements CommitTx {
     // a blob put and replaced within this one group is released, not referenced
     const referenced = [...this.#referenced].filter((id) => !this.#released.has(id))
     const released = [...this.#released]
-    if (dels.length > 0) await tx.query('DELETE FROM files WHERE key = ANY($1::text[])', [dels])
+    if (dels.length > 0) {
+      await tx.query('DELETE FROM files USING unnest($1::bytea[], $2::bytea[]) AS p(s, h) WHERE key_start = p.s AND key_rest_hash = p.h', identities(dels))
+    }
     if (puts.length > 0) {
       await tx.query(
         `INSERT INTO files (key, user_id, size, hash, type, mtime, blob, content, seq)
          SELECT k, u, s, h, t, m, b, decode(c, 'hex'), q
          FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::text[], $9::int8[])
            AS p(k, u, s, h, t, m, b, c, q)
-         ON CONFLICT (key) DO UPDATE SET user_id = EXCLUDED.user_id, size = EXCLUDED.size,
+         ON CONFLICT (key_start, key_rest_hash) DO UPDATE SET user_id = EXCLUDED.user_id, size = EXCLUDED.size,
            hash = EXCLUDED.hash, type = EXCLUDED.type, mtime = EXCLUDED.mtime,
            blob = EXCLUDED.blob, content = EXCLUDED.content, seq = EXCLUDED.seq`,
         [
@@ -208,6 +222,12 @@ export class PostgresCommitTx implements CommitTx {
       String(head),
     ])
   }
+}
+
+/** Keys as the two arrays that name their rows in files_pkey: starts and rest hashes. */
+function identities(keys: readonly string[]): [Buffer[], Buffer[]] {
+  const parts = keys.map(keyIdentity)
+  return [parts.map((p) => p.start), parts.map((p) => p.restHash)]
 }
 
 /** Inline content as hex (NULL for blob files), decoded in SQL: one text[] carries the whole group. */

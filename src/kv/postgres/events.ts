@@ -79,7 +79,7 @@ export class EventTable {
   }
 
   /**
-   * Rewrites rows stored as JSON (before migration 3) in the current layout, a batch per
+   * Rewrites rows stored as JSON (before migration 4) in the current layout, a batch per
    * statement, in seq order. Rows of both layouts read alike, so a rewrite cut short loses
    * nothing, and instances that run it at once write the same values. Resolves with the count.
    */

@@ -1,35 +1,182 @@
 import type pg from 'pg'
 import type { KeyRange } from '../store.js'
+import { FULL_START, isFull, keyParts } from './key-parts.js'
 
 /** Keys fetched per query: a long listing is read in pages, never held whole. */
 const PAGE = 500
 
 /**
- * File keys in byte order (the column is COLLATE "C"), paged: each page resumes after the
- * last key of the one before, so memory stays bounded however many keys the range holds.
- * Each page is its own statement: a listing that spans pages may see a commit between them,
- * as a LevelDB iterator without a snapshot would not; listings are paged by the client with
- * cursors anyway, which have the same property.
+ * File keys in byte order, paged: each page resumes after the last key of the one before, so
+ * memory stays bounded however many keys the range holds. Each page is its own statement: a
+ * listing that spans pages may see a commit between them, as a LevelDB iterator without a
+ * snapshot would not; listings are paged by the client with cursors anyway, which have the
+ * same property.
  */
 export async function* fileKeys(pool: pg.Pool, range: KeyRange): AsyncGenerator<string> {
-  let { gt, gte, lt, lte } = range
+  const scan = new KeyScan(range)
   let left = range.limit === undefined || range.limit < 0 ? Infinity : range.limit
-  const order = range.reverse === true ? 'DESC' : 'ASC'
-  while (left > 0) {
-    const take = Math.min(PAGE, left)
-    // a NULL bound leaves that side open
-    const { rows } = await pool.query<{ key: string }>(
-      `SELECT key FROM files
-       WHERE ($1::text IS NULL OR key > $1) AND ($2::text IS NULL OR key >= $2)
-         AND ($3::text IS NULL OR key < $3) AND ($4::text IS NULL OR key <= $4)
-       ORDER BY key ${order} LIMIT $5`,
-      [gt ?? null, gte ?? null, lt ?? null, lte ?? null, take],
-    )
+  while (left > 0 && !scan.done) {
+    const rows = await scan.page(pool, Math.min(PAGE, left))
     for (const row of rows) yield row.key
-    if (rows.length < take) return
     left -= rows.length
-    const last = rows[rows.length - 1]!.key
-    if (order === 'DESC') [lt, lte] = [last, undefined]
-    else [gt, gte] = [last, undefined]
   }
+}
+
+/** What a scan queries: the pool, or one connection (a read view's transaction). */
+export type Db = pg.Pool | pg.PoolClient
+
+/** A row of a scan: the key, and the other columns asked for. */
+export type KeyRow = { key: string } & pg.QueryResultRow
+
+/** One end of a range: the key, its parts, and whether the key is in the range. */
+interface Bound {
+  key: string
+  bytes: Buffer
+  start: Buffer
+  rest: Buffer
+  inclusive: boolean
+}
+
+/**
+ * Where a scan stands: among the keys of one full `start`, past the rest `from`; or between
+ * starts, past the start `from`. Nothing before it is left to read.
+ */
+type Position = { start: Buffer; from?: Edge } | { start?: undefined; from?: Edge }
+
+/** A point of the scan's order, and whether it is still to be read. */
+interface Edge {
+  bytes: Buffer
+  inclusive: boolean
+}
+
+/**
+ * A range read in key order over the two indexes of migration 3. Between starts it reads
+ * files_pkey in key_start order: a start shorter than 2,048 bytes is one key; the keys of a
+ * full start arrive together but in no order, so they are put in order here when the page
+ * holds them all, and otherwise read from files_rest, in order and in pages, before the scan
+ * goes on past their start. A listing of keys that fit in 2,048 bytes reads as it always did:
+ * one indexed query per page.
+ */
+export class KeyScan {
+  done: boolean
+  readonly #reverse: boolean
+  /** where the scan stops: the upper end, or the lower one when reverse */
+  readonly #end: Bound | undefined
+  #at: Position
+
+  constructor(range: KeyRange) {
+    this.#reverse = range.reverse === true
+    const lo = narrower(range.gt, range.gte, 1)
+    const hi = narrower(range.lt, range.lte, -1)
+    const from = this.#reverse ? hi : lo
+    this.#end = this.#reverse ? lo : hi
+    this.done = lo !== undefined && hi !== undefined && empty(lo, hi)
+    this.#at =
+      from !== undefined && isFull(from.start)
+        ? { start: from.start, from: { bytes: from.rest, inclusive: from.inclusive } }
+        : { from: from && { bytes: from.start, inclusive: from.inclusive } }
+  }
+
+  /** The rows of the next keys, at most `take` (perhaps none while `done` is still false), with `columns` besides the key. */
+  page(db: Db, take: number, columns = 'key'): Promise<KeyRow[]> {
+    const { start, from } = this.#at
+    return start === undefined ? this.#between(db, from, take, columns) : this.#within(db, start, from, take, columns)
+  }
+
+  async #between(db: Db, from: Edge | undefined, take: number, columns: string): Promise<KeyRow[]> {
+    const where = new Conditions()
+    if (from !== undefined) where.add(`key_start ${this.#past(from.inclusive)} ?`, from.bytes)
+    const end = this.#end
+    // the end's own start may be shared: the keys past the end within it are filtered out
+    if (end !== undefined) where.add(`key_start ${this.#before(true)} ? AND key ${this.#before(end.inclusive)} ?`, end.start, end.key)
+    const rows = await where.select<KeyRow & { key_start: Buffer; key_rest: Buffer }>(db, `${columns}, key_start, key_rest`, `key_start ${this.#order}`, take)
+    const keys: KeyRow[] = []
+    for (let i = 0; i < rows.length; ) {
+      const start = rows[i]!.key_start
+      let j = i + 1
+      while (j < rows.length && rows[j]!.key_start.equals(start)) j++
+      if (j === rows.length && rows.length === take && isFull(start)) {
+        // the page may have stopped within this start's keys: read them all, in order
+        this.#at = { start }
+        return keys
+      }
+      const run = rows.slice(i, j).sort((a, b) => this.#sign * Buffer.compare(a.key_rest, b.key_rest))
+      for (const row of run) keys.push(row)
+      i = j
+    }
+    if (rows.length < take) this.done = true
+    else this.#at = { from: { bytes: rows[rows.length - 1]!.key_start, inclusive: false } }
+    return keys
+  }
+
+  async #within(db: Db, start: Buffer, from: Edge | undefined, take: number, columns: string): Promise<KeyRow[]> {
+    // the predicate of files_rest, then its columns
+    const where = new Conditions(FULL_START)
+    where.add('sha256(key_start) = sha256(?) AND key_start = ?', start, start)
+    if (from !== undefined) where.add(`key_rest ${this.#past(from.inclusive)} ?`, from.bytes)
+    const end = this.#end
+    const endsHere = end !== undefined && end.start.equals(start)
+    if (endsHere) where.add(`key_rest ${this.#before(end.inclusive)} ?`, end.rest)
+    const rows = await where.select<KeyRow & { key_rest: Buffer }>(db, `${columns}, key_rest`, `key_rest ${this.#order}`, take)
+    if (rows.length === take) this.#at = { start, from: { bytes: rows[rows.length - 1]!.key_rest, inclusive: false } }
+    else if (endsHere) this.done = true
+    else this.#at = { from: { bytes: start, inclusive: false } }
+    return rows
+  }
+
+  get #order(): string {
+    return this.#reverse ? 'DESC' : 'ASC'
+  }
+
+  get #sign(): number {
+    return this.#reverse ? -1 : 1
+  }
+
+  /** The comparison that keeps what lies beyond a point, in the scan's direction. */
+  #past(inclusive: boolean): string {
+    return (this.#reverse ? '<' : '>') + (inclusive ? '=' : '')
+  }
+
+  /** The comparison that keeps what lies before the end. */
+  #before(inclusive: boolean): string {
+    return (this.#reverse ? '>' : '<') + (inclusive ? '=' : '')
+  }
+}
+
+/** A WHERE clause built from parts, `?` standing for each next parameter. */
+class Conditions {
+  readonly #parts: string[]
+  readonly #params: unknown[] = []
+
+  constructor(...parts: string[]) {
+    this.#parts = parts
+  }
+
+  add(sql: string, ...values: unknown[]): void {
+    let n = 0
+    this.#parts.push(sql.replace(/\?/g, () => `$${this.#params.push(values[n++])}`))
+  }
+
+  async select<R extends pg.QueryResultRow>(db: Db, columns: string, order: string, limit: number): Promise<R[]> {
+    const where = this.#parts.length === 0 ? '' : `WHERE ${this.#parts.join(' AND ')}`
+    const { rows } = await db.query<R>(`SELECT ${columns} FROM files ${where} ORDER BY ${order} LIMIT ${limit}`, this.#params)
+    return rows
+  }
+}
+
+function bound(key: string, inclusive: boolean): Bound {
+  return { key, bytes: Buffer.from(key), ...keyParts(key), inclusive }
+}
+
+/** The range's lower (`side` 1) or upper (-1) end: of an exclusive and an inclusive one, the narrower. */
+function narrower(exclusive: string | undefined, inclusive: string | undefined, side: 1 | -1): Bound | undefined {
+  const a = exclusive === undefined ? undefined : bound(exclusive, false)
+  const b = inclusive === undefined ? undefined : bound(inclusive, true)
+  if (a === undefined || b === undefined) return a ?? b
+  return side * Buffer.compare(a.bytes, b.bytes) >= 0 ? a : b
+}
+
+function empty(lo: Bound, hi: Bound): boolean {
+  const c = Buffer.compare(lo.bytes, hi.bytes)
+  return c > 0 || (c === 0 && !(lo.inclusive && hi.inclusive))
 }

@@ -115,6 +115,45 @@ CREATE TABLE upstreams (
   },
   {
     version: 3,
+    name: 'file keys of any allowed length',
+    sql: `
+-- A btree entry holds at most 2,704 bytes, and a file key (<z32><path>) may have 52 + 4,096:
+-- the key cannot be an index entry whole once its bytes do not compress. So its UTF-8 bytes
+-- are stored in two parts, key_start (the first 2,048) and key_rest (the others: empty for
+-- all but the longest keys), and key order is the order of (key_start, key_rest) compared as
+-- bytes: keys that differ within their first 2,048 bytes compare as their starts do (a start
+-- shorter than 2,048 bytes is the whole key, and sorts before the longer keys it begins),
+-- and keys with the same start compare as their rests do. Two indexes serve that order:
+--
+--   files_pkey (key_start, key_rest_hash): a file's identity, and listings in key order
+--     between different starts. The rest is hashed (sha256, empty when there is no rest),
+--     so for a key of 2,048 bytes or less the entry is the key, as before.
+--   files_rest (sha256(key_start), key_rest), for keys with a full start only: the keys that
+--     share one start (the files of a folder more than 2 KB deep), in key order, however
+--     many there are.
+--
+-- Neither entry passes 2,048 + 33 or 33 + 2,100 bytes, whatever the key holds. A listing
+-- reads files_pkey in pages and goes into files_rest only for a start it finds shared
+-- (src/kv/postgres/file-keys.ts); keys are split the same way there (key-parts.ts).
+
+-- a text's UTF-8 bytes: convert_to is STABLE because it looks conversions up, but from a
+-- UTF8 database (Hearth refuses any other) to UTF8 it is the text's own bytes, always
+CREATE FUNCTION utf8_bytes(t text) RETURNS bytea LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+  AS $$ SELECT convert_to(t, 'UTF8') $$;
+
+ALTER TABLE files DROP CONSTRAINT files_pkey;
+ALTER TABLE files
+  ADD COLUMN key_start bytea NOT NULL GENERATED ALWAYS AS (substring(utf8_bytes(key) FROM 1 FOR 2048)) STORED,
+  ADD COLUMN key_rest bytea NOT NULL GENERATED ALWAYS AS (substring(utf8_bytes(key) FROM 2049)) STORED,
+  ADD COLUMN key_rest_hash bytea NOT NULL GENERATED ALWAYS AS (
+    CASE WHEN octet_length(key) > 2048 THEN sha256(substring(utf8_bytes(key) FROM 2049)) ELSE '' END
+  ) STORED,
+  ADD CONSTRAINT files_pkey PRIMARY KEY (key_start, key_rest_hash);
+CREATE INDEX files_rest ON files (sha256(key_start), key_rest) WHERE octet_length(key_start) = 2048;
+`,
+  },
+  {
+    version: 4,
     name: 'events stored as the feed sends them',
     sql: `
 -- an event is stored as src/events/stored.ts lays it out: a header, then its /subscribe data,
@@ -126,7 +165,7 @@ ALTER TABLE events ADD CONSTRAINT events_stored_or_json CHECK (stored IS NOT NUL
 `,
   },
   {
-    version: 4,
+    version: 5,
     name: 'the seq of each file\'s write',
     sql: `
 -- the seq of the write that made each file what it is, for snapshots; rows of before get it

@@ -2,6 +2,7 @@ import type pg from 'pg'
 import { splitFileKey, type FileEntry, type KeyRange, type ReadView } from '../store.js'
 import { FILE_COLUMNS, toMeta, type FileRow } from './commit.js'
 import { checkout, type Checkout } from './connect.js'
+import { KeyScan } from './file-keys.js'
 
 /**
  * `Store.readView` on PostgreSQL: one connection in a read-only REPEATABLE READ transaction,
@@ -35,21 +36,14 @@ export class PostgresReadView implements ReadView {
     }
   }
 
+  /** Fewer than `limit` only at the end of the range (a scan's page may stop short of it). */
   async files(range: KeyRange, limit: number): Promise<FileEntry[]> {
-    // only the bounds given, so the plan is an index range scan of the primary key
-    const bounds: string[] = []
-    const params: unknown[] = []
-    for (const [op, value] of [['>', range.gt], ['>=', range.gte], ['<', range.lt], ['<=', range.lte]] as const) {
-      if (value === undefined) continue
-      params.push(value)
-      bounds.push(`key ${op} $${params.length}`)
+    const scan = new KeyScan(range)
+    const out: FileEntry[] = []
+    while (out.length < limit && !scan.done) {
+      for (const r of await scan.page(this.#c.client, limit - out.length, FILE_COLUMNS)) out.push({ ...splitFileKey(r.key), meta: toMeta(r as FileRow) })
     }
-    params.push(limit)
-    const { rows } = await this.#c.client.query<FileRow>(
-      `SELECT ${FILE_COLUMNS} FROM files ${bounds.length > 0 ? `WHERE ${bounds.join(' AND ')}` : ''} ORDER BY key LIMIT $${params.length}`,
-      params,
-    )
-    return rows.map((r) => ({ ...splitFileKey(r.key), meta: toMeta(r) }))
+    return out
   }
 
   async users(after: string | undefined, limit: number): Promise<string[]> {

@@ -21,6 +21,7 @@ import type pg from 'pg'
 import { connect, redact, transaction } from './connect.js'
 import { EventTable } from './events.js'
 import { fileKeys } from './file-keys.js'
+import { keyIdentity } from './key-parts.js'
 import { silentLog, type StoreLog } from './log-types.js'
 import { applyMigrations } from './migrate.js'
 import { Notifications } from './notifications.js'
@@ -115,11 +116,11 @@ export class PostgresStore implements Store {
     let given = 0
     for (;;) {
       const { rowCount } = await this.#pool.query(
-        `WITH missing AS (SELECT key, user_id FROM files WHERE seq IS NULL LIMIT $1)
+        `WITH missing AS (SELECT key, user_id, key_start, key_rest_hash FROM files WHERE seq IS NULL LIMIT $1)
          UPDATE files f SET seq = COALESCE(
            (SELECT max(e.seq) FROM events e WHERE e.user_id = m.user_id AND e.path = substr(m.key, 53)),
            (SELECT value - 1 FROM log_bounds WHERE name = 'floor'))
-         FROM missing m WHERE f.key = m.key AND f.seq IS NULL`,
+         FROM missing m WHERE f.key_start = m.key_start AND f.key_rest_hash = m.key_rest_hash AND f.seq IS NULL`,
         [batch],
       )
       if ((rowCount ?? 0) === 0) return given
@@ -254,13 +255,19 @@ export class PostgresStore implements Store {
   }
 
   async fileMeta(user: string, path: string): Promise<FileMeta | undefined> {
-    const { rows } = await this.#pool.query<FileRow>(`SELECT ${FILE_COLUMNS} FROM files WHERE key = $1`, [fileKey(user, path)])
-    return rows[0] === undefined ? undefined : toMeta(rows[0])
+    const row = await this.#file<FileRow>(FILE_COLUMNS, user, path)
+    return row === undefined ? undefined : toMeta(row)
   }
 
   async inlineContent(user: string, path: string): Promise<Uint8Array | undefined> {
-    const { rows } = await this.#pool.query<{ content: Buffer | null }>('SELECT content FROM files WHERE key = $1', [fileKey(user, path)])
-    return rows[0]?.content ?? undefined
+    return (await this.#file<{ content: Buffer | null }>('content', user, path))?.content ?? undefined
+  }
+
+  /** One file's row, found by its identity in files_pkey. */
+  async #file<R extends pg.QueryResultRow>(columns: string, user: string, path: string): Promise<R | undefined> {
+    const { start, restHash } = keyIdentity(fileKey(user, path))
+    const { rows } = await this.#pool.query<R>(`SELECT ${columns} FROM files WHERE key_start = $1 AND key_rest_hash = $2`, [start, restHash])
+    return rows[0]
   }
 
   fileKeys(range: KeyRange): AsyncIterable<string> {
