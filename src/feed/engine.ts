@@ -6,7 +6,7 @@ import { framesOf } from './frames.js'
 import { LogPages } from './pages.js'
 import { ReplayWindow } from './replay-window.js'
 import { replayReverse, type ReverseSpec } from './reverse.js'
-import { SseStream } from './sse.js'
+import { SseStream, type WriteTally } from './sse.js'
 import { Subscriber, type SubscriberSpec } from './subscriber.js'
 import { EVENTS_STREAM, type Protocol } from './wire.js'
 import { NO_OBSERVER, type FeedObserver, type FeedStats, type Phase } from './observer.js'
@@ -37,6 +37,8 @@ export class FeedEngine {
   readonly #timer: NodeJS.Timeout
   readonly #unlisten: () => void
   readonly #observer: FeedObserver
+  /** writes handed to sockets since the start, by protocol */
+  readonly #writes: Record<Protocol, WriteTally> = { subscribe: { writes: 0 }, 'events-stream': { writes: 0 } }
   #stopped = false
 
   constructor(log: EventLog, keepaliveMs: number, observer: FeedObserver = NO_OBSERVER) {
@@ -58,7 +60,7 @@ export class FeedEngine {
     return this.#subs.values()
   }
 
-  /** Open streams by protocol and phase, and the bytes they hold unsent. */
+  /** Open streams by protocol and phase, the bytes they hold unsent, and the writes made so far. */
   stats(): FeedStats {
     const counts = new Map<string, { protocol: Protocol; phase: Phase; count: number }>()
     const count = (protocol: Protocol, phase: Phase) => {
@@ -75,12 +77,13 @@ export class FeedEngine {
       count(EVENTS_STREAM.protocol, 'replay')
       unsentBytes += stream.buffered
     }
-    return { streams: [...counts.values()], unsentBytes, pages: this.#pages.stats() }
+    const writes = { subscribe: this.#writes.subscribe.writes, 'events-stream': this.#writes['events-stream'].writes }
+    return { streams: [...counts.values()], unsentBytes, pages: this.#pages.stats(), writes }
   }
 
   /** Starts a stream on `res`: headers now, then replay (if any), then live. */
   open(res: ServerResponse, opts: OpenOptions): Subscriber {
-    const stream = new SseStream(res, opts.headers)
+    const stream = new SseStream(res, opts.headers, this.#writes[opts.wire.protocol])
     if (opts.wire.opening !== undefined) stream.write(opts.wire.opening)
     const sub = new Subscriber(opts, stream, this.#log, { pages: this.#pages, window: this.#window }, (s) => this.#forget(s), this.#observer)
     if (this.#stopped) sub.finish()
@@ -93,7 +96,7 @@ export class FeedEngine {
 
   /** `/events-stream?reverse=true`: newest first down to the floor, then the end. */
   openReverse(res: ServerResponse, headers: Headers, spec: ReverseSpec): SseStream {
-    const stream = new SseStream(res, headers)
+    const stream = new SseStream(res, headers, this.#writes[EVENTS_STREAM.protocol])
     if (this.#stopped) stream.end()
     if (stream.closed || this.#stopped) return stream
     this.#reverse.add(stream)
