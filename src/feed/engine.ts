@@ -129,7 +129,12 @@ export class FeedEngine {
     for (const stream of [...this.#reverse]) stream.end()
   }
 
-  /** One commit's events: each subscriber's frames of the group go out in one write. */
+  /**
+   * One commit's events: each subscriber's frames of the group go out in one write. Frames are
+   * not held back for later groups: the writer already gathers into one group what arrives
+   * during a commit, and the next group comes a commit's time later, longer than a hold of a
+   * few milliseconds could bridge (bench/fanout-cpu.ts measures deliveries per write).
+   */
   #announce(events: readonly HearthEvent[]): void {
     const written = new Set<Subscriber>()
     const delivered = new Map<Protocol, number>()
