@@ -1,6 +1,5 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { Agent } from 'node:http'
-import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -10,7 +9,9 @@ import { SubscriptionTables } from '../src/subscriptions/tables.js'
 import { ChildServer } from '../test/helpers/child-server.js'
 import { matchWorkload, perEventNs } from './match.js'
 import { load, signedUp } from './put.js'
-import { buildLog, eventCounter, rawIteration, replay } from './replay.js'
+import { buildLog, rawIteration, replay } from './replay.js'
+import { countersReach, openCounters, type FrameCounter } from './frame-counter.js'
+import { SteadyWriter } from './steady-writer.js'
 
 /**
  * Scaling curves: how four costs grow with the thing they should not grow with (much).
@@ -172,18 +173,8 @@ async function deliveryCurve(quick: boolean): Promise<Figures> {
   try {
     const writer = new HomeserverClient(server.url, randomKeypair())
     await writer.signup()
-    let written = 0
-    const write = async (rate: number): Promise<number> => {
-      const total = Math.max(1, Math.round(rate * seconds))
-      const started = performance.now()
-      for (let i = 0; i < total; i++) {
-        const due = started + (i * 1000) / rate
-        const wait = due - performance.now()
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait))
-        await writer.put(`/pub/curves/${(written++).toString(36)}`, 'x')
-      }
-      return total
-    }
+    const steady = new SteadyWriter(writer, '/pub/curves')
+    const write = async (rate: number): Promise<number> => (await steady.write(rate, seconds)).length
     await write(maxRate / seconds) // 100 PUTs to warm the writer's connection, the server's write path
     const idle = server.cpuMs()
     const baseWrites = await write(maxRate)
@@ -199,22 +190,15 @@ async function deliveryCurve(quick: boolean): Promise<Figures> {
         console.log(`curves: delivery to ${n} subscribers ${why}`)
         continue
       }
-      const subscribers: Counter[] = []
+      let subscribers: FrameCounter[] = []
       try {
-        for (let i = 0; i < n; i += 500) {
-          const batch = Array.from({ length: Math.min(500, n - i) }, () => new Counter(server.url, '/subscribe?filter=*'))
-          subscribers.push(...batch)
-          await Promise.all(batch.map((s) => s.opened))
-        }
+        subscribers = await openCounters(server.url, '/subscribe?filter=*', n)
         const rate = Math.min(maxRate, deliveriesPerSec / n)
         const cpu = server.cpuMs()
         const writes = await write(rate)
         const expected = writes * n
-        const delivered = () => subscribers.reduce((sum, s) => sum + s.events, 0)
-        const deadline = Date.now() + 60_000
-        while (delivered() < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+        const got = await countersReach(subscribers, expected)
         const cpuMs = server.cpuMs() - cpu
-        const got = delivered()
         missing += expected - got
         const writesUs = writes * putCpuUs
         figures[`deliveryCpuUs@${n}`] = round((cpuMs * 1000) / got)
@@ -257,45 +241,6 @@ async function matchCurve(quick: boolean): Promise<Figures> {
     console.log(`curves: match against ${n.toLocaleString('en')} filters: ${round(best)} ns/event`)
   }
   return figures
-}
-
-/**
- * A live stream on a raw socket that only counts its `event:` lines: no HTTP parser, no
- * decoding, so ten thousand of them cost this process little. Opened once the response head
- * has come (the server registers the stream before it sends anything).
- */
-class Counter {
-  readonly opened: Promise<void>
-  events = 0
-  readonly #socket: net.Socket
-
-  constructor(url: string, target: string) {
-    const { hostname, port } = new URL(url)
-    const count = eventCounter()
-    let head: string | undefined = ''
-    this.#socket = net.connect(Number(port), hostname)
-    this.opened = new Promise((resolve, reject) => {
-      this.#socket.on('error', reject)
-      this.#socket.on('data', (chunk: Buffer) => {
-        if (head !== undefined) {
-          head += chunk.toString('latin1')
-          const end = head.indexOf('\r\n\r\n')
-          if (end === -1) return
-          if (!head.startsWith('HTTP/1.1 200')) return reject(new Error(`${target}: ${head.split('\r\n')[0]}`))
-          chunk = Buffer.from(head.slice(end + 4), 'latin1')
-          head = undefined
-          resolve()
-        }
-        this.events += count(chunk)
-      })
-    })
-    this.opened.catch(() => {})
-    this.#socket.write(`GET ${target} HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`)
-  }
-
-  close(): void {
-    this.#socket.destroy()
-  }
 }
 
 /** The soft limit on open files of this process (its children inherit it), from /proc. */

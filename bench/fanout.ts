@@ -156,7 +156,7 @@ export async function fanout(url: string, writers: HomeserverClient[], o: Fanout
 }
 
 /** User and system time of a process in clock ticks (1/100 s on Linux), from /proc. */
-function cpuTicks(pid: number | undefined): number | undefined {
+export function cpuTicks(pid: number | undefined): number | undefined {
   if (pid === undefined) return undefined
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')

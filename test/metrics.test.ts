@@ -13,7 +13,8 @@ const PROTOCOLS = ['subscribe', 'events-stream']
 const PHASES = ['replay', 'live', 'catching_up']
 
 t.test('each metric moves by exactly what the server did', async (t) => {
-  const server = await startTestServer(t, { METRICS_PORT: '0', TESTNET: '1', PKARR_RELAY_PORT: '0' })
+  // no keepalive within the test, so that every write to a stream is one the test caused
+  const server = await startTestServer(t, { METRICS_PORT: '0', TESTNET: '1', PKARR_RELAY_PORT: '0', KEEPALIVE_MS: '3600000' })
   const url = server.metricsUrl!
   t.match(url, /^http:\/\/127\.0\.0\.1:\d+\/metrics$/)
 
@@ -28,6 +29,7 @@ t.test('each metric moves by exactly what the server did', async (t) => {
   t.equal(s0.value('hearth_users'), 0)
   t.equal(s0.value('hearth_storage_used_bytes'), 0)
   for (const protocol of PROTOCOLS) for (const phase of PHASES) t.equal(s0.value('hearth_streams', { protocol, phase }), 0)
+  for (const protocol of PROTOCOLS) t.equal(s0.value('hearth_feed_writes_total', { protocol }), 0, `no ${protocol} write yet`)
   t.ok(s0.types.has('hearth_process_cpu_user_seconds_total') && s0.types.has('hearth_nodejs_eventloop_lag_seconds'), "the process's own metrics")
 
   // Writes: one user, three PUTs (5 + 7 + 11 bytes), one DELETE (of the 7), one at a time.
@@ -75,12 +77,24 @@ t.test('each metric moves by exactly what the server did', async (t) => {
   // A live subscriber gets two events.
   const live = await RawStream.open(`${server.url}/subscribe/${owner.user}/*`)
   t.teardown(() => live.close())
-  await scrapeUntil(url, (s) => s.value('hearth_streams', { protocol: 'subscribe', phase: 'live' }) === 1, 'one live stream')
+  const liveAt = await scrapeUntil(url, (s) => s.value('hearth_streams', { protocol: 'subscribe', phase: 'live' }) === 1, 'one live stream')
+  t.ok(liveAt.value('hearth_feed_writes_total', { protocol: 'subscribe' }) >= 2, 'the replay and the live stream each wrote their opening')
+  t.ok(liveAt.value('hearth_feed_writes_total', { protocol: 'events-stream' }) >= 1, 'the /events-stream replay wrote')
   await owner.put('/pub/m/d.txt', 'd')
+  await live.until((frames) => frames.filter((f) => f.event).length === 1)
   await owner.put('/pub/m/e.txt', 'e')
   await live.until((frames) => frames.filter((f) => f.event).length === 2)
   const s3 = await Scrape.of(url)
   t.equal(s3.value('hearth_events_delivered_total', { protocol: 'subscribe', source: 'live' }), 2, 'pushed live')
+  const liveWrites = s3.value('hearth_feed_writes_total', { protocol: 'subscribe' }) - liveAt.value('hearth_feed_writes_total', { protocol: 'subscribe' })
+  t.equal(liveWrites, 2, 'one write for each event, pushed in commits of their own')
+  // Concurrent writes share commit groups: a group's frames for one stream leave in one write.
+  await writeMany(owner, 24, (i) => `/pub/m/many-${i}.txt`, 8)
+  await live.until((frames) => frames.filter((f) => f.event).length === 2 + 24)
+  const s3b = await Scrape.of(url)
+  const groups = s3b.value('hearth_commit_group_size_count') - s3.value('hearth_commit_group_size_count')
+  const groupWrites = s3b.value('hearth_feed_writes_total', { protocol: 'subscribe' }) - s3.value('hearth_feed_writes_total', { protocol: 'subscribe' })
+  t.equal(groupWrites, groups, `one write per commit group (${groups} groups for 24 events)`)
   t.equal(s3.value('hearth_stream_catch_ups_total', { protocol: 'subscribe' }), 0)
 
   // A reader that stops reading: written to until the kernel's buffers are full and the
@@ -101,7 +115,7 @@ t.test('each metric moves by exactly what the server did', async (t) => {
     await writeMany(owner, 100, (i) => `/pub/big/${written + i}-${long}`, 16)
     written += 100
   }
-  await live.until((frames) => frames.filter((f) => f.event).length === 2 + written, 120_000)
+  await live.until((frames) => frames.filter((f) => f.event).length === 2 + 24 + written, 120_000)
   const s4 = await Scrape.of(url)
   t.ok(stalledSub.catchUps >= 1, 'the stalled reader fell behind')
   // Both may have fallen behind more than once (kernel buffers fill in steps, and the reading

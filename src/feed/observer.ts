@@ -24,4 +24,6 @@ export interface FeedStats {
   unsentBytes: number
   /** the log pages replays hold, across all streams */
   pages: PageStats
+  /** writes handed to sockets since the start, by protocol: each carries one or more frames */
+  writes: Record<Protocol, number>
 }

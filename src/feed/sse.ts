@@ -9,19 +9,32 @@ export const HIGH_WATER = 64 * 1024
  */
 export const WRITE_OVERHEAD = 12
 
+/** Writes handed to sockets, shared by the streams of one protocol and read at each metrics scrape. */
+export interface WriteTally {
+  writes: number
+}
+
 /**
  * One SSE response, written directly to the socket so that backpressure is visible:
  * `backedUp` reads the bytes the kernel has not taken yet, which is the only buffer a
  * subscriber can grow, and it never grows past HIGH_WATER plus one frame.
+ *
+ * Each batch of bytes the socket sends in one go counts once in `tally`: what is written while
+ * it is corked, by `cork` or by Node, which corks a response's socket on a write until the
+ * next tick. A write that finds the socket corked joins the batch already counted.
  */
 export class SseStream {
   readonly #res: ServerResponse
+  readonly #tally: WriteTally
   #closed = false
   #corked = false
+  /** while corked: whether the socket holds a batch already counted */
+  #held = false
   readonly #onClose: (() => void)[] = []
 
-  constructor(res: ServerResponse, headers: Record<string, string | number | string[]>) {
+  constructor(res: ServerResponse, headers: Record<string, string | number | string[]>, tally: WriteTally) {
     this.#res = res
+    this.#tally = tally
     res.writeHead(200, {
       ...headers,
       'content-type': 'text/event-stream',
@@ -60,7 +73,10 @@ export class SseStream {
   }
 
   write(chunk: string | Buffer): void {
-    if (!this.closed) this.#res.write(chunk)
+    if (this.closed) return
+    if (this.#corked ? !this.#held : !this.#res.socket?.writableCorked) this.#tally.writes++
+    this.#held = this.#corked
+    this.#res.write(chunk)
   }
 
   /**
@@ -69,6 +85,7 @@ export class SseStream {
    */
   cork(): void {
     if (this.#corked || this.#closed) return
+    this.#held = (this.#res.socket?.writableCorked ?? 0) > 0
     this.#corked = true
     this.#res.cork()
   }

@@ -77,6 +77,16 @@ export function watchState(registry: Registry, sources: MetricSources): void {
       for (const s of feed.stats().streams) this.set({ protocol: s.protocol, phase: s.phase }, s.count)
     },
   })
+  new Counter({
+    name: 'hearth_feed_writes_total',
+    help: 'Writes handed to the sockets of SSE streams, by protocol; one write carries one or more frames (events, keepalives, marks)',
+    labelNames: ['protocol'],
+    registers,
+    collect() {
+      this.reset()
+      for (const [protocol, n] of Object.entries(feed.stats().writes)) this.inc({ protocol }, n)
+    },
+  })
   new Gauge({
     name: 'hearth_stream_unsent_bytes',
     help: 'Bytes written to SSE streams that their sockets have not taken yet (slow readers hold them)',
