@@ -2,7 +2,8 @@ import t from 'tap'
 import type { HearthEvent } from '../src/events/event.js'
 import { HttpError, type HomeserverClient } from '../src/client/homeserver.js'
 import { startTestServer, newUser } from './helpers/server.js'
-import { RawStream, idOf, seqOf, writeMany } from './helpers/feed.js'
+import { RawStream, seqOf, writeMany } from './helpers/feed.js'
+import { idOf } from '../src/shared/id.js'
 import type { StreamEvent } from './helpers/sse.js'
 
 // The hand-over race, on both streaming protocols: subscribers join at random points of a

@@ -4,7 +4,7 @@ import { HomeserverClient } from '../src/client/homeserver.js'
 import { RawStream, seqOf, writeMany } from './helpers/feed.js'
 import { AckedWrites } from './helpers/acked-writes.js'
 import { chunkedBody } from './helpers/raw-http.js'
-import { decodeId } from '../src/events/id.js'
+import { seqOfId } from '../src/shared/id.js'
 import { PAGE } from '../src/feed/pages.js'
 
 // `/priv/` events reach exactly one kind of stream: `/subscribe` opened with the owner's own
@@ -129,7 +129,7 @@ t.test("a one-user replay gives away no position of that user's private events",
         await s.all()
         const where = `lastSeq=${lastSeq}, ${path}, ${who}`
         t.same(s.events().map(seqOf), path === '/*' && lastSeq < mid ? [mid] : [], `${where}: only the public event`)
-        const marks = s.frames.filter((f) => f.id !== undefined && f.event === undefined).map((f) => Number(decodeId(f.id!)))
+        const marks = s.frames.filter((f) => f.id !== undefined && f.event === undefined).map((f) => Number(seqOfId(f.id!)))
         t.same(marks.filter((seq) => hidden.has(seq) || hidden.has(seq - 1)), [], `${where}: no id on or just after a private event`)
         t.same(marks, [head], `${where}: the head is the one position reported without an event`)
       }

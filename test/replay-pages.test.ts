@@ -1,5 +1,5 @@
 import t from 'tap'
-import { decodeId } from '../src/events/id.js'
+import { seqOfId } from '../src/shared/id.js'
 import { PAGE } from '../src/feed/pages.js'
 import { startTestServer, newUser } from './helpers/server.js'
 import { writeMany } from './helpers/feed.js'
@@ -36,7 +36,7 @@ t.test(`${STREAMS} stalled replays resuming at once share bounded pages and each
     const got: number[] = []
     seqs.push(got)
     const reader = new StalledReader(server.url, '/subscribe?filter=*&lastSeq=0&live=false', (f) => {
-      if (f.event === 'PUT') got.push(Number(decodeId(f.id!)))
+      if (f.event === 'PUT') got.push(Number(seqOfId(f.id!)))
     })
     readers.push(reader)
     t.teardown(() => reader.close())

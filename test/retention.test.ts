@@ -3,7 +3,7 @@ import { startTestServer, newUser, tempDir } from './helpers/server.js'
 import { Follower, RawStream, SocketStream, seqOf, writeMany } from './helpers/feed.js'
 import { readSubscribe } from './helpers/sse.js'
 import type { SseFrame } from './helpers/sse-frames.js'
-import { decodeId } from '../src/events/id.js'
+import { seqOfId } from '../src/shared/id.js'
 import { AckedWrites } from './helpers/acked-writes.js'
 import type { Server } from '../src/server.js'
 
@@ -111,7 +111,7 @@ t.test('a stalled subscriber overtaken by pruning gets a reset, then the rest wi
   const head = start + EVENTS // every write was acknowledged, and each is one event
   await floorReaches(server, head - 99)
   stalled.socket.resume()
-  await stalled.until(() => frames.some((f) => f.event === 'PUT' && Number(decodeId(f.id!)) === head))
+  await stalled.until(() => frames.some((f) => f.event === 'PUT' && Number(seqOfId(f.id!)) === head))
 
   const reset = frames.findIndex((f) => f.event === 'reset')
   t.ok(reset > 0, 'a reset frame came')

@@ -1,9 +1,8 @@
 import t from 'tap'
 import { startTestServer, newUser } from './helpers/server.js'
-import { Follower, RawStream, idOf, seqOf } from './helpers/feed.js'
+import { Follower, RawStream, seqOf } from './helpers/feed.js'
+import { idOf } from '../src/shared/id.js'
 import { AckedWrites, contentHash, type AckedEvent } from './helpers/acked-writes.js'
-import { EventFrames } from '../src/feed/frames.js'
-import { encodeId } from '../src/events/id.js'
 
 // One server for the whole file: the log grows as the tests below add to it, every write
 // goes through `acked`, and each test derives what it expects from the acknowledged writes.
@@ -230,10 +229,3 @@ t.test('errors before the stream starts: JSON with the contract codes', async (t
   t.equal(future.head, String(head), 'FutureCursor says where the head is')
 })
 
-t.test('frame ids are the contract ids for any seq a log can reach', async (t) => {
-  const seqs = [0, 1, 31, 32, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1]
-  for (let i = 0; i < 2000; i++) seqs.push(Math.floor(Math.random() * 2 ** (Math.random() * 53)))
-  const wrong = seqs.filter((seq) => new EventFrames({ seq, type: 'DEL', user: a.user, path: '/pub/x', ts: 0 }).id !== encodeId(seq))
-  t.same(wrong, [])
-  t.equal(encodeId(2 ** 53 - 1), new EventFrames({ seq: 2 ** 53 - 1, type: 'DEL', user: a.user, path: '/pub/x', ts: 0 }).id)
-})

@@ -1,5 +1,5 @@
 import type { EventType, HearthEvent } from './event.js'
-import { idOf } from '../feed/frames.js'
+import { idOf } from '../shared/id.js'
 
 /*
  * The stored form of an event, the same on every engine: what the feed reads without parsing

@@ -1,5 +1,5 @@
 import { eventUri, type HearthEvent } from '../events/event.js'
-import { encodeId } from '../events/id.js'
+import { idOf } from '../shared/id.js'
 import { dataOf } from '../events/stored.js'
 
 /**
@@ -62,25 +62,6 @@ export class EventFrames {
   }
 }
 
-const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
-
-/**
- * `encodeId` for the seqs a log can reach (below 2^53): the 65-bit value seq·2 (the id's last
- * bit is padding) in thirteen 5-bit digits. Doubles hold it exactly and dividing by 32 is
- * exact, so no BigInt is needed; larger values take the general path.
- */
-export function idOf(seq: number): string {
-  if (!Number.isSafeInteger(seq) || seq < 0) return encodeId(seq)
-  let v = seq * 2
-  let out = ''
-  for (let i = 0; i < 13; i++) {
-    const digit = v % 32
-    out = CROCKFORD[digit]! + out
-    v = (v - digit) / 32
-  }
-  return out
-}
-
 const holders = new WeakMap<HearthEvent, EventFrames>()
 
 export function framesOf(event: HearthEvent): EventFrames {
@@ -98,7 +79,7 @@ export const UPSTREAM_KEEPALIVE_FRAME = Buffer.from(':\n\n')
 
 /** Progress without data: a reconnect resumes after what was already scanned. */
 export function idFrame(seq: bigint | number): string {
-  return `id: ${typeof seq === 'number' ? idOf(seq) : encodeId(seq)}\n\n`
+  return `id: ${idOf(seq)}\n\n`
 }
 
 /**

@@ -1,6 +1,6 @@
 import { decodePublicKey } from '../auth/keys.js'
 import { fail } from '../errors.js'
-import { ID_LENGTH, MAX_SEQ, decodeId } from '../events/id.js'
+import { ID_LENGTH, MAX_SEQ, seqOfId } from '../shared/id.js'
 import { normalForm } from '../paths.js'
 import { filterText, type Filter } from './filter.js'
 
@@ -159,7 +159,7 @@ export function parseStreamCursor(text: string): bigint {
 export function readStreamCursor(text: string): bigint | undefined {
   let seq: bigint | undefined
   if (/^\+?[0-9]+$/.test(text)) seq = BigInt(text.replace('+', ''))
-  else if (text.length === ID_LENGTH) seq = decodeId(text)
+  else if (text.length === ID_LENGTH) seq = seqOfId(text)
   return seq === undefined || seq > MAX_SEQ ? undefined : seq
 }
 

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { blake3 } from '@noble/hashes/blake3.js'
 import { randomKeypair } from '../../src/auth/keys.js'
-import { encodeId } from '../../src/events/id.js'
+import { idOf } from '../../src/shared/id.js'
 import { HomeserverClient } from '../../src/client/homeserver.js'
 import { ChildServer } from './child-server.js'
 import { openSse, readSubscribe, type SseConnection, type StreamEvent } from './sse.js'
@@ -364,7 +364,7 @@ class CrashRun {
     const user = pick(this.#users)
     // the same, by id in Last-Event-ID, on the path form, with the owner's session
     const seq = Math.floor(Math.random() * (head + 1))
-    const id = encodeId(seq)
+    const id = idOf(seq)
     const own = await readSubscribe(`${url}/subscribe/${user.client.user}/*?live=false`, { ...user.client.headers(), 'last-event-id': id })
     this.#same(own.events, log.filter((ev) => Number(ev.seq) > seq && ev.user === user.client.user), `${user.client.user.slice(0, 8)} from ${id}`)
   }

@@ -1,7 +1,6 @@
 import { connect, type Socket } from 'node:net'
 import { once } from 'node:events'
 import { EventSource } from 'eventsource'
-import { encodeId } from '../../src/events/id.js'
 import type { HomeserverClient } from '../../src/client/homeserver.js'
 import { ResponseDecoder } from './raw-http.js'
 import { FrameParser, type SseFrame } from './sse-frames.js'
@@ -91,8 +90,6 @@ export function seqOf(frame: SseFrame): number {
   if (frame.data?.startsWith('{')) return Number((JSON.parse(frame.data) as { seq: string }).seq)
   return Number(frame.id)
 }
-
-export const idOf = (seq: number): string => encodeId(seq)
 
 /** An eventsource@4 client that records its PUT/DEL/reset events and every request it made. */
 export class Follower {

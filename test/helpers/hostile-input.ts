@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { randomKeypair, sign, type Keypair } from '../../src/auth/keys.js'
 import { signAuthToken } from '../../src/auth/token.js'
-import { encodeId } from '../../src/events/id.js'
+import { idOf } from '../../src/shared/id.js'
 
 /**
  * Generators of hostile requests. A request is a recipe: its body may depend on the clock
@@ -74,7 +74,7 @@ export function hostileRequest(a: Actors): fc.Arbitrary<HostileRequest> {
   const cursorish = fc.oneof(
     fc.nat({ max: 400 }).map(String),
     fc.constantFrom('', '-1', '+5', '1e3', '0x10', '18446744073709551615', '18446744073709551616', '99999999999999999999999', '1.5', ' 1', '00', 'NaN', 'null'),
-    fc.nat({ max: 400 }).map((n) => encodeId(n)),
+    fc.nat({ max: 400 }).map((n) => idOf(n)),
     fc.constantFrom('0000000000001', 'ZZZZZZZZZZZZZ', 'ZZZZZZZZZZZZY', '000000000000I', 'abcdefghijklm'),
     fc.string({ maxLength: 20 }),
   )

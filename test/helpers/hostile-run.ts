@@ -9,7 +9,7 @@ import { hostileRequest, TokenMaker, type Actors, type HostileRequest } from './
 import { readSubscribe } from './sse.js'
 import { framesIn } from './sse-frames.js'
 import { headOf } from './server.js'
-import { decodeId } from '../../src/events/id.js'
+import { seqOfId } from '../../src/shared/id.js'
 
 /**
  * Fires generated hostile requests at a running server and checks each answer against the
@@ -256,7 +256,7 @@ function checkFeed(req: HostileRequest, res: RawResponse, world: HostileWorld): 
     if (followed) {
       for (const frame of framesIn(body)) {
         if (frame.data !== undefined || frame.event !== undefined) continue
-        const seq = frame.id === undefined ? undefined : Number(decodeId(frame.id))
+        const seq = frame.id === undefined ? undefined : Number(seqOfId(frame.id))
         if (seq !== undefined && (world.hidden.has(seq) || world.hidden.has(seq - 1))) {
           problems.push(`an id frame at ${seq}, on or just after a private event of the user the stream follows`)
         }
