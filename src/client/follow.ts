@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { AckWindow, type Entry } from './ack-window.js'
-import { backoffDelay, sleep } from './backoff.js'
+import { backoffDelay, sleep } from '../shared/backoff.js'
 import { FileCursorStore, MemoryCursorStore, type CursorStore } from './cursor-store.js'
 import { ResetError, type FollowEvent, type FollowState, type ResetInfo } from './events.js'
 import { idOf, parseCursor } from '../shared/id.js'
@@ -285,7 +285,7 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
       this.#setState('connecting')
       if (this.#connections++ > 0) {
         const { baseMs = this.#retryMs ?? DEFAULTS.baseMs, maxMs = DEFAULTS.maxMs } = this.#opts.backoff ?? {}
-        const delayMs = backoffDelay(this.#attempt, baseMs, maxMs)
+        const delayMs = backoffDelay({ baseMs, maxMs, jitter: 1 }, this.#attempt)
         if (failure !== undefined) this.#opts.onRetry?.({ attempt: this.#attempt, delayMs, error: failure })
         await sleep(delayMs, signal)
         if (signal.aborted) return

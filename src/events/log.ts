@@ -1,5 +1,6 @@
 import type { LogRead, ReadView, Store } from '../kv/store.js'
 import { Serial } from '../serial.js'
+import { backoffDelay, type Backoff } from '../shared/backoff.js'
 import type { HearthEvent } from './event.js'
 
 export type AppendListener = (events: readonly HearthEvent[]) => void
@@ -12,6 +13,8 @@ const CATCH_UP_PAGE = 1000
  * brings the floor of its own snapshot (Store.readLog).
  */
 const FLOOR_REFRESH_MS = 1000
+/** Re-reads of commits made elsewhere, while the storage does not answer: 50 ms doubling to 2 s. */
+const PUBLISH_RETRY: Backoff = { baseMs: 50, maxMs: 2000, jitter: 0 }
 
 /**
  * The read side of the event log, and the one place that announces new events.
@@ -97,7 +100,7 @@ export class EventLog {
           await this.#announceStored(events[0]!.seq - 1)
         } catch (err) {
           if (this.#closed) throw err
-          await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** attempt)))
+          await new Promise((r) => setTimeout(r, backoffDelay(PUBLISH_RETRY, attempt)))
         }
       }
       this.#announce(events.filter((ev) => ev.seq > this.#head))

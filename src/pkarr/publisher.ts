@@ -5,6 +5,7 @@
  */
 import { z } from 'zod'
 import { keypairFromSecret } from '../auth/keys.js'
+import { backoffDelay } from '../shared/backoff.js'
 import { homeserverPacket, nowMicros, parsePayload, HOMESERVER_TTL } from './packet.js'
 
 export interface PublishLog {
@@ -104,9 +105,9 @@ export function startPublisher(options: PublisherOptions): Publisher {
         (err: unknown) => {
           if (stopping.signal.aborted) return
           onPublish(false)
-          const backoff = Math.min(opts.maxRetryMs, opts.intervalMs, opts.retryMs * 2 ** Math.min(failures, 30))
-          // jitter in [backoff/2, backoff) keeps many homeservers from retrying in step
-          const wait = Math.round(backoff / 2 + (Math.random() * backoff) / 2)
+          // half of each wait drawn at random keeps many homeservers from retrying in step
+          const retry = { baseMs: opts.retryMs, maxMs: Math.min(opts.maxRetryMs, opts.intervalMs), jitter: 0.5 }
+          const wait = Math.round(backoffDelay(retry, failures))
           log.warn({ relay, err: (err as Error).message, retryInMs: wait }, 'pkarr publish failed')
           schedule(relay, failures + 1, wait)
         },

@@ -1,7 +1,7 @@
 import { follow, type Follower } from '../client/follow.js'
 import { FutureCursorError, type FollowEvent, type ResetInfo } from '../client/events.js'
 import { RetryableError, shortLine, smallBody } from '../client/stream.js'
-import { backoffDelay, sleep } from '../client/backoff.js'
+import { backoffDelay, sleep } from '../shared/backoff.js'
 import { idOf, seqOfId } from '../shared/id.js'
 import { Z32_KEY } from '../shared/keys.js'
 import type { Store } from '../kv/store.js'
@@ -171,7 +171,7 @@ export class Upstream {
       // an attempt that relayed something was a good one: the next wait starts short again
       attempt = this.#events > before ? 0 : attempt + 1
       this.#state = 'failed'
-      await sleep(backoffDelay(attempt, baseMs, maxMs), signal)
+      await sleep(backoffDelay({ baseMs, maxMs, jitter: 1 }, attempt), signal)
     }
   }
 

@@ -7,13 +7,14 @@ import type { RouteDoc } from '../openapi/route-doc.js'
 const ROOT = new URL('../', import.meta.url)
 
 const JS = 'text/javascript; charset=utf-8'
-/** URL → file under ROOT. The viewer's modules import the client's id codec as it is. */
+/** URL → file under ROOT. The viewer's modules import the shared id codec and backoff as they are. */
 const FILES: Record<string, [file: string, type: string]> = {
   '/': ['viewer/static/index.html', 'text/html; charset=utf-8'],
   '/viewer/viewer.css': ['viewer/static/viewer.css', 'text/css; charset=utf-8'],
   '/viewer/viewer.js': ['viewer/viewer.js', JS],
   '/viewer/feed.js': ['viewer/feed.js', JS],
   '/shared/id.js': ['shared/id.js', JS],
+  '/shared/backoff.js': ['shared/backoff.js', JS],
   '/shared/size.js': ['shared/size.js', JS],
 }
 

@@ -1,4 +1,5 @@
 import { parseCursor } from '../shared/id.js'
+import { backoffDelay, sleep } from '../shared/backoff.js'
 import type { LogEvent } from '../client/events.js'
 
 /** One event as `/subscribe` sends it (SPEC §6.3): the client's own type (a type only, erased). */
@@ -80,8 +81,8 @@ export class Feed {
       }
       this.#failures++
       this.#on.state('reconnecting')
-      const delay = Math.min(MAX_DELAY_MS, this.#retryMs * 2 ** (this.#failures - 1))
-      await sleep(delay, abort.signal)
+      // the server's `retry:` hint, doubling; one page's reconnects need no jitter
+      await sleep(backoffDelay({ baseMs: this.#retryMs, maxMs: MAX_DELAY_MS, jitter: 0 }, this.#failures - 1), abort.signal)
     }
   }
 
@@ -151,16 +152,4 @@ export class Feed {
       this.#on.position(seq)
     }
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms)
-    signal.addEventListener('abort', done, { once: true })
-    function done() {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-  })
 }

@@ -1,9 +1,9 @@
 import pg from 'pg'
 import { clientConfig } from './connect.js'
+import { backoffDelay, type Backoff } from '../../shared/backoff.js'
 import type { StoreLog } from './log-types.js'
 
-const FIRST_RETRY_MS = 500
-const MAX_RETRY_MS = 10_000
+const RECONNECT: Backoff = { baseMs: 500, maxMs: 10_000, jitter: 0 }
 
 /**
  * One connection that LISTENs on Hearth's channels and hands each notification to its
@@ -69,10 +69,10 @@ export class Notifications {
     this.#client = undefined
     void client.end().catch(() => {})
     this.#log.warn({ err: err?.message }, 'the LISTEN connection to PostgreSQL broke; reconnecting')
-    this.#schedule(FIRST_RETRY_MS)
+    this.#schedule(0)
   }
 
-  #schedule(ms: number): void {
+  #schedule(attempt: number): void {
     this.#retry = setTimeout(() => {
       this.#connect().then(
         () => {
@@ -81,9 +81,9 @@ export class Notifications {
           for (const listener of this.#reconnected) listener()
         },
         () => {
-          if (!this.#stopped) this.#schedule(Math.min(ms * 2, MAX_RETRY_MS))
+          if (!this.#stopped) this.#schedule(attempt + 1)
         },
       )
-    }, ms)
+    }, backoffDelay(RECONNECT, attempt))
   }
 }
