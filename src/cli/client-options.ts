@@ -1,8 +1,9 @@
-import { readFile, rename, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { z } from 'zod'
 import { parseCapabilities } from '../auth/capabilities.js'
 import { HomeserverClient, HttpError } from '../client/homeserver.js'
+import { writeFileAtomic } from '../shared/atomic-file.js'
 
 /**
  * What every client subcommand shares: `--url` and `--key` with their environment defaults,
@@ -169,10 +170,8 @@ export class CliClient {
   async #save(capabilities: string): Promise<void> {
     this.#capabilities = capabilities
     const stored: StoredSession = { url: this.client.url, cookie: this.client.session!, capabilities }
-    // A fresh file renamed over the old one: it is created 0600, and never seen half-written.
-    const tmp = `${this.sessionFile}.${process.pid}.tmp`
-    await writeFile(tmp, JSON.stringify(stored) + '\n', { mode: 0o600, flag: 'wx' })
-    await rename(tmp, this.sessionFile)
+    // a fresh file each time: created 0600, and never seen half-written
+    await writeFileAtomic(this.sessionFile, JSON.stringify(stored) + '\n', { mode: 0o600 })
   }
 
   async #reach<T>(call: () => Promise<T>, what?: string): Promise<T> {

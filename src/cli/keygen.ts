@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { chmod, rm, writeFile } from 'node:fs/promises'
+import { rm } from 'node:fs/promises'
+import { writeFileAtomic } from '../shared/atomic-file.js'
 import { keypairFromSecret } from '../auth/keys.js'
 import { CliError, DEFAULT_KEY, keyFile, parseCommand, readSecret, UsageError } from './client-options.js'
 
@@ -28,15 +29,14 @@ export async function keygen(argv: string[]): Promise<void> {
   const secret = Uint8Array.from(randomBytes(32))
   const text = Buffer.from(secret).toString('hex') + '\n'
   try {
-    // 'wx' fails on an existing file, so a key is never lost by accident.
-    await writeFile(file, text, { mode: 0o600, flag: values.force ? 'w' : 'wx' })
+    // Without --force an existing file is kept, so a key is never lost by accident. Written
+    // whole and fsynced, created 0600 each time, also when it replaces a key.
+    await writeFileAtomic(file, text, { mode: 0o600, exclusive: !values.force })
   } catch (err) {
     const e = err as NodeJS.ErrnoException
     if (e.code === 'EEXIST') throw new CliError(`${file} already exists: pass --force to replace it, or --key another file`)
     throw new CliError(`cannot write ${file}: ${e.message}`)
   }
-  // The mode given to writeFile applies only when the file is created.
-  await chmod(file, 0o600)
   // A session belongs to the key it was signed with.
   await rm(`${file}.session`, { force: true })
   process.stdout.write(keypairFromSecret(secret).z32 + '\n')

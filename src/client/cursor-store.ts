@@ -1,5 +1,5 @@
-import { open, readFile, rename, unlink } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { readFile } from 'node:fs/promises'
+import { writeFileAtomic } from '../shared/atomic-file.js'
 
 /**
  * Where a follower keeps its position. `follow()` calls `save` one call at a time, with ids
@@ -33,9 +33,8 @@ export class MemoryCursorStore implements CursorStore {
 }
 
 /**
- * Keeps the cursor in one small file. A save writes a temporary file, fsyncs it, renames it
- * over the old one and fsyncs the folder, so after a crash the file holds either the old
- * cursor or the new one, never a torn mix.
+ * Keeps the cursor in one small file, written whole (writeFileAtomic): after a crash the file
+ * holds either the old cursor or the new one, never a torn mix.
  */
 export class FileCursorStore implements CursorStore {
   readonly path: string
@@ -55,33 +54,6 @@ export class FileCursorStore implements CursorStore {
   }
 
   async save(id: string): Promise<void> {
-    const tmp = `${this.path}.${process.pid}.tmp`
-    const file = await open(tmp, 'w', 0o644)
-    try {
-      await file.writeFile(id + '\n')
-      await file.sync()
-    } finally {
-      await file.close()
-    }
-    try {
-      await rename(tmp, this.path)
-    } catch (err) {
-      await unlink(tmp).catch(() => {})
-      throw err
-    }
-    await syncDir(dirname(this.path))
-  }
-}
-
-/** Makes a rename durable. Some platforms cannot open folders for syncing; the rename still stands there. */
-async function syncDir(dir: string): Promise<void> {
-  let handle
-  try {
-    handle = await open(dir, 'r')
-    await handle.sync()
-  } catch {
-    // EISDIR/EPERM on platforms without directory fsync
-  } finally {
-    await handle?.close()
+    await writeFileAtomic(this.path, id + '\n')
   }
 }

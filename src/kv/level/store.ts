@@ -1,8 +1,9 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { HearthEvent } from '../../events/event.js'
 import { STORED_LAYOUT, decodeStored, encodeStored, isCurrentLayout, storedPath } from '../../events/stored.js'
 import { Serial } from '../../serial.js'
+import { writeFileAtomic } from '../../shared/atomic-file.js'
 import {
   USER_KEY_LENGTH, fileKey, type CommitTx, type LogRead, type CreateUserResult, type FileMeta, type FileRef, type KeyRange,
   type ReadView, type SessionRecord, type Store, type UpstreamCursor, type UserRecord,
@@ -344,8 +345,7 @@ export class LevelStore implements Store {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
     }
     const secret = generate()
-    await writeFile(`${file}.tmp`, Buffer.from(secret).toString('hex') + '\n', { mode: 0o600 })
-    await rename(`${file}.tmp`, file)
+    await writeFileAtomic(file, Buffer.from(secret).toString('hex') + '\n', { mode: 0o600 })
     return secret
   }
 
