@@ -18,13 +18,19 @@ import { Retention } from './events/retention.js'
 import { Metrics } from './metrics/metrics.js'
 import { readiness } from './readiness.js'
 
-/**
- * Every service, built once from the config and passed to whoever needs it. Nothing else
- * reads the environment or holds global state.
- */
 /** How often expired sessions are swept from storage (with SESSION_TTL). */
 const SESSION_SWEEP_MS = 60_000
 
+/**
+ * The server's services, built once from the config (createContext) and passed to whoever
+ * needs them. Only the entry points in src/cli/ read the environment, and hand it to the
+ * config. Modules keep no service state of their own; what they do keep is safe to share
+ * between contexts in one process: caches keyed by an event or a request (feed/frames.ts,
+ * routes/observe.ts) and a pool of idle hashers (shared/content-hash.ts). Started beside it
+ * once the server listens, and stopped through `onStop`: the pkarr publisher, with a local
+ * pkarr relay in testnet (pkarr/wiring.ts), and in `hearth relay` the upstream followers
+ * (relay/server.ts).
+ */
 export interface Context {
   config: Readonly<Config>
   log: FastifyBaseLogger

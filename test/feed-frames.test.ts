@@ -47,11 +47,6 @@ t.test('/events-stream frames: upstream bytes, then id', async (t) => {
   t.equal(framesOf(del).eventsStream.toString(), `event: DEL\ndata: pubky://${user}/pub/file.txt\ndata: cursor: 43\nid: 43\n\n`)
 })
 
-t.test('/events/ lines', async (t) => {
-  t.equal(framesOf(put).feedLine, `PUT pubky://${user}/pub/file.txt`)
-  t.equal(framesOf(del).feedLine, `DEL pubky://${user}/pub/file.txt`)
-})
-
 t.test('encoded once, shared by every holder of the event', async (t) => {
   const ev: HearthEvent = { ...put, seq: 7 }
   const a = framesOf(ev)

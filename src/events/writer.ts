@@ -61,10 +61,12 @@ export function fileCost(path: string, size: number): number {
 export type CommitObserver = (group: { events: number; refused: number; ms: number }) => void
 
 /**
- * The one write path: it appends to the event log. Every PUT and DELETE becomes part of one
- * commit group — the file's metadata and content (or blob reference), its event, and the
- * user's usage — committed by the store as one transaction. While one group commits,
- * newcomers queue, and the next group takes them all, so concurrent writers share a commit.
+ * The homeserver's write path: every PUT and DELETE reaches storage and the event log here
+ * (`hearth relay` appends to its log through RelayIngest, src/relay/ingest.ts, with events
+ * from upstreams instead). Each becomes part of one commit group — the file's metadata and
+ * content (or blob reference), its event, and the user's usage — committed by the store as
+ * one transaction. While one group commits, newcomers queue, and the next group takes them
+ * all, so concurrent writers share a commit.
  * A promise resolves only after its group is durable and announced.
  *
  * Each mutation is checked against the state the transaction read (every earlier commit, of

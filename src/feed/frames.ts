@@ -3,7 +3,7 @@ import { idOf } from '../shared/id.js'
 import { dataOf } from '../events/stored.js'
 
 /**
- * The bytes of one event in each protocol, encoded on first use and kept on the event's
+ * The bytes of one event in each stream protocol, encoded on first use and kept on the event's
  * holder, so N subscribers of one protocol share one Buffer (encode once, send many).
  * `framesOf(event)` hands every caller holding the same event object the same holder.
  */
@@ -14,7 +14,6 @@ export class EventFrames {
   #subscribe?: Buffer
   #eventsStreamText?: string
   #eventsStream?: Buffer
-  #feedLine?: string
 
   constructor(event: HearthEvent) {
     this.event = event
@@ -54,11 +53,6 @@ export class EventFrames {
 
   get eventsStream(): Buffer {
     return (this.#eventsStream ??= Buffer.from(this.eventsStreamText))
-  }
-
-  /** `GET /events/`: one line without its newline; the route joins lines with `\n`. */
-  get feedLine(): string {
-    return (this.#feedLine ??= `${this.event.type} ${eventUri(this.event)}`)
   }
 }
 
