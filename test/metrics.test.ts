@@ -2,15 +2,14 @@ import t from 'tap'
 import { fileCost } from '../src/events/writer.js'
 import { HIGH_WATER } from '../src/feed/sse.js'
 import type { Subscriber } from '../src/feed/subscriber.js'
+import { PHASES } from '../src/feed/observer.js'
+import { PROTOCOLS } from '../src/feed/wire.js'
 import { startTestServer, newUser } from './helpers/server.js'
 import { RawStream, SocketStream, writeMany } from './helpers/feed.js'
 import { Scrape, scrapeUntil } from './helpers/prometheus.js'
 
 // Every number is driven by what the test does: each step writes, subscribes or stalls, and
 // the next scrape (over HTTP, on the metrics port) must have moved by exactly that much.
-
-const PROTOCOLS = ['subscribe', 'events-stream']
-const PHASES = ['replay', 'live', 'catching_up']
 
 t.test('each metric moves by exactly what the server did', async (t) => {
   // no keepalive within the test, so that every write to a stream is one the test caused
@@ -28,8 +27,15 @@ t.test('each metric moves by exactly what the server did', async (t) => {
   t.equal(s0.value('hearth_replay_page_bytes'), 0)
   t.equal(s0.value('hearth_users'), 0)
   t.equal(s0.value('hearth_storage_used_bytes'), 0)
-  for (const protocol of PROTOCOLS) for (const phase of PHASES) t.equal(s0.value('hearth_streams', { protocol, phase }), 0)
-  for (const protocol of PROTOCOLS) t.equal(s0.value('hearth_feed_writes_total', { protocol }), 0, `no ${protocol} write yet`)
+  // every stream kind wire.ts lists has its series from the start, at zero
+  const series = (s: Scrape, name: string, labels: Record<string, string>) =>
+    s.samples.filter((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v)).map((x) => x.value)
+  for (const protocol of PROTOCOLS) {
+    for (const phase of PHASES) t.same(series(s0, 'hearth_streams', { protocol, phase }), [0], `hearth_streams ${protocol} ${phase}`)
+    for (const source of ['replay', 'live']) t.same(series(s0, 'hearth_events_delivered_total', { protocol, source }), [0], `delivered ${protocol} ${source}`)
+    t.same(series(s0, 'hearth_stream_catch_ups_total', { protocol }), [0], `catch-ups ${protocol}`)
+    t.same(series(s0, 'hearth_feed_writes_total', { protocol }), [0], `no ${protocol} write yet`)
+  }
   t.ok(s0.types.has('hearth_process_cpu_user_seconds_total') && s0.types.has('hearth_nodejs_eventloop_lag_seconds'), "the process's own metrics")
 
   // Writes: one user, three PUTs (5 + 7 + 11 bytes), one DELETE (of the 7), one at a time.

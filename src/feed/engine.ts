@@ -8,7 +8,7 @@ import { ReplayWindow } from './replay-window.js'
 import { replayReverse, type ReverseSpec } from './reverse.js'
 import { SseStream, type WriteTally } from './sse.js'
 import { Subscriber, type SubscriberSpec } from './subscriber.js'
-import { EVENTS_STREAM, SUBSCRIBE, type Protocol } from './wire.js'
+import { EVENTS_STREAM, PROTOCOLS, SUBSCRIBE, type Protocol } from './wire.js'
 import { HeldViews, SnapshotStream } from './snapshot.js'
 import type { SnapshotToken } from './snapshot-frames.js'
 import { NO_OBSERVER, type FeedObserver, type FeedStats, type Phase } from './observer.js'
@@ -44,7 +44,7 @@ export class FeedEngine {
   readonly #unlisten: () => void
   readonly #observer: FeedObserver
   /** writes handed to sockets since the start, by protocol */
-  readonly #writes: Record<Protocol, WriteTally> = { subscribe: { writes: 0 }, 'events-stream': { writes: 0 } }
+  readonly #writes = Object.fromEntries(PROTOCOLS.map((p) => [p, { writes: 0 }])) as Record<Protocol, WriteTally>
   #stopped = false
 
   constructor(log: EventLog, settings: { keepaliveMs: number; snapshotViews?: number }, observer: FeedObserver = NO_OBSERVER) {
@@ -89,7 +89,7 @@ export class FeedEngine {
       count(SUBSCRIBE.protocol, 'snapshot')
       unsentBytes += stream.buffered
     }
-    const writes = { subscribe: this.#writes.subscribe.writes, 'events-stream': this.#writes['events-stream'].writes }
+    const writes = Object.fromEntries(PROTOCOLS.map((p) => [p, this.#writes[p].writes])) as Record<Protocol, number>
     return { streams: [...counts.values()], unsentBytes, pages: this.#pages.stats(), writes }
   }
 

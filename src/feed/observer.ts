@@ -2,7 +2,8 @@ import type { PageStats } from './pages.js'
 import type { Protocol } from './wire.js'
 
 /** Where a stream stands: sending a snapshot, reading the log, pushed to live, or catching up after falling behind. */
-export type Phase = 'snapshot' | 'replay' | 'live' | 'catching_up'
+export const PHASES = ['snapshot', 'replay', 'live', 'catching_up'] as const
+export type Phase = (typeof PHASES)[number]
 
 /**
  * What the feed reports as it works, for the metrics. Calls come per commit group or per page

@@ -1,7 +1,11 @@
 import { KEEPALIVE_FRAME, RETRY_FRAME, UPSTREAM_KEEPALIVE_FRAME, idFrame, resetFrame, type EventFrames } from './frames.js'
 
-/** The stream kinds, by the name metrics label them with. */
-export type Protocol = 'subscribe' | 'events-stream'
+/**
+ * Every stream kind, by the name metrics label it with; each has its WireFormat below. The
+ * metrics report every kind listed here from their first scrape.
+ */
+export const PROTOCOLS = ['subscribe', 'events-stream'] as const
+export type Protocol = (typeof PROTOCOLS)[number]
 
 /**
  * How one kind of stream puts things on the wire: its events, and the signals it has (or

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { FeedObserver } from '../feed/observer.js'
+import { PROTOCOLS } from '../feed/wire.js'
 import { watchState, type MetricSources } from './state.js'
 import { watchRelay } from './relay.js'
 import type { Upstream } from '../relay/upstream.js'
@@ -63,7 +64,7 @@ export class Metrics {
       registers,
     })
     // zero-valued series exist from the start, so rates and alerts see them before the first event
-    for (const protocol of ['subscribe', 'events-stream'] as const) {
+    for (const protocol of PROTOCOLS) {
       for (const source of ['replay', 'live'] as const) delivered.inc({ protocol, source }, 0)
       fellBehind.inc({ protocol }, 0)
     }

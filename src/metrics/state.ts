@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import type { HearthEvent } from '../events/event.js'
-import type { FeedStats } from '../feed/observer.js'
+import { PHASES, type FeedStats } from '../feed/observer.js'
+import { PROTOCOLS } from '../feed/wire.js'
 
 export interface MetricSources {
   events: {
@@ -66,13 +67,13 @@ export function watchState(registry: Registry, sources: MetricSources): void {
   })
   new Gauge({
     name: 'hearth_streams',
-    help: 'Open SSE streams, by protocol and phase (snapshot, replay, live, catching_up)',
+    help: `Open SSE streams, by protocol and phase (${PHASES.join(', ')})`,
     labelNames: ['protocol', 'phase'],
     registers,
     collect() {
       this.reset()
-      for (const protocol of ['subscribe', 'events-stream']) {
-        for (const phase of ['snapshot', 'replay', 'live', 'catching_up']) this.set({ protocol, phase }, 0)
+      for (const protocol of PROTOCOLS) {
+        for (const phase of PHASES) this.set({ protocol, phase }, 0)
       }
       for (const s of feed.stats().streams) this.set({ protocol: s.protocol, phase: s.phase }, s.count)
     },
