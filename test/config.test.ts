@@ -99,7 +99,7 @@ t.test('the config module: flags over environment, defaults, frozen', async (t) 
   t.ok(Object.isFrozen(config))
   const defaults = buildConfig({})
   t.match(defaults, {
-    port: 6286, host: '127.0.0.1', dataDir: './data', signupMode: 'open', testnet: false, relayPort: 15411,
+    port: 6286, host: '127.0.0.1', dataDir: './data', signupMode: 'open', testnet: false, pkarrRelayPort: 15411,
     maxBody: 100 * 1024 ** 2, userQuota: 1024 ** 3, maxStreamsPerIp: 64, keepaliveMs: 15000,
   })
   t.equal(defaults.adminPassword, undefined)

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto'
 import net, { type AddressInfo } from 'node:net'
 import { keypairFromSecret } from '../src/auth/keys.js'
 import { apexEndpoints, homeserverPacket, parsePayload, signPacket, homeserverDns } from '../src/pkarr/packet.js'
-import { createRelay, PAYLOAD_CONTENT_TYPE } from '../src/pkarr/relay.js'
+import { createPkarrRelay, PAYLOAD_CONTENT_TYPE } from '../src/pkarr/pkarr-relay.js'
 import { startPublisher, type PublishLog } from '../src/pkarr/publisher.js'
 import { startTestServer } from './helpers/server.js'
 import { until } from './helpers/until.js'
@@ -13,7 +13,7 @@ const secret = () => Uint8Array.from(randomBytes(32))
 const quiet: PublishLog = { info() {}, warn() {} }
 
 async function relayAt(t: { teardown(fn: () => unknown): void }, maxEntries = 100, port = 0) {
-  const relay = createRelay({ maxEntries })
+  const relay = createPkarrRelay({ maxEntries })
   const url = await relay.listen({ host: '127.0.0.1', port })
   t.teardown(() => relay.close())
   return { relay, url }
@@ -233,7 +233,7 @@ t.test("a flood of packets evicts no pinned key (the homeserver's own, its users
   const keys = Array.from({ length: 6 }, secret)
   const packets = keys.map((k) => homeserverPacket(k, { host: 'localhost', port: 1 }))
   const own = packets[0]!.z32
-  const relay = createRelay({ maxEntries: 2, putsPerMinute: 5, pinned: async (key) => key === own })
+  const relay = createPkarrRelay({ maxEntries: 2, putsPerMinute: 5, pinned: async (key) => key === own })
   const url = await relay.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(() => relay.close())
   const statuses: number[] = []

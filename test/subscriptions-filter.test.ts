@@ -10,7 +10,7 @@ import {
   resolveStreamCursors,
   streamFilters,
   streamPathMatches,
-} from '../src/subscriptions/upstream.js'
+} from '../src/subscriptions/events-stream-query.js'
 
 const key = () => encodePublicKey(randomBytes(32))
 const A = key()

@@ -100,7 +100,7 @@ export interface Config {
   adminPassword?: string
   secretKey?: string
   testnet: boolean
-  relayPort: number
+  pkarrRelayPort: number
   pkarrRelays: string[]
   publicHost?: string
   maxBody: number
@@ -160,7 +160,7 @@ export function buildConfig(raw: RawConfig, overrides: Partial<Config> = {}): Re
     adminPassword: e.ADMIN_PASSWORD,
     secretKey: e.HOMESERVER_SECRET_KEY?.toLowerCase(),
     testnet: e.TESTNET,
-    relayPort: e.PKARR_RELAY_PORT,
+    pkarrRelayPort: e.PKARR_RELAY_PORT,
     pkarrRelays: e.PKARR_RELAYS,
     publicHost: e.PUBLIC_HOST,
     maxBody: e.MAX_BODY,

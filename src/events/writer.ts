@@ -1,6 +1,6 @@
 import { allDone } from '../all-done.js'
 import { HearthError, fail } from '../errors.js'
-import type { Ingested } from '../kv/ingest.js'
+import type { ReceivedBody } from '../kv/body-intake.js'
 import { WriteRefused, fileKey, type BlobStore, type CommitTx, type FileMeta, type FileRef, type Store } from '../kv/store.js'
 import { reachOf, type Reach } from './folder-search.js'
 import { GroupTree } from './group-tree.js'
@@ -8,7 +8,7 @@ import type { HearthEvent } from './event.js'
 import type { EventLog } from './log.js'
 
 export type Mutation =
-  | { type: 'PUT'; user: string; path: string; content: Ingested }
+  | { type: 'PUT'; user: string; path: string; content: ReceivedBody }
   | { type: 'DEL'; user: string; path: string }
 
 interface Pending {

@@ -1,7 +1,7 @@
 import type { Config } from '../config/config.js'
 import type { Context } from '../context.js'
 import { listenFailed } from '../listen-failed.js'
-import { createRelay } from './relay.js'
+import { createPkarrRelay } from './pkarr-relay.js'
 import { startPublisher } from './publisher.js'
 
 export interface PkarrSetup {
@@ -18,14 +18,14 @@ export async function startPkarr(ctx: Context, config: Readonly<Config>, httpPor
   let relays = config.pkarrRelays
   if (config.testnet) {
     // the homeserver's own record and its users' stay, however many others are published
-    const relay = createRelay({
+    const relay = createPkarrRelay({
       maxEntries: 10_000,
       pinned: async (key) => key === ctx.keypair.z32 || (await ctx.store.user(key)) !== undefined,
     })
-    await relay.listen({ port: config.relayPort, host: config.host }).catch(listenFailed(config.host, config.relayPort, 'PKARR_RELAY_PORT'))
+    await relay.listen({ port: config.pkarrRelayPort, host: config.host }).catch(listenFailed(config.host, config.pkarrRelayPort, 'PKARR_RELAY_PORT'))
     ctx.onStop(() => relay.close())
     const addr = relay.server.address()
-    const port = typeof addr === 'object' && addr ? addr.port : config.relayPort
+    const port = typeof addr === 'object' && addr ? addr.port : config.pkarrRelayPort
     relays = [`http://127.0.0.1:${port}`]
   }
   if (relays.length === 0) return { relays }

@@ -25,7 +25,7 @@ export async function startRelay(config: Readonly<Config>, log?: FastifyInstance
     store: base.store,
     events: base.events,
     config: config.relay,
-    pkarrRelays: config.testnet ? [`http://127.0.0.1:${config.relayPort}`] : config.pkarrRelays,
+    pkarrRelays: config.testnet ? [`http://127.0.0.1:${config.pkarrRelayPort}`] : config.pkarrRelays,
     log: base.log,
   })
   const ctx: Context = {

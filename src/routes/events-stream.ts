@@ -3,7 +3,7 @@ import type { Context } from '../context.js'
 import type { HearthEvent } from '../events/event.js'
 import {
   authorizeStreamPaths, parseEventsStreamQuery, resolveStreamCursors, streamFilters, streamPathMatches,
-} from '../subscriptions/upstream.js'
+} from '../subscriptions/events-stream-query.js'
 import { sessionCookie } from '../auth/request.js'
 import { covers } from '../auth/capabilities.js'
 import { publicOnly, visibility } from '../feed/visibility.js'

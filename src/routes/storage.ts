@@ -3,7 +3,7 @@ import { Readable } from 'node:stream'
 import type { Context } from '../context.js'
 import { fail } from '../errors.js'
 import { checkRoot, isDirPath, isPrivatePath, normaliseDecoded, normalisePath } from '../paths.js'
-import { ingest } from '../kv/ingest.js'
+import { receiveBody } from '../kv/body-intake.js'
 import { send } from './errors.js'
 import { requireAccess } from '../auth/request.js'
 import { checked, rawPath, requestUser } from './user.js'
@@ -63,7 +63,7 @@ async function put(ctx: Context, req: FastifyRequest, reply: FastifyReply, user:
     fail('PayloadTooLarge', `Body is larger than ${ctx.config.maxBody} bytes`)
   }
   const body = (req.body as Readable | undefined) ?? emptyBody()
-  const content = await ingest(body, path, ctx.store.blobs, {
+  const content = await receiveBody(body, path, ctx.store.blobs, {
     maxBody: ctx.config.maxBody,
     inlineMax: ctx.config.inlineMax,
     idleMs: ctx.config.bodyIdleMs,

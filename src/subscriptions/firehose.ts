@@ -1,12 +1,12 @@
 import { decodePublicKey } from '../auth/keys.js'
 import { fail } from '../errors.js'
-import { MAX_STREAM_USERS, parseStreamLimit, parseStreamPath, readStreamCursor, type StreamPath } from './upstream.js'
+import { MAX_STREAM_USERS, parseStreamLimit, parseStreamPath, readStreamCursor, type StreamPath } from './events-stream-query.js'
 
 /*
  * The admin firehose, `GET /admin/events-stream`: upstream serves it as `GET /events-stream` on
  * its admin server, behind the admin password (github.com/pubky/pubky-homeserver,
  * pubky-homeserver/src/admin_server/routes/admin_events.rs and app.rs). It is the public
- * `/events-stream` (src/subscriptions/upstream.ts) with these differences:
+ * `/events-stream` (src/subscriptions/events-stream-query.ts) with these differences:
  * - `user=<z32>` is optional (none: every user) and takes no `:<cursor>`; a repeated user
  *   counts once; more than 50 distinct users is "Too many users. Maximum allowed: 50".
  * - one `cursor=` for the whole log (exclusive; decimal or a 13-character id; empty ignored),

@@ -8,7 +8,7 @@ import type { BlobStore, BlobUpload } from './store.js'
 /** Bytes kept for content sniffing: what file-type reads at most. */
 const SNIFF_BYTES = 4100
 
-export interface Ingested {
+export interface ReceivedBody {
   size: number
   hash: string
   type: string
@@ -31,12 +31,12 @@ const WRITE_BYTES = 1024 * 1024
  * held: at most `inlineMax`, or about three WRITE_BYTES for a moment (the write in flight,
  * the bytes gathered since, and their copy into one buffer).
  */
-export async function ingest(
+export async function receiveBody(
   body: Readable,
   path: string,
   blobs: BlobStore,
   limits: { maxBody: number; inlineMax: number; idleMs?: number; onIdle?: () => void; streamSlot?: () => () => void },
-): Promise<Ingested> {
+): Promise<ReceivedBody> {
   // A body that stops sending is cut off, so a stalled upload holds nothing for long. `onIdle`
   // answers the client (a 408 that closes the connection, which ends the body); without it the
   // body is ended here.
@@ -61,7 +61,7 @@ async function read(
   limits: { maxBody: number; inlineMax: number },
   idle: NodeJS.Timeout | undefined,
   streaming: () => void,
-): Promise<Ingested> {
+): Promise<ReceivedBody> {
   // a body kept inline is hashed whole at the end, a larger one as it streams (content-hash.ts)
   let hasher: ContentHasher | undefined
   const held: Uint8Array[] = []

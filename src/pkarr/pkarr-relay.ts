@@ -59,7 +59,7 @@ export class PacketStore {
   }
 }
 
-export interface RelayOptions {
+export interface PkarrRelayOptions {
   maxEntries?: number
   /** packets one address may PUT per minute */
   putsPerMinute?: number
@@ -82,7 +82,7 @@ function httpDate(timestamp: bigint): string {
   return new Date(Number(timestamp / 1000n)).toUTCString()
 }
 
-export function createRelay(options: RelayOptions = {}): FastifyInstance & { store: PacketStore } {
+export function createPkarrRelay(options: PkarrRelayOptions = {}): FastifyInstance & { store: PacketStore } {
   const { maxEntries, putsPerMinute } = optionsSchema.parse({ maxEntries: options.maxEntries, putsPerMinute: options.putsPerMinute })
   const store = new PacketStore(maxEntries)
   // clients join the relay URL and the key with a '/', so '//<key>' must route too
