@@ -228,6 +228,8 @@ t.test('DATABASE_URL: a database that cannot be reached stops start-up with one 
   t.match(lines[0], /^hearth: cannot open the database: .*\(DATABASE_URL, --database\)$/, 'naming the setting')
   t.notMatch(bad.stderr, /s3cret/, 'without the password')
   t.match(refusedSetting({ DATABASE_URL: 'mysql://x' }), /^DATABASE_URL: /, 'a URL that is not postgres:// is a bad setting')
+  t.match(refusedSetting({ DATABASE_POLL_MS: '10' }), /^DATABASE_POLL_MS: /, 'a poll of the head more often than every 100 ms is a bad setting')
+  t.equal(buildConfig({ DATABASE_POLL_MS: '600000' }).databasePollMs, 600_000)
 })
 
 function refusedSetting(raw: Record<string, string>): string {

@@ -79,6 +79,7 @@ const schema = z.object({
   KEEPALIVE_MS: int(100, 3_600_000).default(15000),
   SIGNUP_RATE_LIMIT: int(1, 1_000_000).default(100),
   DATABASE_URL: databaseUrl.optional(),
+  DATABASE_POLL_MS: int(100, 3_600_000).optional(),
   SESSION_TTL: duration.optional(),
   UPLOADS_PER_USER: int(1, 10_000).default(8),
   UPLOADS_TOTAL: int(1, 100_000).default(64),
@@ -117,6 +118,8 @@ export interface Config {
   inlineMax: number
   /** PostgreSQL instead of the embedded LevelDB */
   databaseUrl?: string
+  /** with PostgreSQL: how often the log's head is read in case a commit notification was lost */
+  databasePollMs?: number
   /** sessions older than this (ms) are signed out; unset keeps them until sign-out */
   sessionTtlMs?: number
   /** request bodies read at once per user, and in all */
@@ -173,6 +176,7 @@ export function buildConfig(raw: RawConfig, overrides: Partial<Config> = {}): Re
     signupRatePerMinute: e.SIGNUP_RATE_LIMIT,
     inlineMax: 64 * 1024,
     databaseUrl: e.DATABASE_URL,
+    databasePollMs: e.DATABASE_POLL_MS,
     sessionTtlMs: e.SESSION_TTL,
     uploadsPerUser: e.UPLOADS_PER_USER,
     uploadsTotal: e.UPLOADS_TOTAL,

@@ -14,7 +14,7 @@ export async function openStore(config: Readonly<Config>, log: FastifyBaseLogger
   if (config.databaseUrl !== undefined) {
     const { openPostgresStore } = await import('./postgres/store.js')
     try {
-      return await openPostgresStore(config.databaseUrl, { log })
+      return await openPostgresStore(config.databaseUrl, { log, pollMs: config.databasePollMs })
     } catch (err) {
       throw new StorageUnavailable(`cannot open the database: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`)
     }

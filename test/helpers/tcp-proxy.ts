@@ -1,4 +1,5 @@
 import net from 'node:net'
+import type { Transform } from 'node:stream'
 import type { Teardown } from './server.js'
 
 /**
@@ -8,6 +9,12 @@ import type { Teardown } from './server.js'
  * overloaded, or a gateway whose backend is down).
  */
 export type ProxyMode = 'pass' | 'refuse' | 'silent' | 'unavailable'
+
+/**
+ * What stands between the target and the client on each forwarded connection: it is given
+ * what the target sends, passes on what it will, and may end the connection (`cut`).
+ */
+export type FromTarget = (cut: () => void) => Transform
 
 const UNAVAILABLE = 'HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n'
 
@@ -19,17 +26,19 @@ const UNAVAILABLE = 'HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nco
 export class TcpProxy {
   readonly #server: net.Server
   readonly #open = new Set<net.Socket>()
+  readonly #fromTarget: FromTarget | undefined
   #target: URL
   #mode: ProxyMode = 'pass'
   #url = ''
 
-  private constructor(target: string) {
+  private constructor(target: string, fromTarget: FromTarget | undefined) {
     this.#target = new URL(target)
+    this.#fromTarget = fromTarget
     this.#server = net.createServer((client) => this.#accept(client))
   }
 
-  static async start(t: Teardown, target: string): Promise<TcpProxy> {
-    const proxy = new TcpProxy(target)
+  static async start(t: Teardown, target: string, fromTarget?: FromTarget): Promise<TcpProxy> {
+    const proxy = new TcpProxy(target, fromTarget)
     await new Promise<void>((resolve) => proxy.#server.listen(0, '127.0.0.1', resolve))
     proxy.#url = `http://127.0.0.1:${(proxy.#server.address() as net.AddressInfo).port}`
     t.teardown(() => proxy.close())
@@ -76,8 +85,16 @@ export class TcpProxy {
     if (this.#mode === 'unavailable') return void client.once('data', () => client.end(UNAVAILABLE))
     const upstream = net.connect(Number(this.#target.port), this.#target.hostname)
     this.#track(upstream)
+    // each message on as it comes: a proxy that batched small writes would slow every round trip
+    client.setNoDelay(true)
+    upstream.setNoDelay(true)
     client.pipe(upstream)
-    upstream.pipe(client)
+    const between = this.#fromTarget?.(() => {
+      client.destroy()
+      upstream.destroy()
+    })
+    if (between === undefined) upstream.pipe(client)
+    else upstream.pipe(between).pipe(client)
     client.on('close', () => upstream.destroy())
     upstream.on('close', () => client.destroy())
   }

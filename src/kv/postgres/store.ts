@@ -35,6 +35,8 @@ export interface PostgresStoreOptions {
   /** lock and statement timeouts (connect.ts has the defaults) */
   lockTimeoutMs?: number
   statementTimeoutMs?: number
+  /** how often the head is read in case a commit notification was lost (watch.ts has the default) */
+  pollMs?: number
 }
 
 /** How often released and abandoned blobs are swept while the store is open. */
@@ -55,7 +57,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
     if (rows[0]!.server_encoding !== 'UTF8') throw new Error(`the database's encoding is ${rows[0]!.server_encoding}; Hearth needs UTF8`)
     const applied = await applyMigrations(pool)
     if (applied.length > 0) log.info({ versions: applied }, 'applied schema migrations')
-    const store = new PostgresStore(pool, notifications, redact(url), log)
+    const store = new PostgresStore(pool, notifications, redact(url), log, options.pollMs)
     const rewritten = await store.rewriteOldEvents()
     if (rewritten > 0) log.info({ events: rewritten }, 'rewrote events stored in an earlier layout')
     const given = await store.giveFilesTheirSeq()
@@ -90,7 +92,7 @@ export class PostgresStore implements Store {
   #sweeper: NodeJS.Timeout | undefined
   #closing: Promise<void> | undefined
 
-  constructor(pool: pg.Pool, notifications: Notifications, location: string, log: StoreLog) {
+  constructor(pool: pg.Pool, notifications: Notifications, location: string, log: StoreLog, pollMs?: number) {
     this.#pool = pool
     this.#notifications = notifications
     this.location = location
@@ -99,7 +101,7 @@ export class PostgresStore implements Store {
     this.#events = new EventTable(pool)
     this.#accounts = new AccountTables(pool)
     this.#sessions = new SessionTable(pool, notifications, log)
-    this.#watcher = new CommitWatcher(notifications, log, () => this.#events.head())
+    this.#watcher = new CommitWatcher(notifications, log, () => this.#events.head(), pollMs)
   }
 
   /** @internal called once by openPostgresStore: events of an earlier layout are stored anew */

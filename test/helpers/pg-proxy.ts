@@ -1,0 +1,94 @@
+import { Transform } from 'node:stream'
+import type { Teardown } from './server.js'
+import { TcpProxy } from './tcp-proxy.js'
+
+/** Message types of PostgreSQL's protocol, as the server sends them. */
+const NOTIFICATION = 0x41 // 'A'
+const COMMAND_COMPLETE = 0x43 // 'C'
+const COMMIT_TAG = Buffer.from('COMMIT\0')
+
+/** One connection's stream of server messages, as the proxy forwards it. */
+interface Connection {
+  out: Transform
+}
+
+/**
+ * A TCP proxy in front of PostgreSQL that reads what the server sends as protocol messages
+ * (a type byte, then a 4-byte length) and brings about, on demand, what a network or a busy
+ * database does to a client: notifications lost while the connection stays up, a connection
+ * cut once the server has committed but before the client hears it.
+ * `url` is the database's URL through the proxy. (Hearth connects without TLS, so every
+ * message the server sends has this framing.)
+ */
+export class PgProxy {
+  readonly url: string
+  readonly tcp: TcpProxy
+  /** NOTIFY messages are dropped on the way; the connections stay up */
+  dropNotifications = false
+  notificationsDropped = 0
+  commitsCut = 0
+  readonly #connections = new Set<Connection>()
+  #cutCommits = 0
+
+  private constructor(url: string, tcp: TcpProxy) {
+    this.url = url
+    this.tcp = tcp
+  }
+
+  /** A proxy in front of the database at `databaseUrl`, closed at teardown. */
+  static async start(t: Teardown, databaseUrl: string): Promise<PgProxy> {
+    let self: PgProxy | undefined
+    const tcp = await TcpProxy.start(t, databaseUrl, (cut) => self!.#connection(cut))
+    const url = new URL(databaseUrl)
+    url.host = new URL(tcp.url).host
+    self = new PgProxy(url.toString(), tcp)
+    return self
+  }
+
+  /** The next `n` COMMITs: each committed by the server, its connection cut before the answer reaches the client. */
+  cutAfterCommit(n = 1): void {
+    this.#cutCommits += n
+  }
+
+  #connection(cut: () => void): Transform {
+    let pending = Buffer.alloc(0)
+    const proxy = this
+    const c: Connection = {
+      out: new Transform({
+        transform(chunk: Buffer, _encoding, done) {
+          pending = Buffer.concat([pending, chunk])
+          while (pending.length >= 5) {
+            const end = 1 + pending.readInt32BE(1)
+            if (pending.length < end) break
+            const msg = pending.subarray(0, end)
+            pending = pending.subarray(end)
+            if (!proxy.#pass(c, msg, cut)) break
+          }
+          done()
+        },
+      }),
+    }
+    this.#connections.add(c)
+    c.out.on('close', () => this.#connections.delete(c))
+    return c.out
+  }
+
+  /** Forwards or drops one message; false once the connection is cut. */
+  #pass(c: Connection, msg: Buffer, cut: () => void): boolean {
+    const type = msg[0]
+    if (type === NOTIFICATION) {
+      if (this.dropNotifications) this.notificationsDropped++
+      else c.out.push(msg)
+      return true
+    }
+    const commit = type === COMMAND_COMPLETE && msg.subarray(5).equals(COMMIT_TAG)
+    if (commit && this.#cutCommits > 0) {
+      this.#cutCommits--
+      this.commitsCut++
+      cut()
+      return false
+    }
+    c.out.push(msg)
+    return true
+  }
+}
