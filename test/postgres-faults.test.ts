@@ -95,6 +95,16 @@ if (await requirePostgres(t)) {
     t.same(seen.map((e) => Number(e.seq)), seqs, 'the live subscriber on the surviving instance got every event once, in order')
   })
 
+  t.test('with the poll off, NOTIFY alone carries each commit to the subscribers of another instance', async (t) => {
+    const { b, onA } = await pair(t, NO_POLL)
+    const live = await liveEvents(t, b.url)
+    t.equal(live.status, 200)
+    const paths = ['/pub/n/1', '/pub/n/2', '/pub/n/3']
+    for (const p of paths) await onA.put(p, p)
+    await received(live.events, 3, 'a subscriber of the other instance', 20_000)
+    t.same(lines(live.events), expected(paths), 'in order, once')
+  })
+
   t.test('notifications lost while the connection stays up: the poll delivers every event, in order, once', async (t) => {
     const { b, proxy, onA } = await pair(t)
     proxy.dropNotifications = true
