@@ -161,4 +161,17 @@ if (await requirePostgres(t)) {
     t.same(lines(onAStream.events), expected(paths), 'its subscriber saw the same log')
     t.same(lines(onBStream.events), expected(paths), 'and so did the subscriber of the instance whose commit was cut')
   })
+
+  t.test('a write is acknowledged only once its instance announced it: a replay from just before it, opened at once, has it', async (t) => {
+    // b hears nothing of a's commits, and what b reads after its own COMMIT comes late
+    const { b, proxy, onA, onB } = await pair(t, NO_POLL)
+    proxy.dropNotifications = true
+    await onA.put('/pub/elsewhere', 'seq 1, unheard of on b')
+    proxy.holdAfterCommit(1000)
+    const res = await onB.request('PUT', '/pub/mine', 'seq 2')
+    t.equal(res.status, 201)
+    const replay = await readSubscribe(`${b.url}/subscribe?lastSeq=1&live=false`)
+    t.equal(replay.status, 200, `a cursor at the write before it is no future cursor (${replay.body ?? ''})`)
+    t.same(lines(replay.events), ['2 /pub/mine'], 'the acknowledged write is in the replay')
+  })
 }

@@ -5,18 +5,23 @@ import { TcpProxy } from './tcp-proxy.js'
 /** Message types of PostgreSQL's protocol, as the server sends them. */
 const NOTIFICATION = 0x41 // 'A'
 const COMMAND_COMPLETE = 0x43 // 'C'
+const READY_FOR_QUERY = 0x5a // 'Z'
 const COMMIT_TAG = Buffer.from('COMMIT\0')
 
 /** One connection's stream of server messages, as the proxy forwards it. */
 interface Connection {
+  /** messages held back, in order, until `release()` */
+  held: Buffer[]
+  /** the server just answered a COMMIT that `holdAfterCommit` armed */
+  afterCommit: boolean
   out: Transform
 }
 
 /**
  * A TCP proxy in front of PostgreSQL that reads what the server sends as protocol messages
  * (a type byte, then a 4-byte length) and brings about, on demand, what a network or a busy
- * database does to a client: notifications lost while the connection stays up, a connection
- * cut once the server has committed but before the client hears it.
+ * database does to a client: notifications lost while the connection stays up, answers that
+ * arrive late, a connection cut once the server has committed but before the client hears it.
  * `url` is the database's URL through the proxy. (Hearth connects without TLS, so every
  * message the server sends has this framing.)
  */
@@ -29,6 +34,8 @@ export class PgProxy {
   commitsCut = 0
   readonly #connections = new Set<Connection>()
   #cutCommits = 0
+  #holdAfterCommitMs: number | undefined
+  #holding = false
 
   private constructor(url: string, tcp: TcpProxy) {
     this.url = url
@@ -50,10 +57,32 @@ export class PgProxy {
     this.#cutCommits += n
   }
 
+  /** From now on answers wait here, in order, until `release()`; notifications still pass. */
+  hold(): void {
+    this.#holding = true
+  }
+
+  release(): void {
+    this.#holding = false
+    for (const c of this.#connections) {
+      for (const msg of c.held.splice(0)) c.out.push(msg)
+    }
+  }
+
+  /**
+   * Once the next COMMIT has been answered in full, every answer is held back for `ms`: the
+   * client's commit completes, and whatever it reads next is late.
+   */
+  holdAfterCommit(ms: number): void {
+    this.#holdAfterCommitMs = ms
+  }
+
   #connection(cut: () => void): Transform {
     let pending = Buffer.alloc(0)
     const proxy = this
     const c: Connection = {
+      held: [],
+      afterCommit: false,
       out: new Transform({
         transform(chunk: Buffer, _encoding, done) {
           pending = Buffer.concat([pending, chunk])
@@ -73,7 +102,7 @@ export class PgProxy {
     return c.out
   }
 
-  /** Forwards or drops one message; false once the connection is cut. */
+  /** Forwards, holds or drops one message; false once the connection is cut. */
   #pass(c: Connection, msg: Buffer, cut: () => void): boolean {
     const type = msg[0]
     if (type === NOTIFICATION) {
@@ -88,7 +117,16 @@ export class PgProxy {
       cut()
       return false
     }
-    c.out.push(msg)
+    if (commit && this.#holdAfterCommitMs !== undefined) c.afterCommit = true
+    if (this.#holding || c.held.length > 0) c.held.push(msg)
+    else c.out.push(msg)
+    if (type === READY_FOR_QUERY && c.afterCommit) {
+      c.afterCommit = false
+      const ms = this.#holdAfterCommitMs!
+      this.#holdAfterCommitMs = undefined
+      this.hold()
+      setTimeout(() => this.release(), ms).unref()
+    }
     return true
   }
 }
