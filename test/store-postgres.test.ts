@@ -115,6 +115,22 @@ if (await requirePostgres(t)) {
     t.notMatch(err?.message, /hunter2/)
   })
 
+  t.test('commits that would not be durable (synchronous_commit off): the store refuses to open, saying why', async (t) => {
+    const url = await freshDatabase(t)
+    const sql = rawPool(t, url)
+    const database = new URL(url).pathname.slice(1)
+    const refused = /^PostgreSQL at .*: synchronous_commit is off for these connections, so an acknowledged write could be lost in a crash/
+    await sql.query(`ALTER DATABASE "${database}" SET synchronous_commit = off`)
+    await t.rejects(openPostgresStore(url), refused, 'set for the database')
+    t.equal((await sql.query("SELECT to_regclass('events') AS t")).rows[0].t, null, 'refused before any schema was made')
+    await sql.query(`ALTER DATABASE "${database}" SET synchronous_commit = local`)
+    await t.rejects(openPostgresStore(`${url}?options=${encodeURIComponent('-c synchronous_commit=off')}`), refused, 'set in the URL, for its connections')
+    const store = await openPostgresStore(url)
+    t.teardown(() => store.close())
+    await store.createUser(ALICE, 1)
+    t.equal((await writeFile(store, ALICE, '/pub/x')).seq, 1, 'local (flushed on this server before COMMIT returns) is durable enough')
+  })
+
   t.test('a commit referencing a blob that is not stored is refused whole', async (t) => {
     const { next } = await opener(t)
     const store = await next()

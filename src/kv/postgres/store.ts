@@ -44,7 +44,7 @@ const SWEEP_EVERY_MS = 10 * 60_000
 const PING_TIMEOUT_MS = 2000
 
 /**
- * Connects to `url`, checks the database stores text as UTF-8 (byte order depends on it),
+ * Connects to `url`, checks the database stores text as UTF-8 and commits durably,
  * applies pending migrations, starts listening for commits and sign-outs, and sweeps blobs
  * once. Rejects, with the URL (password hidden) in the message, when any of it fails.
  */
@@ -53,8 +53,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
   const pool = connect(url, { max: options.max, log, lockTimeoutMs: options.lockTimeoutMs, statementTimeoutMs: options.statementTimeoutMs })
   const notifications = new Notifications(url, log)
   try {
-    const { rows } = await pool.query<{ server_encoding: string }>('SHOW server_encoding')
-    if (rows[0]!.server_encoding !== 'UTF8') throw new Error(`the database's encoding is ${rows[0]!.server_encoding}; Hearth needs UTF8`)
+    await checkSettings(pool)
     const applied = await applyMigrations(pool)
     if (applied.length > 0) log.info({ versions: applied }, 'applied schema migrations')
     const store = new PostgresStore(pool, notifications, redact(url), log, options.pollMs)
@@ -68,6 +67,27 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
     await notifications.stop()
     await pool.end().catch(() => {})
     throw new Error(`PostgreSQL at ${redact(url)}: ${(err as Error).message}`, { cause: err })
+  }
+}
+
+/**
+ * What Hearth's promises rest on, as its connections see the database: text stored as UTF-8
+ * (byte order depends on it), and commits durable before they return — an acknowledged write
+ * must survive a crash of the server, which `synchronous_commit = off` (set for the server,
+ * the database, the role or in the URL's options) gives up. Every other value of it waits
+ * for the local flush at least.
+ */
+async function checkSettings(pool: pg.Pool): Promise<void> {
+  const { rows } = await pool.query<{ encoding: string; sync: string }>(
+    "SELECT current_setting('server_encoding') AS encoding, current_setting('synchronous_commit') AS sync",
+  )
+  const { encoding, sync } = rows[0]!
+  if (encoding !== 'UTF8') throw new Error(`the database's encoding is ${encoding}; Hearth needs UTF8`)
+  if (sync === 'off') {
+    throw new Error(
+      'synchronous_commit is off for these connections, so an acknowledged write could be lost in a crash; ' +
+        'Hearth needs it on (ALTER DATABASE … SET synchronous_commit = on, or for the role, or in postgresql.conf)',
+    )
   }
 }
 
