@@ -66,18 +66,20 @@ export const commitCases: Record<string, Case> = {
     t.same(seqs((await store.readLog(0, 10, 10)).events), [1, 2])
   },
 
-  async 'concurrent commits from two instances serialise, each seeing the others'(t, factory) {
+  async 'concurrent commits serialise, each seeing the others, in one instance and across two'(t, factory) {
     const { store: a, second } = await factory.open(t)
-    if (second === undefined) return t.plan(0, 'the engine serves one process')
-    const b = await second()
+    // an engine for one process: its own commits, all at once
+    const b = second === undefined ? a : await second()
     await a.createUser(ALICE, 1)
     const counter = '/pub/counter'
-    // read-modify-write of one file: a commit that missed another's would lose an increment
+    // read-modify-write of one file and of the user's usage: a commit that missed another's
+    // would lose an increment
     const bump = (store: typeof a, who: string, i: number) =>
       store.commit(async (tx) => {
-        const [old] = await tx.files([{ user: ALICE, path: counter }])
+        const [[old], [user]] = await Promise.all([tx.files([{ user: ALICE, path: counter }]), tx.users([ALICE])])
         const count = (old?.size ?? 0) + 1
         tx.putFile(ALICE, counter, meta(count), Buffer.alloc(count), old)
+        tx.setUsage(ALICE, user!.usage + 1)
         const n = 1 + (i % 3)
         tx.append(range(1, n).map((k) => putEvent(tx.head + k, ALICE, `/pub/${who}/${i}/${k}`)))
         return { head: tx.head, n, count }
@@ -85,6 +87,7 @@ export const commitCases: Record<string, Case> = {
     const N = 30
     const done = await Promise.all([...range(1, N).map((i) => bump(a, 'a', i)), ...range(1, N).map((i) => bump(b, 'b', i))])
     t.equal((await a.fileMeta(ALICE, counter))!.size, 2 * N, 'no increment lost: every commit saw every earlier one')
+    t.equal((await b.user(ALICE))!.usage, 2 * N, 'nor any usage')
     done.sort((x, y) => x.head - y.head)
     let head = 0
     for (const [i, d] of done.entries()) {
