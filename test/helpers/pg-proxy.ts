@@ -32,6 +32,8 @@ export class PgProxy {
   dropNotifications = false
   notificationsDropped = 0
   commitsCut = 0
+  /** how many server messages so far held each text watched for (`answered`) */
+  readonly #seen = new Map<string, number>()
   readonly #connections = new Set<Connection>()
   #cutCommits = 0
   #holdAfterCommitMs: number | undefined
@@ -70,6 +72,15 @@ export class PgProxy {
   }
 
   /**
+   * How many messages the server has sent, forwarded or held, that hold `text` (a column name,
+   * say: a query's row description names its columns), counted from the first call for `text`.
+   */
+  answered(text: string): number {
+    if (!this.#seen.has(text)) this.#seen.set(text, 0)
+    return this.#seen.get(text)!
+  }
+
+  /**
    * Once the next COMMIT has been answered in full, every answer is held back for `ms`: the
    * client's commit completes, and whatever it reads next is late.
    */
@@ -105,6 +116,7 @@ export class PgProxy {
   /** Forwards, holds or drops one message; false once the connection is cut. */
   #pass(c: Connection, msg: Buffer, cut: () => void): boolean {
     const type = msg[0]
+    for (const [text, n] of this.#seen) if (msg.includes(text)) this.#seen.set(text, n + 1)
     if (type === NOTIFICATION) {
       if (this.dropNotifications) this.notificationsDropped++
       else c.out.push(msg)
