@@ -7,7 +7,8 @@ import type { ChildServer } from './helpers/child-server.js'
 import { freshDatabase, requirePostgres } from './helpers/postgres.js'
 import { instances } from './helpers/instances.js'
 import { PgProxy } from './helpers/pg-proxy.js'
-import { startTestServer, type Teardown } from './helpers/server.js'
+import { caughtUp, checkRelayLog, pinned, startTestRelay } from './helpers/relay.js'
+import { newUser, startTestServer, type Teardown } from './helpers/server.js'
 import { liveEvents, readSubscribe, type StreamEvent } from './helpers/sse.js'
 
 /**
@@ -160,6 +161,21 @@ if (await requirePostgres(t)) {
     await received(onBStream.events, paths.length, 'the subscriber of the instance whose connection was cut')
     t.same(lines(onAStream.events), expected(paths), 'its subscriber saw the same log')
     t.same(lines(onBStream.events), expected(paths), 'and so did the subscriber of the instance whose commit was cut')
+  })
+
+  t.test('a relay whose connection is cut right after COMMIT: every upstream event once, none lost', async (t) => {
+    const upstream = await startTestServer(t)
+    const writer = await newUser(upstream)
+    for (let i = 0; i < 5; i++) await writer.put(`/pub/r/${i}`, `${i}`)
+    const proxy = await PgProxy.start(t, await freshDatabase(t))
+    const relay = await startTestRelay(t, [pinned(upstream)], { DATABASE_URL: proxy.url })
+    await caughtUp(relay.url, [pinned(upstream)])
+    // the next commit of the relay is the group of these events: committed, and its answer lost
+    proxy.cutAfterCommit()
+    for (let i = 5; i < 10; i++) await writer.put(`/pub/r/${i}`, `${i}`)
+    await caughtUp(relay.url, [pinned(upstream)])
+    t.equal(proxy.commitsCut, 1, 'a commit of the relay was cut right after COMMIT')
+    await checkRelayLog(t, relay.url, [{ url: upstream.url, key: upstream.ctx.keypair.z32 }])
   })
 
   t.test('a write is acknowledged only once its instance announced it: a replay from just before it, opened at once, has it', async (t) => {
