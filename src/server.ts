@@ -9,6 +9,7 @@ import { registerRoutes } from './routes/index.js'
 import { startPkarr } from './pkarr/wiring.js'
 import { observeRequests } from './routes/observe.js'
 import { collectRoutes, openapiRoute } from './routes/openapi.js'
+import { EVENT_ID_HEADER, EVENT_SEQ_HEADER } from './routes/storage-doc.js'
 import { listenMetrics, type MetricsListener } from './metrics/listener.js'
 
 export interface Server {
@@ -49,7 +50,7 @@ export async function buildApp(
     origin: true,
     credentials: true,
     methods: ['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'OPTIONS'],
-    exposedHeaders: ['etag', 'last-modified', 'content-length', 'content-type', 'pubky-host'],
+    exposedHeaders: ['etag', 'last-modified', 'content-length', 'content-type', 'pubky-host', EVENT_ID_HEADER, EVENT_SEQ_HEADER],
   })
   // Only routes that ask for it (sign-up, sign-in) are limited.
   await app.register(rateLimit, { global: false })

@@ -59,6 +59,13 @@ t.test('PUT answers 201 with an empty body; GET gives the bytes and their header
   t.equal((await put.arrayBuffer()).byteLength, 0, 'no body')
   const ev = await lastEvent(server)
   t.match(ev, { type: 'PUT', user: alice.user, path: '/pub/notes/hello.txt', size: bytes.length })
+  t.same([put.headers.get('hearth-event-id'), put.headers.get('hearth-event-seq')], [ev.id, ev.seq], 'it names the event it appended (SPEC §5)')
+  const cross = await fetch(`${server.url}/pub/notes/again.txt`, {
+    method: 'PUT', body: 'again', headers: { 'pubky-host': alice.user, cookie: `${alice.user}=${alice.session}`, origin: 'https://app.example' },
+  })
+  t.match(cross.headers.get('access-control-expose-headers'), /hearth-event-id.*hearth-event-seq/, 'which a page may read')
+  const gone = await alice.request('DELETE', '/pub/notes/again.txt')
+  t.same([gone.status, gone.headers.get('hearth-event-seq')], [204, String(Number(ev.seq) + 2)], 'and so does a DELETE')
 
   const res = await fetch(`${server.url}/pub/notes/hello.txt`, { headers: { 'pubky-host': alice.user } })
   t.equal(res.status, 200, 'public files need no session')

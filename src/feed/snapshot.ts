@@ -91,6 +91,7 @@ export class SnapshotStream {
         return synced
       }
       token = undefined // the log lost what the snapshot needs: a new one, from scratch
+      this.#files = 0
     }
   }
 

@@ -44,15 +44,20 @@ export function storageDoc(method: 'GET' | 'HEAD' | 'PUT' | 'DELETE', url: '/pub
         ...base,
         summary: 'Write a file',
         body: { type: '*/*', description: 'the content, at most MAX_BODY bytes' },
-        responses: { 201: { description: 'written: the file and its event are on disk' } },
+        responses: { 201: { description: 'written: the file and its event are on disk', headers: EVENT_HEADERS } },
         errors: [400, 401, 403, 409, 413, 507],
       }
     case 'DELETE':
       return {
         ...base,
         summary: 'Delete a file',
-        responses: { 204: { description: 'deleted: the deletion and its event are on disk' } },
+        responses: { 204: { description: 'deleted: the deletion and its event are on disk', headers: EVENT_HEADERS } },
         errors: [400, 401, 403, 404],
       }
   }
 }
+
+/** The headers a write answers with: the event it appended. */
+export const EVENT_ID_HEADER = 'hearth-event-id'
+export const EVENT_SEQ_HEADER = 'hearth-event-seq'
+const EVENT_HEADERS = { [EVENT_ID_HEADER]: 'the 13-character id of the event the write appended', [EVENT_SEQ_HEADER]: "that event's seq, in decimal" }

@@ -9,7 +9,8 @@ import { requireAccess } from '../auth/request.js'
 import { checked, rawPath, requestUser } from './user.js'
 import { bool, listQuery } from './list-query.js'
 import { noteUser } from './observe.js'
-import { storageDoc } from './storage-doc.js'
+import { EVENT_ID_HEADER, EVENT_SEQ_HEADER, storageDoc } from './storage-doc.js'
+import { idOf } from '../shared/id.js'
 import { servedAsData } from './served-as-data.js'
 
 /**
@@ -81,15 +82,20 @@ async function put(ctx: Context, req: FastifyRequest, reply: FastifyReply, user:
       return release
     },
   })
-  await ctx.writer.submit({ type: 'PUT', user, path, content })
-  return reply.code(201).send()
+  const ev = await ctx.writer.submit({ type: 'PUT', user, path, content })
+  return eventHeaders(reply, ev.seq).code(201).send()
+}
+
+/** The event a write appended (SPEC §5), so a client can wait for it in a feed or a consumer. */
+function eventHeaders(reply: FastifyReply, seq: number): FastifyReply {
+  return reply.header(EVENT_ID_HEADER, idOf(seq)).header(EVENT_SEQ_HEADER, String(seq))
 }
 
 async function del(ctx: Context, req: FastifyRequest, reply: FastifyReply, user: string, path: string): Promise<void> {
   if (isDirPath(path)) fail('InvalidPath', 'Invalid path: only files can be deleted')
   await requireAccess(ctx, req, user, path, 'w')
-  await ctx.writer.submit({ type: 'DEL', user, path })
-  return reply.code(204).send()
+  const ev = await ctx.writer.submit({ type: 'DEL', user, path })
+  return eventHeaders(reply, ev.seq).code(204).send()
 }
 
 async function get(ctx: Context, req: FastifyRequest, reply: FastifyReply, user: string, path: string, attempt = 0): Promise<void> {
