@@ -96,7 +96,7 @@ export class FollowProtocolError extends Error {
   }
 }
 
-const decimal = z.string().regex(/^(0|[1-9][0-9]{0,19})$/)
+export const decimal = z.string().regex(/^(0|[1-9][0-9]{0,19})$/)
 
 export const logEventSchema = z.object({
   id: z.string().length(13),
@@ -112,7 +112,8 @@ export const logEventSchema = z.object({
   originSeq: decimal.optional(),
 })
 
-export const resetSchema = z.object({ requested: decimal, floor: decimal })
+/** `snapshot: 'restart'`: sent in the middle of a snapshot, which starts again (SPEC §13) */
+export const resetSchema = z.object({ requested: decimal, floor: decimal, snapshot: z.literal('restart').optional() })
 
 export const infoSchema = z.object({ events: z.object({ head: decimal }) })
 
