@@ -36,6 +36,7 @@ export interface FollowEvent extends LogEvent {
 /**
  * - `connecting`   opening the stream (first time or after a drop, including the backoff wait)
  * - `catching-up`  connected; has not yet delivered everything up to the head seen at connect
+ *                  (with a snapshot: until its `synced` at least)
  * - `live`         has delivered up to that head; new events arrive as they are written
  * - `closed`       ended: aborted, returned from, or failed
  */
