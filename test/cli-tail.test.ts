@@ -6,6 +6,7 @@ import { AckedWrites } from './helpers/acked-writes.js'
 import { runCli, startCli } from './helpers/cli.js'
 import { closedPortUrl } from './helpers/closed-port.js'
 import { until } from './helpers/until.js'
+import { idOf } from '../src/shared/id.js'
 
 const tail = (args: string[]) => runCli(['tail', ...args])
 const jsonLines = (text: string) => text.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
@@ -114,4 +115,85 @@ t.test('a homeserver that does not answer: tail says it is retrying, and Ctrl-C 
   const run = await running.done
   t.equal(run.code, 0, 'Ctrl-C ends the wait')
   t.equal(run.stdout, '')
+})
+
+t.test('--snapshot: the files as they are, marked, in key order; SYNCED; then the events', async (t) => {
+  const server = await startTestServer(t)
+  const [a, b] = [await newUser(server), await newUser(server)]
+  const acked = new AckedWrites()
+  await acked.put(a, '/pub/app/one.txt', 'first')
+  await acked.put(a, '/pub/app/gone.txt', 'gone')
+  await acked.put(b, '/pub/app/two.txt', 'two!')
+  await acked.put(a, '/priv/app/hidden.txt', 'private')
+  await acked.delete(a, '/pub/app/gone.txt')
+  await acked.put(a, '/pub/app/one.txt', 'one, again')
+  const head = acked.events.at(-1)!.seq
+  const running = startCli(['tail', '--url', server.url, '--snapshot', '--json', '--limit', '1'])
+  await until(() => running.stdout().includes('"SYNCED"'), 'the SYNCED line', 30_000, running.stdout)
+  const live = await acked.put(b, '/pub/app/three.txt', '3')
+  const run = await running.done
+  t.equal(run.code, 0, run.stderr)
+  const lines = jsonLines(run.stdout)
+  const files = [[a.user, '/pub/app/one.txt'], [b.user, '/pub/app/two.txt']].sort(([u1, p1], [u2, p2]) => (u1! + p1! < u2! + p2! ? -1 : 1))
+  const last = (user: string, path: string) => acked.events.findLast((e) => e.user === user && e.path === path)!
+  t.same(lines.slice(0, 2).map((l) => ({ ...pick(l), snapshot: l.snapshot })),
+    files.map(([u, p]) => ({ seq: String(last(u!, p!).seq), type: 'PUT', user: u, path: p, snapshot: true })),
+    'each file once, in key order, with the seq of the write that made it what it is')
+  t.equal(lines[0]!.size, last(files[0]![0]!, files[0]![1]!).size)
+  t.same(lines[2], { type: 'SYNCED', id: idOf(head), seq: String(head), files: 2 })
+  t.same(lines.slice(3).map(pick), [{ seq: String(live.seq), type: 'PUT', user: b.user, path: '/pub/app/three.txt' }], 'then the events, as without --snapshot')
+  t.equal(lines.length, 4, '--limit counts events only')
+  t.notOk('snapshot' in lines[3]!)
+
+  const text = startCli(['tail', '--url', server.url, '--snapshot', '--limit', '1', `${a.user}/*`])
+  await until(() => text.stdout().includes(' SYNCED '), 'the SYNCED line', 30_000, text.stdout)
+  const four = await acked.put(a, '/pub/four.txt', '4')
+  const textRun = await text.done
+  t.equal(textRun.code, 0, textRun.stderr)
+  const one = last(a.user, '/pub/app/one.txt')
+  t.same(textRun.stdout.trimEnd().split('\n'), [
+    `${idOf(one.seq)} FILE pubky://${a.user}/pub/app/one.txt  10 B`,
+    `${idOf(head + 1)} SYNCED 1 files`,
+    `${idOf(four.seq)} PUT pubky://${a.user}/pub/four.txt  1 B`,
+  ], 'a file says FILE; SYNCED says how many')
+})
+
+t.test('--snapshot with --cursor-file: a run stopped in the snapshot resumes it; a kept position below the floor takes a new one', async (t) => {
+  const server = await startTestServer(t)
+  const a = await newUser(server)
+  for (let i = 0; i < 5; i++) await a.put(`/pub/s/${i}`, `${i}`)
+  const file = join(tempDir(t), 'cursor')
+  // where a run that printed two files stopped: the id of the second frame
+  const frames = await (await fetch(`${server.url}/subscribe?snapshot=true&live=false`)).text()
+  const token = [...frames.matchAll(/^id: (~\S+)$/gm)][1]![1]!
+  writeFileSync(file, `${token}\n`)
+
+  const plain = await tail(['--url', server.url, '--cursor-file', file])
+  t.equal(plain.code, 1)
+  t.match(plain.stderr, `${file} holds a position inside a snapshot: pass --snapshot to finish it`)
+  const both = await tail(['--url', server.url, '--snapshot', '--from', 'start'])
+  t.equal(both.code, 2)
+  t.match(both.stderr, /--snapshot and --from/)
+
+  const running = startCli(['tail', '--url', server.url, '--snapshot', '--json', '--cursor-file', file])
+  await until(() => running.stdout().includes('"SYNCED"'), 'the SYNCED line', 30_000, running.stdout)
+  running.child.kill('SIGINT')
+  const rest = await running.done
+  t.equal(rest.code, 0, rest.stderr)
+  const lines = jsonLines(rest.stdout)
+  t.same(lines.map((l) => l.path ?? l.type), ['/pub/s/2', '/pub/s/3', '/pub/s/4', 'SYNCED'], 'the files after the kept position, then SYNCED')
+  t.equal(readFileSync(file, 'utf8').trim(), lines[3]!.id, 'after SYNCED, the cursor file holds its id')
+
+  // away while files go and the log is pruned past the kept position
+  await a.delete('/pub/s/0')
+  await a.put('/pub/s/5', '5')
+  await a.put('/pub/s/6', '6')
+  await server.ctx.events.prune(server.ctx.events.head)
+  const again = startCli(['tail', '--url', server.url, '--snapshot', '--json', '--cursor-file', file])
+  await until(() => again.stdout().includes('"SYNCED"'), 'the SYNCED line of a new snapshot', 30_000, again.stdout)
+  again.child.kill('SIGINT')
+  const resnap = await again.done
+  t.equal(resnap.code, 0, resnap.stderr)
+  t.same(jsonLines(resnap.stdout).map((l) => l.path ?? l.type), ['/pub/s/1', '/pub/s/2', '/pub/s/3', '/pub/s/4', '/pub/s/5', '/pub/s/6', 'SYNCED'])
+  t.match(resnap.stderr, /^hearth tail: the homeserver pruned events after \d+ and before \d+; taking a new snapshot\n/)
 })

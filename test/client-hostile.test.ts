@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { follow, type FollowOptions } from '../src/client/follow.js'
 import { FollowProtocolError, type FollowEvent } from '../src/client/events.js'
+import type { SnapshotFile } from '../src/client/snapshot.js'
 import { idOf } from '../src/shared/id.js'
 import type { Teardown } from './helpers/server.js'
 
@@ -24,11 +25,13 @@ async function scripted(t: Teardown, subscribe: (res: http.ServerResponse, attem
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 }
 
-const frame = (seq: number) => {
-  const id = idOf(BigInt(seq))
-  const ev = { id, seq: String(seq), type: 'PUT', user: 'u', path: `/pub/${seq}`, uri: `pubky://u/pub/${seq}`, contentHash: 'h', size: 1, ts: 1 }
-  return `id: ${id}\nevent: PUT\ndata: ${JSON.stringify(ev)}\n\n`
-}
+const eventData = (seq: number) =>
+  ({ id: idOf(BigInt(seq)), seq: String(seq), type: 'PUT', user: 'u', path: `/pub/${seq}`, uri: `pubky://u/pub/${seq}`, contentHash: 'h', size: 1, ts: 1 })
+
+const frame = (seq: number) => `id: ${idOf(BigInt(seq))}\nevent: PUT\ndata: ${JSON.stringify(eventData(seq))}\n\n`
+
+/** A file of a snapshot, under a resume token. */
+const fileFrame = (seq: number, token: string) => `id: ${token}\nevent: PUT\ndata: ${JSON.stringify({ ...eventData(seq), snapshot: true })}\n\n`
 
 const options = (url: string, extra: Partial<FollowOptions> = {}): FollowOptions =>
   ({ url, cursorStore: 'memory', from: 'start', ack: 'auto', backoff: { baseMs: 10, maxMs: 50 }, ...extra })
@@ -130,4 +133,31 @@ t.test('a server that accepts and hangs up at once meets a growing backoff', asy
   t.equal((await f.next()).value?.seq, '1')
   await f.close()
   t.same(attempts, [1, 2, 3, 4], 'each drop without a word counts as one more failed attempt')
+})
+
+t.test('a snapshot stream that breaks its rules ends the follower after the good frames, its position on the last of them', async (t) => {
+  const cases: [string, string, RegExp][] = [
+    ['an event without a resume token', `id: ${idOf(3n)}\nevent: PUT\ndata: ${JSON.stringify(eventData(3))}\n\n`, /without a resume token/],
+    ['a token that cannot go back in a header', fileFrame(3, '~a b'), /without a resume token/],
+    ['synced below a frame', `id: ${idOf(1n)}\nevent: synced\ndata: {"seq":"1","files":2}\n\n`, /synced at 1, below a snapshot frame at 2/],
+    ['a reset that does not restart the snapshot', 'event: reset\ndata: {"requested":"0","floor":"2"}\n\n', /does not restart it/],
+  ]
+  for (const [what, bad, message] of cases) {
+    const url = await scripted(t, (res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.write(fileFrame(1, '~t1') + fileFrame(2, '~t2') + bad + frame(4))
+    })
+    const files: SnapshotFile[] = []
+    const saved: string[] = []
+    const { seqs, error } = await drain({
+      ...options(url), from: undefined,
+      cursorStore: { load: async () => undefined, save: async (id) => void saved.push(id) },
+      snapshot: { onStart: () => {}, onFile: (file) => void files.push(file) },
+    })
+    t.same(files.map((f) => f.cursor), ['~t1', '~t2'], `${what}: the frames before it are handed over`)
+    t.same(seqs, [], `${what}: no event`)
+    t.ok(error instanceof FollowProtocolError, `${what}: a protocol error`)
+    t.match((error as Error).message, message)
+    t.equal(saved.at(-1), '~t2', `${what}: the position saved is the last good frame`)
+  }
 })

@@ -2,13 +2,14 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { View } from '../examples/indexer/view.js'
+import { View, type FileRow, type UserRow } from '../examples/indexer/view.js'
 import type { HomeserverClient } from '../src/client/homeserver.js'
 import { newUser, startTestServer, tempDir } from './helpers/server.js'
 import { AckedWrites } from './helpers/acked-writes.js'
 import { idOf } from '../src/shared/id.js'
 import { startScript, type RunningCli } from './helpers/cli.js'
 import { until } from './helpers/until.js'
+import { storedFiles, type StoredFile } from './helpers/stored-files.js'
 
 const INDEXER = fileURLToPath(new URL('../examples/indexer/index.js', import.meta.url))
 const KILLS = 12
@@ -75,6 +76,11 @@ t.test('kill -9 at random moments under concurrent writes: the view always ends 
   const server = await startTestServer(t)
   const users = await Promise.all([newUser(server), newUser(server), newUser(server)])
   const db = join(tempDir(t), 'view')
+  // The view starts from the snapshot of a homeserver with no files yet: every write from
+  // here on is an event it must apply once.
+  const empty = await startIndexer(['--url', server.url, '--db', db, '--once']).done
+  t.equal(empty.code, 0, empty.stderr)
+  t.match(empty.stdout, /^snapshot new\n(.*\n)*synced \S+ files 0\n/)
   let running = true
   const written: Written[] = []
   const writers = users.map((u) => writer(u, () => running, written))
@@ -119,32 +125,26 @@ t.test('kill -9 at random moments under concurrent writes: the view always ends 
   t.equal(view.progress.lastSeq, String(last.seq))
 })
 
-t.test('a restart after a clean stop resumes with no repeats, and a pruned gap stops the indexer loudly', async (t) => {
+t.test('a new view starts from a snapshot; a restart after a clean stop resumes with no repeats', async (t) => {
   const server = await startTestServer(t)
   const u = await newUser(server)
   const db = join(tempDir(t), 'view')
   for (let i = 0; i < 5; i++) await u.put(`/pub/a/${i}`, 'x'.repeat(i))
   const first = await startIndexer(['--url', server.url, '--db', db, '--once']).done
   t.equal(first.code, 0, first.stderr)
+  t.equal(first.stdout.match(/ FILE /g)?.length, 5, 'the five files, from the snapshot')
   for (let i = 0; i < 3; i++) await u.delete(`/pub/a/${i}`)
   const second = await startIndexer(['--url', server.url, '--db', db, '--once']).done
   t.equal(second.code, 0, second.stderr)
-  let view = await View.open(db)
-  t.equal(view.progress.applied, 8)
-  t.same(await view.users(), new Map([[u.user, { files: 2, bytes: 3 + 4, events: 8 }]]))
-  await view.close()
-
-  for (let i = 0; i < 4; i++) await u.put(`/pub/b/${i}`, 'y')
-  await server.ctx.events.prune(11)
-  const third = await startIndexer(['--url', server.url, '--db', db, '--once']).done
-  t.equal(third.code, 1)
-  t.match(third.stderr, /pruned events 8\.\.11/)
-  view = await View.open(db)
-  t.equal(view.progress.applied, 8, 'nothing applied past the gap')
+  t.equal(second.stdout.match(/ DEL /g)?.length, 3, 'then the three events after it')
+  t.notMatch(second.stdout, /FILE|snapshot/, 'no second snapshot')
+  const view = await View.open(db)
+  t.equal(view.progress.applied, 3)
+  t.same(await view.users(), new Map([[u.user, { files: 2, bytes: 3 + 4, events: 3 }]]))
   await view.close()
 })
 
-t.test('as its README runs it: HEARTH_URL, one line per event applied, and --show to look at the view', async (t) => {
+t.test('as its README runs it: HEARTH_URL, one line per file of the snapshot and per event applied, and --show to look at the view', async (t) => {
   const server = await startTestServer(t)
   const u = await newUser(server)
   const db = join(tempDir(t), 'view')
@@ -154,20 +154,103 @@ t.test('as its README runs it: HEARTH_URL, one line per event applied, and --sho
   await acked.put(u, '/pub/b.txt', 'bb')
   await acked.delete(u, '/pub/a.txt')
   const run = (args: string[]) => startIndexer(['--db', db, ...args], { HEARTH_URL: server.url }).done
+  const applied = (stdout: string) => stdout.split('\n').filter((l) => /^[0-9A-Z]{13} /.test(l))
   const once = await run(['--once'])
   t.equal(once.code, 0, once.stderr)
-  const events = acked.events.filter((e) => e.path.startsWith('/pub/'))
-  const lines = once.stdout.split('\n').filter((l) => /^[0-9A-Z]{13} /.test(l))
-  t.same(lines, events.map((e) => `${idOf(e.seq)} ${e.type} pubky://${e.user}${e.path}${e.type === 'PUT' ? ` ${e.size} B` : ''}`),
-    'one line per event applied, found through HEARTH_URL without --url')
+  const synced = acked.events.at(-1)!.seq
+  t.same(applied(once.stdout), [`${idOf(3)} FILE pubky://${u.user}/pub/b.txt 2 B`], 'a new view: the files as they are, found through HEARTH_URL')
+  t.match(once.stdout, `synced ${idOf(synced)} files 1\n`)
+
+  await acked.put(u, '/pub/c.txt', 'cccc')
+  await acked.delete(u, '/pub/b.txt')
+  const more = await run(['--once'])
+  const events = acked.events.filter((e) => e.seq > synced)
+  t.same(applied(more.stdout), events.map((e) => `${idOf(e.seq)} ${e.type} pubky://${e.user}${e.path}${e.type === 'PUT' ? ` ${e.size} B` : ''}`),
+    'then one line per event applied')
   const again = await run(['--once'])
-  t.same(again.stdout.split('\n').filter((l) => /^[0-9A-Z]{13} /.test(l)), [], 'nothing applied twice, nothing printed')
+  t.same(applied(again.stdout), [], 'nothing applied twice, nothing printed')
   const show = await run(['--show'])
   t.equal(show.code, 0)
   t.equal(show.stderr, '')
   t.same(show.stdout.trimEnd().split('\n'), [
-    `pubky://${u.user}/pub/b.txt  2 B`,
-    `user ${u.user}: 1 files, 2 B, 3 events`,
-    `cursor ${idOf(events.at(-1)!.seq)} applied 3`,
+    `pubky://${u.user}/pub/c.txt  4 B`,
+    `user ${u.user}: 1 files, 4 B, 2 events`,
+    `snapshot ${synced} cursor ${idOf(events.at(-1)!.seq)} applied 2`,
   ], '--show prints the view')
 })
+
+t.test('on a pruned log: a new view and a view whose cursor was pruned past both start from a snapshot, resumed across kill -9, equal to the files; then live', async (t) => {
+  const server = await startTestServer(t, { EVENT_RETENTION: '20' })
+  const users = await Promise.all([newUser(server), newUser(server)])
+  const [oldDb, newDb] = [join(tempDir(t), 'old'), join(tempDir(t), 'new')]
+  const acked = new AckedWrites()
+  await acked.put(users[0]!, '/pub/e/first', 'first')
+  await acked.put(users[1]!, '/pub/e/gone', 'deleted while the old view is away')
+  const old = await startIndexer(['--url', server.url, '--db', oldDb, '--once']).done
+  t.equal(old.code, 0, old.stderr)
+  t.equal(old.stdout.match(/ FILE /g)?.length, 2)
+  const oldCursor = acked.events.at(-1)!.seq
+
+  // files come and go while the old view is away, and the log keeps only the last 20 events
+  for (let i = 0; i < 600; i++) await acked.put(users[i % 2]!, `/pub/e/${(i * 7919) % 1000}`, `v${i}`.repeat(i % 5))
+  for (let i = 0; i < 50; i++) await acked.delete(users[i % 2]!, `/pub/e/${(i * 7919) % 1000}`)
+  await acked.delete(users[1]!, '/pub/e/gone')
+  const head = acked.events.at(-1)!.seq
+  await until(async () => (await info(server)).floor > oldCursor + 1, 'the log pruned past the old view\'s cursor', 30_000, () => oldCursor)
+
+  // a new view, killed in the middle of its snapshot, then started again
+  const killed = startIndexer(['--url', server.url, '--db', newDb])
+  killed.child.stdout.on('data', (chunk: Buffer) => chunk.includes(' FILE ') && killed.child.kill('SIGKILL'))
+  t.equal((await killed.done).code, null, 'killed')
+  let view = await View.open(newDb)
+  t.match(view.progress.cursor, /^~/, 'in the middle of the snapshot, its cursor a resume token')
+  await view.close()
+  const resumed = await startIndexer(['--url', server.url, '--db', newDb, '--once']).done
+  t.equal(resumed.code, 0, resumed.stderr)
+  t.notMatch(resumed.stdout, /snapshot new/, 'the snapshot resumed, not started again')
+  t.match(resumed.stdout, /synced \S+ files \d+/)
+  const files = await storedFiles(users, '/pub/')
+  t.equal(files.size, 600 - 50 + 1, 'the homeserver holds the files written, less those deleted')
+  view = await View.open(newDb)
+  t.same(sizes(await view.files()), files, 'the new view holds the files the storage API lists')
+  t.same(totals(await view.users()), totalsOf(files), 'and each user\'s files and bytes')
+  await view.close()
+
+  // the old view: its cursor is below the floor, so it takes a new snapshot, then goes on live
+  const live = startIndexer(['--url', server.url, '--db', oldDb])
+  await until(() => /synced/.test(live.stdout()), 'the old view synced', 30_000, live.stdout)
+  t.match(live.stdout(), new RegExp(`\\nsnapshot reset \\(pruned ${oldCursor}\\.\\.\\d+\\)\n`), 'a reset, taken as a new snapshot')
+  const later = [await acked.put(users[1]!, '/pub/e/later', 'later'), await acked.delete(users[0]!, '/pub/e/first')]
+  await until(() => live.stdout().includes(`${idOf(later[1]!.seq)} DEL`), 'the live events applied', 30_000, live.stdout)
+  live.child.kill('SIGINT')
+  t.equal((await live.done).code, 0)
+  view = await View.open(oldDb)
+  t.teardown(() => view.close())
+  const now = await storedFiles(users, '/pub/')
+  t.same(sizes(await view.files()), now, 'the old view holds the files the storage API lists, live writes included')
+  t.same(totals(await view.users()), totalsOf(now))
+  t.equal(view.progress.applied, 2, 'two events applied after its snapshot')
+  t.ok(BigInt(view.progress.snapshot!) >= BigInt(head), 'its snapshot taken after the last write before it')
+})
+
+async function info(server: { url: string }): Promise<{ head: number; floor: number }> {
+  const body = (await (await fetch(`${server.url}/info`)).json()) as { events: { head: string; floor: string } }
+  return { head: Number(body.events.head), floor: Number(body.events.floor) }
+}
+
+/** A view's files as the storage API describes them. */
+const sizes = (files: Map<string, FileRow>) => new Map([...files].map(([k, v]) => [k, { size: v.size, contentHash: v.contentHash }]))
+
+/** Files and bytes per user, of a view's user rows. */
+const totals = (users: Map<string, UserRow>) => new Map([...users].filter(([, u]) => u.files > 0).map(([k, u]) => [k, { files: u.files, bytes: u.bytes }]))
+
+/** Files and bytes per user, of the files a homeserver lists. */
+function totalsOf(files: Map<string, StoredFile>): Map<string, { files: number; bytes: number }> {
+  const out = new Map<string, { files: number; bytes: number }>()
+  for (const [key, file] of files) {
+    const user = key.slice(0, key.indexOf('/'))
+    const row = out.get(user) ?? { files: 0, bytes: 0 }
+    out.set(user, { files: row.files + 1, bytes: row.bytes + file.size })
+  }
+  return new Map([...out].sort())
+}

@@ -4,6 +4,7 @@ import { browserMissing, launchBrowser } from './helpers/browser.js'
 import { ChildServer } from './helpers/child-server.js'
 import { newUser, startTestServer, tempDir } from './helpers/server.js'
 import { readSubscribe } from './helpers/sse.js'
+import { storedFiles } from './helpers/stored-files.js'
 
 /**
  * The live viewer at `/` (SPEC §10), in a real Chromium: what it shows, that it opens with the
@@ -223,4 +224,38 @@ t.test('rows go on across server restarts, none lost or repeated', { skip }, asy
     t.same(await rowIds(page), all, `after ${how}: every row once, in order`)
   }
   t.same(problems.filter((p) => !/ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|ERR_INCOMPLETE_CHUNKED_ENCODING/.test(p)), [], 'no script errors; only the refused connections of the restarts')
+})
+
+t.test('the files now: the files the filter covers, in key order, below the events after them', { skip }, async (t) => {
+  const server = await startTestServer(t)
+  const url = server.url
+  const alice = await newUser(server)
+  const bob = await newUser(server)
+  await alice.put('/pub/f/b.txt', 'bb')
+  await alice.put('/pub/f/gone.txt', 'deleted before the page opened')
+  await alice.put('/pub/f/a.txt', 'a')
+  await bob.put('/pub/f/c.txt', 'ccc')
+  await alice.put('/priv/f/secret.txt', 'private')
+  await alice.delete('/pub/f/gone.txt')
+  const filter = '*/pub/f/*'
+  const files = await storedFiles([alice, bob], '/pub/f/')
+
+  const { page, problems } = await openViewer(t, url)
+  await page.fill('#filter', filter)
+  await page.selectOption('#from', 'snapshot')
+  await waitFor(page, 'the end of the snapshot', () => document.querySelector('#rows tr.synced') !== null, '')
+  t.equal(new URL(page.url()).searchParams.get('from'), 'snapshot', 'kept in the address')
+  const rowsOf = (sel: string) => page.$$eval(sel, (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.title || td.textContent)))
+  const shown = await rowsOf('#rows tr.file')
+  t.same(shown.map((c) => [c[1], `${c[2]}${c[3]}`]), [...files.keys()].map((key) => ['FILE', key]), 'one row per file, in key order, top to bottom')
+  t.same(shown.map((c) => c[4]), [...files.values()].map((f) => `${f.size} B`))
+  t.match(await page.textContent('#rows tr.synced'), `the 3 files as of ${server.ctx.events.head}`)
+
+  await bob.put('/pub/f/d.txt', 'live')
+  await alice.delete('/pub/f/a.txt')
+  const live = await matching(url, filter, server.ctx.events.head - 2)
+  await waitRow(page, live[1]!)
+  const order = await page.$$eval('#rows tr', (trs) => trs.map((tr) => tr.className))
+  t.same(order, ['del', 'put', 'synced', 'file', 'file', 'file'], 'the events after the snapshot on top, newest first')
+  t.same(problems, [], 'no script errors, failed loads or requests to other origins')
 })

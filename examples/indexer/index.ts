@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import { follow, ResetError } from '../../src/client/index.js'
+import { follow, type LogEvent, type SnapshotFile } from '../../src/client/index.js'
 import { View } from './view.js'
 
 const DEFAULT_URL = 'http://127.0.0.1:6286'
@@ -7,8 +7,10 @@ const DEFAULT_URL = 'http://127.0.0.1:6286'
 const help = `node dist/examples/indexer/index.js [--url URL] [--db DIR] [--filter F]... [--once | --show]
 
 Follows a Hearth homeserver and keeps a view of every public file (size per path, files and
-bytes per user) in its own LevelDB at DIR, printing one line per event it applies. Kill it at
-any moment and start it again: it resumes from the cursor stored in the same batch as the view.
+bytes per user) in its own LevelDB at DIR, printing one line per event it applies. A new view
+starts from a snapshot of the files, and so does one whose cursor the homeserver pruned past.
+Kill it at any moment and start it again: it resumes from the cursor stored in the same batch
+as the view, in the middle of the snapshot too.
 
   --url URL      homeserver (default: $HEARTH_URL, else ${DEFAULT_URL})
   --db DIR       the view's LevelDB folder (default ./indexer-db)
@@ -37,8 +39,20 @@ async function main(): Promise<void> {
   const follower = follow({
     url: values.url,
     filters: values.filter,
-    from: 'start', // only for a new view; after that the cursor in the database wins
-    cursorStore: view.cursorStore,
+    cursorStore: view.cursorStore, // empty for a new view: it starts with a snapshot
+    snapshot: {
+      onStart: async ({ cause, reset }) => {
+        console.log(`snapshot ${cause}${reset === undefined ? '' : ` (pruned ${reset.requested}..${reset.floor})`}`)
+        await view.clear()
+      },
+      onFile: async (file) => void ((await view.applyFile(file)) && console.log(line(file))),
+      onSynced: async (synced) => {
+        await view.synced(synced)
+        console.log(`synced ${synced.id} files ${synced.files}`)
+      },
+    },
+    // pruned past the cursor: the view cannot be completed from the log, so it is built again
+    onReset: 'snapshot',
     signal: stop.signal,
     onState: (state) => {
       console.log(`state ${state} cursor ${view.progress.cursor ?? '-'} applied ${view.progress.applied}`)
@@ -49,20 +63,18 @@ async function main(): Promise<void> {
     // ack: 'auto' — an event counts as processed once apply() returned and the loop asks for
     // the next one. The cursor that matters is the one apply() wrote in its own batch.
     for await (const event of follower) {
-      if (await view.apply(event)) console.log(`${event.id} ${event.type} ${event.uri}${event.size === undefined ? '' : ` ${event.size} B`}`)
-    }
-  } catch (err) {
-    if (err instanceof ResetError) {
-      console.error(`the homeserver pruned events ${err.requested}..${err.floor} that this view never saw; ` +
-        'the view cannot be completed from the log: delete the database and index again')
-      process.exitCode = 1
-    } else {
-      throw err
+      if (await view.apply(event)) console.log(line(event))
     }
   } finally {
     await view.close()
   }
   console.log(`stopped cursor ${view.progress.cursor ?? '-'} applied ${view.progress.applied}`)
+}
+
+/** What was applied: an event, or a frame of the snapshot (a file as it is says FILE). */
+function line(e: LogEvent | SnapshotFile): string {
+  const type = 'snapshot' in e && e.snapshot ? 'FILE' : e.type
+  return `${e.id} ${type} ${e.uri}${e.size === undefined ? '' : ` ${e.size} B`}`
 }
 
 async function show(view: View): Promise<void> {
@@ -71,7 +83,7 @@ async function show(view: View): Promise<void> {
     for (const [user, row] of await view.users()) {
       console.log(`user ${user}: ${row.files} files, ${row.bytes} B, ${row.events} events`)
     }
-    console.log(`cursor ${view.progress.cursor ?? '-'} applied ${view.progress.applied}`)
+    console.log(`snapshot ${view.progress.snapshot ?? '-'} cursor ${view.progress.cursor ?? '-'} applied ${view.progress.applied}`)
   } finally {
     await view.close()
   }

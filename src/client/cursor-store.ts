@@ -4,7 +4,9 @@ import { writeFileAtomic } from '../shared/atomic-file.js'
 /**
  * Where a follower keeps its position. `follow()` calls `save` one call at a time, with ids
  * that never go backwards, and may skip ids in between (it saves the newest position once
- * the previous save finished). What `load` returns wins over the `from` option.
+ * the previous save finished). During a snapshot it saves resume tokens instead: opaque
+ * printable text starting with `~`, each one after the frames before it, and then the id of
+ * `synced`; tokens do not sort in stream order. What `load` returns wins over the `from` option.
  */
 export interface CursorStore {
   load(): Promise<string | undefined>

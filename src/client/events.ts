@@ -36,6 +36,7 @@ export interface FollowEvent extends LogEvent {
 /**
  * - `connecting`   opening the stream (first time or after a drop, including the backoff wait)
  * - `catching-up`  connected; has not yet delivered everything up to the head seen at connect
+ *                  (with a snapshot: until its `synced` at least)
  * - `live`         has delivered up to that head; new events arrive as they are written
  * - `closed`       ended: aborted, returned from, or failed
  */
@@ -96,7 +97,7 @@ export class FollowProtocolError extends Error {
   }
 }
 
-const decimal = z.string().regex(/^(0|[1-9][0-9]{0,19})$/)
+export const decimal = z.string().regex(/^(0|[1-9][0-9]{0,19})$/)
 
 export const logEventSchema = z.object({
   id: z.string().length(13),
@@ -112,7 +113,8 @@ export const logEventSchema = z.object({
   originSeq: decimal.optional(),
 })
 
-export const resetSchema = z.object({ requested: decimal, floor: decimal })
+/** `snapshot: 'restart'`: sent in the middle of a snapshot, which starts again (SPEC §13) */
+export const resetSchema = z.object({ requested: decimal, floor: decimal, snapshot: z.literal('restart').optional() })
 
 export const infoSchema = z.object({ events: z.object({ head: decimal }) })
 

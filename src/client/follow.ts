@@ -3,16 +3,30 @@ import { AckWindow, type Entry } from './ack-window.js'
 import { backoffDelay, sleep } from '../shared/backoff.js'
 import { FileCursorStore, MemoryCursorStore, type CursorStore } from './cursor-store.js'
 import { ResetError, type FollowEvent, type FollowState, type ResetInfo } from './events.js'
+import { FrameReader, type Item } from './frame-reader.js'
+import { isToken, type SnapshotHandler } from './snapshot.js'
 import { idOf, parseCursor } from '../shared/id.js'
-import { FrameReader, openSubscribe, readHead, RetryableError, type Endpoint, type Item } from './stream.js'
+import { openSubscribe, readHead, RetryableError, type Endpoint, type Position } from './stream.js'
 
 export interface FollowOptions {
   /** the homeserver, e.g. `http://127.0.0.1:6286` */
   url: string
   /** `/subscribe` filters (`*`, `<z32>/*`, `*\/pub/app/*`, an exact path); none means every public event */
   filters?: readonly string[]
-  /** where to begin when the cursor store holds nothing: `'start'`, `'now'` (default), an id or a decimal seq (exclusive) */
+  /**
+   * where to begin when the cursor store holds nothing: `'start'`, `'now'`, an id or a decimal
+   * seq (exclusive). Default: `'now'`, or with `snapshot` a snapshot.
+   */
   from?: string
+  /**
+   * Begin with a snapshot (SPEC §13): every file the filters cover, as it is, handed to
+   * `snapshot.onFile`, then the events after it through the iterator. Taken when the cursor
+   * store holds nothing and `from` is not given, and with `onReset: 'snapshot'` when the
+   * homeserver pruned events after the cursor. During a snapshot the cursor store is given
+   * resume tokens (starting with `~`), so a follower stopped in the middle resumes it; after
+   * it, the ids of events as usual.
+   */
+  snapshot?: SnapshotHandler
   /**
    * where the position is kept: a store, a file path for a `FileCursorStore`, or `'memory'`
    * (this process only). Default: a file in the working folder named after the url and the
@@ -36,9 +50,11 @@ export interface FollowOptions {
   /**
    * Called when the homeserver pruned events this follower had not processed. Without it the
    * iterator throws a `ResetError`. When it returns, the gap counts as handled and the
-   * cursor may move past it.
+   * cursor may move past it. `'snapshot'` (with `snapshot`): take a new snapshot instead,
+   * after `snapshot.onStart({ cause: 'reset' })`, so a consumer that drops its state there ends
+   * with the homeserver's files again, then follows the events after them.
    */
-  onReset?: (reset: ResetInfo) => void | Promise<void>
+  onReset?: ((reset: ResetInfo) => void | Promise<void>) | 'snapshot'
   /** explicit acks: how many unacknowledged events may be out before the iterator waits (default 10000) */
   maxUnacked?: number
   /** reconnect waits: full jitter over base·2^attempt, capped (default: the server's `retry:` hint, else 1 s; cap 30 s) */
@@ -67,6 +83,10 @@ export function follow(options: FollowOptions): Follower {
  * after the saved position come again. Within one run it reconnects by itself, resuming
  * after the last event it received, so a reconnect repeats nothing.
  *
+ * With `snapshot`, the iterator first hands the snapshot's frames to the handler, each
+ * awaited, the position moving over each one once it returned; after `synced` the events
+ * come as above.
+ *
  * One consumer per follower; the iterator is single-use.
  */
 export class Follower implements AsyncIterableIterator<FollowEvent> {
@@ -75,12 +95,15 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
   readonly #store: CursorStore
   readonly #stop = new AbortController()
   #state: FollowState = 'connecting'
+  /** what was acknowledged, from the starting position on; none during a snapshot */
   #window: AckWindow | undefined
+  /** during a snapshot: the resume token of the last frame processed, if any */
+  #snapshot: { token: string | undefined } | undefined
   /** items received and not yet handed out, in stream order */
   readonly #queue: Item[] = []
   #reader: FrameReader | undefined
-  /** the highest position received from the server: where a reconnect resumes */
-  #received: bigint | undefined
+  /** where a reconnect resumes: after the last item received from the server */
+  #received: Position | undefined
   /** the highest position handed to the consumer or passed over */
   #delivered = 0n
   #head = 0n
@@ -88,10 +111,13 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
   #liveAt = 0n
   #attempt = 0
   #connections = 0
+  /** the next connection opens at once: the last stream was left on purpose, not lost */
+  #reopenNow = false
   #retryMs: number | undefined
   /** why the last open stream ended, reported with the reconnect that follows */
   #dropped: Error | undefined
-  #current: Entry | undefined
+  /** the auto ack of the event in hand */
+  #current: (() => void) | undefined
   #ackWaiters: (() => void)[] = []
   #started = false
   #closing: Promise<void> | undefined
@@ -105,6 +131,9 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
   constructor(options: FollowOptions) {
     if (options.from !== undefined && !['start', 'now'].includes(options.from) && parseCursor(options.from) === undefined) {
       throw new TypeError(`from: expected 'start', 'now', an id or a decimal seq, got ${options.from}`)
+    }
+    if (options.onReset === 'snapshot' && options.snapshot === undefined) {
+      throw new TypeError("onReset: 'snapshot' needs a snapshot handler to take the files")
     }
     this.#opts = options
     this.#ep = {
@@ -125,14 +154,15 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
     return this.#state
   }
 
-  /** Events between the last acknowledged position and the homeserver's head. */
+  /** Events between the last acknowledged position and the homeserver's head; 0 during a snapshot. */
   get lag(): number {
     const cursor = this.#window?.cursor
     return cursor === undefined || this.#head <= cursor ? 0 : Number(this.#head - cursor)
   }
 
-  /** The id of the acknowledged position, once known. */
+  /** The id of the acknowledged position, once known; during a snapshot, the resume token of the last frame processed. */
   get cursor(): string | undefined {
+    if (this.#snapshot !== undefined) return this.#snapshot.token
     return this.#window === undefined ? undefined : idOf(this.#window.cursor)
   }
 
@@ -143,7 +173,7 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
   next(): Promise<IteratorResult<FollowEvent>> {
     // Asking for the next event is what acks the last one in auto mode, right now, so a
     // close() that follows this call saves it.
-    if (this.#opts.ack !== 'explicit' && this.#current !== undefined) this.#ack(this.#current, true)
+    if (this.#opts.ack !== 'explicit') this.#current?.()
     this.#current = undefined
     const step = this.#serial.catch(() => {}).then(() => this.#next())
     this.#serial = step
@@ -202,11 +232,21 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
   async #start(): Promise<void> {
     this.#started = true
     const stored = await this.#store.load()
-    const text = stored ?? this.#opts.from ?? 'now'
-    if (text !== 'now') {
-      const seq = text === 'start' ? 0n : parseCursor(text)
-      if (seq === undefined) throw new TypeError(`the cursor store holds ${stored}, which is not an id or a decimal seq`)
-      this.#begin(seq, stored === undefined)
+    const snapshot = this.#opts.snapshot
+    if (stored !== undefined && isToken(stored)) {
+      // a snapshot cut short: it resumes after the last frame processed
+      if (snapshot === undefined) throw new TypeError(`the cursor store holds ${stored}, a position inside a snapshot, and no snapshot handler was given`)
+      this.#enterSnapshot(stored)
+    } else if (stored === undefined && this.#opts.from === undefined && snapshot !== undefined) {
+      await snapshot.onStart({ cause: 'new' })
+      this.#enterSnapshot(undefined)
+    } else {
+      const text = stored ?? this.#opts.from ?? 'now'
+      if (text !== 'now') {
+        const seq = text === 'start' ? 0n : parseCursor(text)
+        if (seq === undefined) throw new TypeError(`the cursor store holds ${stored}, which is not an id or a decimal seq`)
+        this.#begin(seq, stored === undefined)
+      }
     }
     this.#poll = setInterval(() => void this.#pollHead(), this.#opts.headPollMs ?? DEFAULTS.headPollMs)
     this.#poll.unref()
@@ -217,40 +257,90 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
     this.#window = new AckWindow(seq)
     this.#received = seq
     this.#delivered = seq
-    if (fresh) this.#save(seq)
+    if (fresh) this.#save(idOf(seq))
+  }
+
+  /** From here the stream is a snapshot's, resumed after `token` or from its beginning. */
+  #enterSnapshot(token: string | undefined): void {
+    this.#snapshot = { token }
+    this.#window = undefined
+    this.#current = undefined
+    this.#received = { token }
   }
 
   /** Hands one item to the consumer, or absorbs it. */
   async #take(item: Item): Promise<FollowEvent | undefined> {
-    const window = this.#window!
-    if (item.kind === 'reset') {
-      if (this.#opts.onReset === undefined) throw new ResetError(item.info)
-      await this.#opts.onReset(item.info)
-      // Handled: nothing below the floor will ever come, so the cursor may pass it.
-      this.#pass(BigInt(item.info.floor) - 1n)
-      return undefined
+    switch (item.kind) {
+      case 'file':
+        await this.#opts.snapshot!.onFile(item.file)
+        this.#snapshot!.token = item.file.cursor
+        this.#save(item.file.cursor)
+        return undefined
+      case 'restart':
+        // a crash before the next frame resumes at the last token saved, which the homeserver
+        // can no more resume than this stream could (its floor only rises): it restarts again
+        this.#snapshot!.token = undefined
+        await this.#opts.snapshot!.onStart({ cause: 'restart', reset: item.info })
+        return undefined
+      case 'synced':
+        await this.#opts.snapshot!.onSynced?.({ id: idOf(item.seq), seq: String(item.seq), files: item.files })
+        this.#snapshot = undefined
+        this.#window = new AckWindow(item.seq)
+        this.#delivered = item.seq
+        this.#save(idOf(item.seq))
+        this.#checkLive()
+        return undefined
+      case 'reset':
+        if (this.#opts.onReset === 'snapshot') return this.#resnapshot(item.info)
+        if (this.#opts.onReset === undefined) throw new ResetError(item.info)
+        await this.#opts.onReset(item.info)
+        // Handled: nothing below the floor will ever come, so the cursor may pass it.
+        this.#pass(BigInt(item.info.floor) - 1n)
+        return undefined
+      case 'mark':
+        this.#pass(item.seq)
+        return undefined
+      case 'event': {
+        const window = this.#window!
+        const entry = window.deliver(item.seq)
+        this.#delivered = item.seq
+        this.#checkLive()
+        const ack = (late = false) => this.#ack(window, entry, late)
+        if (this.#opts.ack !== 'explicit') this.#current = () => ack(true)
+        return { ...item.event, ack: () => ack() }
+      }
     }
-    if (item.kind === 'mark') {
-      this.#pass(item.seq)
-      return undefined
-    }
-    const entry = window.deliver(item.seq)
-    this.#delivered = item.seq
-    this.#checkLive()
-    if (this.#opts.ack !== 'explicit') this.#current = entry
-    return { ...item.event, ack: () => this.#ack(entry) }
+  }
+
+  /**
+   * The log no longer holds what comes after the cursor: leave this stream and take a new
+   * snapshot. The stored cursor stays where it was until the first frame is processed, so a
+   * crash before that meets the same reset again.
+   */
+  async #resnapshot(reset: ResetInfo): Promise<undefined> {
+    this.#reader?.cancel()
+    this.#reader = undefined
+    this.#queue.length = 0
+    this.#reopenNow = true
+    this.#enterSnapshot(undefined)
+    for (const wake of this.#ackWaiters.splice(0)) wake() // acks of the events before it no longer count
+    await this.#opts.snapshot!.onStart({ cause: 'reset', reset })
+    return undefined
   }
 
   #pass(seq: bigint): void {
     if (seq > this.#delivered) this.#delivered = seq
-    if (this.#window!.pass(seq)) this.#save(this.#window!.cursor)
+    if (this.#window!.pass(seq)) this.#save(idOf(this.#window!.cursor))
     this.#checkLive()
   }
 
-  /** `late`: the auto ack of the event in hand, honoured after an abort too, because its body did finish. */
-  #ack(entry: Entry, late = false): void {
-    if ((this.#closing !== undefined && !late) || this.#window === undefined) return
-    if (this.#window.ack(entry)) this.#save(this.#window.cursor)
+  /**
+   * `late`: the auto ack of the event in hand, honoured after an abort too, because its body
+   * did finish. An ack of an event handed out before a new snapshot does nothing.
+   */
+  #ack(window: AckWindow, entry: Entry, late = false): void {
+    if ((this.#closing !== undefined && !late) || window !== this.#window) return
+    if (window.ack(entry)) this.#save(idOf(window.cursor))
     for (const wake of this.#ackWaiters.splice(0)) wake()
   }
 
@@ -264,8 +354,8 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
     // the stream said something: the next drop starts its backoff from the beginning
     if (more === true && last !== undefined) this.#attempt = 0
     if (last !== undefined) {
-      this.#received = last.kind === 'reset' ? BigInt(last.info.floor) - 1n : last.seq
-      if (this.#received > this.#head) this.#head = this.#received
+      this.#received = positionAfter(last)
+      if (typeof this.#received === 'bigint' && this.#received > this.#head) this.#head = this.#received
     }
     if (more !== true) {
       this.#reader?.cancel()
@@ -283,17 +373,18 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
     if (failure !== undefined) this.#attempt++
     while (!signal.aborted) {
       this.#setState('connecting')
-      if (this.#connections++ > 0) {
+      if (this.#connections++ > 0 && !this.#reopenNow) {
         const { baseMs = this.#retryMs ?? DEFAULTS.baseMs, maxMs = DEFAULTS.maxMs } = this.#opts.backoff ?? {}
         const delayMs = backoffDelay({ baseMs, maxMs, jitter: 1 }, this.#attempt)
         if (failure !== undefined) this.#opts.onRetry?.({ attempt: this.#attempt, delayMs, error: failure })
         await sleep(delayMs, signal)
         if (signal.aborted) return
       }
+      this.#reopenNow = false
       try {
         const head = await readHead(this.#ep, signal)
         if (head > this.#head) this.#head = head
-        if (this.#window === undefined) this.#begin(head, true) // from 'now'
+        if (this.#window === undefined && this.#snapshot === undefined) this.#begin(head, true) // from 'now'
         const res = await openSubscribe(this.#ep, this.#opts.filters ?? [], this.#received!, signal)
         this.#reader = new FrameReader(res.body!, this.#queue, this.#received!, this.#opts.maxFrameBytes ?? DEFAULTS.maxFrameBytes)
         this.#liveAt = head
@@ -309,8 +400,9 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
     }
   }
 
+  /** Live once past the head seen at connect; never before a snapshot's `synced`. */
   #checkLive(): void {
-    if (this.#state === 'catching-up' && this.#delivered >= this.#liveAt) this.#setState('live')
+    if (this.#state === 'catching-up' && this.#snapshot === undefined && this.#delivered >= this.#liveAt) this.#setState('live')
   }
 
   #setState(state: FollowState): void {
@@ -329,8 +421,8 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
   }
 
   /** Saves in order, one save at a time, always the newest position once the previous save is done. */
-  #save(seq: bigint): void {
-    this.#toSave = idOf(seq)
+  #save(position: string): void {
+    this.#toSave = position
     this.#saving ??= this.#drainSaves()
   }
 
@@ -347,6 +439,22 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
     } finally {
       this.#saving = undefined
     }
+  }
+}
+
+/** Where a stream resumes once `item` was received. */
+function positionAfter(item: Item): Position {
+  switch (item.kind) {
+    case 'event':
+    case 'mark':
+    case 'synced':
+      return item.seq
+    case 'reset':
+      return BigInt(item.info.floor) - 1n
+    case 'file':
+      return { token: item.file.cursor }
+    case 'restart':
+      return { token: undefined }
   }
 }
 

@@ -9,5 +9,6 @@ export {
   FollowHttpError, FollowProtocolError, FutureCursorError, ResetError,
   type FollowEvent, type FollowState, type LogEvent, type ResetInfo,
 } from './events.js'
+export type { SnapshotFile, SnapshotHandler, SnapshotStart, SnapshotSynced } from './snapshot.js'
 export { idOf, parseCursor, seqOfId } from '../shared/id.js'
 export { HomeserverClient, HttpError } from './homeserver.js'

@@ -2,8 +2,11 @@ import { parseCursor } from '../shared/id.js'
 import { backoffDelay, sleep } from '../shared/backoff.js'
 import type { LogEvent } from '../client/events.js'
 
-/** One event as `/subscribe` sends it (SPEC §6.3): the client's own type (a type only, erased). */
-export type FeedEvent = LogEvent
+/**
+ * One event as `/subscribe` sends it (SPEC §6.3): the client's own type (a type only, erased);
+ * `snapshot`: a file as it is, sent by a snapshot (SPEC §13).
+ */
+export type FeedEvent = LogEvent & { snapshot?: boolean }
 
 export type FeedState = 'connecting' | 'open' | 'reconnecting' | 'stopped' | 'refused'
 
@@ -12,19 +15,27 @@ export interface FeedHandlers {
   /** every position the stream carried, with data or without: the seq read up to */
   position(seq: bigint): void
   reset(requested: string, floor: string): void
+  /** a snapshot is complete at `seq`: the events after it follow */
+  synced(seq: string, files: number): void
+  /** the homeserver starts the snapshot again: what it sent so far is to be forgotten */
+  restart(requested: string, floor: string): void
   state(state: FeedState, detail?: string): void
 }
 
 const MAX_DELAY_MS = 10_000
 
-/** Where a feed starts: after a position (an id or a decimal seq, exclusive), or with the newest `recent` matches. */
-export type Start = { after: string } | { recent: number }
+/**
+ * Where a feed starts: after a position (an id or a decimal seq, exclusive), with the newest
+ * `recent` matches, or with a snapshot of the files.
+ */
+export type Start = { after: string } | { recent: number } | { snapshot: true }
 
 /**
  * One `/subscribe` stream, read with fetch and resumed after every disconnect with
  * `Last-Event-ID` set to the last id it carried, so no row is lost or shown twice across a
  * dropped connection, a pause or a server restart. It starts after a position, or with the
- * newest matches (`recent=`), whose ids then carry it on like any others. Not EventSource: it hides the id-only
+ * newest matches (`recent=`), whose ids then carry it on like any others, or with a snapshot,
+ * whose resume tokens carry it through a reconnect in the middle. Not EventSource: it hides the id-only
  * frames (the position a filtered stream scanned to, which the lag needs) and the error body
  * of a refused filter, and gives up for good on a 5xx.
  */
@@ -34,6 +45,7 @@ export class Feed {
   /** the last position the stream carried; until there is one, the start asks for the newest `#recent` */
   #position: string | undefined
   readonly #recent: number | undefined
+  readonly #snapshot: boolean
   #retryMs = 2000
   #failures = 0
   /** bumped by start() and stop(): a loop from an older run ends at its next step */
@@ -43,7 +55,8 @@ export class Feed {
   constructor(filter: string, start: Start, on: FeedHandlers) {
     this.filter = filter
     if ('after' in start) this.#position = start.after
-    else this.#recent = start.recent
+    else if ('recent' in start) this.#recent = start.recent
+    this.#snapshot = 'snapshot' in start
     this.#on = on
   }
 
@@ -90,6 +103,8 @@ export class Feed {
   async #connect(signal: AbortSignal): Promise<boolean> {
     const params = new URLSearchParams()
     if (this.filter !== '') params.set('filter', this.filter)
+    // after `synced` the position is a plain id, and the server resumes live after it
+    if (this.#snapshot) params.set('snapshot', 'true')
     const headers: Record<string, string> = { accept: 'text/event-stream' }
     // the server ignores `recent` once there is a position: it resumes right after it
     if (this.#position !== undefined) headers['last-event-id'] = this.#position
@@ -140,12 +155,18 @@ export class Feed {
     if (frame.retry !== undefined && /^\d+$/.test(frame.retry)) this.#retryMs = Number(frame.retry)
     if (frame.data !== undefined) {
       if (frame.event === 'PUT' || frame.event === 'DEL') this.#on.event(JSON.parse(frame.data) as FeedEvent)
-      else if (frame.event === 'reset') {
-        const r = JSON.parse(frame.data) as { requested: string; floor: string }
-        this.#on.reset(r.requested, r.floor)
+      else if (frame.event === 'synced') {
+        const s = JSON.parse(frame.data) as { seq: string; files: number }
+        this.#on.synced(s.seq, s.files)
+      } else if (frame.event === 'reset') {
+        const r = JSON.parse(frame.data) as { requested: string; floor: string; snapshot?: string }
+        if (r.snapshot === 'restart') this.#on.restart(r.requested, r.floor)
+        else this.#on.reset(r.requested, r.floor)
       }
     }
-    // The id moves last: an event is counted as received once it has been handed over.
+    // The id moves last: an event is counted as received once it has been handed over. A
+    // snapshot's resume token is a place to resume from, not a position in the log.
+    if (frame.id?.startsWith('~')) this.#position = frame.id
     const seq = frame.id === undefined ? undefined : parseCursor(frame.id)
     if (seq !== undefined) {
       this.#position = frame.id!

@@ -4,7 +4,8 @@ import { formatBytes } from '../shared/size.js'
 /**
  * The live viewer served at `/` (SPEC §10): the homeserver's key, head and floor, one
  * `/subscribe` filter, a table of events newest first (opening with the latest RECENT that
- * match, or from now, or from the start), pause/resume and the lag behind the head.
+ * match, or from now, or from the start, or below them the files the filter covers as they
+ * are: a snapshot), pause/resume and the lag behind the head.
  * Everything the server sends is user data and goes into the page as text (textContent,
  * attributes set as properties), never as markup.
  */
@@ -19,8 +20,8 @@ const MAX_ROWS = 500
 const RECENT = 50
 const INFO_EVERY_MS = 2000
 
-/** Where a follow starts: with the newest RECENT matches, after the head, or at the first event. */
-type From = 'recent' | 'now' | 'start'
+/** Where a follow starts: with the newest RECENT matches, after the head, at the first event, or with the files as they are. */
+type From = 'recent' | 'now' | 'start' | 'snapshot'
 
 const el = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
 const form = el<HTMLFormElement>('follow')
@@ -75,7 +76,7 @@ async function follow(filter: string, from: From): Promise<void> {
   // 'now' is the head as /info gave it, so nothing written after this moment can be missed,
   // even if the first connection drops before its first frame. 'recent' lets the server find
   // where the newest matches start; the ids of what it sends carry the feed on from there.
-  const start = from === 'recent' ? { recent: RECENT } : { after: from === 'start' ? '0' : info.events.head }
+  const start = from === 'snapshot' ? { snapshot: true as const } : from === 'recent' ? { recent: RECENT } : { after: from === 'start' ? '0' : info.events.head }
   read = from === 'start' ? 0n : BigInt(info.events.head)
   const params = new URLSearchParams()
   if (filter !== '') params.set('filter', filter)
@@ -90,6 +91,11 @@ async function follow(filter: string, from: From): Promise<void> {
       show()
     },
     reset: (requested, floor) => showNotice(`Events after ${requested} up to ${floor} were pruned by the homeserver; continuing from ${floor}.`),
+    synced: addSynced,
+    restart: (requested, floor) => {
+      rows.replaceChildren()
+      showNotice(`The homeserver pruned events after ${requested} up to ${floor} that the snapshot needed; it starts again.`)
+    },
     state: (state, detail) => {
       if (state === 'refused') showNotice(`The homeserver refused this filter: ${detail ?? 'unknown reason'}`)
       setState(state)
@@ -100,12 +106,16 @@ async function follow(filter: string, from: From): Promise<void> {
   showPause()
 }
 
+/**
+ * One row: an event on top (the table is newest first), or a file of a snapshot at the
+ * bottom, so the files read top to bottom in key order, below the events after them.
+ */
 function addRow(ev: FeedEvent): void {
   const tr = document.createElement('tr')
   tr.dataset.id = ev.id
-  tr.className = ev.type === 'PUT' ? 'put' : 'del'
+  tr.className = ev.snapshot === true ? 'file' : ev.type === 'PUT' ? 'put' : 'del'
   cell(tr, 'id', ev.id)
-  cell(tr, 'type', ev.type)
+  cell(tr, 'type', ev.snapshot === true ? 'FILE' : ev.type)
   cell(tr, 'user', `${ev.user.slice(0, 6)}…${ev.user.slice(-4)}`).title = ev.user
   const path = cell(tr, 'path', '')
   if (ev.type === 'PUT' && ev.path.startsWith('/pub/')) {
@@ -119,8 +129,18 @@ function addRow(ev: FeedEvent): void {
   cell(tr, 'size', ev.size === undefined ? '' : formatBytes(ev.size))
   const time = new Date(ev.ts)
   cell(tr, 'time', time.toLocaleTimeString()).title = time.toISOString()
-  rows.prepend(tr)
+  if (ev.snapshot === true) rows.append(tr)
+  else rows.prepend(tr)
   while (rows.rows.length > MAX_ROWS) rows.lastElementChild!.remove()
+}
+
+/** Where a snapshot ends: the files as of `seq` below this row, the events after it above. */
+function addSynced(seq: string, files: number): void {
+  const tr = document.createElement('tr')
+  tr.className = 'synced'
+  tr.dataset.synced = seq
+  cell(tr, 'synced', `↓ the ${files} files as of ${seq} · ↑ the events after it`).colSpan = 6
+  rows.prepend(tr)
 }
 
 function cell(tr: HTMLTableRowElement, label: string, text: string): HTMLTableCellElement {
@@ -179,7 +199,7 @@ function hideNotice(): void {
   notice.textContent = ''
 }
 
-const fromOf = (v: string | null): From => (v === 'now' || v === 'start' ? v : 'recent')
+const fromOf = (v: string | null): From => (v === 'now' || v === 'start' || v === 'snapshot' ? v : 'recent')
 const chosenFrom = () => fromOf(fromBox.value)
 form.addEventListener('submit', (e) => {
   e.preventDefault()
