@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { ROOT } from '../src/auth/capabilities.js'
 import type { HearthEvent } from '../src/events/event.js'
-import { EventLog } from '../src/events/log.js'
+import { EventLog } from '../src/events/event-log.js'
 import { LogPages } from '../src/feed/pages.js'
 import { LogReader, type ReadSpec } from '../src/feed/reader.js'
 import { publicOnly, visibility } from '../src/feed/visibility.js'

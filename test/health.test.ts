@@ -3,7 +3,7 @@ import { startTestServer, tempDir } from './helpers/server.js'
 import { LevelStore } from '../src/kv/level/store.js'
 import { aroundCommit } from './helpers/store-wrap.js'
 import { Writer } from '../src/events/writer.js'
-import { EventLog } from '../src/events/log.js'
+import { EventLog } from '../src/events/event-log.js'
 import { readiness } from '../src/readiness.js'
 
 const get = async (url: string) => {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { EventLog } from '../src/events/log.js'
+import { EventLog } from '../src/events/event-log.js'
 import { RelayIngest, type Attempt, type OriginEvent } from '../src/relay/ingest.js'
 import { openTestStore } from './helpers/engine.js'
 import { aroundCommit } from './helpers/store-wrap.js'

@@ -10,7 +10,7 @@ import { LevelStore } from '../src/kv/level/store.js'
 import { WriteRefused } from '../src/kv/store.js'
 import { MAX_QUEUED, Writer, fileCost } from '../src/events/writer.js'
 import type { HearthError } from '../src/errors.js'
-import { EventLog } from '../src/events/log.js'
+import { EventLog } from '../src/events/event-log.js'
 import type { HomeserverClient } from '../src/client/homeserver.js'
 import type { HearthEvent } from '../src/events/event.js'
 

@@ -1,4 +1,4 @@
-import type { EventLog } from './log.js'
+import type { EventLog } from './event-log.js'
 
 export type RetentionPolicy = { count: number } | { ms: number }
 
@@ -11,14 +11,14 @@ export const SWEEP_EVERY_MS = 1000
  * commits, so writes never wait for it; sweeps never overlap.
  */
 export class Retention {
-  readonly #log: EventLog
+  readonly #events: EventLog
   readonly #policy: RetentionPolicy
   readonly #onError: (err: unknown) => void
   #timer: NodeJS.Timeout | undefined
   #running: Promise<number> | undefined
 
-  constructor(log: EventLog, policy: RetentionPolicy, onError: (err: unknown) => void = () => {}) {
-    this.#log = log
+  constructor(events: EventLog, policy: RetentionPolicy, onError: (err: unknown) => void = () => {}) {
+    this.#events = events
     this.#policy = policy
     this.#onError = onError
   }
@@ -43,8 +43,8 @@ export class Retention {
   }
 
   async #prune(): Promise<number> {
-    const floor = 'count' in this.#policy ? this.#log.head - this.#policy.count + 1 : await this.#firstSince(Date.now() - this.#policy.ms)
-    return floor > this.#log.floor ? this.#log.prune(floor) : 0
+    const floor = 'count' in this.#policy ? this.#events.head - this.#policy.count + 1 : await this.#firstSince(Date.now() - this.#policy.ms)
+    return floor > this.#events.floor ? this.#events.prune(floor) : 0
   }
 
   /**
@@ -52,9 +52,9 @@ export class Retention {
    * floor: a long backlog is pruned over several sweeps instead of one long scan.
    */
   async #firstSince(ts: number): Promise<number> {
-    let after = this.#log.floor - 1
+    let after = this.#events.floor - 1
     for (let scanned = 0; scanned < MAX_SCAN; ) {
-      const { events: page } = await this.#log.read(after, PAGE)
+      const { events: page } = await this.#events.read(after, PAGE)
       for (const ev of page) {
         if (ev.ts >= ts) return ev.seq
         after = ev.seq

@@ -5,7 +5,7 @@ import { WriteRefused, fileKey, type BlobStore, type CommitTx, type FileMeta, ty
 import { reachOf, type Reach } from './folder-search.js'
 import { GroupTree } from './group-tree.js'
 import type { HearthEvent } from './event.js'
-import type { EventLog } from './log.js'
+import type { EventLog } from './event-log.js'
 
 export type Mutation =
   | { type: 'PUT'; user: string; path: string; content: ReceivedBody }

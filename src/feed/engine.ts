@@ -1,5 +1,5 @@
 import type { HearthEvent } from '../events/event.js'
-import type { EventLog } from '../events/log.js'
+import type { EventLog } from '../events/event-log.js'
 import type { Filter } from '../subscriptions/filter.js'
 import { SubscriptionTables } from '../subscriptions/tables.js'
 import { framesOf } from './frames.js'
@@ -27,7 +27,7 @@ export interface OpenOptions extends SubscriberSpec {
  * its path), and each matching live subscriber is handed the same pre-encoded frame.
  */
 export class FeedEngine {
-  readonly #log: EventLog
+  readonly #events: EventLog
   /** the pages every forward replay and catch-up reads, bounded across streams */
   readonly #pages: LogPages
   /** the unsent bytes those replays and catch-ups may hold, shared out between them */
@@ -47,13 +47,13 @@ export class FeedEngine {
   readonly #writes = Object.fromEntries(PROTOCOLS.map((p) => [p, { writes: 0 }])) as Record<Protocol, WriteTally>
   #stopped = false
 
-  constructor(log: EventLog, settings: { keepaliveMs: number; snapshotViews?: number }, observer: FeedObserver = NO_OBSERVER) {
+  constructor(events: EventLog, settings: { keepaliveMs: number; snapshotViews?: number }, observer: FeedObserver = NO_OBSERVER) {
     const { keepaliveMs } = settings
-    this.#log = log
+    this.#events = events
     this.#heldViews = new HeldViews(settings.snapshotViews)
-    this.#pages = new LogPages(log)
+    this.#pages = new LogPages(events)
     this.#observer = observer
-    this.#unlisten = log.onAppend((events) => this.#announce(events))
+    this.#unlisten = events.onAppend((events) => this.#announce(events))
     this.#timer = setInterval(() => this.#keepalive(), keepaliveMs)
     this.#timer.unref()
   }
@@ -110,7 +110,7 @@ export class FeedEngine {
     if (this.#stopped) stream.end()
     if (stream.closed) return stream
     this.#snapshots.set(stream, opts.session)
-    const snapshot = new SnapshotStream(this.#log, this.#pages, stream, opts, this.#heldViews)
+    const snapshot = new SnapshotStream(this.#events, this.#pages, stream, opts, this.#heldViews)
     void snapshot.run().then(
       (at) => {
         this.#snapshots.delete(stream)
@@ -126,7 +126,7 @@ export class FeedEngine {
   }
 
   #follow(stream: SseStream, opts: OpenOptions): Subscriber {
-    const sub = new Subscriber(opts, stream, this.#log, { pages: this.#pages, window: this.#window }, (s) => this.#forget(s), this.#observer)
+    const sub = new Subscriber(opts, stream, this.#events, { pages: this.#pages, window: this.#window }, (s) => this.#forget(s), this.#observer)
     if (this.#stopped) sub.finish()
     if (sub.done) return sub // the client left before its stream started
     this.#subs.add(sub)
@@ -142,7 +142,7 @@ export class FeedEngine {
     if (stream.closed || this.#stopped) return stream
     this.#reverse.add(stream)
     stream.onClose(() => this.#reverse.delete(stream))
-    void replayReverse(this.#log, stream, spec, this.#observer).catch(() => stream.end())
+    void replayReverse(this.#events, stream, spec, this.#observer).catch(() => stream.end())
     return stream
   }
 

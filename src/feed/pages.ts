@@ -1,5 +1,5 @@
 import type { HearthEvent } from '../events/event.js'
-import type { EventLog } from '../events/log.js'
+import type { EventLog } from '../events/event-log.js'
 import { MAX_PATH_BYTES } from '../paths.js'
 import { EventFrames } from './frames.js'
 import type { WireFormat } from './wire.js'
@@ -80,12 +80,12 @@ export class Page {
   #shared = false
 
   /** `room` counts `bytes` more for this page against its pool, or says there is no room for them. */
-  constructor(source: Source, after: number, log: EventLog, room: (page: Page, bytes: number) => boolean) {
+  constructor(source: Source, after: number, events: EventLog, room: (page: Page, bytes: number) => boolean) {
     this.source = source
     this.after = after
-    this.head = log.head
+    this.head = events.head
     this.#room = room
-    const read = source.user === undefined ? log.read(after, PAGE) : log.readUser(source.user, after, PAGE, source.under)
+    const read = source.user === undefined ? events.read(after, PAGE) : events.readUser(source.user, after, PAGE, source.under)
     this.events = read.then((r) => {
       this.floor = r.floor
       return r.events
@@ -199,7 +199,7 @@ interface Waiter {
  */
 export class LogPages {
   readonly budget: number
-  readonly #log: EventLog
+  readonly #events: EventLog
   /** every page counted: being read, leased, or kept */
   readonly #pages = new Set<Page>()
   /** read pages no reader holds, least recently used first */
@@ -211,9 +211,9 @@ export class LogPages {
   #reads = 0
   #shared = 0
 
-  constructor(log: EventLog, budget = PAGE_BYTES_HELD) {
+  constructor(events: EventLog, budget = PAGE_BYTES_HELD) {
     if (budget < READ_RESERVE) throw new RangeError(`a page pool of ${budget} bytes has no room for one read (${READ_RESERVE} bytes)`)
-    this.#log = log
+    this.#events = events
     this.budget = budget
   }
 
@@ -257,7 +257,7 @@ export class LogPages {
 
   #start(source: Source, after: number): Lease | undefined {
     if (!this.#makeRoom(READ_RESERVE)) return undefined
-    const page = new Page(source, after, this.#log, (p, bytes) => this.#room(p, bytes))
+    const page = new Page(source, after, this.#events, (p, bytes) => this.#room(p, bytes))
     this.#pages.add(page)
     this.#count(page.bytes)
     this.#peak = Math.max(this.#peak, this.#pages.size)

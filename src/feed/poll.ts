@@ -1,5 +1,5 @@
 import type { HearthEvent } from '../events/event.js'
-import type { EventLog } from '../events/log.js'
+import type { EventLog } from '../events/event-log.js'
 import type { CanSee } from './visibility.js'
 
 /**
@@ -19,19 +19,19 @@ export interface PollPage {
  * lets through, in seq order. The cursor moves past hidden events too, so a poller never
  * reads them again; a full page stops at its last event.
  */
-export async function pollPage(log: EventLog, after: number, limit: number, canSee: CanSee): Promise<PollPage> {
-  const events: HearthEvent[] = []
+export async function pollPage(events: EventLog, after: number, limit: number, canSee: CanSee): Promise<PollPage> {
+  const seen: HearthEvent[] = []
   let cursor = after
   let scanned = 0
-  while (events.length < limit && scanned < MAX_SCAN && cursor < log.head) {
-    const { events: page } = await log.read(cursor, Math.min(MAX_SCAN - scanned, Math.max(limit - events.length, 64)))
+  while (seen.length < limit && scanned < MAX_SCAN && cursor < events.head) {
+    const { events: page } = await events.read(cursor, Math.min(MAX_SCAN - scanned, Math.max(limit - seen.length, 64)))
     if (page.length === 0) break
     for (const ev of page) {
       cursor = ev.seq
       scanned++
-      if (canSee(ev)) events.push(ev)
-      if (events.length === limit) break
+      if (canSee(ev)) seen.push(ev)
+      if (seen.length === limit) break
     }
   }
-  return { events, cursor }
+  return { events: seen, cursor }
 }

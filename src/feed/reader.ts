@@ -1,5 +1,5 @@
 import type { HearthEvent } from '../events/event.js'
-import type { EventLog } from '../events/log.js'
+import type { EventLog } from '../events/event-log.js'
 import type { Lease, LogPages, Page, Source } from './pages.js'
 import { readsUnder, type CanSee } from './visibility.js'
 import type { WireFormat } from './wire.js'
@@ -66,7 +66,7 @@ export interface ReadSink {
  */
 export class LogReader implements PageFrame {
   readonly spec: ReadSpec
-  readonly #log: EventLog
+  readonly #events: EventLog
   readonly #pages: LogPages
   readonly #source: Source
   #cursor: number
@@ -78,9 +78,9 @@ export class LogReader implements PageFrame {
   #ev: HearthEvent | undefined
   #closed = false
 
-  constructor(log: EventLog, pages: LogPages, spec: ReadSpec) {
+  constructor(events: EventLog, pages: LogPages, spec: ReadSpec) {
     this.spec = spec
-    this.#log = log
+    this.#events = events
     this.#pages = pages
     const user = spec.onlyUser
     this.#source = user === undefined ? {} : { user, under: readsUnder(spec.canSee) }
@@ -99,7 +99,7 @@ export class LogReader implements PageFrame {
 
   /** Every event up to the log's head was dealt with: read this in the tick the transport turns live. */
   get caughtUp(): boolean {
-    return this.#cursor >= this.#log.head
+    return this.#cursor >= this.#events.head
   }
 
   /**
@@ -108,7 +108,7 @@ export class LogReader implements PageFrame {
    */
   async step(sink: ReadSink): Promise<boolean> {
     // what this process knows was pruned is not read (nor served from a page kept since)
-    const from = Math.max(this.#cursor, this.#log.floor - 1)
+    const from = Math.max(this.#cursor, this.#events.floor - 1)
     let lease: Lease
     // the page read ahead is still the right one unless the cursor moved past it
     if (this.#ahead?.page.after === from) {
@@ -125,7 +125,7 @@ export class LogReader implements PageFrame {
       // the floor of the read's own snapshot: what the read misses below it, one reset says
       this.#skipPruned(sink, Math.max(page.floor, from + 1))
       // a full page: read the next one while this one is handed out, if there is room
-      if (page.full && page.end! + 1 >= this.#log.floor) this.#ahead = this.#pages.tryLease(this.#source, page.end!)
+      if (page.full && page.end! + 1 >= this.#events.floor) this.#ahead = this.#pages.tryLease(this.#source, page.end!)
       const whole = this.#source.user === undefined
       this.#page = page
       for (let i = 0; i < events.length; i++) {
@@ -166,7 +166,7 @@ export class LogReader implements PageFrame {
 
   /** Live and caught up: every event up to the head was dealt with, and that position gives nothing away. */
   reachHead(): void {
-    this.#cursor = this.#mark = Math.max(this.#cursor, this.#log.head)
+    this.#cursor = this.#mark = Math.max(this.#cursor, this.#events.head)
   }
 
   /** Gives back the page read ahead: nothing is held while the client is waited for. */

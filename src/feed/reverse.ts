@@ -1,5 +1,5 @@
 import type { HearthEvent } from '../events/event.js'
-import type { EventLog } from '../events/log.js'
+import type { EventLog } from '../events/event-log.js'
 import { EventFrames } from './frames.js'
 import { EVENTS_STREAM } from './wire.js'
 import type { SseStream } from './sse.js'
@@ -29,19 +29,19 @@ export const RECENT_SCAN = 10_000
  * head, sends what `canSee` and `accepts` take, waits whenever the socket holds HIGH_WATER bytes, and
  * ends at the floor or after `limit` events. Never live.
  */
-export async function replayReverse(log: EventLog, stream: SseStream, spec: ReverseSpec, observer: FeedObserver): Promise<void> {
+export async function replayReverse(events: EventLog, stream: SseStream, spec: ReverseSpec, observer: FeedObserver): Promise<void> {
   let sent = 0
   let batch = ''
   let bytes = 0
-  let events = 0
+  let batched = 0
   const flush = () => {
     if (batch !== '') stream.write(batch)
-    if (events > 0) observer.delivered(EVENTS_STREAM.protocol, 'replay', events)
+    if (batched > 0) observer.delivered(EVENTS_STREAM.protocol, 'replay', batched)
     batch = ''
     bytes = 0
-    events = 0
+    batched = 0
   }
-  for await (const page of pagesBackwards(log, spec, spec.before, () => stream.closed)) {
+  for await (const page of pagesBackwards(events, spec, spec.before, () => stream.closed)) {
     for (const ev of page) {
       if (!spec.canSee(ev) || !spec.accepts(ev)) continue
       // frames join one write while the socket and the batch hold less than HIGH_WATER
@@ -53,7 +53,7 @@ export async function replayReverse(log: EventLog, stream: SseStream, spec: Reve
       const frame = EVENTS_STREAM.text(new EventFrames(ev))
       batch += frame
       bytes += Buffer.byteLength(frame)
-      events++
+      batched++
       if (spec.limit !== undefined && ++sent >= spec.limit) break
     }
     flush()
@@ -71,12 +71,12 @@ export async function replayReverse(log: EventLog, stream: SseStream, spec: Reve
  * public index unless `canSee` shows more), so for a one-user stream how long it reads depends
  * on nothing the stream may not see.
  */
-export async function recentStart(log: EventLog, spec: Backwards, n: number): Promise<number> {
-  const head = log.head
+export async function recentStart(events: EventLog, spec: Backwards, n: number): Promise<number> {
+  const head = events.head
   let start = head
   let found = 0
   let read = 0
-  for await (const page of pagesBackwards(log, spec, head + 1, () => read >= RECENT_SCAN)) {
+  for await (const page of pagesBackwards(events, spec, head + 1, () => read >= RECENT_SCAN)) {
     for (const ev of page) {
       if (++read > RECENT_SCAN) return start
       if (!spec.canSee(ev) || !spec.accepts(ev)) continue
@@ -88,10 +88,10 @@ export async function recentStart(log: EventLog, spec: Backwards, n: number): Pr
 }
 
 /** Pages of events with seq < `before` (default: all), newest first, down to the floor or until `stop()`. */
-async function* pagesBackwards(log: EventLog, spec: Backwards, before = Infinity, stop: () => boolean): AsyncGenerator<HearthEvent[]> {
-  before = Math.min(log.head + 1, before)
-  while (!stop() && before > log.floor) {
-    const page = spec.onlyUser ? await log.readUserReverse(spec.onlyUser, before, PAGE, readsUnder(spec.canSee)) : await log.readReverse(before, PAGE)
+async function* pagesBackwards(events: EventLog, spec: Backwards, before = Infinity, stop: () => boolean): AsyncGenerator<HearthEvent[]> {
+  before = Math.min(events.head + 1, before)
+  while (!stop() && before > events.floor) {
+    const page = spec.onlyUser ? await events.readUserReverse(spec.onlyUser, before, PAGE, readsUnder(spec.canSee)) : await events.readReverse(before, PAGE)
     yield page
     if (page.length < PAGE) return
     before = page[page.length - 1]!.seq

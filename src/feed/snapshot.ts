@@ -1,4 +1,4 @@
-import type { EventLog } from '../events/log.js'
+import type { EventLog } from '../events/event-log.js'
 import { dataOf } from '../events/stored.js'
 import { fileKey, type KeyRange, type ReadView } from '../kv/store.js'
 import type { Filter } from '../subscriptions/filter.js'
@@ -60,7 +60,7 @@ export class HeldViews {
  * Memory: one page of files and its frames, and the socket's HIGH_WATER.
  */
 export class SnapshotStream {
-  readonly #log: EventLog
+  readonly #events: EventLog
   readonly #pages: LogPages
   readonly #stream: SseStream
   readonly #spec: SnapshotSpec
@@ -68,8 +68,8 @@ export class SnapshotStream {
   readonly #held: HeldViews
   #files = 0
 
-  constructor(log: EventLog, pages: LogPages, stream: SseStream, spec: SnapshotSpec, held: HeldViews) {
-    this.#log = log
+  constructor(events: EventLog, pages: LogPages, stream: SseStream, spec: SnapshotSpec, held: HeldViews) {
+    this.#events = events
     this.#pages = pages
     this.#stream = stream
     this.#spec = spec
@@ -90,7 +90,7 @@ export class SnapshotStream {
         this.#stream.write(syncedFrame(synced, this.#files))
         return synced
       }
-      token = undefined // the log lost what the snapshot needs: a new one, from scratch
+      token = undefined // the events lost what the snapshot needs: a new one, from scratch
       this.#files = 0
     }
   }
@@ -161,8 +161,8 @@ export class SnapshotStream {
   async #sendEvents(at: number, upTo: number, from: number): Promise<number | 'pruned' | 'gone'> {
     if (from >= upTo) return from
     // another instance's commits up to upTo are read into this process's log first
-    if (this.#log.head < upTo) await this.#log.catchUp()
-    const reader = new LogReader(this.#log, this.#pages, { ...this.#spec, after: from })
+    if (this.#events.head < upTo) await this.#events.catchUp()
+    const reader = new LogReader(this.#events, this.#pages, { ...this.#spec, after: from })
     let pruned = false
     try {
       while (reader.cursor < upTo) {
@@ -187,7 +187,7 @@ export class SnapshotStream {
           await this.#stream.drained()
           if (this.#stream.closed) return 'gone'
         }
-        if (reader.caughtUp && reader.cursor < upTo) await this.#log.catchUp()
+        if (reader.caughtUp && reader.cursor < upTo) await this.#events.catchUp()
       }
       return reader.cursor
     } finally {
@@ -199,7 +199,7 @@ export class SnapshotStream {
   async #open(): Promise<OpenView> {
     const held = this.#held.take()
     try {
-      return new OpenView(await this.#log.readView(), held ? () => this.#held.give() : undefined, this.#stream)
+      return new OpenView(await this.#events.readView(), held ? () => this.#held.give() : undefined, this.#stream)
     } catch (err) {
       if (held) this.#held.give()
       throw err

@@ -1,5 +1,5 @@
 import type { HearthEvent } from '../events/event.js'
-import type { EventLog } from '../events/log.js'
+import type { EventLog } from '../events/event-log.js'
 import type { EventFrames } from './frames.js'
 import type { WireFormat } from './wire.js'
 import type { LogPages } from './pages.js'
@@ -67,10 +67,10 @@ export class Subscriber implements ReadSink {
   /** events in the batch, reported as delivered when it is written */
   #batchEvents = 0
 
-  constructor(spec: SubscriberSpec, stream: SseStream, log: EventLog, replays: { pages: LogPages; window: ReplayWindow }, onDone: (sub: Subscriber) => void, observer: FeedObserver) {
+  constructor(spec: SubscriberSpec, stream: SseStream, events: EventLog, replays: { pages: LogPages; window: ReplayWindow }, onDone: (sub: Subscriber) => void, observer: FeedObserver) {
     this.spec = spec
     this.stream = stream
-    this.#reader = new LogReader(log, replays.pages, spec)
+    this.#reader = new LogReader(events, replays.pages, spec)
     this.#window = replays.window
     this.#onDone = onDone
     this.#observer = observer

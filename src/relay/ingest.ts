@@ -1,4 +1,4 @@
-import type { EventLog } from '../events/log.js'
+import type { EventLog } from '../events/event-log.js'
 import type { HearthEvent } from '../events/event.js'
 import type { CommitTx, Store, UpstreamCursor } from '../kv/store.js'
 
@@ -47,16 +47,16 @@ const GROUP = 2000
  */
 export class RelayIngest {
   readonly #store: Store
-  readonly #log: EventLog
+  readonly #events: EventLog
   readonly #queue: Item[] = []
   readonly #observers = new Set<(group: { events: number; ms: number }) => void>()
   #running: Promise<void> | undefined
   /** when the current commit group started (`performance.now()`), for readiness */
   busySince: number | undefined
 
-  constructor(store: Store, log: EventLog) {
+  constructor(store: Store, events: EventLog) {
     this.#store = store
-    this.#log = log
+    this.#events = events
   }
 
   /**
@@ -114,7 +114,7 @@ export class RelayIngest {
         try {
           const staged = await this.#store.commit((tx) => stage(tx, group))
           for (const observe of this.#observers) observe({ events: staged.appended.length, ms: performance.now() - started })
-          await this.#log.publish(staged.appended)
+          await this.#events.publish(staged.appended)
           for (const item of group) {
             if (staged.refused.has(item)) item.failed(new HomeserverMismatch(`${item.attempt.upstream} was ${item.attempt.homeserver}'s before; its events are refused`))
             else item.done(staged.applied.has(item))

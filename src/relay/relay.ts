@@ -1,4 +1,4 @@
-import type { EventLog } from '../events/log.js'
+import type { EventLog } from '../events/event-log.js'
 import type { Store } from '../kv/store.js'
 import type { RelayConfig } from '../config/config.js'
 import { RelayIngest } from './ingest.js'
