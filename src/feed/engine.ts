@@ -4,6 +4,8 @@ import type { Filter } from '../subscriptions/filter.js'
 import { SubscriptionTables } from '../subscriptions/tables.js'
 import { framesOf } from './frames.js'
 import { LogPages } from './pages.js'
+import { pollPage, type PollPage } from './poll.js'
+import type { CanSee } from './visibility.js'
 import { ReplayWindow } from './replay-window.js'
 import { replayReverse, type ReverseSpec } from './reverse.js'
 import { SseStream, type WriteTally } from './sse.js'
@@ -133,6 +135,11 @@ export class FeedEngine {
     this.#tables.add(sub, opts.filters)
     void sub.replay().catch(() => sub.finish())
     return sub
+  }
+
+  /** `/events/`: one page of the polling feed, read through the log reader and the shared pages. */
+  poll(after: number, limit: number, canSee: CanSee): Promise<PollPage> {
+    return pollPage(this.#events, this.#pages, after, limit, canSee)
   }
 
   /** `/events-stream?reverse=true`: newest first down to the floor, then the end. */

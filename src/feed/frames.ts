@@ -1,6 +1,6 @@
 import { eventUri, type HearthEvent } from '../events/event.js'
 import { idOf } from '../shared/id.js'
-import { dataOf } from '../events/stored.js'
+import { dataOf, idOfEvent } from '../events/stored.js'
 
 /**
  * The bytes of one event in each stream protocol, encoded on first use and kept on the event's
@@ -21,7 +21,7 @@ export class EventFrames {
 
   /** the 13-character id */
   get id(): string {
-    return (this.#id ??= idOf(this.event.seq))
+    return (this.#id ??= idOfEvent(this.event))
   }
 
   /**

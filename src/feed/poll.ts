@@ -1,10 +1,12 @@
 import type { HearthEvent } from '../events/event.js'
 import type { EventLog } from '../events/event-log.js'
+import type { LogPages } from './pages.js'
+import { LogReader } from './reader.js'
 import type { CanSee } from './visibility.js'
 
 /**
- * Events one poll reads at most, seen or not: twice the largest page, so a full page is
- * found among a few hidden events, and a stretch of hidden ones costs each request a bound.
+ * Events one poll reads at most, seen or not (to the page that passes it): a stretch of hidden
+ * events costs each request a bound, and a full page is found among a few hidden ones.
  */
 export const MAX_SCAN = 2000
 
@@ -15,23 +17,21 @@ export interface PollPage {
 }
 
 /**
- * One page of a polling feed (`/events/`): up to `limit` events after `after` that `canSee`
- * lets through, in seq order. The cursor moves past hidden events too, so a poller never
- * reads them again; a full page stops at its last event.
+ * One page of a polling feed (`/events/`), read through the log reader: up to `limit` events
+ * after `after` that `canSee` lets through, in seq order. The cursor moves past hidden events
+ * too, so a poller never reads them again; a full page stops at its last event. A stretch
+ * pruned meanwhile is passed over (the text feed has no frame to say so, as upstream's has none).
  */
-export async function pollPage(events: EventLog, after: number, limit: number, canSee: CanSee): Promise<PollPage> {
+export async function pollPage(events: EventLog, pages: LogPages, after: number, limit: number, canSee: CanSee): Promise<PollPage> {
+  const reader = new LogReader(events, pages, { after, canSee, accepts: () => true })
   const seen: HearthEvent[] = []
-  let cursor = after
-  let scanned = 0
-  while (seen.length < limit && scanned < MAX_SCAN && cursor < events.head) {
-    const { events: page } = await events.read(cursor, Math.min(MAX_SCAN - scanned, Math.max(limit - seen.length, 64)))
-    if (page.length === 0) break
-    for (const ev of page) {
-      cursor = ev.seq
-      scanned++
-      if (canSee(ev)) seen.push(ev)
-      if (seen.length === limit) break
+  try {
+    while (seen.length < limit && reader.cursor - after < MAX_SCAN && !reader.caughtUp) {
+      const all = await reader.step({ reset: () => {}, event: (ev) => seen.length < limit && seen.push(ev) > 0 })
+      if (!all) break
     }
+  } finally {
+    reader.close()
   }
-  return { events: seen, cursor }
+  return { events: seen, cursor: seen.length === limit ? seen[seen.length - 1]!.seq : reader.cursor }
 }

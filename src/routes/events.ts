@@ -4,7 +4,6 @@ import type { Context } from '../context.js'
 import { fail } from '../errors.js'
 import { parseDecimal } from '../shared/id.js'
 import { text, type RouteDoc } from '../openapi/route-doc.js'
-import { pollPage } from '../feed/poll.js'
 import { publicOnly } from '../feed/visibility.js'
 
 const query = z.object({
@@ -36,7 +35,7 @@ export async function eventsRoute(app: FastifyInstance, ctx: Context): Promise<v
     const cursor = q.cursor === undefined || q.cursor === '' ? 0n : parseDecimal(q.cursor)
     if (cursor === undefined) fail('InvalidCursor', 'cursor must be a decimal event number')
     const after = cursor > BigInt(ctx.events.head) ? ctx.events.head : Number(cursor)
-    const page = await pollPage(ctx.events, after, q.limit, publicOnly)
+    const page = await ctx.feed.poll(after, q.limit, publicOnly)
     reply.type('text/plain; charset=utf-8')
     if (page.cursor === after) return ''
     return [...page.events.map((ev) => `${ev.type} pubky://${ev.user}${ev.path}`), `cursor: ${page.cursor}`].join('\n')
