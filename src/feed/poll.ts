@@ -1,14 +1,14 @@
 import type { HearthEvent } from '../events/event.js'
 import type { EventLog } from '../events/event-log.js'
-import type { LogPages } from './pages.js'
+import { PAGE, type LogPages } from './pages.js'
 import { LogReader } from './reader.js'
 import type { CanSee } from './visibility.js'
 
 /**
- * Events one poll reads at most, seen or not (to the page that passes it): a stretch of hidden
- * events costs each request a bound, and a full page is found among a few hidden ones.
+ * Events one poll reads at most, seen or not: eight of the reader's pages, so a stretch of
+ * hidden events costs each request a bound, and a full page is found among a few hidden ones.
  */
-export const MAX_SCAN = 2000
+export const MAX_SCAN = 8 * PAGE
 
 export interface PollPage {
   events: HearthEvent[]
