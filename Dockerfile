@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 #
-# Hearth in a container: the same steps as the README, `npm ci`, a build of src/ with tsc and
+# Hearth in a container: the same steps as the README, `npm ci`, a build of src/ and of the
+# client package it depends on (packages/client, an npm workspace) with tsc, and
 # `node dist/src/cli/index.js serve`, split so the image carries no compiler and no dev
 # dependencies. This file was written and checked without a Docker engine at hand (every COPY
 # source exists, the runtime steps were replayed by hand); if you change the README's steps,
@@ -16,15 +17,18 @@ ARG NODE_IMAGE=node:24-slim
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY packages/client/package.json packages/client/tsconfig.json ./packages/client/
 RUN npm ci
+COPY packages/client/src ./packages/client/src
 COPY src ./src
 COPY scripts/finish-build.mjs ./scripts/
-RUN npx tsc -p tsconfig.build.json && npm run build:finish
+RUN npx tsc -b tsconfig.build.json && npm run build:finish
 
 # 2. Production dependencies only (LevelDB's native module comes prebuilt for this image's libc).
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY packages/client/package.json ./packages/client/
 RUN npm ci --omit=dev && npm cache clean --force
 
 # 3. Runtime.
@@ -34,6 +38,9 @@ WORKDIR /app
 # package.json is read at run time (the version in /info) and names the `hearth` bin.
 COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules
+# node_modules/hearth-homeserver-client links to the workspace: the client's manifest and build
+COPY packages/client/package.json ./packages/client/
+COPY --from=build /app/packages/client/dist ./packages/client/dist
 COPY --from=build /app/dist/src ./dist/src
 # The volume's mount point must belong to the user the server runs as.
 RUN mkdir -p /data && chown node:node /data

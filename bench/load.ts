@@ -1,6 +1,6 @@
 import { Agent, request } from 'node:http'
 import { randomKeypair } from '../src/auth/keys.js'
-import { HomeserverClient } from '../src/client/homeserver.js'
+import { HomeserverClient } from 'hearth-homeserver-client'
 import { percentile } from '../test/helpers/event-checks.js'
 import { openSse } from '../test/helpers/sse.js'
 

@@ -1,4 +1,4 @@
-import type { HomeserverClient } from '../src/client/homeserver.js'
+import type { HomeserverClient } from 'hearth-homeserver-client'
 
 /**
  * One writer PUTting one small file at a time on a steady schedule: the i-th PUT is due

@@ -16,12 +16,14 @@ function newest(dir) {
   return time
 }
 
-const sources = Math.max(newest('src'), statSync('tsconfig.json').mtimeMs, statSync('tsconfig.build.json').mtimeMs)
+// the server and the client package it is built with (tsc -b builds the client first)
+const CLIENT = 'packages/client/src'
+const sources = Math.max(newest('src'), existsSync(CLIENT) ? newest(CLIENT) : 0, statSync('tsconfig.json').mtimeMs, statSync('tsconfig.build.json').mtimeMs)
 const reason = !existsSync(BUILT) ? 'dist/ is missing' : statSync(BUILT).mtimeMs < sources ? 'src/ changed since the last build' : undefined
 if (reason !== undefined) {
   process.stderr.write(`hearth: ${reason}: building it with tsc (about 20 s; later starts skip this)\n`)
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
-  const run = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { stdio: 'inherit' })
+  const run = spawnSync(process.execPath, [tsc, '-b', '--force', 'tsconfig.build.json'], { stdio: 'inherit' })
   if (run.status !== 0) {
     process.stderr.write('hearth: the build failed; see the errors above (`npm ci` first on a fresh clone)\n')
     process.exit(1)

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { randomKeypair } from '../src/auth/keys.js'
-import { idOf } from '../src/shared/id.js'
+import { idOf } from 'hearth-homeserver-client/id'
 import { startTestServer, newUser } from './helpers/server.js'
 import { RawStream, seqOf } from './helpers/feed.js'
 import { AckedWrites } from './helpers/acked-writes.js'

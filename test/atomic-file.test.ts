@@ -2,7 +2,7 @@ import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { writeFileAtomic } from '../src/shared/atomic-file.js'
+import { writeFileAtomic } from 'hearth-homeserver-client/atomic-file'
 import { tempDir } from './helpers/server.js'
 
 const dist = (module: string) => new URL(`../src/${module}`, import.meta.url).href
@@ -33,7 +33,7 @@ t.test('a write that fails partway leaves the old file whole and no temporary fi
   writeFileSync(file, 'old\n')
   // files may grow to 1 KiB only (the signal ignored, a write past it fails): the 64 KiB write
   // fails after its first bytes, with EFBIG
-  const run = node(`import { writeFileAtomic } from '${dist('shared/atomic-file.js')}'
+  const run = node(`import { writeFileAtomic } from '${import.meta.resolve('hearth-homeserver-client/atomic-file')}'
     await writeFileAtomic(${JSON.stringify(file)}, 'x'.repeat(65536))`, { setup: "trap '' XFSZ; ulimit -f 1;" })
   t.equal(run.signal, null, "no signal ended it")
   t.equal(run.status, 1, "the write failed")
@@ -59,9 +59,9 @@ t.test('the homeserver key, a cursor file and any other are fsynced before the r
   const trace = join(dir, 'trace')
   const files = { plain: join(dir, 'plain'), key: join(dir, 'data', 'homeserver.key'), cursor: join(dir, 'cursor') }
   const run = node(`
-    import { writeFileAtomic } from '${dist('shared/atomic-file.js')}'
+    import { writeFileAtomic } from '${import.meta.resolve('hearth-homeserver-client/atomic-file')}'
     import { LevelStore } from '${dist('kv/level/store.js')}'
-    import { FileCursorStore } from '${dist('client/cursor-store.js')}'
+    import { FileCursorStore } from '${import.meta.resolve('hearth-homeserver-client/cursor-store')}'
     await writeFileAtomic(${JSON.stringify(files.plain)}, 'x')
     const { store } = await LevelStore.open(${JSON.stringify(join(dir, 'data'))})
     await store.homeserverSecret(() => new Uint8Array(32).fill(7))

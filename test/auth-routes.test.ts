@@ -6,7 +6,7 @@ import { randomKeypair, sign, type Keypair } from '../src/auth/keys.js'
 import { signAuthToken } from '../src/auth/token.js'
 import { decodeSessionInfo } from '../src/auth/session-info.js'
 import { formatCapabilities } from '../src/auth/capabilities.js'
-import { HomeserverClient } from '../src/client/homeserver.js'
+import { HomeserverClient } from 'hearth-homeserver-client'
 import { RawStream } from './helpers/feed.js'
 
 /** `/signup`, `/session` and the admin route (SPEC §4), through the real server. */

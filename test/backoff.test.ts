@@ -1,5 +1,5 @@
 import t from 'tap'
-import { backoffDelay, sleep, type Backoff } from '../src/shared/backoff.js'
+import { backoffDelay, sleep, type Backoff } from 'hearth-homeserver-client/backoff'
 
 const LOWEST = () => 0
 const HIGHEST = () => 1 - Number.EPSILON

@@ -6,7 +6,7 @@ import { AckedWrites } from './helpers/acked-writes.js'
 import { runCli, startCli } from './helpers/cli.js'
 import { closedPortUrl } from './helpers/closed-port.js'
 import { until } from './helpers/until.js'
-import { idOf } from '../src/shared/id.js'
+import { idOf } from 'hearth-homeserver-client/id'
 
 const tail = (args: string[]) => runCli(['tail', ...args])
 const jsonLines = (text: string) => text.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync, statSync, writeFileSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { keypairFromSecret } from '../src/auth/keys.js'
-import { HomeserverClient } from '../src/client/homeserver.js'
+import { HomeserverClient } from 'hearth-homeserver-client'
 import { newUser, startTestServer, tempDir } from './helpers/server.js'
 import { runCli, type CliOptions, type CliRun as Run } from './helpers/cli.js'
 import { closedPortUrl } from './helpers/closed-port.js'
@@ -23,7 +23,7 @@ type Tap = Pick<typeof t, 'equal' | 'match'>
 
 /** A client with the CLI's key, signed in, to set up and check state without the CLI. */
 async function sameUser(url: string, keyFile: string): Promise<HomeserverClient> {
-  const client = HomeserverClient.fromSecret(url, readFileSync(keyFile, 'utf8').trim())
+  const client = await HomeserverClient.fromSecret(url, readFileSync(keyFile, 'utf8').trim())
   await client.signin()
   return client
 }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { AckWindow } from '../src/client/ack-window.js'
+import { AckWindow } from 'hearth-homeserver-client/ack-window'
 
 t.test('scanned positions behind an unacked event are kept as one, and the cursor waits for the event', async (t) => {
   const w = new AckWindow(0n)

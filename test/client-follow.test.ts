@@ -4,9 +4,9 @@ import { join } from 'node:path'
 import {
   FileCursorStore, follow, FollowHttpError, FutureCursorError, idOf, MemoryCursorStore, ResetError,
   type FollowEvent, type Follower, type FollowState, type ResetInfo,
-} from '../src/client/index.js'
-import type { HomeserverClient } from '../src/client/homeserver.js'
-import { defaultCursorFile } from '../src/client/follow.js'
+} from 'hearth-homeserver-client'
+import type { HomeserverClient } from 'hearth-homeserver-client'
+import { defaultCursorFile } from 'hearth-homeserver-client/follow'
 import { newUser, startTestServer, tempDir } from './helpers/server.js'
 import { TcpProxy } from './helpers/tcp-proxy.js'
 import { until } from './helpers/until.js'

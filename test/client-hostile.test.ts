@@ -1,10 +1,10 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
-import { follow, type FollowOptions } from '../src/client/follow.js'
-import { FollowProtocolError, type FollowEvent } from '../src/client/events.js'
-import type { SnapshotFile } from '../src/client/snapshot.js'
-import { idOf } from '../src/shared/id.js'
+import { follow, type FollowOptions } from 'hearth-homeserver-client/follow'
+import { FollowProtocolError, type FollowEvent } from 'hearth-homeserver-client'
+import type { SnapshotFile } from 'hearth-homeserver-client/snapshot'
+import { idOf } from 'hearth-homeserver-client/id'
 import type { Teardown } from './helpers/server.js'
 
 /**

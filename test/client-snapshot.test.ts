@@ -2,8 +2,8 @@ import t, { type Test } from 'tap'
 import {
   follow, idOf, MemoryCursorStore, ResetError,
   type Follower, type FollowState, type LogEvent, type SnapshotFile, type SnapshotHandler, type SnapshotStart, type SnapshotSynced,
-} from '../src/client/index.js'
-import type { HomeserverClient } from '../src/client/homeserver.js'
+} from 'hearth-homeserver-client'
+import type { HomeserverClient } from 'hearth-homeserver-client'
 import { AckedWrites, type AckedEvent } from './helpers/acked-writes.js'
 import { newUser, startTestServer } from './helpers/server.js'
 import { storedFiles, type StoredFile } from './helpers/stored-files.js'

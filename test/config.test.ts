@@ -6,7 +6,7 @@ import { tempDir } from './helpers/server.js'
 import { ChildServer } from './helpers/child-server.js'
 import { runCli, type CliRun } from './helpers/cli.js'
 import { buildConfig } from '../src/config/config.js'
-import { HomeserverClient } from '../src/client/homeserver.js'
+import { HomeserverClient } from 'hearth-homeserver-client'
 import { randomKeypair } from '../src/auth/keys.js'
 import { ConfigError, readEnv, readFlags } from '../src/config/env.js'
 

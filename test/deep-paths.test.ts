@@ -1,6 +1,6 @@
 import t from 'tap'
 import { randomKeypair } from '../src/auth/keys.js'
-import { HomeserverClient } from '../src/client/homeserver.js'
+import { HomeserverClient } from 'hearth-homeserver-client'
 import { MAX_PATH_BYTES, MAX_SEGMENTS } from '../src/paths.js'
 import { ChildServer } from './helpers/child-server.js'
 import { InfoProbe, type ProbeResult } from './helpers/info-probe.js'

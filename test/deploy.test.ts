@@ -110,9 +110,14 @@ t.test('docker-compose.yml: Hearth with /readyz, and a monitoring profile of off
 t.test("the Dockerfile builds what the package ships, the viewer's static files too", async (t) => {
   const docker = read('Dockerfile')
   const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> }
-  t.match(docker, /RUN npx tsc -p tsconfig\.build\.json && npm run build:finish/, 'the same two steps as prepack')
-  t.match(pkg.scripts.prepack!, /tsc -p tsconfig\.build\.json && npm run build:finish$/)
+  t.match(docker, /RUN npx tsc -b tsconfig\.build\.json && npm run build:finish/, 'the same two steps as prepack')
+  t.match(pkg.scripts.prepack!, /tsc -b --force tsconfig\.build\.json && npm run build:finish$/)
   t.match(docker, /COPY src \.\/src/, 'with src/, where the viewer\'s static files are')
+  // the client package is a workspace the server links to: its manifest before npm ci, its
+  // sources before the build, its build in the image
+  t.match(docker, /COPY packages\/client\/package\.json packages\/client\/tsconfig\.json \.\/packages\/client\/\nRUN npm ci/)
+  t.match(docker, /COPY packages\/client\/src \.\/packages\/client\/src/)
+  t.match(docker, /COPY --from=build \/app\/packages\/client\/dist \.\/packages\/client\/dist/)
   // the build a link points at keeps its bin runnable (npm pack's prepack rebuilds dist/)
   t.ok(statSync(fileURLToPath(new URL('../src/cli/index.js', import.meta.url))).mode & 0o100, 'the built CLI is executable')
 })

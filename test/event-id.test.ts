@@ -1,6 +1,6 @@
 import t from 'tap'
 import base32Encode from 'base32-encode'
-import { idOf, parseCursor, parseDecimal, seqOfId } from '../src/shared/id.js'
+import { idOf, parseCursor, parseDecimal, seqOfId } from 'hearth-homeserver-client/id'
 
 /** SPEC §5 literally: base32-encode of the seq as 8 bytes big-endian, Crockford alphabet. */
 function reference(seq: bigint): string {

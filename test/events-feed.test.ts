@@ -1,7 +1,7 @@
 import t from 'tap'
 import { newUser, startTestServer } from './helpers/server.js'
 import type { Server } from '../src/server.js'
-import type { HomeserverClient } from '../src/client/homeserver.js'
+import type { HomeserverClient } from 'hearth-homeserver-client'
 import { MAX_SCAN } from '../src/feed/poll.js'
 
 /** `GET /events/` (SPEC §6.1): the upstream text feed over the one log. */

@@ -1,9 +1,9 @@
 import t from 'tap'
 import type { HearthEvent } from '../src/events/event.js'
-import { HttpError, type HomeserverClient } from '../src/client/homeserver.js'
+import { HttpError, type HomeserverClient } from 'hearth-homeserver-client'
 import { startTestServer, newUser } from './helpers/server.js'
 import { RawStream, seqOf, writeMany } from './helpers/feed.js'
-import { idOf } from '../src/shared/id.js'
+import { idOf } from 'hearth-homeserver-client/id'
 import type { StreamEvent } from './helpers/sse.js'
 
 // The hand-over race, on both streaming protocols: subscribers join at random points of a

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { HomeserverClient } from '../src/client/homeserver.js'
+import { HomeserverClient } from 'hearth-homeserver-client'
 import { HIGH_WATER } from '../src/feed/sse.js'
 import { startTestServer, newUser } from './helpers/server.js'
 import { SocketStream, seqOf, writeMany } from './helpers/feed.js'

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { randomKeypair } from '../src/auth/keys.js'
 import { signAuthToken } from '../src/auth/token.js'
-import { HomeserverClient } from '../src/client/homeserver.js'
+import { HomeserverClient } from 'hearth-homeserver-client'
 import { freshDatabase, requirePostgres } from './helpers/postgres.js'
 import { instances } from './helpers/instances.js'
 import { PgProxy } from './helpers/pg-proxy.js'

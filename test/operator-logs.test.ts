@@ -40,7 +40,7 @@ t.test('one info line per request: route, status, duration, user; never a cookie
   const signupToken = await tokenRes.text()
   const user = await newUser({ url: server.url }, '/:rw').catch(() => undefined)
   t.equal(user, undefined, 'token mode refuses a signup without a token')
-  const { HomeserverClient } = await import('../src/client/homeserver.js')
+  const { HomeserverClient } = await import('hearth-homeserver-client')
   const { randomKeypair } = await import('../src/auth/keys.js')
   const client = new HomeserverClient(server.url, randomKeypair())
   await client.signup({ signupToken })

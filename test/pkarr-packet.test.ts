@@ -1,4 +1,4 @@
-import { concat } from '../src/shared/bytes.js'
+import { concat } from 'hearth-homeserver-client/bytes'
 import t from 'tap'
 import { keypairFromSecret } from '../src/auth/keys.js'
 import { DnsError, decodeMessage, decodeSvcb, encodeName, encodeSvcb } from '../src/pkarr/dns.js'

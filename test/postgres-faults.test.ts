@@ -1,7 +1,7 @@
 import t from 'tap'
 import { until } from './helpers/until.js'
 import { randomKeypair } from '../src/auth/keys.js'
-import { HomeserverClient } from '../src/client/homeserver.js'
+import { HomeserverClient } from 'hearth-homeserver-client'
 import type { RawConfig } from '../src/config/env.js'
 import type { ChildServer } from './helpers/child-server.js'
 import { freshDatabase, requirePostgres } from './helpers/postgres.js'

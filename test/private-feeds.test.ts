@@ -1,10 +1,10 @@
 import t from 'tap'
 import { startTestServer, newUser } from './helpers/server.js'
-import { HomeserverClient } from '../src/client/homeserver.js'
+import { HomeserverClient } from 'hearth-homeserver-client'
 import { RawStream, seqOf, writeMany } from './helpers/feed.js'
 import { AckedWrites } from './helpers/acked-writes.js'
 import { chunkedBody } from './helpers/raw-http.js'
-import { seqOfId } from '../src/shared/id.js'
+import { seqOfId } from 'hearth-homeserver-client/id'
 import { PAGE } from '../src/feed/pages.js'
 
 // `/priv/` events reach exactly one kind of stream: `/subscribe` opened with the owner's own

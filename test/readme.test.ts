@@ -1,8 +1,8 @@
 import t from 'tap'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
-import { idOf, seqOfId } from '../src/shared/id.js'
+import { fileURLToPath } from 'node:url'
+import { idOf, seqOfId } from 'hearth-homeserver-client/id'
 import { testnetBanner } from '../src/cli/serve.js'
 import { newUser, startTestServer, tempDir } from './helpers/server.js'
 import { AckedWrites } from './helpers/acked-writes.js'
@@ -52,10 +52,10 @@ t.test('the follower snippet runs as it is, with only the package installed', as
   await acked.put(alice, '/pub/elsewhere.txt', 'not a post')
   await acked.put(alice, '/pub/pubky.app/posts/2', 'second!')
   const snippet = block('## Following the log from code', 'js')
-  const specifier = /from '([^']+\/client)'/.exec(snippet)?.[1]
-  t.ok(specifier, 'it imports the package\'s client entry point')
-  // What the package's `./client` export names, here in the checkout.
-  const client = pathToFileURL(fileURLToPath(new URL('../src/client/index.js', import.meta.url))).href
+  const specifier = /from '(hearth-homeserver-client)'/.exec(snippet)?.[1]
+  t.ok(specifier, 'it imports the client package')
+  // The client package, here in the checkout.
+  const client = import.meta.resolve('hearth-homeserver-client')
   const dir = tempDir(t)
   writeFileSync(join(dir, 'follow.mjs'), snippet.replace(`'${specifier}'`, `'${client}'`))
   const follower = startScript('follow.mjs', [], { cwd: dir, env: { HEARTH_URL: server.url } })

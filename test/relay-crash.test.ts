@@ -1,6 +1,6 @@
 import t from 'tap'
-import { follow } from '../src/client/follow.js'
-import type { FollowEvent } from '../src/client/events.js'
+import { follow } from 'hearth-homeserver-client/follow'
+import type { FollowEvent } from 'hearth-homeserver-client'
 import { ChildServer } from './helpers/child-server.js'
 import { engineSettings, TEST_ENGINE } from './helpers/engine.js'
 import { caughtUp, checkRelayLog, pinned } from './helpers/relay.js'

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { buildConfig } from '../src/config/config.js'
 import { randomKeypair } from '../src/auth/keys.js'
-import { HomeserverClient } from '../src/client/homeserver.js'
+import { HomeserverClient } from 'hearth-homeserver-client'
 import { openSse, type StreamEvent } from './helpers/sse.js'
 import { headOf, newUser, startTestServer, tempDir } from './helpers/server.js'
 import { caughtUp, checkRelayLog, fromHomeserver, pinned, relayInfo, startTestRelay, wholeLog, type RelayInfo } from './helpers/relay.js'

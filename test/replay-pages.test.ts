@@ -1,5 +1,5 @@
 import t from 'tap'
-import { seqOfId } from '../src/shared/id.js'
+import { seqOfId } from 'hearth-homeserver-client/id'
 import { PAGE } from '../src/feed/pages.js'
 import { startTestServer, newUser } from './helpers/server.js'
 import { writeMany } from './helpers/feed.js'

@@ -3,7 +3,7 @@ import { startTestServer, newUser, tempDir } from './helpers/server.js'
 import { Follower, RawStream, SocketStream, seqOf, writeMany } from './helpers/feed.js'
 import { readSubscribe } from './helpers/sse.js'
 import type { SseFrame } from './helpers/sse-frames.js'
-import { seqOfId } from '../src/shared/id.js'
+import { seqOfId } from 'hearth-homeserver-client/id'
 import { AckedWrites } from './helpers/acked-writes.js'
 import type { Server } from '../src/server.js'
 
@@ -74,7 +74,7 @@ t.test('EVENT_RETENTION as a count keeps the newest events', async (t) => {
   await server.close()
   const again = await startTestServer(t, { EVENT_RETENTION: '10', DATA_DIR: dir })
   t.same(await info(again), { head, floor: head - 9 })
-  const back = new (user.constructor as typeof import('../src/client/homeserver.js').HomeserverClient)(again.url, user.keypair, user.session)
+  const back = new (user.constructor as typeof import('hearth-homeserver-client').HomeserverClient)(again.url, user.keypair, user.session)
   await writeMany(back, 5, (i) => `/pub/again/${i}`)
   await floorReaches(again, head + 5 - 9)
   t.same(await info(again), { head: head + 5, floor: head - 4 })

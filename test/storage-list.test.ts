@@ -1,6 +1,6 @@
 import t from 'tap'
 import { newUser, startTestServer } from './helpers/server.js'
-import type { HomeserverClient } from '../src/client/homeserver.js'
+import type { HomeserverClient } from 'hearth-homeserver-client'
 
 /** Directory listings (SPEC §3): format, byte order, limit, cursor, reverse, shallow, paging. */
 

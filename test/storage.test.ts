@@ -9,7 +9,7 @@ import { blake3 } from '@noble/hashes/blake3.js'
 import { headOf, newUser, startTestServer } from './helpers/server.js'
 import { readSubscribe } from './helpers/sse.js'
 import type { Server } from '../src/server.js'
-import { HomeserverClient } from '../src/client/homeserver.js'
+import { HomeserverClient } from 'hearth-homeserver-client'
 
 /** The file API of SPEC §2–§3, through the real server. Listings: storage-list; attacks: storage-paths. */
 

@@ -2,7 +2,7 @@ import t from 'tap'
 import { startTestServer, newUser, tempDir } from './helpers/server.js'
 import { ChildServer } from './helpers/child-server.js'
 import { until } from './helpers/until.js'
-import { HomeserverClient } from '../src/client/homeserver.js'
+import { HomeserverClient } from 'hearth-homeserver-client'
 import { randomKeypair } from '../src/auth/keys.js'
 import { RawStream } from './helpers/feed.js'
 

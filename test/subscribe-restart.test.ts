@@ -1,5 +1,5 @@
 import t from 'tap'
-import { HomeserverClient } from '../src/client/homeserver.js'
+import { HomeserverClient } from 'hearth-homeserver-client'
 import type { Server } from '../src/server.js'
 import { startTestServer, newUser, tempDir } from './helpers/server.js'
 import { Follower } from './helpers/feed.js'

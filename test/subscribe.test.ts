@@ -1,7 +1,7 @@
 import t from 'tap'
 import { startTestServer, newUser } from './helpers/server.js'
 import { Follower, RawStream, seqOf } from './helpers/feed.js'
-import { idOf } from '../src/shared/id.js'
+import { idOf } from 'hearth-homeserver-client/id'
 import { AckedWrites, contentHash, type AckedEvent } from './helpers/acked-writes.js'
 
 // One server for the whole file: the log grows as the tests below add to it, every write

@@ -11,7 +11,7 @@ import { WriteRefused } from '../src/kv/store.js'
 import { MAX_QUEUED, Writer, fileCost } from '../src/events/writer.js'
 import type { HearthError } from '../src/errors.js'
 import { EventLog } from '../src/events/event-log.js'
-import type { HomeserverClient } from '../src/client/homeserver.js'
+import type { HomeserverClient } from 'hearth-homeserver-client'
 import type { HearthEvent } from '../src/events/event.js'
 
 /**

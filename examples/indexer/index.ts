@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import { follow, type LogEvent, type SnapshotFile } from '../../src/client/index.js'
+import { follow, type LogEvent, type SnapshotFile } from 'hearth-homeserver-client'
 import { View } from './view.js'
 
 const DEFAULT_URL = 'http://127.0.0.1:6286'

@@ -1,5 +1,5 @@
 import { Level } from 'level'
-import type { CursorStore, LogEvent, SnapshotFile, SnapshotSynced } from '../../src/client/index.js'
+import type { CursorStore, LogEvent, SnapshotFile, SnapshotSynced } from 'hearth-homeserver-client'
 
 export interface FileRow {
   size: number

@@ -5,8 +5,8 @@ import { fail, type ErrorCode } from '../errors.js'
  * LEB128 varints, and strings as a varint length followed by UTF-8.
  */
 
-export { concat } from '../shared/bytes.js'
-export { postcardString, varint } from '../shared/postcard.js'
+export { concat } from 'hearth-homeserver-client/bytes'
+export { postcardString, varint } from 'hearth-homeserver-client/postcard'
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
 

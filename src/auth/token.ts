@@ -1,12 +1,13 @@
 import { fail, HearthError } from '../errors.js'
-import { encodePublicKey, verify, type Keypair } from './keys.js'
+import { encodePublicKey, sign, verify, type Keypair } from './keys.js'
 import { formatCapabilities, parseCapabilities, type Capability } from './capabilities.js'
 import { PostcardReader } from './postcard.js'
-import { HEADER, NAMESPACE, SIGNED_FROM, signAuthTokenText } from '../shared/auth-token.js'
+import { HEADER, NAMESPACE, SIGNED_FROM, unsignedAuthToken } from 'hearth-homeserver-client/auth-token'
 
 /**
  * The AuthToken a client posts to `/signup` and `/session`; its byte layout is described
- * (and tokens are signed) in src/shared/auth-token.ts.
+ * in the client package's auth-token.ts, which the client signs with (async); this side signs
+ * synchronously, for tests and tools.
  */
 export interface AuthToken {
   signature: Uint8Array
@@ -72,7 +73,10 @@ export function signAuthToken(
   capabilities: readonly Capability[] | string,
   now: number = Date.now(),
 ): Uint8Array {
-  return signAuthTokenText(keypair, typeof capabilities === 'string' ? capabilities : formatCapabilities(capabilities), now)
+  const text = typeof capabilities === 'string' ? capabilities : formatCapabilities(capabilities)
+  const token = unsignedAuthToken(keypair.publicKey, text, now)
+  token.set(sign(token.subarray(SIGNED_FROM), keypair.secretKey), 0)
+  return token
 }
 
 function capabilitiesOf(text: string): Capability[] {

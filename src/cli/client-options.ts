@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { z } from 'zod'
 import { parseCapabilities } from '../auth/capabilities.js'
-import { HomeserverClient, HttpError } from '../client/homeserver.js'
-import { writeFileAtomic } from '../shared/atomic-file.js'
+import { HomeserverClient, HttpError } from 'hearth-homeserver-client'
+import { writeFileAtomic } from 'hearth-homeserver-client/atomic-file'
 
 /**
  * What every client subcommand shares: `--url` and `--key` with their environment defaults,
@@ -121,7 +121,7 @@ export class CliClient {
     const sessionFile = `${file}.session`
     const stored = await readSession(sessionFile)
     const usable = stored?.url === url ? stored : undefined
-    const client = HomeserverClient.fromSecret(url, secret, usable?.cookie)
+    const client = await HomeserverClient.fromSecret(url, secret, usable?.cookie)
     return new CliClient(client, sessionFile, usable?.capabilities ?? '/:rw')
   }
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { rm } from 'node:fs/promises'
-import { writeFileAtomic } from '../shared/atomic-file.js'
+import { writeFileAtomic } from 'hearth-homeserver-client/atomic-file'
 import { keypairFromSecret } from '../auth/keys.js'
 import { CliError, DEFAULT_KEY, keyFile, parseCommand, readSecret, UsageError } from './client-options.js'
 

@@ -1,6 +1,6 @@
 import type { LogRead, ReadView, Store } from '../kv/store.js'
 import { Serial } from '../serial.js'
-import { backoffDelay, type Backoff } from '../shared/backoff.js'
+import { backoffDelay, type Backoff } from 'hearth-homeserver-client/backoff'
 import type { HearthEvent } from './event.js'
 
 export type AppendListener = (events: readonly HearthEvent[]) => void

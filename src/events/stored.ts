@@ -1,5 +1,5 @@
 import type { EventType, HearthEvent } from './event.js'
-import { ID_LENGTH, idOf } from '../shared/id.js'
+import { ID_LENGTH, idOf } from 'hearth-homeserver-client/id'
 
 /*
  * The stored form of an event, the same on every engine: what the feed reads without parsing

@@ -1,5 +1,5 @@
 import { eventUri, type HearthEvent } from '../events/event.js'
-import { idOf } from '../shared/id.js'
+import { idOf } from 'hearth-homeserver-client/id'
 import { dataOf, idOfEvent } from '../events/stored.js'
 
 /**

@@ -1,6 +1,6 @@
 import { subscribeData } from '../events/stored.js'
 import type { FileEntry } from '../kv/store.js'
-import { idOf } from '../shared/id.js'
+import { idOf } from 'hearth-homeserver-client/id'
 
 /*
  * The frames of a snapshot stream (SPEC §13) and the resume tokens in their ids. A token says

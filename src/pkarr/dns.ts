@@ -1,4 +1,4 @@
-import { concat } from '../shared/bytes.js'
+import { concat } from 'hearth-homeserver-client/bytes'
 /**
  * The small slice of the DNS wire format (RFC 1035) that pkarr packets need: a message with
  * resource records, and the SVCB/HTTPS record data of RFC 9460. Names are written without

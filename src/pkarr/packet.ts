@@ -1,4 +1,4 @@
-import { concat } from '../shared/bytes.js'
+import { concat } from 'hearth-homeserver-client/bytes'
 /**
  * Pkarr signed packets: `signature(64) | timestamp(u64 BE, microseconds) | DNS message`, the
  * signature covering the BEP44 text `3:seqi<ts>e1:v<len>:<dns>`. The homeserver publishes one

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod'
 import { keypairFromSecret } from '../auth/keys.js'
-import { backoffDelay } from '../shared/backoff.js'
+import { backoffDelay } from 'hearth-homeserver-client/backoff'
 import { homeserverPacket, nowMicros, parsePayload, HOMESERVER_TTL } from './packet.js'
 
 export interface PublishLog {

@@ -1,4 +1,4 @@
-import type { LogEvent } from '../client/events.js'
+import type { LogEvent } from 'hearth-homeserver-client'
 import { eventUri } from '../events/event.js'
 import { isPrivatePath, storedPathProblem } from '../paths.js'
 import { decodePublicKey } from '../shared/keys.js'

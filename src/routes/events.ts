@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { z } from 'zod'
 import type { Context } from '../context.js'
 import { fail } from '../errors.js'
-import { parseDecimal } from '../shared/id.js'
+import { parseDecimal } from 'hearth-homeserver-client/id'
 import { text, type RouteDoc } from '../openapi/route-doc.js'
 import { publicOnly } from '../feed/visibility.js'
 

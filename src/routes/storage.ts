@@ -10,7 +10,7 @@ import { checked, rawPath, requestUser } from './user.js'
 import { bool, listQuery } from './list-query.js'
 import { noteUser } from './observe.js'
 import { EVENT_ID_HEADER, EVENT_SEQ_HEADER, storageDoc } from './storage-doc.js'
-import { idOf } from '../shared/id.js'
+import { idOf } from 'hearth-homeserver-client/id'
 import { servedAsData } from './served-as-data.js'
 
 /**

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { FastifyInstance } from 'fastify'
 import { fail } from '../errors.js'
@@ -7,23 +8,34 @@ import type { RouteDoc } from '../openapi/route-doc.js'
 const ROOT = new URL('../', import.meta.url)
 
 const JS = 'text/javascript; charset=utf-8'
-/** URL → file under ROOT. The viewer's modules import the shared id codec and backoff as they are. */
-const FILES: Record<string, [file: string, type: string]> = {
-  '/': ['viewer/static/index.html', 'text/html; charset=utf-8'],
-  '/viewer/viewer.css': ['viewer/static/viewer.css', 'text/css; charset=utf-8'],
-  '/viewer/viewer.js': ['viewer/viewer.js', JS],
-  '/viewer/feed.js': ['viewer/feed.js', JS],
-  '/shared/id.js': ['shared/id.js', JS],
-  '/shared/backoff.js': ['shared/backoff.js', JS],
-  '/shared/size.js': ['shared/size.js', JS],
+/**
+ * URL → file. The viewer's modules import the client package's id codec and backoff as they
+ * are (they import nothing); the page's import map names them under /client/.
+ */
+const FILES: Record<string, [file: URL, type: string]> = {
+  '/': [new URL('viewer/static/index.html', ROOT), 'text/html; charset=utf-8'],
+  '/viewer/viewer.css': [new URL('viewer/static/viewer.css', ROOT), 'text/css; charset=utf-8'],
+  '/viewer/viewer.js': [new URL('viewer/viewer.js', ROOT), JS],
+  '/viewer/feed.js': [new URL('viewer/feed.js', ROOT), JS],
+  '/shared/size.js': [new URL('shared/size.js', ROOT), JS],
+  '/client/id.js': [new URL(import.meta.resolve('hearth-homeserver-client/id')), JS],
+  '/client/backoff.js': [new URL(import.meta.resolve('hearth-homeserver-client/backoff')), JS],
 }
 
-// The page loads only its own files and talks only to this origin.
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; " +
-  "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+/**
+ * The page loads only its own files and talks only to this origin; its one inline script, the
+ * import map, is allowed by its hash.
+ */
+function policy(page: Buffer | undefined): string {
+  const map = page?.toString('utf8').match(/<script type="importmap">([^<]*)<\/script>/)?.[1]
+  const hash = map === undefined ? '' : ` 'sha256-${createHash('sha256').update(map).digest('base64')}'`
+  return `default-src 'none'; script-src 'self'${hash}; style-src 'self'; connect-src 'self'; img-src 'self' data:; ` +
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+}
 
 /** `GET /`: the live viewer of the feed (SPEC §10), a page and a few small modules, no CDN. */
 export async function viewerRoutes(app: FastifyInstance): Promise<void> {
+  const CSP = policy(read(FILES['/']![0]))
   for (const [url, [file, type]] of Object.entries(FILES)) {
     const body = read(file)
     const doc: RouteDoc = {
@@ -44,9 +56,9 @@ export async function viewerRoutes(app: FastifyInstance): Promise<void> {
   }
 }
 
-function read(file: string): Buffer | undefined {
+function read(file: URL): Buffer | undefined {
   try {
-    return readFileSync(new URL(file, ROOT))
+    return readFileSync(file)
   } catch {
     return undefined
   }

@@ -1,6 +1,6 @@
 import { decodePublicKey } from '../auth/keys.js'
 import { fail } from '../errors.js'
-import { ID_LENGTH, MAX_SEQ, seqOfId } from '../shared/id.js'
+import { ID_LENGTH, MAX_SEQ, seqOfId } from 'hearth-homeserver-client/id'
 import { normalForm } from '../paths.js'
 import { filterText, type Filter } from './filter.js'
 

@@ -1,6 +1,6 @@
-import { parseCursor } from '../shared/id.js'
-import { backoffDelay, sleep } from '../shared/backoff.js'
-import type { LogEvent } from '../client/events.js'
+import { parseCursor } from 'hearth-homeserver-client/id'
+import { backoffDelay, sleep } from 'hearth-homeserver-client/backoff'
+import type { LogEvent } from 'hearth-homeserver-client'
 
 /**
  * One event as `/subscribe` sends it (SPEC §6.3): the client's own type (a type only, erased);

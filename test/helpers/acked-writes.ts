@@ -1,6 +1,6 @@
 import { blake3 } from '@noble/hashes/blake3.js'
 import type { HearthEvent } from '../../src/events/event.js'
-import type { HomeserverClient } from '../../src/client/homeserver.js'
+import type { HomeserverClient } from 'hearth-homeserver-client'
 
 /** The event an acknowledged write must have left; its commit time lies within [sentAt, ackedAt]. */
 export type AckedEvent = Omit<HearthEvent, 'ts'> & { sentAt: number; ackedAt: number }

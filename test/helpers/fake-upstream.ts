@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { randomKeypair } from '../../src/auth/keys.js'
 import { framesOf } from '../../src/feed/frames.js'
 import type { HearthEvent } from '../../src/events/event.js'
-import { parseCursor } from '../../src/shared/id.js'
+import { parseCursor } from 'hearth-homeserver-client/id'
 import type { Teardown } from './server.js'
 
 /** How a fake upstream misbehaves after serving its three good events. */

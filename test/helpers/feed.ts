@@ -1,7 +1,7 @@
 import { connect, type Socket } from 'node:net'
 import { once } from 'node:events'
 import { EventSource } from 'eventsource'
-import type { HomeserverClient } from '../../src/client/homeserver.js'
+import type { HomeserverClient } from 'hearth-homeserver-client'
 import { ResponseDecoder } from './raw-http.js'
 import { FrameParser, type SseFrame } from './sse-frames.js'
 

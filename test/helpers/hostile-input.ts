@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { randomKeypair, sign, type Keypair } from '../../src/auth/keys.js'
 import { signAuthToken } from '../../src/auth/token.js'
-import { idOf } from '../../src/shared/id.js'
+import { idOf } from 'hearth-homeserver-client/id'
 
 /**
  * Generators of hostile requests. A request is a recipe: its body may depend on the clock

@@ -2,14 +2,14 @@ import fc from 'fast-check'
 import http from 'node:http'
 import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
-import { HomeserverClient } from '../../src/client/homeserver.js'
+import { HomeserverClient } from 'hearth-homeserver-client'
 import { randomKeypair } from '../../src/auth/keys.js'
 import { ChunkedDecoder, parseHead, rawConversation, rawRequest, type RawResponse } from './raw-http.js'
 import { hostileRequest, TokenMaker, type Actors, type HostileRequest } from './hostile-input.js'
 import { readSubscribe } from './sse.js'
 import { framesIn } from './sse-frames.js'
 import { headOf } from './server.js'
-import { seqOfId } from '../../src/shared/id.js'
+import { seqOfId } from 'hearth-homeserver-client/id'
 
 /**
  * Fires generated hostile requests at a running server and checks each answer against the

@@ -6,7 +6,7 @@ import { buildConfig } from '../../src/config/config.js'
 import type { RawConfig } from '../../src/config/env.js'
 import { startServer, type Server } from '../../src/server.js'
 import { randomKeypair } from '../../src/auth/keys.js'
-import { HomeserverClient } from '../../src/client/homeserver.js'
+import { HomeserverClient } from 'hearth-homeserver-client'
 import { engineSettings } from './engine.js'
 
 export interface Teardown {

@@ -1,4 +1,4 @@
-import type { LogEvent } from '../../src/client/events.js'
+import type { LogEvent } from 'hearth-homeserver-client'
 import http from 'node:http'
 import { FrameParser, type SseFrame } from './sse-frames.js'
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { randomKeypair } from '../../src/auth/keys.js'
-import { HomeserverClient } from '../../src/client/homeserver.js'
+import { HomeserverClient } from 'hearth-homeserver-client'
 import { ChildServer } from './child-server.js'
 import { percentile } from './event-checks.js'
 import { Scrape } from './prometheus.js'

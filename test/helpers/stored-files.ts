@@ -1,4 +1,4 @@
-import type { HomeserverClient } from '../../src/client/homeserver.js'
+import type { HomeserverClient } from 'hearth-homeserver-client'
 
 export interface StoredFile {
   size: number

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path'
 import type { HearthEvent } from '../../events/event.js'
 import { STORED_LAYOUT, decodeStored, encodeStored, isCurrentLayout, storedPath } from '../../events/stored.js'
 import { Serial } from '../../serial.js'
-import { writeFileAtomic } from '../../shared/atomic-file.js'
+import { writeFileAtomic } from 'hearth-homeserver-client/atomic-file'
 import {
   USER_KEY_LENGTH, fileKey, type CommitTx, type LogRead, type CreateUserResult, type FileMeta, type FileRef, type KeyRange,
   type ReadView, type SessionRecord, type Store, type UpstreamCursor, type UserRecord,

@@ -1,6 +1,6 @@
 import pg from 'pg'
 import { clientConfig } from './connect.js'
-import { backoffDelay, type Backoff } from '../../shared/backoff.js'
+import { backoffDelay, type Backoff } from 'hearth-homeserver-client/backoff'
 import type { StoreLog } from './log-types.js'
 
 const RECONNECT: Backoff = { baseMs: 500, maxMs: 10_000, jitter: 0 }

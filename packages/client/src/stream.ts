@@ -1,7 +1,8 @@
 import {
   errorBodySchema, FollowHttpError, FutureCursorError, FollowProtocolError, infoSchema,
 } from './events.js'
-import { idOf } from '../shared/id.js'
+import { concat } from './bytes.js'
+import { idOf } from './id.js'
 
 /**
  * Where a stream opens: after a seq, or inside a snapshot, after the resume token of the last
@@ -75,7 +76,7 @@ export async function smallBody(res: Response, ms: number, signal: AbortSignal):
   const reader = res.body.getReader()
   const chunks: Uint8Array[] = []
   let size = 0
-  let timer: NodeJS.Timeout | undefined
+  let timer: ReturnType<typeof setTimeout> | undefined
   let onAbort: (() => void) | undefined
   const stopped = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new RetryableError(`no whole answer from ${res.url} within ${ms} ms`)), ms)
@@ -98,7 +99,7 @@ export async function smallBody(res: Response, ms: number, signal: AbortSignal):
     clearTimeout(timer)
     signal.removeEventListener('abort', onAbort!)
   }
-  return Buffer.concat(chunks).toString('utf8')
+  return new TextDecoder().decode(concat(...chunks))
 }
 
 /** The most characters of a server's own words that an error message carries. */

@@ -3,8 +3,8 @@ import { concat } from './bytes.js'
 /**
  * Postcard's writing side (the serde format upstream Pubky uses for AuthTokens and
  * SessionInfo): unsigned LEB128 varints, and strings as a varint length followed by UTF-8.
- * The reading side, which answers malformed input with the server's errors, is
- * src/auth/postcard.ts.
+ * The reading side, which answers malformed input with the server's errors, is the
+ * server's. Imports nothing but bytes.js.
  */
 
 const utf8 = new TextEncoder()

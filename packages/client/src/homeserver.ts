@@ -1,9 +1,11 @@
-import { keypairFromSecret, type Keypair } from '../shared/keys.js'
-import { signAuthTokenText } from '../shared/auth-token.js'
+import { signAuthToken } from './auth-token.js'
+import { keypairOf, secretFromHex, type Keypair } from './keys.js'
 
 /**
  * A small client for one user of one homeserver: signs its own AuthTokens, keeps the session
  * cookie, and speaks the file API. The CLI and the tests use it; apps use the official client.
+ * In a browser the cookie is the page's to keep (fetch does not show `Set-Cookie`), so this
+ * client is for Node and other runtimes that do.
  */
 export class HomeserverClient {
   readonly url: string
@@ -16,8 +18,9 @@ export class HomeserverClient {
     this.session = session
   }
 
-  static fromSecret(url: string, secretHex: string, session?: string): HomeserverClient {
-    return new HomeserverClient(url, keypairFromSecret(Uint8Array.from(Buffer.from(secretHex, 'hex'))), session)
+  /** The client of the user whose secret key is `secretHex` (64 hex digits). */
+  static async fromSecret(url: string, secretHex: string, session?: string): Promise<HomeserverClient> {
+    return new HomeserverClient(url, await keypairOf(secretFromHex(secretHex)), session)
   }
 
   get user(): string {
@@ -34,8 +37,8 @@ export class HomeserverClient {
   }
 
   async #auth(route: string, capabilities: string): Promise<void> {
-    const token = signAuthTokenText(this.keypair, capabilities)
-    const res = await fetch(this.url + route, { method: "POST", body: Buffer.from(token) })
+    const token = await signAuthToken(this.keypair, capabilities)
+    const res = await fetch(this.url + route, { method: 'POST', body: token as Uint8Array<ArrayBuffer> })
     await expectOk(res)
     const cookie = res.headers.getSetCookie().find((c) => c.startsWith(`${this.user}=`))
     if (cookie === undefined) throw new Error('the homeserver set no session cookie')

@@ -1,11 +1,10 @@
-import { createHash } from 'node:crypto'
 import { AckWindow, type Entry } from './ack-window.js'
-import { backoffDelay, sleep } from '../shared/backoff.js'
-import { FileCursorStore, MemoryCursorStore, type CursorStore } from './cursor-store.js'
+import { backoffDelay, sleep } from './backoff.js'
+import { MemoryCursorStore, namedCursorStore, type CursorStore } from './cursor-store.js'
 import { ResetError, type FollowEvent, type FollowState, type ResetInfo } from './events.js'
 import { FrameReader, type Item } from './frame-reader.js'
 import { isToken, type SnapshotHandler } from './snapshot.js'
-import { idOf, parseCursor } from '../shared/id.js'
+import { idOf, parseCursor } from './id.js'
 import { openSubscribe, readHead, RetryableError, type Endpoint, type Position } from './stream.js'
 
 export interface FollowOptions {
@@ -28,9 +27,11 @@ export interface FollowOptions {
    */
   snapshot?: SnapshotHandler
   /**
-   * where the position is kept: a store, a file path for a `FileCursorStore`, or `'memory'`
-   * (this process only). Default: a file in the working folder named after the url and the
-   * filters (`.hearth-cursor-<hash>`), so a restarted follower resumes where it stopped.
+   * where the position is kept: a store, a name, or `'memory'` (this process only). A name is
+   * a file path in Node (`FileCursorStore`) and a `localStorage` key in a browser
+   * (`WebStorageCursorStore`). Default: the name `.hearth-cursor-<hash>` of the url and the
+   * filters (in Node a file in the working folder), so a restarted follower resumes where it
+   * stopped.
    */
   cursorStore?: CursorStore | string
   /** `'auto'` (default): an event is acked when the loop asks for the next one. `'explicit'`: call `event.ack()` */
@@ -122,7 +123,7 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
   #started = false
   #closing: Promise<void> | undefined
   #serial: Promise<unknown> = Promise.resolve()
-  #poll: NodeJS.Timeout | undefined
+  #poll: ReturnType<typeof setTimeout> | undefined
   #toSave: string | undefined
   #saved: string | undefined
   #saving: Promise<void> | undefined
@@ -138,14 +139,15 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
     this.#opts = options
     this.#ep = {
       url: options.url.replace(/\/+$/, ''),
-      fetch: options.fetch ?? fetch,
+      // a browser's fetch throws "Illegal invocation" when called as another object's method
+      fetch: options.fetch ?? ((input, init) => fetch(input, init)),
       headers: options.headers ?? {},
       answerMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
     }
     const store = options.cursorStore
     if (store === 'memory') this.#store = new MemoryCursorStore()
-    else if (typeof store === 'string') this.#store = new FileCursorStore(store)
-    else this.#store = store ?? new FileCursorStore(defaultCursorFile(this.#ep.url, options.filters ?? []))
+    else if (typeof store === 'string') this.#store = namedCursorStore(store)
+    else this.#store = store ?? namedCursorStore(defaultCursorFile(this.#ep.url, options.filters ?? []))
     if (options.signal?.aborted) void this.close()
     else options.signal?.addEventListener('abort', () => void this.close(), { once: true })
   }
@@ -249,7 +251,8 @@ export class Follower implements AsyncIterableIterator<FollowEvent> {
       }
     }
     this.#poll = setInterval(() => void this.#pollHead(), this.#opts.headPollMs ?? DEFAULTS.headPollMs)
-    this.#poll.unref()
+    // in Node the poll alone does not keep a process alive; a browser's timers have no unref
+    ;(this.#poll as { unref?: () => void }).unref?.()
   }
 
   /** Fixes the starting position; a fresh one is saved, so a restart before the first event resumes there. */
@@ -458,8 +461,14 @@ function positionAfter(item: Item): Position {
   }
 }
 
-/** One default cursor file per homeserver and filter set, so two followers never share one. */
+/**
+ * One default cursor name per homeserver and filter set, so two followers never share one.
+ * The hash is 64-bit FNV-1a over the UTF-16 code units: it only tells names apart, and needs
+ * nothing a browser lacks.
+ */
 export function defaultCursorFile(url: string, filters: readonly string[]): string {
-  const hash = createHash('sha256').update(JSON.stringify([url, [...filters].sort()])).digest('hex').slice(0, 16)
-  return `.hearth-cursor-${hash}`
+  const text = JSON.stringify([url, [...filters].sort()])
+  let hash = 0xcbf29ce484222325n
+  for (let i = 0; i < text.length; i++) hash = ((hash ^ BigInt(text.charCodeAt(i))) * 0x100000001b3n) & 0xffffffffffffffffn
+  return `.hearth-cursor-${hash.toString(16).padStart(16, '0')}`
 }

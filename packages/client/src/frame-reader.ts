@@ -2,7 +2,7 @@ import { createParser, type EventSourceParser } from 'eventsource-parser'
 import { FollowProtocolError, logEventSchema, resetSchema, type LogEvent, type ResetInfo } from './events.js'
 import { isToken, snapshotFrameSchema, syncedSchema, type SnapshotFile } from './snapshot.js'
 import { RetryableError, type Position } from './stream.js'
-import { seqOfId } from '../shared/id.js'
+import { seqOfId } from './id.js'
 
 /** What one `/subscribe` stream says, in order. */
 export type Item =
@@ -67,7 +67,7 @@ export class FrameReader {
   async pump(idleMs: number): Promise<true | RetryableError> {
     // what came before a broken frame is handed out first; the next read reports the break
     if (this.#broken !== undefined) throw this.#broken
-    let timer: NodeJS.Timeout | undefined
+    let timer: ReturnType<typeof setTimeout> | undefined
     const idle = new Promise<'idle'>((resolve) => (timer = setTimeout(() => resolve('idle'), idleMs)))
     try {
       const chunk = await Promise.race([this.#reader.read(), idle])
