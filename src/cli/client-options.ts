@@ -139,20 +139,23 @@ export class CliClient {
     await this.#save(capabilities)
   }
 
-  /** One request; `body` is called again for the retry, so it must give a fresh body each time. */
-  async send(method: string, path: string, body?: () => BodyInit, query = ''): Promise<Response> {
-    const needsSession = method !== 'GET' || path.startsWith('/priv/')
+  /**
+   * One request; `body` is called again for the retry, so it must give a fresh body each time.
+   * Writes, private files and the user's consumers need the session.
+   */
+  async send(method: string, path: string, body?: () => BodyInit, query = '', headers: Record<string, string> = {}): Promise<Response> {
+    const needsSession = method !== 'GET' || path.startsWith('/priv/') || path.startsWith('/consumers')
     let fresh = false
     if (needsSession && this.client.session === undefined) {
       await this.signin()
       fresh = true
     }
     const url = encodePath(path) + (query ? `?${query}` : '')
-    let res = await this.#reach(() => this.client.request(method, url, body?.()))
+    let res = await this.#reach(() => this.client.request(method, url, body?.(), headers))
     if (res.status === 401 && !fresh) {
       await res.body?.cancel()
       await this.signin()
-      res = await this.#reach(() => this.client.request(method, url, body?.()))
+      res = await this.#reach(() => this.client.request(method, url, body?.(), headers))
     }
     return res
   }

@@ -22,6 +22,7 @@ const COMMANDS: Record<string, Command | (() => Promise<Command>)> = {
   rm: () => import('./files.js').then((m) => ({ help: m.rmHelp, run: m.rm })),
   ls: () => import('./files.js').then((m) => ({ help: m.lsHelp, run: m.ls })),
   tail: () => import('./tail.js').then((m) => ({ help: m.tailHelp, run: m.tail })),
+  consumer: () => import('./consumer.js').then((m) => ({ help: m.consumerHelp, run: m.consumer })),
   migrate: () => import('./migrate.js').then((m) => ({ help: m.migrateHelp, run: m.migrate })),
 }
 

@@ -51,8 +51,8 @@ export class HomeserverClient {
     return h
   }
 
-  request(method: string, path: string, body?: BodyInit): Promise<Response> {
-    return fetch(this.url + path, { method, headers: this.headers(), body, duplex: 'half' } as RequestInit)
+  request(method: string, path: string, body?: BodyInit, headers: Record<string, string> = {}): Promise<Response> {
+    return fetch(this.url + path, { method, headers: this.headers(headers), body, duplex: 'half' } as RequestInit)
   }
 
   async put(path: string, body: BodyInit): Promise<void> {

@@ -4,7 +4,8 @@
  * are fixed-width and sort as their numbers do. The one codec, used by the server, the client
  * entry point and the browser viewer, which loads this file as it is: it imports nothing.
  */
-const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
+/** Crockford's base32 alphabet, which ids and consumer ids (ULIDs) are written in */
+export const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
 const VALUE = new Map([...ALPHABET].map((c, i) => [c, i]))
 export const ID_LENGTH = 13
 export const MAX_SEQ = (1n << 64n) - 1n

@@ -35,10 +35,17 @@ export async function openSubscribe(ep: Endpoint, filters: readonly string[], at
   const query = new URLSearchParams(filters.map((f) => ['filter', f]))
   if (typeof at !== 'bigint') query.set('snapshot', 'true')
   const resume = typeof at === 'bigint' ? idOf(at) : at.token
-  const headers: Record<string, string> = { accept: 'text/event-stream', ...(resume === undefined ? {} : { 'last-event-id': resume }) }
-  const res = await request(ep, `/subscribe${query.size > 0 ? `?${query}` : ''}`, headers, signal)
-  if (!res.ok || res.body === null) await refuse(res, resume ?? '', ep, signal)
-  return res
+  const headers: Record<string, string> = resume === undefined ? {} : { 'last-event-id': resume }
+  return openEvents(ep, `/subscribe${query.size > 0 ? `?${query}` : ''}`, headers, signal, resume ?? '')
+}
+
+/** Opens an SSE stream at `path`; throws the typed refusal (`cursor` names the position asked for) when it is not a 200. */
+export async function openEvents(
+  ep: Endpoint, path: string, headers: Record<string, string>, signal: AbortSignal, cursor = '',
+): Promise<Response & { body: ReadableStream<Uint8Array> }> {
+  const res = await request(ep, path, { accept: 'text/event-stream', ...headers }, signal)
+  if (!res.ok || res.body === null) await refuse(res, cursor, ep, signal)
+  return res as Response & { body: ReadableStream<Uint8Array> }
 }
 
 /**

@@ -1,0 +1,223 @@
+import { createParser } from 'eventsource-parser'
+import { z } from 'zod'
+import { backoffDelay, sleep } from './backoff.js'
+import { Consumers, type ConsumerOwner } from './consumers.js'
+import { FollowProtocolError, logEventSchema, resetSchema, type LogEvent, type ResetInfo } from './events.js'
+import { openEvents, RetryableError, type Endpoint } from './stream.js'
+
+/** An event of a consumer's stream: `deliveries` is 1 the first time, more when it comes again. */
+export interface ConsumedEvent extends LogEvent {
+  deliveries: number
+}
+
+export interface ConsumeOptions {
+  /** the consumer's owner: a signed-in `HomeserverClient`, or any `{ url, headers() }` */
+  owner: ConsumerOwner
+  /** the consumer's id (a ULID; make one with `newConsumerId()`, create it with `Consumers.create`) */
+  consumer: string
+  /**
+   * Processes one event. With explicit acks, the event is acknowledged once this resolves, and
+   * handed back at once ("not now") when it throws, to this worker or another. It must be
+   * idempotent: at least once means an event may come again after a crash or an ack wait.
+   */
+  handler: (event: ConsumedEvent) => void | Promise<void>
+  /** how many events this worker processes at once (default 8) */
+  concurrency?: number
+  /** aborting stops taking events, waits for those in hand, sends their acks, and ends */
+  signal?: AbortSignal
+  /** a handler threw: the event was handed back; default: nothing more */
+  onError?: (error: unknown, event: ConsumedEvent) => void
+  /** retention overtook the consumer: events after `requested` and before `floor` never came */
+  onReset?: (reset: ResetInfo) => void
+  /** the stream dropped or could not open, and is retried after `delayMs` */
+  onRetry?: (retry: { attempt: number; delayMs: number; error: Error }) => void
+  /** acks are gathered this long into one request (default 10 ms) */
+  ackBatchMs?: number
+  /** reconnect waits: full jitter over base·2^attempt, capped (default 1 s, cap 30 s) */
+  backoff?: { baseMs?: number; maxMs?: number }
+  /** a stream silent this long (no event, no keepalive) is dropped and reopened (default 45 s) */
+  idleTimeoutMs?: number
+}
+
+const deliverySchema = logEventSchema.extend({ deliveries: z.number().int().positive() })
+const MAX_FRAME = 1024 * 1024
+/** acks waiting beyond this many are sent at once, not after `ackBatchMs` */
+const ACK_BATCH = 256
+
+/** Runs `handler` over a durable consumer's events (SPEC §12); see `ConsumerWorker`. */
+export function consume(options: ConsumeOptions): ConsumerWorker {
+  return new ConsumerWorker(options)
+}
+
+/**
+ * One worker of a durable consumer. Several workers (in this process or others, on any
+ * instance) share the consumer's events: the server hands each event to one of them at a
+ * time, and with explicit acks keeps an event of a user from going out while an earlier one of
+ * the same user is unacknowledged. The worker keeps no position of its own: the server keeps
+ * it, so a worker that crashes loses nothing; what it had not acknowledged comes again.
+ */
+export class ConsumerWorker {
+  /** resolves when the worker stopped (abort or `close`), rejects when the server refused it for good */
+  readonly done: Promise<void>
+  readonly #opts: ConsumeOptions
+  readonly #ep: Endpoint
+  readonly #stop = new AbortController()
+  readonly #acks: { ack: string[]; nak: string[] } = { ack: [], nak: [] }
+  #explicit = true
+  #inFlight = 0
+  #slot: (() => void) | undefined
+  #flushTimer: ReturnType<typeof setTimeout> | undefined
+  #flushing: Promise<void> = Promise.resolve()
+  #processed = 0
+
+  constructor(options: ConsumeOptions) {
+    this.#opts = options
+    this.#ep = {
+      url: options.owner.url.replace(/\/+$/, ''),
+      fetch: (input, init) => fetch(input, init),
+      headers: options.owner.headers(),
+      answerMs: options.idleTimeoutMs ?? 45_000,
+    }
+    if (options.signal?.aborted) this.#stop.abort()
+    else options.signal?.addEventListener('abort', () => this.#stop.abort(), { once: true })
+    this.done = this.#run()
+  }
+
+  /** events whose handler resolved */
+  get processed(): number {
+    return this.#processed
+  }
+
+  /** Stops taking events, lets those in hand finish, sends their acks. */
+  async close(): Promise<void> {
+    this.#stop.abort()
+    await this.done.catch(() => {})
+  }
+
+  async #run(): Promise<void> {
+    const signal = this.#stop.signal
+    try {
+      this.#explicit = (await new Consumers(this.#opts.owner).get(this.#opts.consumer)).ack === 'explicit'
+      for (let attempt = 0; !signal.aborted; attempt++) {
+        let error: Error
+        try {
+          const res = await openEvents(this.#ep, `/consumers/${encodeURIComponent(this.#opts.consumer)}/events`, {}, signal)
+          attempt = 0
+          error = await this.#read(res.body, signal)
+        } catch (err) {
+          if (!(err instanceof RetryableError)) throw err
+          error = err
+        }
+        if (signal.aborted) break
+        const policy = { baseMs: this.#opts.backoff?.baseMs ?? 1000, maxMs: this.#opts.backoff?.maxMs ?? 30_000, jitter: 1 }
+        const delayMs = backoffDelay(policy, attempt)
+        this.#opts.onRetry?.({ attempt, delayMs, error })
+        await sleep(delayMs, signal)
+      }
+    } catch (err) {
+      if (!signal.aborted) throw err
+    } finally {
+      while (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#slot = resolve))
+      await this.#flush()
+    }
+  }
+
+  /** Reads one stream until it ends; the handlers of its events run at most `concurrency` at once. */
+  async #read(body: ReadableStream<Uint8Array>, signal: AbortSignal): Promise<Error> {
+    const reader = body.getReader()
+    const stopRead = () => void reader.cancel().catch(() => {})
+    signal.addEventListener('abort', stopRead, { once: true })
+    const events: ConsumedEvent[] = []
+    let broken: Error | undefined
+    const parser = createParser({
+      onEvent: (msg) => {
+        try {
+          if (msg.event === 'reset') this.#opts.onReset?.(resetSchema.parse(JSON.parse(msg.data)))
+          else if (msg.event === 'PUT' || msg.event === 'DEL') events.push(deliverySchema.parse(JSON.parse(msg.data)))
+        } catch {
+          broken ??= new FollowProtocolError(`the consumer's stream sent a malformed ${msg.event ?? 'message'} frame`)
+        }
+      },
+      onError: (err) => void (err.type === 'max-buffer-size-exceeded' && (broken ??= new FollowProtocolError('the consumer\'s stream sent an oversized frame'))),
+      maxBufferSize: MAX_FRAME,
+    })
+    const decoder = new TextDecoder()
+    const idleMs = this.#ep.answerMs
+    try {
+      while (!signal.aborted) {
+        let timer: ReturnType<typeof setTimeout> | undefined
+        const idle = new Promise<'idle'>((resolve) => (timer = setTimeout(() => resolve('idle'), idleMs)))
+        const chunk = await Promise.race([reader.read(), idle]).finally(() => clearTimeout(timer))
+        if (chunk === 'idle') return new RetryableError(`the stream sent nothing for ${idleMs} ms`)
+        if (chunk.done) return new RetryableError('the stream ended')
+        parser.feed(decoder.decode(chunk.value, { stream: true }))
+        while (events.length > 0 && !signal.aborted) await this.#start(events.shift()!)
+        if (broken !== undefined) throw broken
+      }
+      return new RetryableError('stopped')
+    } catch (err) {
+      if (err instanceof FollowProtocolError) throw err
+      return new RetryableError(`the stream broke: ${(err as Error).message}`, { cause: err })
+    } finally {
+      signal.removeEventListener('abort', stopRead)
+      stopRead()
+      // received, never started: handed back at once rather than after their ack wait
+      for (const event of events) this.#queue('nak', event.id)
+    }
+  }
+
+  /** Starts a handler once a slot is free: the stream is not read further meanwhile. */
+  async #start(event: ConsumedEvent): Promise<void> {
+    while (this.#inFlight >= (this.#opts.concurrency ?? 8)) await new Promise<void>((resolve) => (this.#slot = resolve))
+    this.#inFlight++
+    void (async () => {
+      try {
+        await this.#opts.handler(event)
+        this.#processed++
+        this.#queue('ack', event.id)
+      } catch (err) {
+        this.#queue('nak', event.id)
+        this.#opts.onError?.(err, event)
+      } finally {
+        this.#inFlight--
+        const wake = this.#slot
+        this.#slot = undefined
+        wake?.()
+      }
+    })()
+  }
+
+  #queue(kind: 'ack' | 'nak', id: string): void {
+    if (!this.#explicit) return
+    this.#acks[kind].push(id)
+    if (this.#acks.ack.length + this.#acks.nak.length >= ACK_BATCH) void this.#flush()
+    else this.#flushTimer ??= setTimeout(() => void this.#flush(), this.#opts.ackBatchMs ?? 10)
+  }
+
+  /**
+   * Sends the gathered acks in one request, one request at a time. A request that fails is
+   * retried with the next batch; what never reaches the server comes again after its ack wait,
+   * which at least once allows.
+   */
+  #flush(): Promise<void> {
+    clearTimeout(this.#flushTimer)
+    this.#flushTimer = undefined
+    this.#flushing = this.#flushing.then(async () => {
+      const body = { ack: this.#acks.ack.splice(0), nak: this.#acks.nak.splice(0) }
+      if (body.ack.length + body.nak.length === 0) return
+      try {
+        const res = await fetch(`${this.#ep.url}/consumers/${encodeURIComponent(this.#opts.consumer)}/ack`, {
+          method: 'POST', headers: { ...this.#ep.headers, 'content-type': 'application/json' }, body: JSON.stringify(body),
+        })
+        await res.body?.cancel()
+        if (res.status >= 500 || res.status === 429) throw new Error(`HTTP ${res.status}`)
+      } catch {
+        if (this.#stop.signal.aborted) return
+        this.#acks.ack.push(...body.ack)
+        this.#acks.nak.push(...body.nak)
+        this.#flushTimer ??= setTimeout(() => void this.#flush(), 1000)
+      }
+    })
+    return this.#flushing
+  }
+}
