@@ -25,6 +25,7 @@ export const ERRORS = {
   PayloadTooLarge: 413,
   UnsupportedMediaType: 415,
   TooManyRequests: 429,
+  TooManyUsers: 429,
   HeadersTooLarge: 431,
   InsufficientStorage: 507,
   Internal: 500,

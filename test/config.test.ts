@@ -240,3 +240,17 @@ function refusedSetting(raw: Record<string, string>): string {
   }
   return 'accepted'
 }
+
+t.test('the relay\'s settings for following people: defaults, flags, checks', async (t) => {
+  const relay = buildConfig({}).relay
+  t.match(relay, {
+    follow: [], lingerMs: 60_000, allowPrivateAddresses: false, recordMinMs: 60_000, recordMaxMs: 3_600_000,
+    resolvesPerSecond: 50, maxUsers: 10_000, maxFiltersPerSubscriber: 64, streamFilters: 64, streamsPerHomeserver: 16,
+  })
+  const [a, b] = [randomKeypair().z32, randomKeypair().z32]
+  t.same(buildConfig(readFlags(['--follow', a, `--follow=${b}`, '--follow', a]).raw).relay.follow, [a, b], '--follow is repeatable, each user once')
+  t.throws(() => buildConfig({ RELAY_FOLLOW: 'alice' }), { message: /RELAY_FOLLOW/ })
+  t.throws(() => buildConfig({ RELAY_RECORD_MIN_MS: '5000', RELAY_RECORD_MAX_MS: '1000' }), { message: /RELAY_RECORD_MIN_MS/ })
+  t.throws(() => buildConfig({ RELAY_STREAM_FILTERS: '65' }), { message: /RELAY_STREAM_FILTERS/ }, 'a homeserver takes at most 64 filters a stream')
+  t.equal(buildConfig({ RELAY_ALLOW_PRIVATE_ADDRESSES: '1' }).relay.allowPrivateAddresses, true)
+})

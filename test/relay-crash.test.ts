@@ -3,7 +3,7 @@ import { follow } from 'hearth-homeserver-client/follow'
 import type { FollowEvent } from 'hearth-homeserver-client'
 import { ChildServer } from './helpers/child-server.js'
 import { engineSettings, TEST_ENGINE } from './helpers/engine.js'
-import { caughtUp, checkRelayLog, pinned } from './helpers/relay.js'
+import { caughtUp, checkRelayLog, killRounds, pinned } from './helpers/relay.js'
 import { headOf, newUser, startTestServer, tempDir } from './helpers/server.js'
 import { until } from './helpers/until.js'
 
@@ -40,13 +40,7 @@ t.test(`kill -9 of the relay, ${ROUNDS} times, while three homeservers write: ev
     for await (const ev of follower) received.push(ev)
   })()
 
-  const violations: string[] = []
-  for (let round = 0; round < ROUNDS; round++) {
-    await new Promise((r) => setTimeout(r, 100 + Math.random() * 500))
-    if (!relay.running) violations.push(`round ${round}: the relay had died on its own:\n${relay.output}`)
-    await relay.kill()
-    await relay.restart()
-  }
+  const violations = await killRounds(relay, ROUNDS)
   writing = false
   await Promise.all(writers)
   t.same(violations, [], 'the relay never died on its own')

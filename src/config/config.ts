@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { ConfigError, type RawConfig } from './env.js'
-import { parseFilters } from '../subscriptions/filter.js'
+import { MAX_FILTERS, parseFilters } from '../subscriptions/filter.js'
+import { Z32_KEY } from '../shared/keys.js'
 import { parseUpstream, UPSTREAM_SYNTAX, upstreamText } from '../relay/upstream-spec.js'
 
 const UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3 }
@@ -90,6 +91,16 @@ const schema = z.object({
   RELAY_FILTERS: list(relayFilter).default(['*']),
   RELAY_IDLE_MS: int(100, 3_600_000).default(45_000),
   RELAY_RETRY_MAX_MS: int(10, 3_600_000).default(30_000),
+  RELAY_FOLLOW: list(z.string().regex(Z32_KEY, 'expected user keys (52 characters of z-base-32), comma-separated')).default([]),
+  RELAY_LINGER_MS: int(0, 86_400_000).default(60_000),
+  RELAY_ALLOW_PRIVATE_ADDRESSES: z.enum(['1', 'true', '0', 'false']).default('0').transform((v) => v === '1' || v === 'true'),
+  RELAY_RECORD_MIN_MS: int(10, 86_400_000).default(60_000),
+  RELAY_RECORD_MAX_MS: int(10, 86_400_000).default(3_600_000),
+  RELAY_RESOLVES_PER_SECOND: int(1, 100_000).default(50),
+  RELAY_MAX_USERS: int(1, 10_000_000).default(10_000),
+  RELAY_FILTERS_PER_SUBSCRIBER: int(1, MAX_FILTERS).default(MAX_FILTERS),
+  RELAY_STREAM_FILTERS: int(1, MAX_FILTERS).default(MAX_FILTERS),
+  RELAY_STREAMS_PER_HOMESERVER: int(1, 10_000).default(16),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 
@@ -142,6 +153,24 @@ export interface RelayConfig {
   idleMs: number
   /** the longest wait before trying a dropped upstream again (waits start at 1 s, or this if less) */
   retryMaxMs: number
+  /** users followed for good (`--follow`): standing interests in everything public of theirs */
+  follow: string[]
+  /** a followed user's filter that no subscriber holds any more is dropped upstream after this long */
+  lingerMs: number
+  /** users' records may point at loopback, private and link-local addresses (tests, private networks) */
+  allowPrivateAddresses: boolean
+  /** a user's record is read again after its TTL, at least this long and at most `recordMaxMs` after the last read */
+  recordMinMs: number
+  recordMaxMs: number
+  /** user records read per second at most */
+  resolvesPerSecond: number
+  /** distinct users followed at once at most */
+  maxUsers: number
+  /** filters naming users one subscriber may hold */
+  maxFiltersPerSubscriber: number
+  /** filters one upstream stream carries, and upstream streams to one homeserver */
+  streamFilters: number
+  streamsPerHomeserver: number
 }
 
 /** Step two: validate, apply defaults, freeze. Throws ConfigError naming the first bad setting. */
@@ -152,6 +181,7 @@ export function buildConfig(raw: RawConfig, overrides: Partial<Config> = {}): Re
     throw new ConfigError(String(issue.path[0] ?? 'config'), issue.message)
   }
   const e = parsed.data
+  if (e.RELAY_RECORD_MIN_MS > e.RELAY_RECORD_MAX_MS) throw new ConfigError('RELAY_RECORD_MIN_MS', 'must not exceed RELAY_RECORD_MAX_MS')
   if (e.METRICS_PORT !== undefined && e.METRICS_PORT !== 0 && e.METRICS_PORT === e.PORT) {
     throw new ConfigError('METRICS_PORT', 'must differ from PORT')
   }
@@ -182,7 +212,22 @@ export function buildConfig(raw: RawConfig, overrides: Partial<Config> = {}): Re
     uploadsTotal: e.UPLOADS_TOTAL,
     bodyIdleMs: e.BODY_IDLE_MS,
     snapshotViews: e.SNAPSHOT_VIEWS,
-    relay: Object.freeze({ upstreams: [...new Set(e.RELAY_UPSTREAMS)], filters: e.RELAY_FILTERS, idleMs: e.RELAY_IDLE_MS, retryMaxMs: e.RELAY_RETRY_MAX_MS }),
+    relay: Object.freeze({
+      upstreams: [...new Set(e.RELAY_UPSTREAMS)],
+      filters: e.RELAY_FILTERS,
+      idleMs: e.RELAY_IDLE_MS,
+      retryMaxMs: e.RELAY_RETRY_MAX_MS,
+      follow: [...new Set(e.RELAY_FOLLOW)],
+      lingerMs: e.RELAY_LINGER_MS,
+      allowPrivateAddresses: e.RELAY_ALLOW_PRIVATE_ADDRESSES,
+      recordMinMs: e.RELAY_RECORD_MIN_MS,
+      recordMaxMs: e.RELAY_RECORD_MAX_MS,
+      resolvesPerSecond: e.RELAY_RESOLVES_PER_SECOND,
+      maxUsers: e.RELAY_MAX_USERS,
+      maxFiltersPerSubscriber: e.RELAY_FILTERS_PER_SUBSCRIBER,
+      streamFilters: e.RELAY_STREAM_FILTERS,
+      streamsPerHomeserver: e.RELAY_STREAMS_PER_HOMESERVER,
+    }),
     ...overrides,
   })
 }

@@ -32,6 +32,16 @@ export interface RawConfig {
   RELAY_FILTERS?: string
   RELAY_IDLE_MS?: string
   RELAY_RETRY_MAX_MS?: string
+  RELAY_FOLLOW?: string
+  RELAY_LINGER_MS?: string
+  RELAY_ALLOW_PRIVATE_ADDRESSES?: string
+  RELAY_RECORD_MIN_MS?: string
+  RELAY_RECORD_MAX_MS?: string
+  RELAY_RESOLVES_PER_SECOND?: string
+  RELAY_MAX_USERS?: string
+  RELAY_FILTERS_PER_SUBSCRIBER?: string
+  RELAY_STREAM_FILTERS?: string
+  RELAY_STREAMS_PER_HOMESERVER?: string
 }
 
 export const FLAGS: Record<string, keyof RawConfig> = {
@@ -47,6 +57,7 @@ export const FLAGS: Record<string, keyof RawConfig> = {
 export const LIST_FLAGS: Record<string, keyof RawConfig> = {
   '--upstream': 'RELAY_UPSTREAMS',
   '--filter': 'RELAY_FILTERS',
+  '--follow': 'RELAY_FOLLOW',
 }
 
 export function readEnv(env: NodeJS.ProcessEnv): RawConfig {
@@ -55,6 +66,7 @@ export function readEnv(env: NodeJS.ProcessEnv): RawConfig {
     'PKARR_RELAY_PORT', 'PKARR_RELAYS', 'PUBLIC_HOST', 'MAX_BODY', 'USER_QUOTA', 'EVENT_RETENTION',
     'MAX_STREAMS_PER_IP', 'KEEPALIVE_MS', 'LOG_LEVEL', 'SIGNUP_RATE_LIMIT', 'DATABASE_URL', 'DATABASE_POLL_MS', 'SESSION_TTL', 'UPLOADS_PER_USER', 'UPLOADS_TOTAL', 'BODY_IDLE_MS', 'SNAPSHOT_VIEWS',
     'METRICS_PORT', 'RELAY_UPSTREAMS', 'RELAY_FILTERS', 'RELAY_IDLE_MS', 'RELAY_RETRY_MAX_MS',
+    'RELAY_FOLLOW', 'RELAY_LINGER_MS', 'RELAY_ALLOW_PRIVATE_ADDRESSES', 'RELAY_RECORD_MIN_MS', 'RELAY_RECORD_MAX_MS', 'RELAY_RESOLVES_PER_SECOND', 'RELAY_MAX_USERS', 'RELAY_FILTERS_PER_SUBSCRIBER', 'RELAY_STREAM_FILTERS', 'RELAY_STREAMS_PER_HOMESERVER',
   ]
   const raw: RawConfig = {}
   for (const k of keys) if (env[k] !== undefined && env[k] !== '') raw[k] = env[k]

@@ -2,8 +2,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { FeedObserver } from '../feed/observer.js'
 import { PROTOCOLS } from '../feed/wire.js'
 import { watchState, type MetricSources } from './state.js'
-import { watchRelay } from './relay.js'
+import { watchFollowing, watchRelay } from './relay.js'
 import type { Upstream } from '../relay/upstream.js'
+import type { Following } from '../relay/following.js'
 
 export type { MetricSources }
 
@@ -87,8 +88,9 @@ export class Metrics {
   }
 
   /** Registers the gauges and counters over a relay's upstreams. */
-  watchRelay(upstreams: readonly Upstream[]): void {
+  watchRelay(upstreams: readonly Upstream[], following: Following): void {
     watchRelay(this.registry, upstreams)
+    watchFollowing(this.registry, following)
   }
 
   /** The process's own metrics (CPU, memory, event loop, GC), once, for the metrics listener. */

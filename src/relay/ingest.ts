@@ -1,6 +1,7 @@
 import type { EventLog } from '../events/event-log.js'
 import type { HearthEvent } from '../events/event.js'
 import type { CommitTx, Store, UpstreamCursor } from '../kv/store.js'
+import { CursorBook } from './cursor-book.js'
 
 /** An upstream event as the relay stores it, before it has a seq in the relay's log. */
 export type OriginEvent = Omit<HearthEvent, 'seq'> & { homeserver: string; originSeq: number }
@@ -14,6 +15,8 @@ export type OriginEvent = Omit<HearthEvent, 'seq'> & { homeserver: string; origi
 export interface Attempt {
   upstream: string
   homeserver: string
+  /** the cursors its events move: its upstream's one cursor, or a followed stream's filters' (see CursorBook) */
+  cursors?: readonly string[]
   failed?: unknown
 }
 
@@ -21,6 +24,8 @@ interface Item {
   attempt: Attempt
   /** undefined: only move the cursor (an upstream reset, scanned positions, a first contact) */
   event?: OriginEvent
+  /** the cursors whose filters match the event: if one stands at its origin seq or beyond, it is in the log */
+  covering: readonly string[]
   cursor: number
   /** a rewind: the cursor goes back to `cursor`, only if the stored one is still this */
   rewindFrom?: number
@@ -39,24 +44,28 @@ const GROUP = 2000
  * The relay's one writer: events from every upstream, appended to the relay's own log in
  * arrival order, in groups, each group with the new cursor of every upstream it covers.
  *
- * Exactly once: inside the commit (which sees every earlier commit, on any instance) each
- * upstream's stored cursor is read, and only events beyond it are appended. So an event that
- * comes twice — after a reconnect, a restart of the relay or of the upstream loop, or from a
- * second relay process on the same database — lands once, and each upstream's events land in
- * its own order.
+ * Exactly once: inside the commit (which sees every earlier commit, on any instance) the
+ * stored cursors that cover each event (see CursorBook) are read, and only an event none of
+ * them has passed is appended. So an event that comes twice — after a reconnect, a restart of
+ * the relay or of the upstream loop, from a second relay process on the same database, or
+ * through a second filter or stream that also matches it — lands once, and each upstream's
+ * events land in its own order.
  */
 export class RelayIngest {
   readonly #store: Store
   readonly #events: EventLog
+  /** every cursor the relay keeps, and which of them match an event */
+  readonly book: CursorBook
   readonly #queue: Item[] = []
   readonly #observers = new Set<(group: { events: number; ms: number }) => void>()
   #running: Promise<void> | undefined
   /** when the current commit group started (`performance.now()`), for readiness */
   busySince: number | undefined
 
-  constructor(store: Store, events: EventLog) {
+  constructor(store: Store, events: EventLog, book = new CursorBook()) {
     this.#store = store
     this.#events = events
+    this.book = book
   }
 
   /**
@@ -94,8 +103,11 @@ export class RelayIngest {
 
   #push(attempt: Attempt, event: OriginEvent | undefined, cursor: number, rewindFrom?: number): Promise<boolean> {
     if (attempt.failed !== undefined) return Promise.reject(attempt.failed)
+    const others = event === undefined ? [] : this.book.covering(attempt.homeserver, event)
+    // an operator's upstream dropped what its filters do not match: its own cursor always covers its events
+    const covering = attempt.cursors === undefined ? [attempt.upstream, ...others.filter((n) => n !== attempt.upstream)] : others
     return new Promise((done, failed) => {
-      this.#queue.push({ attempt, event, cursor, rewindFrom, done, failed })
+      this.#queue.push({ attempt, event, covering, cursor, rewindFrom, done, failed })
       // the first item of a burst waits one turn, so the rest of the burst joins its group
       this.#running ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#drain())
     })
@@ -113,6 +125,7 @@ export class RelayIngest {
         const started = (this.busySince = performance.now())
         try {
           const staged = await this.#store.commit((tx) => stage(tx, group))
+          for (const c of staged.cursors) this.book.moved(c.upstream, c.cursor)
           for (const observe of this.#observers) observe({ events: staged.appended.length, ms: performance.now() - started })
           await this.#events.publish(staged.appended)
           for (const item of group) {
@@ -132,34 +145,50 @@ export class RelayIngest {
   }
 }
 
-/** One group inside its transaction: skip what is stored already, number the rest, move the cursors. */
-async function stage(tx: CommitTx, group: readonly Item[]): Promise<{ appended: HearthEvent[]; applied: Set<Item>; refused: Set<Item> }> {
-  const names = [...new Set(group.map((i) => i.attempt.upstream))]
+/**
+ * One group inside its transaction: skip what is stored already, number the rest, move the
+ * cursors. An event is stored already when a cursor covering it (its filters match the event)
+ * stands at its origin seq or beyond; a cursor moves only forward, except by a rewind.
+ */
+async function stage(tx: CommitTx, group: readonly Item[]): Promise<{ appended: HearthEvent[]; applied: Set<Item>; refused: Set<Item>; cursors: UpstreamCursor[] }> {
+  const own = (item: Item) => item.attempt.cursors ?? [item.attempt.upstream]
+  const names = [...new Set(group.flatMap((i) => [...own(i), ...i.covering]))]
   const stored = await tx.upstreamCursors(names)
   const cursors = new Map<string, UpstreamCursor>()
   names.forEach((upstream, i) => {
     const at = stored[i]
     if (at !== undefined) cursors.set(upstream, { ...at })
   })
+  const at = (name: string) => cursors.get(name)?.cursor ?? -1
   const appended: HearthEvent[] = []
   const applied = new Set<Item>()
   const refused = new Set<Item>()
   const moved = new Set<string>()
   for (const item of group) {
-    const { upstream, homeserver } = item.attempt
-    const at = cursors.get(upstream)
+    const { homeserver } = item.attempt
+    const mine = own(item)
     // an upstream is one homeserver for good: the key it first gave is the one it keeps
-    if (at !== undefined && at.homeserver !== homeserver) {
+    if (mine.some((n) => cursors.has(n) && cursors.get(n)!.homeserver !== homeserver)) {
       refused.add(item)
       continue
     }
-    if (item.rewindFrom !== undefined ? at?.cursor !== item.rewindFrom : at !== undefined && item.cursor <= at.cursor) continue
+    if (item.rewindFrom !== undefined) {
+      if (at(mine[0]!) !== item.rewindFrom) continue
+    } else if (item.event !== undefined) {
+      if (item.covering.some((n) => at(n) >= item.cursor)) continue
+    } else if (mine.every((n) => at(n) >= item.cursor)) {
+      continue
+    }
     if (item.event !== undefined) appended.push({ ...item.event, seq: tx.head + appended.length + 1 })
     applied.add(item)
-    cursors.set(upstream, { upstream, homeserver, cursor: item.cursor })
-    moved.add(upstream)
+    for (const upstream of mine) {
+      if (item.rewindFrom === undefined && at(upstream) >= item.cursor) continue
+      cursors.set(upstream, { upstream, homeserver, cursor: item.cursor })
+      moved.add(upstream)
+    }
   }
-  for (const upstream of moved) tx.setUpstreamCursor(cursors.get(upstream)!)
+  const out = [...moved].map((upstream) => cursors.get(upstream)!)
+  for (const c of out) tx.setUpstreamCursor(c)
   tx.append(appended)
-  return { appended, applied, refused }
+  return { appended, applied, refused, cursors: out }
 }

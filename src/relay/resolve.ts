@@ -26,7 +26,9 @@ export async function homeserverUrls(z32: string, relays: readonly string[], sig
       if (!res.ok) throw new Error(`HTTP ${res.status}`)
       const endpoints = apexEndpoints(key, parsePayload(key, new Uint8Array(await res.arrayBuffer())))
       if (endpoints.length === 0) throw new Error('the packet names no HTTPS endpoint')
-      return endpoints.map(endpointUrl)
+      const urls = endpoints.map(endpointUrl).filter((u) => u !== undefined)
+      if (urls.length === 0) throw new Error(`the packet names no host name (${JSON.stringify(endpoints[0]!.target.slice(0, 80))})`)
+      return urls
     } catch (err) {
       if (signal.aborted) throw err
       problems.push(`${relay}: ${(err as Error).message}`)
@@ -35,8 +37,16 @@ export async function homeserverUrls(z32: string, relays: readonly string[], sig
   throw new Error(`cannot resolve ${z32} through pkarr (${problems.join('; ') || 'no relays configured: PKARR_RELAYS or --testnet'})`)
 }
 
-function endpointUrl(e: ResolvedEndpoint): string {
+/** A DNS host name: labels of letters, digits and inner hyphens, at most 253 characters. */
+const HOST_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i
+
+/**
+ * The URL an HTTPS record names, if any. Its target is read as a host name and nothing else: a target
+ * such as `127.0.0.1:17100/internal/admin?x=` is refused, never pasted into a URL.
+ */
+function endpointUrl(e: ResolvedEndpoint): string | undefined {
   const target = e.target.replace(/\.$/, '')
+  if (!HOST_NAME.test(target)) return undefined
   if (target === 'localhost') return `http://localhost:${e.httpPort ?? e.port ?? 80}`
   return `https://${target}${e.port !== undefined && e.port !== 443 ? `:${e.port}` : ''}`
 }

@@ -8,6 +8,8 @@ import { healthRoutes } from '../routes/health.js'
 import { relayInfoRoute } from '../routes/relay-info.js'
 import { subscribeRoutes } from '../routes/subscribe.js'
 import { Relay } from './relay.js'
+import type { Filter } from '../subscriptions/filter.js'
+import type { SseStream } from '../feed/sse.js'
 
 export interface RelayServer extends Omit<Server, 'relays'> {
   relay: Relay
@@ -38,13 +40,38 @@ export async function startRelay(config: Readonly<Config>, log?: FastifyInstance
   }
   ctx.onStop(() => relay.stop())
   ctx.metrics.watch({ events: ctx.events, writer: relay.ingest, feed: ctx.feed, storage: () => ctx.store.totals() })
-  ctx.metrics.watchRelay(relay.upstreams)
+  ctx.metrics.watchRelay(relay.upstreams, relay.following)
   const app = await buildApp(ctx, async (app, ctx) => {
     await relayInfoRoute(app, ctx, relay)
     await healthRoutes(app, ctx)
     await eventsRoute(app, ctx)
-    await subscribeRoutes(app, ctx, { snapshots: false })
+    await subscribeRoutes(app, ctx, { snapshots: false, hold: (filters) => holdInterest(relay, filters) })
   })
   const listening = await listen(ctx, app, config, async () => relay.start())
   return { app, ctx, relay, ...listening }
+}
+
+/**
+ * A subscriber's filters naming users become the relay's interests while its stream is open;
+ * a user the relay cannot resolve is reported on the stream as `event: unresolved`.
+ */
+function holdInterest(relay: Relay, filters: readonly Filter[]): { attach(stream: SseStream): void; release(): void } {
+  let stream: SseStream | undefined
+  const early: string[] = []
+  const release = relay.following.hold(filters, {
+    unresolved(user, reason) {
+      const frame = `event: unresolved\ndata: ${JSON.stringify({ user, reason })}\n\n`
+      if (stream === undefined) early.push(frame)
+      // a backed-up stream misses the report; the next failed try reports again
+      else if (!stream.closed && !stream.backedUp) stream.write(frame)
+    },
+  })
+  return {
+    attach(s) {
+      stream = s
+      for (const frame of early) s.write(frame)
+      s.onClose(release)
+    },
+    release,
+  }
 }

@@ -1,31 +1,15 @@
-import { follow, type Follower } from 'hearth-homeserver-client/follow'
-import { FutureCursorError, type FollowEvent, type ResetInfo } from 'hearth-homeserver-client'
-import { RetryableError, shortLine, smallBody } from 'hearth-homeserver-client/stream'
-import { backoffDelay, sleep } from 'hearth-homeserver-client/backoff'
-import { idOf, seqOfId } from 'hearth-homeserver-client/id'
-import { Z32_KEY } from '../shared/keys.js'
+import { FutureCursorError, type ResetInfo } from 'hearth-homeserver-client'
+import { smallBody } from 'hearth-homeserver-client/stream'
+import { seqOfId } from 'hearth-homeserver-client/id'
 import type { Store } from '../kv/store.js'
-import { HomeserverMismatch, type Attempt, type OriginEvent, type RelayIngest } from './ingest.js'
-import { checkOriginEvent } from './origin-event.js'
+import { HomeserverMismatch, type Attempt, type RelayIngest } from './ingest.js'
+import { pumpStream } from './stream-pump.js'
 import { filterMatches, parseFilters, type Filter } from '../subscriptions/filter.js'
 import { resolveHomeserver } from './resolve.js'
 import { refusal } from './proof.js'
+import { infoKey, refuseRedirect, UpstreamError, type UpstreamFault } from './upstream-fetch.js'
+import { RetryLoop, type UpstreamState } from './retry-loop.js'
 import { parseUpstream, sourceOf, type UpstreamSpec } from './upstream-spec.js'
-
-/** `failed`: the last attempt failed; the next one waits its backoff. */
-export type UpstreamState = 'connecting' | 'catching-up' | 'live' | 'failed'
-
-/** Why an upstream was dropped, as counted: a fixed set, so it can be a metric label. */
-export type UpstreamFault =
-  | 'unreachable' // the network, a 5xx, a 429, no answer, a stream gone silent
-  | 'protocol' // malformed or oversized frames, ids that do not increase, a refusal
-  | 'invalid-event' // an event that no homeserver could have written (bad key or path, private)
-  | 'key-changed' // `/info` names another homeserver than the one this upstream was
-  | 'unproven' // a URL whose `/info` names a key that neither a pin nor the key's pkarr record vouches for
-  | 'duplicate' // the same homeserver as another upstream of this relay
-  | 'storage' // the relay could not commit
-
-export const UPSTREAM_FAULTS: readonly UpstreamFault[] = ['unreachable', 'protocol', 'invalid-event', 'key-changed', 'unproven', 'duplicate', 'storage']
 
 export interface UpstreamOptions {
   /** as configured, in its one spelling: a homeserver key, `<key>@<url>`, or a URL */
@@ -42,19 +26,6 @@ export interface UpstreamOptions {
   log: { info(o: object, msg: string): void; warn(o: object, msg: string): void }
   /** reconnect backoff (default 1 s doubling to 30 s, full jitter) */
   backoff?: { baseMs: number; maxMs: number }
-}
-
-/** Events one upstream may have waiting for their commit before it stops reading. */
-const MAX_IN_FLIGHT = 4096
-/** How often positions scanned past without a match are committed. */
-const SCANNED_EVERY_MS = 1000
-/** Upstream frames longer than this are refused: an event is at most a few KiB. */
-const MAX_FRAME = 64 * 1024
-
-class UpstreamError extends Error {
-  constructor(readonly fault: UpstreamFault, message: string) {
-    super(message)
-  }
 }
 
 /**
@@ -77,18 +48,12 @@ export class Upstream {
   #url: string | undefined
   #homeserver: string | undefined
   #cursor = 0
-  #state: UpstreamState = 'connecting'
-  #follower: Follower | undefined
-  #lastError: string | undefined
-  readonly #faults = new Map<UpstreamFault, number>(UPSTREAM_FAULTS.map((f) => [f, 0]))
+  readonly #loop: RetryLoop
   /** the relay's own filters: an event outside them is not stored */
   readonly #filters: Filter[]
   /** events an upstream sent that no filter of the relay asked for, dropped */
   #unasked = 0
   #resets = 0
-  #events = 0
-  readonly #stop = new AbortController()
-  #running: Promise<void> | undefined
 
   constructor(options: UpstreamOptions) {
     this.spec = options.spec
@@ -98,6 +63,11 @@ export class Upstream {
     this.#source = sourceOf(parsed)
     this.#opts = options
     this.#filters = parseFilters(options.filters)
+    this.#loop = new RetryLoop({
+      attempt: (signal) => this.#attempt(signal),
+      failed: (fault, reason) => options.log.warn({ upstream: this.spec, url: this.#url, fault, reason }, 'relay: upstream dropped, retrying'),
+      backoff: options.backoff,
+    })
   }
 
   get url(): string | undefined {
@@ -115,16 +85,16 @@ export class Upstream {
   }
 
   get state(): UpstreamState {
-    return this.#state
+    return this.#loop.state
   }
 
   /** events between the committed cursor and the upstream's head, as last seen */
   get lag(): number {
-    return this.#follower?.lag ?? 0
+    return this.#loop.follower?.lag ?? 0
   }
 
   get lastError(): string | undefined {
-    return this.#lastError
+    return this.#loop.lastError
   }
 
   get resets(): number {
@@ -133,7 +103,7 @@ export class Upstream {
 
   /** events relayed by this process */
   get relayed(): number {
-    return this.#events
+    return this.#loop.relayed
   }
 
   /** events the upstream sent that none of the relay's filters asked for, not stored */
@@ -142,44 +112,15 @@ export class Upstream {
   }
 
   faults(): ReadonlyMap<UpstreamFault, number> {
-    return this.#faults
+    return this.#loop.faults()
   }
 
   start(): void {
-    this.#running ??= this.#run()
+    this.#loop.start()
   }
 
   async stop(): Promise<void> {
-    this.#stop.abort()
-    await this.#follower?.close()
-    await this.#running
-  }
-
-  async #run(): Promise<void> {
-    const signal = this.#stop.signal
-    const { baseMs = 1000, maxMs = 30_000 } = this.#opts.backoff ?? {}
-    let attempt = 0
-    while (!signal.aborted) {
-      const before = this.#events
-      try {
-        await this.#attempt(signal)
-      } catch (err) {
-        if (signal.aborted) break
-        this.#fail(err)
-      }
-      if (signal.aborted) break
-      // an attempt that relayed something was a good one: the next wait starts short again
-      attempt = this.#events > before ? 0 : attempt + 1
-      this.#state = 'failed'
-      await sleep(backoffDelay({ baseMs, maxMs, jitter: 1 }, attempt), signal)
-    }
-  }
-
-  #fail(err: unknown): void {
-    const fault = err instanceof UpstreamError ? err.fault : faultOf(err)
-    this.#faults.set(fault, this.#faults.get(fault)! + 1)
-    this.#lastError = shortLine((err as Error).message)
-    this.#opts.log.warn({ upstream: this.spec, url: this.#url, fault, reason: this.#lastError }, 'relay: upstream dropped, retrying')
+    await this.#loop.stop()
   }
 
   /**
@@ -187,7 +128,7 @@ export class Upstream {
    * breaks. Nothing is stored for an upstream before the key it speaks for is proven.
    */
   async #attempt(signal: AbortSignal): Promise<void> {
-    this.#state = 'connecting'
+    this.#loop.state = 'connecting'
     const spec = this.#parsed
     this.#url = spec.kind === 'key' ? (await this.#resolve(spec.key, signal)).replace(/\/+$/, '') : spec.url
     const named = await this.#infoKey(this.#url, signal)
@@ -202,6 +143,7 @@ export class Upstream {
     const holder = this.#opts.taken(named, this)
     if (holder !== undefined) throw new UpstreamError('duplicate', `${named} is already followed through ${holder.spec}`)
     this.#homeserver = named
+    this.#opts.ingest.book.addSource(this.#source, named, this.#filters)
     this.#cursor = stored?.cursor ?? 0
     const attempt: Attempt = { upstream: this.#source, homeserver: named }
     // the key is kept from the first contact, before any event, so a later impostor is refused
@@ -220,88 +162,42 @@ export class Upstream {
   }
 
   async #follow(url: string, attempt: Attempt, signal: AbortSignal): Promise<void> {
-    const key = attempt.homeserver
-    const stop = new AbortController()
-    const abort = () => stop.abort()
-    signal.addEventListener('abort', abort, { once: true })
-    let failure: unknown
-    const fail = (err: unknown) => {
-      failure ??= err
-      stop.abort()
-    }
-    const follower = follow({
-      url,
-      filters: this.#opts.filters,
-      cursorStore: { load: async () => idOf(this.#cursor), save: async () => {} },
-      ack: 'explicit',
-      maxUnacked: MAX_IN_FLIGHT * 2,
-      signal: stop.signal,
-      idleTimeoutMs: this.#opts.idleMs,
-      maxFrameBytes: MAX_FRAME,
-      backoff: this.#opts.backoff,
-      // every (re)connect reads /info first: a different homeserver behind the URL ends the attempt
-      fetch: this.#checkedFetch(key, fail),
-      onState: (s) => {
-        if (s === 'closed') return
-        this.#state = s
-        if (s === 'live') this.#lastError = undefined // what failed before is over; /info says so
-      },
-      onRetry: ({ error }) => {
-        const fault = faultOf(error)
-        this.#faults.set(fault, this.#faults.get(fault)! + 1)
-        this.#lastError = shortLine(error.message)
-        this.#state = 'failed'
-        this.#opts.log.warn({ upstream: this.spec, url, fault, reason: error.message }, 'relay: upstream unreachable, retrying')
-      },
-      onReset: (info) => this.#reset(attempt, info),
-    })
-    this.#follower = follower
-    // positions scanned past without a match are committed too, so a restart does not scan
-    // them again, and a filtered relay does not take an upstream's pruning for a loss
-    const scanned = setInterval(() => {
-      const at = follower.cursor === undefined ? 0 : Number(seqOfId(follower.cursor) ?? 0)
-      if (at <= this.#cursor) return
-      this.#commit(this.#opts.ingest.moveCursor(attempt, at)).then(() => void (this.#cursor = Math.max(this.#cursor, at)), fail)
-    }, SCANNED_EVERY_MS)
-    let inFlight: Promise<void> = Promise.resolve()
-    let waiting = 0
     try {
-      if (signal.aborted) stop.abort()
-      for await (const ev of follower) {
-        const event = checkOriginEvent(ev, key)
-        if (typeof event === 'string') throw new UpstreamError('invalid-event', `${url} sent ${event}`)
-        // what the relay was not asked to follow is not stored, whatever the upstream sends
-        if (!this.#filters.some((f) => filterMatches(f, event))) {
-          this.#unasked++
-          ev.ack()
-          continue
-        }
-        waiting++
-        inFlight = this.#commit(this.#opts.ingest.add(attempt, event)).then(
-          (appended) => this.#committed(ev, event, appended),
-          fail,
-        ).finally(() => waiting--)
-        if (waiting >= MAX_IN_FLIGHT) await inFlight
-      }
+      await pumpStream({
+        url,
+        homeserver: attempt.homeserver,
+        filters: this.#opts.filters,
+        from: this.#cursor,
+        idleMs: this.#opts.idleMs,
+        backoff: this.#opts.backoff,
+        signal,
+        opened: (follower) => void (this.#loop.follower = follower),
+        state: (s) => this.#loop.following(s),
+        retry: (error) => {
+          const fault = this.#loop.count(error)
+          this.#loop.state = 'failed'
+          this.#opts.log.warn({ upstream: this.spec, url, fault, reason: error.message }, 'relay: upstream unreachable, retrying')
+        },
+        reset: (info) => this.#reset(attempt, info),
+        take: (event) => {
+          // what the relay was not asked to follow is not stored, whatever the upstream sends
+          if (!this.#filters.some((f) => filterMatches(f, event))) {
+            this.#unasked++
+            return undefined
+          }
+          return this.#commit(this.#opts.ingest.add(attempt, event)).then((appended) => {
+            if (event.originSeq > this.#cursor) this.#cursor = event.originSeq
+            if (appended) this.#loop.relayed++
+          })
+        },
+        // positions scanned past without a match are committed too, so a restart does not scan
+        // them again, and a filtered relay does not take an upstream's pruning for a loss
+        scanned: (at) => at <= this.#cursor ? undefined : this.#commit(this.#opts.ingest.moveCursor(attempt, at)).then(() => void (this.#cursor = Math.max(this.#cursor, at))),
+      })
     } catch (err) {
-      fail(err)
-    } finally {
-      clearInterval(scanned)
-      signal.removeEventListener('abort', abort)
-      await follower.close()
-      // this attempt's events still waiting for their commit land (or fail) before the next
-      // attempt reads the stored cursor: in order, and never more than MAX_IN_FLIGHT at once
-      await inFlight.catch(() => {})
+      if (err instanceof FutureCursorError) return this.#rewind(attempt, err)
+      throw err
     }
-    if (signal.aborted) return
-    if (failure instanceof FutureCursorError) return this.#rewind(attempt, failure)
-    if (failure !== undefined) throw failure
-  }
-
-  #committed(ev: FollowEvent, event: OriginEvent, appended: boolean): void {
-    ev.ack()
-    if (event.originSeq > this.#cursor) this.#cursor = event.originSeq
-    if (appended) this.#events++
   }
 
   /** The upstream pruned past the cursor: say so, and go on from its floor. */
@@ -360,51 +256,5 @@ export class Upstream {
     if (key === undefined) throw new UpstreamError('protocol', `${url}/info does not name a homeserver key`)
     return key
   }
-
-  /** `fetch` for the follower: an `/info` naming another key ends the attempt. */
-  #checkedFetch(key: string, fail: (err: unknown) => void): typeof fetch {
-    return async (input, init) => {
-      const res = await fetch(input, { ...init, redirect: 'manual' })
-      refuseRedirect(res, String(input))
-      if (!String(input).endsWith('/info') || !res.ok) return res
-      const text = await smallBody(res, this.#opts.idleMs, init?.signal ?? new AbortController().signal)
-      const named = infoKey(text)
-      if (named !== key) {
-        const err = named === undefined
-          ? new UpstreamError('protocol', `${String(input)} does not name a homeserver key`)
-          : new UpstreamError('key-changed', `${String(input)} now names ${named}, not ${key}`)
-        fail(err)
-        throw err
-      }
-      return new Response(text, { status: res.status, headers: res.headers })
-    }
-  }
 }
 
-function infoKey(text: string): string | undefined {
-  let key: unknown
-  try {
-    key = (JSON.parse(text) as { publicKey?: unknown } | null)?.publicKey
-  } catch {
-    return undefined
-  }
-  return typeof key === 'string' && Z32_KEY.test(key) ? key : undefined
-}
-
-/** Errors from the follower: what it retries is the network; what it gives up on is the protocol. */
-function faultOf(err: unknown): UpstreamFault {
-  if (err instanceof UpstreamError) return err.fault
-  const cause = (err as { cause?: unknown }).cause
-  if (cause instanceof UpstreamError) return cause.fault
-  return err instanceof RetryableError ? 'unreachable' : 'protocol'
-}
-
-/**
- * An upstream never sends the relay elsewhere: a redirect could point it at a service behind
- * the relay's own network, whose answers would then reach the relay's public `/info`.
- */
-function refuseRedirect(res: Response, url: string): void {
-  if (res.status < 300 || res.status >= 400) return
-  void res.body?.cancel()
-  throw new UpstreamError('protocol', `${url} answered a redirect (${res.status}); a relay follows none`)
-}

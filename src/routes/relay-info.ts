@@ -3,7 +3,10 @@ import { z } from 'zod'
 import type { Context } from '../context.js'
 import { json, publicKey, type RouteDoc } from '../openapi/route-doc.js'
 import type { Relay } from '../relay/relay.js'
-import { UPSTREAM_FAULTS } from '../relay/upstream.js'
+import { UPSTREAM_FAULTS } from '../relay/upstream-fetch.js'
+import { UNRESOLVED_REASONS } from '../relay/user-record.js'
+import { DROP_REASONS } from '../relay/interest-stream.js'
+import type { Following } from '../relay/following.js'
 
 const upstreamBody = z.object({
   upstream: z.string().describe('as configured: a homeserver key resolved through pkarr, a URL pinned to a key (<key>@<url>), or a URL its key\'s pkarr record names'),
@@ -18,6 +21,30 @@ const upstreamBody = z.object({
   lastError: z.string().nullable(),
 })
 
+const streamBody = z.object({
+  filters: z.array(z.string()).describe('what this stream asks the homeserver for'),
+  cursor: z.string().describe('the lowest of its filters\' cursors on the homeserver, in decimal'),
+  state: z.enum(['connecting', 'catching-up', 'live', 'failed']),
+  lag: z.number().int(),
+  faults: z.record(z.enum(UPSTREAM_FAULTS as [string, ...string[]]), z.number().int()).describe('times it was dropped, by reason (since it opened)'),
+  lastError: z.string().nullable(),
+})
+
+const followingBody = z.object({
+  users: z.number().int().describe('users followed now: held by a subscriber, lingering, or standing (--follow)'),
+  unresolved: z.number().int().describe('of them, users whose homeserver is not known yet (retried with backoff)'),
+  moves: z.number().int().describe('users seen moving to another homeserver (since start)'),
+  resolutionFailures: z.record(z.enum(UNRESOLVED_REASONS as [string, ...string[]]), z.number().int()).describe('record reads that failed, by reason (since start)'),
+  dropped: z.record(z.enum(DROP_REASONS as [string, ...string[]]), z.number().int())
+    .describe('events a followed homeserver sent and the relay did not store: unasked (no filter of the stream matches), elsewhere (the user\'s record names another homeserver)'),
+  skipped: z.number().int().describe('filters wanted now that no stream carries (RELAY_STREAMS_PER_HOMESERVER)'),
+  homeservers: z.array(z.object({
+    homeserver: publicKey,
+    url: z.string(),
+    streams: z.array(streamBody),
+  })).describe('the homeservers followed users are on, and the upstream streams to each'),
+})
+
 export const relayInfoBody = z.object({
   role: z.literal('relay'),
   publicKey: publicKey.describe("the relay's own key"),
@@ -27,6 +54,7 @@ export const relayInfoBody = z.object({
     floor: z.string().describe('the oldest seq kept, in decimal'),
   }),
   upstreams: z.array(upstreamBody),
+  following: followingBody,
 })
 
 const doc: RouteDoc = {
@@ -54,5 +82,29 @@ export async function relayInfoRoute(app: FastifyInstance, ctx: Context, relay: 
       faults: Object.fromEntries(u.faults()),
       lastError: u.lastError ?? null,
     })),
+    following: following(relay.following),
   }))
+}
+
+function following(f: Following): z.infer<typeof followingBody> {
+  return {
+    users: f.interests.userCount,
+    unresolved: f.directory.unresolvedCount,
+    moves: f.directory.moves,
+    resolutionFailures: Object.fromEntries(f.directory.failures),
+    dropped: Object.fromEntries(f.dropped),
+    skipped: f.skipped,
+    homeservers: [...f.homeservers().values()].map((h) => ({
+      homeserver: h.homeserver,
+      url: h.url,
+      streams: h.streams.map((s) => ({
+        filters: s.filters.map((x) => x.text),
+        cursor: String(s.cursor),
+        state: s.state,
+        lag: s.lag,
+        faults: Object.fromEntries(s.faults()),
+        lastError: s.lastError ?? null,
+      })),
+    })),
+  }
 }

@@ -13,7 +13,7 @@ import { markStream, noteUser } from './observe.js'
  */
 export function openStream(
   ctx: Context, req: FastifyRequest, reply: FastifyReply, opts: Omit<OpenOptions, 'headers'>, snapshot?: { resume?: SnapshotToken },
-): void {
+): SseStream {
   const release = ctx.limiter.acquire(req.ip)
   markStream(req)
   if (opts.onlyUser !== undefined) noteUser(req, opts.onlyUser)
@@ -22,6 +22,7 @@ export function openStream(
   const stream = snapshot === undefined ? ctx.feed.open(reply.raw, { ...opts, headers }).stream : ctx.feed.openSnapshot(reply.raw, { ...opts, headers, ...snapshot })
   stream.onClose(release)
   if (opts.session !== undefined && !stream.closed) void guardSession(ctx, stream, opts.session).catch(() => stream.end())
+  return stream
 }
 
 /** The same for a newest-first replay (`/events-stream?reverse=true`): its slot is given back when it ends. */

@@ -10,6 +10,7 @@ import { publicOnly, visibility } from '../feed/visibility.js'
 import { queryObject } from './user.js'
 import { sse, type RouteDoc } from '../openapi/route-doc.js'
 import { openStream } from './stream.js'
+import type { SseStream } from '../feed/sse.js'
 import { SUBSCRIBE } from '../feed/wire.js'
 import { decodeToken } from '../feed/snapshot-frames.js'
 import { recentStart } from '../feed/reverse.js'
@@ -64,15 +65,24 @@ const docs: Record<string, RouteDoc> = {
  * matches; with one (Last-Event-ID, lastSeq= or cursor=; id or decimal, exclusive) it replays
  * what it missed first, and `recent` is ignored, so a reconnect resumes where it stopped.
  */
-export async function subscribeRoutes(app: FastifyInstance, ctx: Context, opts: { snapshots: boolean } = { snapshots: true }): Promise<void> {
-  const handler = (req: FastifyRequest, reply: FastifyReply) => subscribe(ctx, req, reply, opts.snapshots)
+export async function subscribeRoutes(app: FastifyInstance, ctx: Context, opts: SubscribeOptions = { snapshots: true }): Promise<void> {
+  const handler = (req: FastifyRequest, reply: FastifyReply) => subscribe(ctx, req, reply, opts)
   app.get('/subscribe', { config: { doc: docs.query } }, handler)
   app.get('/subscribe/*', { config: { doc: docs.path } }, handler)
 }
 
-async function subscribe(ctx: Context, req: FastifyRequest, reply: FastifyReply, snapshots: boolean): Promise<void> {
+export interface SubscribeOptions {
+  snapshots: boolean
+  /**
+   * A relay's: the stream's filters are its wants while it is open. Called once the request
+   * is valid and before the stream opens, it may refuse (a 4xx); `attach` hands it the stream.
+   */
+  hold?: (filters: readonly Filter[]) => { attach(stream: SseStream): void; release(): void }
+}
+
+async function subscribe(ctx: Context, req: FastifyRequest, reply: FastifyReply, opts: SubscribeOptions): Promise<void> {
   const q = query.parse(queryObject(req.url, ['filter']))
-  if (q.snapshot && !snapshots) fail('SnapshotUnsupported', 'A relay keeps events, not files: it has no snapshot to send')
+  if (q.snapshot && !opts.snapshots) fail('SnapshotUnsupported', 'A relay keeps events, not files: it has no snapshot to send')
   const texts = q.filter ?? []
   const inPath = (req.params as { '*'?: string })['*']
   if (inPath !== undefined && inPath !== '') texts.push(inPath)
@@ -107,7 +117,15 @@ async function subscribe(ctx: Context, req: FastifyRequest, reply: FastifyReply,
   }
   // a snapshot, new or resumed; after `synced` a reconnect sends a plain id and resumes live
   const snapshot = q.snapshot && (cursorText === undefined || resume !== undefined)
-  openStream(ctx, req, reply, spec, snapshot ? { resume } : undefined)
+  const held = opts.hold?.(filters)
+  let stream: SseStream
+  try {
+    stream = openStream(ctx, req, reply, spec, snapshot ? { resume } : undefined)
+  } catch (err) {
+    held?.release()
+    throw err
+  }
+  held?.attach(stream)
 }
 
 /** The user every filter names, when they all name the same one. */

@@ -30,6 +30,8 @@ export const GOOD = 3
  * names its own key, or `claims` (an impostor: another homeserver's key, whose events it forges).
  */
 export class FakeUpstream {
+  /** its own keypair, to publish a pkarr record for it; `key` is another when it claims one */
+  readonly keypair = randomKeypair()
   readonly key: string
   readonly other = randomKeypair().z32
   readonly user = randomKeypair().z32
@@ -43,7 +45,7 @@ export class FakeUpstream {
 
   constructor(behaviour: Misbehaviour, claims?: string) {
     this.behaviour = behaviour
-    this.key = claims ?? randomKeypair().z32
+    this.key = claims ?? this.keypair.z32
     this.#server = http.createServer((req, res) => this.#answer(req, res))
   }
 

@@ -10,6 +10,7 @@ import { engineSettings } from './engine.js'
 import { headOf, tempDir, type Teardown } from './server.js'
 import { readSubscribe, type StreamEvent } from './sse.js'
 import { until } from './until.js'
+import type { ChildServer } from './child-server.js'
 
 export type RelayInfo = z.infer<typeof relayInfoBody>
 
@@ -96,4 +97,19 @@ export async function checkRelayLog(t: Test, relayUrl: string, homeservers: read
   }
   t.equal(log.length, total, 'nothing else is in the relay log')
   return log
+}
+
+/**
+ * `rounds` of kill -9 and restart of a relay in a child process, each after a random pause of
+ * 100 to 600 ms (plus `minMs`); returns a line for each round that found the relay dead on its own.
+ */
+export async function killRounds(relay: ChildServer, rounds: number, minMs = 0): Promise<string[]> {
+  const violations: string[] = []
+  for (let round = 0; round < rounds; round++) {
+    await new Promise((r) => setTimeout(r, minMs + 100 + Math.random() * 500))
+    if (!relay.running) violations.push(`round ${round}: the relay had died on its own:\n${relay.output}`)
+    await relay.kill()
+    await relay.restart()
+  }
+  return violations
 }

@@ -55,6 +55,25 @@ export const upstreamCases: Record<string, Case> = {
     t.same(seqs((await store.readLog(0, 10, 10)).events), [1])
   },
 
+  async "a followed filter's cursors: long names, many in one commit, each on its own"(t, factory) {
+    const { store, reopen } = await factory.open(t)
+    // `<homeserver>|<filter>`, up to the relay's longest followed filter (1024 bytes)
+    const long = `${HS}|${ALICE}/pub/${'é'.repeat(300)}${'x'.repeat(400)}*`
+    const names = [long, `${HS}|${ALICE}/*`, `${HS}|${ALICE}/pub/app/*`]
+    t.ok(Buffer.byteLength(long) > 1024, 'a name past 1 KiB')
+    await store.commit(async (tx) => {
+      t.same(await tx.upstreamCursors(names), [undefined, undefined, undefined])
+      names.forEach((upstream, i) => tx.setUpstreamCursor({ upstream, homeserver: HS, cursor: 10 * (i + 1) }))
+    })
+    await store.commit(async (tx) => tx.setUpstreamCursor({ upstream: names[1]!, homeserver: HS, cursor: 25 }))
+    const want = [{ upstream: long, homeserver: HS, cursor: 10 }, { upstream: names[1], homeserver: HS, cursor: 25 }, { upstream: names[2], homeserver: HS, cursor: 30 }]
+    await store.commit(async (tx) => t.same(await tx.upstreamCursors(names), want, 'read back inside a commit, each its own'))
+    const all = async (s: typeof store) => (await s.upstreamCursors()).sort((a, b) => a.cursor - b.cursor)
+    t.same(await all(store), want, 'and listed')
+    if (reopen === undefined) return
+    t.same(await all(await reopen()), want, 'kept across a reopen')
+  },
+
   async 'another instance reads the cursor inside its commit'(t, factory) {
     const { store, second } = await factory.open(t)
     if (second === undefined) return t.plan(0, 'the engine serves one process')
