@@ -67,6 +67,7 @@ t.test('a user with no record, or a record that does not verify, is reported on 
   let info: RelayInfo | undefined
   await until(async () => (info = await relayInfo(relay.url)).following.resolutionFailures['no-record']! >= 2, 'the record to be read again', 30_000, () => info?.following)
   t.equal(info!.following.unresolved, 1)
+  t.equal(unresolved(s.frames).length, 1, 'the stream is told once, not at every try')
   t.same(info!.following.homeservers, [], 'nothing is asked of any homeserver')
 
   // a pkarr relay that answers bytes that are no signed packet: the record does not verify
@@ -197,4 +198,21 @@ t.test('--follow: a user followed for good, with no subscriber', async (t) => {
   await alice.put('/pub/a/3', 'a')
   await until(async () => (await wholeLog(relay.url)).length === 3, 'a subscriber leaving takes nothing away')
   t.same((await relayInfo(relay.url)).following.homeservers.map((h) => h.streams.map((x) => x.filters)), [[[`${alice.user}/*`]]])
+})
+
+t.test('overlapping filters of one user in two upstream streams: each event lands once', async (t) => {
+  const net = await pkarrNet(t, 1)
+  const alice = new Person(net)
+  await alice.signup(net.homeservers[0]!)
+  for (let i = 0; i < 5; i++) await Promise.all([alice.put(`/pub/a/${i}`, 'a'), alice.put(`/pub/b/${i}`, 'b')])
+  // one filter a stream: alice/* and alice/pub/a/* are read by two streams, which both bring /pub/a/
+  const relay = await startTestRelay(t, [], { PKARR_RELAYS: net.pkarr, RELAY_ALLOW_PRIVATE_ADDRESSES: '1', RELAY_STREAM_FILTERS: '1' })
+  const s = watch(t, `${relay.url}/subscribe?filter=${alice.user}/*&filter=${alice.user}/pub/a/*&lastSeq=0`)
+  await until(async () => (await relayInfo(relay.url)).following.homeservers[0]?.streams.length === 2, 'two streams')
+  for (let i = 5; i < 10; i++) await alice.put(`/pub/a/${i}`, 'a')
+  const want = (await alice.events()).map((e) => `${e.homeserver}:${e.originSeq}`)
+  await until(async () => (await wholeLog(relay.url)).length >= want.length && s.events().length >= want.length, `${want.length} events`, 30_000, () => s.events().length)
+  const log = await wholeLog(relay.url)
+  t.same(log.map((e) => `${e.homeserver}:${e.originSeq}`).sort(), want.sort(), 'every event of hers once in the log')
+  t.equal(s.events().length, want.length, 'and once on the stream')
 })

@@ -22,7 +22,7 @@ export interface DirectoryOptions {
   perSecond: number
   /** a user is placed for the first time, or anew: on another homeserver (a move) or URL */
   placed(user: string, now: Placement, before: Placement | undefined): void
-  /** a user never placed could not be resolved (it is tried again after a backoff) */
+  /** a user never placed could not be resolved, for a new reason (it is tried again after a backoff) */
   unresolved(user: string, err: ResolveError): void
 }
 
@@ -173,8 +173,10 @@ export class Directory {
       if (entry === undefined || signal.aborted) return
       const e = err instanceof ResolveError ? err : new ResolveError('unreachable', (err as Error).message)
       this.failures.set(e.reason, this.failures.get(e.reason)! + 1)
+      // subscribers hear of it once, and again only if the reason changes
+      const news = entry.failure?.reason !== e.reason
       entry.failure = e
-      if (entry.placement === undefined) this.#opts.unresolved(user, e)
+      if (entry.placement === undefined && news) this.#opts.unresolved(user, e)
       next = backoffDelay({ ...this.#opts.retry, jitter: 0.5 }, entry.failures++)
     }
     const entry = this.#users.get(user)

@@ -62,7 +62,7 @@ function holdInterest(relay: Relay, filters: readonly Filter[]): { attach(stream
     unresolved(user, reason) {
       const frame = `event: unresolved\ndata: ${JSON.stringify({ user, reason })}\n\n`
       if (stream === undefined) early.push(frame)
-      // a backed-up stream misses the report; the next failed try reports again
+      // a backed-up stream misses the report, which only says why no event of that user comes yet
       else if (!stream.closed && !stream.backedUp) stream.write(frame)
     },
   })
