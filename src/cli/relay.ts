@@ -25,7 +25,8 @@ export async function relay(argv: string[]): Promise<void> {
   const server = await startOrExit(config, startRelay)
   server.ctx.log.info({ url: server.url, upstreams: config.relay.upstreams, storage: server.ctx.store.location, metrics: server.metricsUrl }, 'hearth relay is serving')
   if (process.stderr.isTTY) {
-    process.stderr.write(`\nhearth relay is serving on ${server.url}\n  following  ${config.relay.upstreams.join('\n             ')}\n` +
+    const following = [...config.relay.upstreams, ...config.relay.follow.map((u) => `${u} (a user)`), 'the users subscribers ask for']
+    process.stderr.write(`\nhearth relay is serving on ${server.url}\n  following  ${following.join('\n             ')}\n` +
       `  storage    ${server.ctx.store.engine}: ${server.ctx.store.location}\n  follow it  hearth tail --url ${server.url}\n  Ctrl-C stops it.\n\n`)
   }
   stopOnSignals(server)

@@ -47,8 +47,17 @@ export class CursorBook {
   load(stored: readonly UpstreamCursor[], sourceFilters: readonly Filter[]): void {
     for (const c of stored) {
       const sep = c.upstream.indexOf(SEP)
-      if (sep === -1) this.#add(c.upstream, c.homeserver, sourceFilters, c.cursor)
-      else this.#add(c.upstream, c.homeserver, [parseFilter(c.upstream.slice(sep + 1))], c.cursor)
+      if (sep === -1) {
+        this.#add(c.upstream, c.homeserver, sourceFilters, c.cursor)
+        continue
+      }
+      let filter: Filter
+      try {
+        filter = parseFilter(c.upstream.slice(sep + 1))
+      } catch {
+        continue // not a filter this code reads (a later version's): it covers nothing here
+      }
+      this.#add(c.upstream, c.homeserver, [filter], c.cursor)
     }
   }
 
