@@ -147,3 +147,35 @@ t.test('three homeservers, users found through their pkarr records, subscribers 
   }
   t.ok(origin.get(dave.user)!.some((e) => e.homeserver === k1) && origin.get(dave.user)!.some((e) => e.homeserver === k2), 'dave wrote on both homeservers')
 })
+
+t.test('a user who moves while the relay is down: what they wrote on the old homeserver before moving still comes, once, in order', async (t) => {
+  const net = await pkarrNet(t, 2)
+  const [h0, h1] = net.homeservers as [typeof net.homeservers[0], typeof net.homeservers[0]]
+  const erin = new Person(net)
+  await erin.signup(h0)
+  for (let i = 0; i < 3; i++) await erin.put(`/pub/e/${i}`, 'e')
+  const dir = tempDir(t)
+  const relay = await ChildServer.start({
+    command: 'relay',
+    dataDir: dir,
+    keepPort: true,
+    env: { ...(await engineSettings(t, dir)), PKARR_RELAYS: net.pkarr, RELAY_ALLOW_PRIVATE_ADDRESSES: '1', RELAY_RETRY_MAX_MS: '300', KEEPALIVE_MS: '1000' },
+  })
+  t.teardown(() => relay.kill())
+  const sub = new Subscriber(() => relay.url, [`${erin.user}/*`])
+  t.teardown(() => sub.close())
+  await until(() => sub.events.length === 3, "erin's history")
+
+  await relay.kill()
+  // while the relay is down she writes on, then moves and writes on the new homeserver
+  for (let i = 3; i < 6; i++) await erin.put(`/pub/e/${i}`, 'e')
+  await erin.signup(h1)
+  for (let i = 6; i < 9; i++) await erin.put(`/pub/e/${i}`, 'e')
+  await relay.restart()
+
+  const want = (await erin.events()).map(originId)
+  await until(() => sub.events.length >= want.length, `all ${want.length} of her events`, 60_000, () => sub.events.length)
+  t.same(sub.events.map(originId), want, 'each once, the old homeserver\'s first')
+  const info = await relayInfo(relay.url)
+  t.same(info.following.homeservers.map((h) => [h.homeserver, h.streams.flatMap((s) => s.filters)]), [[h1.ctx.keypair.z32, [`${erin.user}/*`]]], 'and she is followed on the new one only')
+})

@@ -91,6 +91,11 @@ export class CursorBook {
     return out
   }
 
+  /** The homeservers `user` has followed filters' cursors on. */
+  homeserversOf(user: string): string[] {
+    return [...this.#byUser].filter(([, users]) => users.has(user)).map(([homeserver]) => homeserver)
+  }
+
   /** After a commit: where the cursor now stands. */
   moved(name: string, cursor: number): void {
     const e = this.#byName.get(name)

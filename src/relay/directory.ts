@@ -157,7 +157,7 @@ export class Directory {
     let next: number
     try {
       const record = await resolveUserRecord(user, this.#opts.relays, signal)
-      const url = await this.#endpoint(record.homeserver, signal)
+      const url = await this.endpoint(record.homeserver, signal)
       const entry = this.#users.get(user)
       if (entry === undefined || signal.aborted) return
       const before = entry.placement
@@ -187,7 +187,7 @@ export class Directory {
   }
 
   /** Where a homeserver serves, from its own signed record; refused if the relay may not reach it. */
-  async #endpoint(homeserver: string, signal: AbortSignal): Promise<string> {
+  async endpoint(homeserver: string, signal = this.#stop.signal): Promise<string> {
     const known = this.#endpoints.get(homeserver)
     if (known !== undefined && known.until > Date.now()) return known.url
     let url: string

@@ -25,7 +25,6 @@ export const MAX_FOLLOWED_FILTER = 1024
 /** A user who moved: their old homeserver is read on up to where its log stood when the move was seen. */
 interface Leaving {
   homeserver: string
-  url: string
   /** the old homeserver's head then; undefined until it answers */
   upTo?: number
 }
@@ -141,17 +140,32 @@ export class Following {
     if (this.#stopped) return
     if (before !== undefined && before.homeserver !== now.homeserver) {
       this.#opts.log.info({ from: before.homeserver, to: now.homeserver }, 'relay: a followed user moved homeservers')
-      const leaving: Leaving = { homeserver: before.homeserver, url: before.url }
-      this.#leaving.set(user, leaving)
-      void this.#headOf(before).then((head) => {
-        leaving.upTo = head
-        this.#drained(before.homeserver)
-      })
-      // an old homeserver that stops answering holds the user back no longer than this
-      setTimeout(() => this.#left(user, leaving), 2 * this.#opts.config.idleMs).unref()
+      this.#leave(user, before)
+    } else if (before === undefined) {
+      // placed for the first time in this process: a homeserver the user was followed on
+      // before (a move seen by an earlier process, cut short by a crash) is read up to where
+      // it stands now, so nothing the user wrote there before moving is lost
+      const earlier = this.#opts.ingest.book.homeserversOf(user).find((h) => h !== now.homeserver)
+      if (earlier !== undefined) this.#leave(user, { homeserver: earlier })
     }
     setOf(this.#usersOn, now.homeserver).add(user)
     this.#refresh(now.homeserver, now.url)
+  }
+
+  /** `user` is read on `from` up to where its log stands now, then followed where they are placed. */
+  #leave(user: string, from: { homeserver: string; url?: string }): void {
+    const leaving: Leaving = { homeserver: from.homeserver }
+    this.#leaving.set(user, leaving)
+    setOf(this.#usersOn, from.homeserver).add(user)
+    void (async () => {
+      const url = from.url ?? (await this.directory.endpoint(from.homeserver).catch(() => undefined))
+      if (url === undefined) return this.#left(user, leaving)
+      this.#refresh(from.homeserver, url)
+      leaving.upTo = await this.#headOf({ homeserver: from.homeserver, url })
+      this.#drained(from.homeserver)
+    })()
+    // an old homeserver that stops answering holds the user back no longer than this
+    setTimeout(() => this.#left(user, leaving), 2 * this.#opts.config.idleMs).unref()
   }
 
   #unresolved(user: string, err: ResolveError): void {
