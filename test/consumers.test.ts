@@ -1,0 +1,207 @@
+import t from 'tap'
+import { newUser, startTestServer } from './helpers/server.js'
+import { ConsumerApi, ulid, type Delivery } from './helpers/consumers.js'
+import { until } from './helpers/until.js'
+
+/**
+ * Durable consumers over HTTP (SPEC §12), on the test engine: the definition's routes and
+ * their refusals, explicit and automatic acks, redelivery, dead letters, one holder per
+ * event, order per user, the `/priv/` rule and sign-out.
+ */
+
+const seqs = (ds: readonly Delivery[]) => ds.map((d) => Number(d.seq))
+
+t.test('create, read, list and delete; the same id twice; refusals in the §7 shape', async (t) => {
+  const server = await startTestServer(t)
+  const alice = await newUser(server)
+  const bob = await newUser(server)
+  const api = new ConsumerApi(server.url, alice)
+  const id = ulid()
+  const def = { filters: [`${alice.user}/pub/*`], from: 'start', ack: 'explicit', ackWaitMs: 5000 }
+  const created = await api.put(id, def)
+  t.equal(created.status, 201)
+  t.match(created.body, { id, filters: [`${alice.user}/pub/*`], from: 'start', ack: 'explicit', ackWaitMs: 5000, maxDeliver: 5, maxPending: 1000, shareProgress: false, ackFloor: '0000000000000', pending: 0, redelivered: 0, dead: 0, lag: 0, streams: 0, reset: null })
+  t.equal(typeof created.body.createdAt, 'number')
+  t.equal((await api.put(id, def)).status, 200, 'the same definition again: 200')
+  const other = await api.put(id, { ...def, ackWaitMs: 6000 })
+  t.equal(other.status, 409)
+  t.equal(other.body.error, 'ConsumerExists')
+  t.same((await api.call('GET', '/consumers')).body.consumers.map((c: { id: string }) => c.id), [id])
+  t.same((await new ConsumerApi(server.url, bob).call('GET', '/consumers')).body, { consumers: [] }, "bob's list is his own")
+  t.equal((await new ConsumerApi(server.url, bob).state(id)).status, 404, "bob does not see alice's")
+
+  const refused = async (what: string, status: number, code: string, res: Promise<{ status: number; body: any }>) => {
+    const r = await res
+    t.equal(r.status, status, what)
+    t.equal(r.body?.error, code, `${what}: ${code}`)
+    t.equal(typeof r.body?.message, 'string')
+  }
+  await refused('a malformed id', 400, 'InvalidConsumerId', api.put('not-a-ulid', def))
+  await refused('an id more than a day ahead', 400, 'InvalidConsumerId', api.put(ulid(Date.now() + 2 * 86400_000), def))
+  await refused('a body that is not JSON', 400, 'InvalidBody', api.put(ulid(), '{'))
+  await refused('an unknown field', 400, 'InvalidBody', api.put(ulid(), { ...def, color: 'red' }))
+  await refused('65 filters', 400, 'InvalidBody', api.put(ulid(), { filters: Array.from({ length: 65 }, () => '*') }))
+  await refused('a bad filter', 400, 'InvalidFilter', api.put(ulid(), { filters: ['nobody/*'] }))
+  await refused('a position past the head', 400, 'FutureCursor', api.put(ulid(), { from: { after: '99' } }))
+  await refused('a bad ack kind', 400, 'InvalidBody', api.put(ulid(), { ack: 'sometimes' }))
+  await refused('no session', 401, 'NoSession', api.call('GET', `/consumers/${id}`, undefined, { 'pubky-host': alice.user }))
+  await refused("someone else's session", 403, 'Forbidden', api.call('GET', `/consumers/${id}`, undefined, { cookie: bob.headers().cookie!.replace(bob.user, alice.user), 'pubky-host': alice.user }))
+  await refused('an ack of a bad id', 400, 'InvalidCursor', api.ack(id, { ack: ['nope'] }))
+  t.equal((await api.call('DELETE', `/consumers/${id}`)).status, 204)
+  t.equal((await api.state(id)).status, 404, 'gone')
+  t.equal((await api.call('DELETE', `/consumers/${id}`)).status, 404)
+})
+
+t.test('explicit acks: delivered once, acked, the floor moves; nak, term, and redelivery after the ack wait up to dead', async (t) => {
+  const server = await startTestServer(t)
+  const alice = await newUser(server)
+  const api = new ConsumerApi(server.url, alice)
+  for (let i = 1; i <= 3; i++) await alice.put(`/pub/a/${i}`, `v${i}`)
+  const id = await api.create({ filters: [`${alice.user}/pub/a/*`], from: 'start', ackWaitMs: 400, maxDeliver: 2 })
+  const w = api.worker(id)
+  t.teardown(() => w.close())
+  t.equal(await w.status(), 200)
+  // one user: one event out at a time, in order
+  const [first] = await w.received(1)
+  t.match(first, { seq: '1', type: 'PUT', path: '/pub/a/1', deliveries: 1 })
+  await w.ack([first!.id])
+  await w.received(2)
+  t.match(w.got[1], { seq: '2', deliveries: 1 }, 'the next of the user only once the first is acked')
+  await w.ack([w.got[1]!.id], 'nak')
+  await w.received(3)
+  t.match(w.got[2], { seq: '2', deliveries: 2 }, 'a nak sends it again at once')
+  // not acked: once the ack wait runs out it has gone out maxDeliver (2) times, so it is dead, and the next goes out
+  await w.received(4, 'the event after the dead one')
+  t.match(w.got[3], { seq: '3', deliveries: 1 })
+  await w.ack([w.got[3]!.id], 'term')
+  await until(async () => (await api.state(id)).body.dead === 2, 'two dead letters')
+  const state = (await api.state(id)).body
+  t.match(state, { ackFloor: '0000000000006', pending: 0, dead: 2, lag: 0 }, 'the floor passed the dead ones (seq 3 is 0000000000006)')
+  const dead = (await api.call('GET', `/consumers/${id}/dead`)).body.events
+  t.match(dead, [{ seq: '2', path: '/pub/a/2', deliveries: 2, reason: 'maxDeliver' }, { seq: '3', deliveries: 1, reason: 'term' }])
+  await alice.put('/pub/a/4', 'v4')
+  const [, , , , fourth] = await w.received(5)
+  t.match(fourth, { seq: '4', deliveries: 1 }, 'live events follow')
+})
+
+t.test('one holder at a time, order per user, and a fair share across workers', async (t) => {
+  const server = await startTestServer(t)
+  const owner = await newUser(server)
+  const users = await Promise.all(Array.from({ length: 12 }, () => newUser(server)))
+  const api = new ConsumerApi(server.url, owner)
+  const id = await api.create({ filters: ['*/pub/q/*'], from: 'new', ackWaitMs: 60_000 })
+  const workers = Array.from({ length: 4 }, () => api.worker(id))
+  t.teardown(() => workers.forEach((w) => w.close()))
+  for (const w of workers) t.equal(await w.status(), 200)
+  await until(async () => (await api.state(id)).body.streams === 4, 'four streams open')
+  for (let i = 0; i < 3; i++) for (const u of users) await u.put(`/pub/q/${i}`, 'x')
+  const all = () => workers.flatMap((w) => w.got)
+  // nobody acks: one event per user is out, each to one worker only
+  await until(() => all().length >= users.length, 'one event per user out')
+  const out = all()
+  t.equal(out.length, users.length, 'no second event of a user while the first is unacked')
+  t.equal(new Set(out.map((d) => d.user)).size, users.length, 'one per user')
+  t.ok(out.every((d) => d.path === '/pub/q/0' && d.deliveries === 1), 'each the first of its user, once')
+  t.ok(workers.every((w) => w.got.length >= 2), `a fair share each: ${workers.map((w) => w.got.length)}`)
+  // now acks flow: each worker acks what it holds as it comes
+  for (const w of workers) {
+    void w.ack(w.got.map((d) => d.id))
+    w.conn.close()
+  }
+  const acking = Array.from({ length: 4 }, () => api.worker(id, { autoAck: true }))
+  t.teardown(() => acking.forEach((w) => w.close()))
+  const total = users.length * 3
+  await until(async () => (await api.state(id)).body.lag === 0 && (await api.state(id)).body.pending === 0, 'everything acked', 30_000, () => acking.map((w) => w.got.length))
+  const byUser = new Map<string, number[]>()
+  const arrived = [...out, ...acking.flatMap((w) => w.got)].sort((a, b) => a.arrival - b.arrival)
+  for (const d of arrived) byUser.set(d.user, [...(byUser.get(d.user) ?? []), Number(d.seq)])
+  for (const [user, s] of byUser) t.same(s, [...s].sort((a, b) => a - b), `${user.slice(0, 6)}: in order`)
+  const delivered = new Set([...out, ...acking.flatMap((w) => w.got)].map((d) => d.seq))
+  t.equal(delivered.size, total, 'every event went out')
+})
+
+t.test("the owner's /priv/ events, nobody else's; signing out ends the streams, not the consumer", async (t) => {
+  const server = await startTestServer(t)
+  const alice = await newUser(server)
+  const bob = await newUser(server)
+  const api = new ConsumerApi(server.url, alice)
+  const id = await api.create({ filters: ['*'], from: 'new', ack: 'automatic' })
+  const w = api.worker(id)
+  t.equal(await w.status(), 200)
+  await bob.put('/priv/secret', 'b')
+  await alice.put('/priv/mine', 'a')
+  await bob.put('/pub/open', 'b')
+  await w.received(2)
+  await until(async () => (await api.state(id)).body.lag === 0, 'all done')
+  t.same(w.got.map((d) => `${d.user === alice.user ? 'alice' : 'bob'}${d.path}`), ['alice/priv/mine', 'bob/pub/open'], "alice's own /priv/ event, never bob's")
+  await alice.signout()
+  await w.conn.ended
+  t.pass('signing out ended the stream')
+  await alice.signin()
+  t.equal((await api.state(id)).status, 200, 'the consumer stays')
+})
+
+t.test('automatic acks: done once written; reset moves the position; acked waits', async (t) => {
+  const server = await startTestServer(t)
+  const alice = await newUser(server)
+  const api = new ConsumerApi(server.url, alice)
+  const id = await api.create({ filters: [`${alice.user}/pub/*`], from: 'start', ack: 'automatic', shareProgress: true })
+  for (let i = 1; i <= 5; i++) await alice.put(`/pub/${i}`, 'x')
+  const w = api.worker(id)
+  await w.received(5)
+  t.same(seqs(w.got), [1, 2, 3, 4, 5])
+  t.ok(w.got.every((d) => d.deliveries === 1))
+  await until(async () => (await api.state(id)).body.ackFloor === '000000000000A', 'the floor at seq 5')
+  const acked = await fetch(`${server.url}/consumers/${id}/acked?event=000000000000A&pubky-host=${alice.user}`)
+  t.same(await acked.json(), { acked: true, matched: true, ackFloor: '000000000000A' }, 'anyone may ask: it shares its progress')
+  w.close()
+  const reset = await api.call('POST', `/consumers/${id}/reset`, { from: { after: '3' } })
+  t.equal(reset.status, 200)
+  t.equal(reset.body.ackFloor, '0000000000006')
+  const again = api.worker(id)
+  t.teardown(() => again.close())
+  await again.received(2)
+  t.same(seqs(again.got), [4, 5], 'from the new position')
+  // a wait that the next delivery ends: no stream is open when it starts
+  again.close()
+  await until(async () => (await api.state(id)).body.streams === 0, 'the stream closed')
+  await alice.put('/pub/6', 'x')
+  const waiting = fetch(`${server.url}/consumers/${id}/acked?event=000000000000C&timeoutMs=20000&pubky-host=${alice.user}`).then((r) => r.json())
+  const third = api.worker(id)
+  t.teardown(() => third.close())
+  t.same(await waiting, { acked: true, matched: true, ackFloor: '000000000000C' }, 'answered once written out')
+  t.same(seqs(await third.received(1)), [6])
+  await alice.put('/priv/7', 'x')
+  const nomatch = await fetch(`${server.url}/consumers/${id}/acked?event=000000000000E&timeoutMs=20000&pubky-host=${alice.user}`)
+  t.match(await nomatch.json(), { matched: false }, 'an event it does not carry: at once')
+})
+
+t.test('acked: the owner only unless shared; a timeout answers acked:false', async (t) => {
+  const server = await startTestServer(t)
+  const alice = await newUser(server)
+  const api = new ConsumerApi(server.url, alice)
+  const id = await api.create({ filters: ['*'], from: 'new' })
+  await alice.put('/pub/x', 'x')
+  const url = `${server.url}/consumers/${id}/acked?event=0000000000002`
+  t.equal((await fetch(`${url}&pubky-host=${alice.user}`)).status, 401, 'no session, not shared')
+  const res = await api.call('GET', `/consumers/${id}/acked?event=0000000000002&timeoutMs=200`)
+  t.same(res.body, { acked: false, matched: true, ackFloor: '0000000000000' })
+  t.equal((await api.call('GET', `/consumers/${id}/acked?event=0000000000002&timeoutMs=30001`)).status, 400, 'a wait past 30 s is refused')
+})
+
+t.test('creation is rate-limited and capped per user, with Retry-After', async (t) => {
+  const server = await startTestServer(t, { CONSUMER_CREATE_RATE: '1/h:3', MAX_CONSUMERS_PER_USER: '2' })
+  const alice = await newUser(server)
+  const api = new ConsumerApi(server.url, alice)
+  const a = await api.create({})
+  await api.create({})
+  const full = await api.put(ulid(), {})
+  t.equal(full.status, 429, 'past MAX_CONSUMERS_PER_USER')
+  t.ok(Number(full.headers.get('retry-after')) > 0)
+  t.equal((await api.put(a, {})).status, 200, 'the same definition again is no creation')
+  await api.call('DELETE', `/consumers/${a}`)
+  const burst = await api.put(ulid(), {})
+  t.equal(burst.status, 429, 'the burst of 3 is spent')
+  t.equal(burst.body.error, 'TooManyRequests')
+  t.ok(Number(burst.headers.get('retry-after')) > 60, `an hour's rate: ${burst.headers.get('retry-after')} s`)
+})
