@@ -78,6 +78,8 @@ export interface WorkerOptions {
 export class Worker {
   readonly got: Delivery[] = []
   readonly resets: { requested: string; floor: string }[] = []
+  /** ids whose ack the server answered with 200 */
+  readonly acked = new Set<string>()
   readonly conn: SseConnection
   readonly #api: ConsumerApi
   readonly #id: string
@@ -90,7 +92,7 @@ export class Worker {
       if ((f.event !== 'PUT' && f.event !== 'DEL') || f.data === undefined) return
       const d = { ...(JSON.parse(f.data) as Delivery), arrival: ++arrivals }
       this.got.push(d)
-      if (options.autoAck) void this.ack([d.id])
+      if (options.autoAck) this.ack([d.id]).catch(() => {}) // a server killed meanwhile: it comes back
     })
   }
 
@@ -102,6 +104,7 @@ export class Worker {
   async ack(ids: string[], kind: 'ack' | 'nak' | 'term' = 'ack'): Promise<void> {
     const res = await this.#api.ack(this.#id, { [kind]: ids })
     if (res.status !== 200) throw new Error(`ack: ${res.status} ${JSON.stringify(res.body)}`)
+    if (kind === 'ack') for (const id of ids) this.acked.add(id)
   }
 
   /** Waits until it received at least `n` deliveries. */
