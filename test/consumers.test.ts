@@ -2,6 +2,7 @@ import t from 'tap'
 import { newUser, startTestServer } from './helpers/server.js'
 import { ConsumerApi, ulid, type Delivery } from './helpers/consumers.js'
 import { until } from './helpers/until.js'
+import { within } from './helpers/store-cases/common.js'
 
 /**
  * Durable consumers over HTTP (SPEC §12), on the test engine: the definition's routes and
@@ -135,8 +136,7 @@ t.test("the owner's /priv/ events, nobody else's; signing out ends the streams, 
   await until(async () => (await api.state(id)).body.lag === 0, 'all done')
   t.same(w.got.map((d) => `${d.user === alice.user ? 'alice' : 'bob'}${d.path}`), ['alice/priv/mine', 'bob/pub/open'], "alice's own /priv/ event, never bob's")
   await alice.signout()
-  await w.conn.ended
-  t.pass('signing out ended the stream')
+  await within(10_000, w.conn.ended, 'signing out ends the stream')
   await alice.signin()
   t.equal((await api.state(id)).status, 200, 'the consumer stays')
 })
@@ -204,4 +204,49 @@ t.test('creation is rate-limited and capped per user, with Retry-After', async (
   t.equal(burst.status, 429, 'the burst of 3 is spent')
   t.equal(burst.body.error, 'TooManyRequests')
   t.ok(Number(burst.headers.get('retry-after')) > 60, `an hour's rate: ${burst.headers.get('retry-after')} s`)
+})
+
+t.test('retention wins: a position below the floor gives event: reset, and the state says so', async (t) => {
+  const server = await startTestServer(t, { EVENT_RETENTION: '5' })
+  const alice = await newUser(server)
+  const api = new ConsumerApi(server.url, alice)
+  const id = await api.create({ filters: [`${alice.user}/pub/*`], from: 'start', ack: 'automatic' })
+  for (let i = 1; i <= 12; i++) await alice.put(`/pub/${i}`, 'x')
+  await server.ctx.retention!.sweep()
+  const floor = server.ctx.events.floor
+  t.ok(floor > 1, `pruned up to ${floor}`)
+  const w = api.worker(id)
+  t.teardown(() => w.close())
+  await w.received(12 - floor + 1, 'the events from the floor on')
+  t.same(w.resets, [{ requested: '0', floor: String(floor) }], 'one reset, first')
+  t.same(seqs(w.got), Array.from({ length: 12 - floor + 1 }, (_, i) => floor + i))
+  await until(async () => (await api.state(id)).body.lag === 0, 'all done')
+  t.same((await api.state(id)).body.reset, { requested: '0', floor: String(floor) }, 'the state says so')
+})
+
+t.test('metrics count deliveries, redeliveries, acks and dead letters, with no consumer id or user key in a label', async (t) => {
+  const server = await startTestServer(t)
+  const alice = await newUser(server)
+  const api = new ConsumerApi(server.url, alice)
+  const id = await api.create({ filters: [`${alice.user}/pub/*`], from: 'new', maxDeliver: 2 })
+  const w = api.worker(id)
+  t.teardown(() => w.close())
+  await alice.put('/pub/1', 'x')
+  await w.received(1)
+  await w.ack([w.got[0]!.id], 'nak')
+  await w.received(2)
+  await w.ack([w.got[1]!.id])
+  await alice.put('/pub/2', 'x')
+  await w.received(3)
+  await w.ack([w.got[2]!.id], 'term')
+  const text = await server.ctx.metrics.registry.metrics()
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1])
+  t.equal(value('hearth_consumer_deliveries_total'), 3)
+  t.equal(value('hearth_consumer_redeliveries_total'), 1)
+  t.equal(value('hearth_consumer_acks_total'), 1)
+  t.match(text, /hearth_consumer_dead_letters_total\{reason="term"\} 1/)
+  t.equal(value('hearth_consumers'), 1)
+  t.equal(value('hearth_consumer_streams'), 1)
+  t.equal(value('hearth_consumer_pending'), 0)
+  t.notOk(text.includes(id) || text.includes(alice.user), 'no consumer id, no user key')
 })
