@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { randomKeypair } from '../src/auth/keys.js'
-import { HomeserverClient } from '../src/client/homeserver.js'
+import { HomeserverClient } from 'hearth-homeserver-client'
 import { ChildServer } from './helpers/child-server.js'
 import { ConsumerApi, type Delivery, type Worker } from './helpers/consumers.js'
 import { engineSettings } from './helpers/engine.js'

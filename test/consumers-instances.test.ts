@@ -1,6 +1,6 @@
 import t from 'tap'
 import { randomKeypair } from '../src/auth/keys.js'
-import { HomeserverClient } from '../src/client/homeserver.js'
+import { HomeserverClient } from 'hearth-homeserver-client'
 import { ConsumerApi, type Delivery, type Worker } from './helpers/consumers.js'
 import { instances } from './helpers/instances.js'
 import { requirePostgres } from './helpers/postgres.js'

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import type { ConsumerDefinition } from '../kv/consumer-record.js'
 import { fail } from '../errors.js'
-import { parseCursor } from '../shared/id.js'
+import { parseCursor } from 'hearth-homeserver-client/id'
 import { MAX_FILTERS, parseFilters } from '../subscriptions/filter.js'
 
 /** The Crockford base32 alphabet: ULIDs and event ids share it. */

@@ -1,5 +1,5 @@
 import type { ConsumerRecord } from '../kv/store.js'
-import { idOf } from '../shared/id.js'
+import { idOf } from 'hearth-homeserver-client/id'
 import { ackFloor } from './ledger.js'
 
 /** A consumer's state as the routes answer it (SPEC §12): its definition, and where it stands. */

@@ -1,4 +1,4 @@
-import type { HomeserverClient } from '../../src/client/homeserver.js'
+import type { HomeserverClient } from 'hearth-homeserver-client'
 import { openSse, type SseConnection, type StreamEvent } from './sse.js'
 import { until } from './until.js'
 
