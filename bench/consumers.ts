@@ -6,6 +6,8 @@ import { randomKeypair } from '../src/auth/keys.js'
 import { consume, Consumers, follow, HomeserverClient, newConsumerId } from 'hearth-homeserver-client'
 import { ChildServer } from '../test/helpers/child-server.js'
 import { headOf } from '../test/helpers/server.js'
+import { CpuProfiler } from './cpu-profile.js'
+import type { ProfileSummary } from './report.js'
 import { round } from './load.js'
 
 /**
@@ -13,7 +15,7 @@ import { round } from './load.js'
  * homeserver (a child process on LevelDB), side by side in one run:
  *   - control: one `follow()` reads the backlog through `/subscribe` from its start, its
  *     handler doing nothing: events per second;
- *   - consumer: four `consume()` workers (8 handlers each) share one explicit consumer made
+ *   - consumer: four `consume()` workers (64 handlers each) share one explicit consumer made
  *     at the backlog's start; every event is acknowledged, the acks gathered into batches
  *     (10 ms or 256 ids a request): events per second until the ack floor reaches the head.
  * Also: ack requests sent, events per ack request, and the consumer's state at the end.
@@ -21,14 +23,18 @@ import { round } from './load.js'
 export const description = 'Events processed per second through a durable consumer with explicit acks (4 workers) against the same events through /subscribe; ratio = consumer ÷ subscribe.'
 export const goals = { ratio: '>= 0.5', unprocessed: '== 0' }
 
-const USERS = 50
+const USERS = 500
+
+/** The server's CPU profile while the consumer's workers run (bench/cpu-profile.ts). */
+export let profiles: ProfileSummary[] = []
 const WORKERS = 4
 
 export async function benchConsumers(): Promise<Record<string, number | string>> {
   const quick = process.env.BENCH_QUICK === '1'
   const backlog = quick ? 4000 : 20_000
   const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-consumers-'))
-  const server = await ChildServer.start({ dataDir: dir, env: { LOG_LEVEL: 'warn', SIGNUP_RATE_LIMIT: '1000000' } })
+  const profiler = new CpuProfiler()
+  const server = await ChildServer.start({ dataDir: dir, env: { LOG_LEVEL: 'warn', SIGNUP_RATE_LIMIT: '1000000', ...profiler.env } })
   try {
     const users = await Promise.all(Array.from({ length: USERS }, async () => {
       const c = new HomeserverClient(server.url, randomKeypair())
@@ -67,12 +73,16 @@ export async function benchConsumers(): Promise<Record<string, number | string>>
       return realFetch(input, init)
     }
     const started = performance.now()
-    const workers = Array.from({ length: WORKERS }, () => consume({ owner, consumer: consumerId, handler: () => {}, concurrency: 8 }))
-    let state = await consumers.get(consumerId)
-    while (state.lag > 0 || state.pending > 0) {
-      await new Promise((r) => setTimeout(r, 20))
-      state = await consumers.get(consumerId)
-    }
+    const workers = Array.from({ length: WORKERS }, () => consume({ owner, consumer: consumerId, handler: () => {}, concurrency: 64 }))
+    const { result: state, profile } = await profiler.window(server.pid!, `${WORKERS} workers taking ${events} events`, async () => {
+      let state = await consumers.get(consumerId)
+      while (state.lag > 0 || state.pending > 0) {
+        await new Promise((r) => setTimeout(r, 20))
+        state = await consumers.get(consumerId)
+      }
+      return state
+    })
+    profiles = [profile]
     const consumerSeconds = (performance.now() - started) / 1000
     await Promise.all(workers.map((w) => w.close()))
     globalThis.fetch = realFetch
@@ -98,6 +108,7 @@ export async function benchConsumers(): Promise<Record<string, number | string>>
       unprocessed: state.lag + state.pending,
     }
   } finally {
+    profiler.close()
     await server.stop()
     rmSync(dir, { recursive: true, force: true })
   }
