@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url'
 import { type BenchResult, type ChartLabels, type Results, check, readLatest, writeResults } from './report.js'
 
 /** Run in this order; the cheap ones first so a quick look comes quickly. */
-const MODULES = ['put', 'largefile', 'depth', 'postgres', 'relay', 'match', 'replay', 'snapshot', 'fanout', 'fanout-cpu', 'curves', 'idle-memory', 'stalled', 'hostile', 'crash']
+const MODULES = ['put', 'largefile', 'depth', 'postgres', 'relay', 'consumers', 'match', 'replay', 'snapshot', 'fanout', 'fanout-cpu', 'curves', 'idle-memory', 'stalled', 'hostile', 'crash']
 
 /** Goals and descriptions for modules that do not export their own. */
 const KNOWN: Record<string, { goals?: Record<string, string>; description?: string }> = {

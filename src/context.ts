@@ -17,6 +17,11 @@ import { Slots } from './slots.js'
 import { Retention } from './events/retention.js'
 import { Metrics } from './metrics/metrics.js'
 import { readiness } from './readiness.js'
+import { ConsumerHub } from './consumers/hub.js'
+import { CreateRate } from './consumers/create-rate.js'
+
+/** With several processes on one store: how often consumer deliveries and `acked` waits look at what other processes changed. */
+const CONSUMER_POLL_MS = 500
 
 /** How often expired sessions are swept from storage (with SESSION_TTL). */
 const SESSION_SWEEP_MS = 60_000
@@ -39,6 +44,10 @@ export interface Context {
   events: EventLog
   writer: Writer
   feed: FeedEngine
+  /** durable consumers' deliveries in this process (SPEC §12) */
+  consumers: ConsumerHub
+  /** CONSUMER_CREATE_RATE, per user */
+  consumerRate: CreateRate
   /** EVENT_RETENTION's pruner, when a policy is set */
   retention?: Retention
   /** open SSE streams per client address */
@@ -79,17 +88,24 @@ async function build(config: Readonly<Config>, log: FastifyBaseLogger, store: St
   const metrics = new Metrics()
   const feed = new FeedEngine(events, { keepaliveMs: config.keepaliveMs, snapshotViews: config.snapshotViews }, metrics.feed)
   const sessions = new SessionStore(store, { ttlMs: config.sessionTtlMs })
+  const consumers = new ConsumerHub({
+    store, events, feed, observer: metrics.consumers, keepaliveMs: config.keepaliveMs,
+    pollMs: store.supports.manyProcesses ? CONSUMER_POLL_MS : undefined,
+  })
   // Signing out ends the streams that saw /priv/ events through that session (SPEC §4), in
   // every process: the store tells each of them. A process whose notifications lapsed (a lost
   // database connection) checks its streams' sessions again when it reconnects.
-  const unwatchSignOut = sessions.onSignOut((secret) => feed.endSession(secret))
+  const unwatchSignOut = sessions.onSignOut((secret) => {
+    feed.endSession(secret)
+    consumers.endSession(secret)
+  })
   const unwatchReconnect = store.watch((head) => {
     if (head !== undefined) return
     for (const secret of feed.privateSessions()) {
       void sessions.get(secret).then((s) => s === undefined && feed.endSession(secret), () => {})
     }
   })
-  const hooks: (() => Promise<void> | void)[] = [() => feed.stop(), () => events.close(), unwatchSignOut, unwatchReconnect]
+  const hooks: (() => Promise<void> | void)[] = [() => feed.stop(), () => consumers.stop(), () => events.close(), unwatchSignOut, unwatchReconnect]
   if (config.sessionTtlMs !== undefined) {
     // expired sessions leave storage even if nobody presents them again
     const sweeper = setInterval(() => void sessions.sweep().catch((err) => log.warn({ err }, 'sweeping expired sessions failed')), SESSION_SWEEP_MS)
@@ -103,7 +119,8 @@ async function build(config: Readonly<Config>, log: FastifyBaseLogger, store: St
     hooks.push(() => retention!.stop())
   }
   return {
-    config, log, store, events, writer, feed, retention, keypair, sessions,
+    config, log, store, events, writer, feed, retention, keypair, sessions, consumers,
+    consumerRate: new CreateRate(config.consumerCreateRate),
     files: new FileStore(store),
     limiter: new Slots({ perKey: config.maxStreamsPerIp, what: 'open streams per client' }),
     uploads: new Slots({ perKey: config.uploadsPerUser, total: config.uploadsTotal, what: 'large uploads in progress per user' }),

@@ -67,6 +67,7 @@ export async function startServer(config: Readonly<Config>, log?: FastifyInstanc
   const logger = log ?? (await import('./log.js')).createLogger(config.logLevel)
   const ctx = await createContext(config, logger)
   ctx.metrics.watch({ events: ctx.events, writer: ctx.writer, feed: ctx.feed, storage: () => ctx.store.totals() })
+  ctx.metrics.watchConsumers(ctx.consumers)
   const app = await buildApp(ctx)
   let relays: string[] = []
   const listening = await listen(ctx, app, config, async (port) => {

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync, statSync, writeFileSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { keypairFromSecret } from '../src/auth/keys.js'
-import { HomeserverClient } from 'hearth-homeserver-client'
+import { HomeserverClient, idOf } from 'hearth-homeserver-client'
 import { newUser, startTestServer, tempDir } from './helpers/server.js'
 import { runCli, type CliOptions, type CliRun as Run } from './helpers/cli.js'
 import { closedPortUrl } from './helpers/closed-port.js'
@@ -45,7 +45,10 @@ t.test('keygen, signup, put: three commands from nothing to a file anyone can cu
   writeFileSync(join(cwd, 'hello.txt'), 'hello, world\n')
   const put = await hearth(['put', '/pub/hello.txt', './hello.txt'], { cwd, url: server.url })
   t.equal(put.code, 0, put.stderr)
-  t.equal(put.stdout, `pubky://${userOf(key)}/pub/hello.txt\n`)
+  const [address, event] = put.stdout.trimEnd().split(' ')
+  t.equal(address, `pubky://${userOf(key)}/pub/hello.txt`, 'prints the address')
+  const info = (await (await fetch(`${server.url}/info`)).json()) as { events: { head: string } }
+  t.equal(event, idOf(BigInt(info.events.head)), 'and the id of the event the write appended')
 
   const res = await fetch(`${server.url}/pub/hello.txt`, { headers: { 'pubky-host': userOf(key) } })
   t.equal(res.status, 200)
@@ -102,7 +105,7 @@ t.test('put from stdin or a file, get to stdout: bytes round-trip exactly', asyn
   writeFileSync(join(cwd, 'named.bin'), bytes.subarray(5))
   const folder = await hearth(['put', '/pub/bin/', 'named.bin'], { cwd, url: server.url })
   t.equal(folder.code, 0, folder.stderr)
-  t.match(folder.stdout, /\/pub\/bin\/named\.bin\n$/, 'a folder path takes the file name')
+  t.match(folder.stdout, /\/pub\/bin\/named\.bin \w{13}\n$/, 'a folder path takes the file name')
   writeFileSync(join(cwd, 'empty'), '')
   t.equal((await hearth(['put', '/pub/bin/my file?.txt', 'empty'], { cwd, url: server.url })).code, 0)
 

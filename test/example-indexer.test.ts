@@ -1,9 +1,10 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { View, type FileRow, type UserRow } from '../examples/indexer/view.js'
-import type { HomeserverClient } from 'hearth-homeserver-client'
+import { Consumers, newConsumerId, type HomeserverClient } from 'hearth-homeserver-client'
 import { newUser, startTestServer, tempDir } from './helpers/server.js'
 import { AckedWrites } from './helpers/acked-writes.js'
 import { idOf } from 'hearth-homeserver-client/id'
@@ -254,3 +255,47 @@ function totalsOf(files: Map<string, StoredFile>): Map<string, { files: number; 
   }
   return new Map([...out].sort())
 }
+
+t.test('three processes share one durable consumer, one of them killed -9 and restarted: their parts together are the files', async (t) => {
+  const server = await startTestServer(t)
+  const owner = await newUser(server)
+  const dir = tempDir(t)
+  const keyFile = join(dir, 'owner.key')
+  writeFileSync(keyFile, Buffer.from(owner.keypair.secretKey).toString('hex') + '\n')
+  const consumer = newConsumerId()
+  const dbs = [0, 1, 2].map((i) => join(dir, `part-${i}`))
+  const env = { HEARTH_URL: server.url }
+  const start = (db: string) => startIndexer(['--consumer', consumer, '--key', keyFile, '--db', db], env)
+  const workers = dbs.map(start)
+  t.teardown(() => { for (const w of workers) w.child.kill('SIGKILL') })
+  await until(() => workers.every((w) => w.stdout().includes('working')), 'three workers working', 30_000)
+
+  const users = await Promise.all([0, 1, 2, 3].map(() => newUser(server)))
+  const written: Written[] = []
+  let running = true
+  const writing = Promise.all(users.map((u) => writer(u, () => running, written)))
+  await until(() => written.length >= 60, 'writes under way')
+  // one worker dies with whatever it holds, and comes back on the same part
+  workers[1]!.child.kill('SIGKILL')
+  await workers[1]!.done
+  await until(() => written.length >= 120, 'more writes')
+  workers[1] = start(dbs[1]!)
+  await until(() => written.length >= 180, 'more writes after the restart')
+  running = false
+  await writing
+
+  const consumers = new Consumers(owner)
+  await until(async () => {
+    const s = await consumers.get(consumer)
+    return s.lag === 0 && s.pending === 0
+  }, 'every event acknowledged', 60_000)
+  for (const w of workers) w.child.kill('SIGTERM')
+  await Promise.all(workers.map((w) => w.done))
+  const shown = startIndexer(['--consumer', consumer, '--show', ...dbs.flatMap((d) => ['--db', d])], env)
+  await shown.done
+  const lines = shown.stdout().trim().split('\n').filter((l) => l !== '')
+  const want = [...truth(written).files].sort(([a], [b]) => (a < b ? -1 : 1)).map(([key, size]) => `pubky://${key}  ${size} B`)
+  t.same(lines, want, 'the parts together hold exactly the public files, each as its last write made it')
+  const parts = await Promise.all(workers.map(async (w) => w.stdout().split('\n').filter((l) => / (PUT|DEL) /.test(l)).length))
+  t.ok(parts.filter((n) => n > 0).length >= 2, `the work was shared: ${parts.join(', ')} events applied per worker`)
+})

@@ -1,10 +1,14 @@
+import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
-import { follow, type LogEvent, type SnapshotFile } from 'hearth-homeserver-client'
+import { consume, Consumers, follow, HomeserverClient, type LogEvent, type SnapshotFile } from 'hearth-homeserver-client'
+import { SharedView } from './shared-view.js'
 import { View } from './view.js'
 
 const DEFAULT_URL = 'http://127.0.0.1:6286'
 
 const help = `node dist/examples/indexer/index.js [--url URL] [--db DIR] [--filter F]... [--once | --show]
+node dist/examples/indexer/index.js --consumer ULID [--key FILE] [--url URL] [--db DIR] [--filter F]...
+node dist/examples/indexer/index.js --consumer ULID --show --db DIR --db DIR...
 
 Follows a Hearth homeserver and keeps a view of every public file (size per path, files and
 bytes per user) in its own LevelDB at DIR, printing one line per event it applies. A new view
@@ -16,13 +20,21 @@ as the view, in the middle of the snapshot too.
   --db DIR       the view's LevelDB folder (default ./indexer-db)
   --filter F     what to follow (default */pub/*); repeatable
   --once         catch up to the head, then exit
-  --show         print the view (every file, then each user's totals) and exit`
+  --show         print the view (every file, then each user's totals) and exit
+
+With --consumer, several processes share the work through one durable consumer of the key's
+user (made from the start of the log when it does not exist): each keeps the events it was
+handed in its own DIR, acknowledging each once it is on disk; --show with every DIR prints
+the files of all of them as one view.
+  --key FILE     the consumer owner's secret key, as \`hearth keygen\` writes it (default ./hearth.key)`
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       url: { type: 'string', default: process.env.HEARTH_URL || DEFAULT_URL },
-      db: { type: 'string', default: './indexer-db' },
+      db: { type: 'string', multiple: true, default: ['./indexer-db'] },
+      consumer: { type: 'string' },
+      key: { type: 'string', default: './hearth.key' },
       filter: { type: 'string', multiple: true, default: ['*/pub/*'] },
       once: { type: 'boolean', default: false },
       show: { type: 'boolean', default: false },
@@ -30,8 +42,10 @@ async function main(): Promise<void> {
     },
   })
   if (values.help) return void console.log(help)
+  if (values.consumer !== undefined) return shared(values.consumer, values)
+  if (values.db.length > 1) throw new Error('--db: one folder, except with --consumer --show')
 
-  const view = await View.open(values.db)
+  const view = await View.open(values.db[0]!)
   if (values.show) return show(view)
   const stop = new AbortController()
   process.once('SIGINT', () => stop.abort())
@@ -69,6 +83,34 @@ async function main(): Promise<void> {
     await view.close()
   }
   console.log(`stopped cursor ${view.progress.cursor ?? '-'} applied ${view.progress.applied}`)
+}
+
+/** One of several workers of a durable consumer, or `--show` of all their parts. */
+async function shared(consumer: string, values: { url: string; db: string[]; key: string; filter: string[]; show: boolean }): Promise<void> {
+  if (values.show) {
+    for (const [key, file] of await SharedView.merged(values.db)) console.log(`pubky://${key}  ${file.size} B`)
+    return
+  }
+  const owner = await HomeserverClient.fromSecret(values.url, (await readFile(values.key, 'utf8')).trim())
+  await owner.signin()
+  // the same id and definition from every worker: made by the first, answered to the others
+  await new Consumers(owner).create(consumer, { filters: values.filter, from: 'start', ack: 'explicit' })
+  const view = await SharedView.open(values.db[0]!)
+  const stop = new AbortController()
+  process.once('SIGINT', () => stop.abort())
+  process.once('SIGTERM', () => stop.abort())
+  const worker = consume({
+    owner, consumer, signal: stop.signal,
+    // on disk first, then acked: a worker killed in between leaves it unacked, and it comes again
+    handler: async (event) => void ((await view.apply(event)) && console.log(line(event))),
+  })
+  console.log(`consumer ${consumer}: working`)
+  try {
+    await worker.done
+  } finally {
+    await view.close()
+  }
+  console.log(`stopped after ${worker.processed} events`)
 }
 
 /** What was applied: an event, or a frame of the snapshot (a file as it is says FILE). */

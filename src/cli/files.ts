@@ -12,7 +12,8 @@ another user's pubky://<public key>/pub/... address.`
 export const putHelp = `hearth put PATH [FILE|-] [--url URL] [--key FILE]
 
 Writes FILE (or standard input, when FILE is - or left out) to PATH and prints its pubky://
-address. A PATH ending in / takes FILE's name. Signs in first when there is no session.
+address and the id of the event the write appended (for \`hearth consumer ack\` and the acked
+wait). A PATH ending in / takes FILE's name. Signs in first when there is no session.
 
 ${PATHS}
 
@@ -61,7 +62,7 @@ export async function put(argv: string[]): Promise<void> {
   const res = await cli.send('PUT', path, source === '-' ? await stdinBody(cli) : await fileBody(source))
   if (res.status !== 201) throw await failed(res, `put ${arg}`)
   await res.body?.cancel()
-  process.stdout.write(`pubky://${cli.user}${path}\n`)
+  process.stdout.write(`pubky://${cli.user}${path} ${res.headers.get('hearth-event-id') ?? ''}`.trimEnd() + '\n')
 }
 
 export async function get(argv: string[]): Promise<void> {

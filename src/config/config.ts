@@ -27,6 +27,17 @@ const duration = z.string().transform((s, ctx) => {
   return z.NEVER
 })
 
+/** A rate like `10/min` (burst: twice the count) or `10/min:20` (burst 20). */
+const rate = z.string().transform((s, ctx) => {
+  const m = /^(\d+)\/(s|min|h)(?::(\d+))?$/.exec(s.trim())
+  const per = m === null ? undefined : { s: 1e3, min: 60e3, h: 3600e3 }[m[2] as 's' | 'min' | 'h']
+  if (m !== null && per !== undefined && Number(m[1]) > 0 && (m[3] === undefined || Number(m[3]) > 0)) {
+    return { count: Number(m[1]), perMs: per, burst: m[3] === undefined ? 2 * Number(m[1]) : Number(m[3]) }
+  }
+  ctx.addIssue({ code: 'custom', message: 'expected a rate like 10/min, 1/s or 100/h, with an optional burst: 10/min:20' })
+  return z.NEVER
+})
+
 const databaseUrl = z.string().refine((s) => /^postgres(ql)?:\/\/./.test(s), 'expected a postgres:// URL')
 
 const retention = z.string().transform((s, ctx) => {
@@ -87,6 +98,8 @@ const schema = z.object({
   BODY_IDLE_MS: int(100, 3_600_000).default(30_000),
   SNAPSHOT_VIEWS: int(0, 1000).default(4),
   METRICS_PORT: int(0, 65535).optional(),
+  CONSUMER_CREATE_RATE: rate.default({ count: 10, perMs: 60_000, burst: 20 }),
+  MAX_CONSUMERS_PER_USER: int(1, 1_000_000).default(100),
   RELAY_UPSTREAMS: list(upstream).default([]),
   RELAY_FILTERS: list(relayFilter).default(['*']),
   RELAY_IDLE_MS: int(100, 3_600_000).default(45_000),
@@ -140,8 +153,17 @@ export interface Config {
   bodyIdleMs: number
   /** read views snapshot streams hold across pages at once (0: each page is read in a view of its own) */
   snapshotViews: number
+  /** durable consumers a user may create: so many per period, with a burst; and how many they may have */
+  consumerCreateRate: Rate
+  maxConsumersPerUser: number
   /** `hearth relay`: what it follows and how */
   relay: RelayConfig
+}
+
+export interface Rate {
+  count: number
+  perMs: number
+  burst: number
 }
 
 export interface RelayConfig {
@@ -212,6 +234,8 @@ export function buildConfig(raw: RawConfig, overrides: Partial<Config> = {}): Re
     uploadsTotal: e.UPLOADS_TOTAL,
     bodyIdleMs: e.BODY_IDLE_MS,
     snapshotViews: e.SNAPSHOT_VIEWS,
+    consumerCreateRate: e.CONSUMER_CREATE_RATE,
+    maxConsumersPerUser: e.MAX_CONSUMERS_PER_USER,
     relay: Object.freeze({
       upstreams: [...new Set(e.RELAY_UPSTREAMS)],
       filters: e.RELAY_FILTERS,

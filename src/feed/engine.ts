@@ -4,6 +4,7 @@ import type { Filter } from '../subscriptions/filter.js'
 import { SubscriptionTables } from '../subscriptions/tables.js'
 import { framesOf } from './frames.js'
 import { LogPages } from './pages.js'
+import { LogReader, type ReadSpec } from './reader.js'
 import { pollPage, type PollPage } from './poll.js'
 import type { CanSee } from './visibility.js'
 import { ReplayWindow } from './replay-window.js'
@@ -135,6 +136,11 @@ export class FeedEngine {
     this.#tables.add(sub, opts.filters)
     void sub.replay().catch(() => sub.finish())
     return sub
+  }
+
+  /** A reader of the log on the shared pages, for a transport of its own (src/consumers). */
+  reader(spec: ReadSpec): LogReader {
+    return new LogReader(this.#events, this.#pages, spec)
   }
 
   /** `/events/`: one page of the polling feed, read through the log reader and the shared pages. */

@@ -1,5 +1,8 @@
 import type { Readable } from 'node:stream'
 import type { HearthEvent } from '../events/event.js'
+import type { ConsumerChange, ConsumerRecord, CreateConsumerResult } from './consumer-record.js'
+
+export type * from './consumer-record.js'
 
 /**
  * The storage interface: what Hearth needs of an engine, at the level where its guarantees
@@ -108,6 +111,24 @@ export interface Store {
 
   /** Where a relay stands on each homeserver it follows, as last committed. */
   upstreamCursors(): Promise<UpstreamCursor[]>
+
+  /** One owner's durable consumers (SPEC §12), by id. */
+  consumers(owner: string): Promise<ConsumerRecord[]>
+  consumer(owner: string, id: string): Promise<ConsumerRecord | undefined>
+  /**
+   * Stores a new consumer, durably: 'exists' when the owner has one with its id (nothing is
+   * changed), 'full' when the owner has `maxPerOwner` already. One owner's creations run one
+   * at a time, also across processes, so the cap holds.
+   */
+  createConsumer(record: ConsumerRecord, maxPerOwner: number): Promise<CreateConsumerResult>
+  /**
+   * Runs `change` on the stored record while holding its lock (no other update of it, in any
+   * process, interleaves) and stores, durably and in the same transaction, the record it
+   * returns; resolves with the change, or undefined when there is no such consumer.
+   */
+  updateConsumer<T>(owner: string, id: string, change: (record: ConsumerRecord) => ConsumerChange<T>): Promise<ConsumerChange<T> | undefined>
+  /** Removes a consumer; false when there was none. */
+  deleteConsumer(owner: string, id: string): Promise<boolean>
 }
 
 /** One page of the log, and the floor as the same snapshot of storage saw it. */

@@ -5,6 +5,8 @@ import { watchState, type MetricSources } from './state.js'
 import { watchFollowing, watchRelay } from './relay.js'
 import type { Upstream } from '../relay/upstream.js'
 import type { Following } from '../relay/following.js'
+import type { ConsumerObserver } from '../consumers/observer.js'
+import { consumerCounters, watchConsumers } from './consumers.js'
 
 export type { MetricSources }
 
@@ -23,6 +25,7 @@ export type { MetricSources }
 export class Metrics {
   readonly registry = new Registry()
   readonly feed: FeedObserver
+  readonly consumers: ConsumerObserver
   readonly #requests: Histogram<'method' | 'route' | 'status_code'>
   readonly #publishes: Counter<'result'>
   readonly #lastPublished: Gauge
@@ -53,6 +56,7 @@ export class Metrics {
       delivered: (protocol, source, n) => delivered.inc({ protocol, source }, n),
       fellBehind: (protocol) => fellBehind.inc({ protocol }),
     }
+    this.consumers = consumerCounters(this.registry)
     this.#publishes = new Counter({
       name: 'hearth_pkarr_publishes_total',
       help: "Attempts to publish the homeserver's pkarr packet to a relay, by result",
@@ -85,6 +89,11 @@ export class Metrics {
   /** Registers the gauges over the homeserver's state and starts counting commits. */
   watch(sources: MetricSources): void {
     watchState(this.registry, sources)
+  }
+
+  /** Registers the gauges over this instance's consumer streams. */
+  watchConsumers(hub: Parameters<typeof watchConsumers>[1]): void {
+    watchConsumers(this.registry, hub)
   }
 
   /** Registers the gauges and counters over a relay's upstreams. */

@@ -20,12 +20,13 @@ export interface RouteDoc {
   errors?: number[]
 }
 
-export type Tag = 'storage' | 'auth' | 'feeds' | 'server'
+export type Tag = 'storage' | 'auth' | 'feeds' | 'consumers' | 'server'
 
 export const TAGS: { name: Tag; description: string }[] = [
   { name: 'storage', description: "Files under a user's key (upstream-compatible; errors are plain text)" },
   { name: 'auth', description: 'Sign-up and sessions with AuthTokens (upstream-compatible; errors are plain text)' },
   { name: 'feeds', description: 'The event log: the upstream text and SSE feeds, and /subscribe' },
+  { name: 'consumers', description: 'Durable consumers: subscriptions whose progress the server keeps, with acks and redelivery (SPEC §12)' },
   { name: 'server', description: 'What the homeserver is, and whether it is well' },
 ]
 

@@ -8,6 +8,7 @@ import { infoRoute } from './info.js'
 import { healthRoutes } from './health.js'
 import { storageRoutes } from './storage.js'
 import { subscribeRoutes } from './subscribe.js'
+import { consumerRoutes } from './consumers.js'
 import { viewerRoutes } from './viewer.js'
 
 export async function registerRoutes(app: FastifyInstance, ctx: Context): Promise<void> {
@@ -18,6 +19,7 @@ export async function registerRoutes(app: FastifyInstance, ctx: Context): Promis
   await eventsRoute(app, ctx)
   await eventsStreamRoute(app, ctx)
   await subscribeRoutes(app, ctx)
+  await consumerRoutes(app, ctx)
   await storageRoutes(app, ctx)
   await viewerRoutes(app)
 }

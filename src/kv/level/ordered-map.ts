@@ -33,6 +33,8 @@ export const NAMESPACES = {
   replay: 'utf8',
   /** a relay's upstream (as configured) → UpstreamCursor JSON */
   upstreams: 'utf8',
+  /** `<owner z32>:<ulid>` → ConsumerRecord JSON */
+  consumers: 'utf8',
 } as const
 
 export type Namespace = keyof typeof NAMESPACES

@@ -7,6 +7,7 @@ import { writeFileAtomic } from 'hearth-homeserver-client/atomic-file'
 import {
   USER_KEY_LENGTH, fileKey, type CommitTx, type LogRead, type CreateUserResult, type FileMeta, type FileRef, type KeyRange,
   type ReadView, type SessionRecord, type Store, type UpstreamCursor, type UserRecord,
+  type ConsumerChange, type ConsumerRecord, type CreateConsumerResult,
 } from '../store.js'
 import { FileBlobs } from './blobs.js'
 import { FOLDER_INDEX, countedAbove, folderKey, isCounted } from './folder-index.js'
@@ -36,6 +37,8 @@ export class LevelStore implements Store {
   /** signup-token redemptions and user creation, which read before they write */
   readonly #accounts = new Serial()
   readonly #claims = new Serial()
+  /** consumer creations and updates, which read before they write */
+  readonly #consumers = new Serial()
   readonly #signOuts = new Set<(secret: string) => void>()
 
   private constructor(dataDir: string) {
@@ -354,7 +357,50 @@ export class LevelStore implements Store {
     for await (const [, v] of this.#kv.entries('upstreams', {})) out.push(parseJson<UpstreamCursor>(v)!)
     return out
   }
+
+  async consumers(owner: string): Promise<ConsumerRecord[]> {
+    const out: ConsumerRecord[] = []
+    for await (const [, v] of this.#kv.entries('consumers', { gt: `${owner}:`, lt: `${owner};` })) out.push(parseJson<ConsumerRecord>(v)!)
+    return out
+  }
+
+  async consumer(owner: string, id: string): Promise<ConsumerRecord | undefined> {
+    return parseJson<ConsumerRecord>(await this.#kv.get('consumers', consumerKey(owner, id)))
+  }
+
+  createConsumer(record: ConsumerRecord, maxPerOwner: number): Promise<CreateConsumerResult> {
+    return this.#consumers.run(async () => {
+      if ((await this.consumer(record.owner, record.id)) !== undefined) return 'exists'
+      let n = 0
+      for await (const _ of this.#kv.keys('consumers', { gt: `${record.owner}:`, lt: `${record.owner};`, limit: maxPerOwner })) n++
+      if (n >= maxPerOwner) return 'full'
+      await this.#kv.batch([{ type: 'put', ns: 'consumers', key: consumerKey(record.owner, record.id), value: JSON.stringify(record) }], { sync: true })
+      return 'created'
+    })
+  }
+
+  updateConsumer<T>(owner: string, id: string, change: (record: ConsumerRecord) => ConsumerChange<T>): Promise<ConsumerChange<T> | undefined> {
+    return this.#consumers.run(async () => {
+      const record = await this.consumer(owner, id)
+      if (record === undefined) return undefined
+      const done = change(record)
+      if (done.record !== undefined) {
+        await this.#kv.batch([{ type: 'put', ns: 'consumers', key: consumerKey(owner, id), value: JSON.stringify(done.record) }], { sync: true })
+      }
+      return done
+    })
+  }
+
+  deleteConsumer(owner: string, id: string): Promise<boolean> {
+    return this.#consumers.run(async () => {
+      if ((await this.consumer(owner, id)) === undefined) return false
+      await this.#kv.batch([{ type: 'del', ns: 'consumers', key: consumerKey(owner, id) }], { sync: true })
+      return true
+    })
+  }
 }
+
+const consumerKey = (owner: string, id: string): string => `${owner}:${id}`
 
 interface StoredToken {
   createdAt: number

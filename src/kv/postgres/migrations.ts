@@ -173,4 +173,22 @@ ALTER TABLE events ADD CONSTRAINT events_stored_or_json CHECK (stored IS NOT NUL
 ALTER TABLE files ADD COLUMN seq bigint;
 `,
   },
+  {
+    version: 6,
+    name: 'durable consumers',
+    sql: `
+-- one row per consumer (SPEC §12): its definition, position, outstanding deliveries with their
+-- holder and deadline (the leases), and dead letters, as src/kv/consumer-record.ts lays them
+-- out. Every change reads the row FOR UPDATE and writes it back in one transaction, so a lease
+-- is claimed by one instance at a time; the row's size is bounded by maxPending and the
+-- dead letters kept, not by the log.
+CREATE TABLE consumers (
+  owner text NOT NULL,
+  id text NOT NULL,
+  created_at bigint NOT NULL,
+  record text NOT NULL,
+  PRIMARY KEY (owner, id)
+);
+`,
+  },
 ]

@@ -2,6 +2,9 @@ import type { HearthEvent } from '../../events/event.js'
 import type {
   LogRead,
   CommitTx,
+  ConsumerChange,
+  ConsumerRecord,
+  CreateConsumerResult,
   CreateUserResult,
   FileMeta,
   KeyRange,
@@ -19,6 +22,7 @@ import { FILE_COLUMNS, PostgresCommitTx, toMeta, type FileRow, type LockStats } 
 import { PostgresReadView } from './read-view.js'
 import type pg from 'pg'
 import { connect, redact, transaction } from './connect.js'
+import { ConsumerTable } from './consumers.js'
 import { EventTable } from './events.js'
 import { fileKeys } from './file-keys.js'
 import { keyIdentity } from './key-parts.js'
@@ -107,6 +111,7 @@ export class PostgresStore implements Store {
   readonly #events: EventTable
   readonly #accounts: AccountTables
   readonly #sessions: SessionTable
+  readonly #consumers: ConsumerTable
   readonly #watcher: CommitWatcher
   readonly #lock: LockStats = { groups: 0, lastMs: 0, maxMs: 0, totalMs: 0 }
   #sweeper: NodeJS.Timeout | undefined
@@ -121,6 +126,7 @@ export class PostgresStore implements Store {
     this.#events = new EventTable(pool)
     this.#accounts = new AccountTables(pool)
     this.#sessions = new SessionTable(pool, notifications, log)
+    this.#consumers = new ConsumerTable(pool)
     this.#watcher = new CommitWatcher(notifications, log, () => this.#events.head(), pollMs)
   }
 
@@ -351,5 +357,25 @@ export class PostgresStore implements Store {
   async upstreamCursors(): Promise<UpstreamCursor[]> {
     const { rows } = await this.#pool.query<UpstreamCursor>('SELECT upstream, homeserver, cursor FROM upstreams ORDER BY upstream')
     return rows
+  }
+
+  consumers(owner: string): Promise<ConsumerRecord[]> {
+    return this.#consumers.list(owner)
+  }
+
+  consumer(owner: string, id: string): Promise<ConsumerRecord | undefined> {
+    return this.#consumers.get(owner, id)
+  }
+
+  createConsumer(record: ConsumerRecord, maxPerOwner: number): Promise<CreateConsumerResult> {
+    return this.#consumers.create(record, maxPerOwner)
+  }
+
+  updateConsumer<T>(owner: string, id: string, change: (record: ConsumerRecord) => ConsumerChange<T>): Promise<ConsumerChange<T> | undefined> {
+    return this.#consumers.update(owner, id, change)
+  }
+
+  deleteConsumer(owner: string, id: string): Promise<boolean> {
+    return this.#consumers.delete(owner, id)
   }
 }

@@ -1,0 +1,118 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { randomKeypair } from '../src/auth/keys.js'
+import { consume, Consumers, follow, HomeserverClient, newConsumerId } from 'hearth-homeserver-client'
+import { ChildServer } from '../test/helpers/child-server.js'
+import { headOf } from '../test/helpers/server.js'
+import { CpuProfiler } from './cpu-profile.js'
+import type { ProfileSummary } from './report.js'
+import { round } from './load.js'
+
+/**
+ * A durable consumer with explicit acks against `/subscribe`, over the same events of one
+ * homeserver (a child process on LevelDB), side by side in one run:
+ *   - control: one `follow()` reads the backlog through `/subscribe` from its start, its
+ *     handler doing nothing: events per second;
+ *   - consumer: four `consume()` workers (64 handlers each) share one explicit consumer made
+ *     at the backlog's start; every event is acknowledged, the acks gathered into batches
+ *     (10 ms or 256 ids a request): events per second until the ack floor reaches the head.
+ * Also: ack requests sent, events per ack request, and the consumer's state at the end.
+ */
+export const description = 'Events processed per second through a durable consumer with explicit acks (4 workers) against the same events through /subscribe; ratio = consumer ÷ subscribe.'
+export const goals = { ratio: '>= 0.5', unprocessed: '== 0' }
+
+const USERS = 500
+
+/** The server's CPU profile while the consumer's workers run (bench/cpu-profile.ts). */
+export let profiles: ProfileSummary[] = []
+const WORKERS = 4
+
+export async function benchConsumers(): Promise<Record<string, number | string>> {
+  const quick = process.env.BENCH_QUICK === '1'
+  const backlog = quick ? 4000 : 20_000
+  const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-consumers-'))
+  const profiler = new CpuProfiler()
+  const server = await ChildServer.start({ dataDir: dir, env: { LOG_LEVEL: 'warn', SIGNUP_RATE_LIMIT: '1000000', ...profiler.env } })
+  try {
+    const users = await Promise.all(Array.from({ length: USERS }, async () => {
+      const c = new HomeserverClient(server.url, randomKeypair())
+      await c.signup()
+      return c
+    }))
+    const owner = users[0]!
+    const start = await headOf(server.url)
+    const consumerId = newConsumerId()
+    const consumers = new Consumers(owner)
+    await consumers.create(consumerId, { filters: ['*'], from: { after: String(start) }, ack: 'explicit', maxPending: 10_000 })
+    let next = 0
+    await Promise.all(users.map(async (u) => {
+      while (next < backlog) await u.put(`/pub/bench/${next++}`, 'x')
+    }))
+    const head = await headOf(server.url)
+    const events = head - start
+
+    // control: the same events through /subscribe
+    const stop = new AbortController()
+    let read = 0
+    const began = performance.now()
+    const follower = follow({ url: server.url, from: String(start), cursorStore: 'memory', signal: stop.signal })
+    for await (const e of follower) {
+      read++
+      if (BigInt(e.seq) >= BigInt(head)) break
+    }
+    const subscribeSeconds = (performance.now() - began) / 1000
+    stop.abort()
+
+    // the consumer: four workers sharing it, every event acked
+    let ackRequests = 0
+    const realFetch = globalThis.fetch
+    globalThis.fetch = (input, init) => {
+      if (String(input).endsWith('/ack')) ackRequests++
+      return realFetch(input, init)
+    }
+    const started = performance.now()
+    const workers = Array.from({ length: WORKERS }, () => consume({ owner, consumer: consumerId, handler: () => {}, concurrency: 64 }))
+    const { result: state, profile } = await profiler.window(server.pid!, `${WORKERS} workers taking ${events} events`, async () => {
+      let state = await consumers.get(consumerId)
+      while (state.lag > 0 || state.pending > 0) {
+        await new Promise((r) => setTimeout(r, 20))
+        state = await consumers.get(consumerId)
+      }
+      return state
+    })
+    profiles = [profile]
+    const consumerSeconds = (performance.now() - started) / 1000
+    await Promise.all(workers.map((w) => w.close()))
+    globalThis.fetch = realFetch
+    const processed = workers.reduce((n, w) => n + w.processed, 0)
+
+    const subscribePerSec = read / subscribeSeconds
+    const consumerPerSec = events / consumerSeconds
+    const ratio = round(consumerPerSec / subscribePerSec)
+    console.log(`consumers: ${events} events of ${USERS} users`)
+    console.log(`  /subscribe (one follow()):             ${Math.round(subscribePerSec)} events/s`)
+    console.log(`  consumer, explicit acks, ${WORKERS} workers:   ${Math.round(consumerPerSec)} events/s, ratio ${ratio} (goal ≥ 0.5)`)
+    console.log(`  ${ackRequests} ack requests, ${round(processed / Math.max(1, ackRequests))} events each; ${processed - events} processed more than once`)
+    return {
+      events,
+      users: USERS,
+      workers: WORKERS,
+      subscribeEventsPerSec: Math.round(subscribePerSec),
+      consumerEventsPerSec: Math.round(consumerPerSec),
+      ratio,
+      ackRequests,
+      eventsPerAckRequest: round(processed / Math.max(1, ackRequests)),
+      redelivered: processed - events,
+      unprocessed: state.lag + state.pending,
+    }
+  } finally {
+    profiler.close()
+    await server.stop()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+const main = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href
+if (main) console.log(await benchConsumers())

@@ -1,0 +1,142 @@
+import t from 'tap'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { consume, Consumers, HomeserverClient, idOf, newConsumerId, type ConsumedEvent } from 'hearth-homeserver-client'
+import { AckedWrites } from './helpers/acked-writes.js'
+import { runCli, startCli } from './helpers/cli.js'
+import { newUser, startTestServer, tempDir } from './helpers/server.js'
+import { until } from './helpers/until.js'
+
+/**
+ * The client side of durable consumers: `consume()` workers sharing one consumer, acks sent
+ * in batches, a throw handed back and delivered again, `close()` sending what is in hand; the
+ * `Consumers` routes; `newConsumerId`; and `hearth consumer` from the command line.
+ */
+
+t.test('newConsumerId: 26 Crockford characters, time first, so ids sort by creation', async (t) => {
+  const a = newConsumerId(1_700_000_000_000)
+  const b = newConsumerId(1_700_000_000_001)
+  t.match(a, /^[0-9A-HJKMNP-TV-Z]{26}$/)
+  t.ok(a < b)
+  t.equal(newConsumerId(0, new Uint8Array(10)), '0'.repeat(26))
+  t.equal(newConsumerId(2 ** 48 - 1, new Uint8Array(10).fill(255)), '7' + 'Z'.repeat(25))
+  t.throws(() => newConsumerId(2 ** 48), RangeError)
+})
+
+t.test('three workers share an explicit consumer: every event processed, a throw comes back, nothing left pending', async (t) => {
+  const server = await startTestServer(t)
+  const users = await Promise.all([0, 1, 2, 3].map(() => newUser(server)))
+  const owner = users[0]!
+  const consumers = new Consumers(owner)
+  const id = newConsumerId()
+  const created = await consumers.create(id, { filters: ['*'], from: 'new', ack: 'explicit', ackWaitMs: 60_000 })
+  t.equal(created.id, id)
+  t.same((await consumers.create(id, { filters: ['*'], from: 'new', ack: 'explicit', ackWaitMs: 60_000 })).id, id, 'the same PUT again answers the same consumer')
+
+  const acked = new AckedWrites()
+  const seen = new Map<string, ConsumedEvent[]>()
+  let thrown: string | undefined
+  const handler = (worker: number) => async (e: ConsumedEvent) => {
+    // the first event of the second user fails once: it must come back with deliveries 2
+    if (thrown === undefined && e.user === users[1]!.user) {
+      thrown = e.id
+      throw new Error('not now')
+    }
+    seen.set(e.id, [...(seen.get(e.id) ?? []), { ...e, worker } as ConsumedEvent & { worker: number }])
+  }
+  const errors: unknown[] = []
+  const workers = [0, 1, 2].map((w) => consume({ owner, consumer: id, handler: handler(w), concurrency: 2, onError: (err) => errors.push(err) }))
+  t.teardown(() => Promise.all(workers.map((w) => w.close())))
+
+  for (let i = 0; i < 10; i++) for (const u of users) await acked.put(u, `/pub/app/${i}.txt`, `${i}`)
+  const ids = acked.events.map((e) => idOf(e.seq))
+  await until(() => ids.every((i) => seen.has(i)), 'every event processed by some worker', 60_000, () => `${seen.size} of ${ids.length}`)
+  t.equal(errors.length, 1, 'the one throw reached onError')
+  t.equal(seen.get(thrown!)?.at(-1)?.deliveries, 2, 'the event that threw came again, as its second delivery')
+  const workersUsed = new Set([...seen.values()].flat().map((e) => (e as ConsumedEvent & { worker: number }).worker))
+  t.ok(workersUsed.size >= 2, `the work was shared (${workersUsed.size} workers took events)`)
+
+  await Promise.all(workers.map((w) => w.close()))
+  const state = await consumers.get(id)
+  t.equal(state.pending, 0, 'close() sent the acks in hand: nothing pending')
+  t.equal(state.ackFloor, ids.at(-1), 'the ack floor is the last event')
+  t.equal(workers.reduce((n, w) => n + w.processed, 0), ids.length, 'each event processed once (the throw not counted)')
+  t.same((await consumers.acked(id, ids[0]!, 1000)).acked, true, 'acked() says the first event was processed')
+
+  // acks gathered for a minute: only close() sends this one
+  const slow = consume({ owner, consumer: id, handler: () => {}, ackBatchMs: 60_000 })
+  await acked.put(users[2]!, '/pub/app/late.txt', 'late')
+  await until(() => slow.processed === 1, 'the late event processed')
+  await slow.close()
+  const after = await consumers.get(id)
+  t.equal(after.pending, 0, 'close() sent the ack it held')
+  t.equal(after.ackFloor, idOf(acked.events.at(-1)!.seq))
+  t.same((await consumers.list()).map((c) => c.id), [id])
+  await consumers.delete(id)
+  await t.rejects(consumers.get(id), /HTTP 404/, 'deleted')
+})
+
+t.test('hearth consumer: create, ls, tail --limit, show, ack --term, rm', async (t) => {
+  const server = await startTestServer(t)
+  const cwd = tempDir(t)
+  const env = { HEARTH_URL: server.url }
+  t.equal((await runCli(['keygen'], { cwd, env })).code, 0)
+  t.equal((await runCli(['signup'], { cwd, env })).code, 0)
+  const created = await runCli(['consumer', 'create', '--from', 'new'], { cwd, env })
+  t.equal(created.code, 0, created.stderr)
+  const id = created.stdout.trim()
+  t.match(id, /^[0-9A-HJKMNP-TV-Z]{26}$/, 'prints the new id')
+
+  writeFileSync(join(cwd, 'a.txt'), 'a')
+  const events: string[] = []
+  for (const name of ['one', 'two', 'three']) {
+    const put = await runCli(['put', `/pub/${name}.txt`, 'a.txt'], { cwd, env })
+    t.equal(put.code, 0)
+    events.push(put.stdout.trim().split(' ')[1]!)
+  }
+  const ls = await runCli(['consumer', 'ls'], { cwd, env })
+  t.match(ls.stdout, new RegExp(`^${id} explicit floor \\w{13} lag 3 pending 0 \\*$`, 'm'), 'ls: one line, three events behind')
+
+  const tail = startCli(['consumer', 'tail', id, '--limit', '2'], { cwd, env })
+  const run = await tail.done
+  t.equal(run.code, 0, run.stderr)
+  const lines = run.stdout.trim().split('\n')
+  t.equal(lines.length, 2)
+  t.match(lines[0], /^\w{13} PUT pubky:\/\/\w{52}\/pub\/one\.txt 1$/)
+  t.match(lines[1], /\/pub\/two\.txt 1$/)
+
+  const show = JSON.parse((await runCli(['consumer', 'show', id], { cwd, env })).stdout) as { ackFloor: string; lag: number; pending: number }
+  t.equal(show.ackFloor, lines[1]!.split(' ')[0], 'tail acked what it printed: the floor is the second event')
+  t.equal(show.lag, 1)
+
+  // the third event, out to a worker that holds it: parked as dead from the command line (put printed its id)
+  const owner = await signedIn(server.url, cwd)
+  let release!: () => void
+  const held = new Promise<void>((resolve) => (release = resolve))
+  let holding: string | undefined
+  const worker = consume({ owner, consumer: id, handler: async (e) => { holding = e.id; await held } })
+  await until(() => holding !== undefined, 'a worker holds the third event')
+  t.equal(holding, events[2])
+  const term = await runCli(['consumer', 'ack', id, events[2]!, '--term'], { cwd, env })
+  t.equal(term.code, 0, term.stderr)
+  release()
+  await worker.close()
+  const dead = await new Consumers(owner).dead(id)
+  t.same(dead.map((e) => [e.id, e.reason]), [[events[2], 'term']], 'the event is dead, by term')
+  const rm = await runCli(['consumer', 'rm', id], { cwd, env })
+  t.equal(rm.code, 0)
+  const gone = await runCli(['consumer', 'show', id], { cwd, env })
+  t.equal(gone.code, 1)
+  t.match(gone.stderr, /consumer show: 404/)
+  const bad = await runCli(['consumer', 'create', '--max-deliver', 'lots'], { cwd, env })
+  t.equal(bad.code, 2)
+  t.match(bad.stderr, /--max-deliver: expected a whole number/)
+})
+
+/** The CLI's user, signed in from its key file, for checks beside the CLI. */
+async function signedIn(url: string, cwd: string): Promise<HomeserverClient> {
+  const { readFileSync } = await import('node:fs')
+  const client = await HomeserverClient.fromSecret(url, readFileSync(join(cwd, 'hearth.key'), 'utf8').trim())
+  await client.signin()
+  return client
+}

@@ -1,0 +1,56 @@
+import t from 'tap'
+import { randomKeypair } from '../src/auth/keys.js'
+import { HomeserverClient } from 'hearth-homeserver-client'
+import { ConsumerApi, type Delivery, type Worker } from './helpers/consumers.js'
+import { instances } from './helpers/instances.js'
+import { requirePostgres } from './helpers/postgres.js'
+import { until } from './helpers/until.js'
+
+/**
+ * One consumer served by two instances on one PostgreSQL database (SPEC §12): workers on
+ * both share its work, never both holding an event; the order per user holds across them;
+ * and when one instance is killed (kill -9) while its workers hold events, the other's
+ * workers get those events once their ack wait ends, and everything is processed.
+ */
+if (await requirePostgres(t)) {
+  t.test('two instances, workers on both, one killed: one holder at a time, order per user, nothing lost', async (t) => {
+    const [a, b] = await instances(t, 2)
+    const owner = new HomeserverClient(a!.url, randomKeypair())
+    await owner.signup()
+    const onA = new ConsumerApi(a!.url, owner)
+    const onB = new ConsumerApi(b!.url, owner)
+    const id = await onA.create({ filters: ['*/pub/m/*'], from: 'new', ackWaitMs: 1500 })
+    // on B, workers that take events and never ack; on A, workers that ack what they get
+    const holders: Worker[] = [onB.worker(id), onB.worker(id)]
+    const ackers: Worker[] = [onA.worker(id, { autoAck: true }), onA.worker(id, { autoAck: true })]
+    t.teardown(() => [...holders, ...ackers].forEach((w) => w.close()))
+    for (const w of [...holders, ...ackers]) t.equal(await w.status(), 200)
+    const users = await Promise.all(Array.from({ length: 16 }, async () => {
+      const c = new HomeserverClient(a!.url, randomKeypair())
+      await c.signup()
+      return c
+    }))
+    const perUser = 3
+    for (let i = 0; i < perUser; i++) await Promise.all(users.map((u, j) => new HomeserverClient(j % 2 === 0 ? a!.url : b!.url, u.keypair, u.session).put(`/pub/m/${i}`, 'x')))
+    await until(() => holders.every((w) => w.got.length > 0), 'the workers on B hold events')
+    await b!.kill()
+    await until(async () => {
+      const s = (await onA.state(id)).body
+      return s.pending === 0 && s.lag === 0
+    }, 'every event processed on A', 60_000, () => ackers.map((w) => w.got.length))
+    const all = [...holders, ...ackers].flatMap((w) => w.got)
+    const keys = all.map((d) => `${d.seq}x${d.deliveries}`)
+    t.equal(new Set(keys).size, keys.length, 'no delivery made to two streams at once (each (event, delivery) once)')
+    t.equal(new Set(all.map((d) => d.seq)).size, users.length * perUser, 'every event went out')
+    const held = holders.flatMap((w) => w.got)
+    const again = ackers.flatMap((w) => w.got).filter((d) => held.some((h) => h.seq === d.seq))
+    t.same(again.map((d) => d.seq).sort(), held.map((d) => d.seq).sort(), 'what B held came back on A')
+    t.ok(again.every((d) => d.deliveries >= 2), 'as a later delivery')
+    // order per user: each user's events first reached a worker in seq order
+    const first = new Map<string, Delivery>()
+    for (const d of [...all].sort((x, y) => x.arrival - y.arrival)) if (!first.has(d.seq)) first.set(d.seq, d)
+    const byUser = new Map<string, number[]>()
+    for (const d of first.values()) byUser.set(d.user, [...(byUser.get(d.user) ?? []), Number(d.seq)])
+    for (const [user, s] of byUser) t.same(s, [...s].sort((x, y) => x - y), `${user.slice(0, 6)}: in order`)
+  })
+}

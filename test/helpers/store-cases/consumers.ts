@@ -1,0 +1,86 @@
+import type { ConsumerRecord } from '../../../src/kv/store.js'
+import type { Case } from './common.js'
+import { ALICE, BOB } from './common.js'
+
+function record(owner: string, id: string, extra: Partial<ConsumerRecord> = {}): ConsumerRecord {
+  return {
+    owner, id, createdAt: 1_700_000_000_000, capabilities: '/:rw', cursor: 0, outstanding: [], dead: [],
+    definition: { filters: ['*'], from: 'start', ack: 'explicit', ackWaitMs: 30_000, maxDeliver: 5, maxPending: 1000, shareProgress: false },
+    ...extra,
+  }
+}
+
+const ID1 = '01JF0000000000000000000001'
+const ID2 = '01JF0000000000000000000002'
+const ID3 = '01JF0000000000000000000003'
+
+/** Durable consumers (SPEC §12): records per owner, the cap, and changes made under a lock. */
+export const consumerCases: Record<string, Case> = {
+  async 'consumers are created once per owner and id, up to the cap, and kept'(t, factory) {
+    const { store, reopen } = await factory.open(t)
+    await store.createUser(ALICE, 1)
+    await store.createUser(BOB, 1)
+    t.equal(await store.createConsumer(record(ALICE, ID1), 2), 'created')
+    t.equal(await store.createConsumer(record(ALICE, ID1, { cursor: 9 }), 2), 'exists', 'the same id again')
+    t.equal((await store.consumer(ALICE, ID1))!.cursor, 0, 'and the first one is untouched')
+    t.equal(await store.createConsumer(record(BOB, ID1), 2), 'created', 'ids are unique per owner')
+    t.equal(await store.createConsumer(record(ALICE, ID2), 2), 'created')
+    t.equal(await store.createConsumer(record(ALICE, ID3), 2), 'full', 'past the cap')
+    t.same((await store.consumers(ALICE)).map((c) => c.id), [ID1, ID2], "the owner's, by id")
+    t.same((await store.consumers(BOB)).map((c) => c.owner), [BOB])
+    t.equal(await store.consumer(BOB, ID2), undefined)
+    t.equal(await store.deleteConsumer(ALICE, ID1), true)
+    t.equal(await store.deleteConsumer(ALICE, ID1), false, 'once')
+    t.equal(await store.createConsumer(record(ALICE, ID3), 2), 'created', 'a deletion makes room')
+    if (reopen === undefined) return
+    const again = await reopen()
+    t.same(await again.consumer(ALICE, ID3), record(ALICE, ID3), 'kept across a reopen, whole')
+    t.same((await again.consumers(ALICE)).map((c) => c.id), [ID2, ID3])
+  },
+
+  async 'a change stores the record it returns, or nothing'(t, factory) {
+    const { store, reopen } = await factory.open(t)
+    await store.createUser(ALICE, 1)
+    t.equal(await store.updateConsumer(ALICE, ID1, () => ({ result: 1 })), undefined, 'no such consumer')
+    await store.createConsumer(record(ALICE, ID1), 10)
+    const leased = { seq: 3, user: BOB, deliveries: 1, holder: 'a', deadline: 5 }
+    const done = await store.updateConsumer(ALICE, ID1, (r) => ({ record: { ...r, cursor: 3, outstanding: [leased] }, result: 'claimed' }))
+    t.equal(done?.result, 'claimed')
+    t.same((await store.consumer(ALICE, ID1))!.outstanding, [leased], 'the lease is stored')
+    await store.updateConsumer(ALICE, ID1, (r) => ({ result: r.cursor }))
+    t.equal((await store.consumer(ALICE, ID1))!.cursor, 3, 'a change without a record leaves it')
+    await t.rejects(store.updateConsumer(ALICE, ID1, () => {
+      throw new Error('refused')
+    }), { message: 'refused' })
+    t.equal((await store.consumer(ALICE, ID1))!.cursor, 3, 'a change that throws stores nothing')
+    if (reopen === undefined) return
+    t.same((await (await reopen()).consumer(ALICE, ID1))!.outstanding, [leased], 'kept across a reopen')
+  },
+
+  async 'changes to one consumer never interleave, also from two instances'(t, factory) {
+    const { store, second } = await factory.open(t)
+    const other = second === undefined ? store : await second()
+    await store.createUser(ALICE, 1)
+    await store.createConsumer(record(ALICE, ID1), 10)
+    // each change claims the next seq as a lease: a lost update would claim one twice
+    const claim = (s: typeof store, holder: string) =>
+      s.updateConsumer(ALICE, ID1, (r) => {
+        const seq = r.cursor + 1
+        return { record: { ...r, cursor: seq, outstanding: [...r.outstanding, { seq, user: ALICE, deliveries: 1, holder }] }, result: seq }
+      })
+    const got = await Promise.all(Array.from({ length: 40 }, (_, i) => claim(i % 2 === 0 ? store : other, `h${i % 2}`)))
+    t.same(got.map((g) => g!.result).sort((a, b) => a - b), Array.from({ length: 40 }, (_, i) => i + 1), 'each seq claimed once')
+    const r = (await other.consumer(ALICE, ID1))!
+    t.equal(r.outstanding.length, 40, 'no update lost')
+  },
+
+  async 'the cap holds when two instances create at once'(t, factory) {
+    const { store, second } = await factory.open(t)
+    const other = second === undefined ? store : await second()
+    await store.createUser(ALICE, 1)
+    const ids = Array.from({ length: 12 }, (_, i) => `01JF00000000000000000001${String(i).padStart(2, '0')}`)
+    const results = await Promise.all(ids.map((id, i) => (i % 2 === 0 ? store : other).createConsumer(record(ALICE, id), 5)))
+    t.equal(results.filter((r) => r === 'created').length, 5, 'exactly the cap')
+    t.equal((await store.consumers(ALICE)).length, 5)
+  },
+}
