@@ -123,8 +123,7 @@ export class ConsumerHub {
 
   #stored(record: ConsumerRecord): void {
     const key = keyOf(record.owner, record.id)
-    const run = this.#runs.get(key)
-    if (run !== undefined) run.record = record
+    this.#runs.get(key)?.took(record)
     this.#wakeWaiters(key)
   }
 
