@@ -268,3 +268,29 @@ t.test('maxPending caps the events out unacked at once', async (t) => {
   await until(async () => (await api.state(id)).body.pending === 2, 'two out again')
   t.equal(w.got.length, 3, 'never more than two out')
 })
+
+t.test('hostile input gets a 4xx in the §7 shape, and the server goes on', async (t) => {
+  const server = await startTestServer(t)
+  const alice = await newUser(server)
+  const api = new ConsumerApi(server.url, alice)
+  const id = await api.create({})
+  const bodies = ['null', '[]', '"x"', '{"filters":"*"}', '{"filters":[1]}', '{"from":{"after":"ZZZZZZZZZZZZZZ"}}', '{"from":{"after":"18446744073709551616"}}',
+    '{"ackWaitMs":-1}', '{"maxPending":1e9}', '{"maxDeliver":1.5}', '{"__proto__":{"x":1}}', '{"filters":["\\u0000"]}', 'x'.repeat(2 * 1024 * 1024)]
+  for (const body of bodies) {
+    const r = await api.put(ulid(), body)
+    t.ok([400, 413].includes(r.status), `PUT ${body.slice(0, 40)}: ${r.status}`)
+    t.equal(typeof r.body?.error, 'string')
+  }
+  for (const body of ['[]', '{"ack":"x"}', '{"ack":[1]}', '{"nak":["ZZZZZZZZZZZZZZ"]}', '{"term":["0"]}', `{"ack":${JSON.stringify(Array.from({ length: 10_001 }, () => '0000000000002'))}}`]) {
+    const r = await api.ack(id, JSON.parse(body))
+    t.equal(r.status, 400, `ack ${body.slice(0, 40)}`)
+  }
+  for (const q of ['', '?event=', '?event=x', '?event=0000000000002&timeoutMs=-1', '?event=0000000000002&timeoutMs=1e3', '?event=99999999999999999999999']) {
+    const r = await api.call('GET', `/consumers/${id}/acked${q}`)
+    t.equal(r.status, 400, `acked${q}`)
+  }
+  for (const bad of ['%00', 'x'.repeat(26), '01JF0000000000000000000001/../x', 'ZZZZZZZZZZZZZZZZZZZZZZZZZZ']) {
+    t.ok([400, 404].includes((await api.state(bad)).status), `GET /consumers/${bad}`)
+  }
+  t.equal((await api.state(id)).status, 200, 'and it goes on')
+})
