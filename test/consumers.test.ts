@@ -294,3 +294,17 @@ t.test('hostile input gets a 4xx in the §7 shape, and the server goes on', asyn
   }
   t.equal((await api.state(id)).status, 200, 'and it goes on')
 })
+
+t.test('events that match nothing move the position too, so the lag comes down', async (t) => {
+  const server = await startTestServer(t, { KEEPALIVE_MS: '200' })
+  const alice = await newUser(server)
+  const api = new ConsumerApi(server.url, alice)
+  const id = await api.create({ filters: [`${alice.user}/pub/wanted/*`], from: 'new' })
+  const w = api.worker(id)
+  t.teardown(() => w.close())
+  t.equal(await w.status(), 200)
+  for (let i = 0; i < 5; i++) await alice.put(`/pub/other/${i}`, 'x')
+  await until(async () => (await api.state(id)).body.lag === 0, 'no lag once the keepalive stepped')
+  t.equal((await api.state(id)).body.ackFloor, '000000000000A', 'the floor passed what matched nothing')
+  t.same(w.got, [])
+})
