@@ -64,7 +64,7 @@ export async function consumerAcksRoutes(app: FastifyInstance, ctx: Context): Pr
     // only the owner asks, unless the consumer shares its progress
     const byOwner = (await sessionCookie(ctx, req, user))?.session.user === user
     if (!record.definition.shareProgress && !byOwner) await requireOwner(ctx, req)
-    return consumers.acked(record, seqOf(q.event), byOwner, q.timeoutMs ?? 0, () => req.raw.destroyed)
+    return consumers.acked(record, seqOf(q.event), byOwner, q.timeoutMs ?? 0, () => req.socket.destroyed)
   })
 }
 
