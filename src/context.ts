@@ -19,6 +19,7 @@ import { Metrics } from './metrics/metrics.js'
 import { readiness } from './readiness.js'
 import { ConsumerHub } from './consumers/hub.js'
 import { CreateRate } from './consumers/create-rate.js'
+import { ConsumerService } from './consumers/service.js'
 
 /** With several processes on one store: how often consumer deliveries and `acked` waits look at what other processes changed. */
 const CONSUMER_POLL_MS = 500
@@ -46,8 +47,8 @@ export interface Context {
   feed: FeedEngine
   /** durable consumers' deliveries in this process (SPEC §12) */
   consumers: ConsumerHub
-  /** CONSUMER_CREATE_RATE, per user */
-  consumerRate: CreateRate
+  /** what the consumer routes do */
+  consumerService: ConsumerService
   /** EVENT_RETENTION's pruner, when a policy is set */
   retention?: Retention
   /** open SSE streams per client address */
@@ -120,7 +121,9 @@ async function build(config: Readonly<Config>, log: FastifyBaseLogger, store: St
   }
   return {
     config, log, store, events, writer, feed, retention, keypair, sessions, consumers,
-    consumerRate: new CreateRate(config.consumerCreateRate),
+    consumerService: new ConsumerService({
+      store, events, hub: consumers, rate: new CreateRate(config.consumerCreateRate), maxPerUser: config.maxConsumersPerUser, observer: metrics.consumers,
+    }),
     files: new FileStore(store),
     limiter: new Slots({ perKey: config.maxStreamsPerIp, what: 'open streams per client' }),
     uploads: new Slots({ perKey: config.uploadsPerUser, total: config.uploadsTotal, what: 'large uploads in progress per user' }),

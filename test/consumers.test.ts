@@ -250,3 +250,61 @@ t.test('metrics count deliveries, redeliveries, acks and dead letters, with no c
   t.equal(value('hearth_consumer_pending'), 0)
   t.notOk(text.includes(id) || text.includes(alice.user), 'no consumer id, no user key')
 })
+
+t.test('maxPending caps the events out unacked at once', async (t) => {
+  const server = await startTestServer(t)
+  const owner = await newUser(server)
+  const users = await Promise.all(Array.from({ length: 5 }, () => newUser(server)))
+  const api = new ConsumerApi(server.url, owner)
+  const id = await api.create({ filters: ['*/pub/p/*'], from: 'new', maxPending: 2, ackWaitMs: 60_000 })
+  const w = api.worker(id)
+  t.teardown(() => w.close())
+  t.equal(await w.status(), 200)
+  for (const u of users) await u.put('/pub/p/1', 'x')
+  await w.received(2)
+  await until(async () => (await api.state(id)).body.pending === 2, 'two out')
+  await w.ack([w.got[0]!.id])
+  await w.received(3, 'one more once one is acked')
+  await until(async () => (await api.state(id)).body.pending === 2, 'two out again')
+  t.equal(w.got.length, 3, 'never more than two out')
+})
+
+t.test('hostile input gets a 4xx in the §7 shape, and the server goes on', async (t) => {
+  const server = await startTestServer(t)
+  const alice = await newUser(server)
+  const api = new ConsumerApi(server.url, alice)
+  const id = await api.create({})
+  const bodies = ['null', '[]', '"x"', '{"filters":"*"}', '{"filters":[1]}', '{"from":{"after":"ZZZZZZZZZZZZZZ"}}', '{"from":{"after":"18446744073709551616"}}',
+    '{"ackWaitMs":-1}', '{"maxPending":1e9}', '{"maxDeliver":1.5}', '{"__proto__":{"x":1}}', '{"filters":["\\u0000"]}', 'x'.repeat(2 * 1024 * 1024)]
+  for (const body of bodies) {
+    const r = await api.put(ulid(), body)
+    t.ok([400, 413].includes(r.status), `PUT ${body.slice(0, 40)}: ${r.status}`)
+    t.equal(typeof r.body?.error, 'string')
+  }
+  for (const body of ['[]', '{"ack":"x"}', '{"ack":[1]}', '{"nak":["ZZZZZZZZZZZZZZ"]}', '{"term":["0"]}', `{"ack":${JSON.stringify(Array.from({ length: 10_001 }, () => '0000000000002'))}}`]) {
+    const r = await api.ack(id, JSON.parse(body))
+    t.equal(r.status, 400, `ack ${body.slice(0, 40)}`)
+  }
+  for (const q of ['', '?event=', '?event=x', '?event=0000000000002&timeoutMs=-1', '?event=0000000000002&timeoutMs=1e3', '?event=99999999999999999999999']) {
+    const r = await api.call('GET', `/consumers/${id}/acked${q}`)
+    t.equal(r.status, 400, `acked${q}`)
+  }
+  for (const bad of ['%00', 'x'.repeat(26), '01JF0000000000000000000001/../x', 'ZZZZZZZZZZZZZZZZZZZZZZZZZZ']) {
+    t.ok([400, 404].includes((await api.state(bad)).status), `GET /consumers/${bad}`)
+  }
+  t.equal((await api.state(id)).status, 200, 'and it goes on')
+})
+
+t.test('events that match nothing move the position too, so the lag comes down', async (t) => {
+  const server = await startTestServer(t, { KEEPALIVE_MS: '200' })
+  const alice = await newUser(server)
+  const api = new ConsumerApi(server.url, alice)
+  const id = await api.create({ filters: [`${alice.user}/pub/wanted/*`], from: 'new' })
+  const w = api.worker(id)
+  t.teardown(() => w.close())
+  t.equal(await w.status(), 200)
+  for (let i = 0; i < 5; i++) await alice.put(`/pub/other/${i}`, 'x')
+  await until(async () => (await api.state(id)).body.lag === 0, 'no lag once the keepalive stepped')
+  t.equal((await api.state(id)).body.ackFloor, '000000000000A', 'the floor passed what matched nothing')
+  t.same(w.got, [])
+})

@@ -41,9 +41,9 @@ export const definitionSchema = z.object({
   shareProgress: z.boolean().default(false).describe('anyone may ask `acked`'),
 }).strict()
 
-/** A definition as stored and compared: defaults applied, filters in their canonical text. */
+/** A definition as stored and compared: defaults applied (an empty body takes them all), filters in their canonical text. */
 export function parseDefinition(body: unknown): ConsumerDefinition {
-  const d = definitionSchema.parse(body ?? {})
+  const d = definitionSchema.parse(body === undefined ? {} : body)
   const filters = parseFilters(d.filters).map((f) => f.text)
   if (typeof d.from === 'object') position(d.from, Number.MAX_SAFE_INTEGER)
   return { ...d, filters }

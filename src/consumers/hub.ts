@@ -39,8 +39,13 @@ export class ConsumerHub {
     this.#deps = deps
     this.updates = new ConsumerUpdates(deps.store, (record) => this.#stored(record))
     this.#unlisten = deps.events.onAppend((events) => this.#appended(events))
+    // each keepalive also steps every run, so its cursor passes events that match none of its
+    // filters (which wake nothing) and its lag comes down
     this.#timer = setInterval(() => {
-      for (const run of this.#runs.values()) for (const s of run.streams) s.keepalive()
+      for (const run of this.#runs.values()) {
+        for (const s of run.streams) s.keepalive()
+        run.wake()
+      }
     }, deps.keepaliveMs)
     this.#timer.unref()
   }
@@ -123,8 +128,7 @@ export class ConsumerHub {
 
   #stored(record: ConsumerRecord): void {
     const key = keyOf(record.owner, record.id)
-    const run = this.#runs.get(key)
-    if (run !== undefined) run.record = record
+    this.#runs.get(key)?.took(record)
     this.#wakeWaiters(key)
   }
 

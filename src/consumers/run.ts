@@ -131,7 +131,7 @@ export class ConsumerRun {
       return { record: claimed.record, result: { claimed: claimed.claimed, dead: settled.dead.length, reset: took !== stored && ahead?.reset } }
     })
     if (done === undefined) return this.stop() // deleted
-    this.#took(done.record)
+    this.took(done.record)
     if (ahead !== undefined && done.record.cursor === ahead.to) for (const ev of ahead.events) this.#cache.set(ev.seq, ev)
     const { claimed, dead, reset } = done.result
     if (dead > 0) this.#deps.observer.dead('maxDeliver', dead)
@@ -168,7 +168,7 @@ export class ConsumerRun {
   }
 
   /** Takes a stored record as the latest: each stream's holds, and the cache trimmed to what is outstanding. */
-  #took(record: ConsumerRecord): void {
+  took(record: ConsumerRecord): void {
     this.record = record
     const held = new Map<string, number>()
     const seqs = new Set<number>()
@@ -210,7 +210,7 @@ export class ConsumerRun {
         })
         if (done === undefined) return
         this.#deps.observer.acked(done.result)
-        this.#took(done.record)
+        this.took(done.record)
         this.wake()
       }).catch(() => {})
     }
@@ -240,7 +240,7 @@ export class ConsumerRun {
     if (gone.size > 0) {
       const done = await this.#deps.updates.apply(this.owner, this.id, (r) => ({ record: pruned(r, gone, floor), result: r.reset }))
       if (done !== undefined) {
-        this.#took(done.record)
+        this.took(done.record)
         const reset = done.record.reset!
         for (const s of this.streams) s.reset(reset.requested, reset.floor)
       }
@@ -263,7 +263,7 @@ export class ConsumerRun {
   async #release(holder: string): Promise<void> {
     try {
       const done = await this.#deps.updates.apply(this.owner, this.id, (r) => ({ record: release(r, holder), result: undefined }))
-      if (done !== undefined) this.#took(done.record)
+      if (done !== undefined) this.took(done.record)
       this.wake()
     } catch {
       // the store failed: the holds end at their deadline

@@ -2,18 +2,10 @@ import type { FastifyInstance } from 'fastify'
 import { z } from 'zod'
 import type { Context } from '../context.js'
 import { fail } from '../errors.js'
-import type { HearthEvent } from '../events/event.js'
-import { dataOf } from '../events/stored.js'
-import { isPrivate } from '../feed/visibility.js'
-import type { ConsumerRecord } from '../kv/store.js'
 import { parseCursor } from 'hearth-homeserver-client/id'
-import { acknowledge, ackFloor } from '../consumers/ledger.js'
-import { matcherOf } from '../consumers/matcher.js'
-import { processed } from '../consumers/view.js'
-import { idOf } from 'hearth-homeserver-client/id'
 import { json, type RouteDoc } from '../openapi/route-doc.js'
 import { sessionCookie } from '../auth/request.js'
-import { consumerOf, jsonBody, ownerDoc, requireOwner, stateAnswer, stateNow } from './consumers-common.js'
+import { consumerOf, idParam, jsonBody, ownerDoc, requireOwner, stateAnswer } from './consumers-common.js'
 import { queryObject, requestUser } from './user.js'
 
 /** Ids one ack request may name, in all. */
@@ -49,63 +41,30 @@ const docs: Record<string, RouteDoc> = {
 }
 
 export async function consumerAcksRoutes(app: FastifyInstance, ctx: Context): Promise<void> {
+  const consumers = ctx.consumerService
   app.post('/consumers/:id/ack', { config: { doc: docs.ack } }, async (req) => {
     const owner = await requireOwner(ctx, req)
-    const { id } = await consumerOf(ctx, req, owner.user)
+    const id = idParam(req)
     const body = await jsonBody(req, (b) => ackBody.parse(b))
     const seqs = (list: string[] | undefined) => (list ?? []).map(seqOf)
     const acks = { ack: seqs(body.ack), nak: seqs(body.nak), term: seqs(body.term) }
     if (acks.ack.length + acks.nak.length + acks.term.length > MAX_ACK_IDS) fail('InvalidBody', `At most ${MAX_ACK_IDS} ids per request`)
-    // grouped with the other acks of the moment: one transaction for all of them
-    const done = await ctx.consumers.updates.apply(owner.user, id, (r) => {
-      const a = acknowledge(r, acks)
-      return { record: a.record, result: a }
-    })
-    if (done === undefined) fail('NotFound', 'No such consumer')
-    ctx.metrics.consumers.acked(done.result.acked)
-    if (done.result.dead.length > 0) ctx.metrics.consumers.dead('term', done.result.dead.length)
-    ctx.consumers.changed(owner.user, id)
-    return stateNow(ctx, done.record)
+    return consumers.state(await consumers.ack(owner.user, id, acks))
   })
 
   app.get('/consumers/:id/dead', { config: { doc: docs.dead } }, async (req) => {
     const owner = await requireOwner(ctx, req)
-    const record = await consumerOf(ctx, req, owner.user)
-    const events = await Promise.all(record.dead.map(async (d) => {
-      const ev = await eventAt(ctx, d.seq)
-      const base = ev === undefined ? { id: idOf(d.seq), seq: String(d.seq) } : (JSON.parse(dataOf(ev)) as object)
-      return { ...base, deliveries: d.deliveries, reason: d.reason }
-    }))
-    return { events }
+    return { events: await consumers.dead(await consumerOf(ctx, req, owner.user)) }
   })
 
   app.get('/consumers/:id/acked', { config: { doc: docs.acked } }, async (req) => {
     const q = ackedQuery.parse(queryObject(req.url))
     const user = requestUser(req)
-    let record = await consumerOf(ctx, req, user)
+    const record = await consumerOf(ctx, req, user)
     // only the owner asks, unless the consumer shares its progress
-    const asker = await sessionCookie(ctx, req, user)
-    const isOwner = asker?.session.user === user
-    if (!record.definition.shareProgress && !isOwner) await requireOwner(ctx, req)
-    const seq = seqOf(q.event)
-    if (seq > ctx.events.head) fail('FutureCursor', `Event ${q.event} is past the head of the log`, { head: String(ctx.events.head) })
-    const ev = await eventAt(ctx, seq)
-    const m = matcherOf(record)
-    // a private event is the owner's business only: to anyone else it matches nothing
-    const matched = ev === undefined || (m.canSee(ev) && m.accepts(ev) && (isOwner || !isPrivate(ev)))
-    const answer = (r: ConsumerRecord, acked: boolean) => ({ acked, matched, ackFloor: idOf(ackFloor(r)) })
-    if (!matched) return answer(record, seq <= ackFloor(record))
-    const deadline = Date.now() + (q.timeoutMs ?? 0)
-    for (;;) {
-      const done = processed(record, seq)
-      if (done === true || done === 'dead') return answer(record, done === true)
-      const left = deadline - Date.now()
-      if (left <= 0) return answer(record, false)
-      await ctx.consumers.changeOrTimeout(user, record.id, left)
-      const now = await ctx.store.consumer(user, record.id)
-      if (now === undefined) fail('NotFound', 'No such consumer')
-      record = now
-    }
+    const byOwner = (await sessionCookie(ctx, req, user))?.session.user === user
+    if (!record.definition.shareProgress && !byOwner) await requireOwner(ctx, req)
+    return consumers.acked(record, seqOf(q.event), byOwner, q.timeoutMs ?? 0, () => req.socket.destroyed)
   })
 }
 
@@ -113,9 +72,4 @@ function seqOf(text: string): number {
   const seq = parseCursor(text)
   if (seq === undefined || seq === 0n) fail('InvalidCursor', `Invalid event id: ${text}`)
   return Number(seq)
-}
-
-/** The event with this seq, if the log still holds it. */
-async function eventAt(ctx: Context, seq: number): Promise<HearthEvent | undefined> {
-  return (await ctx.store.readLog(seq - 1, seq, 1)).events[0]
 }

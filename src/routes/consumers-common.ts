@@ -5,7 +5,6 @@ import { fail } from '../errors.js'
 import { sessionCookie, type Session } from '../auth/request.js'
 import type { ConsumerRecord } from '../kv/store.js'
 import { checkConsumerId } from '../consumers/definition.js'
-import { stateOf, type ConsumerState } from '../consumers/view.js'
 import { json, userHeaders, userQuery, type RouteDoc } from '../openapi/route-doc.js'
 import { smallBody } from './body.js'
 import { requestUser } from './user.js'
@@ -44,16 +43,14 @@ export async function requireOwner(ctx: Context, req: FastifyRequest): Promise<O
   return { user, ...found }
 }
 
-/** The consumer the path names, of `owner`: 404 when there is none. */
-export async function consumerOf(ctx: Context, req: FastifyRequest, owner: string): Promise<ConsumerRecord> {
-  const { id } = consumerParams.parse(req.params)
-  const record = await ctx.store.consumer(owner, checkConsumerId(id, Date.now()))
-  if (record === undefined) fail('NotFound', 'No such consumer')
-  return record
+/** The consumer id the path names. */
+export function idParam(req: FastifyRequest): string {
+  return checkConsumerId(consumerParams.parse(req.params).id, Date.now())
 }
 
-export function stateNow(ctx: Context, record: ConsumerRecord): ConsumerState {
-  return stateOf(record, ctx.events.head, ctx.consumers.streams(record.owner, record.id))
+/** The consumer the path names, of `owner`: 404 when there is none. */
+export function consumerOf(ctx: Context, req: FastifyRequest, owner: string): Promise<ConsumerRecord> {
+  return ctx.consumerService.get(owner, idParam(req))
 }
 
 /** A small JSON body, parsed with `parse`: a bad one is a 400 InvalidBody naming what is wrong. */
