@@ -51,8 +51,7 @@ export const MAX_STORED_CHARS = 5 * MAX_PATH_BYTES + 1024
 export interface StoredEvent extends HearthEvent {}
 export class StoredEvent {
   readonly #data: string
-  /** the characters of the stored text this event keeps alive */
-  readonly storedLength: number
+  readonly #storedLength: number
 
   constructor(seq: number, type: EventType, user: string, path: string, data: string, storedLength: number) {
     this.seq = seq
@@ -60,7 +59,12 @@ export class StoredEvent {
     this.user = user
     this.path = path
     this.#data = data
-    this.storedLength = storedLength
+    this.#storedLength = storedLength
+  }
+
+  /** the characters of the stored text this event keeps alive */
+  get storedLength(): number {
+    return this.#storedLength
   }
 
   /** `subscribeData(this)`, as stored */
