@@ -1,7 +1,9 @@
 import t from 'tap'
 import { EventFrames } from '../src/feed/frames.js'
 import { EVENTS_STREAM, SUBSCRIBE } from '../src/feed/wire.js'
-import { LogPages, PAGE, READ_RESERVE, type Lease } from '../src/feed/pages.js'
+import { LogPages, PAGE, READ_RESERVE, eventBytes, type Lease } from '../src/feed/pages.js'
+import { encodeStored } from '../src/events/stored.js'
+import { MAX_PATH_BYTES } from '../src/paths.js'
 import { startTestServer, newUser } from './helpers/server.js'
 import { writeMany } from './helpers/feed.js'
 
@@ -11,9 +13,10 @@ import { writeMany } from './helpers/feed.js'
 // held: kept frames give way first, readers wait for room, and every frame is still right.
 
 const EVENTS = 4 * PAGE
-// 15 segments of 250 bytes and an index: a page of these counts a little less than READ_RESERVE,
-// so three read pages leave no room for a fourth read
-const LONG = Array.from({ length: 15 }, (_, i) => String.fromCharCode(97 + i).repeat(250)).join('/')
+// 15 segments of 250 characters JSON escapes and an index: the path is stored once as it is and
+// twice escaped, so a page of these counts a little less than READ_RESERVE, and three read pages
+// leave no room for a fourth read
+const LONG = Array.from({ length: 15 }, () => '"'.repeat(250)).join('/')
 const BUDGET = 3 * READ_RESERVE
 
 t.test('the page pool keeps events and frames within its byte budget', async (t) => {
@@ -93,5 +96,20 @@ t.test('the page pool keeps events and frames within its byte budget', async (t)
     t.ok(first!.every((f) => typeof f === 'string'), 'the first reader encodes its own, as a lone reader does')
     t.ok(second!.every((f, i) => Buffer.isBuffer(f) && f === third![i]), 'the others get the one kept Buffer of each frame')
     t.ok(second!.every((f, i) => f.toString() === first![i]), 'holding the same frame')
+  })
+
+  t.test('an event counts all the stored text it keeps, and no event a write makes counts more than a read reserves', async (t) => {
+    const lease = await new LogPages(log).lease({}, 0)
+    const events = await lease.page.events
+    lease.release()
+    // a StoredEvent's fields are slices of its stored text, which they keep alive whole
+    t.ok(events.every((ev) => eventBytes(ev) >= encodeStored(ev).length), 'each event counts at least its stored text')
+    const largest = `/pub/${Array.from({ length: 16 }, () => '"'.repeat(250)).join('/')}/${'"'.repeat(75)}`
+    await owner.put(largest, 'largest')
+    const last = await new LogPages(log).lease({}, log.head - 1)
+    const [ev] = await last.page.events
+    last.release()
+    t.equal(ev?.path.length, MAX_PATH_BYTES, 'a path as long as a write can make, nearly all of it characters JSON escapes')
+    t.ok(eventBytes(ev!) * PAGE <= READ_RESERVE, `a page of such events (${eventBytes(ev!) * PAGE} bytes) fits a read's reservation (${READ_RESERVE})`)
   })
 })

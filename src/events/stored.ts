@@ -1,5 +1,6 @@
 import type { EventType, HearthEvent } from './event.js'
 import { ID_LENGTH, idOf } from 'hearth-homeserver-client/id'
+import { MAX_PATH_BYTES } from '../paths.js'
 
 /*
  * The stored form of an event, the same on every engine: what the feed reads without parsing
@@ -35,17 +36,35 @@ export function subscribeData(ev: HearthEvent): string {
   return `{"id":"${id}","seq":"${ev.seq}","type":"${ev.type}","user":${user},"path":${path},"uri":${uri}${put},"ts":${ev.ts}${origin}}`
 }
 
-/** An event read from storage, with the data JSON it was stored with (its fields are HearthEvent's). */
+/**
+ * The most characters an event's stored form can take: its path once in the header and twice
+ * in the data JSON (`path` and `uri`), where `"` and `\` are escaped to two characters (paths
+ * hold no control characters, the only others JSON escapes), and room for every other field.
+ */
+export const MAX_STORED_CHARS = 5 * MAX_PATH_BYTES + 1024
+
+/**
+ * An event read from storage, with the data JSON it was stored with (its fields are HearthEvent's).
+ * Its strings are slices of the stored text it was decoded from, so while it lives all of that
+ * text does: `storedLength` characters, about three times its path.
+ */
 export interface StoredEvent extends HearthEvent {}
 export class StoredEvent {
   readonly #data: string
+  readonly #storedLength: number
 
-  constructor(seq: number, type: EventType, user: string, path: string, data: string) {
+  constructor(seq: number, type: EventType, user: string, path: string, data: string, storedLength: number) {
     this.seq = seq
     this.type = type
     this.user = user
     this.path = path
     this.#data = data
+    this.#storedLength = storedLength
+  }
+
+  /** the characters of the stored text this event keeps alive */
+  get storedLength(): number {
+    return this.#storedLength
   }
 
   /** `subscribeData(this)`, as stored */
@@ -94,7 +113,7 @@ export function decodeStored(text: string): HearthEvent {
   const b8 = text.indexOf('|', b7 + 1)
   const b9 = text.indexOf('|', b8 + 1)
   const pathEnd = b9 + 1 + Number(text.slice(b8 + 1, b9))
-  const ev = new StoredEvent(Number(text.slice(2, b1)), text.slice(b1 + 1, b2) as EventType, text.slice(b2 + 1, b3), text.slice(b9 + 1, pathEnd), text.slice(pathEnd))
+  const ev = new StoredEvent(Number(text.slice(2, b1)), text.slice(b1 + 1, b2) as EventType, text.slice(b2 + 1, b3), text.slice(b9 + 1, pathEnd), text.slice(pathEnd), text.length)
   if (b4 > b3 + 1) ev.contentHash = text.slice(b3 + 1, b4)
   if (b5 > b4 + 1) ev.size = Number(text.slice(b4 + 1, b5))
   ev.ts = Number(text.slice(b5 + 1, b6))

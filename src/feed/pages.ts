@@ -1,6 +1,6 @@
 import type { HearthEvent } from '../events/event.js'
 import type { EventLog } from '../events/event-log.js'
-import { MAX_PATH_BYTES } from '../paths.js'
+import { MAX_STORED_CHARS, StoredEvent } from '../events/stored.js'
 import { EventFrames } from './frames.js'
 import type { WireFormat } from './wire.js'
 
@@ -17,17 +17,20 @@ export const PAGE_BYTES_HELD = 32 * 1024 * 1024
 const EVENT_OVERHEAD = 160
 
 /**
- * What a page counts while it is read, before its size is known: PAGE events with the longest
- * path a write here can make (and room for a relayed event's origin). Once read it counts its
- * events instead, and that is less unless a relay's upstream sent longer paths than it accepts.
+ * What a page counts while it is read, before its size is known: PAGE of the largest events a
+ * write here can make (`MAX_STORED_CHARS`). Once read it counts its events instead, and that
+ * is less unless a relay's upstream sent longer paths than it accepts.
  */
-export const READ_RESERVE = PAGE * (EVENT_OVERHEAD + MAX_PATH_BYTES + 256)
+export const READ_RESERVE = PAGE * (EVENT_OVERHEAD + MAX_STORED_CHARS)
 
 /**
- * An event's share of a page's bytes. Strings count a byte per character, which is what V8
- * stores for ASCII, as paths nearly always are (one with a character past U+00FF takes two).
+ * An event's share of a page's bytes: the strings it keeps alive, a byte per character, which
+ * is what V8 stores for ASCII, as paths nearly always are (one with a character past U+00FF
+ * takes two). An event read from storage keeps its whole stored text, of which its fields and
+ * its data JSON are slices; an event in the earlier layout, parsed from its JSON, its fields.
  */
 export function eventBytes(ev: HearthEvent): number {
+  if (ev instanceof StoredEvent) return EVENT_OVERHEAD + ev.storedLength
   return EVENT_OVERHEAD + ev.user.length + ev.path.length + (ev.contentHash?.length ?? 0) + (ev.homeserver?.length ?? 0)
 }
 
