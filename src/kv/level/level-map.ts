@@ -4,6 +4,7 @@ import { NAMESPACES, checkBatch, type BatchOp, type KV, type Namespace, type Ran
 
 /** The most bytes one native step of a paged read brings over (LevelDB's default is 16 KiB). */
 const PAGE_READ_BYTES = 256 * 1024
+const VIEW_READ_BYTES = 16 * 1024
 
 /** The most entries one `nextv` asks for: the native side reserves room for all of them up front. */
 const NEXTV_MOST = 1024
@@ -102,9 +103,14 @@ export class LevelKV implements KV {
     }
   }
 
-  /** One page of entries (keys and values), as `values` reads them. */
+  /**
+   * One page of entries (keys and values), as `values` reads them, in steps of
+   * VIEW_READ_BYTES: the read views' pages (a snapshot's files), each through an iterator of
+   * its own, whose native buffer of the last step outlives `close()` until V8 collects the
+   * iterator; small steps keep what waits for that collection small.
+   */
   async entryPage(ns: Namespace, range: Range, limit: number, read: ReadOptions = {}): Promise<[string, Value][]> {
-    const options = { ...levelRange(range), limit, highWaterMarkBytes: PAGE_READ_BYTES, ...snapshotOption(read) }
+    const options = { ...levelRange(range), limit, highWaterMarkBytes: VIEW_READ_BYTES, ...snapshotOption(read) }
     const it = this.#sub(ns).iterator(options)
     try {
       let out: [string, Value][] = []
