@@ -41,7 +41,7 @@ export async function hostileWorld(url: string, adminPassword: string): Promise<
     await c.signup()
     return c
   }
-  const [alice, bob, carol, dave] = [await make(), await make(), await make(), await make()]
+  const [alice, bob, carol, dave, erin] = [await make(), await make(), await make(), await make(), await make()]
   const markers: string[] = []
   const written: [HomeserverClient, string, string][] = []
   for (const victim of [alice, bob]) {
@@ -80,7 +80,7 @@ export async function hostileWorld(url: string, adminPassword: string): Promise<
     for (const ev of own.events) hidden.add(Number(ev.seq))
   }
   const id = (c: HomeserverClient) => ({ user: c.user, secret: c.session! })
-  const actors = { alice: id(alice), bob: id(bob), carol: { ...id(carol), keypair: carol.keypair }, dave: id(dave), adminPassword }
+  const actors = { alice: id(alice), bob: id(bob), carol: { ...id(carol), keypair: carol.keypair }, dave: id(dave), erin: id(erin), adminPassword }
   return { actors, markers, hidden, head: await headOf(url), damage }
 }
 
@@ -149,7 +149,25 @@ export async function runHostile(url: string, world: HostileWorld, opts: { reque
 
 type Counts = Omit<HostileFigures, 'requests' | 'failures' | 'seconds' | 'requestsPerSecond'>
 
+/** One request, with the write sent beside it and the read of what it stored, when it names them. */
 async function exchange(url: string, req: HostileRequest, world: HostileWorld, tokens: TokenMaker, agent: http.Agent, counts: Counts): Promise<string[]> {
+  const [problems, beside] = await Promise.all([
+    exchangeOne(url, req, world, tokens, agent, counts),
+    req.alongside === undefined ? [] : exchange(url, req.alongside, world, tokens, agent, counts).then((ps) => ps.map((p) => `beside it: ${p}`)),
+  ])
+  if (problems.length === 0 && req.readBack) problems.push(...await readBack(url, req, agent))
+  return [...problems, ...beside]
+}
+
+/** A GET of what `req` stored, with its headers: it must answer the body `req` sent. */
+async function readBack(url: string, req: HostileRequest, agent: http.Agent): Promise<string[]> {
+  const res = await rawRequest(url, { path: req.target, headers: Object.fromEntries(req.headers), agent })
+  const sent = Buffer.from(req.body as Uint8Array)
+  if (res.status !== 200) return [`read back: ${res.status}: ${res.body.toString().slice(0, 200)}`]
+  return res.body.equals(sent) ? [] : [`read back ${res.body.length} bytes that are not the ${sent.length} sent`]
+}
+
+async function exchangeOne(url: string, req: HostileRequest, world: HostileWorld, tokens: TokenMaker, agent: http.Agent, counts: Counts): Promise<string[]> {
   const body = req.body === undefined ? undefined : req.body instanceof Uint8Array ? req.body : tokens.make(req.body)
   const stream = /^\/(subscribe|events-stream)/.test(req.target)
   let res: RawResponse
