@@ -16,7 +16,7 @@ export const goals = { failures: '== 0', status5xx: '== 0', damaged: '== 0', ser
 
 /** The side server's settings: short enough that stalls and expiries come within the run. */
 const BODY_IDLE_MS = 500
-const SESSION_TTL_MS = 5000
+const SESSION_TTL_MS = 15_000
 const UPLOADS_TOTAL = 16
 
 type Engine = 'leveldb' | 'postgres'
@@ -27,7 +27,7 @@ type Engine = 'leveldb' | 'postgres'
  * `hearth serve` in its own process. Beside them, on the same engine:
  * - `hearth relay` follows that server, an upstream that redirects to a secret on 127.0.0.1 and
  *   an impostor claiming the server's key (test/helpers/hostile-relay.ts);
- * - a second server with BODY_IDLE_MS 500 and SESSION_TTL 5s takes uploads that stall
+ * - a second server with BODY_IDLE_MS 500 and SESSION_TTL 15s takes uploads that stall
  *   mid-body (test/helpers/hostile-stalls.ts) and private streams whose sessions expire
  *   (test/helpers/hostile-sessions.ts).
  * `failures` counts every violation of all of them, on both engines, and must be 0; the
@@ -90,7 +90,7 @@ async function onEngine(engine: Engine, requests: number, seed: number): Promise
     const damage = await world.damage()
     const parts: [string, string[]][] = [['generated', run.failures], ['damage', damage], ['relay', relayed.failures], ['stalled', stalls.failures], ['sessions', sessions.failures]]
     const failures = parts.flatMap(([part, fs]) => fs.map((f) => `${engine} ${part}: ${f}`))
-    for (const f of failures.slice(0, 20)) console.log(`FAILURE ${f}`)
+    for (const [part, fs] of parts) for (const f of fs.slice(0, 5)) console.log(`FAILURE ${engine} ${part}: ${f.slice(0, 600)}`)
     const figures: Record<string, number> = {
       ...(run.figures satisfies HostileFigures),
       failures: failures.length,
