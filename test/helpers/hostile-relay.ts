@@ -92,8 +92,11 @@ export class RelayWatch {
     } catch (err) {
       this.failures.push(`the relay did not catch up with the homeserver: ${(err as Error).message}`)
     }
-    const origin = await wholeLog(url)
-    const relayed = fromHomeserver(await wholeLog(this.#relay.url), key)
+    // a replay with live=false ends by itself: one that does not is a failure, not a wait
+    const origin = await this.#within(wholeLog(url), READ_MS, `the homeserver's /subscribe?lastSeq=0&live=false did not end within ${READ_MS} ms`)
+    const relayLog = await this.#within(wholeLog(this.#relay.url), READ_MS, `the relay's /subscribe?lastSeq=0&live=false did not end within ${READ_MS} ms`)
+    if (origin === undefined || relayLog === undefined) return this.#end(origin === undefined ? "the homeserver's log" : "the relay's log")
+    const relayed = fromHomeserver(relayLog, key)
     const same = JSON.stringify(relayed.originSeqs) === JSON.stringify(origin.map((e) => Number(e.seq)))
       && JSON.stringify(originView(relayed.events)) === JSON.stringify(originView(origin))
     if (!same) {
@@ -113,4 +116,24 @@ export class RelayWatch {
       figures: { relayed: relayed.events.length, redirectsRefused: redirected, impostorRefused: unproven, relaySamples: this.samples },
     }
   }
+
+  async #end(unread: string): Promise<{ failures: string[]; figures: Record<string, number> }> {
+    this.failures.push(`${unread} could not be read whole: the relay's log was not compared`)
+    await this.#relay.stop()
+    return { failures: this.failures, figures: { relayed: 0, redirectsRefused: 0, impostorRefused: 0, relaySamples: this.samples } }
+  }
+
+  /** `p`, or undefined (and a failure saying `what`) when it has not settled within `ms`. */
+  async #within<T>(p: Promise<T>, ms: number, what: string): Promise<T | undefined> {
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => (this.failures.push(what), resolve(undefined)), ms)))
+    try {
+      return await Promise.race([p, late])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
 }
+
+/** How long one whole-log read may take at the end (16 MB of the longest paths take seconds). */
+const READ_MS = 180_000
