@@ -36,7 +36,7 @@ const KNOWN: Record<string, { goals?: Record<string, string>; description?: stri
 }
 
 /** `--quick` lengths for modules that take theirs from their own variables. */
-const QUICK_ENV: Record<string, string> = { CRASH_ROUNDS: '10', STALLED_SECONDS: '20', HOSTILE_REQUESTS: '5000' }
+const QUICK_ENV: Record<string, string> = { CRASH_ROUNDS: '10', STALLED_SECONDS: '20', HOSTILE_REQUESTS: '5000', HOSTILE_PG_REQUESTS: '2000' }
 
 const USAGE = `npm run bench -- [--quick] [--only ${MODULES.join(',')}]`
 

@@ -146,6 +146,7 @@ t.test('limit: default 100, at most 1000; paging sees each event once', async (t
   t.same(max.lines, all.slice(0, 1000))
   t.equal(parse((await feed(server, 'limit=5000')).text).lines.length, 1000, 'capped at 1000')
   t.equal(parse((await feed(server, 'limit=7')).text).lines.length, 7)
+  for (const q of ['limit=0', 'cursor=5&limit=0']) t.same(await feed(server, q), { status: 200, type: 'text/plain; charset=utf-8', text: '' }, `${q}: an empty page, the cursor not moved`)
 
   for (const limit of [100, 333, 1000]) {
     const { lines, cursor } = await pageAll(server, limit, t)

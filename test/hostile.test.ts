@@ -38,7 +38,7 @@ t.test('hostile input never crashes, never 5xx, never leaks /priv/, always the r
 t.test('a corpus entry names the actors, so it replays against the users of a later run', async (t) => {
   const actors = (tag: string) => ({
     alice: { user: `alice-${tag}`, secret: `as-${tag}` }, bob: { user: `bob-${tag}`, secret: `bs-${tag}` },
-    carol: { user: `carol-${tag}`, secret: `cs-${tag}`, keypair: undefined as never }, dave: { user: `dave-${tag}`, secret: `ds-${tag}` },
+    carol: { user: `carol-${tag}`, secret: `cs-${tag}`, keypair: undefined as never }, dave: { user: `dave-${tag}`, secret: `ds-${tag}` }, erin: { user: `erin-${tag}`, secret: `es-${tag}` },
     adminPassword: `pw-${tag}`,
   })
   const then = actors('then')

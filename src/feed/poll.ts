@@ -19,7 +19,8 @@ export interface PollPage {
 /**
  * One page of a polling feed (`/events/`), read through the log reader: up to `limit` events
  * after `after` that `canSee` lets through, in seq order. The cursor moves past hidden events
- * too, so a poller never reads them again; a full page stops at its last event. A stretch
+ * too, so a poller never reads them again; a full page stops at its last event, and a page of
+ * `limit` 0 reads nothing and leaves the cursor where it was. A stretch
  * pruned meanwhile is passed over (the text feed has no frame to say so, as upstream's has none).
  */
 export async function pollPage(events: EventLog, pages: LogPages, after: number, limit: number, canSee: CanSee): Promise<PollPage> {
@@ -33,5 +34,7 @@ export async function pollPage(events: EventLog, pages: LogPages, after: number,
   } finally {
     reader.close()
   }
-  return { events: seen, cursor: seen.length === limit ? seen[seen.length - 1]!.seq : reader.cursor }
+  // a full page ends on its last event; a page of none (limit 0) has no last event and moves nothing
+  const last = seen.length === limit ? seen.at(-1) : undefined
+  return { events: seen, cursor: last?.seq ?? (limit === 0 ? after : reader.cursor) }
 }

@@ -40,6 +40,8 @@ export interface ChildServerOptions {
    * group, so they reach hearth too.
    */
   terminal?: boolean
+  /** Called with everything the process writes, stdout and stderr, as it comes (`output` keeps only the last 64 KiB). */
+  onOutput?: (text: string) => void
 }
 
 /**
@@ -250,6 +252,7 @@ export class ChildServer {
   }
 
   #keep(chunk: Buffer): void {
+    this.#opts.onOutput?.(chunk.toString('utf8'))
     this.#output = (this.#output + chunk.toString('utf8')).slice(-KEEP_OUTPUT)
   }
 }

@@ -43,7 +43,7 @@ type Names = [placeholder: string, value: string][]
 
 function names(a: Actors): Names {
   const out: Names = [['{adminPassword}', a.adminPassword]]
-  for (const who of ['alice', 'bob', 'carol', 'dave'] as const) out.push([`{${who}.user}`, a[who].user], [`{${who}.secret}`, a[who].secret])
+  for (const who of ['alice', 'bob', 'carol', 'dave', 'erin'] as const) out.push([`{${who}.user}`, a[who].user], [`{${who}.secret}`, a[who].secret])
   // longest value first, so no value is replaced inside a longer one
   return out.filter(([, v]) => v !== '').sort((x, y) => y[1].length - x[1].length)
 }

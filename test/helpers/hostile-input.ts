@@ -2,6 +2,8 @@ import fc from 'fast-check'
 import { randomKeypair, sign, type Keypair } from '../../src/auth/keys.js'
 import { signAuthToken } from '../../src/auth/token.js'
 import { idOf } from 'hearth-homeserver-client/id'
+import { MAX_PATH_BYTES } from '../../src/paths.js'
+import { PathMaker } from './long-paths.js'
 
 /**
  * Generators of hostile requests. A request is a recipe: its body may depend on the clock
@@ -15,6 +17,8 @@ export interface Actors {
   carol: { user: string; secret: string; keypair: Keypair }
   /** a user whose session only the checked requests carry, so nothing signs it out */
   dave: { user: string; secret: string }
+  /** another user only the checked requests write for: small files beside Dave's longest paths */
+  erin: { user: string; secret: string }
   adminPassword: string
 }
 
@@ -28,6 +32,10 @@ export interface HostileRequest {
   body?: TokenRecipe | Uint8Array
   /** a request whose answer is known: the statuses it may get */
   expect?: number[]
+  /** once answered as expected, a GET of the same target with the same headers must return the body */
+  readBack?: boolean
+  /** a checked request sent at the same moment, another user's write that must go through too */
+  alongside?: HostileRequest
 }
 
 export type TokenRecipe = { token: TokenKind; who: 'carol' | 'fresh'; caps: string; skewS: number }
@@ -185,8 +193,9 @@ export function hostileRequest(a: Actors): fc.Arbitrary<HostileRequest> {
 
 /**
  * Requests whose answer is known, on Dave's storage with Dave's session (which nothing else
- * sends, so nothing signs it out): paths around the 64-segment bound, C1 characters, and his
- * cookie among stale ones of the same name.
+ * sends, so nothing signs it out): paths around the 64-segment bound, C1 characters, his
+ * cookie among stale ones of the same name, and the longest paths, read back, with Erin's
+ * writes beside them.
  */
 function checkedRequest(a: Actors): fc.Arbitrary<HostileRequest> {
   const dave = `${a.dave.user}=${a.dave.secret}`
@@ -208,7 +217,16 @@ function checkedRequest(a: Actors): fc.Arbitrary<HostileRequest> {
   })
   const duplicate = fc.tuple(cookies, fc.boolean(), fc.nat({ max: 50 })).map(([cookie, write, i]): HostileRequest =>
     write ? put(`/pub/dup/${i}`, cookie, [201]) : { transport: 'http', method: 'GET', target: '/session', headers: [['pubky-host', a.dave.user], ['cookie', cookie]], expect: [200] })
-  return fc.oneof(deep, c1, c1Filter, duplicate)
+  // SPEC §2's longest path, of random letters and wide characters (nothing to compress), in a
+  // folder of Dave's no generated path names; Erin writes beside it in the same moment
+  const erin = `${a.erin.user}=${a.erin.secret}`
+  const longest = fc.tuple(fc.noBias(fc.nat()), fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.nat({ max: 50 })).map(([seed, body, i]): HostileRequest => {
+    const path = new PathMaker(seed).path('/pub/long~1', MAX_PATH_BYTES)
+    const target = path.split('/').map(encodeURIComponent).join('/')
+    const beside: HostileRequest = { transport: 'http', method: 'PUT', target: `/pub/beside/${i}`, headers: [['pubky-host', a.erin.user], ['cookie', erin]], body: new Uint8Array([2]), expect: [201] }
+    return { ...put(target, dave, [201]), body, readBack: true, alongside: beside }
+  })
+  return fc.oneof(deep, c1, c1Filter, duplicate, longest)
 }
 
 /** Mostly streams that end by themselves; the rest are live and cut short by the sender. */
