@@ -148,7 +148,13 @@ async function main(): Promise<void> {
       const before = previous?.modules[name]
       // a module not run now keeps what it measured last, marked with the run it came from
       if (there && before !== undefined && before.skipped === undefined && before.error === undefined) {
-        results.modules[name] = { ...before, from: before.from ?? previous!.date, fromCommit: before.from === undefined ? previous!.commit : before.fromCommit }
+        const fresh = before.from === undefined
+        results.modules[name] = {
+          ...before,
+          from: before.from ?? previous!.date,
+          fromCommit: fresh ? previous!.commit : before.fromCommit,
+          fromNode: fresh ? previous!.machine.node : before.fromNode,
+        }
       }
       else results.modules[name] = { skipped: there ? 'not selected (--only)' : `bench/${name}.ts is not there yet` }
       continue

@@ -22,6 +22,8 @@ export interface BenchResult {
   from?: string
   /** and the commit that run measured, when it recorded one */
   fromCommit?: string
+  /** and the Node version it ran on, when it recorded one */
+  fromNode?: string
   /** the server's CPU profiles over the module's main loads (bench/cpu-profile.ts) */
   profiles?: ProfileSummary[]
 }
@@ -213,7 +215,8 @@ export function renderPage(r: Results, charts: { name: string; title: string; fi
     out.push(`### ${name}${m.durationMs !== undefined ? ` (${seconds(m.durationMs)})` : ''}`, '')
     if (m.from !== undefined) {
       const commit = m.fromCommit === undefined ? '' : `, at commit ${m.fromCommit}`
-      out.push(`*Not run this time: these figures are from the run of ${when(m.from)}${commit} (\`npm run bench -- --only ${name}\` measures them again).*`, '')
+      const node = m.fromNode === undefined ? '' : `, on Node ${m.fromNode}`
+      out.push(`*Not run this time: these figures are from the run of ${when(m.from)}${commit}${node} (\`npm run bench -- --only ${name}\` measures them again).*`, '')
     }
     if (m.description) out.push(m.description, '')
     if (m.error) out.push('Failed to run:', '', '```', m.error.split('\n').slice(0, 5).join('\n'), '```', '')
