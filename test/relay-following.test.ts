@@ -128,6 +128,34 @@ t.test('events a homeserver sends for users nobody asked it about are dropped an
   t.same(await wholeLog(relay.url), [], 'nothing was stored')
 })
 
+t.test('a homeserver that sends a user\'s events past where it stood when the user moved away has them dropped as elsewhere', async (t) => {
+  const net = await pkarrNet(t, 1)
+  // the old homeserver names head 3, sends its first event, and holds the rest until told
+  const old = await FakeUpstream.start(t, 'held')
+  const next = await FakeUpstream.start(t, 'good')
+  for (const hs of [old, next]) await publishHomeserver(net.pkarr, hs.keypair.secretKey, 'localhost', Number(new URL(hs.url).port))
+  const user = old.userKeypair
+  await publishUserRecord(net.pkarr, user.secretKey, user.z32, old.key)
+  const relay = await startTestRelay(t, [], {
+    PKARR_RELAYS: net.pkarr, RELAY_ALLOW_PRIVATE_ADDRESSES: '1', RELAY_RECORD_MIN_MS: '100', RELAY_RECORD_MAX_MS: '200',
+  })
+  watch(t, `${relay.url}/subscribe/${user.z32}/*`)
+  await until(async () => (await wholeLog(relay.url)).length === 1, 'the first event, from the old homeserver')
+
+  // the user moves; the relay asks the old homeserver where its log stands (3), to read it up to there
+  const infos = old.infos
+  await publishUserRecord(net.pkarr, user.secretKey, user.z32, next.key)
+  await until(async () => (await relayInfo(relay.url)).following.moves >= 1 && old.infos > infos, 'the move seen, and the old head asked')
+  old.release() // 2 and 3, then 4: written past the head it named when the user left
+  let info: RelayInfo | undefined
+  let log: Awaited<ReturnType<typeof wholeLog>> = []
+  // the drop is counted as the frame arrives, the events before it land with their commit
+  await until(async () => ((info = await relayInfo(relay.url)).following.dropped.elsewhere ?? 0) >= 1 && (log = await wholeLog(relay.url)).length >= 3,
+    'the events up to the head landed, and the one past it dropped', 30_000, () => ({ following: info?.following, log: log.length }))
+  t.same(log.map((e) => [e.user, e.originSeq]), [1, 2, 3].map((seq) => [user.z32, String(seq)]), 'up to where it stood, once each, in order; not the event after it')
+  t.equal(info!.following.dropped.elsewhere, 1)
+})
+
 t.test('limits: filters per subscriber, users per relay, streams per homeserver', async (t) => {
   const net = await pkarrNet(t, 1)
   const [a, b] = [new Person(net), new Person(net)]

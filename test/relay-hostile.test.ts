@@ -6,7 +6,7 @@ import { caughtUp, fromHomeserver, pinned, relayInfo, startTestRelay, wholeLog, 
 import { newUser, startTestServer } from './helpers/server.js'
 import { until } from './helpers/until.js'
 
-const EXPECTED_FAULT: Record<Exclude<Misbehaviour, 'good'>, keyof RelayInfo['upstreams'][number]['faults']> = {
+const EXPECTED_FAULT: Record<Exclude<Misbehaviour, 'good' | 'held'>, keyof RelayInfo['upstreams'][number]['faults']> = {
   'goes-back': 'protocol',
   malformed: 'protocol',
   huge: 'protocol',

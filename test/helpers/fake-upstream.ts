@@ -20,6 +20,7 @@ export type Misbehaviour =
   | 'huge-size' // a PUT of 2^53 - 1 bytes
   | 'future' // a commit time in the year 275760
   | 'good' // its three events, then an open, quiet stream
+  | 'held' // its first event only, the rest (and one more, past its head) when `release()` is called
 
 export const GOOD = 3
 
@@ -34,7 +35,9 @@ export class FakeUpstream {
   readonly keypair = randomKeypair()
   readonly key: string
   readonly other = randomKeypair().z32
-  readonly user = randomKeypair().z32
+  /** the user its events are of, whose secret a test may need to publish the user's record */
+  readonly userKeypair = randomKeypair()
+  readonly user = this.userKeypair.z32
   readonly behaviour: Misbehaviour
   readonly #server: http.Server
   /** where a `redirect` upstream points: a service that answers secrets to whoever asks */
@@ -42,6 +45,8 @@ export class FakeUpstream {
   subscribes = 0
   infos = 0
   url = ''
+  /** `held`: the streams open now, waiting for `release()` */
+  readonly #held: http.ServerResponse[] = []
 
   constructor(behaviour: Misbehaviour, claims?: string) {
     this.behaviour = behaviour
@@ -58,6 +63,14 @@ export class FakeUpstream {
       fake.#server.close(() => resolve())
     }))
     return fake
+  }
+
+  /**
+   * `held`: sends the events it held back on every open stream: seqs 2 and 3, which its
+   * `/info` counted from the start, and 4, written past the head it named.
+   */
+  release(): void {
+    for (const res of this.#held.splice(0)) for (let seq = 2; seq <= GOOD + 1; seq++) res.write(framesOf(this.event(seq)).subscribeText)
   }
 
   /** the upstream pinned to its key, as an operator who trusts it gives it */
@@ -86,7 +99,8 @@ export class FakeUpstream {
     if (this.behaviour === 'silent') return void res.flushHeaders()
     const after = Number(parseCursor(String(req.headers['last-event-id'] ?? '0')) ?? 0)
     res.write('retry: 2000\n\n')
-    for (let seq = after + 1; seq <= GOOD; seq++) res.write(framesOf(this.event(seq)).subscribeText)
+    const last = this.behaviour === 'held' ? 1 : GOOD
+    for (let seq = after + 1; seq <= last; seq++) res.write(framesOf(this.event(seq)).subscribeText)
     switch (this.behaviour) {
       case 'goes-back':
         res.write(framesOf(this.event(Math.max(1, after))).subscribeText)
@@ -114,6 +128,9 @@ export class FakeUpstream {
         res.write(framesOf({ ...this.event(GOOD + 1), ts: 8.64e15 }).subscribeText)
         return
       case 'good':
+        return
+      case 'held':
+        this.#held.push(res)
         return
       case 'key-change':
         // end the stream: the follower's reconnect reads /info again
