@@ -7,6 +7,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { randomKeypair } from '../src/auth/keys.js'
 import { buildConfig } from '../src/config/config.js'
 import { startServer } from '../src/server.js'
+import { stopForked } from './forked-child.js'
 
 /**
  * Memory per idle subscriber: the server (a child process of this one, with `--expose-gc`, so
@@ -73,7 +74,7 @@ export async function benchIdleMemory(): Promise<Record<string, number>> {
     return figures
   } finally {
     for (const s of sockets) s.destroy()
-    await stop(child)
+    await stopForked(child)
     rmSync(dataDir, { recursive: true, force: true })
   }
 }
@@ -109,15 +110,6 @@ async function until(child: ChildProcess, done: (m: Memory) => boolean): Promise
     await new Promise((r) => setTimeout(r, 100))
   }
   throw new Error('the server did not reach the expected number of streams')
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return
-  const exited = new Promise((resolve) => child.once('exit', resolve))
-  child.send('stop')
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
-  await exited
-  clearTimeout(timer)
 }
 
 /** The child: the real server, answering `memory` after a full GC. */

@@ -13,6 +13,7 @@ import { createLogger } from '../src/log.js'
 import { buildApp } from '../src/server.js'
 import { CpuProfiler } from './cpu-profile.js'
 import type { ProfileSummary } from './report.js'
+import { stopForked } from './forked-child.js'
 
 /**
  * Durable PUT throughput: 1 KiB files from 50 keep-alive connections (one user each), against
@@ -113,7 +114,7 @@ export async function benchPut(): Promise<Record<string, number | string>> {
       ...series,
     }
   } finally {
-    await stop(child)
+    await stopForked(child)
     profiler.close()
     rmSync(dataDir, { recursive: true, force: true })
   }
@@ -164,15 +165,6 @@ function put(agent: Agent, hostname: string, port: number, path: string, headers
     req.on('error', () => resolve(0))
     req.end(BODY)
   })
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return
-  const exited = new Promise((resolve) => child.once('exit', resolve))
-  child.send('stop')
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
-  await exited
-  clearTimeout(timer)
 }
 
 /** The child: the real app, plus the baseline route, on 127.0.0.1. */
