@@ -2,7 +2,7 @@
 #
 # Hearth in a container: the same steps as the README, `npm ci`, a build of src/ and of the
 # client package it depends on (packages/client, an npm workspace) with tsc, and
-# `node dist/src/cli/index.js serve`, split so the image carries no compiler and no dev
+# `dist/src/cli/index.js serve` (its first line names the Node flags it runs with), split so the image carries no compiler and no dev
 # dependencies. This file was written and checked without a Docker engine at hand (every COPY
 # source exists, the runtime steps were replayed by hand); if you change the README's steps,
 # change them here too.
@@ -53,5 +53,6 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 6286) + '/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # The server ends its streams, flushes LevelDB and exits 0 on SIGTERM, within 5 s.
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "dist/src/cli/index.js"]
+# The CLI runs through its own #! line, which holds the Node flags Hearth runs with.
+ENTRYPOINT ["dist/src/cli/index.js"]
 CMD ["serve"]

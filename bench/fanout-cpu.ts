@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { randomKeypair } from '../src/auth/keys.js'
 import { HomeserverClient } from 'hearth-homeserver-client'
+import { CLI_NODE_FLAGS } from '../test/helpers/cli.js'
 import { ChildServer } from '../test/helpers/child-server.js'
 import { Scrape } from '../test/helpers/prometheus.js'
 import { cpuTicks } from './fanout.js'
@@ -135,7 +136,7 @@ async function feedRun(seconds: number): Promise<FeedRun> {
 
 /** The control: as many frames and writes per socket as the feed made, at its pace. */
 async function controlRun(feed: FeedRun): Promise<{ cpuMs: number; frames: number; writes: number; missing: number }> {
-  const child = fork(CONTROL, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child = fork(CONTROL, [], { execArgv: [...CLI_NODE_FLAGS], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   let counters: FrameCounter[] = []
   try {
     const { port } = await reply<{ port: number }>(child, 'port')

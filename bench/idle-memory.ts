@@ -7,6 +7,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { randomKeypair } from '../src/auth/keys.js'
 import { buildConfig } from '../src/config/config.js'
 import { startServer } from '../src/server.js'
+import { CLI_NODE_FLAGS } from '../test/helpers/cli.js'
 import { stopForked } from './forked-child.js'
 
 /**
@@ -29,7 +30,7 @@ export async function benchIdleMemory(): Promise<Record<string, number>> {
   const streams = process.env.BENCH_QUICK === '1' ? 2000 : 10_000
   const dataDir = mkdtempSync(join(tmpdir(), 'hearth-bench-idle-'))
   const child = fork(fileURLToPath(import.meta.url), ['--serve', dataDir, String(streams * 2)], {
-    execArgv: ['--expose-gc'],
+    execArgv: ['--expose-gc', ...CLI_NODE_FLAGS],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
   const sockets: Socket[] = []

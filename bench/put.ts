@@ -13,6 +13,7 @@ import { createLogger } from '../src/log.js'
 import { buildApp } from '../src/server.js'
 import { CpuProfiler } from './cpu-profile.js'
 import type { ProfileSummary } from './report.js'
+import { CLI_NODE_FLAGS } from '../test/helpers/cli.js'
 import { stopForked } from './forked-child.js'
 
 /**
@@ -55,7 +56,7 @@ export async function benchPut(): Promise<Record<string, number | string>> {
   const rounds = quick ? 1 : 3
   const dataDir = mkdtempSync(join(tmpdir(), 'hearth-bench-put-'))
   const profiler = new CpuProfiler()
-  const child = fork(fileURLToPath(import.meta.url), ['--serve', dataDir], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...profiler.env } })
+  const child = fork(fileURLToPath(import.meta.url), ['--serve', dataDir], { execArgv: [...CLI_NODE_FLAGS], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...profiler.env } })
   try {
     const url = await new Promise<string>((resolve, reject) => {
       child.once('message', (m) => resolve((m as { url: string }).url))

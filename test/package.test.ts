@@ -6,6 +6,7 @@ import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startTestServer, tempDir } from './helpers/server.js'
 import { ChildServer } from './helpers/child-server.js'
+import { CLI_NODE_FLAGS } from './helpers/cli.js'
 
 // The package as a user gets it: `npm pack`, installed into an empty folder, run from there
 // with nothing of the checkout. The tarball is packed from the dist/ that `npm test` built
@@ -73,6 +74,10 @@ t.test('npm pack installs into an empty folder and runs: hearth --help, hearth s
   t.match(info.publicKey, /^[a-z0-9]{52}$/, '/info answers')
   t.equal(info.version, JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version, 'with the version of the package')
   t.equal(readFileSync(join(data, 'homeserver.key'), 'utf8').trim().length, 64, 'its data folder is the one given')
+  // the installed bin runs through its #! line, with the Node flags Hearth runs with
+  const argv = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0')
+  t.same(argv.slice(1, 1 + CLI_NODE_FLAGS.length), CLI_NODE_FLAGS, `node ${CLI_NODE_FLAGS.join(' ')}`)
+  t.ok(CLI_NODE_FLAGS.includes('--max-semi-space-size=16'), "V8's young generation capped at Node 20's size")
   t.match(await (await fetch(`${child.url}/client/id.js`)).text(), /export function idOf/, "the viewer's id codec comes from the client package")
 
   t.equal(await typeErrors(app, 'check.ts', `import type { Server } from 'hearth-homeserver'

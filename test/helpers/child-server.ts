@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { CLI } from './cli.js'
+import { CLI, CLI_NODE_FLAGS } from './cli.js'
 import { until } from './until.js'
 
 /** Output kept for diagnostics when something goes wrong. */
@@ -176,7 +176,7 @@ export class ChildServer {
 
   /** Starts the executable with the command and flags, directly or on a terminal. */
   #launch(env: NodeJS.ProcessEnv): ChildProcess {
-    const hearth = this.#opts.executable === undefined ? [process.execPath, CLI] : [this.#opts.executable]
+    const hearth = this.#opts.executable === undefined ? [process.execPath, ...CLI_NODE_FLAGS, CLI] : [this.#opts.executable]
     const argv = [...hearth, this.#opts.command ?? 'serve', ...(this.#opts.args ?? [])]
     const cwd = this.#opts.cwd
     if (!this.#opts.terminal) return spawn(argv[0]!, argv.slice(1), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })

@@ -1,9 +1,13 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { readEnv } from '../../src/config/env.js'
 
 /** This checkout's `hearth` command line, as built into dist/. */
 export const CLI = fileURLToPath(new URL('../../src/cli/index.js', import.meta.url))
+
+/** The Node flags `hearth` runs with: those of its `#!/usr/bin/env -S node …` line. */
+export const CLI_NODE_FLAGS: readonly string[] = readFileSync(CLI, 'utf8').split('\n', 1)[0]!.split(/\s+/).slice(3)
 
 export interface CliOptions {
   /** The working folder: where key and cursor files land. */
@@ -55,7 +59,7 @@ export function runCli(args: string[], opts: CliOptions = {}): Promise<CliRun> {
 
 /** Starts another script under Node (the example indexer, a README snippet), as `startCli` does hearth. */
 export function startScript(script: string, args: string[], opts: CliOptions = {}): RunningCli {
-  const child = spawn(process.execPath, [script, ...args], { cwd: opts.cwd, env: { ...userEnv(), ...opts.env }, stdio: 'pipe' })
+  const child = spawn(process.execPath, [...(script === CLI ? CLI_NODE_FLAGS : []), script, ...args], { cwd: opts.cwd, env: { ...userEnv(), ...opts.env }, stdio: 'pipe' })
   const out: Buffer[] = []
   const err: Buffer[] = []
   child.stdout.on('data', (b: Buffer) => out.push(b))
