@@ -5,7 +5,7 @@ import { STORED_LAYOUT, decodeStored, encodeStored, isCurrentLayout, storedPath 
 import { Serial } from '../../serial.js'
 import { writeFileAtomic } from 'hearth-homeserver-client/atomic-file'
 import {
-  USER_KEY_LENGTH, fileKey, type CommitTx, type LogRead, type CreateUserResult, type FileMeta, type FileRef, type KeyRange,
+  USER_KEY_LENGTH, fileKey, pastPrefix, type CommitTx, type LogRead, type CreateUserResult, type FileMeta, type FileRef, type KeyRange,
   type ReadView, type SessionRecord, type Store, type UpstreamCursor, type UserRecord,
   type ConsumerChange, type ConsumerRecord, type CreateConsumerResult,
 } from '../store.js'
@@ -352,7 +352,8 @@ export class LevelStore implements Store {
     return secret
   }
 
-  async upstreamCursors(): Promise<UpstreamCursor[]> {
+  async upstreamCursors(names?: readonly string[]): Promise<UpstreamCursor[]> {
+    if (names !== undefined) return (await this.#kv.getMany('upstreams', [...names])).flatMap((v) => parseJson<UpstreamCursor>(v) ?? [])
     const out: UpstreamCursor[] = []
     for await (const [, v] of this.#kv.entries('upstreams', {})) out.push(parseJson<UpstreamCursor>(v)!)
     return out
@@ -537,6 +538,14 @@ class LevelTx implements CommitTx {
 
   async upstreamCursors(upstreams: readonly string[]): Promise<(UpstreamCursor | undefined)[]> {
     return (await this.#kv.getMany('upstreams', [...upstreams])).map((v) => parseJson<UpstreamCursor>(v))
+  }
+
+  async upstreamCursorsUnder(prefixes: readonly string[]): Promise<UpstreamCursor[][]> {
+    return Promise.all(prefixes.map(async (prefix) => {
+      const out: UpstreamCursor[] = []
+      for await (const [, v] of this.#kv.entries('upstreams', { gte: prefix, lt: pastPrefix(prefix) })) out.push(parseJson<UpstreamCursor>(v)!)
+      return out
+    }))
   }
 
   setUpstreamCursor(cursor: UpstreamCursor): void {
