@@ -5,7 +5,7 @@ import { STORED_LAYOUT, decodeStored, encodeStored, isCurrentLayout, storedPath 
 import { Serial } from '../../serial.js'
 import { writeFileAtomic } from 'hearth-homeserver-client/atomic-file'
 import {
-  USER_KEY_LENGTH, fileKey, pastPrefix, type CommitTx, type LogRead, type CreateUserResult, type FileMeta, type FileRef, type KeyRange,
+  USER_KEY_LENGTH, fileKey, type CommitTx, type LogRead, type CreateUserResult, type FileMeta, type FileRef, type KeyRange,
   type ReadView, type SessionRecord, type Store, type UpstreamCursor, type UserRecord,
   type ConsumerChange, type ConsumerRecord, type CreateConsumerResult,
 } from '../store.js'
@@ -541,11 +541,7 @@ class LevelTx implements CommitTx {
   }
 
   async upstreamCursorsUnder(prefixes: readonly string[]): Promise<UpstreamCursor[][]> {
-    return Promise.all(prefixes.map(async (prefix) => {
-      const out: UpstreamCursor[] = []
-      for await (const [, v] of this.#kv.entries('upstreams', { gte: prefix, lt: pastPrefix(prefix) })) out.push(parseJson<UpstreamCursor>(v)!)
-      return out
-    }))
+    return (await this.#kv.entriesUnder('upstreams', prefixes)).map((entries) => entries.map(([, v]) => parseJson<UpstreamCursor>(v)!))
   }
 
   setUpstreamCursor(cursor: UpstreamCursor): void {
