@@ -175,13 +175,17 @@ async function stage(tx: CommitTx, group: readonly Item[]): Promise<{ appended: 
     const at = stored[i]
     if (at !== undefined) cursors.set(upstream, { ...at })
   })
-  // each user's followed filters on the homeserver, whichever process keeps their cursors
+  // each user's followed filters on the homeserver, whichever process keeps their cursors, and
+  // those this group moves for the first time (not stored yet, they may cover its later items)
   const read = followed.flat()
   for (const c of read) if (!cursors.has(c.upstream)) cursors.set(c.upstream, { ...c })
-  const filtersOf = new Map(prefixes.map((p, i) => [p, followed[i]!.flatMap((c) => {
-    const filter = CursorBook.filterOf(c.upstream)
-    return filter === undefined ? [] : [{ name: c.upstream, filter }]
-  })]))
+  const filtersOf = new Map(prefixes.map((p, i) => {
+    const mine = new Set([...followed[i]!.map((c) => c.upstream), ...names.filter((n) => n.startsWith(p))])
+    return [p, [...mine].flatMap((name) => {
+      const filter = CursorBook.filterOf(name)
+      return filter === undefined ? [] : [{ name, filter }]
+    })]
+  }))
   const covering = (item: Item & { event: OriginEvent }) => [
     ...item.covering,
     ...filtersOf.get(prefix(item))!.filter((f) => filterMatches(f.filter, item.event)).map((f) => f.name),
