@@ -105,6 +105,11 @@ export class CursorBook {
     return [...this.#sources.get(homeserver) ?? []].filter((e) => e.filters.some((f) => filterMatches(f, ev))).map((e) => e.name)
   }
 
+  /** Whether this book holds a followed filter's cursor of `user` on `homeserver`. */
+  follows(homeserver: string, user: string): boolean {
+    return this.#byUser.get(homeserver)?.has(user) === true
+  }
+
   /** The homeservers `user` has followed filters' cursors on. */
   homeserversOf(user: string): string[] {
     return [...this.#byUser].filter(([, users]) => users.has(user)).map(([homeserver]) => homeserver)

@@ -136,7 +136,9 @@ export class RelayIngest {
         if (group.length === 0) continue
         const started = (this.busySince = performance.now())
         try {
-          const staged = await this.#store.commit((tx) => stage(tx, group))
+          // a store one process at a time: this book knows every followed cursor, and a user without one needs no read
+          const mayHaveCursors = this.#store.supports.manyProcesses ? () => true : (homeserver: string, user: string) => this.book.follows(homeserver, user)
+          const staged = await this.#store.commit((tx) => stage(tx, group, mayHaveCursors))
           for (const c of staged.read) this.book.learn(c)
           for (const c of staged.cursors) this.book.moved(c.upstream, c.cursor)
           for (const observe of this.#observers) observe({ events: staged.appended.length, ms: performance.now() - started })
@@ -163,11 +165,11 @@ export class RelayIngest {
  * cursors. An event is stored already when a cursor covering it (its filters match the event)
  * stands at its origin seq or beyond; a cursor moves only forward, except by a rewind.
  */
-async function stage(tx: CommitTx, group: readonly Item[]): Promise<{ appended: HearthEvent[]; applied: Set<Item>; refused: Set<Item>; cursors: UpstreamCursor[]; read: UpstreamCursor[] }> {
+async function stage(tx: CommitTx, group: readonly Item[], mayHaveCursors: (homeserver: string, user: string) => boolean): Promise<{ appended: HearthEvent[]; applied: Set<Item>; refused: Set<Item>; cursors: UpstreamCursor[]; read: UpstreamCursor[] }> {
   const own = (item: Item) => item.attempt.cursors ?? [item.attempt.upstream]
   const names = [...new Set(group.flatMap((i) => [...own(i), ...i.covering]))]
   const prefix = (item: Item & { event: OriginEvent }) => CursorBook.userPrefix(item.attempt.homeserver, item.event.user)
-  const withEvents = group.filter((i): i is Item & { event: OriginEvent } => i.event !== undefined)
+  const withEvents = group.filter((i): i is Item & { event: OriginEvent } => i.event !== undefined && mayHaveCursors(i.attempt.homeserver, i.event.user))
   const prefixes = [...new Set(withEvents.map(prefix))]
   const [stored, followed] = await Promise.all([tx.upstreamCursors(names), tx.upstreamCursorsUnder(prefixes)])
   const cursors = new Map<string, UpstreamCursor>()
@@ -188,7 +190,7 @@ async function stage(tx: CommitTx, group: readonly Item[]): Promise<{ appended: 
   }))
   const covering = (item: Item & { event: OriginEvent }) => [
     ...item.covering,
-    ...filtersOf.get(prefix(item))!.filter((f) => filterMatches(f.filter, item.event)).map((f) => f.name),
+    ...(filtersOf.get(prefix(item)) ?? []).filter((f) => filterMatches(f.filter, item.event)).map((f) => f.name),
   ]
   const at = (name: string) => cursors.get(name)?.cursor ?? -1
   const appended: HearthEvent[] = []
