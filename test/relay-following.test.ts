@@ -143,11 +143,12 @@ t.test('a homeserver that sends a user\'s events past where it stood when the us
   await until(async () => (await wholeLog(relay.url)).length === 1, 'the first event, from the old homeserver')
 
   // the user moves; the relay asks the old homeserver where its log stands (3), to read it up to there
-  const infos = old.infos
   await publishUserRecord(net.pkarr, user.secretKey, user.z32, next.key)
-  await until(async () => (await relayInfo(relay.url)).following.moves >= 1 && old.infos > infos, 'the move seen, and the old head asked')
-  old.release() // 2 and 3, then 4: written past the head it named when the user left
   let info: RelayInfo | undefined
+  await until(async () => (info = await relayInfo(relay.url)).following.leaving.length === 1 && info.following.leaving[0]!.upTo !== null,
+    'the move seen, and the old head known', 30_000, () => info?.following)
+  t.same(info!.following.leaving, [{ homeserver: old.key, upTo: '3' }], '/info shows where the old homeserver is read up to')
+  old.release() // 2 and 3, then 4: written past the head it named when the user left
   let log: Awaited<ReturnType<typeof wholeLog>> = []
   // the drop is counted as the frame arrives, the events before it land with their commit
   await until(async () => ((info = await relayInfo(relay.url)).following.dropped.elsewhere ?? 0) >= 1 && (log = await wholeLog(relay.url)).length >= 3,

@@ -2,6 +2,8 @@ import t from 'tap'
 import { EventLog } from '../src/events/event-log.js'
 import { RelayIngest, type Attempt, type OriginEvent } from '../src/relay/ingest.js'
 import { openTestStore } from './helpers/engine.js'
+import { parseFilter } from '../src/subscriptions/filter.js'
+import { randomKeypair } from '../src/auth/keys.js'
 import { aroundCommit } from './helpers/store-wrap.js'
 
 const HS = 'h'.repeat(52)
@@ -59,4 +61,28 @@ t.test('a rewind sets the cursor back to 0 only while it stands where the rewind
   t.equal(await ingest.rewind(attempt, 3), false, 'a second rewind from the old cursor (another process saw it too) changes nothing')
   t.same(await store.upstreamCursors(), [{ upstream: 'up', homeserver: HS, cursor: 1 }])
   t.same((await store.readLog(0, 10, 10)).events.map((e) => e.originSeq), [1, 2, 3, 1], 'what was relayed stays')
+})
+
+t.test("followed filters' cursors: an event two of them match lands once, from two streams in one commit group, or from another process on the database", async (t) => {
+  const { store, another } = await openTestStore(t)
+  const log = await EventLog.open(store)
+  t.teardown(() => log.close())
+  const ingest = new RelayIngest(store, log)
+  const user = randomKeypair().z32
+  const origin = (seq: number): OriginEvent => ({ type: 'DEL', user, path: `/pub/${seq}`, ts: seq, homeserver: HS, originSeq: seq })
+  // two streams of one process, each with a filter of the user's: never stored before, both in one group
+  const cursor = (filter: string) => ingest.book.filterCursor(HS, parseFilter(filter)).name
+  const whole: Attempt = { upstream: 'whole', homeserver: HS, cursors: [cursor(`${user}/*`)] }
+  const narrow: Attempt = { upstream: 'narrow', homeserver: HS, cursors: [cursor(`${user}/pub/*`)] }
+  const both = await Promise.all([1, 2, 3].flatMap((seq) => [ingest.add(whole, origin(seq)), ingest.add(narrow, origin(seq))]))
+  t.same(both, [true, false, true, false, true, false], 'the first of each pair appended, the second found covered in the same group')
+  if (another === undefined) return
+  // a second process on the database, whose book knows none of the first's cursors
+  const store2 = await another()
+  const log2 = await EventLog.open(store2)
+  t.teardown(() => log2.close())
+  const second = new RelayIngest(store2, log2)
+  const other: Attempt = { upstream: 'other', homeserver: HS, cursors: [second.book.filterCursor(HS, parseFilter(`${user}/pub/3*`)).name] }
+  t.same(await Promise.all([2, 3, 4].map((seq) => second.add(other, origin(seq)))), [false, false, true], "what the first process's filters passed is not appended again")
+  t.same((await store.readLog(0, 10, 10)).events.map((e) => e.originSeq), [1, 2, 3, 4], 'each once, in order')
 })

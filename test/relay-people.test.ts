@@ -111,6 +111,42 @@ t.test('three homeservers, users found through their pkarr records, subscribers 
     [k2]: [`${carol.user}/pub/app/posts/*`],
   }, 'the filter nobody holds to be dropped upstream after RELAY_LINGER_MS')
 
+  // subscribers coming and going at random, with interests that overlap the others': after each
+  // change the streams carry the union of what is held (a dropped filter after its linger)
+  const homeOf = new Map([[alice.user, k0], [bob.user, k1], [carol.user, k2], [dave.user, k1]])
+  const pool = [
+    [`${alice.user}/pub/app/posts/*`],
+    [`${bob.user}/pub/app/*`, `${carol.user}/*`],
+    [`${carol.user}/pub/app/posts/*`],
+    [`${dave.user}/pub/d/*`, `${alice.user}/*`],
+  ]
+  const live: Subscriber[] = []
+  const steps: string[] = []
+  const unionNow = (what: string) => {
+    const union: Record<string, string[]> = {}
+    for (const f of new Set([s1, s2, s3, ...live].flatMap((s) => s.filters))) (union[homeOf.get(f.slice(0, 52))!] ??= []).push(f)
+    return carries(union, `the streams to carry the union of the live interests after: ${what}`)
+  }
+  // the first wants what s3 holds already: its leaving must take nothing from s3
+  for (let step = 0; step < 6; step++) {
+    if (step > 0 && live.length > 0 && Math.random() < 0.4) {
+      const [gone] = live.splice(Math.floor(Math.random() * live.length), 1)
+      await gone!.close()
+      steps.push(`- ${gone!.filters.join(' ')}`)
+    } else {
+      const filters = step === 0 ? pool[2]! : pool[Math.floor(Math.random() * pool.length)]!
+      live.push(new Subscriber(url, filters))
+      steps.push(`+ ${filters.join(' ')}`)
+    }
+    await unionNow(steps.join(', '))
+  }
+  for (const sub of live.splice(0)) {
+    await sub.close()
+    const got = sub.events.map(originId)
+    t.equal(new Set(got).size, got.length, `a subscriber that came and went (${sub.filters.join(' ')}): no event twice`)
+  }
+  await unionNow(`${steps.join(', ')}, and every one of them gone`)
+
   moveNow = true
   await moved
   await carries({

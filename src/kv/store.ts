@@ -109,8 +109,8 @@ export interface Store {
   /** The homeserver's secret key: the stored one, else `generate()`'s, stored once for all. */
   homeserverSecret(generate: () => Uint8Array): Promise<Uint8Array>
 
-  /** Where a relay stands on each homeserver it follows, as last committed. */
-  upstreamCursors(): Promise<UpstreamCursor[]>
+  /** Where a relay stands on each homeserver it follows, as last committed: every cursor, or those named. */
+  upstreamCursors(names?: readonly string[]): Promise<UpstreamCursor[]>
 
   /** One owner's durable consumers (SPEC §12), by id. */
   consumers(owner: string): Promise<ConsumerRecord[]>
@@ -176,8 +176,21 @@ export interface CommitTx {
   append(events: readonly HearthEvent[]): void
   /** The stored cursors of these upstreams (a relay's), in the same order. */
   upstreamCursors(upstreams: readonly string[]): Promise<(UpstreamCursor | undefined)[]>
+  /**
+   * For each prefix, the stored cursors whose names begin with it, in byte order of their names
+   * (a relay names a followed filter's cursor `<homeserver>|<filter>`: one user's on one
+   * homeserver share a prefix). A prefix must end in an ASCII character other than DEL.
+   */
+  upstreamCursorsUnder(prefixes: readonly string[]): Promise<UpstreamCursor[][]>
   /** Stages an upstream's new cursor (forward, or back to 0 after a rewind): it lands with the events it covers, or not at all. */
   setUpstreamCursor(cursor: UpstreamCursor): void
+}
+
+/** The first name past every name that begins with `prefix` (which ends in an ASCII character other than DEL), in byte order. */
+export function pastPrefix(prefix: string): string {
+  const last = prefix.charCodeAt(prefix.length - 1)
+  if (!(last < 0x7f)) throw new RangeError('a prefix must end in an ASCII character other than DEL')
+  return prefix.slice(0, -1) + String.fromCharCode(last + 1)
 }
 
 /**

@@ -1,6 +1,6 @@
 import { setOf } from '../shared/set-of.js'
 import type { UpstreamCursor } from '../kv/store.js'
-import { ANY_USER, filterMatches, parseFilter, type Filter } from '../subscriptions/filter.js'
+import { filterMatches, parseFilter, type Filter } from '../subscriptions/filter.js'
 
 /**
  * One cursor the relay keeps on a homeserver: how far it has read that homeserver's log for
@@ -21,16 +21,18 @@ const SEP = '|'
 
 /**
  * Every cursor the relay keeps, by homeserver and user, in memory: loaded from the Store at
- * start and kept up to date after each commit. It answers the one question exactly once rests
- * on: which cursors' filters match this event? An event from homeserver H at origin seq s is
- * in the relay's log already exactly when one of those cursors stands at s or beyond (its
- * filters match the event, and it read H's log past s), so the ingest reads those cursors
- * inside its commit and appends the event only if none has.
+ * start and kept up to date after each commit. Exactly once rests on one question: which
+ * cursors' filters match this event? An event from homeserver H at origin seq s is in the
+ * relay's log already exactly when one of those cursors stands at s or beyond (its filters
+ * match the event, and it read H's log past s). A followed filter's cursor names its filter,
+ * so the ingest finds those of the event's user inside its commit, by name (`userPrefix`),
+ * whichever process keeps them; an operator's upstream's cursor does not, and this book
+ * answers for those (`covering`).
  */
 export class CursorBook {
   readonly #byName = new Map<string, CursorEntry>()
-  /** homeserver → cursors whose filters may name any user (an operator's upstream) */
-  readonly #anyUser = new Map<string, Set<CursorEntry>>()
+  /** homeserver → the operator's upstreams' cursors */
+  readonly #sources = new Map<string, Set<CursorEntry>>()
   /** homeserver → user → that user's followed filters' cursors */
   readonly #byUser = new Map<string, Map<string, Set<CursorEntry>>>()
 
@@ -43,22 +45,40 @@ export class CursorBook {
     return name.includes(SEP)
   }
 
+  /** What the names of `user`'s followed filters' cursors on `homeserver` begin with (a key ends it: a letter or digit). */
+  static userPrefix(homeserver: string, user: string): string {
+    return `${homeserver}${SEP}${user}`
+  }
+
+  /** The filter a followed filter's cursor is named after; undefined for any other name, or a filter this code does not read (a later version's). */
+  static filterOf(name: string): Filter | undefined {
+    const sep = name.indexOf(SEP)
+    if (sep === -1) return undefined
+    try {
+      return parseFilter(name.slice(sep + 1))
+    } catch {
+      return undefined
+    }
+  }
+
   /** Loads what the Store holds; `sourceFilters` are the filters an operator's upstream follows. */
   load(stored: readonly UpstreamCursor[], sourceFilters: readonly Filter[]): void {
     for (const c of stored) {
-      const sep = c.upstream.indexOf(SEP)
-      if (sep === -1) {
-        this.#add(c.upstream, c.homeserver, sourceFilters, c.cursor)
-        continue
-      }
-      let filter: Filter
-      try {
-        filter = parseFilter(c.upstream.slice(sep + 1))
-      } catch {
-        continue // not a filter this code reads (a later version's): it covers nothing here
-      }
-      this.#add(c.upstream, c.homeserver, [filter], c.cursor)
+      if (!CursorBook.isFilterCursor(c.upstream)) this.#add(c.upstream, c.homeserver, sourceFilters, c.cursor)
+      else this.learn(c)
     }
+  }
+
+  /**
+   * A followed filter's cursor as the Store held it (this process's or another's, on the same
+   * database; such a cursor never goes back): the book takes it where it stood, if that is
+   * further. A filter this code does not read covers nothing here.
+   */
+  learn(c: UpstreamCursor): void {
+    const known = this.#byName.get(c.upstream)
+    if (known !== undefined) return void (known.cursor = Math.max(known.cursor, c.cursor))
+    const filter = CursorBook.filterOf(c.upstream)
+    if (filter !== undefined) this.#add(c.upstream, c.homeserver, [filter], c.cursor)
   }
 
   /** An operator's upstream, once its homeserver is proven. */
@@ -80,15 +100,14 @@ export class CursorBook {
     return this.#byName.size
   }
 
-  /** The names of every cursor on `homeserver` whose filters match `ev`. */
+  /** The names of the operator's upstreams' cursors on `homeserver` whose filters match `ev` (followed filters' are found in the commit). */
   covering(homeserver: string, ev: { user: string; path: string }): string[] {
-    const out: string[] = []
-    const consider = (entries: Set<CursorEntry> | undefined) => {
-      for (const e of entries ?? []) if (e.filters.some((f) => filterMatches(f, ev))) out.push(e.name)
-    }
-    consider(this.#anyUser.get(homeserver))
-    consider(this.#byUser.get(homeserver)?.get(ev.user))
-    return out
+    return [...this.#sources.get(homeserver) ?? []].filter((e) => e.filters.some((f) => filterMatches(f, ev))).map((e) => e.name)
+  }
+
+  /** Whether this book holds a followed filter's cursor of `user` on `homeserver`. */
+  follows(homeserver: string, user: string): boolean {
+    return this.#byUser.get(homeserver)?.has(user) === true
   }
 
   /** The homeservers `user` has followed filters' cursors on. */
@@ -105,13 +124,12 @@ export class CursorBook {
   #add(name: string, homeserver: string, filters: readonly Filter[], cursor: number): CursorEntry {
     const entry: CursorEntry = { name, homeserver, filters, cursor }
     this.#byName.set(name, entry)
-    const users = new Set(filters.map((f) => f.user))
-    if (users.has(ANY_USER) || users.size !== 1) {
-      setOf(this.#anyUser, homeserver).add(entry)
+    if (!CursorBook.isFilterCursor(name)) {
+      setOf(this.#sources, homeserver).add(entry)
     } else {
       const byUser = this.#byUser.get(homeserver) ?? new Map<string, Set<CursorEntry>>()
       this.#byUser.set(homeserver, byUser)
-      setOf(byUser, [...users][0]!).add(entry)
+      setOf(byUser, filters[0]!.user).add(entry)
     }
     return entry
   }

@@ -23,7 +23,7 @@ export interface FollowingOptions {
 export const MAX_FOLLOWED_FILTER = 1024
 
 /** A user who moved: their old homeserver is read on up to where its log stood when the move was seen. */
-interface Leaving {
+export interface Leaving {
   homeserver: string
   /** the old homeserver's head then; undefined until it answers */
   upTo?: number
@@ -91,6 +91,11 @@ export class Following {
       if (failure !== undefined) holder.unresolved(user, failure.reason)
     }
     return release
+  }
+
+  /** The users who moved and are still read where they were: that homeserver, and up to where (undefined until it answers). */
+  leaving(): Iterable<Readonly<Leaving>> {
+    return this.#leaving.values()
   }
 
   homeservers(): ReadonlyMap<string, HomeserverStreams> {

@@ -81,6 +81,9 @@ export class HomeserverStreams {
     }
     // a replaced stream ends before its successor starts, so the two never race for the same events
     await Promise.all(stopping)
+    // and a new one shows, from the first, where its filters stand in the Store (another process may have moved them)
+    const fresh = next.filter((s) => !this.#streams.includes(s))
+    await this.#opts.ingest.reload(fresh.flatMap((s) => s.cursorNames)).catch(() => {})
     this.#streams = next
     if (this.#stopped) return
     for (const s of next) s.start()

@@ -2,6 +2,7 @@ import type { EventLog } from '../events/event-log.js'
 import type { HearthEvent } from '../events/event.js'
 import type { CommitTx, Store, UpstreamCursor } from '../kv/store.js'
 import { CursorBook } from './cursor-book.js'
+import { filterMatches } from '../subscriptions/filter.js'
 
 /** An upstream event as the relay stores it, before it has a seq in the relay's log. */
 export type OriginEvent = Omit<HearthEvent, 'seq'> & { homeserver: string; originSeq: number }
@@ -24,7 +25,7 @@ interface Item {
   attempt: Attempt
   /** undefined: only move the cursor (an upstream reset, scanned positions, a first contact) */
   event?: OriginEvent
-  /** the cursors whose filters match the event: if one stands at its origin seq or beyond, it is in the log */
+  /** the operator's upstreams' cursors whose filters match the event (followed filters' are read in the commit) */
   covering: readonly string[]
   cursor: number
   /** a rewind: the cursor goes back to `cursor`, only if the stored one is still this */
@@ -44,12 +45,15 @@ const GROUP = 2000
  * The relay's one writer: events from every upstream, appended to the relay's own log in
  * arrival order, in groups, each group with the new cursor of every upstream it covers.
  *
- * Exactly once: inside the commit (which sees every earlier commit, on any instance) the
- * stored cursors that cover each event (see CursorBook) are read, and only an event none of
- * them has passed is appended. So an event that comes twice — after a reconnect, a restart of
- * the relay or of the upstream loop, from a second relay process on the same database, or
- * through a second filter or stream that also matches it — lands once, and each upstream's
- * events land in its own order.
+ * Exactly once: inside the commit (which holds the commit lock, so it sees every earlier
+ * commit of any process on the same database, and none lands until it ends) the stored
+ * cursors that cover each event are read — every followed filter's cursor of the event's
+ * user on its homeserver, found by name whichever process keeps it, and this process's
+ * operator upstreams' (see CursorBook) — and only an event none of them has passed is
+ * appended. So an event that comes twice — after a reconnect, a restart of the relay or of
+ * the upstream loop, from a second relay process on the same database following the same
+ * filter or another that matches it, or through a second stream — lands once, and each
+ * stream's events land in its own order.
  */
 export class RelayIngest {
   readonly #store: Store
@@ -90,6 +94,14 @@ export class RelayIngest {
     return this.#push(attempt, undefined, 0, from)
   }
 
+  /**
+   * The book takes where these followed filters' cursors stand in the Store now: another
+   * process on the same database may have moved them, and a stream starts from there.
+   */
+  async reload(names: readonly string[]): Promise<void> {
+    for (const c of await this.#store.upstreamCursors(names)) this.book.learn(c)
+  }
+
   /** Tells `observer` of each commit group: how many events it appended, how long it took. */
   onCommit(observer: (group: { events: number; ms: number }) => void): () => void {
     this.#observers.add(observer)
@@ -124,7 +136,10 @@ export class RelayIngest {
         if (group.length === 0) continue
         const started = (this.busySince = performance.now())
         try {
-          const staged = await this.#store.commit((tx) => stage(tx, group))
+          // a store one process at a time: this book knows every followed cursor, and a user without one needs no read
+          const mayHaveCursors = this.#store.supports.manyProcesses ? () => true : (homeserver: string, user: string) => this.book.follows(homeserver, user)
+          const staged = await this.#store.commit((tx) => stage(tx, group, mayHaveCursors))
+          for (const c of staged.read) this.book.learn(c)
           for (const c of staged.cursors) this.book.moved(c.upstream, c.cursor)
           for (const observe of this.#observers) observe({ events: staged.appended.length, ms: performance.now() - started })
           await this.#events.publish(staged.appended)
@@ -150,15 +165,33 @@ export class RelayIngest {
  * cursors. An event is stored already when a cursor covering it (its filters match the event)
  * stands at its origin seq or beyond; a cursor moves only forward, except by a rewind.
  */
-async function stage(tx: CommitTx, group: readonly Item[]): Promise<{ appended: HearthEvent[]; applied: Set<Item>; refused: Set<Item>; cursors: UpstreamCursor[] }> {
+async function stage(tx: CommitTx, group: readonly Item[], mayHaveCursors: (homeserver: string, user: string) => boolean): Promise<{ appended: HearthEvent[]; applied: Set<Item>; refused: Set<Item>; cursors: UpstreamCursor[]; read: UpstreamCursor[] }> {
   const own = (item: Item) => item.attempt.cursors ?? [item.attempt.upstream]
   const names = [...new Set(group.flatMap((i) => [...own(i), ...i.covering]))]
-  const stored = await tx.upstreamCursors(names)
+  const prefix = (item: Item & { event: OriginEvent }) => CursorBook.userPrefix(item.attempt.homeserver, item.event.user)
+  const withEvents = group.filter((i): i is Item & { event: OriginEvent } => i.event !== undefined && mayHaveCursors(i.attempt.homeserver, i.event.user))
+  const prefixes = [...new Set(withEvents.map(prefix))]
+  const [stored, followed] = await Promise.all([tx.upstreamCursors(names), tx.upstreamCursorsUnder(prefixes)])
   const cursors = new Map<string, UpstreamCursor>()
   names.forEach((upstream, i) => {
     const at = stored[i]
     if (at !== undefined) cursors.set(upstream, { ...at })
   })
+  // each user's followed filters on the homeserver, whichever process keeps their cursors, and
+  // those this group moves for the first time (not stored yet, they may cover its later items)
+  const read = followed.flat()
+  for (const c of read) if (!cursors.has(c.upstream)) cursors.set(c.upstream, { ...c })
+  const filtersOf = new Map(prefixes.map((p, i) => {
+    const mine = new Set([...followed[i]!.map((c) => c.upstream), ...names.filter((n) => n.startsWith(p))])
+    return [p, [...mine].flatMap((name) => {
+      const filter = CursorBook.filterOf(name)
+      return filter === undefined ? [] : [{ name, filter }]
+    })]
+  }))
+  const covering = (item: Item & { event: OriginEvent }) => [
+    ...item.covering,
+    ...(filtersOf.get(prefix(item)) ?? []).filter((f) => filterMatches(f.filter, item.event)).map((f) => f.name),
+  ]
   const at = (name: string) => cursors.get(name)?.cursor ?? -1
   const appended: HearthEvent[] = []
   const applied = new Set<Item>()
@@ -175,7 +208,7 @@ async function stage(tx: CommitTx, group: readonly Item[]): Promise<{ appended: 
     if (item.rewindFrom !== undefined) {
       if (at(mine[0]!) !== item.rewindFrom) continue
     } else if (item.event !== undefined) {
-      if (item.covering.some((n) => at(n) >= item.cursor)) continue
+      if (covering(item as Item & { event: OriginEvent }).some((n) => at(n) >= item.cursor)) continue
     } else if (mine.every((n) => at(n) >= item.cursor)) {
       continue
     }
@@ -190,5 +223,5 @@ async function stage(tx: CommitTx, group: readonly Item[]): Promise<{ appended: 
   const out = [...moved].map((upstream) => cursors.get(upstream)!)
   for (const c of out) tx.setUpstreamCursor(c)
   tx.append(appended)
-  return { appended, applied, refused, cursors: out }
+  return { appended, applied, refused, cursors: out, read }
 }

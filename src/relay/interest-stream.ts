@@ -66,9 +66,14 @@ export class InterestStream {
     return this.#loop.follower?.lag ?? 0
   }
 
+  /** its filters' cursors' names */
+  get cursorNames(): readonly string[] {
+    return this.#attempt.cursors!
+  }
+
   /** the lowest of its filters' cursors: where it would start again */
   get cursor(): number {
-    return Math.min(...this.#attempt.cursors!.map((n) => this.#opts.ingest.book.get(n)?.cursor ?? 0))
+    return Math.min(...this.cursorNames.map((n) => this.#opts.ingest.book.get(n)?.cursor ?? 0))
   }
 
   faults(): ReadonlyMap<UpstreamFault, number> {

@@ -38,6 +38,10 @@ const followingBody = z.object({
   dropped: z.record(z.enum(DROP_REASONS as [string, ...string[]]), z.number().int())
     .describe('events a followed homeserver sent and the relay did not store: unasked (no filter of the stream matches), elsewhere (the user\'s record names another homeserver)'),
   skipped: z.number().int().describe('filters wanted now that no stream carries (RELAY_STREAMS_PER_HOMESERVER)'),
+  leaving: z.array(z.object({
+    homeserver: publicKey.describe('the homeserver the user left'),
+    upTo: z.string().nullable().describe('its seq when the move was seen, in decimal: its events past it are dropped as elsewhere (null until its /info answers)'),
+  })).describe('users who moved, still read on the homeserver they left up to where its log stood then: one entry a user, unnamed'),
   homeservers: z.array(z.object({
     homeserver: publicKey,
     url: z.string(),
@@ -94,6 +98,7 @@ function following(f: Following): z.infer<typeof followingBody> {
     resolutionFailures: Object.fromEntries(f.directory.failures),
     dropped: Object.fromEntries(f.dropped),
     skipped: f.skipped,
+    leaving: [...f.leaving()].map((l) => ({ homeserver: l.homeserver, upTo: l.upTo === undefined ? null : String(l.upTo) })),
     homeservers: [...f.homeservers().values()].map((h) => ({
       homeserver: h.homeserver,
       url: h.url,

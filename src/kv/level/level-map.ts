@@ -73,6 +73,33 @@ export class LevelKV implements KV {
     for await (const entry of this.#sub(ns).iterator(levelRange(range))) yield entry as [string, Value]
   }
 
+  /**
+   * For each prefix, the entries whose keys begin with it, through one iterator moved to each
+   * (opening an iterator a prefix cost 20 times as much for a commit group of 2,000 users).
+   */
+  async entriesUnder(ns: Namespace, prefixes: readonly string[]): Promise<[string, Value][][]> {
+    if (prefixes.length === 0) return []
+    const it = this.#sub(ns).iterator()
+    try {
+      const out: [string, Value][][] = []
+      for (const prefix of prefixes) {
+        const found: [string, Value][] = []
+        it.seek(prefix)
+        for (;;) {
+          const page = (await it.nextv(16)) as [string, Value][]
+          // by prefix, not by comparing strings: JavaScript orders them by UTF-16 units, LevelDB by UTF-8 bytes
+          const mine = page.filter(([key]) => key.startsWith(prefix))
+          found.push(...mine)
+          if (mine.length < page.length || page.length === 0) break
+        }
+        out.push(found)
+      }
+      return out
+    } finally {
+      await it.close()
+    }
+  }
+
   async *keys(ns: Namespace, range: Range): AsyncIterable<string> {
     for await (const key of this.#sub(ns).keys(levelRange(range))) yield key as string
   }

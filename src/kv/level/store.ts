@@ -352,7 +352,8 @@ export class LevelStore implements Store {
     return secret
   }
 
-  async upstreamCursors(): Promise<UpstreamCursor[]> {
+  async upstreamCursors(names?: readonly string[]): Promise<UpstreamCursor[]> {
+    if (names !== undefined) return (await this.#kv.getMany('upstreams', [...names])).flatMap((v) => parseJson<UpstreamCursor>(v) ?? [])
     const out: UpstreamCursor[] = []
     for await (const [, v] of this.#kv.entries('upstreams', {})) out.push(parseJson<UpstreamCursor>(v)!)
     return out
@@ -537,6 +538,10 @@ class LevelTx implements CommitTx {
 
   async upstreamCursors(upstreams: readonly string[]): Promise<(UpstreamCursor | undefined)[]> {
     return (await this.#kv.getMany('upstreams', [...upstreams])).map((v) => parseJson<UpstreamCursor>(v))
+  }
+
+  async upstreamCursorsUnder(prefixes: readonly string[]): Promise<UpstreamCursor[][]> {
+    return (await this.#kv.entriesUnder('upstreams', prefixes)).map((entries) => entries.map(([, v]) => parseJson<UpstreamCursor>(v)!))
   }
 
   setUpstreamCursor(cursor: UpstreamCursor): void {

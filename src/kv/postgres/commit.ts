@@ -1,7 +1,7 @@
 import type pg from 'pg'
 import type { HearthEvent } from '../../events/event.js'
 import { encodeStored } from '../../events/stored.js'
-import { fileKey, type CommitTx, type FileMeta, type FileRef, type UpstreamCursor, type UserRecord } from '../store.js'
+import { fileKey, pastPrefix, type CommitTx, type FileMeta, type FileRef, type UpstreamCursor, type UserRecord } from '../store.js'
 import { COMMITS } from './watch.js'
 import { FULL_START, keyIdentity, keyParts } from './key-parts.js'
 import { Serial } from '../../serial.js'
@@ -143,6 +143,21 @@ export class PostgresCommitTx implements CommitTx {
     )
     const found = new Map(rows.map((r) => [r.upstream, r]))
     return upstreams.map((u) => found.get(u))
+  }
+
+  async upstreamCursorsUnder(prefixes: readonly string[]): Promise<UpstreamCursor[][]> {
+    if (prefixes.length === 0) return []
+    // names are COLLATE "C" (migration 7): a range of the primary key, in byte order
+    const { rows } = await this.#query<UpstreamCursor & { i: number }>(
+      `SELECT p.i::int AS i, u.upstream, u.homeserver, u.cursor
+       FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS p(lo, hi, i)
+       JOIN upstreams u ON u.upstream >= p.lo AND u.upstream < p.hi
+       ORDER BY p.i, u.upstream`,
+      [prefixes, prefixes.map(pastPrefix)],
+    )
+    const out = prefixes.map((): UpstreamCursor[] => [])
+    for (const { i, ...cursor } of rows) out[i - 1]!.push(cursor)
+    return out
   }
 
   setUpstreamCursor(cursor: UpstreamCursor): void {

@@ -191,4 +191,13 @@ CREATE TABLE consumers (
 );
 `,
   },
+  {
+    version: 7,
+    name: 'relay cursor names in byte order',
+    sql: `
+-- a relay reads the cursors of one user's followed filters on one homeserver, named
+-- <homeserver>|<user><path>, as one range of names inside its commit: in byte order, as on LevelDB
+ALTER TABLE upstreams ALTER COLUMN upstream TYPE text COLLATE "C";
+`,
+  },
 ]

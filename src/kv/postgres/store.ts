@@ -354,8 +354,10 @@ export class PostgresStore implements Store {
     return this.#accounts.homeserverSecret(generate)
   }
 
-  async upstreamCursors(): Promise<UpstreamCursor[]> {
-    const { rows } = await this.#pool.query<UpstreamCursor>('SELECT upstream, homeserver, cursor FROM upstreams ORDER BY upstream')
+  async upstreamCursors(names?: readonly string[]): Promise<UpstreamCursor[]> {
+    const { rows } = names === undefined
+      ? await this.#pool.query<UpstreamCursor>('SELECT upstream, homeserver, cursor FROM upstreams ORDER BY upstream')
+      : await this.#pool.query<UpstreamCursor>('SELECT upstream, homeserver, cursor FROM upstreams WHERE upstream = ANY($1::text[]) ORDER BY upstream', [names])
     return rows
   }
 

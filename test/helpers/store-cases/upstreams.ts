@@ -74,6 +74,27 @@ export const upstreamCases: Record<string, Case> = {
     t.same(await all(await reopen()), want, 'kept across a reopen')
   },
 
+  async "one user's followed filters' cursors, read by their names' prefix inside a commit"(t, factory) {
+    const { store } = await factory.open(t)
+    const other = 'o'.repeat(52)
+    // a user's key is a prefix of no other's (all are 52 characters); the names around it must
+    // not come back, such as one a collation of a language would sort between it and the next key
+    const mine = [`${HS}|${ALICE}*`, `${HS}|${ALICE}/pub/${'é'.repeat(300)}*`, `${HS}|${ALICE}/pub/a/*`]
+    const around = [`${HS}|${other}/*`, `${other}|${ALICE}/*`, URL_A, `${HS}|`, `${HS}|${ALICE.slice(0, -1)}`, `${HS}|${ALICE.slice(0, -1)}Y/*`]
+    await store.commit(async (tx) => {
+      for (const [i, upstream] of [...mine, ...around].entries()) tx.setUpstreamCursor({ upstream, homeserver: HS, cursor: i + 1 })
+    })
+    const byte = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b))
+    await store.commit(async (tx) => {
+      const [found, none, theirs] = await tx.upstreamCursorsUnder([`${HS}|${ALICE}`, `${HS}|${'z'.repeat(52)}`, `${other}|${ALICE}`])
+      t.same(found!.map((c) => c.upstream), [...mine].sort(byte), 'every cursor of the prefix, in byte order of their names, and nothing else')
+      t.same(found!.map((c) => c.cursor), [...mine].sort(byte).map((n) => mine.indexOf(n) + 1))
+      t.same(none, [], 'none for a prefix no name has')
+      t.same(theirs!.map((c) => c.upstream), [`${other}|${ALICE}/*`])
+    })
+    t.same((await store.upstreamCursors([mine[2]!, 'nobody'])).map((c) => c.cursor), [3], 'and read by name outside a commit')
+  },
+
   async 'another instance reads the cursor inside its commit'(t, factory) {
     const { store, second } = await factory.open(t)
     if (second === undefined) return t.plan(0, 'the engine serves one process')
