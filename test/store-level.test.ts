@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { join } from 'node:path'
 import { LevelKV } from '../src/kv/level/level-map.js'
 import type { BatchOp } from '../src/kv/level/ordered-map.js'
@@ -53,12 +53,18 @@ t.test('a data folder with an older folder index gets it rebuilt at open', async
   t.same(after, [2, 1, 0, 0, 0, 0], 'and the rebuilt counts follow later commits: the emptied chain is gone')
 })
 
-t.test('a range counter counts by prefix, in byte order, and refuses to count once closed', async (t) => {
+/** A LevelDB of file keys in byte order past U+FFFF, which JavaScript orders otherwise. */
+async function kvOfKeys(t: Test): Promise<LevelKV> {
   const kv = new LevelKV(join(tempDir(t, 'hearth-kv-'), 'db'))
   await kv.open()
   t.teardown(() => kv.close())
   const keys = ['a/x', 'a/y/z', 'a-b', 'a0', 'a/\u{E000}', 'a/\u{1F600}', 'a\u{E000}/q', 'a\u{1F600}/q']
   await kv.batch(keys.map((key) => ({ type: 'put', ns: 'files', key, value: '{}' })))
+  return kv
+}
+
+t.test('a range counter counts by prefix, in byte order, and refuses to count once closed', async (t) => {
+  const kv = await kvOfKeys(t)
   const counter = kv.rangeCounter('files')
   t.equal(await counter.count('a/', 10), 4, 'the keys below a/: not a-b nor a0')
   t.equal(await counter.count('a/', 2), 2, 'capped')
@@ -68,4 +74,24 @@ t.test('a range counter counts by prefix, in byte order, and refuses to count on
   t.equal(await counter.count('b/', 10), 0, 'past the last key')
   await counter.close()
   await t.rejects(counter.count('a/', 10), { message: 'range counter used after close' })
+})
+
+t.test("a read view's pages come from one iterator, sought to each range, ending in byte order", async (t) => {
+  const kv = await kvOfKeys(t)
+  const snapshot = kv.snapshot()
+  const pages = kv.viewPages('files', snapshot)
+  const keysOf = async (range: Record<string, string>, limit: number) => (await pages.page(range, limit)).map(([key]) => key)
+  t.same(await keysOf({ gte: 'a/', lt: 'a0' }, 2), ['a/x', 'a/y/z'])
+  t.same(await keysOf({ gt: 'a/y/z', lt: 'a0' }, 2), ['a/\u{E000}', 'a/\u{1F600}'], 'on from the last key, in UTF-8 order')
+  t.same(await keysOf({ gt: 'a/\u{1F600}', lt: 'a0' }, 2), [], 'the range ends before a0')
+  // U+1F600 sorts before U+E000 in JavaScript, after it in UTF-8
+  t.same(await keysOf({ gte: 'a\u{E000}', lt: 'a\u{1F600}' }, 10), ['a\u{E000}/q'], 'a range that ends at U+1F600 holds U+E000')
+  t.same(await keysOf({}, 3), ['a-b', 'a/x', 'a/y/z'], 'back to the start')
+  t.same(await keysOf({ gt: 'a/', lt: 'a0' }, 1), ['a/x'], 'after a key that is not there')
+  t.same(await keysOf({ gt: 'a/x', lt: 'a0' }, 1), ['a/y/z'], 'and on from there')
+  await kv.batch([{ type: 'put', ns: 'files', key: 'a/w', value: '{}' }])
+  t.same(await keysOf({ gte: 'a/', lte: 'a/x' }, 10), ['a/x'], 'as of the snapshot: not what was written after it')
+  await pages.close()
+  await t.rejects(pages.page({}, 1), { message: 'read view used after close' })
+  await snapshot.close()
 })

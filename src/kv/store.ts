@@ -306,7 +306,18 @@ export const USER_KEY_LENGTH = 52
  * disagrees for characters above U+FFFF (a surrogate pair sorts before U+E000..U+FFFF).
  */
 export function keyOrder(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b))
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i)
+    const y = b.charCodeAt(i)
+    if (x === y) continue
+    // UTF-16 units order as code points, and so as UTF-8 bytes, except that a surrogate (half
+    // of a code point past U+FFFF) sorts after every unit of the BMP, those above it too
+    const xs = x >= 0xd800 && x <= 0xdfff
+    const ys = y >= 0xd800 && y <= 0xdfff
+    return xs === ys ? x - y : xs ? 1 : -1
+  }
+  return a.length - b.length
 }
 
 export function splitFileKey(key: string): { user: string; path: string } {

@@ -1,5 +1,6 @@
 import { Level } from 'level'
 import { Serial } from '../../serial.js'
+import { keyOrder } from '../store.js'
 import { NAMESPACES, checkBatch, type BatchOp, type KV, type Namespace, type Range, type ReadOptions, type Snapshot, type Value } from './ordered-map.js'
 
 /** The most bytes one native step of a paged read brings over (LevelDB's default is 16 KiB). */
@@ -131,25 +132,12 @@ export class LevelKV implements KV {
   }
 
   /**
-   * One page of entries (keys and values), as `values` reads them, in steps of
-   * VIEW_READ_BYTES: the read views' pages (a snapshot's files), each through an iterator of
-   * its own, whose native buffer of the last step outlives `close()` until V8 collects the
-   * iterator; small steps keep what waits for that collection small.
+   * One iterator over a namespace's entries at `snapshot`, moved to each page asked: a read
+   * view's pages (a snapshot's files) through it, in steps of VIEW_READ_BYTES. `close` it
+   * before the snapshot.
    */
-  async entryPage(ns: Namespace, range: Range, limit: number, read: ReadOptions = {}): Promise<[string, Value][]> {
-    const options = { ...levelRange(range), limit, highWaterMarkBytes: VIEW_READ_BYTES, ...snapshotOption(read) }
-    const it = this.#sub(ns).iterator(options)
-    try {
-      let out: [string, Value][] = []
-      while (out.length < limit) {
-        const more = (await it.nextv(Math.min(limit - out.length, NEXTV_MOST))) as [string, Value][]
-        if (more.length === 0) break
-        out = out.length === 0 ? more : out.concat(more)
-      }
-      return out
-    } finally {
-      await it.close()
-    }
+  viewPages(ns: Namespace, snapshot: Snapshot): ViewPages {
+    return new ViewPages(() => this.#sub(ns).iterator({ highWaterMarkBytes: VIEW_READ_BYTES, snapshot } as object) as EntryIterator)
   }
 
   /** Counts keys in many short ranges through one iterator; `close` it when done. */
@@ -200,6 +188,76 @@ export class RangeCounter {
     this.#closed = true
     await this.#serial.run(async () => this.#keys?.close())
   }
+}
+
+type EntryIterator = ReturnType<Sub['iterator']>
+
+/**
+ * The pages of one read view, each a range read from one iterator that the view keeps: each
+ * page is sought to (or, when it starts right after the last entry read, read on), never an
+ * iterator of its own. An iterator keeps the entries of its last native step until V8
+ * collects it, after `close()` too; a view that opened one per page left as many such steps
+ * waiting for a major collection, and a snapshot of a million files grew the process by as
+ * many megabytes. Pages run one at a time, as an iterator allows.
+ */
+export class ViewPages {
+  readonly #open: () => EntryIterator
+  #it: EntryIterator | undefined
+  /** the last key the iterator handed over (to this page or past its end): a page after it needs no seek */
+  #last: string | undefined
+  #closed = false
+  readonly #serial = new Serial()
+
+  constructor(open: () => EntryIterator) {
+    this.#open = open
+  }
+
+  /** The entries in `range` (its bounds; neither `reverse` nor `limit`), at most `limit`, in key order. */
+  page(range: Range, limit: number): Promise<[string, Value][]> {
+    return this.#serial.run(async () => {
+      if (this.#closed) throw new Error('read view used after close')
+      const it = (this.#it ??= this.#open())
+      const from = range.gt ?? range.gte
+      // a page right after the last entry read goes on from there; any other is sought to
+      const seek = range.gt === undefined || range.gt !== this.#last
+      if (seek) {
+        it.seek(from ?? '')
+        this.#last = undefined
+      }
+      const out: [string, Value][] = []
+      let skip = seek ? range.gt : undefined
+      while (out.length < limit) {
+        // one more when the seek lands on `gt` itself, which the page leaves out
+        const want = limit - out.length + (skip === undefined ? 0 : 1)
+        const more = (await it.nextv(Math.min(want, NEXTV_MOST))) as [string, Value][]
+        if (more.length === 0) return out
+        this.#last = more[more.length - 1]![0]
+        for (const entry of more) {
+          const key = entry[0]
+          if (skip !== undefined) {
+            const first = skip
+            skip = undefined
+            if (key === first) continue
+          }
+          if (pastEnd(key, range)) return out
+          out.push(entry)
+          if (out.length === limit) break
+        }
+      }
+      return out
+    })
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+    await this.#serial.run(async () => this.#it?.close())
+  }
+}
+
+/** Whether `key` lies after the range's upper bound. */
+function pastEnd(key: string, range: Range): boolean {
+  if (range.lt !== undefined) return keyOrder(key, range.lt) >= 0
+  return range.lte !== undefined && keyOrder(key, range.lte) > 0
 }
 
 function snapshotOption(options: ReadOptions): { snapshot?: any } {
