@@ -87,21 +87,23 @@ export function claim(r: ConsumerRecord, wants: readonly Want[], deadline: numbe
   const perUser = r.definition.ack === 'explicit'
   const blocked = new Set<string>()
   const claimed: Outstanding[] = []
-  let done = false
-  const outstanding = r.outstanding.map((e) => {
-    const free = !done && e.holder === undefined && !(perUser && blocked.has(e.user))
-    if (perUser) blocked.add(e.user)
-    if (!free) return e
-    const w = next()
-    if (w === undefined) {
-      done = true
-      return e
+  let outstanding: Outstanding[] | undefined
+  for (let i = 0; i < r.outstanding.length; i++) {
+    const e = r.outstanding[i]!
+    let first = true
+    if (perUser) {
+      const size = blocked.size
+      first = blocked.add(e.user).size > size
     }
+    if (e.holder !== undefined || !first) continue
+    const w = next()
+    if (w === undefined) break
     const taken = { ...e, deliveries: e.deliveries + 1, holder: w.holder, deadline }
+    outstanding ??= r.outstanding.slice()
+    outstanding[i] = taken
     claimed.push(taken)
-    return taken
-  })
-  return claimed.length === 0 ? { record: r, claimed } : { record: { ...r, outstanding }, claimed }
+  }
+  return outstanding === undefined ? { record: r, claimed } : { record: { ...r, outstanding }, claimed }
 }
 
 /** Whether `claim` would hand anything out now (after `settle`). */
@@ -147,7 +149,8 @@ export function acknowledge(r: ConsumerRecord, acks: Acks): { record: ConsumerRe
       outstanding.push(e)
     }
   }
-  return { record: { ...r, outstanding, dead: kept([...r.dead, ...dead]) }, acked, dead }
+  if (outstanding.length === r.outstanding.length && nak.size === 0) return { record: r, acked, dead }
+  return { record: { ...r, outstanding, dead: dead.length > 0 ? kept([...r.dead, ...dead]) : r.dead }, acked, dead }
 }
 
 /** A stream ended: what it held goes out again at once. */
