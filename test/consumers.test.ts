@@ -248,7 +248,27 @@ t.test('metrics count deliveries, redeliveries, acks and dead letters, with no c
   t.equal(value('hearth_consumers'), 1)
   t.equal(value('hearth_consumer_streams'), 1)
   t.equal(value('hearth_consumer_pending'), 0)
+  t.ok(value('hearth_consumer_commits_total') >= 1, 'commits of its state')
+  t.ok(value('hearth_consumer_changes_total') >= value('hearth_consumer_commits_total'), 'each grouping one change or more')
   t.notOk(text.includes(id) || text.includes(alice.user), 'no consumer id, no user key')
+})
+
+t.test("an ack and the lease of the user's next event it lets go are one commit", async (t) => {
+  const server = await startTestServer(t)
+  const alice = await newUser(server)
+  const api = new ConsumerApi(server.url, alice)
+  const id = await api.create({ filters: [`${alice.user}/pub/*`], from: 'new' })
+  for (const n of [1, 2, 3]) await alice.put(`/pub/${n}`, 'x')
+  const w = api.worker(id)
+  t.teardown(() => w.close())
+  await w.received(1)
+  t.equal((await api.state(id)).body.pending, 1, 'one event of the user out at a time')
+  const commits = async () => Number(/^hearth_consumer_commits_total (\S+)$/m.exec(await server.ctx.metrics.registry.metrics())![1])
+  const before = await commits()
+  await w.ack([w.got[0]!.id])
+  await w.received(2)
+  t.equal(await commits(), before + 1, 'one commit acked the first and leased the second')
+  t.equal(w.got[1]!.seq, String(Number(w.got[0]!.seq) + 1))
 })
 
 t.test('maxPending caps the events out unacked at once', async (t) => {

@@ -6,8 +6,9 @@ import { DEAD_KEPT, type ConsumerRecord, type DeadLetter, type Outstanding } fro
  * reads a clock or the log; `now` and the events read come from the caller.
  *
  *   cursor       every matching event ≤ cursor was read into `outstanding`, or is done
- *   outstanding  events read and not done, in seq order, at most `maxPending`: out (held by a
- *                stream until its deadline, or waiting to go out again) or not yet delivered
+ *   outstanding  events read and not done, in seq order, at most `maxPending` (and READ_AHEAD
+ *                not out): out (held by a stream until its deadline), or waiting to go out
+ *                (again, or the first time)
  *   ack floor    the seq before the first outstanding event (the cursor when none is): every
  *                matching event at or below it is done (acked, dead, or out in automatic mode)
  *
@@ -19,9 +20,18 @@ export function ackFloor(r: ConsumerRecord): number {
   return r.outstanding.length > 0 ? r.outstanding[0]!.seq - 1 : r.cursor
 }
 
-/** How many more events may be read into `outstanding`. */
+/**
+ * Events read ahead and not out, at most: enough for the streams to find the next event of
+ * thousands of users at once, few enough that a step's passes over `outstanding` stay short
+ * when `maxPending` is large (the events out may still reach `maxPending`).
+ */
+export const READ_AHEAD = 2048
+
+/** How many more events may be read into `outstanding`: up to `maxPending` in all, and READ_AHEAD of them not out. */
 export function room(r: ConsumerRecord): number {
-  return Math.max(0, r.definition.maxPending - r.outstanding.length)
+  let waiting = 0
+  for (const e of r.outstanding) if (e.holder === undefined) waiting++
+  return Math.max(0, Math.min(r.definition.maxPending - r.outstanding.length, READ_AHEAD - waiting))
 }
 
 /** Events read from the log after `from` (the cursor they were read from), up to `to`: none are taken if the cursor moved meanwhile. */
