@@ -6,6 +6,7 @@ import { randomKeypair } from '../src/auth/keys.js'
 import { consume, Consumers, follow, HomeserverClient, newConsumerId } from 'hearth-homeserver-client'
 import { ChildServer } from '../test/helpers/child-server.js'
 import { headOf } from '../test/helpers/server.js'
+import { Scrape } from '../test/helpers/prometheus.js'
 import { CpuProfiler } from './cpu-profile.js'
 import type { ProfileSummary } from './report.js'
 import { round } from './load.js'
@@ -18,7 +19,10 @@ import { round } from './load.js'
  *   - consumer: four `consume()` workers (64 handlers each) share one explicit consumer made
  *     at the backlog's start; every event is acknowledged, the acks gathered into batches
  *     (10 ms or 256 ids a request): events per second until the ack floor reaches the head.
- * Also: ack requests sent, events per ack request, and the consumer's state at the end.
+ * Also: ack requests sent, events per ack request, and the consumer's state at the end; and
+ * the cost in writes of keeping its state, from the server's metrics: durable commits of the
+ * consumer's state per event processed, and how many changes (claims of a step, ack requests,
+ * releases) each commit grouped.
  */
 export const description = 'Events processed per second through a durable consumer with explicit acks (4 workers) against the same events through /subscribe; ratio = consumer ÷ subscribe.'
 export const goals = { ratio: '>= 0.5', unprocessed: '== 0' }
@@ -34,7 +38,7 @@ export async function benchConsumers(): Promise<Record<string, number | string>>
   const backlog = quick ? 4000 : 20_000
   const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-consumers-'))
   const profiler = new CpuProfiler()
-  const server = await ChildServer.start({ dataDir: dir, env: { LOG_LEVEL: 'warn', SIGNUP_RATE_LIMIT: '1000000', ...profiler.env } })
+  const server = await ChildServer.start({ dataDir: dir, env: { LOG_LEVEL: 'warn', SIGNUP_RATE_LIMIT: '1000000', METRICS_PORT: '0', ...profiler.env } })
   try {
     const users = await Promise.all(Array.from({ length: USERS }, async () => {
       const c = new HomeserverClient(server.url, randomKeypair())
@@ -72,6 +76,7 @@ export async function benchConsumers(): Promise<Record<string, number | string>>
       if (String(input).endsWith('/ack')) ackRequests++
       return realFetch(input, init)
     }
+    const before = await Scrape.of(server.metricsUrl!)
     const started = performance.now()
     const workers = Array.from({ length: WORKERS }, () => consume({ owner, consumer: consumerId, handler: () => {}, concurrency: 64 }))
     const { result: state, profile } = await profiler.window(server.pid!, `${WORKERS} workers taking ${events} events`, async () => {
@@ -84,6 +89,9 @@ export async function benchConsumers(): Promise<Record<string, number | string>>
     })
     profiles = [profile]
     const consumerSeconds = (performance.now() - started) / 1000
+    const after = await Scrape.of(server.metricsUrl!)
+    const commits = after.value('hearth_consumer_commits_total') - before.value('hearth_consumer_commits_total')
+    const changes = after.value('hearth_consumer_changes_total') - before.value('hearth_consumer_changes_total')
     await Promise.all(workers.map((w) => w.close()))
     globalThis.fetch = realFetch
     const processed = workers.reduce((n, w) => n + w.processed, 0)
@@ -95,6 +103,7 @@ export async function benchConsumers(): Promise<Record<string, number | string>>
     console.log(`  /subscribe (one follow()):             ${Math.round(subscribePerSec)} events/s`)
     console.log(`  consumer, explicit acks, ${WORKERS} workers:   ${Math.round(consumerPerSec)} events/s, ratio ${ratio} (goal ≥ 0.5)`)
     console.log(`  ${ackRequests} ack requests, ${round(processed / Math.max(1, ackRequests))} events each; ${processed - events} processed more than once`)
+    console.log(`  ${commits} commits of the consumer's state, ${Math.round((commits / events) * 1000) / 1000} per event, ${round(changes / Math.max(1, commits))} changes each`)
     return {
       events,
       users: USERS,
@@ -104,6 +113,9 @@ export async function benchConsumers(): Promise<Record<string, number | string>>
       ratio,
       ackRequests,
       eventsPerAckRequest: round(processed / Math.max(1, ackRequests)),
+      commits,
+      commitsPerEvent: Math.round((commits / events) * 1000) / 1000,
+      changesPerCommit: round(changes / Math.max(1, commits)),
       redelivered: processed - events,
       unprocessed: state.lag + state.pending,
     }

@@ -90,7 +90,7 @@ async function build(config: Readonly<Config>, log: FastifyBaseLogger, store: St
   const feed = new FeedEngine(events, { keepaliveMs: config.keepaliveMs, snapshotViews: config.snapshotViews }, metrics.feed)
   const sessions = new SessionStore(store, { ttlMs: config.sessionTtlMs })
   const consumers = new ConsumerHub({
-    store, events, feed, observer: metrics.consumers, keepaliveMs: config.keepaliveMs,
+    store, events, feed, observer: metrics.consumers, keepaliveMs: config.keepaliveMs, log,
     pollMs: store.supports.manyProcesses ? CONSUMER_POLL_MS : undefined,
   })
   // Signing out ends the streams that saw /priv/ events through that session (SPEC §4), in

@@ -1,4 +1,6 @@
 import t from 'tap'
+import pino from 'pino'
+import type { FastifyBaseLogger } from 'fastify'
 import { newUser, startTestServer } from './helpers/server.js'
 import { ConsumerApi, ulid, type Delivery } from './helpers/consumers.js'
 import { until } from './helpers/until.js'
@@ -248,7 +250,52 @@ t.test('metrics count deliveries, redeliveries, acks and dead letters, with no c
   t.equal(value('hearth_consumers'), 1)
   t.equal(value('hearth_consumer_streams'), 1)
   t.equal(value('hearth_consumer_pending'), 0)
+  t.ok(value('hearth_consumer_commits_total') >= 1, 'commits of its state')
+  t.ok(value('hearth_consumer_changes_total') >= value('hearth_consumer_commits_total'), 'each grouping one change or more')
   t.notOk(text.includes(id) || text.includes(alice.user), 'no consumer id, no user key')
+})
+
+t.test("an ack and the lease of the user's next event it lets go are one commit", async (t) => {
+  const server = await startTestServer(t)
+  const alice = await newUser(server)
+  const api = new ConsumerApi(server.url, alice)
+  const id = await api.create({ filters: [`${alice.user}/pub/*`], from: 'new' })
+  for (const n of [1, 2, 3]) await alice.put(`/pub/${n}`, 'x')
+  const w = api.worker(id)
+  t.teardown(() => w.close())
+  await w.received(1)
+  t.equal((await api.state(id)).body.pending, 1, 'one event of the user out at a time')
+  const commits = async () => Number(/^hearth_consumer_commits_total (\S+)$/m.exec(await server.ctx.metrics.registry.metrics())![1])
+  const before = await commits()
+  await w.ack([w.got[0]!.id])
+  await w.received(2)
+  t.equal(await commits(), before + 1, 'one commit acked the first and leased the second')
+  t.equal(w.got[1]!.seq, String(Number(w.got[0]!.seq) + 1))
+})
+
+t.test('a delivery step the store fails is logged, and delivery goes on once the store answers', async (t) => {
+  const records: { level: number; msg: string; err?: { message?: string } }[] = []
+  const log = pino({ level: 'warn', base: undefined }, { write: (line: string) => void records.push(JSON.parse(line) as (typeof records)[number]) })
+  const server = await startTestServer(t, {}, log as unknown as FastifyBaseLogger)
+  const alice = await newUser(server)
+  const api = new ConsumerApi(server.url, alice)
+  const id = await api.create({ filters: [`${alice.user}/pub/*`], from: 'new' })
+  const w = api.worker(id)
+  t.teardown(() => w.close())
+  await until(async () => (await api.state(id)).body.streams === 1, 'the stream open')
+  // the store fails every change of consumers for a while: a disk gone, then back
+  const store = server.ctx.store
+  const updateConsumer = store.updateConsumer.bind(store)
+  store.updateConsumer = () => Promise.reject(new Error('the disk is gone'))
+  await alice.put('/pub/1', 'x')
+  await until(() => records.some((r) => r.msg.startsWith('a consumer delivery step failed') && r.err?.message === 'the disk is gone'), 'the failure logged')
+  t.equal(records.find((r) => r.msg.startsWith('a consumer delivery step failed'))!.level, 40, 'as a warning')
+  store.updateConsumer = updateConsumer
+  await alice.put('/pub/2', 'x')
+  await w.received(1, 'the first event, once the store answers')
+  await w.ack([w.got[0]!.id])
+  await w.received(2, 'then the second')
+  t.same(w.got.map((d) => `${d.path} ${d.deliveries}`), ['/pub/1 1', '/pub/2 1'], 'each once, in order')
 })
 
 t.test('maxPending caps the events out unacked at once', async (t) => {

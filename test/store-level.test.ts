@@ -3,7 +3,8 @@ import { join } from 'node:path'
 import { LevelKV } from '../src/kv/level/level-map.js'
 import type { BatchOp } from '../src/kv/level/ordered-map.js'
 import { LevelStore } from '../src/kv/level/store.js'
-import { ALICE, deleteFile, writeFile } from './helpers/store-cases/common.js'
+import { ALICE, BOB, deleteFile, writeFile } from './helpers/store-cases/common.js'
+import { ID1, consumerRecord } from './helpers/store-cases/consumers.js'
 import { tempDir } from './helpers/server.js'
 import { storeConformance, type StoreFactory } from './helpers/store-conformance.js'
 
@@ -51,6 +52,24 @@ t.test('a data folder with an older folder index gets it rebuilt at open', async
   await deleteFile(reopened, ALICE, `${deep}/2`)
   const after = await reopened.commit((tx) => tx.countUnder(folders.map((path) => ({ user: ALICE, path })), 100))
   t.same(after, [2, 1, 0, 0, 0, 0], 'and the rebuilt counts follow later commits: the emptied chain is gone')
+})
+
+t.test("a consumer stored whole, as an older version kept it, is split into its parts at open and changes on", async (t) => {
+  const dir = tempDir(t, 'hearth-store-')
+  const kv = new LevelKV(join(dir, 'db'))
+  await kv.open()
+  const outstanding = [{ seq: 4, user: BOB, deliveries: 1, holder: 'a', deadline: 9 }, { seq: 5, user: ALICE, deliveries: 0 }]
+  const old = consumerRecord(ALICE, ID1, { cursor: 5, outstanding, dead: [{ seq: 2, deliveries: 5, reason: 'maxDeliver' }] })
+  await kv.batch([{ type: 'put', ns: 'consumers', key: `${ALICE}:${ID1}`, value: JSON.stringify(old) }], { sync: true })
+  await kv.close()
+
+  let { store } = await LevelStore.open(dir)
+  t.same(await store.consumer(ALICE, ID1), old, 'read whole')
+  await store.updateConsumer(ALICE, ID1, (r) => ({ record: { ...r, outstanding: r.outstanding.slice(1) }, result: undefined }))
+  await store.close()
+  ;({ store } = await LevelStore.open(dir))
+  t.teardown(() => store.close())
+  t.same(await store.consumer(ALICE, ID1), { ...old, outstanding: outstanding.slice(1) }, 'and the change of its parts kept')
 })
 
 /** A LevelDB of file keys in byte order past U+FFFF, which JavaScript orders otherwise. */

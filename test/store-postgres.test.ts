@@ -5,6 +5,7 @@ import { migrations } from '../src/kv/postgres/migrations.js'
 import { openPostgresStore, type PostgresStore } from '../src/kv/postgres/store.js'
 import { freshDatabase, rawPool, requirePostgres } from './helpers/postgres.js'
 import { ALICE, BOB, byteOrder, collect, meta, seqs, within, writeFile } from './helpers/store-cases/common.js'
+import { ID1, consumerRecord } from './helpers/store-cases/consumers.js'
 import { PathMaker } from './helpers/long-paths.js'
 import { MAX_PATH_BYTES } from '../src/paths.js'
 import { storeConformance, type StoreFactory } from './helpers/store-conformance.js'
@@ -104,6 +105,26 @@ if (await requirePostgres(t)) {
     await writeFile(store, ALICE, paths[0]!, 5)
     t.same(await store.fileMeta(ALICE, paths[0]!), meta(5, { seq: 2 }), 'an old file replaced in place')
     t.equal((await sql.query('SELECT 1 FROM files WHERE key = $1', [ALICE + paths[0]])).rowCount, 1, 'one row')
+  })
+
+  t.test('a database whose consumers kept their outstanding events inside their row opens after the upgrade, each consumer whole', async (t) => {
+    const url = await freshDatabase(t)
+    const sql = rawPool(t, url)
+    const split = migrations.find((m) => m.name === 'consumer events in rows of their own')!.version
+    await applyMigrations(sql, migrations.filter((m) => m.version < split))
+    const outstanding = [{ seq: 4, user: BOB, deliveries: 1, holder: 'a', deadline: 9 }, { seq: 5, user: ALICE, deliveries: 0 }]
+    const old = consumerRecord(ALICE, ID1, { cursor: 5, outstanding, dead: [{ seq: 2, deliveries: 5, reason: 'maxDeliver' }] })
+    const empty = consumerRecord(BOB, ID1)
+    for (const r of [old, empty]) await sql.query('INSERT INTO consumers (owner, id, created_at, record) VALUES ($1, $2, $3, $4)', [r.owner, r.id, r.createdAt, JSON.stringify(r)])
+
+    const store = await openPostgresStore(url)
+    t.teardown(() => store.close())
+    t.same(await store.consumer(ALICE, ID1), old, 'read whole')
+    t.same(await store.consumer(BOB, ID1), empty, 'one with nothing outstanding too')
+    await store.updateConsumer(ALICE, ID1, (r) => ({ record: { ...r, outstanding: r.outstanding.slice(1) }, result: undefined }))
+    const other = await openPostgresStore(url)
+    t.teardown(() => other.close())
+    t.same(await other.consumer(ALICE, ID1), { ...old, outstanding: outstanding.slice(1) }, 'and the change of its parts, from another instance')
   })
 
   t.test('a database that does not answer: a clear error, the password hidden', async (t) => {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
 import type { HearthEvent } from '../events/event.js'
 import type { EventLog } from '../events/event-log.js'
 import type { FeedEngine } from '../feed/engine.js'
@@ -17,6 +18,8 @@ export interface HubDeps {
   keepaliveMs: number
   /** with several processes on the store: how often runs and `acked` waits look at records others change */
   pollMs?: number
+  /** where delivery failures are told */
+  log: FastifyBaseLogger
 }
 
 /**
@@ -37,7 +40,7 @@ export class ConsumerHub {
 
   constructor(deps: HubDeps) {
     this.#deps = deps
-    this.updates = new ConsumerUpdates(deps.store, (record) => this.#stored(record))
+    this.updates = new ConsumerUpdates(deps.store, deps.observer, (record) => this.#stored(record), (owner, id) => this.#runs.get(keyOf(owner, id))?.rider())
     this.#unlisten = deps.events.onAppend((events) => this.#appended(events))
     // each keepalive also steps every run, so its cursor passes events that match none of its
     // filters (which wake nothing) and its lag comes down

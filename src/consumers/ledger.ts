@@ -6,8 +6,9 @@ import { DEAD_KEPT, type ConsumerRecord, type DeadLetter, type Outstanding } fro
  * reads a clock or the log; `now` and the events read come from the caller.
  *
  *   cursor       every matching event ≤ cursor was read into `outstanding`, or is done
- *   outstanding  events read and not done, in seq order, at most `maxPending`: out (held by a
- *                stream until its deadline, or waiting to go out again) or not yet delivered
+ *   outstanding  events read and not done, in seq order, at most `maxPending` (and READ_AHEAD
+ *                not out): out (held by a stream until its deadline), or waiting to go out
+ *                (again, or the first time)
  *   ack floor    the seq before the first outstanding event (the cursor when none is): every
  *                matching event at or below it is done (acked, dead, or out in automatic mode)
  *
@@ -19,9 +20,18 @@ export function ackFloor(r: ConsumerRecord): number {
   return r.outstanding.length > 0 ? r.outstanding[0]!.seq - 1 : r.cursor
 }
 
-/** How many more events may be read into `outstanding`. */
+/**
+ * Events read ahead and not out, at most: enough for the streams to find the next event of
+ * thousands of users at once, few enough that a step's passes over `outstanding` stay short
+ * when `maxPending` is large (the events out may still reach `maxPending`).
+ */
+export const READ_AHEAD = 2048
+
+/** How many more events may be read into `outstanding`: up to `maxPending` in all, and READ_AHEAD of them not out. */
 export function room(r: ConsumerRecord): number {
-  return Math.max(0, r.definition.maxPending - r.outstanding.length)
+  let waiting = 0
+  for (const e of r.outstanding) if (e.holder === undefined) waiting++
+  return Math.max(0, Math.min(r.definition.maxPending - r.outstanding.length, READ_AHEAD - waiting))
 }
 
 /** Events read from the log after `from` (the cursor they were read from), up to `to`: none are taken if the cursor moved meanwhile. */
@@ -87,21 +97,23 @@ export function claim(r: ConsumerRecord, wants: readonly Want[], deadline: numbe
   const perUser = r.definition.ack === 'explicit'
   const blocked = new Set<string>()
   const claimed: Outstanding[] = []
-  let done = false
-  const outstanding = r.outstanding.map((e) => {
-    const free = !done && e.holder === undefined && !(perUser && blocked.has(e.user))
-    if (perUser) blocked.add(e.user)
-    if (!free) return e
-    const w = next()
-    if (w === undefined) {
-      done = true
-      return e
+  let outstanding: Outstanding[] | undefined
+  for (let i = 0; i < r.outstanding.length; i++) {
+    const e = r.outstanding[i]!
+    let first = true
+    if (perUser) {
+      const size = blocked.size
+      first = blocked.add(e.user).size > size
     }
+    if (e.holder !== undefined || !first) continue
+    const w = next()
+    if (w === undefined) break
     const taken = { ...e, deliveries: e.deliveries + 1, holder: w.holder, deadline }
+    outstanding ??= r.outstanding.slice()
+    outstanding[i] = taken
     claimed.push(taken)
-    return taken
-  })
-  return claimed.length === 0 ? { record: r, claimed } : { record: { ...r, outstanding }, claimed }
+  }
+  return outstanding === undefined ? { record: r, claimed } : { record: { ...r, outstanding }, claimed }
 }
 
 /** Whether `claim` would hand anything out now (after `settle`). */
@@ -147,7 +159,8 @@ export function acknowledge(r: ConsumerRecord, acks: Acks): { record: ConsumerRe
       outstanding.push(e)
     }
   }
-  return { record: { ...r, outstanding, dead: kept([...r.dead, ...dead]) }, acked, dead }
+  if (outstanding.length === r.outstanding.length && nak.size === 0) return { record: r, acked, dead }
+  return { record: { ...r, outstanding, dead: dead.length > 0 ? kept([...r.dead, ...dead]) : r.dead }, acked, dead }
 }
 
 /** A stream ended: what it held goes out again at once. */

@@ -4,6 +4,8 @@ export interface ConsumerObserver {
   delivered(n: number, redelivered: number): void
   acked(n: number): void
   dead(reason: 'maxDeliver' | 'term', n: number): void
+  /** one durable commit of a consumer's state, grouping `changes` changes (claims, acks, releases) */
+  committed(changes: number): void
 }
 
-export const NO_CONSUMER_OBSERVER: ConsumerObserver = { delivered() {}, acked() {}, dead() {} }
+export const NO_CONSUMER_OBSERVER: ConsumerObserver = { delivered() {}, acked() {}, dead() {}, committed() {} }

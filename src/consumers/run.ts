@@ -1,10 +1,12 @@
+import type { FastifyBaseLogger } from 'fastify'
 import type { HearthEvent } from '../events/event.js'
 import type { EventLog } from '../events/event-log.js'
 import type { LogReader } from '../feed/reader.js'
 import type { ConsumerRecord, Outstanding, Store } from '../kv/store.js'
+import { outstandingChanges } from '../kv/consumer-parts.js'
 import { claim, nextDeadline, pruned, read, release, room, settle, acknowledge, type Want } from './ledger.js'
-import type { ConsumerStream } from './stream.js'
-import type { ConsumerUpdates } from './updates.js'
+import { deliveryFrame, type ConsumerStream } from './stream.js'
+import type { ConsumerUpdates, Rider } from './updates.js'
 import type { ConsumerObserver } from './observer.js'
 import { matcherOf, type Matcher } from './matcher.js'
 
@@ -20,12 +22,24 @@ export interface RunDeps {
   pollMs?: number
   /** the run has no stream left */
   idle(run: ConsumerRun): void
+  log: FastifyBaseLogger
+}
+
+/** Users whose one string a run keeps, at most (then it starts over). */
+const MAX_USERS_KEPT = 10_000
+
+/** What a lease step did: the events leased, and how many became dead. */
+interface Leased {
+  claimed: Outstanding[]
+  dead: number
 }
 
 interface ReadAhead {
   from: number
   to: number
   events: HearthEvent[]
+  /** their seqs and users, each user one string: `claim` sets users apart by the thousand at every step */
+  entries: { seq: number; user: string }[]
   reset?: { requested: number; floor: number }
 }
 
@@ -50,6 +64,8 @@ export class ConsumerRun {
   #reader: LogReader | undefined
   /** events read and not yet done, so that a redelivery needs no read */
   readonly #cache = new Map<number, HearthEvent>()
+  /** one string per user of the events read */
+  readonly #users = new Map<string, string>()
   #running = false
   #again = false
   #timer: NodeJS.Timeout | undefined
@@ -96,8 +112,9 @@ export class ConsumerRun {
         if (this.streams.length === 0) break
         await this.#step()
       } while (this.#again && !this.#stopped)
-    } catch {
+    } catch (err) {
       // the store failed: try again at the next wake or poll
+      this.#deps.log.warn({ err }, 'a consumer delivery step failed; it is tried again')
     } finally {
       this.#running = false
       this.#schedule()
@@ -117,28 +134,59 @@ export class ConsumerRun {
 
   async #step(): Promise<void> {
     const ahead = room(this.record) > 0 && this.record.cursor < this.#deps.events.head ? await this.#readAhead() : undefined
+    const wants = this.#wants()
+    if (ahead === undefined && wants.every((w) => w.n === 0) && this.#deps.pollMs === undefined && !this.#settles()) return
+    const now = Date.now()
+    const done = await this.#deps.updates.apply(this.owner, this.id, (stored) => {
+      const took = ahead === undefined ? stored : read(stored, ahead.from, ahead.to, ahead.entries, ahead.reset)
+      const leased = this.#lease(took, wants, now)
+      return { record: leased.record, result: { ...leased.result, reset: took !== stored && ahead?.reset } }
+    }, true)
+    if (done === undefined) return this.stop() // deleted
+    if (ahead !== undefined && done.record.cursor === ahead.to) for (const ev of ahead.events) this.#cache.set(ev.seq, ev)
+    const { reset } = done.result
+    if (reset) for (const s of this.streams) s.reset(reset.requested, reset.floor)
+    await this.#leased(done.record, done.result)
+    // more to read, or streams with room while events wait: go on
+    if (room(this.record) > 0 && this.record.cursor < this.#deps.events.head) this.#again = true
+  }
+
+  /**
+   * The leases to ride along with a group of changes made by others (acks, releases), so that
+   * the events they let go are leased in the same commit (ConsumerUpdates).
+   */
+  rider(): Rider<Leased> | undefined {
+    if (this.#stopped || this.streams.length === 0) return undefined
+    const wants = this.#wants()
+    if (wants.every((w) => w.n === 0)) return undefined
+    const now = Date.now()
+    return {
+      change: (stored) => this.#lease(stored, wants, now),
+      stored: (record, result) => void this.#leased(record, result).catch((err: unknown) => this.#deps.log.warn({ err }, 'a consumer delivery failed')),
+    }
+  }
+
+  /** How many events each stream may take now, each up to its share, the first turn going round from step to step. */
+  #wants(): Want[] {
     const share = Math.max(1, Math.ceil(this.record.definition.maxPending / this.streams.length))
     // each step starts the turns at the next stream, so single events spread over all of them
     const first = this.#turn++ % this.streams.length
     const order = [...this.streams.slice(first), ...this.streams.slice(0, first)]
-    const wants: Want[] = order.map((s) => ({ holder: s.holder, n: s.room(share) }))
-    if (ahead === undefined && wants.every((w) => w.n === 0) && this.#deps.pollMs === undefined && !this.#settles()) return
-    const now = Date.now()
-    const done = await this.#deps.updates.apply(this.owner, this.id, (stored) => {
-      const took = ahead === undefined ? stored : read(stored, ahead.from, ahead.to, ahead.events, ahead.reset)
-      const settled = settle(took, now)
-      const claimed = claim(settled.record, wants, now + stored.definition.ackWaitMs)
-      return { record: claimed.record, result: { claimed: claimed.claimed, dead: settled.dead.length, reset: took !== stored && ahead?.reset } }
-    })
-    if (done === undefined) return this.stop() // deleted
-    this.took(done.record)
-    if (ahead !== undefined && done.record.cursor === ahead.to) for (const ev of ahead.events) this.#cache.set(ev.seq, ev)
-    const { claimed, dead, reset } = done.result
+    return order.map((s) => ({ holder: s.holder, n: s.room(share) }))
+  }
+
+  /** Ends the holds whose ack wait ran out and leases events to the streams that want them. */
+  #lease(stored: ConsumerRecord, wants: readonly Want[], now: number): { record: ConsumerRecord; result: Leased } {
+    const settled = settle(stored, now)
+    const claimed = claim(settled.record, wants, now + stored.definition.ackWaitMs)
+    return { record: claimed.record, result: { claimed: claimed.claimed, dead: settled.dead.length } }
+  }
+
+  /** Once stored: the record taken, the dead counted, the leased events written out. */
+  async #leased(record: ConsumerRecord, { claimed, dead }: Leased): Promise<void> {
+    this.took(record)
     if (dead > 0) this.#deps.observer.dead('maxDeliver', dead)
-    if (reset) for (const s of this.streams) s.reset(reset.requested, reset.floor)
     if (claimed.length > 0) await this.#deliver(claimed)
-    // more to read, or streams with room while events wait: go on
-    if (room(this.record) > 0 && this.record.cursor < this.#deps.events.head) this.#again = true
   }
 
   /** Whether a hold ended and something is waiting for `settle`. */
@@ -164,26 +212,34 @@ export class ConsumerRun {
     })
     reader.pause()
     if (reader.cursor === from && reset === undefined) return undefined
-    return { from, to: reader.cursor, events, reset }
+    if (this.#users.size > MAX_USERS_KEPT) this.#users.clear()
+    const entries = events.map((ev) => {
+      const user = this.#users.get(ev.user) ?? (this.#users.set(ev.user, ev.user), ev.user)
+      return { seq: ev.seq, user }
+    })
+    return { from, to: reader.cursor, events, entries, reset }
   }
 
   /** Takes a stored record as the latest: each stream's holds, and the cache trimmed to what is outstanding. */
   took(record: ConsumerRecord): void {
+    const before = this.record
+    if (record === before) return
     this.record = record
     const held = new Map<string, number>()
-    const seqs = new Set<number>()
-    for (const e of record.outstanding) {
-      seqs.add(e.seq)
-      if (e.holder !== undefined) held.set(e.holder, (held.get(e.holder) ?? 0) + 1)
-    }
+    for (const e of record.outstanding) if (e.holder !== undefined) held.set(e.holder, (held.get(e.holder) ?? 0) + 1)
     for (const s of this.streams) s.held = held.get(s.holder) ?? 0
-    for (const seq of this.#cache.keys()) if (!seqs.has(seq)) this.#cache.delete(seq)
+    // what left the record since the last one taken (in one pass over both, not a set of all)
+    for (const seq of outstandingChanges(before.outstanding, record.outstanding).del) this.#cache.delete(seq)
+    if (this.#cache.size > record.outstanding.length) {
+      const seqs = new Set(record.outstanding.map((e) => e.seq))
+      for (const seq of this.#cache.keys()) if (!seqs.has(seq)) this.#cache.delete(seq)
+    }
   }
 
-  /** Writes the leased events to their streams; with automatic acks, acks them once the socket took them. */
+  /** Writes the leased events to their streams, each stream's in one write; with automatic acks, acks them once the socket took them. */
   async #deliver(claimed: Outstanding[]): Promise<void> {
     const events = await this.#events(claimed)
-    const byHolder = new Map<string, number[]>()
+    const batches = new Map<ConsumerStream, { frames: string[]; seqs: number[] }>()
     let redelivered = 0
     const orphans = new Set<string>()
     for (const e of claimed) {
@@ -191,17 +247,21 @@ export class ConsumerRun {
       const stream = this.streams.find((s) => s.holder === e.holder)
       if (stream === undefined || stream.closed) orphans.add(e.holder!)
       if (ev === undefined || stream === undefined) continue
-      stream.deliver(ev, e.deliveries)
-      if (stream.sse.backedUp) void stream.sse.drained().then(() => this.wake())
+      let batch = batches.get(stream)
+      if (batch === undefined) batches.set(stream, (batch = { frames: [], seqs: [] }))
+      batch.frames.push(deliveryFrame(ev, e.deliveries))
+      batch.seqs.push(e.seq)
       if (e.deliveries > 1) redelivered++
-      byHolder.set(e.holder!, [...(byHolder.get(e.holder!) ?? []), e.seq])
+    }
+    for (const [stream, { frames }] of batches) {
+      stream.deliver(frames)
+      if (stream.sse.backedUp) void stream.sse.drained().then(() => this.wake())
     }
     this.#deps.observer.delivered(claimed.length, redelivered)
     // leased to a stream that ended meanwhile: out again at once
     for (const holder of orphans) void this.#release(holder)
     if (this.record.definition.ack !== 'automatic') return
-    for (const [holder, seqs] of byHolder) {
-      const stream = this.streams.find((s) => s.holder === holder)!
+    for (const [stream, { seqs }] of batches) {
       void stream.sse.drained().then(async () => {
         if (stream.closed) return
         const done = await this.#deps.updates.apply(this.owner, this.id, (r) => {
@@ -212,7 +272,7 @@ export class ConsumerRun {
         this.#deps.observer.acked(done.result)
         this.took(done.record)
         this.wake()
-      }).catch(() => {})
+      }).catch((err: unknown) => this.#deps.log.warn({ err }, 'storing the automatic acks of a consumer failed; they go out again'))
     }
   }
 
@@ -265,8 +325,8 @@ export class ConsumerRun {
       const done = await this.#deps.updates.apply(this.owner, this.id, (r) => ({ record: release(r, holder), result: undefined }))
       if (done !== undefined) this.took(done.record)
       this.wake()
-    } catch {
-      // the store failed: the holds end at their deadline
+    } catch (err) {
+      this.#deps.log.warn({ err }, "releasing a consumer stream's holds failed; they end at their deadline")
     }
   }
 }

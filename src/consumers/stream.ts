@@ -32,8 +32,9 @@ export class ConsumerStream {
     return this.closed || this.sse.backedUp ? 0 : Math.max(0, share - this.held)
   }
 
-  deliver(ev: HearthEvent, deliveries: number): void {
-    this.sse.write(deliveryFrame(ev, deliveries))
+  /** Writes delivery frames (`deliveryFrame`) in one write. */
+  deliver(frames: readonly string[]): void {
+    this.sse.write(frames.join(''))
   }
 
   reset(requested: number, floor: number): void {

@@ -1,12 +1,25 @@
 import type { ConsumerRecord, Store } from '../kv/store.js'
+import type { ConsumerObserver } from './observer.js'
 
 /** A change of a consumer's record: the record to store (the same object: unchanged) and a result. */
 export type Change<T> = (record: ConsumerRecord) => { record: ConsumerRecord; result: T }
 
 interface Job {
   change: Change<unknown>
+  /** a run's step, which leases events itself */
+  leases: boolean
   resolve: (done: { record: ConsumerRecord; result: unknown } | undefined) => void
   reject: (err: unknown) => void
+}
+
+/**
+ * A change that rides along at the end of a group, and what to do once it is stored: a run's
+ * leases, so that an ack (which lets the user's next event go) and the lease of that next
+ * event are one commit, not two.
+ */
+export interface Rider<T> {
+  change: Change<T>
+  stored(record: ConsumerRecord, result: T): void
 }
 
 /**
@@ -14,24 +27,29 @@ interface Job {
  * transaction of that consumer runs (acks from many requests, claims and releases of its
  * streams) are applied one after another, in order, in the next transaction, which stores
  * the record once. So N acks that arrive together cost one write and one fsync or COMMIT,
- * not N. A change that throws fails alone; the others of its group still land.
+ * not N. A change that throws fails alone; the others of its group still land. A group with
+ * no step of a run ends with the rider of the consumer's run here, if any (its leases).
  */
 export class ConsumerUpdates {
   readonly #store: Store
   readonly #queues = new Map<string, Job[]>()
   /** called with each record stored, after its transaction */
   readonly #stored: (record: ConsumerRecord) => void
+  readonly #observer: ConsumerObserver
+  readonly #rider: (owner: string, id: string) => Rider<unknown> | undefined
 
-  constructor(store: Store, stored: (record: ConsumerRecord) => void) {
+  constructor(store: Store, observer: ConsumerObserver, stored: (record: ConsumerRecord) => void, rider: (owner: string, id: string) => Rider<unknown> | undefined) {
     this.#store = store
+    this.#observer = observer
     this.#stored = stored
+    this.#rider = rider
   }
 
-  /** Applies `change` in the next transaction of the consumer; undefined when it does not exist. */
-  apply<T>(owner: string, id: string, change: Change<T>): Promise<{ record: ConsumerRecord; result: T } | undefined> {
+  /** Applies `change` in the next transaction of the consumer; undefined when it does not exist. `leases`: a run's step. */
+  apply<T>(owner: string, id: string, change: Change<T>, leases = false): Promise<{ record: ConsumerRecord; result: T } | undefined> {
     const key = `${owner}/${id}`
     return new Promise((resolve, reject) => {
-      const job = { change, resolve, reject } as Job
+      const job = { change, leases, resolve, reject } as Job
       const queue = this.#queues.get(key)
       if (queue !== undefined) return void queue.push(job)
       this.#queues.set(key, [job])
@@ -47,9 +65,12 @@ export class ConsumerUpdates {
       if (jobs.length === 0) return void this.#queues.delete(key)
       this.#queues.set(key, [])
       const outcomes: ({ ok: true; value: unknown } | { ok: false; err: unknown })[] = []
+      const rider = jobs.some((job) => job.leases) ? undefined : this.#rider(owner, id)
+      let ridden: { value: unknown } | undefined
       try {
         const done = await this.#store.updateConsumer(owner, id, (stored) => {
           outcomes.length = 0
+          ridden = undefined
           let record = stored
           for (const job of jobs) {
             try {
@@ -60,9 +81,22 @@ export class ConsumerUpdates {
               outcomes.push({ ok: false, err })
             }
           }
+          if (rider !== undefined) {
+            try {
+              const out = rider.change(record)
+              record = out.record
+              ridden = { value: out.result }
+            } catch {
+              // the group lands without it; the run's next step leases
+            }
+          }
           return { record: record === stored ? undefined : record, result: record }
         })
-        if (done !== undefined && done.record !== undefined) this.#stored(done.result)
+        if (done !== undefined && done.record !== undefined) {
+          this.#observer.committed(jobs.length + (ridden === undefined ? 0 : 1))
+          this.#stored(done.result)
+        }
+        if (done !== undefined && ridden !== undefined) rider!.stored(done.result, ridden.value)
         jobs.forEach((job, i) => {
           const o = outcomes[i]!
           if (done === undefined) job.resolve(undefined)

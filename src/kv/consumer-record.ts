@@ -1,9 +1,10 @@
 /**
  * What the Store keeps of a durable consumer (SPEC §12): its definition, its position, the
  * deliveries it has out (each with its holder and deadline: the lease), and its dead letters.
- * The engines keep a record whole and change it only under a lock (`Store.updateConsumer`),
- * so every lease is claimed in one transaction whatever the instance. Its size is bounded by
- * `maxPending` outstanding entries and DEAD_KEPT dead letters: it does not grow with the log.
+ * The engines change a record only under a lock (`Store.updateConsumer`), so every lease is
+ * claimed in one transaction whatever the instance; they store it in parts (consumer-parts.ts),
+ * so a change writes only the entries it touched. Its size is bounded by `maxPending`
+ * outstanding entries and DEAD_KEPT dead letters: it does not grow with the log.
  */
 export interface ConsumerRecord {
   /** the z32 key of the user who owns it */

@@ -124,7 +124,9 @@ export interface Store {
   /**
    * Runs `change` on the stored record while holding its lock (no other update of it, in any
    * process, interleaves) and stores, durably and in the same transaction, the record it
-   * returns; resolves with the change, or undefined when there is no such consumer.
+   * returns; resolves with the change, or undefined when there is no such consumer. `change`
+   * must not mutate the record it gets, and keeps in the one it returns the parts it did not
+   * touch (the same objects): the engines write only what differs (consumer-parts.ts).
    */
   updateConsumer<T>(owner: string, id: string, change: (record: ConsumerRecord) => ConsumerChange<T>): Promise<ConsumerChange<T> | undefined>
   /** Removes a consumer; false when there was none. */

@@ -12,6 +12,8 @@ export function consumerCounters(registry: Registry): ConsumerObserver {
   const acks = new Counter({ name: 'hearth_consumer_acks_total', help: 'Events acknowledged (explicitly, or written out under automatic acks)', registers })
   const dead = new Counter({ name: 'hearth_consumer_dead_letters_total', help: 'Events parked as dead, by reason (maxDeliver, term)', labelNames: ['reason'], registers })
   for (const reason of ['maxDeliver', 'term']) dead.inc({ reason }, 0)
+  const commits = new Counter({ name: 'hearth_consumer_commits_total', help: "Durable commits of consumers' state (one per group of changes made together)", registers })
+  const changes = new Counter({ name: 'hearth_consumer_changes_total', help: 'Changes of consumers\' state (claims, acks, releases) those commits grouped', registers })
   return {
     delivered(n, redelivered) {
       deliveries.inc(n)
@@ -19,6 +21,10 @@ export function consumerCounters(registry: Registry): ConsumerObserver {
     },
     acked: (n) => n > 0 && acks.inc(n),
     dead: (reason, n) => dead.inc({ reason }, n),
+    committed(n) {
+      commits.inc()
+      changes.inc(n)
+    },
   }
 }
 

@@ -33,8 +33,10 @@ export const NAMESPACES = {
   replay: 'utf8',
   /** a relay's upstream (as configured) → UpstreamCursor JSON */
   upstreams: 'utf8',
-  /** `<owner z32>:<ulid>` → ConsumerRecord JSON */
+  /** `<owner z32>:<ulid>` → the head of a ConsumerRecord (all but `outstanding`, consumer-parts.ts) JSON */
   consumers: 'utf8',
+  /** `<owner z32>:<ulid>:<16 hex seq>` → one outstanding event of the consumer (Outstanding JSON) */
+  consumerEvents: 'utf8',
 } as const
 
 export type Namespace = keyof typeof NAMESPACES

@@ -10,6 +10,7 @@ import {
   type ConsumerChange, type ConsumerRecord, type CreateConsumerResult,
 } from '../store.js'
 import { FileBlobs } from './blobs.js'
+import { LevelConsumers } from './consumers.js'
 import { FOLDER_INDEX, countedAbove, folderKey, isCounted } from './folder-index.js'
 import { LevelKV, type RangeCounter } from './level-map.js'
 import { LevelReadView } from './read-view.js'
@@ -37,13 +38,13 @@ export class LevelStore implements Store {
   /** signup-token redemptions and user creation, which read before they write */
   readonly #accounts = new Serial()
   readonly #claims = new Serial()
-  /** consumer creations and updates, which read before they write */
-  readonly #consumers = new Serial()
+  readonly #consumers: LevelConsumers
   readonly #signOuts = new Set<(secret: string) => void>()
 
   private constructor(dataDir: string) {
     this.location = resolve(dataDir)
     this.#kv = new LevelKV(join(dataDir, 'db'))
+    this.#consumers = new LevelConsumers(this.#kv)
     this.blobs = new FileBlobs(join(dataDir, 'blobs'), async (id) => (await this.#kv.get('blobs', id)) !== undefined)
   }
 
@@ -56,6 +57,7 @@ export class LevelStore implements Store {
     await store.#indexFolders()
     await store.#storeEventsAs(STORED_LAYOUT)
     await store.#giveFilesTheirSeq()
+    await store.#consumers.split()
     const swept = await store.blobs.sweep()
     return { store, swept }
   }
@@ -359,49 +361,26 @@ export class LevelStore implements Store {
     return out
   }
 
-  async consumers(owner: string): Promise<ConsumerRecord[]> {
-    const out: ConsumerRecord[] = []
-    for await (const [, v] of this.#kv.entries('consumers', { gt: `${owner}:`, lt: `${owner};` })) out.push(parseJson<ConsumerRecord>(v)!)
-    return out
+  consumers(owner: string): Promise<ConsumerRecord[]> {
+    return this.#consumers.list(owner)
   }
 
-  async consumer(owner: string, id: string): Promise<ConsumerRecord | undefined> {
-    return parseJson<ConsumerRecord>(await this.#kv.get('consumers', consumerKey(owner, id)))
+  consumer(owner: string, id: string): Promise<ConsumerRecord | undefined> {
+    return this.#consumers.get(owner, id)
   }
 
   createConsumer(record: ConsumerRecord, maxPerOwner: number): Promise<CreateConsumerResult> {
-    return this.#consumers.run(async () => {
-      if ((await this.consumer(record.owner, record.id)) !== undefined) return 'exists'
-      let n = 0
-      for await (const _ of this.#kv.keys('consumers', { gt: `${record.owner}:`, lt: `${record.owner};`, limit: maxPerOwner })) n++
-      if (n >= maxPerOwner) return 'full'
-      await this.#kv.batch([{ type: 'put', ns: 'consumers', key: consumerKey(record.owner, record.id), value: JSON.stringify(record) }], { sync: true })
-      return 'created'
-    })
+    return this.#consumers.create(record, maxPerOwner)
   }
 
   updateConsumer<T>(owner: string, id: string, change: (record: ConsumerRecord) => ConsumerChange<T>): Promise<ConsumerChange<T> | undefined> {
-    return this.#consumers.run(async () => {
-      const record = await this.consumer(owner, id)
-      if (record === undefined) return undefined
-      const done = change(record)
-      if (done.record !== undefined) {
-        await this.#kv.batch([{ type: 'put', ns: 'consumers', key: consumerKey(owner, id), value: JSON.stringify(done.record) }], { sync: true })
-      }
-      return done
-    })
+    return this.#consumers.update(owner, id, change)
   }
 
   deleteConsumer(owner: string, id: string): Promise<boolean> {
-    return this.#consumers.run(async () => {
-      if ((await this.consumer(owner, id)) === undefined) return false
-      await this.#kv.batch([{ type: 'del', ns: 'consumers', key: consumerKey(owner, id) }], { sync: true })
-      return true
-    })
+    return this.#consumers.delete(owner, id)
   }
 }
-
-const consumerKey = (owner: string, id: string): string => `${owner}:${id}`
 
 interface StoredToken {
   createdAt: number

@@ -200,4 +200,30 @@ CREATE TABLE consumers (
 ALTER TABLE upstreams ALTER COLUMN upstream TYPE text COLLATE "C";
 `,
   },
+  {
+    version: 8,
+    name: 'consumer events in rows of their own',
+    sql: `
+-- a consumer's outstanding events leave its row for rows of their own (src/kv/consumer-parts.ts),
+-- so a claim or an ack writes the events it touched and not the whole record; the row keeps the
+-- rest (definition, position, dead letters) and a version that every change raises, by which an
+-- instance knows whether the record it decoded last is still the stored one
+ALTER TABLE consumers ADD COLUMN version bigint NOT NULL DEFAULT 0;
+CREATE TABLE consumer_events (
+  owner text NOT NULL,
+  id text NOT NULL,
+  seq bigint NOT NULL,
+  user_id text NOT NULL,
+  deliveries integer NOT NULL,
+  holder text,
+  deadline bigint,
+  PRIMARY KEY (owner, id, seq),
+  FOREIGN KEY (owner, id) REFERENCES consumers (owner, id) ON DELETE CASCADE
+);
+INSERT INTO consumer_events (owner, id, seq, user_id, deliveries, holder, deadline)
+  SELECT c.owner, c.id, (e->>'seq')::bigint, e->>'user', (e->>'deliveries')::integer, e->>'holder', (e->>'deadline')::bigint
+  FROM consumers c, jsonb_array_elements(c.record::jsonb->'outstanding') e;
+UPDATE consumers SET record = (record::jsonb - 'outstanding')::text;
+`,
+  },
 ]

@@ -2,7 +2,8 @@ import type { ConsumerRecord } from '../../../src/kv/store.js'
 import type { Case } from './common.js'
 import { ALICE, BOB } from './common.js'
 
-function record(owner: string, id: string, extra: Partial<ConsumerRecord> = {}): ConsumerRecord {
+/** A consumer's record as the Store keeps it, with `extra` over the defaults. */
+export function consumerRecord(owner: string, id: string, extra: Partial<ConsumerRecord> = {}): ConsumerRecord {
   return {
     owner, id, createdAt: 1_700_000_000_000, capabilities: '/:rw', cursor: 0, outstanding: [], dead: [],
     definition: { filters: ['*'], from: 'start', ack: 'explicit', ackWaitMs: 30_000, maxDeliver: 5, maxPending: 1000, shareProgress: false },
@@ -10,7 +11,7 @@ function record(owner: string, id: string, extra: Partial<ConsumerRecord> = {}):
   }
 }
 
-const ID1 = '01JF0000000000000000000001'
+export const ID1 = '01JF0000000000000000000001'
 const ID2 = '01JF0000000000000000000002'
 const ID3 = '01JF0000000000000000000003'
 
@@ -20,21 +21,21 @@ export const consumerCases: Record<string, Case> = {
     const { store, reopen } = await factory.open(t)
     await store.createUser(ALICE, 1)
     await store.createUser(BOB, 1)
-    t.equal(await store.createConsumer(record(ALICE, ID1), 2), 'created')
-    t.equal(await store.createConsumer(record(ALICE, ID1, { cursor: 9 }), 2), 'exists', 'the same id again')
+    t.equal(await store.createConsumer(consumerRecord(ALICE, ID1), 2), 'created')
+    t.equal(await store.createConsumer(consumerRecord(ALICE, ID1, { cursor: 9 }), 2), 'exists', 'the same id again')
     t.equal((await store.consumer(ALICE, ID1))!.cursor, 0, 'and the first one is untouched')
-    t.equal(await store.createConsumer(record(BOB, ID1), 2), 'created', 'ids are unique per owner')
-    t.equal(await store.createConsumer(record(ALICE, ID2), 2), 'created')
-    t.equal(await store.createConsumer(record(ALICE, ID3), 2), 'full', 'past the cap')
+    t.equal(await store.createConsumer(consumerRecord(BOB, ID1), 2), 'created', 'ids are unique per owner')
+    t.equal(await store.createConsumer(consumerRecord(ALICE, ID2), 2), 'created')
+    t.equal(await store.createConsumer(consumerRecord(ALICE, ID3), 2), 'full', 'past the cap')
     t.same((await store.consumers(ALICE)).map((c) => c.id), [ID1, ID2], "the owner's, by id")
     t.same((await store.consumers(BOB)).map((c) => c.owner), [BOB])
     t.equal(await store.consumer(BOB, ID2), undefined)
     t.equal(await store.deleteConsumer(ALICE, ID1), true)
     t.equal(await store.deleteConsumer(ALICE, ID1), false, 'once')
-    t.equal(await store.createConsumer(record(ALICE, ID3), 2), 'created', 'a deletion makes room')
+    t.equal(await store.createConsumer(consumerRecord(ALICE, ID3), 2), 'created', 'a deletion makes room')
     if (reopen === undefined) return
     const again = await reopen()
-    t.same(await again.consumer(ALICE, ID3), record(ALICE, ID3), 'kept across a reopen, whole')
+    t.same(await again.consumer(ALICE, ID3), consumerRecord(ALICE, ID3), 'kept across a reopen, whole')
     t.same((await again.consumers(ALICE)).map((c) => c.id), [ID2, ID3])
   },
 
@@ -42,7 +43,7 @@ export const consumerCases: Record<string, Case> = {
     const { store, reopen } = await factory.open(t)
     await store.createUser(ALICE, 1)
     t.equal(await store.updateConsumer(ALICE, ID1, () => ({ result: 1 })), undefined, 'no such consumer')
-    await store.createConsumer(record(ALICE, ID1), 10)
+    await store.createConsumer(consumerRecord(ALICE, ID1), 10)
     const leased = { seq: 3, user: BOB, deliveries: 1, holder: 'a', deadline: 5 }
     const done = await store.updateConsumer(ALICE, ID1, (r) => ({ record: { ...r, cursor: 3, outstanding: [leased] }, result: 'claimed' }))
     t.equal(done?.result, 'claimed')
@@ -61,7 +62,7 @@ export const consumerCases: Record<string, Case> = {
     const { store, second } = await factory.open(t)
     const other = second === undefined ? store : await second()
     await store.createUser(ALICE, 1)
-    await store.createConsumer(record(ALICE, ID1), 10)
+    await store.createConsumer(consumerRecord(ALICE, ID1), 10)
     // each change claims the next seq as a lease: a lost update would claim one twice
     const claim = (s: typeof store, holder: string) =>
       s.updateConsumer(ALICE, ID1, (r) => {
@@ -74,12 +75,42 @@ export const consumerCases: Record<string, Case> = {
     t.equal(r.outstanding.length, 40, 'no update lost')
   },
 
+  async 'a change that touches some outstanding events keeps the others, seen alike by a reopen and by another instance'(t, factory) {
+    const { store, second, reopen } = await factory.open(t)
+    await store.createUser(ALICE, 1)
+    const waiting = (seq: number) => ({ seq, user: seq % 2 === 0 ? ALICE : BOB, deliveries: 0 })
+    await store.createConsumer(consumerRecord(ALICE, ID1, { cursor: 6, outstanding: [1, 2, 3, 4, 5, 6].map(waiting) }), 10)
+    const other = second === undefined ? undefined : await second()
+    // each instance reads it, then the other changes it: neither may go on from what it read
+    await other?.consumer(ALICE, ID1)
+    await store.updateConsumer(ALICE, ID1, (r) => ({
+      // 2 leased, 4 acked, 7 and 8 read; 1, 3, 5 and 6 untouched (the same objects)
+      record: { ...r, cursor: 8, outstanding: [r.outstanding[0]!, { ...r.outstanding[1]!, deliveries: 1, holder: 'a', deadline: 9 }, r.outstanding[2]!, r.outstanding[4]!, r.outstanding[5]!, waiting(7), waiting(8)] },
+      result: undefined,
+    }))
+    const expected = [waiting(1), { ...waiting(2), deliveries: 1, holder: 'a', deadline: 9 }, waiting(3), waiting(5), waiting(6), waiting(7), waiting(8)]
+    t.same((await store.consumer(ALICE, ID1))!.outstanding, expected, 'the change, whole')
+    if (other !== undefined) {
+      t.same((await other.consumer(ALICE, ID1))!.outstanding, expected, 'another instance reads the change')
+      await other.updateConsumer(ALICE, ID1, (r) => ({ record: { ...r, outstanding: r.outstanding.filter((e) => e.seq !== 1 && e.seq !== 7) }, result: undefined }))
+      const done = await store.updateConsumer(ALICE, ID1, (r) => ({ result: r.outstanding.map((e) => e.seq) }))
+      t.same(done?.result, [2, 3, 5, 6, 8], "a change here starts from the other's")
+      t.same((await store.consumer(ALICE, ID1))!.outstanding.map((e) => e.seq), [2, 3, 5, 6, 8], "and this one reads the other's")
+    }
+    if (reopen === undefined) return
+    const seqs = other === undefined ? [1, 2, 3, 5, 6, 7, 8] : [2, 3, 5, 6, 8]
+    const again = (await (await reopen()).consumer(ALICE, ID1))!
+    t.same(again.outstanding.map((e) => e.seq), seqs, 'kept across a reopen')
+    t.same(again.outstanding.find((e) => e.seq === 2), expected[1], 'with the lease')
+    t.equal(again.cursor, 8)
+  },
+
   async 'the cap holds when two instances create at once'(t, factory) {
     const { store, second } = await factory.open(t)
     const other = second === undefined ? store : await second()
     await store.createUser(ALICE, 1)
     const ids = Array.from({ length: 12 }, (_, i) => `01JF00000000000000000001${String(i).padStart(2, '0')}`)
-    const results = await Promise.all(ids.map((id, i) => (i % 2 === 0 ? store : other).createConsumer(record(ALICE, id), 5)))
+    const results = await Promise.all(ids.map((id, i) => (i % 2 === 0 ? store : other).createConsumer(consumerRecord(ALICE, id), 5)))
     t.equal(results.filter((r) => r === 'created').length, 5, 'exactly the cap')
     t.equal((await store.consumers(ALICE)).length, 5)
   },

@@ -1,0 +1,115 @@
+import type { ConsumerRecord, Outstanding } from './consumer-record.js'
+
+/**
+ * How the engines store a consumer's record in parts, so that a change writes only what it
+ * changed: the head (everything but `outstanding`: definition, cursor, dead letters, the last
+ * reset) as one entry, and each outstanding event as an entry of its own. Claiming 200 events
+ * out of 10,000 outstanding writes those 200 entries, not the 10,000.
+ *
+ * The changes of a record (src/consumers/ledger.ts) never mutate it: they return a new record
+ * that keeps every part they did not touch — the same `dead` array, the same entry objects —
+ * so what changed is found by comparing references, in one pass over the two lists.
+ */
+export type ConsumerHead = Omit<ConsumerRecord, 'outstanding'>
+
+export function headOf(r: ConsumerRecord): ConsumerHead {
+  const { outstanding: _, ...head } = r
+  return head
+}
+
+/** Whether the head of `after` differs from that of `before`. */
+export function headChanged(before: ConsumerRecord, after: ConsumerRecord): boolean {
+  return before.cursor !== after.cursor || before.dead !== after.dead || before.reset !== after.reset ||
+    before.definition !== after.definition || before.capabilities !== after.capabilities || before.createdAt !== after.createdAt
+}
+
+/** The outstanding entries to write, and the seqs to delete, so that the stored `before` becomes `after`. */
+export function outstandingChanges(before: readonly Outstanding[], after: readonly Outstanding[]): { put: Outstanding[]; del: number[] } {
+  if (!inOrder(before) || !inOrder(after)) return unordered(before, after)
+  const put: Outstanding[] = []
+  const del: number[] = []
+  // both lists are in seq order: one merging pass
+  let i = 0
+  let j = 0
+  while (i < before.length || j < after.length) {
+    const b = before[i]
+    const a = after[j]
+    if (a === undefined || (b !== undefined && b.seq < a.seq)) {
+      del.push(b!.seq)
+      i++
+    } else if (b === undefined || a.seq < b.seq) {
+      put.push(a)
+      j++
+    } else {
+      if (!sameEntry(a, b)) put.push(a)
+      i++
+      j++
+    }
+  }
+  return { put, del }
+}
+
+function inOrder(list: readonly Outstanding[]): boolean {
+  for (let i = 1; i < list.length; i++) if (list[i]!.seq <= list[i - 1]!.seq) return false
+  return true
+}
+
+function sameEntry(a: Outstanding, b: Outstanding): boolean {
+  return a === b || (a.seq === b.seq && a.user === b.user && a.deliveries === b.deliveries && a.holder === b.holder && a.deadline === b.deadline)
+}
+
+/** The same, for lists out of seq order (no change of the ledger makes one; a guard, not a path). */
+function unordered(before: readonly Outstanding[], after: readonly Outstanding[]): { put: Outstanding[]; del: number[] } {
+  const old = new Map(before.map((e) => [e.seq, e]))
+  const seqs = new Set(after.map((e) => e.seq))
+  return {
+    put: after.filter((e) => old.get(e.seq) === undefined || !sameEntry(e, old.get(e.seq)!)),
+    del: before.filter((e) => !seqs.has(e.seq)).map((e) => e.seq),
+  }
+}
+
+/**
+ * Records an engine read or stored, with the version it stood at, most recently used kept,
+ * so a change of a consumer starts from the decoded record rather than re-reading every
+ * entry. An engine uses an entry only when the stored version is the one it holds (PostgreSQL
+ * checks it inside the change's transaction; LevelDB has one process, and every change goes
+ * through it).
+ */
+export class RecordCache {
+  readonly #max: number
+  readonly #records = new Map<string, { version: number; record: ConsumerRecord }>()
+
+  constructor(max: number) {
+    this.#max = max
+  }
+
+  /** The record kept, if it stood at `version`. */
+  get(owner: string, id: string, version: number): ConsumerRecord | undefined {
+    const hit = this.peek(owner, id)
+    return hit !== undefined && hit.version === version ? hit.record : undefined
+  }
+
+  /** The record kept, with its version, whatever it is. */
+  peek(owner: string, id: string): { version: number; record: ConsumerRecord } | undefined {
+    const key = `${owner}/${id}`
+    const hit = this.#records.get(key)
+    if (hit === undefined) return undefined
+    this.#records.delete(key)
+    this.#records.set(key, hit)
+    return hit
+  }
+
+  set(owner: string, id: string, version: number, record: ConsumerRecord): void {
+    const key = `${owner}/${id}`
+    this.#records.delete(key)
+    this.#records.set(key, { version, record })
+    if (this.#records.size > this.#max) this.#records.delete(this.#records.keys().next().value!)
+  }
+
+  drop(owner: string, id: string): void {
+    this.#records.delete(`${owner}/${id}`)
+  }
+}
+
+/** How many decoded records an engine keeps: at most maxPending entries each. */
+export const CACHED_RECORDS = 64
