@@ -35,7 +35,7 @@ export class SseStream {
   #writes = 0
   #flushed = 0
   /** who waits for the socket to take everything written */
-  #drainWaiters: (() => void)[] = []
+  readonly #drainWaiters: (() => void)[] = []
   /** every write's callback, run in order once the socket has handed that write on (or failed it) */
   readonly #wrote = (): void => {
     if (++this.#flushed === this.#writes) this.#wake()
