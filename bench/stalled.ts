@@ -23,12 +23,19 @@ export async function benchStalled(seconds = Number(process.env.STALLED_SECONDS 
   const run = async (stalled: number, allResumeAtEnd = false): Promise<StalledFigures> => {
     const dataDir = mkdtempSync(join(tmpdir(), 'hearth-bench-stalled-'))
     try {
-      const { figures, violations } = await runStalled({ dataDir, streams: 1000, stalled, seconds, rate: 24, allResumeAtEnd, progress: (l) => console.log(`  ${l}`) })
+      const serverEnv: Record<string, string> = process.env.STALLED_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: process.env.STALLED_NODE_OPTIONS }
+      const { figures, violations } = await runStalled({ dataDir, streams: 1000, stalled, seconds, rate: 24, allResumeAtEnd, serverEnv, progress: (l) => console.log(`  ${l}`) })
       for (const v of violations.slice(0, 20)) console.log(`VIOLATION ${v}`)
       return figures
     } finally {
       rmSync(dataDir, { recursive: true, force: true })
     }
+  }
+  if (process.env.STALLED_RESUME_ONLY === '1') {
+    // the third run alone, to look into the memory of a resume
+    const all = await run(1000, true)
+    console.log(`stalled: 1000 streams all stalled then resumed at once: ${all.stalledComplete}/1000 complete, RSS +${all.rssResumeGrowthMb} MB while they caught up (${all.rssFinalMb} MB after)`)
+    return { resumeAllComplete: all.stalledComplete, resumeAllRssGrowthMb: all.rssResumeGrowthMb, violations: all.violations }
   }
   const calm = await run(0)
   const stalled = await run(100)

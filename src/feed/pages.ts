@@ -102,7 +102,9 @@ export class Page {
    * none: kept frames outlive the young generation, and a lone replay ran about a quarter
    * slower. Kept frames are Buffers, which readers write as they are: a thousand streams
    * reading one page then hold its bytes once between them, in their sockets too, where text
-   * would be copied into each stream's batch and again into each socket's.
+   * would be copied into each stream's batch and again into each socket's. A frame that is not
+   * kept is text: the socket copies it into memory it frees once the write is done, where a
+   * Buffer of each would stay, outside the heap, until the garbage collector finds it.
    */
   frameAt(i: number, ev: HearthEvent, wire: WireFormat, reader: object): string | Buffer {
     if (!this.#shared) {
@@ -113,11 +115,13 @@ export class Page {
     const kept = this.#frames.get(wire) ?? this.#frames.set(wire, []).get(wire)!
     const known = kept[i]
     if (known !== undefined) return known
-    const frame = wire.bytes(new EventFrames(ev))
-    if (this.#room(this, frameBytes(frame))) {
-      kept[i] = frame
-      this.frameBytes += frameBytes(frame)
-    }
+    const frames = new EventFrames(ev)
+    const text = wire.text(frames)
+    const bytes = BUFFER_OVERHEAD + Buffer.byteLength(text) // what `frameBytes` counts of its Buffer
+    if (!this.#room(this, bytes)) return text
+    const frame = wire.bytes(frames)
+    kept[i] = frame
+    this.frameBytes += bytes
     return frame
   }
 

@@ -35,13 +35,8 @@ export class ReplayWindow {
     this.#streams--
   }
 
-  /**
-   * The unsent bytes past which one of them queues no more frames, never under `least`: its
-   * socket's own high-water mark (`SseStream.refusesAt`). A stream that stops at its share
-   * waits for 'drain', which comes only once a write was refused, and the socket refuses a
-   * write only when it leaves that much unsent: below it the stream would poll instead.
-   */
-  share(least: number): number {
-    return Math.max(least, Math.min(HIGH_WATER, Math.floor(this.total / Math.max(1, this.#streams))))
+  /** The unsent bytes past which one of them queues no more frames. */
+  share(): number {
+    return Math.min(HIGH_WATER, Math.floor(this.total / Math.max(1, this.#streams)))
   }
 }

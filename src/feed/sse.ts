@@ -31,6 +31,15 @@ export class SseStream {
   /** while corked: whether the socket holds a batch already counted */
   #held = false
   readonly #onClose: (() => void)[] = []
+  /** writes handed to the response, and how many of them the socket has handed on to the kernel */
+  #writes = 0
+  #flushed = 0
+  /** who waits for the socket to take everything written */
+  readonly #drainWaiters: (() => void)[] = []
+  /** every write's callback, run in order once the socket has handed that write on (or failed it) */
+  readonly #wrote = (): void => {
+    if (++this.#flushed === this.#writes) this.#wake()
+  }
 
   constructor(res: ServerResponse, headers: Record<string, string | number | string[]>, tally: WriteTally) {
     this.#res = res
@@ -46,6 +55,7 @@ export class SseStream {
     res.socket?.setNoDelay(true)
     res.once('close', () => {
       this.#closed = true
+      this.#wake()
       for (const cb of this.#onClose.splice(0)) cb()
     })
   }
@@ -63,11 +73,6 @@ export class SseStream {
     return HIGH_WATER
   }
 
-  /** the unsent bytes at which the socket refuses a write, and so sends 'drain' once it has taken them (64 KiB on Node 24) */
-  get refusesAt(): number {
-    return this.#res.socket?.writableHighWaterMark ?? HIGH_WATER
-  }
-
   get buffered(): number {
     return this.#res.writableLength
   }
@@ -76,7 +81,8 @@ export class SseStream {
     if (this.closed) return
     if (this.#corked ? !this.#held : !this.#res.socket?.writableCorked) this.#tally.writes++
     this.#held = this.#corked
-    this.#res.write(chunk)
+    this.#writes++
+    this.#res.write(chunk, this.#wrote)
   }
 
   /**
@@ -96,20 +102,21 @@ export class SseStream {
     this.#res.uncork()
   }
 
-  /** Resolves when the socket has taken what was buffered, or the stream closed. */
+  /**
+   * Resolves when the socket has handed every write on to the kernel, or the stream closed.
+   * It counts the writes' own callbacks rather than waiting for 'drain': a response emits
+   * 'drain' only after it refused a write, so a stream that stops below the socket's high-water
+   * mark would poll, and a response counts text in bytes where its socket counts characters,
+   * so a write of text that is not ASCII can be refused by one and not the other, and then no
+   * 'drain' ever comes.
+   */
   drained(): Promise<void> {
-    if (this.#closed || this.#res.writableLength === 0) return Promise.resolve()
-    // No write was refused, so no 'drain' will come: the few bytes left go out on their own.
-    if (!this.#res.writableNeedDrain) return new Promise((resolve) => setImmediate(resolve))
-    return new Promise((resolve) => {
-      const done = () => {
-        this.#res.off('drain', done)
-        this.#res.off('close', done)
-        resolve()
-      }
-      this.#res.once('drain', done)
-      this.#res.once('close', done)
-    })
+    if (this.#closed || this.#flushed === this.#writes) return Promise.resolve()
+    return new Promise((resolve) => this.#drainWaiters.push(resolve))
+  }
+
+  #wake(): void {
+    for (const resolve of this.#drainWaiters.splice(0)) resolve()
   }
 
   onClose(cb: () => void): void {

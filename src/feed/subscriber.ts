@@ -206,7 +206,7 @@ export class Subscriber implements ReadSink {
 
   /** The socket and this step's frames hold this stream's share of the window or more: no more frames now. */
   #full(): boolean {
-    return this.stream.buffered + this.#batchBytes >= this.#window.share(this.stream.refusesAt)
+    return this.stream.buffered + this.#batchBytes >= this.#window.share()
   }
 
   /**

@@ -9,7 +9,7 @@ import { ADMIN_URL, postgresAvailable } from './postgres.js'
  */
 const FILES = [
   'storage', 'storage-list', 'storage-paths', 'clash-depth', 'writer-concurrency', 'restart', 'retention', 'crash',
-  'subscribe', 'feed-reader', 'stored-events', 'snapshot', 'client-snapshot', 'feed-floor', 'feed-handover', 'events-feed', 'events-stream', 'admin-events-stream', 'private-feeds',
+  'subscribe', 'feed-reader', 'feed-drain', 'stored-events', 'snapshot', 'client-snapshot', 'feed-floor', 'feed-handover', 'events-feed', 'events-stream', 'admin-events-stream', 'private-feeds',
   'auth-routes', 'auth-session-info', 'security', 'official-client', 'relay', 'relay-ingest', 'relay-crash', 'relay-sources', 'relay-people',
   'consumers', 'consumers-crash', 'consumers-instances',
 ]

@@ -30,6 +30,8 @@ export interface StalledOptions {
   /** every stalled reader stays stalled to the end of the writes, then all resume at once (default: half resume midway) */
   allResumeAtEnd?: boolean
   progress?: (line: string) => void
+  /** more settings for the server process (e.g. NODE_OPTIONS) */
+  serverEnv?: Record<string, string>
 }
 
 export interface StalledFigures {
@@ -89,7 +91,7 @@ interface Reader {
 export async function runStalled(o: StalledOptions): Promise<{ figures: StalledFigures; violations: string[] }> {
   const rate = o.rate ?? 150
   const violations: string[] = []
-  const server = await ChildServer.start({ dataDir: o.dataDir, env: { MAX_STREAMS_PER_IP: '1000000', METRICS_PORT: '0' } })
+  const server = await ChildServer.start({ dataDir: o.dataDir, env: { MAX_STREAMS_PER_IP: '1000000', METRICS_PORT: '0', ...o.serverEnv } })
   /** `/subscribe` streams the server has off the live path now */
   const behind = async () => {
     const scrape = await Scrape.of(server.metricsUrl!)
@@ -185,6 +187,10 @@ export async function runStalled(o: StalledOptions): Promise<{ figures: StalledF
     // the readers still stalled resume at once: the server's memory while they all catch up
     let rssResumeMax = rssAtEnd
     const resumeSampler = setInterval(() => (rssResumeMax = Math.max(rssResumeMax, server.rss())), 100)
+    const memory = new MemoryPeaks(server.metricsUrl!)
+    const memorySampler = setInterval(() => void memory.sample(), 250)
+    const resumedAt = performance.now()
+    const cpuAtEnd = server.cpuMs()
     for (const r of stalled) r.stalled!.resume()
 
     // everything written is in the log; each reader must end up with its share of it, in order
@@ -196,7 +202,9 @@ export async function runStalled(o: StalledOptions): Promise<{ figures: StalledF
     const complete = (r: Reader) => r.seen.length >= log.filter(r.wants).length
     while (Date.now() < deadline && !readers.every(complete)) await sleep(100)
     clearInterval(resumeSampler)
+    clearInterval(memorySampler)
     rssResumeMax = Math.max(rssResumeMax, server.rss())
+    o.progress?.(`caught up in ${Math.round(performance.now() - resumedAt)} ms, server CPU ${Math.round(server.cpuMs() - cpuAtEnd)} ms; at most: ${memory.describe()}`)
     let stalledComplete = 0
     let liveComplete = 0
     for (const r of readers) {
@@ -227,6 +235,43 @@ export async function runStalled(o: StalledOptions): Promise<{ figures: StalledF
       r.stalled?.close()
     }
     await server.kill()
+  }
+}
+
+/**
+ * The highest value of each part of the server's memory seen by its scrapes (the process
+ * metrics, the unsent bytes of its streams, the bytes its replay pages count).
+ */
+class MemoryPeaks {
+  static readonly PARTS: [string, string, Record<string, string>][] = [
+    ['heapUsed', 'hearth_nodejs_heap_size_used_bytes', {}],
+    ['heapTotal', 'hearth_nodejs_heap_size_total_bytes', {}],
+    ['newSpace', 'hearth_nodejs_heap_space_size_total_bytes', { space: 'new' }],
+    ['oldSpace', 'hearth_nodejs_heap_space_size_total_bytes', { space: 'old' }],
+    ['external', 'hearth_nodejs_external_memory_bytes', {}],
+    ['unsent', 'hearth_stream_unsent_bytes', {}],
+    ['pages', 'hearth_replay_page_bytes', {}],
+  ]
+  readonly peaks = new Map<string, number>()
+  #busy = false
+
+  constructor(readonly url: string) {}
+
+  async sample(): Promise<void> {
+    if (this.#busy) return
+    this.#busy = true
+    try {
+      const s = await Scrape.of(this.url)
+      for (const [name, metric, labels] of MemoryPeaks.PARTS) this.peaks.set(name, Math.max(this.peaks.get(name) ?? 0, s.value(metric, labels)))
+    } catch {
+      // a scrape that fails under load is skipped
+    } finally {
+      this.#busy = false
+    }
+  }
+
+  describe(): string {
+    return [...this.peaks].map(([k, v]) => `${k} ${mb(v)}`).join(', ') + ' MB'
   }
 }
 
