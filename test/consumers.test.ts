@@ -134,6 +134,25 @@ t.test('one holder at a time, order per user, and a fair share across workers', 
   t.equal(new Set(arrived.map((d) => d.seq)).size, total, 'every event went out')
 })
 
+t.test('an ack counts by id, whoever sends it: the copy out again meanwhile is a duplicate, and the next event goes', async (t) => {
+  const server = await startTestServer(t)
+  const alice = await newUser(server)
+  const api = new ConsumerApi(server.url, alice)
+  for (let i = 1; i <= 2; i++) await alice.put(`/pub/s/${i}`, 'x')
+  const id = await api.create({ filters: [`${alice.user}/pub/s/*`], from: 'start', ackWaitMs: 60_000 })
+  const gone = api.worker(id)
+  const [first] = await gone.received(1)
+  gone.close()
+  const taker = api.worker(id)
+  t.teardown(() => taker.close())
+  await taker.received(1, 'the first event out again once the stream holding it ended')
+  t.match(taker.got[0], { seq: '1', deliveries: 2 })
+  await gone.ack([first!.id])
+  await taker.received(2, "the user's next event, though the taker never acked the first")
+  t.match(taker.got[1], { seq: '2', deliveries: 1 })
+  t.match((await api.state(id)).body, { pending: 1, ackFloor: '0000000000002' }, 'the first is done')
+})
+
 t.test("the owner's /priv/ events, nobody else's; signing out ends the streams, not the consumer", async (t) => {
   const server = await startTestServer(t)
   const alice = await newUser(server)
