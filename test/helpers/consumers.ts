@@ -63,13 +63,14 @@ export class ConsumerApi {
   }
 }
 
-/** One delivery as a worker saw it; `arrival` orders the arrivals of every worker in this process. */
+/** One delivery as a worker saw it; `arrival` orders the arrivals and ack requests of every worker in this process. */
 export type Delivery = StreamEvent & { deliveries: number; arrival: number }
 
-let arrivals = 0
+/** One clock for every worker here: what happened before what, as this process saw it. */
+let ticks = 0
 
 export interface WorkerOptions {
-  /** ack each event as it arrives */
+  /** ack each event once the turn of the event loop it arrived in is over (what arrived with it is seen first) */
   autoAck?: boolean
   headers?: Record<string, string>
 }
@@ -80,6 +81,8 @@ export class Worker {
   readonly resets: { requested: string; floor: string }[] = []
   /** ids whose ack the server answered with 200 */
   readonly acked = new Set<string>()
+  /** ids whose ack this worker sent, each with the tick it was sent at (the clock of `arrival`), the first time */
+  readonly ackSent = new Map<string, number>()
   readonly conn: SseConnection
   readonly #api: ConsumerApi
   readonly #id: string
@@ -90,9 +93,9 @@ export class Worker {
     this.conn = openSse(`${api.url}/consumers/${id}/events`, options.headers ?? api.client.headers(), (f) => {
       if (f.event === 'reset' && f.data !== undefined) this.resets.push(JSON.parse(f.data))
       if ((f.event !== 'PUT' && f.event !== 'DEL') || f.data === undefined) return
-      const d = { ...(JSON.parse(f.data) as Delivery), arrival: ++arrivals }
+      const d = { ...(JSON.parse(f.data) as Delivery), arrival: ++ticks }
       this.got.push(d)
-      if (options.autoAck) this.ack([d.id]).catch(() => {}) // a server killed meanwhile: it comes back
+      if (options.autoAck) setImmediate(() => this.ack([d.id]).catch(() => {})) // a server killed meanwhile: it comes back
     })
   }
 
@@ -102,6 +105,10 @@ export class Worker {
   }
 
   async ack(ids: string[], kind: 'ack' | 'nak' | 'term' = 'ack'): Promise<void> {
+    if (kind === 'ack') {
+      const at = ++ticks
+      for (const id of ids) if (!this.ackSent.has(id)) this.ackSent.set(id, at)
+    }
     const res = await this.#api.ack(this.#id, { [kind]: ids })
     if (res.status !== 200) throw new Error(`ack: ${res.status} ${JSON.stringify(res.body)}`)
     if (kind === 'ack') for (const id of ids) this.acked.add(id)
