@@ -1,34 +1,10 @@
 import type { ConsumerRecord } from '../kv/store.js'
+import type { ConsumerState } from 'hearth-homeserver-client'
 import { idOf } from 'hearth-homeserver-client/id'
 import { ackFloor } from './ledger.js'
 
-/** A consumer's state as the routes answer it (SPEC §12): its definition, and where it stands. */
-export interface ConsumerState {
-  id: string
-  filters: string[]
-  from: ConsumerRecord['definition']['from']
-  ack: 'explicit' | 'automatic'
-  ackWaitMs: number
-  maxDeliver: number
-  maxPending: number
-  shareProgress: boolean
-  /** every matching event at or below it is done */
-  ackFloor: string
-  /** events out unacked */
-  pending: number
-  /** of those, events that went out more than once */
-  redelivered: number
-  /** dead letters kept */
-  dead: number
-  /** events in the log past the ack floor */
-  lag: number
-  /** streams open on the instance that answers */
-  streams: number
-  /** ms since the epoch */
-  createdAt: number
-  /** the last time retention overtook the consumer: events after `requested` and below `floor` never went out */
-  reset: { requested: string; floor: string } | null
-}
+/** A consumer's state as the routes answer it (SPEC §12): the client package's type, which reads it. */
+export type { ConsumerState }
 
 export function stateOf(r: ConsumerRecord, head: number, streams: number): ConsumerState {
   const floor = ackFloor(r)

@@ -22,13 +22,19 @@ export interface ConsumerState extends Required<ConsumerDefinition> {
   id: string
   /** every matching event at or below it is done */
   ackFloor: string
+  /** events out unacked */
   pending: number
+  /** of those, events that went out more than once */
   redelivered: number
+  /** dead letters kept */
   dead: number
   /** events in the log past the ack floor */
   lag: number
+  /** streams open on the instance that answers */
   streams: number
+  /** ms since the epoch */
   createdAt: number
+  /** the last time retention overtook the consumer: events after `requested` and below `floor` never went out */
   reset: { requested: string; floor: string } | null
 }
 
