@@ -31,7 +31,11 @@ export interface ConsumeOptions {
   onReset?: (reset: ResetInfo) => void
   /** the stream dropped or could not open, and is retried after `delayMs` */
   onRetry?: (retry: { attempt: number; delayMs: number; error: Error }) => void
-  /** acks are gathered this long into one request (default 10 ms) */
+  /**
+   * acks are gathered into one request: those that come while the previous request is on its
+   * way, and those that come within this long of the first (default 0: only the former, so a
+   * lone ack leaves at once and a busy worker sends one request per round trip)
+   */
   ackBatchMs?: number
   /** reconnect waits: full jitter over base·2^attempt, capped (default 1 s, cap 30 s) */
   backoff?: { baseMs?: number; maxMs?: number }
@@ -41,7 +45,7 @@ export interface ConsumeOptions {
 
 const deliverySchema = logEventSchema.extend({ deliveries: z.number().int().positive() })
 const MAX_FRAME = 1024 * 1024
-/** acks waiting beyond this many are sent at once, not after `ackBatchMs` */
+/** acks waiting beyond this many are sent as soon as they can be, not after `ackBatchMs` */
 const ACK_BATCH = 256
 
 /** Runs `handler` over a durable consumer's events (SPEC §12); see `ConsumerWorker`. */
@@ -68,6 +72,8 @@ export class ConsumerWorker {
   #slot: (() => void) | undefined
   #flushTimer: ReturnType<typeof setTimeout> | undefined
   #flushing: Promise<void> = Promise.resolve()
+  /** an ack request is on its way: what comes meanwhile waits for its answer */
+  #sending = false
   #processed = 0
 
   constructor(options: ConsumeOptions) {
@@ -191,13 +197,14 @@ export class ConsumerWorker {
     if (!this.#explicit) return
     this.#acks[kind].push(id)
     if (this.#acks.ack.length + this.#acks.nak.length >= ACK_BATCH) void this.#flush()
-    else this.#flushTimer ??= setTimeout(() => void this.#flush(), this.#opts.ackBatchMs ?? 10)
+    else if (!this.#sending) this.#flushTimer ??= setTimeout(() => void this.#flush(), this.#opts.ackBatchMs ?? 0)
   }
 
   /**
-   * Sends the gathered acks in one request, one request at a time. A request that fails is
-   * retried with the next batch; what never reaches the server comes again after its ack wait,
-   * which at least once allows.
+   * Sends the gathered acks in one request, one request at a time; acks that came while it was
+   * on its way leave as soon as it is answered. A request that fails is retried with the next
+   * batch; what never reaches the server comes again after its ack wait, which at least once
+   * allows.
    */
   #flush(): Promise<void> {
     clearTimeout(this.#flushTimer)
@@ -205,6 +212,7 @@ export class ConsumerWorker {
     this.#flushing = this.#flushing.then(async () => {
       const body = { ack: this.#acks.ack.splice(0), nak: this.#acks.nak.splice(0) }
       if (body.ack.length + body.nak.length === 0) return
+      this.#sending = true
       try {
         const res = await fetch(`${this.#ep.url}/consumers/${encodeURIComponent(this.#opts.consumer)}/ack`, {
           method: 'POST', headers: { ...this.#ep.headers, 'content-type': 'application/json' }, body: JSON.stringify(body),
@@ -216,7 +224,10 @@ export class ConsumerWorker {
         this.#acks.ack.push(...body.ack)
         this.#acks.nak.push(...body.nak)
         this.#flushTimer ??= setTimeout(() => void this.#flush(), 1000)
+      } finally {
+        this.#sending = false
       }
+      if (this.#flushTimer === undefined && this.#acks.ack.length + this.#acks.nak.length > 0) void this.#flush()
     })
     return this.#flushing
   }
