@@ -1,7 +1,7 @@
 import t from 'tap'
 import { EventFrames } from '../src/feed/frames.js'
 import { EVENTS_STREAM, SUBSCRIBE } from '../src/feed/wire.js'
-import { LogPages, PAGE, READ_RESERVE, eventBytes, type Lease } from '../src/feed/pages.js'
+import { LONE_KEPT_BYTES, LogPages, PAGE, READ_RESERVE, eventBytes, type Lease } from '../src/feed/pages.js'
 import { encodeStored } from '../src/events/stored.js'
 import { MAX_PATH_BYTES } from '../src/paths.js'
 import { startTestServer, newUser } from './helpers/server.js'
@@ -96,6 +96,23 @@ t.test('the page pool keeps events and frames within its byte budget', async (t)
     t.ok(first!.every((f) => typeof f === 'string'), 'the first reader encodes its own, as a lone reader does')
     t.ok(second!.every((f, i) => Buffer.isBuffer(f) && f === third![i]), 'the others get the one kept Buffer of each frame')
     t.ok(second!.every((f, i) => f.toString() === first![i]), 'holding the same frame')
+  })
+
+  t.test('a lone reader passes its pages on: the pool keeps them only while another stream reads the log', async (t) => {
+    const walk = async (pool: LogPages): Promise<number[]> => {
+      const held: number[] = []
+      for (let after = 0; after < EVENTS; after += PAGE) {
+        const lease = await pool.lease({}, after)
+        await lease.page.events
+        lease.release()
+        held.push(pool.stats().held)
+      }
+      return held
+    }
+    // each page here counts more than LONE_KEPT_BYTES: a lone reader's pool keeps the last one only
+    t.ok(READ_RESERVE - 64 * 1024 > LONE_KEPT_BYTES)
+    t.same(await walk(new LogPages(log, 8 * READ_RESERVE, () => 1)), [1, 1, 1, 1], 'alone: only the page just given back stays')
+    t.same(await walk(new LogPages(log, 8 * READ_RESERVE, () => 2)), [1, 2, 3, 4], 'with another stream reading: every page stays, within the budget')
   })
 
   t.test('an event counts all the stored text it keeps, and no event a write makes counts more than a read reserves', async (t) => {

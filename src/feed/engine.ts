@@ -3,7 +3,7 @@ import type { EventLog } from '../events/event-log.js'
 import type { Filter } from '../subscriptions/filter.js'
 import { SubscriptionTables } from '../subscriptions/tables.js'
 import { framesOf } from './frames.js'
-import { LogPages } from './pages.js'
+import { LogPages, PAGE_BYTES_HELD } from './pages.js'
 import { LogReader, type ReadSpec } from './reader.js'
 import { pollPage, type PollPage } from './poll.js'
 import type { CanSee } from './visibility.js'
@@ -54,7 +54,7 @@ export class FeedEngine {
     const { keepaliveMs } = settings
     this.#events = events
     this.#heldViews = new HeldViews(settings.snapshotViews)
-    this.#pages = new LogPages(events)
+    this.#pages = new LogPages(events, PAGE_BYTES_HELD, () => this.#window.streams)
     this.#observer = observer
     this.#unlisten = events.onAppend((events) => this.#announce(events))
     this.#timer = setInterval(() => this.#keepalive(), keepaliveMs)

@@ -13,6 +13,13 @@ export const PAGE = 256
  */
 export const PAGE_BYTES_HELD = 32 * 1024 * 1024
 
+/**
+ * Bytes of read pages that no reader holds which the pool keeps while at most one stream reads
+ * the log: enough for a lone reader to find the page it gave back before waiting on its client,
+ * few enough that the pages it has passed die young rather than fill old space.
+ */
+export const LONE_KEPT_BYTES = 2 * 1024 * 1024
+
 /** What an event counts besides the characters of its strings: the object, its numbers, its slot in the page. */
 const EVENT_OVERHEAD = 160
 
@@ -191,7 +198,10 @@ interface Waiter {
  * them, and the frames kept with it) until no reader holds it and it has been given up to make
  * room. Readers at a cursor a held page covers share it (one read, one decoded page, one
  * encoding of each event); a page no reader holds stays, most recently used last, until a new
- * read needs its room: the kept frames of such pages go first, then the pages themselves. A
+ * read needs its room: the kept frames of such pages go first, then the pages themselves.
+ * While at most one stream reads the log (`readers`), no other reader will come back for a page
+ * it passed, so only the most recent LONE_KEPT_BYTES of such pages stay (and always the last
+ * one given back). A
  * reader that finds no room waits its turn, first come first served. A frame is kept only if
  * it fits; otherwise each reader encodes its own, which it holds only until it is written.
  *
@@ -217,11 +227,14 @@ export class LogPages {
   #peak = 0
   #reads = 0
   #shared = 0
+  /** how many streams read the log now (replays and catch-ups) */
+  readonly #readers: () => number
 
-  constructor(events: EventLog, budget = PAGE_BYTES_HELD) {
+  constructor(events: EventLog, budget = PAGE_BYTES_HELD, readers: () => number = () => Infinity) {
     if (budget < READ_RESERVE) throw new RangeError(`a page pool of ${budget} bytes has no room for one read (${READ_RESERVE} bytes)`)
     this.#events = events
     this.budget = budget
+    this.#readers = readers
   }
 
   stats(): PageStats {
@@ -247,9 +260,26 @@ export class LogPages {
   giveBack(page: Page): void {
     if (--page.leases > 0) return
     if (page.failed) this.#forget(page)
-    else if (page.end !== undefined) this.#kept.add(page)
+    else if (page.end !== undefined) {
+      this.#kept.add(page)
+      if (this.#readers() <= 1) this.#keepLone(page)
+    }
     // a page still being read stays counted; it is kept once read (below)
     this.#serve()
+  }
+
+  /**
+   * Forgets the least recently used pages no reader holds until LONE_KEPT_BYTES of them remain,
+   * or only `last` (the page just given back, which its reader may come back to) does.
+   */
+  #keepLone(last: Page): void {
+    let kept = 0
+    for (const page of this.#kept) kept += page.bytes
+    for (const page of this.#kept) {
+      if (kept <= LONE_KEPT_BYTES || page === last) return
+      kept -= page.bytes
+      this.#forget(page)
+    }
   }
 
   #share(source: Source, after: number): Lease | undefined {
