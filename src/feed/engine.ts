@@ -54,6 +54,8 @@ export class FeedEngine {
     const { keepaliveMs } = settings
     this.#events = events
     this.#heldViews = new HeldViews(settings.snapshotViews)
+    // the pool's readers are the replays and catch-ups in the window; a consumer's run or a
+    // snapshot's events read pages without counting, so alongside one replay they share less
     this.#pages = new LogPages(events, PAGE_BYTES_HELD, () => this.#window.streams)
     this.#observer = observer
     this.#unlisten = events.onAppend((events) => this.#announce(events))

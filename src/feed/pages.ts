@@ -227,7 +227,7 @@ export class LogPages {
   #peak = 0
   #reads = 0
   #shared = 0
-  /** how many streams read the log now (replays and catch-ups) */
+  /** how many streams read the log now, as the caller counts them (the feed: its replays and catch-ups) */
   readonly #readers: () => number
 
   constructor(events: EventLog, budget = PAGE_BYTES_HELD, readers: () => number = () => Infinity) {
