@@ -115,6 +115,17 @@ export class SseStream {
     return new Promise((resolve) => this.#drainWaiters.push(resolve))
   }
 
+  /** Whether the stream drains (or closes) within `ms`. */
+  async drainedWithin(ms: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, ms, false)))
+    try {
+      return await Promise.race([this.drained().then(() => true), late])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
   #wake(): void {
     for (const resolve of this.#drainWaiters.splice(0)) resolve()
   }

@@ -1,6 +1,6 @@
 import type pg from 'pg'
 import type { KeyRange } from '../store.js'
-import { FULL_START, isFull, keyParts } from './key-parts.js'
+import { FULL_START, START_BYTES, isFull, keyParts } from './key-parts.js'
 
 /** Keys fetched per query: a long listing is read in pages, never held whole. */
 const PAGE = 500
@@ -89,23 +89,29 @@ export class KeyScan {
     const end = this.#end
     // the end's own start may be shared: the keys past the end within it are filtered out
     if (end !== undefined) where.add(`key_start ${this.#before(true)} ? AND key ${this.#before(end.inclusive)} ?`, end.start, end.key)
-    const rows = await where.select<KeyRow & { key_start: Buffer; key_rest: Buffer }>(db, `${columns}, key_start, key_rest`, `key_start ${this.#order}`, take)
+    // the key parts are derived from each key here, not selected: a bytea column comes back as
+    // hex text that pg turns into a Buffer per row, which was most of what a page allocated
+    const rows = await where.select<KeyRow>(db, columns, `key_start ${this.#order}`, take)
     const keys: KeyRow[] = []
     for (let i = 0; i < rows.length; ) {
-      const start = rows[i]!.key_start
+      if (!mayShareStart(rows[i]!.key)) {
+        keys.push(rows[i++]!) // its start is the whole key: no other row has it
+        continue
+      }
+      const start = keyParts(rows[i]!.key).start
       let j = i + 1
-      while (j < rows.length && rows[j]!.key_start.equals(start)) j++
-      if (j === rows.length && rows.length === take && isFull(start)) {
+      while (j < rows.length && mayShareStart(rows[j]!.key) && keyParts(rows[j]!.key).start.equals(start)) j++
+      if (j === rows.length && rows.length === take) {
         // the page may have stopped within this start's keys: read them all, in order
         this.#at = { start }
         return keys
       }
-      const run = rows.slice(i, j).sort((a, b) => this.#sign * Buffer.compare(a.key_rest, b.key_rest))
+      const run = rows.slice(i, j).sort((a, b) => this.#sign * Buffer.compare(keyParts(a.key).rest, keyParts(b.key).rest))
       for (const row of run) keys.push(row)
       i = j
     }
     if (rows.length < take) this.done = true
-    else this.#at = { from: { bytes: rows[rows.length - 1]!.key_start, inclusive: false } }
+    else this.#at = { from: { bytes: keyParts(rows[rows.length - 1]!.key).start, inclusive: false } }
     return keys
   }
 
@@ -117,8 +123,8 @@ export class KeyScan {
     const end = this.#end
     const endsHere = end !== undefined && end.start.equals(start)
     if (endsHere) where.add(`key_rest ${this.#before(end.inclusive)} ?`, end.rest)
-    const rows = await where.select<KeyRow & { key_rest: Buffer }>(db, `${columns}, key_rest`, `key_rest ${this.#order}`, take)
-    if (rows.length === take) this.#at = { start, from: { bytes: rows[rows.length - 1]!.key_rest, inclusive: false } }
+    const rows = await where.select<KeyRow>(db, columns, `key_rest ${this.#order}`, take)
+    if (rows.length === take) this.#at = { start, from: { bytes: keyParts(rows[rows.length - 1]!.key).rest, inclusive: false } }
     else if (endsHere) this.done = true
     else this.#at = { from: { bytes: start, inclusive: false } }
     return rows
@@ -162,6 +168,12 @@ class Conditions {
     const { rows } = await db.query<R>(`SELECT ${columns} FROM files ${where} ORDER BY ${order} LIMIT ${limit}`, this.#params)
     return rows
   }
+}
+
+/** Whether a key's start may be shared: only a key of START_BYTES bytes or more has a full one. */
+function mayShareStart(key: string): boolean {
+  // a character takes at most 3 UTF-8 bytes for each of its UTF-16 units
+  return key.length * 3 >= START_BYTES && Buffer.byteLength(key) >= START_BYTES
 }
 
 function bound(key: string, inclusive: boolean): Bound {
