@@ -44,9 +44,12 @@ export async function benchReplay(): Promise<Record<string, number | string>> {
     let sseMs = Infinity
     let delivered = 0
     let bytes = 0
+    let growth = { rssMb: 0, anonMb: 0 }
     try {
       for (let i = 0; i < 2; i++) {
+        const sampler = i === 0 ? new MemorySampler(server) : undefined
         const run = await replay(server.url)
+        if (sampler !== undefined) growth = sampler.stop()
         delivered = run.events
         bytes = run.bytes
         sseMs = Math.min(sseMs, run.ms)
@@ -66,13 +69,39 @@ export async function benchReplay(): Promise<Record<string, number | string>> {
     console.log(`  raw LevelDB iteration:  ${rawPerSec.toLocaleString('en')} events/s (${Math.round(rawMs)} ms)`)
     console.log(`  SSE replay to 1 client: ${ssePerSec.toLocaleString('en')} events/s (${Math.round(sseMs)} ms, ${(bytes / 1048576).toFixed(0)} MiB)`)
     console.log(`  ratio:                  ${ratio} (goal ≥ 0.6)`)
+    console.log(`  server memory during the first replay: RSS +${growth.rssMb} MB, of it its own (RssAnon) +${growth.anonMb} MB; the rest is pages of the mapped log`)
     const pg = (await postgresAvailable()) ? await postgresReplay(events) : { pgSkipped: 'no PostgreSQL' }
     return {
       events, missing: events - delivered, rawEventsPerSec: rawPerSec, sseEventsPerSec: ssePerSec, ratio, sseMiBPerSec: Math.round(bytes / 1048576 / (sseMs / 1000)),
+      rssGrowthMb: growth.rssMb, anonGrowthMb: growth.anonMb,
       ...pg,
     }
   } finally {
     rmSync(dataDir, { recursive: true, force: true })
+  }
+}
+
+/** The most a server's RSS and RssAnon grew over what they were at the start, sampled every 20 ms. */
+export class MemorySampler {
+  readonly #rss: number
+  readonly #anon: number
+  #peakRss: number
+  #peakAnon: number
+  readonly #timer: NodeJS.Timeout
+
+  constructor(server: ChildServer) {
+    this.#rss = this.#peakRss = server.rss()
+    this.#anon = this.#peakAnon = server.rssAnon()
+    this.#timer = setInterval(() => {
+      this.#peakRss = Math.max(this.#peakRss, server.rss())
+      this.#peakAnon = Math.max(this.#peakAnon, server.rssAnon())
+    }, 20)
+  }
+
+  stop(): { rssMb: number; anonMb: number } {
+    clearInterval(this.#timer)
+    const mb = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10
+    return { rssMb: mb(this.#peakRss - this.#rss), anonMb: mb(this.#peakAnon - this.#anon) }
   }
 }
 

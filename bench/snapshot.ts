@@ -8,7 +8,7 @@ import { LevelKV } from '../src/kv/level/level-map.js'
 import type { BatchOp } from '../src/kv/level/ordered-map.js'
 import { ChildServer } from '../test/helpers/child-server.js'
 import { postgresAvailable } from '../test/helpers/postgres.js'
-import { benchEvent, benchUsers, buildLog, buildPostgresLog, readStream, replay } from './replay.js'
+import { MemorySampler, benchEvent, benchUsers, buildLog, buildPostgresLog, readStream, replay } from './replay.js'
 
 /**
  * Snapshot, then follow: one client reads `/subscribe?snapshot=true&live=false` of every file
@@ -16,7 +16,8 @@ import { benchEvent, benchUsers, buildLog, buildPostgresLog, readStream, replay 
  * events, side by side, on LevelDB and on PostgreSQL. The files and the log are written
  * straight into storage (each file the state one event of the log left), the server runs as
  * `hearth serve` in a child process, and its RSS is sampled every 20 ms during the snapshot:
- * the growth over its RSS before is what a snapshot of that many files costs in memory.
+ * the growth over its RSS before is what a snapshot of that many files costs in memory (and
+ * RssAnon's, the part that is not pages of mapped files).
  */
 export const description = 'A snapshot of every file (1M, 1,000 users) to one /subscribe?snapshot=true client vs a replay of as many events, on LevelDB and PostgreSQL; peak server RSS growth during the snapshot.'
 export const goals = { missing: '== 0', peakRssGrowthMb: '< 100', pgMissing: '== 0', pgPeakRssGrowthMb: '< 100' }
@@ -98,9 +99,8 @@ async function postgresSnapshot(n: number): Promise<Record<string, number>> {
 async function measure(opts: { dataDir: string; env?: Record<string, string> }, n: number, prefix: string): Promise<Record<string, number>> {
   const server = await ChildServer.start({ ...opts, startTimeoutMs: 300_000 })
   try {
-    const before = server.rss()
-    let peak = before
-    const sampler = setInterval(() => (peak = Math.max(peak, server.rss())), 20)
+    const sampler = new MemorySampler(server)
+    let growth = { rssMb: 0, anonMb: 0 }
     let snapMs = Infinity
     let files = 0
     try {
@@ -108,24 +108,24 @@ async function measure(opts: { dataDir: string; env?: Record<string, string> }, 
         const run = await readStream(`${server.url}/subscribe?snapshot=true&live=false`)
         snapMs = Math.min(snapMs, run.ms)
         files = run.events - 1 // and `synced`
-        if (i === 0) clearInterval(sampler)
+        if (i === 0) growth = sampler.stop()
       }
     } finally {
-      clearInterval(sampler)
+      sampler.stop()
     }
     let replayMs = Infinity
     for (let i = 0; i < 2; i++) replayMs = Math.min(replayMs, (await replay(server.url)).ms)
     const name = (s: string) => (prefix === '' ? s : prefix + s[0]!.toUpperCase() + s.slice(1))
     const filesPerSec = Math.round(n / (snapMs / 1000))
     const eventsPerSec = Math.round(n / (replayMs / 1000))
-    const growth = Math.round(((peak - before) / 1048576) * 10) / 10
-    console.log(`snapshot${prefix === '' ? '' : ' on PostgreSQL'}: ${n.toLocaleString('en')} files at ${filesPerSec.toLocaleString('en')}/s; replay of as many events ${eventsPerSec.toLocaleString('en')}/s; RSS +${growth} MB`)
+    console.log(`snapshot${prefix === '' ? '' : ' on PostgreSQL'}: ${n.toLocaleString('en')} files at ${filesPerSec.toLocaleString('en')}/s; replay of as many events ${eventsPerSec.toLocaleString('en')}/s; RSS +${growth.rssMb} MB (its own, RssAnon: +${growth.anonMb} MB)`)
     return {
       [name('missing')]: n - files,
       [name('snapshotFilesPerSec')]: filesPerSec,
       [name('replayEventsPerSec')]: eventsPerSec,
       [name('snapshotToReplay')]: Math.round((filesPerSec / eventsPerSec) * 100) / 100,
-      [name('peakRssGrowthMb')]: growth,
+      [name('peakRssGrowthMb')]: growth.rssMb,
+      [name('anonGrowthMb')]: growth.anonMb,
     }
   } finally {
     await server.stop()

@@ -218,10 +218,22 @@ export class ChildServer {
 
   /** Resident memory of the server process in bytes, from /proc (Linux). */
   rss(): number {
+    return this.#status('VmRSS')
+  }
+
+  /**
+   * The part of `rss` that is the process's own memory (heap, arenas, stacks), in bytes: without
+   * the pages of mapped files, such as LevelDB's tables, which the kernel can drop at will.
+   */
+  rssAnon(): number {
+    return this.#status('RssAnon')
+  }
+
+  #status(field: string): number {
     const pid = this.#child?.pid
     if (pid === undefined) throw new Error('the server is not running')
-    const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-    if (m === null) throw new Error(`no VmRSS for ${pid}`)
+    const m = new RegExp(`${field}:\\s+(\\d+)\\s+kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    if (m === null) throw new Error(`no ${field} for ${pid}`)
     return Number(m[1]) * 1024
   }
 

@@ -4,7 +4,7 @@ import { keyOrder } from '../store.js'
 import { NAMESPACES, checkBatch, type BatchOp, type KV, type Namespace, type Range, type ReadOptions, type Snapshot, type Value } from './ordered-map.js'
 
 /** The most bytes one native step of a paged read brings over (LevelDB's default is 16 KiB). */
-const PAGE_READ_BYTES = 256 * 1024
+export const PAGE_READ_BYTES = 256 * 1024
 const VIEW_READ_BYTES = 16 * 1024
 
 /** The most entries one `nextv` asks for: the native side reserves room for all of them up front. */
@@ -49,8 +49,8 @@ export class LevelKV implements KV {
     return this.#db.snapshot()
   }
 
-  async getMany(ns: Namespace, keys: string[]): Promise<(Value | undefined)[]> {
-    return (await this.#sub(ns).getMany(keys)) as (Value | undefined)[]
+  async getMany(ns: Namespace, keys: string[], options: ReadOptions = {}): Promise<(Value | undefined)[]> {
+    return (await this.#sub(ns).getMany(keys, snapshotOption(options))) as (Value | undefined)[]
   }
 
   async batch(ops: BatchOp[], options: { sync?: boolean } = {}): Promise<void> {
@@ -133,11 +133,11 @@ export class LevelKV implements KV {
 
   /**
    * One iterator over a namespace's entries at `snapshot`, moved to each page asked: a read
-   * view's pages (a snapshot's files) through it, in steps of VIEW_READ_BYTES. `close` it
-   * before the snapshot.
+   * view's pages (a snapshot's files) through it, in steps of `readBytes`. `close` it before the
+   * snapshot.
    */
-  viewPages(ns: Namespace, snapshot: Snapshot): ViewPages {
-    return new ViewPages(() => this.#sub(ns).iterator({ highWaterMarkBytes: VIEW_READ_BYTES, snapshot } as object) as EntryIterator)
+  viewPages(ns: Namespace, snapshot: Snapshot, readBytes = VIEW_READ_BYTES): ViewPages {
+    return new ViewPages(() => this.#sub(ns).iterator({ highWaterMarkBytes: readBytes, snapshot } as object) as EntryIterator)
   }
 
   /** Counts keys in many short ranges through one iterator; `close` it when done. */

@@ -13,6 +13,7 @@ import { FileBlobs } from './blobs.js'
 import { LevelConsumers } from './consumers.js'
 import { FOLDER_INDEX, countedAbove, folderKey, isCounted } from './folder-index.js'
 import { LevelKV, type RangeCounter } from './level-map.js'
+import { LogCursors, seqKey } from './log-cursors.js'
 import { LevelReadView } from './read-view.js'
 import { asText, type BatchOp, type Range, type ReadOptions, type Value } from './ordered-map.js'
 
@@ -20,7 +21,7 @@ import { asText, type BatchOp, type Range, type ReadOptions, type Value } from '
 const REBUILD_BATCH = 10_000
 
 
-export const seqKey = (seq: number): string => seq.toString(16).padStart(16, '0')
+export { seqKey }
 export const userSeqKey = (user: string, seq: number): string => `${user}:${seqKey(seq)}`
 
 /**
@@ -39,12 +40,14 @@ export class LevelStore implements Store {
   readonly #accounts = new Serial()
   readonly #claims = new Serial()
   readonly #consumers: LevelConsumers
+  readonly #log: LogCursors
   readonly #signOuts = new Set<(secret: string) => void>()
 
   private constructor(dataDir: string) {
     this.location = resolve(dataDir)
     this.#kv = new LevelKV(join(dataDir, 'db'))
     this.#consumers = new LevelConsumers(this.#kv)
+    this.#log = new LogCursors(this.#kv)
     this.blobs = new FileBlobs(join(dataDir, 'blobs'), async (id) => (await this.#kv.get('blobs', id)) !== undefined)
   }
 
@@ -149,6 +152,7 @@ export class LevelStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.#log.close()
     await this.#kv.close()
   }
 
@@ -179,7 +183,7 @@ export class LevelStore implements Store {
   }
 
   readLog(after: number, upTo: number, limit: number): Promise<LogRead> {
-    return this.#page('log', { gt: seqKey(after), lte: seqKey(upTo) }, upTo > after ? limit : 0)
+    return this.#log.read(after, upTo, limit)
   }
 
   /**
@@ -214,6 +218,7 @@ export class LevelStore implements Store {
       const now = await this.floor()
       if (floor <= now) return now
       await this.#kv.batch([{ type: 'put', ns: 'meta', key: 'floor', value: String(floor) }], { sync: true })
+      this.#log.floorRaised()
       return floor
     })
   }
