@@ -1,3 +1,4 @@
+import { Transform } from 'node:stream'
 import t, { type Test } from 'tap'
 import {
   follow, idOf, MemoryCursorStore, ResetError,
@@ -202,13 +203,13 @@ t.test('a follower stopped in the middle of a snapshot resumes it from the store
 
 t.test('a connection cut in the middle of a snapshot is reopened after the last frame received: nothing twice, nothing missed', async (t) => {
   const server = await startTestServer(t)
-  const proxy = await TcpProxy.start(t, server.url)
+  // the first connection ends right after the 10th file's frame, however much the server has sent
+  const proxy = await TcpProxy.start(t, server.url, () => endBeforeFrame(11))
   const a = await newUser(server)
   const writes = new AckedWrites()
   for (let i = 0; i < 300; i++) await writes.put(a, `/pub/c/${String(i).padStart(3, '0')}`, `v${i}`)
   const resumes: (string | null)[] = []
   const consumer = new Consumer()
-  consumer.afterFile = () => consumer.handed.length === 10 && proxy.cut()
   const f = follow({
     url: proxy.url, cursorStore: 'memory', filters: [`${a.user}/pub/c/*`], snapshot: consumer, backoff: { baseMs: 10, maxMs: 50 },
     fetch: (input, init) => {
@@ -228,6 +229,33 @@ t.test('a connection cut in the middle of a snapshot is reopened after the last 
   await running
   t.equal(consumer.error, undefined)
 })
+
+/** Whether a connection was ended by `endBeforeFrame`. */
+let ended = false
+
+/**
+ * What the server sends, passed on up to the `n`th snapshot frame (the nth id that is a resume
+ * token), where the connection ends; once, so later connections pass everything.
+ */
+function endBeforeFrame(n: number): Transform {
+  let seen = 0
+  let mine = false
+  return new Transform({
+    transform(chunk: Buffer, _encoding, next) {
+      if (mine) return next() // after the end: dropped
+      if (ended) return next(null, chunk)
+      const text = chunk.toString('latin1')
+      for (let i = text.indexOf('id: ~'); i >= 0; i = text.indexOf('id: ~', i + 1)) {
+        if (++seen < n) continue
+        ended = mine = true
+        this.push(chunk.subarray(0, i))
+        this.push(null) // the client gets what came before, then the end
+        return next()
+      }
+      next(null, chunk)
+    },
+  })
+}
 
 t.test("pruned past the cursor: onReset 'snapshot' takes a new snapshot and drops the old state; without it, a ResetError", async (t) => {
   const server = await startTestServer(t)
