@@ -207,7 +207,7 @@ class KeptPages {
   #first: Page | undefined
   #last: Page | undefined
 
-  /** Appends `page` as the most recently used (it must not be in the list). */
+  /** Appends `page` as the most recently used; a page already in the list stays where it is. */
   add(page: Page): void {
     if (page.isKept) return
     page.isKept = true

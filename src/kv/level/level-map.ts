@@ -49,8 +49,8 @@ export class LevelKV implements KV {
     return this.#db.snapshot()
   }
 
-  async getMany(ns: Namespace, keys: string[], options: ReadOptions = {}): Promise<(Value | undefined)[]> {
-    return (await this.#sub(ns).getMany(keys, snapshotOption(options))) as (Value | undefined)[]
+  async getMany(ns: Namespace, keys: string[]): Promise<(Value | undefined)[]> {
+    return (await this.#sub(ns).getMany(keys)) as (Value | undefined)[]
   }
 
   async batch(ops: BatchOp[], options: { sync?: boolean } = {}): Promise<void> {

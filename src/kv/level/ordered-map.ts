@@ -53,7 +53,7 @@ export interface KV {
   open(): Promise<void>
   close(): Promise<void>
   get(ns: Namespace, key: string, options?: ReadOptions): Promise<Value | undefined>
-  getMany(ns: Namespace, keys: string[], options?: ReadOptions): Promise<(Value | undefined)[]>
+  getMany(ns: Namespace, keys: string[]): Promise<(Value | undefined)[]>
   /** All ops land or none do; with `sync` the call resolves only once they are on disk. */
   batch(ops: BatchOp[], options?: { sync?: boolean }): Promise<void>
   /** Entries in key order (or reverse), within the range. */

@@ -187,14 +187,15 @@ export class LevelStore implements Store {
   }
 
   /**
-   * The floor and the page from one LevelDB snapshot. Pruning raises the floor before it
-   * deletes, so a snapshot without an event below its page also has the floor above it.
+   * A page of one user's index and the floor, from one LevelDB snapshot. Pruning raises the
+   * floor before it deletes, so a snapshot without an event below its page also has the floor
+   * above it. (The whole log is read through `LogCursors`.)
    */
-  async #page(ns: 'log' | 'ulog', range: Range, limit: number, keep?: (v: Value) => boolean): Promise<LogRead> {
+  async #userPage(range: Range, limit: number, keep?: (v: Value) => boolean): Promise<LogRead> {
     const snapshot = this.#kv.snapshot()
     try {
       const floor = await this.floor({ snapshot })
-      const found = limit === 0 ? [] : await this.#kv.values(ns, range, limit, { snapshot, keep })
+      const found = limit === 0 ? [] : await this.#kv.values('ulog', range, limit, { snapshot, keep })
       return { events: found.map((v) => decodeStored(v as string)), floor }
     } finally {
       await snapshot.close()
@@ -206,7 +207,7 @@ export class LevelStore implements Store {
   }
 
   readUserLog(user: string, after: number, upTo: number, limit: number, under?: string): Promise<LogRead> {
-    return this.#page('ulog', { gt: userSeqKey(user, after), lte: userSeqKey(user, upTo) }, upTo > after ? limit : 0, pathUnder(under))
+    return this.#userPage({ gt: userSeqKey(user, after), lte: userSeqKey(user, upTo) }, upTo > after ? limit : 0, pathUnder(under))
   }
 
   readUserLogReverse(user: string, before: number, limit: number, under?: string): Promise<HearthEvent[]> {
