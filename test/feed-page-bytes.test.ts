@@ -82,6 +82,29 @@ t.test('the page pool keeps events and frames within its byte budget', async (t)
     for (const l of held) l.release()
   })
 
+  t.test('a kept page a reader leases again is held: it is not let go to make room', async (t) => {
+    const pool = new LogPages(log, BUDGET)
+    const first = await pool.lease({}, 0)
+    await first.page.events
+    first.release() // kept, no reader holds it
+    const again = await pool.lease({}, 0)
+    t.equal(again.page, first.page, 'the kept page serves the reader that comes back')
+    const held = [again]
+    for (const after of [PAGE, 2 * PAGE]) {
+      const lease = await pool.lease({}, after)
+      await lease.page.events
+      held.push(lease)
+    }
+    t.equal(pool.stats().reads, 3)
+    t.equal(pool.tryLease({}, 3 * PAGE), undefined, 'no room for a fourth read: every page is held')
+    const other = pool.tryLease({}, 0)
+    t.equal(other?.page, first.page, 'another reader at the held page shares it, not a read of its own')
+    other?.release()
+    t.equal(pool.stats().reads, 3)
+    t.equal(pool.stats().held, 3)
+    for (const l of held) l.release()
+  })
+
   t.test('readers of a shared page write the same bytes: one Buffer per kept frame', async (t) => {
     const shared = new LogPages(log)
     const readers = [{}, {}, {}]
