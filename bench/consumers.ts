@@ -17,8 +17,8 @@ import { round } from './load.js'
  *   - control: one `follow()` reads the backlog through `/subscribe` from its start, its
  *     handler doing nothing: events per second;
  *   - consumer: four `consume()` workers (64 handlers each) share one explicit consumer made
- *     at the backlog's start; every event is acknowledged, one ack request at a time per
- *     worker, the acks that come meanwhile gathered into the next: events per second until
+ *     at the backlog's start; every event is acknowledged, up to four ack requests at a time
+ *     per worker, the acks that come meanwhile gathered into the next: events per second until
  *     the ack floor reaches the head.
  * Also: ack requests sent, events per ack request, and the consumer's state at the end; and
  * the cost in writes of keeping its state, from the server's metrics: durable commits of the

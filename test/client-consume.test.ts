@@ -140,3 +140,41 @@ async function signedIn(url: string, cwd: string): Promise<HomeserverClient> {
   await client.signin()
   return client
 }
+
+t.test('a worker keeps several ack requests on their way, and close() sends what waited for them', async (t) => {
+  const server = await startTestServer(t)
+  const users = await Promise.all([0, 1, 2, 3, 4].map(() => newUser(server)))
+  const owner = users[0]!
+  const id = newConsumerId()
+  await new Consumers(owner).create(id, { filters: ['*'], from: 'new', ack: 'explicit', ackWaitMs: 60_000 })
+
+  // the worker's ack requests reach the server only when the gate opens
+  const sent: string[][] = []
+  let open!: () => void
+  const gate = new Promise<void>((resolve) => (open = resolve))
+  const realFetch = globalThis.fetch
+  globalThis.fetch = async (input, init) => {
+    if (!String(input).endsWith('/ack')) return realFetch(input, init)
+    sent.push((JSON.parse(String(init!.body)) as { ack: string[] }).ack)
+    await gate
+    return realFetch(input, init)
+  }
+  t.teardown(() => void (globalThis.fetch = realFetch))
+
+  const worker = consume({ owner, consumer: id, handler: () => {} })
+  t.teardown(() => worker.close())
+  t.teardown(() => open()) // first: a failed check must not leave close() waiting on the gate
+  const acked = new AckedWrites()
+  // one event of each user, one after another: each ack is gathered alone
+  for (const [i, u] of users.entries()) {
+    await acked.put(u, `/pub/app/${i}.txt`, `${i}`)
+    await until(() => worker.processed === i + 1, `event ${i + 1} processed`)
+    if (i < 4) await until(() => sent.length === i + 1, `ack request ${i + 1} sent while those before it wait for their answers`)
+  }
+  t.same(sent.map((ack) => ack.length), [1, 1, 1, 1], 'four requests on their way, one ack each')
+  t.equal(sent.length, 4, 'the fifth ack waits for an answer')
+  open()
+  await worker.close()
+  t.same(sent.flat().sort(), acked.events.map((e) => idOf(e.seq)).sort(), 'every ack sent, once')
+  t.equal((await new Consumers(owner).get(id)).pending, 0, 'nothing pending')
+})

@@ -32,6 +32,9 @@ t.test('both paths give what SPEC §5 defines', async (t) => {
   const wrongWide = wide.filter((seq) => idOf(seq) !== reference(seq))
   t.same(wrongWide, [], 'bigints up to 2^64-1')
   t.equal(idOf(2 ** 53), reference(1n << 53n), 'a number past the safe range takes the general path')
+  // decoding: the seqs that fit a double's 53 bits exactly, and those past them
+  const wrongBack = wide.filter((seq) => seqOfId(reference(seq)) !== seq)
+  t.same(wrongBack, [], 'each id decodes to its seq')
 })
 
 t.test('only a u64 has an id', async (t) => {

@@ -47,6 +47,12 @@ const deliverySchema = logEventSchema.extend({ deliveries: z.number().int().posi
 const MAX_FRAME = 1024 * 1024
 /** acks waiting beyond this many are sent as soon as they can be, not after `ackBatchMs` */
 const ACK_BATCH = 256
+/**
+ * Ack requests a worker has on their way at once. One at a time left a busy worker's acks
+ * waiting a whole round trip (the server's commit included) behind the one before; acks are
+ * idempotent and each names its own events, so their order does not matter.
+ */
+const ACK_REQUESTS = 4
 
 /** Runs `handler` over a durable consumer's events (SPEC §12); see `ConsumerWorker`. */
 export function consume(options: ConsumeOptions): ConsumerWorker {
@@ -71,9 +77,8 @@ export class ConsumerWorker {
   #inFlight = 0
   #slot: (() => void) | undefined
   #flushTimer: ReturnType<typeof setTimeout> | undefined
-  #flushing: Promise<void> = Promise.resolve()
-  /** an ack request is on its way: what comes meanwhile waits for its answer */
-  #sending = false
+  /** ack requests on their way; while ACK_REQUESTS are, what comes meanwhile waits for an answer */
+  readonly #requests = new Set<Promise<void>>()
   #processed = 0
 
   constructor(options: ConsumeOptions) {
@@ -124,7 +129,7 @@ export class ConsumerWorker {
       if (!signal.aborted) throw err
     } finally {
       while (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#slot = resolve))
-      await this.#flush()
+      await this.#sent()
     }
   }
 
@@ -196,39 +201,50 @@ export class ConsumerWorker {
   #queue(kind: 'ack' | 'nak', id: string): void {
     if (!this.#explicit) return
     this.#acks[kind].push(id)
-    if (this.#acks.ack.length + this.#acks.nak.length >= ACK_BATCH) void this.#flush()
-    else if (!this.#sending) this.#flushTimer ??= setTimeout(() => void this.#flush(), this.#opts.ackBatchMs ?? 0)
+    if (this.#acks.ack.length + this.#acks.nak.length >= ACK_BATCH) this.#flush()
+    else if (this.#requests.size < ACK_REQUESTS) this.#flushTimer ??= setTimeout(() => this.#flush(), this.#opts.ackBatchMs ?? 0)
   }
 
   /**
-   * Sends the gathered acks in one request, one request at a time; acks that came while it was
-   * on its way leave as soon as it is answered. A request that fails is retried with the next
-   * batch; what never reaches the server comes again after its ack wait, which at least once
-   * allows.
+   * Sends the gathered acks in one request, up to ACK_REQUESTS at once; acks that come while
+   * that many are on their way leave as soon as one is answered. A request that fails is
+   * retried with the next batch; what never reaches the server comes again after its ack wait,
+   * which at least once allows.
    */
-  #flush(): Promise<void> {
+  #flush(): void {
     clearTimeout(this.#flushTimer)
     this.#flushTimer = undefined
-    this.#flushing = this.#flushing.then(async () => {
-      const body = { ack: this.#acks.ack.splice(0), nak: this.#acks.nak.splice(0) }
-      if (body.ack.length + body.nak.length === 0) return
-      this.#sending = true
-      try {
-        const res = await fetch(`${this.#ep.url}/consumers/${encodeURIComponent(this.#opts.consumer)}/ack`, {
-          method: 'POST', headers: { ...this.#ep.headers, 'content-type': 'application/json' }, body: JSON.stringify(body),
-        })
-        await res.body?.cancel()
-        if (res.status >= 500 || res.status === 429) throw new Error(`HTTP ${res.status}`)
-      } catch {
-        if (this.#stop.signal.aborted) return
-        this.#acks.ack.push(...body.ack)
-        this.#acks.nak.push(...body.nak)
-        this.#flushTimer ??= setTimeout(() => void this.#flush(), 1000)
-      } finally {
-        this.#sending = false
-      }
-      if (this.#flushTimer === undefined && this.#acks.ack.length + this.#acks.nak.length > 0) void this.#flush()
+    if (this.#requests.size >= ACK_REQUESTS) return
+    const body = { ack: this.#acks.ack.splice(0), nak: this.#acks.nak.splice(0) }
+    if (body.ack.length + body.nak.length === 0) return
+    const request: Promise<void> = this.#send(body).finally(() => {
+      this.#requests.delete(request)
+      if (this.#flushTimer === undefined && this.#acks.ack.length + this.#acks.nak.length > 0) this.#flush()
     })
-    return this.#flushing
+    this.#requests.add(request)
+  }
+
+  async #send(body: { ack: string[]; nak: string[] }): Promise<void> {
+    try {
+      const res = await fetch(`${this.#ep.url}/consumers/${encodeURIComponent(this.#opts.consumer)}/ack`, {
+        method: 'POST', headers: { ...this.#ep.headers, 'content-type': 'application/json' }, body: JSON.stringify(body),
+      })
+      await res.body?.cancel()
+      if (res.status >= 500 || res.status === 429) throw new Error(`HTTP ${res.status}`)
+    } catch {
+      if (this.#stop.signal.aborted) return
+      this.#acks.ack.push(...body.ack)
+      this.#acks.nak.push(...body.nak)
+      this.#flushTimer ??= setTimeout(() => this.#flush(), 1000)
+    }
+  }
+
+  /**
+   * Once stopped: the acks gathered are sent, and the requests answered; each answer sends what
+   * waited for it. What a failed request carried is retried on its timer, as before.
+   */
+  async #sent(): Promise<void> {
+    this.#flush()
+    while (this.#requests.size > 0) await Promise.all(this.#requests)
   }
 }

@@ -6,7 +6,9 @@
  */
 /** Crockford's base32 alphabet, which ids and consumer ids (ULIDs) are written in */
 export const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
-const VALUE = new Map([...ALPHABET].map((c, i) => [c, i]))
+/** Each character code's value in the alphabet, -1 for the rest (codes past 127 are none). */
+const VALUE = new Int8Array(128).fill(-1)
+for (let i = 0; i < ALPHABET.length; i++) VALUE[ALPHABET.charCodeAt(i)] = i
 export const ID_LENGTH = 13
 export const MAX_SEQ = (1n << 64n) - 1n
 
@@ -39,16 +41,26 @@ export function idOf(seq: bigint | number): string {
   return out
 }
 
-/** Strict: exactly 13 characters of the alphabet, the last one's padding bit zero. */
+/**
+ * Strict: exactly 13 characters of the alphabet, the last one's padding bit zero. Acks name
+ * events by the hundred per request, so this takes no BigInt step but the last: the first
+ * three characters are the top 15 of the 65 bits and the other ten the low 50, each exact in a
+ * double.
+ */
 export function seqOfId(id: string): bigint | undefined {
   if (id.length !== ID_LENGTH) return undefined
-  let n = 0n
-  for (const c of id) {
-    const v = VALUE.get(c)
-    if (v === undefined) return undefined
-    n = (n << 5n) | BigInt(v)
+  let high = 0
+  let low = 0
+  for (let i = 0; i < ID_LENGTH; i++) {
+    const code = id.charCodeAt(i)
+    const v = code < 128 ? VALUE[code]! : -1
+    if (v < 0) return undefined
+    if (i < 3) high = high * 32 + v
+    else low = low * 32 + v
   }
-  return n & 1n ? undefined : n >> 1n
+  if (low % 2 !== 0) return undefined
+  // the seq is (high·2^50 + low) / 2: a safe integer while high < 16
+  return high < 16 ? BigInt(high * 2 ** 49 + low / 2) : (BigInt(high) << 49n) + BigInt(low / 2)
 }
 
 /** A cursor as `/subscribe` takes it: 13 characters is an id, anything else is decimal. */
