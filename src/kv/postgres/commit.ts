@@ -5,6 +5,7 @@ import { fileKey, pastPrefix, type CommitTx, type FileMeta, type FileRef, type U
 import { COMMITS } from './watch.js'
 import { FULL_START, keyIdentity, keyParts } from './key-parts.js'
 import { Serial } from '../../serial.js'
+import type { RowShape } from './field-rows.js'
 
 interface FileRow {
   key: string
@@ -18,6 +19,12 @@ interface FileRow {
 
 /** The columns a FileRow reads. */
 export const FILE_COLUMNS = 'key, size, hash, type, mtime, blob, seq'
+
+/** FILE_COLUMNS read as text fields (selectRows), in their order. */
+export const FILE_ROWS: RowShape<FileRow> = {
+  columns: FILE_COLUMNS,
+  row: (f) => ({ key: f[0]!, size: Number(f[1]), hash: f[2]!, type: f[3]!, mtime: Number(f[4]), blob: f[5], seq: f[6] === null ? null : Number(f[6]) }),
+}
 
 interface StagedFile {
   user: string

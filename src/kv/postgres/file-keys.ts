@@ -1,5 +1,6 @@
 import type pg from 'pg'
 import type { KeyRange } from '../store.js'
+import { selectRows, type Param, type RowShape } from './field-rows.js'
 import { FULL_START, START_BYTES, isFull, keyParts } from './key-parts.js'
 
 /** Keys fetched per query: a long listing is read in pages, never held whole. */
@@ -26,7 +27,10 @@ export async function* fileKeys(pool: pg.Pool, range: KeyRange): AsyncGenerator<
 export type Db = pg.Pool | pg.PoolClient
 
 /** A row of a scan: the key, and the other columns asked for. */
-export type KeyRow = { key: string } & pg.QueryResultRow
+export type KeyRow = { key: string }
+
+/** A scan of keys alone. */
+const KEYS: RowShape<KeyRow> = { columns: 'key', row: (f) => ({ key: f[0]! }) }
 
 /** One end of a range: the key, its parts, and whether the key is in the range. */
 interface Bound {
@@ -77,13 +81,15 @@ export class KeyScan {
         : { from: from && { bytes: from.start, inclusive: from.inclusive } }
   }
 
-  /** The rows of the next keys, at most `take` (perhaps none while `done` is still false), with `columns` besides the key. */
-  page(db: Db, take: number, columns = 'key'): Promise<KeyRow[]> {
+  /** The rows of the next keys, at most `take` (perhaps none while `done` is still false), in the shape asked for (the key alone by default). */
+  page(db: Db, take: number): Promise<KeyRow[]>
+  page<R extends KeyRow>(db: Db, take: number, shape: RowShape<R>): Promise<R[]>
+  page(db: Db, take: number, shape: RowShape<KeyRow> = KEYS): Promise<KeyRow[]> {
     const { start, from } = this.#at
-    return start === undefined ? this.#between(db, from, take, columns) : this.#within(db, start, from, take, columns)
+    return start === undefined ? this.#between(db, from, take, shape) : this.#within(db, start, from, take, shape)
   }
 
-  async #between(db: Db, from: Edge | undefined, take: number, columns: string): Promise<KeyRow[]> {
+  async #between(db: Db, from: Edge | undefined, take: number, shape: RowShape<KeyRow>): Promise<KeyRow[]> {
     const where = new Conditions()
     if (from !== undefined) where.add(`key_start ${this.#past(from.inclusive)} ?`, from.bytes)
     const end = this.#end
@@ -91,7 +97,7 @@ export class KeyScan {
     if (end !== undefined) where.add(`key_start ${this.#before(true)} ? AND key ${this.#before(end.inclusive)} ?`, end.start, end.key)
     // the key parts are derived from each key here, not selected: a bytea column comes back as
     // hex text that pg turns into a Buffer per row, which was most of what a page allocated
-    const rows = await where.select<KeyRow>(db, columns, `key_start ${this.#order}`, take)
+    const rows = await where.select(db, shape, `key_start ${this.#order}`, take)
     const keys: KeyRow[] = []
     for (let i = 0; i < rows.length; ) {
       if (!mayShareStart(rows[i]!.key)) {
@@ -115,7 +121,7 @@ export class KeyScan {
     return keys
   }
 
-  async #within(db: Db, start: Buffer, from: Edge | undefined, take: number, columns: string): Promise<KeyRow[]> {
+  async #within(db: Db, start: Buffer, from: Edge | undefined, take: number, shape: RowShape<KeyRow>): Promise<KeyRow[]> {
     // the predicate of files_rest, then its columns
     const where = new Conditions(FULL_START)
     where.add('sha256(key_start) = sha256(?) AND key_start = ?', start, start)
@@ -123,7 +129,7 @@ export class KeyScan {
     const end = this.#end
     const endsHere = end !== undefined && end.start.equals(start)
     if (endsHere) where.add(`key_rest ${this.#before(end.inclusive)} ?`, end.rest)
-    const rows = await where.select<KeyRow>(db, columns, `key_rest ${this.#order}`, take)
+    const rows = await where.select(db, shape, `key_rest ${this.#order}`, take)
     if (rows.length === take) this.#at = { start, from: { bytes: keyParts(rows[rows.length - 1]!.key).rest, inclusive: false } }
     else if (endsHere) this.done = true
     else this.#at = { from: { bytes: start, inclusive: false } }
@@ -152,21 +158,20 @@ export class KeyScan {
 /** A WHERE clause built from parts, `?` standing for each next parameter. */
 class Conditions {
   readonly #parts: string[]
-  readonly #params: unknown[] = []
+  readonly #params: Param[] = []
 
   constructor(...parts: string[]) {
     this.#parts = parts
   }
 
-  add(sql: string, ...values: unknown[]): void {
+  add(sql: string, ...values: Param[]): void {
     let n = 0
-    this.#parts.push(sql.replace(/\?/g, () => `$${this.#params.push(values[n++])}`))
+    this.#parts.push(sql.replace(/\?/g, () => `$${this.#params.push(values[n++]!)}`))
   }
 
-  async select<R extends pg.QueryResultRow>(db: Db, columns: string, order: string, limit: number): Promise<R[]> {
+  select<R>(db: Db, shape: RowShape<R>, order: string, limit: number): Promise<R[]> {
     const where = this.#parts.length === 0 ? '' : `WHERE ${this.#parts.join(' AND ')}`
-    const { rows } = await db.query<R>(`SELECT ${columns} FROM files ${where} ORDER BY ${order} LIMIT ${limit}`, this.#params)
-    return rows
+    return selectRows(db, `SELECT ${shape.columns} FROM files ${where} ORDER BY ${order} LIMIT ${limit}`, this.#params, shape.row)
   }
 }
 

@@ -1,6 +1,6 @@
 import type pg from 'pg'
 import { splitFileKey, type FileEntry, type KeyRange, type ReadView } from '../store.js'
-import { FILE_COLUMNS, toMeta, type FileRow } from './commit.js'
+import { FILE_ROWS, toMeta } from './commit.js'
 import { checkout, type Checkout } from './connect.js'
 import { KeyScan } from './file-keys.js'
 
@@ -41,7 +41,7 @@ export class PostgresReadView implements ReadView {
     const scan = new KeyScan(range)
     const out: FileEntry[] = []
     while (out.length < limit && !scan.done) {
-      for (const r of await scan.page(this.#c.client, limit - out.length, FILE_COLUMNS)) out.push({ ...splitFileKey(r.key), meta: toMeta(r as FileRow) })
+      for (const r of await scan.page(this.#c.client, limit - out.length, FILE_ROWS)) out.push({ ...splitFileKey(r.key), meta: toMeta(r) })
     }
     return out
   }
