@@ -42,6 +42,7 @@ if (await requirePostgres(t)) {
 
     // the connection cut while the server's answer is on its way
     proxy.hold()
+    proxy.answered('cut_here') // counted from here, before the read is sent
     const cut = selectRows(pool, 'SELECT n AS cut_here FROM generate_series(1, 3) n', [], fields)
     await until(() => proxy.answered('cut_here') > 0, 'the server to answer the read')
     proxy.tcp.cut()

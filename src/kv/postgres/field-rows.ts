@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events'
 import type pg from 'pg'
 import { checkout } from './connect.js'
 
@@ -45,7 +44,7 @@ function run<R>(client: pg.PoolClient, text: string, values: readonly Param[], r
  * for a statement with parameters, with text results; pg calls the handlers below with what the
  * server answers.
  */
-class FieldRowsQuery<R> extends EventEmitter implements pg.Submittable {
+class FieldRowsQuery<R> implements pg.Submittable {
   readonly done: Promise<R[]>
   readonly #text: string
   readonly #values: (string | Buffer | null)[]
@@ -56,7 +55,6 @@ class FieldRowsQuery<R> extends EventEmitter implements pg.Submittable {
   #failed = false
 
   constructor(text: string, values: (string | Buffer | null)[], row: (fields: Fields) => R) {
-    super()
     this.#text = text
     this.#values = values
     this.#row = row
