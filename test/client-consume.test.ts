@@ -178,3 +178,26 @@ t.test('a worker keeps several ack requests on their way, and close() sends what
   t.same(sent.flat().sort(), acked.events.map((e) => idOf(e.seq)).sort(), 'every ack sent, once')
   t.equal((await new Consumers(owner).get(id)).pending, 0, 'nothing pending')
 })
+
+t.test('the acks of the events one read brought go in one request', async (t) => {
+  const server = await startTestServer(t)
+  const users = await Promise.all([0, 1, 2].map(() => newUser(server)))
+  const owner = users[0]!
+  const id = newConsumerId()
+  await new Consumers(owner).create(id, { filters: ['*'], from: 'new', ack: 'explicit' })
+  // three users' events, there before the worker: its stream's first write carries them all
+  const acked = new AckedWrites()
+  for (const [i, u] of users.entries()) await acked.put(u, `/pub/app/${i}.txt`, `${i}`)
+  const sent: string[][] = []
+  const realFetch = globalThis.fetch
+  globalThis.fetch = async (input, init) => {
+    if (String(input).endsWith('/ack')) sent.push((JSON.parse(String(init!.body)) as { ack: string[] }).ack)
+    return realFetch(input, init)
+  }
+  t.teardown(() => void (globalThis.fetch = realFetch))
+  const worker = consume({ owner, consumer: id, handler: async () => {} })
+  t.teardown(() => worker.close())
+  await until(async () => (await new Consumers(owner).get(id)).pending === 0 && worker.processed === 3, 'all three processed and acked')
+  t.same(sent.map((ack) => ack.length), [3], 'one request, with the three acks')
+  t.same(sent.flat().sort(), acked.events.map((e) => idOf(e.seq)).sort())
+})

@@ -1,6 +1,7 @@
 import { createParser } from 'eventsource-parser'
 import { z } from 'zod'
 import { backoffDelay, sleep } from './backoff.js'
+import { later, type Later } from './later.js'
 import { Consumers, type ConsumerOwner } from './consumers.js'
 import { FollowProtocolError, logEventSchema, resetSchema, type LogEvent, type ResetInfo } from './events.js'
 import { openEvents, RetryableError, type Endpoint } from './stream.js'
@@ -76,7 +77,7 @@ export class ConsumerWorker {
   #explicit = true
   #inFlight = 0
   #slot: (() => void) | undefined
-  #flushTimer: ReturnType<typeof setTimeout> | undefined
+  #flushTimer: Later | undefined
   /** ack requests on their way; while ACK_REQUESTS are, what comes meanwhile waits for an answer */
   readonly #requests = new Set<Promise<void>>()
   #processed = 0
@@ -202,7 +203,7 @@ export class ConsumerWorker {
     if (!this.#explicit) return
     this.#acks[kind].push(id)
     if (this.#acks.ack.length + this.#acks.nak.length >= ACK_BATCH) this.#flush()
-    else if (this.#requests.size < ACK_REQUESTS) this.#flushTimer ??= setTimeout(() => this.#flush(), this.#opts.ackBatchMs ?? 0)
+    else if (this.#requests.size < ACK_REQUESTS && this.#flushTimer === undefined) this.#flushTimer = later(() => this.#flush(), this.#opts.ackBatchMs ?? 0)
   }
 
   /**
@@ -212,7 +213,7 @@ export class ConsumerWorker {
    * which at least once allows.
    */
   #flush(): void {
-    clearTimeout(this.#flushTimer)
+    this.#flushTimer?.cancel()
     this.#flushTimer = undefined
     if (this.#requests.size >= ACK_REQUESTS) return
     const body = { ack: this.#acks.ack.splice(0), nak: this.#acks.nak.splice(0) }
@@ -235,7 +236,7 @@ export class ConsumerWorker {
       if (this.#stop.signal.aborted) return
       this.#acks.ack.push(...body.ack)
       this.#acks.nak.push(...body.nak)
-      this.#flushTimer ??= setTimeout(() => this.#flush(), 1000)
+      this.#flushTimer ??= later(() => this.#flush(), 1000)
     }
   }
 
