@@ -72,6 +72,34 @@ t.test("a consumer stored whole, as an older version kept it, is split into its 
   t.same(await store.consumer(ALICE, ID1), { ...old, outstanding: outstanding.slice(1) }, 'and the change of its parts kept')
 })
 
+t.test("a consumer's entries an older version wrote as JSON are read, and change on beside the shorter ones", async (t) => {
+  const dir = tempDir(t, 'hearth-store-')
+  const kv = new LevelKV(join(dir, 'db'))
+  await kv.open()
+  const outstanding = [{ seq: 4, user: BOB, deliveries: 1, holder: 'a/1', deadline: 9 }, { seq: 5, user: ALICE, deliveries: 0 }, { seq: 17, user: BOB, deliveries: 2 }]
+  const { outstanding: _, ...head } = consumerRecord(ALICE, ID1, { cursor: 17, outstanding })
+  const row = (seq: number) => `${ALICE}:${ID1}:${seq.toString(16).padStart(16, '0')}`
+  await kv.batch([
+    { type: 'put', ns: 'consumers', key: `${ALICE}:${ID1}`, value: JSON.stringify(head) },
+    ...outstanding.map((e) => ({ type: 'put' as const, ns: 'consumerEvents' as const, key: row(e.seq), value: JSON.stringify(e) })),
+  ], { sync: true })
+  await kv.close()
+
+  let { store } = await LevelStore.open(dir)
+  t.same(await store.consumer(ALICE, ID1), { ...head, outstanding }, 'read as written')
+  const leased = { seq: 5, user: ALICE, deliveries: 1, holder: 'b/2', deadline: 20 }
+  await store.updateConsumer(ALICE, ID1, (r) => ({ record: { ...r, outstanding: [r.outstanding[0]!, leased, r.outstanding[2]!] }, result: undefined }))
+  await store.close()
+  ;({ store } = await LevelStore.open(dir))
+  t.same(await store.consumer(ALICE, ID1), { ...head, outstanding: [outstanding[0], leased, outstanding[2]] }, 'the changed entry, written anew, and the untouched ones, still JSON, read back')
+  await store.close()
+  const raw = new LevelKV(join(dir, 'db'))
+  await raw.open()
+  t.teardown(() => raw.close())
+  t.equal(await raw.get('consumerEvents', row(5)), `1 20 b/2 ${ALICE}`, 'the entry written anew is the short form')
+  t.equal(await raw.get('consumerEvents', row(17)), JSON.stringify(outstanding[2]), 'the one left alone is as the older version wrote it')
+})
+
 /** A LevelDB of file keys in byte order past U+FFFF, which JavaScript orders otherwise. */
 async function kvOfKeys(t: Test): Promise<LevelKV> {
   const kv = new LevelKV(join(tempDir(t, 'hearth-kv-'), 'db'))

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { HearthEvent } from '../events/event.js'
 import type { EventLog } from '../events/event-log.js'
@@ -32,8 +32,8 @@ export class ConsumerHub {
   readonly #deps: HubDeps
   readonly #runs = new Map<string, ConsumerRun>()
   readonly #waiters = new Map<string, Set<() => void>>()
-  /** names this process's lease holders apart from every other's */
-  readonly #instance = randomUUID()
+  /** names this process's lease holders apart from every other's: 72 random bits, short because every lease stores it */
+  readonly #instance = randomBytes(9).toString('base64url')
   #streams = 0
   readonly #unlisten: () => void
   readonly #timer: NodeJS.Timeout
