@@ -34,6 +34,7 @@ interface Leased {
   dead: number
 }
 
+/** Events of the log read after the stored cursor `from`, up to `to`, not yet taken into the record. */
 interface ReadAhead {
   from: number
   to: number
@@ -62,6 +63,8 @@ export class ConsumerRun {
   readonly streams: ConsumerStream[] = []
   record: ConsumerRecord
   #reader: LogReader | undefined
+  /** what was read ahead of the stored cursor and not yet taken: a step or a rider takes it into the record */
+  #ahead: ReadAhead | undefined
   /** events read and not yet done, so that a redelivery needs no read */
   readonly #cache = new Map<number, HearthEvent>()
   /** one string per user of the events read */
@@ -71,6 +74,8 @@ export class ConsumerRun {
   #timer: NodeJS.Timeout | undefined
   #stopped = false
   #turn = 0
+  /** a step found changes on their way and left its work to the next group's rider: the next record stored, or the queue's end, wakes the run */
+  #deferred = false
 
   constructor(record: ConsumerRecord, deps: RunDeps) {
     this.owner = record.owner
@@ -95,6 +100,13 @@ export class ConsumerRun {
     }
     this.#running = true
     void this.#loop()
+  }
+
+  /** A step that left its work to a rider steps again. */
+  #resume(): void {
+    if (!this.#deferred) return
+    this.#deferred = false
+    this.wake()
   }
 
   /** Ends every stream of the consumer here (deleted, or the server stops). */
@@ -133,9 +145,20 @@ export class ConsumerRun {
   }
 
   async #step(): Promise<void> {
-    const ahead = room(this.record) > 0 && this.record.cursor < this.#deps.events.head ? await this.#readAhead() : undefined
+    const ahead = room(this.record) > 0 ? await this.#readAhead() : undefined
     const wants = this.#wants()
     if (ahead === undefined && wants.every((w) => w.n === 0) && this.#deps.pollMs === undefined && !this.#settles()) return
+    // changes of the record are being stored or wait their turn: the rider of the next group
+    // takes what was read and leases, in the commit of the acks, and each stored group wakes
+    // the run again, so a step commits alone only when nothing else is on its way
+    if (ahead?.reset === undefined && this.#deps.updates.busy(this.owner, this.id)) {
+      if (!this.#deferred) {
+        this.#deferred = true
+        // a group that fails stores nothing: the queue's end wakes the run then
+        this.#deps.updates.whenIdle(this.owner, this.id, () => this.#resume())
+      }
+      return
+    }
     const now = Date.now()
     const done = await this.#deps.updates.apply(this.owner, this.id, (stored) => {
       const took = ahead === undefined ? stored : read(stored, ahead.from, ahead.to, ahead.entries, ahead.reset)
@@ -143,7 +166,6 @@ export class ConsumerRun {
       return { record: leased.record, result: { ...leased.result, reset: took !== stored && ahead?.reset } }
     }, true)
     if (done === undefined) return this.stop() // deleted
-    if (ahead !== undefined && done.record.cursor === ahead.to) for (const ev of ahead.events) this.#cache.set(ev.seq, ev)
     const { reset } = done.result
     if (reset) for (const s of this.streams) s.reset(reset.requested, reset.floor)
     await this.#leased(done.record, done.result)
@@ -152,16 +174,18 @@ export class ConsumerRun {
   }
 
   /**
-   * The leases to ride along with a group of changes made by others (acks, releases), so that
-   * the events they let go are leased in the same commit (ConsumerUpdates).
+   * The changes to ride along with a group of changes made by others (acks, releases): the
+   * events read ahead are taken into the record and the events the group lets go are leased,
+   * in the same commit (ConsumerUpdates). A reset is left to a step.
    */
   rider(): Rider<Leased> | undefined {
     if (this.#stopped || this.streams.length === 0) return undefined
     const wants = this.#wants()
     if (wants.every((w) => w.n === 0)) return undefined
     const now = Date.now()
+    const ahead = this.#ahead !== undefined && this.#ahead.reset === undefined && this.#ahead.to > this.#ahead.from ? this.#ahead : undefined
     return {
-      change: (stored) => this.#lease(stored, wants, now),
+      change: (stored) => this.#lease(ahead === undefined ? stored : read(stored, ahead.from, ahead.to, ahead.entries), wants, now),
       stored: (record, result) => void this.#leased(record, result).catch((err: unknown) => this.#deps.log.warn({ err }, 'a consumer delivery failed')),
     }
   }
@@ -195,29 +219,66 @@ export class ConsumerRun {
     return at !== undefined && at <= Date.now()
   }
 
-  /** A page of the log after the stored cursor, up to the record's room, read outside the lock. */
+  /**
+   * The events read ahead of the stored cursor, topped up from the log to the record's room,
+   * read outside the lock; undefined when there is nothing to take.
+   */
   async #readAhead(): Promise<ReadAhead | undefined> {
-    const from = this.record.cursor
-    if (this.#reader === undefined || this.#reader.cursor !== from) {
-      this.#reader?.close()
-      this.#reader = this.#deps.reader(this.matcher, from)
-    }
-    const reader = this.#reader
+    const cursor = this.record.cursor
+    const kept = this.#ahead?.from === cursor ? this.#ahead : { from: cursor, to: cursor, events: [], entries: [] }
     const max = room(this.record)
-    const events: HearthEvent[] = []
-    let reset: ReadAhead['reset']
-    await reader.step({
-      event: (ev) => events.length < max && events.push(ev) > 0,
-      reset: (requested, floor) => void (reset = { requested, floor }),
-    })
-    reader.pause()
-    if (reader.cursor === from && reset === undefined) return undefined
+    let ahead: ReadAhead = kept
+    if (kept.events.length < max && kept.reset === undefined && kept.to < this.#deps.events.head) {
+      if (this.#reader === undefined || this.#reader.cursor !== kept.to) {
+        this.#reader?.close()
+        this.#reader = this.#deps.reader(this.matcher, kept.to)
+      }
+      const reader = this.#reader
+      const events: HearthEvent[] = []
+      let reset: ReadAhead['reset']
+      await reader.step({
+        event: (ev) => kept.events.length + events.length < max && events.push(ev) > 0,
+        reset: (requested, floor) => void (reset = { requested, floor }),
+      })
+      reader.pause()
+      // a commit may have taken the front of what was kept meanwhile: what was read follows what is left
+      ahead = this.#ahead?.to === kept.to ? this.#ahead : kept
+      if (reset !== undefined) {
+        // a new object: a rider holding the old one must not take these events without their reset
+        ahead = { from: ahead.from, to: reader.cursor, events: [...ahead.events, ...events], entries: [...ahead.entries, ...this.#entries(events)], reset }
+      } else if (reader.cursor !== kept.to) {
+        // grown in place, `to` with its events: whoever holds it sees the events after `from` up to `to`, either way
+        for (const ev of events) ahead.events.push(ev)
+        for (const e of this.#entries(events)) ahead.entries.push(e)
+        ahead.to = reader.cursor
+      }
+    }
+    this.#ahead = ahead
+    return ahead.to > ahead.from || ahead.reset !== undefined ? ahead : undefined
+  }
+
+  /** Seqs and users of events read, each user one string. */
+  #entries(events: readonly HearthEvent[]): { seq: number; user: string }[] {
     if (this.#users.size > MAX_USERS_KEPT) this.#users.clear()
-    const entries = events.map((ev) => {
+    return events.map((ev) => {
       const user = this.#users.get(ev.user) ?? (this.#users.set(ev.user, ev.user), ev.user)
       return { seq: ev.seq, user }
     })
-    return { from, to: reader.cursor, events, entries, reset }
+  }
+
+  /**
+   * The record's cursor moved: the events read ahead up to it were taken (by a step or a
+   * rider here, or by another process: what lies after a cursor depends on the log alone) and
+   * are kept for their delivery; the rest stays read ahead. A cursor moved back, or past what
+   * was read, leaves nothing read ahead.
+   */
+  #taken(cursor: number): void {
+    const ahead = this.#ahead
+    if (ahead === undefined || cursor === ahead.from) return
+    if (cursor < ahead.from || cursor > ahead.to) return void (this.#ahead = undefined)
+    let n = 0
+    while (n < ahead.events.length && ahead.events[n]!.seq <= cursor) this.#cache.set(ahead.events[n]!.seq, ahead.events[n++]!)
+    this.#ahead = { from: cursor, to: ahead.to, events: ahead.events.slice(n), entries: ahead.entries.slice(n) }
   }
 
   /** Takes a stored record as the latest: each stream's holds, and the cache trimmed to what is outstanding. */
@@ -225,6 +286,8 @@ export class ConsumerRun {
     const before = this.record
     if (record === before) return
     this.record = record
+    this.#taken(record.cursor)
+    this.#resume()
     const held = new Map<string, number>()
     for (const e of record.outstanding) if (e.holder !== undefined) held.set(e.holder, (held.get(e.holder) ?? 0) + 1)
     for (const s of this.streams) s.held = held.get(s.holder) ?? 0

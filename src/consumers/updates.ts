@@ -33,6 +33,8 @@ export interface Rider<T> {
 export class ConsumerUpdates {
   readonly #store: Store
   readonly #queues = new Map<string, Job[]>()
+  /** what waits for a consumer's queue to empty (`whenIdle`) */
+  readonly #idle = new Map<string, (() => void)[]>()
   /** called with each record stored, after its transaction */
   readonly #stored: (record: ConsumerRecord) => void
   readonly #observer: ConsumerObserver
@@ -57,12 +59,32 @@ export class ConsumerUpdates {
     })
   }
 
+  /** Whether changes of the consumer are being stored, or wait for their turn. */
+  busy(owner: string, id: string): boolean {
+    return this.#queues.has(`${owner}/${id}`)
+  }
+
+  /** Calls `fn` once no change of the consumer is being stored or waits (at once, in a microtask, when none is). */
+  whenIdle(owner: string, id: string, fn: () => void): void {
+    const key = `${owner}/${id}`
+    if (!this.#queues.has(key)) return queueMicrotask(fn)
+    const waiting = this.#idle.get(key)
+    if (waiting === undefined) this.#idle.set(key, [fn])
+    else waiting.push(fn)
+  }
+
   async #drain(key: string, owner: string, id: string): Promise<void> {
     // jobs asked for during this tick join the first group
     await Promise.resolve()
     for (;;) {
       const jobs = this.#queues.get(key)!
-      if (jobs.length === 0) return void this.#queues.delete(key)
+      if (jobs.length === 0) {
+        this.#queues.delete(key)
+        const waiting = this.#idle.get(key)
+        this.#idle.delete(key)
+        for (const fn of waiting ?? []) fn()
+        return
+      }
       this.#queues.set(key, [])
       const outcomes: ({ ok: true; value: unknown } | { ok: false; err: unknown })[] = []
       const rider = jobs.some((job) => job.leases) ? undefined : this.#rider(owner, id)
