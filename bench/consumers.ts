@@ -13,7 +13,8 @@ import { round } from './load.js'
 
 /**
  * A durable consumer with explicit acks against `/subscribe`, over the same events of one
- * homeserver (a child process on LevelDB), side by side in one run:
+ * homeserver (a child process on LevelDB, logging at `info`, Hearth's default: a line per ack
+ * request), side by side in one run:
  *   - control: one `follow()` reads the backlog through `/subscribe` from its start, its
  *     handler doing nothing: events per second;
  *   - consumer: four `consume()` workers (64 handlers each) share one explicit consumer made
@@ -44,7 +45,7 @@ export async function benchConsumers(): Promise<Record<string, number | string>>
   const backlog = quick ? 4000 : 50_000
   const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-consumers-'))
   const profiler = new CpuProfiler()
-  const server = await ChildServer.start({ dataDir: dir, env: { LOG_LEVEL: 'warn', SIGNUP_RATE_LIMIT: '1000000', METRICS_PORT: '0', ...profiler.env } })
+  const server = await ChildServer.start({ dataDir: dir, env: { SIGNUP_RATE_LIMIT: '1000000', METRICS_PORT: '0', ...profiler.env } })
   try {
     const users = await Promise.all(Array.from({ length: USERS }, async () => {
       const c = new HomeserverClient(server.url, randomKeypair())

@@ -57,7 +57,7 @@ export async function benchDepth(): Promise<Record<string, number>> {
   const quick = process.env.BENCH_QUICK === '1'
   const puts = quick ? 1000 : 4000
   const dataDir = mkdtempSync(join(tmpdir(), 'hearth-bench-depth-'))
-  const server = await ChildServer.start({ dataDir, env: { LOG_LEVEL: 'warn' } })
+  const server = await ChildServer.start({ dataDir })
   try {
     /** `puts` PUTs from fresh users, the nth at `path(n)`; the server's CPU per PUT. */
     const run = async (path: (n: number) => string): Promise<Run> => {

@@ -29,7 +29,7 @@ const CHUNK = 1024 * 1024
 export async function benchLargefile(): Promise<Record<string, number | string>> {
   const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-large-'))
   const profiler = new CpuProfiler()
-  const server = await ChildServer.start({ dataDir: join(dir, 'data'), env: { LOG_LEVEL: 'warn', ...profiler.env } })
+  const server = await ChildServer.start({ dataDir: join(dir, 'data'), env: profiler.env })
   try {
     const body = Buffer.alloc(SIZE)
     for (let i = 0; i < SIZE; i += 4) body.writeUInt32LE((i * 2654435761) >>> 0, i) // not compressible, not all zero

@@ -51,7 +51,7 @@ export async function benchPostgres(): Promise<Record<string, number | string>> 
     return d
   }
   try {
-    const level = await ChildServer.start({ dataDir: dir(), env: { LOG_LEVEL: 'warn', SIGNUP_RATE_LIMIT: '1000000' } })
+    const level = await ChildServer.start({ dataDir: dir(), env: { SIGNUP_RATE_LIMIT: '1000000' } })
     t.teardown(() => level.stop())
     const levelPut = await putLoad([level.url], windowMs)
     await level.stop()

@@ -37,7 +37,7 @@ export async function benchRelay(): Promise<Record<string, number | string>> {
     return s
   }
   try {
-    const env = { LOG_LEVEL: 'warn', SIGNUP_RATE_LIMIT: '1000000' }
+    const env = { SIGNUP_RATE_LIMIT: '1000000' }
     const hs = await Promise.all([0, 1, 2].map(() => start({ dataDir: dir(), env })))
     const reference = await putLoad([hs[0]!.url], quick ? 1500 : 4000)
 
