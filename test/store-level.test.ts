@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
 import { join } from 'node:path'
+import { decodeRow, encodeRow } from '../src/kv/level/consumers.js'
 import { LevelKV } from '../src/kv/level/level-map.js'
 import type { BatchOp } from '../src/kv/level/ordered-map.js'
 import { LevelStore } from '../src/kv/level/store.js'
@@ -98,6 +99,13 @@ t.test("a consumer's entries an older version wrote as JSON are read, and change
   t.teardown(() => raw.close())
   t.equal(await raw.get('consumerEvents', row(5)), `1 20 b/2 ${ALICE}`, 'the entry written anew is the short form')
   t.equal(await raw.get('consumerEvents', row(17)), JSON.stringify(outstanding[2]), 'the one left alone is as the older version wrote it')
+})
+
+t.test("a consumer's entry in its short form comes back whole, out or not", async (t) => {
+  const key = `${ALICE}:${ID1}:${(0x1f).toString(16).padStart(16, '0')}`
+  for (const e of [{ seq: 31, user: BOB, deliveries: 0 }, { seq: 31, user: BOB, deliveries: 3, holder: 'Ab-_9/12', deadline: 1_789_000_000_000 }, { seq: 31, user: 'a user with spaces', deliveries: 1 }]) {
+    t.same(decodeRow(key, encodeRow(e)), e, encodeRow(e))
+  }
 })
 
 /** A LevelDB of file keys in byte order past U+FFFF, which JavaScript orders otherwise. */

@@ -38,6 +38,8 @@ export function room(r: ConsumerRecord): number {
 export function read(r: ConsumerRecord, from: number, to: number, events: readonly { seq: number; user: string }[], reset?: { requested: number; floor: number }): ConsumerRecord {
   if (r.cursor !== from || to <= from) return r
   const taken = events.slice(0, room(r)).map((ev) => ({ seq: ev.seq, user: ev.user, deliveries: 0 }))
+  // no room for the first of them: nothing moves, and a reset waits for the events it comes with
+  if (taken.length === 0 && events.length > 0) return r
   const cursor = taken.length < events.length ? taken.at(-1)?.seq ?? from : to
   return { ...r, cursor, outstanding: [...r.outstanding, ...taken], ...(reset === undefined ? {} : { reset }) }
 }

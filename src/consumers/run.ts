@@ -76,6 +76,8 @@ export class ConsumerRun {
   #turn = 0
   /** a step found changes on their way and left its work to the next group's rider: the next record stored, or the queue's end, wakes the run */
   #deferred = false
+  /** the run waits for the end of its consumer's queue (one wait at a time, however many steps defer meanwhile) */
+  #watching = false
 
   constructor(record: ConsumerRecord, deps: RunDeps) {
     this.owner = record.owner
@@ -152,10 +154,14 @@ export class ConsumerRun {
     // takes what was read and leases, in the commit of the acks, and each stored group wakes
     // the run again, so a step commits alone only when nothing else is on its way
     if (ahead?.reset === undefined && this.#deps.updates.busy(this.owner, this.id)) {
-      if (!this.#deferred) {
-        this.#deferred = true
+      this.#deferred = true
+      if (!this.#watching) {
         // a group that fails stores nothing: the queue's end wakes the run then
-        this.#deps.updates.whenIdle(this.owner, this.id, () => this.#resume())
+        this.#watching = true
+        this.#deps.updates.whenIdle(this.owner, this.id, () => {
+          this.#watching = false
+          this.#resume()
+        })
       }
       return
     }
@@ -243,9 +249,15 @@ export class ConsumerRun {
       reader.pause()
       // a commit may have taken the front of what was kept meanwhile: what was read follows what is left
       ahead = this.#ahead?.to === kept.to ? this.#ahead : kept
-      if (reset !== undefined) {
+      if (reset !== undefined && ahead.to > ahead.from) {
+        // events kept from before a pruned stretch go first, alone: the reset and what follows it
+        // are read again once they are taken, so that a reset always comes first in what it
+        // holds, and never rides with events before it
+        reader.close()
+        if (this.#reader === reader) this.#reader = undefined
+      } else if (reset !== undefined) {
         // a new object: a rider holding the old one must not take these events without their reset
-        ahead = { from: ahead.from, to: reader.cursor, events: [...ahead.events, ...events], entries: [...ahead.entries, ...this.#entries(events)], reset }
+        ahead = { from: ahead.from, to: reader.cursor, events, entries: this.#entries(events), reset }
       } else if (reader.cursor !== kept.to) {
         // grown in place, `to` with its events: whoever holds it sees the events after `from` up to `to`, either way
         for (const ev of events) ahead.events.push(ev)

@@ -118,7 +118,8 @@ export function encodeRow(e: Outstanding): string {
 
 export function decodeRow(key: string, value: string): Outstanding {
   if (value.startsWith('{')) return JSON.parse(value) as Outstanding
-  const [deliveries, deadline, holder, user] = value.split(' ') as [string, string, string, string]
+  const [deliveries, deadline, holder] = value.split(' ', 3) as [string, string, string]
+  const user = value.slice(deliveries.length + deadline.length + holder.length + 3)
   const seq = parseInt(key.slice(-16), 16)
   return holder === '' ? { seq, user, deliveries: Number(deliveries) } : { seq, user, deliveries: Number(deliveries), holder, deadline: Number(deadline) }
 }
