@@ -6,7 +6,7 @@ import { buildConfig } from '../src/config/config.js'
 import { startServer } from '../src/server.js'
 import { tempDir, newUser } from './helpers/server.js'
 import { RawStream } from './helpers/feed.js'
-import { ChildServer } from './helpers/child-server.js'
+import { alive, ChildServer } from './helpers/child-server.js'
 import { until } from './helpers/until.js'
 
 interface Line {
@@ -90,6 +90,11 @@ t.test('on a terminal, hearth serve says where it listens, its key, its data fol
   t.match(out, new RegExp(`viewer +${url}/\\r?\\n`), 'the viewer')
   const info = await fetch(`${url}/info`).then((r) => r.json() as Promise<{ publicKey: string }>)
   t.equal(info.publicKey, key, 'the key it printed is the one it serves')
+  // hearth runs in a session of its own under `script`: killing the terminal must end it too
+  const processes = server.processes
+  t.ok(processes.length >= 2, 'script, and hearth under it')
+  await server.kill()
+  t.same(processes.filter(alive), [], 'nothing it ran lives on')
 })
 
 t.test('without a terminal, only the JSON lines', async (t) => {
@@ -99,3 +104,4 @@ t.test('without a terminal, only the JSON lines', async (t) => {
   const out = server.output
   for (const line of out.split('\n').filter(Boolean)) t.doesNotThrow(() => JSON.parse(line), 'a JSON line')
 })
+

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { CLI, CLI_NODE_FLAGS } from './cli.js'
 import { until } from './until.js'
 
@@ -55,6 +55,8 @@ export class ChildServer {
   readonly #opts: ChildServerOptions
   #child: ChildProcess | undefined
   #exited: Promise<void> = Promise.resolve()
+  /** on a terminal: the processes under `script` when it was last signalled */
+  #below: number[] = []
   #url = ''
   #metricsUrl: string | undefined
   #port = '0'
@@ -84,6 +86,12 @@ export class ChildServer {
 
   get pid(): number | undefined {
     return this.#child?.pid
+  }
+
+  /** The process and every process below it (on a terminal: `script`, and hearth under it). */
+  get processes(): number[] {
+    const pid = this.#child?.pid
+    return pid === undefined ? [] : [pid, ...descendants(pid)]
   }
 
   get running(): boolean {
@@ -194,17 +202,31 @@ export class ChildServer {
       child.kill(signal)
       return
     }
-    try {
-      process.kill(-child.pid!, signal)
-    } catch {
-      // the group is already gone
+    // `script` runs hearth in a session of its own, outside `script`'s group: hearth is
+    // signalled by its pid, or it outlives `script` until the terminal's hangup reaches it
+    // (seconds later, or, once in a suite run, never)
+    this.#below = descendants(child.pid!)
+    for (const pid of [-child.pid!, ...this.#below]) {
+      try {
+        process.kill(pid, signal)
+      } catch {
+        // already gone
+      }
     }
+  }
+
+  /** Once `script` exited, until what ran under it is gone too. */
+  async #belowGone(): Promise<void> {
+    const below = this.#below
+    this.#below = []
+    await until(() => below.every((pid) => !alive(pid)), `the processes under ${this.#name} (${below.join(', ')}) to end`)
   }
 
   /** SIGKILL: no shutdown hook runs, nothing is flushed that was not already on disk. */
   async kill(): Promise<void> {
     this.#signal('SIGKILL')
     await this.#exited
+    await this.#belowGone()
   }
 
   /** SIGTERM (or SIGINT, a Ctrl-C), the orderly stop; resolves with the exit code. */
@@ -213,6 +235,7 @@ export class ChildServer {
     if (child === undefined || !this.running) return child?.exitCode ?? null
     this.#signal(signal)
     await this.#exited
+    await this.#belowGone()
     return child.exitCode
   }
 
@@ -287,4 +310,34 @@ function withTimeout<T>(p: Promise<T>, ms: number, message: () => string): Promi
     timer = setTimeout(() => reject(new Error(message())), ms)
   })
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
+}
+
+/** The processes below `pid`: its children, theirs, and so on, from /proc (Linux). */
+function descendants(pid: number): number[] {
+  const out: number[] = []
+  let tasks: string[]
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`)
+  } catch {
+    return out
+  }
+  for (const task of tasks) {
+    let children = ''
+    try {
+      children = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8')
+    } catch {
+      continue
+    }
+    for (const child of children.split(' ').filter(Boolean).map(Number)) out.push(child, ...descendants(child))
+  }
+  return out
+}
+
+/** Whether a process exists and has not ended (a zombie has ended; its parent has yet to reap it). */
+export function alive(pid: number): boolean {
+  try {
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  } catch {
+    return false
+  }
 }
