@@ -7,6 +7,7 @@ import { consume, Consumers, follow, HomeserverClient, newConsumerId } from 'hea
 import { ChildServer } from '../test/helpers/child-server.js'
 import { headOf } from '../test/helpers/server.js'
 import { Scrape } from '../test/helpers/prometheus.js'
+import { freshDatabase } from '../test/helpers/postgres.js'
 import { CpuProfiler } from './cpu-profile.js'
 import type { ProfileSummary } from './report.js'
 import { round } from './load.js'
@@ -30,8 +31,10 @@ import { round } from './load.js'
  * the cost in writes of keeping its state, from the server's metrics: durable commits of the
  * consumer's state per event processed, and how many changes (claims of a step, ack requests,
  * releases) each commit grouped.
+ * Then the same on PostgreSQL (a fresh database, no profiled run): `pg…` figures, with no goal of
+ * their own; the goal is the LevelDB ratio's.
  */
-export const description = 'Events processed per second through a durable consumer with explicit acks (4 workers) against the same events through /subscribe; ratio = consumer ÷ subscribe.'
+export const description = 'Events processed per second through a durable consumer with explicit acks (4 workers) against the same events through /subscribe; ratio = consumer ÷ subscribe, on LevelDB (pg…: the same on PostgreSQL).'
 export const goals = { ratio: '>= 0.5', unprocessed: '== 0' }
 
 const USERS = 500
@@ -40,12 +43,74 @@ const USERS = 500
 export let profiles: ProfileSummary[] = []
 const WORKERS = 4
 
+/** What one engine's run measured. */
+interface Measured {
+  events: number
+  subscribePerSec: number
+  consumerPerSec: number
+  /** of the first consumer run: ack requests sent, events processed, commits and the changes they grouped */
+  ackRequests: number
+  processed: number
+  commits: number
+  changes: number
+  /** what the consumers left unprocessed at the end, over all runs */
+  unprocessed: number
+}
+
 export async function benchConsumers(): Promise<Record<string, number | string>> {
   const quick = process.env.BENCH_QUICK === '1'
   const backlog = quick ? 4000 : 50_000
-  const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-consumers-'))
   const profiler = new CpuProfiler()
-  const server = await ChildServer.start({ dataDir: dir, env: { SIGNUP_RATE_LIMIT: '1000000', METRICS_PORT: '0', ...profiler.env } })
+  const dropped: (() => unknown)[] = []
+  let level: Measured
+  let pg: Measured
+  try {
+    level = await measure(backlog, {}, profiler)
+    // the same on PostgreSQL, without a profiled run
+    pg = await measure(backlog, { DATABASE_URL: await freshDatabase({ teardown: (fn) => void dropped.push(fn) }) })
+  } finally {
+    profiler.close()
+    for (const drop of dropped) await drop()
+  }
+
+  const ratio = round(level.consumerPerSec / level.subscribePerSec)
+  const pgRatio = round(pg.consumerPerSec / pg.subscribePerSec)
+  const { events, ackRequests, processed, commits, changes } = level
+  console.log(`consumers: ${events} events of ${USERS} users`)
+  console.log(`  /subscribe (one follow()):             ${Math.round(level.subscribePerSec)} events/s`)
+  console.log(`  consumer, explicit acks, ${WORKERS} workers:   ${Math.round(level.consumerPerSec)} events/s, ratio ${ratio} (goal ≥ 0.5)`)
+  console.log(`  ${ackRequests} ack requests, ${round(processed / Math.max(1, ackRequests))} events each; ${processed - events} processed more than once`)
+  console.log(`  ${commits} commits of the consumer's state, ${Math.round((commits / events) * 1000) / 1000} per event, ${round(changes / Math.max(1, commits))} changes each`)
+  console.log(`  PostgreSQL: /subscribe ${Math.round(pg.subscribePerSec)} events/s, consumer ${Math.round(pg.consumerPerSec)} events/s, ratio ${pgRatio}`)
+  return {
+    events,
+    users: USERS,
+    workers: WORKERS,
+    subscribeEventsPerSec: Math.round(level.subscribePerSec),
+    consumerEventsPerSec: Math.round(level.consumerPerSec),
+    ratio,
+    ackRequests,
+    eventsPerAckRequest: round(processed / Math.max(1, ackRequests)),
+    commits,
+    commitsPerEvent: Math.round((commits / events) * 1000) / 1000,
+    changesPerCommit: round(changes / Math.max(1, commits)),
+    redelivered: processed - events,
+    unprocessed: level.unprocessed + pg.unprocessed,
+    pgSubscribeEventsPerSec: Math.round(pg.subscribePerSec),
+    pgConsumerEventsPerSec: Math.round(pg.consumerPerSec),
+    pgRatio,
+    pgCommitsPerEvent: Math.round((pg.commits / pg.events) * 1000) / 1000,
+  }
+}
+
+/**
+ * One homeserver (a child process; on PostgreSQL with `DATABASE_URL` in `env`), `backlog`
+ * events of USERS users, then each side twice; with `profiler`, a third consumer run under it.
+ */
+async function measure(backlog: number, env: Record<string, string>, profiler?: CpuProfiler): Promise<Measured> {
+  const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-consumers-'))
+  const server = await ChildServer.start({ dataDir: dir, env: { SIGNUP_RATE_LIMIT: '1000000', METRICS_PORT: '0', ...env, ...profiler?.env } })
+  const realFetch = globalThis.fetch
   try {
     const users = await Promise.all(Array.from({ length: USERS }, async () => {
       const c = new HomeserverClient(server.url, randomKeypair())
@@ -56,7 +121,7 @@ export async function benchConsumers(): Promise<Record<string, number | string>>
     const start = await headOf(server.url)
     const consumers = new Consumers(owner)
     // two timed runs, and a third under the profiler (which slows what it watches)
-    const consumerIds = [newConsumerId(), newConsumerId(), newConsumerId()]
+    const consumerIds = [newConsumerId(), newConsumerId(), ...(profiler === undefined ? [] : [newConsumerId()])]
     for (const id of consumerIds) await consumers.create(id, { filters: ['*'], from: { after: String(start) }, ack: 'explicit', maxPending: 10_000 })
     let next = 0
     await Promise.all(users.map(async (u) => {
@@ -78,13 +143,12 @@ export async function benchConsumers(): Promise<Record<string, number | string>>
 
     // the consumer: four workers sharing it, every event acked
     let ackRequests = 0
-    const realFetch = globalThis.fetch
     globalThis.fetch = (input, init) => {
       if (String(input).endsWith('/ack')) ackRequests++
       return realFetch(input, init)
     }
     let consumerSeconds = Infinity
-    let first: { commits: number; changes: number; ackRequests: number; processed: number } | undefined
+    let first: Pick<Measured, 'commits' | 'changes' | 'ackRequests' | 'processed'> | undefined
     let unprocessed = 0
     for (const [run, consumerId] of consumerIds.entries()) {
       const before = await Scrape.of(server.metricsUrl!)
@@ -104,7 +168,7 @@ export async function benchConsumers(): Promise<Record<string, number | string>>
         state = await done()
         consumerSeconds = Math.min(consumerSeconds, (performance.now() - started) / 1000)
       } else {
-        const profiled = await profiler.window(server.pid!, `${WORKERS} workers taking ${events} events`, done)
+        const profiled = await profiler!.window(server.pid!, `${WORKERS} workers taking ${events} events`, done)
         profiles = [profiled.profile]
         state = profiled.result
       }
@@ -118,35 +182,9 @@ export async function benchConsumers(): Promise<Record<string, number | string>>
         processed: workers.reduce((n, w) => n + w.processed, 0),
       }
     }
-    globalThis.fetch = realFetch
-    const { commits, changes, processed } = first!
-    ackRequests = first!.ackRequests
-
-    const subscribePerSec = events / subscribeSeconds
-    const consumerPerSec = events / consumerSeconds
-    const ratio = round(consumerPerSec / subscribePerSec)
-    console.log(`consumers: ${events} events of ${USERS} users`)
-    console.log(`  /subscribe (one follow()):             ${Math.round(subscribePerSec)} events/s`)
-    console.log(`  consumer, explicit acks, ${WORKERS} workers:   ${Math.round(consumerPerSec)} events/s, ratio ${ratio} (goal ≥ 0.5)`)
-    console.log(`  ${ackRequests} ack requests, ${round(processed / Math.max(1, ackRequests))} events each; ${processed - events} processed more than once`)
-    console.log(`  ${commits} commits of the consumer's state, ${Math.round((commits / events) * 1000) / 1000} per event, ${round(changes / Math.max(1, commits))} changes each`)
-    return {
-      events,
-      users: USERS,
-      workers: WORKERS,
-      subscribeEventsPerSec: Math.round(subscribePerSec),
-      consumerEventsPerSec: Math.round(consumerPerSec),
-      ratio,
-      ackRequests,
-      eventsPerAckRequest: round(processed / Math.max(1, ackRequests)),
-      commits,
-      commitsPerEvent: Math.round((commits / events) * 1000) / 1000,
-      changesPerCommit: round(changes / Math.max(1, commits)),
-      redelivered: processed - events,
-      unprocessed,
-    }
+    return { events, subscribePerSec: events / subscribeSeconds, consumerPerSec: events / consumerSeconds, unprocessed, ...first! }
   } finally {
-    profiler.close()
+    globalThis.fetch = realFetch
     await server.stop()
     rmSync(dir, { recursive: true, force: true })
   }
