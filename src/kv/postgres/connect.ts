@@ -59,21 +59,32 @@ export function connect(url: string, options: ConnectOptions): pg.Pool {
 }
 
 /**
- * Runs `work` in a transaction on one pooled connection: COMMIT when it resolves, ROLLBACK
- * when it throws. A connection that broke on the way is destroyed rather than returned to
- * the pool.
+ * Runs `work` in a transaction on one pooled connection (`withClient`): COMMIT when it
+ * resolves, ROLLBACK when it throws.
  */
-export async function transaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+export function transaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  return withClient(pool, async (client) => {
+    try {
+      await client.query('BEGIN')
+      const result = await work(client)
+      await client.query('COMMIT')
+      return result
+    } catch (err) {
+      // on a connection that died, ROLLBACK fails too (and the server has rolled back already)
+      await client.query('ROLLBACK').catch(() => {})
+      throw err
+    }
+  })
+}
+
+/**
+ * Runs `work` on one pooled connection (`checkout`), and gives it back after; a connection
+ * that broke on the way is destroyed rather than returned to the pool.
+ */
+export async function withClient<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const { client, broken, done } = await checkout(pool)
   try {
-    await client.query('BEGIN')
-    const result = await work(client)
-    await client.query('COMMIT')
-    return result
-  } catch (err) {
-    // on a connection that died, ROLLBACK fails too (and the server has rolled back already)
-    await client.query('ROLLBACK').catch(() => {})
-    throw err
+    return await work(client)
   } finally {
     done()
     client.release(broken())

@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import { checkout } from './connect.js'
+import { withClient } from './connect.js'
 
 /** One row as PostgreSQL sent it: each column's text, or null. */
 export type Fields = (string | null)[]
@@ -24,13 +24,7 @@ export interface RowShape<R> {
 export async function selectRows<R>(db: pg.Pool | pg.PoolClient, text: string, values: readonly Param[], row: (fields: Fields) => R): Promise<R[]> {
   if ('release' in db) return run(db, text, values, row)
   // a pool answers a Submittable only through one of its clients
-  const c = await checkout(db)
-  try {
-    return await run(c.client, text, values, row)
-  } finally {
-    c.done()
-    c.client.release(c.broken())
-  }
+  return withClient(db, (client) => run(client, text, values, row))
 }
 
 function run<R>(client: pg.PoolClient, text: string, values: readonly Param[], row: (fields: Fields) => R): Promise<R[]> {
