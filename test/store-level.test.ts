@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { join } from 'node:path'
-import { decodeRow, encodeRow } from '../src/kv/level/consumers.js'
+import { JOURNAL_MOST, decodeRow, encodeRow } from '../src/kv/level/consumers.js'
 import { LevelKV } from '../src/kv/level/level-map.js'
 import type { BatchOp } from '../src/kv/level/ordered-map.js'
 import { LevelStore } from '../src/kv/level/store.js'
@@ -28,6 +28,9 @@ const factory: StoreFactory = {
 }
 
 storeConformance(t, factory)
+
+/** A consumer's row key, as LevelDB stores it. */
+const row = (seq: number) => `${ALICE}:${ID1}:${seq.toString(16).padStart(16, '0')}`
 
 t.test('a data folder with an older folder index gets it rebuilt at open', async (t) => {
   const dir = tempDir(t, 'hearth-store-')
@@ -79,7 +82,6 @@ t.test("a consumer's entries an older version wrote as JSON are read, and change
   await kv.open()
   const outstanding = [{ seq: 4, user: BOB, deliveries: 1, holder: 'a/1', deadline: 9 }, { seq: 5, user: ALICE, deliveries: 0 }, { seq: 17, user: BOB, deliveries: 2 }]
   const { outstanding: _, ...head } = consumerRecord(ALICE, ID1, { cursor: 17, outstanding })
-  const row = (seq: number) => `${ALICE}:${ID1}:${seq.toString(16).padStart(16, '0')}`
   await kv.batch([
     { type: 'put', ns: 'consumers', key: `${ALICE}:${ID1}`, value: JSON.stringify(head) },
     ...outstanding.map((e) => ({ type: 'put' as const, ns: 'consumerEvents' as const, key: row(e.seq), value: JSON.stringify(e) })),
@@ -88,8 +90,12 @@ t.test("a consumer's entries an older version wrote as JSON are read, and change
 
   let { store } = await LevelStore.open(dir)
   t.same(await store.consumer(ALICE, ID1), { ...head, outstanding }, 'read as written')
-  const leased = { seq: 5, user: ALICE, deliveries: 1, holder: 'b/2', deadline: 20 }
-  await store.updateConsumer(ALICE, ID1, (r) => ({ record: { ...r, outstanding: [r.outstanding[0]!, leased, r.outstanding[2]!] }, result: undefined }))
+  // changes of entry 5 until the journal is folded into the rows
+  let leased = outstanding[1]!
+  for (let n = 1; n <= JOURNAL_MOST + 1; n++) {
+    leased = { seq: 5, user: ALICE, deliveries: 1, holder: 'b/2', deadline: 20 + n }
+    await store.updateConsumer(ALICE, ID1, (r) => ({ record: { ...r, outstanding: [r.outstanding[0]!, leased, r.outstanding[2]!] }, result: undefined }))
+  }
   await store.close()
   ;({ store } = await LevelStore.open(dir))
   t.same(await store.consumer(ALICE, ID1), { ...head, outstanding: [outstanding[0], leased, outstanding[2]] }, 'the changed entry, written anew, and the untouched ones, still JSON, read back')
@@ -97,8 +103,39 @@ t.test("a consumer's entries an older version wrote as JSON are read, and change
   const raw = new LevelKV(join(dir, 'db'))
   await raw.open()
   t.teardown(() => raw.close())
-  t.equal(await raw.get('consumerEvents', row(5)), `1 20 b/2 ${ALICE}`, 'the entry written anew is the short form')
+  t.equal(await raw.get('consumerEvents', row(5)), `1 ${20 + JOURNAL_MOST + 1} b/2 ${ALICE}`, 'the entry written anew is the short form')
   t.equal(await raw.get('consumerEvents', row(17)), JSON.stringify(outstanding[2]), 'the one left alone is as the older version wrote it')
+})
+
+t.test("a consumer's change is one journal entry, whatever it touched, until the journal is folded into the rows", async (t) => {
+  const dir = tempDir(t, 'hearth-store-')
+  let { store } = await LevelStore.open(dir)
+  await store.createConsumer(consumerRecord(ALICE, ID1), 10)
+  const read = Array.from({ length: 100 }, (_, i) => ({ seq: i + 1, user: i % 2 === 0 ? ALICE : BOB, deliveries: 0 }))
+  await store.updateConsumer(ALICE, ID1, (r) => ({ record: { ...r, cursor: 100, outstanding: read }, result: undefined }))
+  const leased = read.map((e) => ({ ...e, deliveries: 1, holder: 'h', deadline: 50 }))
+  for (let n = 2; n <= JOURNAL_MOST; n++) {
+    // alternately leased and handed back: every entry changes each time
+    await store.updateConsumer(ALICE, ID1, (r) => ({ record: { ...r, outstanding: n % 2 === 0 ? leased : read }, result: undefined }))
+  }
+  await store.close()
+  const keys = async () => {
+    const raw = new LevelKV(join(dir, 'db'))
+    await raw.open()
+    const all: string[] = []
+    for await (const key of raw.keys('consumerEvents', {})) all.push(key)
+    await raw.close()
+    return { rows: all.filter((k) => k.includes(`${ID1}:`)).length, journal: all.filter((k) => k.includes(`${ID1}!`)).length }
+  }
+  t.same(await keys(), { rows: 0, journal: JOURNAL_MOST }, 'each change wrote one journal entry and no row')
+  ;({ store } = await LevelStore.open(dir))
+  t.same((await store.consumer(ALICE, ID1))!.outstanding, JOURNAL_MOST % 2 === 0 ? leased : read, 'read back through the journal')
+  await store.updateConsumer(ALICE, ID1, (r) => ({ record: { ...r, outstanding: r.outstanding.slice(40) }, result: undefined }))
+  await store.close()
+  t.same(await keys(), { rows: 60, journal: 0 }, 'the change past JOURNAL_MOST folded the journal into a row per outstanding event')
+  ;({ store } = await LevelStore.open(dir))
+  t.teardown(() => store.close())
+  t.same((await store.consumer(ALICE, ID1))!.outstanding, (JOURNAL_MOST % 2 === 0 ? leased : read).slice(40), 'and read back from the rows')
 })
 
 t.test("a consumer's entry in its short form comes back whole, out or not", async (t) => {

@@ -4,7 +4,8 @@ import type { ConsumerRecord, Outstanding } from './consumer-record.js'
  * How the engines store a consumer's record in parts, so that a change writes only what it
  * changed: the head (everything but `outstanding`: definition, cursor, dead letters, the last
  * reset) as one entry, and each outstanding event as an entry of its own. Claiming 200 events
- * out of 10,000 outstanding writes those 200 entries, not the 10,000.
+ * out of 10,000 outstanding writes those 200 entries, not the 10,000 (on LevelDB, as lines of
+ * one journal entry: level/consumers.ts).
  *
  * The changes of a record (src/consumers/ledger.ts) never mutate it: they return a new record
  * that keeps every part they did not touch — the same `dead` array, the same entry objects —
@@ -19,7 +20,12 @@ export function headOf(r: ConsumerRecord): ConsumerHead {
 
 /** Whether the head of `after` differs from that of `before`. */
 export function headChanged(before: ConsumerRecord, after: ConsumerRecord): boolean {
-  return before.cursor !== after.cursor || before.dead !== after.dead || before.reset !== after.reset ||
+  return before.cursor !== after.cursor || headChangedBesidesCursor(before, after)
+}
+
+/** Whether the head of `after` differs from that of `before` in more than the cursor. */
+export function headChangedBesidesCursor(before: ConsumerRecord, after: ConsumerRecord): boolean {
+  return before.dead !== after.dead || before.reset !== after.reset ||
     before.definition !== after.definition || before.capabilities !== after.capabilities || before.createdAt !== after.createdAt
 }
 
@@ -73,24 +79,24 @@ function unordered(before: readonly Outstanding[], after: readonly Outstanding[]
  * so a change of a consumer starts from the decoded record rather than re-reading every
  * entry. An engine uses an entry only when the stored version is the one it holds (PostgreSQL
  * checks it inside the change's transaction; LevelDB has one process, and every change goes
- * through it).
+ * through it). `T` is what the engine keeps of a record: the record itself, or more.
  */
-export class RecordCache {
+export class RecordCache<T = ConsumerRecord> {
   readonly #max: number
-  readonly #records = new Map<string, { version: number; record: ConsumerRecord }>()
+  readonly #records = new Map<string, { version: number; record: T }>()
 
   constructor(max: number) {
     this.#max = max
   }
 
-  /** The record kept, if it stood at `version`. */
-  get(owner: string, id: string, version: number): ConsumerRecord | undefined {
+  /** What is kept of the record, if it stood at `version`. */
+  get(owner: string, id: string, version: number): T | undefined {
     const hit = this.peek(owner, id)
     return hit !== undefined && hit.version === version ? hit.record : undefined
   }
 
-  /** The record kept, with its version, whatever it is. */
-  peek(owner: string, id: string): { version: number; record: ConsumerRecord } | undefined {
+  /** What is kept of the record, with its version, whatever it is. */
+  peek(owner: string, id: string): { version: number; record: T } | undefined {
     const key = `${owner}/${id}`
     const hit = this.#records.get(key)
     if (hit === undefined) return undefined
@@ -99,7 +105,7 @@ export class RecordCache {
     return hit
   }
 
-  set(owner: string, id: string, version: number, record: ConsumerRecord): void {
+  set(owner: string, id: string, version: number, record: T): void {
     const key = `${owner}/${id}`
     this.#records.delete(key)
     this.#records.set(key, { version, record })

@@ -1,4 +1,5 @@
-import type { ConsumerRecord } from '../../../src/kv/store.js'
+import { isDeepStrictEqual } from 'node:util'
+import type { ConsumerRecord, Store } from '../../../src/kv/store.js'
 import type { Case } from './common.js'
 import { ALICE, BOB } from './common.js'
 
@@ -114,4 +115,71 @@ export const consumerCases: Record<string, Case> = {
     t.equal(results.filter((r) => r === 'created').length, 5, 'exactly the cap')
     t.equal((await store.consumers(ALICE)).length, 5)
   },
+
+  async 'a record read back after a long run of changes of every kind is the one last stored'(t, factory) {
+    const { store, reopen, second } = await factory.open(t)
+    await store.createUser(ALICE, 1)
+    await store.createConsumer(consumerRecord(ALICE, ID1), 10)
+    let current = store
+    let expected = (await store.consumer(ALICE, ID1))!
+    // enough changes to fill a LevelDB journal twice over (JOURNAL_MOST), read back on the way
+    const random = seeded(23)
+    const checks = new Set([20, 63, 64, 65, 129, 150])
+    let mismatches = 0
+    for (let step = 1; step <= 150; step++) {
+      const next = changeOf(expected, random, step)
+      await current.updateConsumer(ALICE, ID1, () => ({ record: next, result: undefined }))
+      if (next !== undefined) expected = next
+      if (!checks.has(step)) continue
+      const readBack = async (reader: Store) => void (isDeepStrictEqual(await reader.consumer(ALICE, ID1), expected) || mismatches++)
+      await readBack(current)
+      if (reopen !== undefined) await readBack((current = await reopen()))
+      if (second !== undefined) await readBack(await second())
+    }
+    t.same(await current.consumer(ALICE, ID1), expected, 'the last record, read back')
+    t.equal(mismatches, 0, 'and every record read back on the way, after a reopen and from another instance')
+  },
 }
+
+/** A pseudo-random change of `r` (none, one time in ten), as the ledger makes them: new objects for what it changes, the rest kept. */
+function changeOf(r: ConsumerRecord, random: () => number, step: number): ConsumerRecord | undefined {
+  const users = [ALICE, BOB, 'carol', 'dave']
+  const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!
+  const some = () => random() < 0.3
+  switch (Math.floor(random() * 10)) {
+    case 0:
+      return undefined
+    case 1:
+    case 2: {
+      // events read into it: the cursor moves past them
+      const read = Array.from({ length: 1 + Math.floor(random() * 8) }, (_, i) => ({ seq: r.cursor + 1 + i * 2, user: pick(users), deliveries: 0 }))
+      return { ...r, cursor: read.at(-1)!.seq + Math.floor(random() * 3), outstanding: [...r.outstanding, ...read] }
+    }
+    case 3:
+    case 4:
+      // leases
+      return { ...r, outstanding: r.outstanding.map((e) => (e.holder === undefined && some() ? { ...e, deliveries: e.deliveries + 1, holder: `h/${step}`, deadline: 1_000 + step } : e)) }
+    case 5:
+    case 6:
+      // acks
+      return { ...r, outstanding: r.outstanding.filter((e) => !some()) }
+    case 7:
+      // holds ended
+      return { ...r, outstanding: r.outstanding.map((e) => (e.holder !== undefined && some() ? { seq: e.seq, user: e.user, deliveries: e.deliveries } : e)) }
+    case 8: {
+      // the first one dead
+      const first = r.outstanding[0]
+      if (first === undefined) return { ...r, cursor: r.cursor + 1 }
+      return { ...r, outstanding: r.outstanding.slice(1), dead: [...r.dead, { seq: first.seq, deliveries: first.deliveries, reason: 'term' }] }
+    }
+    default:
+      // the cursor alone, or a reset
+      return random() < 0.5 ? { ...r, cursor: r.cursor + 5 } : { ...r, reset: { requested: r.cursor, floor: r.cursor + 2 } }
+  }
+}
+
+function seeded(seed: number): () => number {
+  let s = seed
+  return () => ((s = (s * 1_103_515_245 + 12_345) % 2_147_483_648) / 2_147_483_648)
+}
+
