@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { join } from 'node:path'
-import { JOURNAL_MOST, decodeRow, encodeRow } from '../src/kv/level/consumers.js'
+import { JOURNAL_MOST, decodeEntry, decodeRow, encodeEntry } from '../src/kv/level/consumers.js'
 import { LevelKV } from '../src/kv/level/level-map.js'
 import type { BatchOp } from '../src/kv/level/ordered-map.js'
 import { LevelStore } from '../src/kv/level/store.js'
@@ -76,7 +76,7 @@ t.test("a consumer stored whole, as an older version kept it, is split into its 
   t.same(await store.consumer(ALICE, ID1), { ...old, outstanding: outstanding.slice(1) }, 'and the change of its parts kept')
 })
 
-t.test("a consumer's entries an older version wrote as JSON are read, and change on beside the shorter ones", async (t) => {
+t.test("a consumer's rows an older version wrote, JSON and short, are read, and the first fold of its journal replaces them", async (t) => {
   const dir = tempDir(t, 'hearth-store-')
   const kv = new LevelKV(join(dir, 'db'))
   await kv.open()
@@ -84,30 +84,34 @@ t.test("a consumer's entries an older version wrote as JSON are read, and change
   const { outstanding: _, ...head } = consumerRecord(ALICE, ID1, { cursor: 17, outstanding })
   await kv.batch([
     { type: 'put', ns: 'consumers', key: `${ALICE}:${ID1}`, value: JSON.stringify(head) },
-    ...outstanding.map((e) => ({ type: 'put' as const, ns: 'consumerEvents' as const, key: row(e.seq), value: JSON.stringify(e) })),
+    { type: 'put', ns: 'consumerEvents', key: row(4), value: JSON.stringify(outstanding[0]) },
+    { type: 'put', ns: 'consumerEvents', key: row(5), value: encodeEntry(outstanding[1]!) },
+    { type: 'put', ns: 'consumerEvents', key: row(17), value: JSON.stringify(outstanding[2]) },
   ], { sync: true })
   await kv.close()
 
   let { store } = await LevelStore.open(dir)
   t.same(await store.consumer(ALICE, ID1), { ...head, outstanding }, 'read as written')
-  // changes of entry 5 until the journal is folded into the rows
+  // changes of entry 5 until the journal is folded
   let leased = outstanding[1]!
-  for (let n = 1; n <= JOURNAL_MOST + 1; n++) {
+  const change = async (n: number) => {
     leased = { seq: 5, user: ALICE, deliveries: 1, holder: 'b/2', deadline: 20 + n }
     await store.updateConsumer(ALICE, ID1, (r) => ({ record: { ...r, outstanding: [r.outstanding[0]!, leased, r.outstanding[2]!] }, result: undefined }))
   }
+  for (let n = 1; n <= JOURNAL_MOST; n++) await change(n)
   await store.close()
+  t.same((await keysOf(dir)).rows, 3, 'the rows stay while the journal grows')
   ;({ store } = await LevelStore.open(dir))
-  t.same(await store.consumer(ALICE, ID1), { ...head, outstanding: [outstanding[0], leased, outstanding[2]] }, 'the changed entry, written anew, and the untouched ones, still JSON, read back')
+  t.same(await store.consumer(ALICE, ID1), { ...head, outstanding: [outstanding[0], leased, outstanding[2]] }, 'read back: the rows, then the journal')
+  await change(JOURNAL_MOST + 1)
   await store.close()
-  const raw = new LevelKV(join(dir, 'db'))
-  await raw.open()
-  t.teardown(() => raw.close())
-  t.equal(await raw.get('consumerEvents', row(5)), `1 ${20 + JOURNAL_MOST + 1} b/2 ${ALICE}`, 'the entry written anew is the short form')
-  t.equal(await raw.get('consumerEvents', row(17)), JSON.stringify(outstanding[2]), 'the one left alone is as the older version wrote it')
+  t.same(await keysOf(dir), { rows: 0, snapshot: 1, journal: 0 }, 'the fold replaced the rows with a snapshot')
+  ;({ store } = await LevelStore.open(dir))
+  t.teardown(() => store.close())
+  t.same(await store.consumer(ALICE, ID1), { ...head, outstanding: [outstanding[0], leased, outstanding[2]] }, 'and read back from it')
 })
 
-t.test("a consumer's change is one journal entry, whatever it touched, until the journal is folded into the rows", async (t) => {
+t.test("a consumer's change is one journal entry, whatever it touched, until the journal is folded into a snapshot", async (t) => {
   const dir = tempDir(t, 'hearth-store-')
   let { store } = await LevelStore.open(dir)
   await store.createConsumer(consumerRecord(ALICE, ID1), 10)
@@ -119,31 +123,34 @@ t.test("a consumer's change is one journal entry, whatever it touched, until the
     await store.updateConsumer(ALICE, ID1, (r) => ({ record: { ...r, outstanding: n % 2 === 0 ? leased : read }, result: undefined }))
   }
   await store.close()
-  const keys = async () => {
-    const raw = new LevelKV(join(dir, 'db'))
-    await raw.open()
-    const all: string[] = []
-    for await (const key of raw.keys('consumerEvents', {})) all.push(key)
-    await raw.close()
-    return { rows: all.filter((k) => k.includes(`${ID1}:`)).length, journal: all.filter((k) => k.includes(`${ID1}!`)).length }
-  }
-  t.same(await keys(), { rows: 0, journal: JOURNAL_MOST }, 'each change wrote one journal entry and no row')
+  t.same(await keysOf(dir), { rows: 0, snapshot: 1, journal: JOURNAL_MOST }, 'each change wrote one journal entry (the snapshot is the creation\'s)')
   ;({ store } = await LevelStore.open(dir))
   t.same((await store.consumer(ALICE, ID1))!.outstanding, JOURNAL_MOST % 2 === 0 ? leased : read, 'read back through the journal')
   await store.updateConsumer(ALICE, ID1, (r) => ({ record: { ...r, outstanding: r.outstanding.slice(40) }, result: undefined }))
   await store.close()
-  t.same(await keys(), { rows: 60, journal: 0 }, 'the change past JOURNAL_MOST folded the journal into a row per outstanding event')
+  t.same(await keysOf(dir), { rows: 0, snapshot: 1, journal: 0 }, 'the change past JOURNAL_MOST folded the journal into the snapshot')
   ;({ store } = await LevelStore.open(dir))
   t.teardown(() => store.close())
-  t.same((await store.consumer(ALICE, ID1))!.outstanding, (JOURNAL_MOST % 2 === 0 ? leased : read).slice(40), 'and read back from the rows')
+  t.same((await store.consumer(ALICE, ID1))!.outstanding, (JOURNAL_MOST % 2 === 0 ? leased : read).slice(40), 'and read back from it')
 })
 
-t.test("a consumer's entry in its short form comes back whole, out or not", async (t) => {
-  const key = `${ALICE}:${ID1}:${(0x1f).toString(16).padStart(16, '0')}`
+t.test("a consumer's entry in its short form comes back whole, out or not, as a line and as an older version's row", async (t) => {
   for (const e of [{ seq: 31, user: BOB, deliveries: 0 }, { seq: 31, user: BOB, deliveries: 3, holder: 'Ab-_9/12', deadline: 1_789_000_000_000 }, { seq: 31, user: 'a user with spaces', deliveries: 1 }]) {
-    t.same(decodeRow(key, encodeRow(e)), e, encodeRow(e))
+    t.same(decodeEntry(31, encodeEntry(e)), e, encodeEntry(e))
+    t.same(decodeRow(row(31), encodeEntry(e)), e, 'as a row')
   }
 })
+
+/** How many rows, snapshots and journal entries of consumer ID1 the data folder holds. */
+async function keysOf(dir: string): Promise<{ rows: number; snapshot: number; journal: number }> {
+  const raw = new LevelKV(join(dir, 'db'))
+  await raw.open()
+  const keys: string[] = []
+  for await (const key of raw.keys('consumerEvents', {})) keys.push(key)
+  await raw.close()
+  const count = (mark: string) => keys.filter((k) => k.startsWith(`${ALICE}:${ID1}${mark}`)).length
+  return { rows: count(':'), snapshot: count('='), journal: count('!') }
+}
 
 /** A LevelDB of file keys in byte order past U+FFFF, which JavaScript orders otherwise. */
 async function kvOfKeys(t: Test): Promise<LevelKV> {

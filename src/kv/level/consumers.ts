@@ -4,16 +4,17 @@ import { CACHED_RECORDS, RecordCache, headChangedBesidesCursor, headOf, outstand
 import { asText, type BatchOp, type KV } from './ordered-map.js'
 
 /**
- * Durable consumers on LevelDB, in parts (consumer-parts.ts): the head under `consumers`; under
- * `consumerEvents`, a row per outstanding event and a journal of what changed since the rows
- * were written. A change appends one journal entry — its cursor, and the entries it put or
- * took out — rather than a row for each event it touched: a busy consumer's changes touch
- * about three entries per event processed, and writing each as a row of its own (a native
- * call each) took a fifth of the server's CPU. Once the journal holds JOURNAL_MOST entries or
- * JOURNAL_BYTES, the next change folds it into the rows instead: the rows that differ, the
- * head, and the journal's entries deleted. A record is read back as its head, its rows, then
- * its journal in order. Every change is one synced batch, so kill -9 leaves a record as some
- * change left it.
+ * Durable consumers on LevelDB: the head (consumer-parts.ts) under `consumers`; under
+ * `consumerEvents`, the outstanding events as of some change (the snapshot: one entry) and a
+ * journal of the changes since. A change appends one journal entry — its cursor, and the
+ * outstanding entries it put or took out — so it is one write however many events it
+ * touched: a busy consumer's changes touch about three entries per event processed, and a row
+ * per entry (a native call each) took a fifth of the server's CPU. Once the journal holds
+ * JOURNAL_MOST entries or JOURNAL_BYTES, the next change folds it into a new snapshot instead,
+ * with the head, and deletes the journal. A record is read back as its head, its snapshot,
+ * then its journal in order. Every change is one synced batch, so kill -9 leaves a record as
+ * some change left it. Rows of one entry each, as an earlier version wrote them, are read
+ * (in place of a snapshot) and deleted by the next fold.
  *
  * Creations, changes and deletions run one at a time. This process is the only one on the
  * database, so what it read or wrote of a record stays true until it changes it: a change
@@ -48,19 +49,25 @@ export class LevelConsumers {
     if (cached !== undefined) return cached
     const head = asText(await this.#kv.get('consumers', headKey(owner, id)))
     if (head === undefined) return undefined
-    const rows: Outstanding[] = []
-    for await (const [key, v] of this.#kv.entries('consumerEvents', rowsOf(owner, id))) rows.push(decodeRow(key, asText(v)!))
-    let record: ConsumerRecord = { ...(JSON.parse(head) as ConsumerRecord), outstanding: rows }
+    const entries = new Map<number, Outstanding>()
+    const rows: number[] = []
+    for await (const [key, v] of this.#kv.entries('consumerEvents', rowsOf(owner, id))) {
+      const e = decodeRow(key, asText(v)!)
+      entries.set(e.seq, e)
+      rows.push(e.seq)
+    }
+    let cursor = (JSON.parse(head) as ConsumerRecord).cursor
+    const snapshot = asText(await this.#kv.get('consumerEvents', snapshotKey(owner, id)))
+    if (snapshot !== undefined) cursor = replay(snapshot, entries) ?? cursor
     const journal = { entries: 0, bytes: 0 }
-    const entries = new Map(rows.map((e) => [e.seq, e]))
     for await (const [, v] of this.#kv.entries('consumerEvents', journalOf(owner, id))) {
       const text = asText(v)!
-      record = { ...record, cursor: replay(text, entries) ?? record.cursor }
+      cursor = replay(text, entries) ?? cursor
       journal.entries++
       journal.bytes += text.length
     }
-    if (journal.entries > 0) record = { ...record, outstanding: [...entries.values()].sort((a, b) => a.seq - b.seq) }
-    const stored = { record, rows, journal }
+    const outstanding = [...entries.values()].sort((x, y) => x.seq - y.seq)
+    const stored = { record: { ...(JSON.parse(head) as ConsumerRecord), cursor, outstanding }, rows, journal }
     this.#cache.set(owner, id, 0, stored)
     return stored
   }
@@ -89,7 +96,7 @@ export class LevelConsumers {
   delete(owner: string, id: string): Promise<boolean> {
     return this.#serial.run(async () => {
       if ((await this.#kv.get('consumers', headKey(owner, id))) === undefined) return false
-      const ops: BatchOp[] = [{ type: 'del', ns: 'consumers', key: headKey(owner, id) }]
+      const ops: BatchOp[] = [{ type: 'del', ns: 'consumers', key: headKey(owner, id) }, { type: 'del', ns: 'consumerEvents', key: snapshotKey(owner, id) }]
       for (const range of [rowsOf(owner, id), journalOf(owner, id)]) {
         for await (const key of this.#kv.keys('consumerEvents', range)) ops.push({ type: 'del', ns: 'consumerEvents', key })
       }
@@ -112,7 +119,7 @@ export class LevelConsumers {
 
   /**
    * Stores `record` over `stored` (what is stored; none: nothing is, or a head of an earlier
-   * layout): a journal entry, or the journal folded into the rows (module comment).
+   * layout): a journal entry, or a fold (module comment).
    */
   async #write(record: ConsumerRecord, stored: Stored | undefined): Promise<void> {
     const { owner, id } = record
@@ -120,20 +127,17 @@ export class LevelConsumers {
     let next: Stored
     if (stored === undefined || stored.journal.entries >= JOURNAL_MOST || stored.journal.bytes >= JOURNAL_BYTES) {
       ops.push({ type: 'put', ns: 'consumers', key: headKey(owner, id), value: JSON.stringify(headOf(record)) })
-      const { put, del } = outstandingChanges(stored?.rows ?? [], record.outstanding)
-      for (const e of put) ops.push({ type: 'put', ns: 'consumerEvents', key: rowKey(owner, id, e.seq), value: encodeRow(e) })
-      for (const seq of del) ops.push({ type: 'del', ns: 'consumerEvents', key: rowKey(owner, id, seq) })
+      ops.push({ type: 'put', ns: 'consumerEvents', key: snapshotKey(owner, id), value: lines(record.cursor, record.outstanding, []) })
+      for (const seq of stored?.rows ?? []) ops.push({ type: 'del', ns: 'consumerEvents', key: rowKey(owner, id, seq) })
       for (let n = 0; n < (stored?.journal.entries ?? 0); n++) ops.push({ type: 'del', ns: 'consumerEvents', key: journalKey(owner, id, n) })
-      next = { record, rows: record.outstanding, journal: { entries: 0, bytes: 0 } }
+      next = { record, rows: [], journal: { entries: 0, bytes: 0 } }
     } else {
       const before = stored.record
       if (headChangedBesidesCursor(before, record)) ops.push({ type: 'put', ns: 'consumers', key: headKey(owner, id), value: JSON.stringify(headOf(record)) })
       const { put, del } = outstandingChanges(before.outstanding, record.outstanding)
       let text = ''
       if (put.length > 0 || del.length > 0 || record.cursor !== before.cursor) {
-        text = `c${record.cursor}\n`
-        for (const e of put) text += `+${e.seq.toString(16)} ${encodeRow(e)}\n`
-        for (const seq of del) text += `-${seq.toString(16)}\n`
+        text = lines(record.cursor, put, del)
         ops.push({ type: 'put', ns: 'consumerEvents', key: journalKey(owner, id, stored.journal.entries), value: text })
       }
       next = { record, rows: stored.rows, journal: text === '' ? stored.journal : { entries: stored.journal.entries + 1, bytes: stored.journal.bytes + text.length } }
@@ -147,21 +151,26 @@ export class LevelConsumers {
 /** What this process knows of a stored consumer: the record, and how it lies in the database. */
 interface Stored {
   record: ConsumerRecord
-  /** the outstanding entries as the rows hold them, the journal aside */
-  rows: readonly Outstanding[]
-  /** the journal written since the rows: its entries are numbered from 0 */
+  /** the seqs of the rows an earlier version wrote, deleted by the next fold */
+  rows: readonly number[]
+  /** the journal written since the snapshot: its entries are numbered from 0 */
   journal: { entries: number; bytes: number }
 }
 
-/** A journal this long is folded into the rows by the next change: a record is read back from its rows and at most this many entries. */
+/** A journal this long is folded by the next change: a record is read back from its snapshot and at most this many entries. */
 export const JOURNAL_MOST = 64
 /** Or this large (a change of many entries at once writes a long one). */
 export const JOURNAL_BYTES = 2 * 1024 * 1024
 
-/**
- * Applies one journal entry to `entries` (outstanding entries by seq): lines of `c<cursor>`,
- * `+<seq in hex> <entry as its row holds it>` and `-<seq in hex>`. Returns the entry's cursor.
- */
+/** A snapshot or journal entry: `c<cursor>`, then `+<seq in hex> <entry as encodeEntry writes it>` for each entry put and `-<seq in hex>` for each taken out. */
+function lines(cursor: number, put: readonly Outstanding[], del: readonly number[]): string {
+  let text = `c${cursor}\n`
+  for (const e of put) text += `+${e.seq.toString(16)} ${encodeEntry(e)}\n`
+  for (const seq of del) text += `-${seq.toString(16)}\n`
+  return text
+}
+
+/** Applies a snapshot or journal entry (`lines`) to `entries` (outstanding entries by seq); returns its cursor. */
 function replay(text: string, entries: Map<number, Outstanding>): number | undefined {
   let cursor: number | undefined
   for (const line of text.split('\n')) {
@@ -179,22 +188,23 @@ function replay(text: string, entries: Map<number, Outstanding>): number | undef
 }
 
 /**
- * An outstanding event's entry as a row holds it (its seq in the key) and a journal line
- * carries it (its seq before it): `<deliveries> <deadline> <holder> <user>`, the deadline and
- * holder empty while it is not out. A change writes one per event it reads, leases or hands
- * back, so it is kept short: as JSON a lease took 167 bytes, not 84, and a batch of 360 took
- * half again as long to build. Rows an earlier version wrote as JSON are read as they are.
+ * An outstanding event's entry as a line of a snapshot or journal entry carries it, after its
+ * seq: `<deliveries> <deadline> <holder> <user>`, the deadline and holder empty while it is
+ * not out. A change writes one per event it reads, leases or hands back, so it is kept short:
+ * as JSON a lease took 167 bytes, not 84. Rows of an earlier version held the same, their seq
+ * in the key, or JSON.
  */
-export function encodeRow(e: Outstanding): string {
+export function encodeEntry(e: Outstanding): string {
   return `${e.deliveries} ${e.deadline ?? ''} ${e.holder ?? ''} ${e.user}`
 }
 
+/** A row of an earlier version. */
 export function decodeRow(key: string, value: string): Outstanding {
   if (value.startsWith('{')) return JSON.parse(value) as Outstanding
   return decodeEntry(parseInt(key.slice(-16), 16), value)
 }
 
-function decodeEntry(seq: number, value: string): Outstanding {
+export function decodeEntry(seq: number, value: string): Outstanding {
   const [deliveries, deadline, holder] = value.split(' ', 3) as [string, string, string]
   const user = value.slice(deliveries.length + deadline.length + holder.length + 3)
   return holder === '' ? { seq, user, deliveries: Number(deliveries) } : { seq, user, deliveries: Number(deliveries), holder, deadline: Number(deadline) }
@@ -203,6 +213,7 @@ function decodeEntry(seq: number, value: string): Outstanding {
 const headKey = (owner: string, id: string): string => `${owner}:${id}`
 const rowKey = (owner: string, id: string, seq: number): string => `${owner}:${id}:${seq.toString(16).padStart(16, '0')}`
 const rowsOf = (owner: string, id: string) => ({ gt: `${owner}:${id}:`, lt: `${owner}:${id};` })
-/** a journal entry's key: `!` sorts before the rows' `:`, and the number keeps the entries in order */
+/** the snapshot's key, and a journal entry's: `=` and `!` sort outside the rows' range, and the number keeps the entries in order */
+const snapshotKey = (owner: string, id: string): string => `${owner}:${id}=`
 const journalKey = (owner: string, id: string, n: number): string => `${owner}:${id}!${n.toString(16).padStart(8, '0')}`
 const journalOf = (owner: string, id: string) => ({ gt: `${owner}:${id}!`, lt: `${owner}:${id}"` })

@@ -124,13 +124,12 @@ export const consumerCases: Record<string, Case> = {
     let expected = (await store.consumer(ALICE, ID1))!
     // enough changes to fill a LevelDB journal twice over (JOURNAL_MOST), read back on the way
     const random = seeded(23)
-    const checks = new Set([20, 63, 64, 65, 129, 150])
     let mismatches = 0
     for (let step = 1; step <= 150; step++) {
       const next = changeOf(expected, random, step)
       await current.updateConsumer(ALICE, ID1, () => ({ record: next, result: undefined }))
       if (next !== undefined) expected = next
-      if (!checks.has(step)) continue
+      if (step % 15 !== 0) continue
       const readBack = async (reader: Store) => void (isDeepStrictEqual(await reader.consumer(ALICE, ID1), expected) || mismatches++)
       await readBack(current)
       if (reopen !== undefined) await readBack((current = await reopen()))
@@ -145,7 +144,8 @@ export const consumerCases: Record<string, Case> = {
 function changeOf(r: ConsumerRecord, random: () => number, step: number): ConsumerRecord | undefined {
   const users = [ALICE, BOB, 'carol', 'dave']
   const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!
-  const some = () => random() < 0.3
+  // each change touches few of the entries: most outlive a LevelDB fold untouched
+  const some = () => random() < 0.05
   switch (Math.floor(random() * 10)) {
     case 0:
       return undefined
@@ -162,7 +162,7 @@ function changeOf(r: ConsumerRecord, random: () => number, step: number): Consum
     case 5:
     case 6:
       // acks
-      return { ...r, outstanding: r.outstanding.filter((e) => !some()) }
+      return { ...r, outstanding: r.outstanding.filter(() => !some()) }
     case 7:
       // holds ended
       return { ...r, outstanding: r.outstanding.map((e) => (e.holder !== undefined && some() ? { seq: e.seq, user: e.user, deliveries: e.deliveries } : e)) }
