@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap'
 import { join } from 'node:path'
-import { JOURNAL_MOST, decodeEntry, decodeRow, encodeEntry } from '../src/kv/level/consumers.js'
+import { JOURNAL_MOST, decodeEntry, encodeEntry } from '../src/kv/consumer-parts.js'
+import { decodeRow } from '../src/kv/level/consumers.js'
 import { LevelKV } from '../src/kv/level/level-map.js'
 import type { BatchOp } from '../src/kv/level/ordered-map.js'
 import { LevelStore } from '../src/kv/level/store.js'

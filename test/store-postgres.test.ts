@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { LOCKS } from '../src/kv/postgres/locks.js'
 import { applyMigrations, migrate } from '../src/kv/postgres/migrate.js'
 import { migrations } from '../src/kv/postgres/migrations.js'
@@ -8,6 +8,7 @@ import { ALICE, BOB, byteOrder, collect, meta, seqs, within, writeFile } from '.
 import { ID1, consumerRecord } from './helpers/store-cases/consumers.js'
 import { PathMaker } from './helpers/long-paths.js'
 import { MAX_PATH_BYTES } from '../src/paths.js'
+import type { ConsumerRecord } from '../src/kv/store.js'
 import { storeConformance, type StoreFactory } from './helpers/store-conformance.js'
 
 /**
@@ -116,15 +117,25 @@ if (await requirePostgres(t)) {
     const old = consumerRecord(ALICE, ID1, { cursor: 5, outstanding, dead: [{ seq: 2, deliveries: 5, reason: 'maxDeliver' }] })
     const empty = consumerRecord(BOB, ID1)
     for (const r of [old, empty]) await sql.query('INSERT INTO consumers (owner, id, created_at, record) VALUES ($1, $2, $3, $4)', [r.owner, r.id, r.createdAt, JSON.stringify(r)])
+    await readWholeAfterUpgrade(t, url, old, empty)
+  })
 
-    const store = await openPostgresStore(url)
-    t.teardown(() => store.close())
-    t.same(await store.consumer(ALICE, ID1), old, 'read whole')
-    t.same(await store.consumer(BOB, ID1), empty, 'one with nothing outstanding too')
-    await store.updateConsumer(ALICE, ID1, (r) => ({ record: { ...r, outstanding: r.outstanding.slice(1) }, result: undefined }))
-    const other = await openPostgresStore(url)
-    t.teardown(() => other.close())
-    t.same(await other.consumer(ALICE, ID1), { ...old, outstanding: outstanding.slice(1) }, 'and the change of its parts, from another instance')
+  t.test("a database whose consumers kept their outstanding events in rows of their own opens after the upgrade, each consumer whole", async (t) => {
+    const url = await freshDatabase(t)
+    const sql = rawPool(t, url)
+    const journal = migrations.find((m) => m.name === 'consumer changes in a journal')!.version
+    await applyMigrations(sql, migrations.filter((m) => m.version < journal))
+    const outstanding = [{ seq: 4, user: BOB, deliveries: 1, holder: 'a/1', deadline: 9 }, { seq: 0x1f, user: ALICE, deliveries: 0 }, { seq: 40, user: BOB, deliveries: 2 }]
+    const old = consumerRecord(ALICE, ID1, { cursor: 40, outstanding, dead: [{ seq: 2, deliveries: 5, reason: 'maxDeliver' }] })
+    const empty = consumerRecord(BOB, ID1)
+    for (const r of [old, empty]) {
+      const { outstanding: events, ...head } = r
+      await sql.query('INSERT INTO consumers (owner, id, created_at, record, version) VALUES ($1, $2, $3, $4, 7)', [r.owner, r.id, r.createdAt, JSON.stringify(head)])
+      for (const e of events) {
+        await sql.query('INSERT INTO consumer_events (owner, id, seq, user_id, deliveries, holder, deadline) VALUES ($1, $2, $3, $4, $5, $6, $7)', [r.owner, r.id, e.seq, e.user, e.deliveries, e.holder ?? null, e.deadline ?? null])
+      }
+    }
+    await readWholeAfterUpgrade(t, url, old, empty)
   })
 
   t.test('a database that does not answer: a clear error, the password hidden', async (t) => {
@@ -321,4 +332,16 @@ if (await requirePostgres(t)) {
     t.ok(acked.every((a) => bySeq.get(a.seq) === a.path), 'every acknowledged commit is in the log, at its seq')
     t.equal((await writeFile(store, ALICE, '/pub/after')).seq, head + 1, 'and the store goes on')
   })
+}
+
+/** After the upgrade of a database holding `old` and `empty`: both read whole, and a change of `old` read by another instance. */
+async function readWholeAfterUpgrade(t: Test, url: string, old: ConsumerRecord, empty: ConsumerRecord): Promise<void> {
+  const store = await openPostgresStore(url)
+  t.teardown(() => store.close())
+  t.same(await store.consumer(ALICE, ID1), old, 'read whole')
+  t.same(await store.consumer(BOB, ID1), empty, 'one with nothing outstanding too')
+  await store.updateConsumer(ALICE, ID1, (r) => ({ record: { ...r, outstanding: r.outstanding.slice(1) }, result: undefined }))
+  const other = await openPostgresStore(url)
+  t.teardown(() => other.close())
+  t.same(await other.consumer(ALICE, ID1), { ...old, outstanding: old.outstanding.slice(1) }, 'and a change of it, from another instance')
 }

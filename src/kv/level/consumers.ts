@@ -1,6 +1,6 @@
 import { Serial } from '../../serial.js'
 import type { ConsumerChange, ConsumerRecord, CreateConsumerResult, Outstanding } from '../consumer-record.js'
-import { CACHED_RECORDS, RecordCache, headChangedBesidesCursor, headOf, outstandingChanges } from '../consumer-parts.js'
+import { CACHED_RECORDS, JOURNAL_BYTES, JOURNAL_MOST, RecordCache, changeText, decodeEntry, headChangedBesidesCursor, headOf, outstandingChanges, replayChanges } from '../consumer-parts.js'
 import { asText, type BatchOp, type KV } from './ordered-map.js'
 
 /**
@@ -49,25 +49,25 @@ export class LevelConsumers {
     if (cached !== undefined) return cached
     const head = asText(await this.#kv.get('consumers', headKey(owner, id)))
     if (head === undefined) return undefined
-    const entries = new Map<number, Outstanding>()
+    const outstanding: Outstanding[] = []
     const rows: number[] = []
     for await (const [key, v] of this.#kv.entries('consumerEvents', rowsOf(owner, id))) {
       const e = decodeRow(key, asText(v)!)
-      entries.set(e.seq, e)
+      outstanding.push(e)
       rows.push(e.seq)
     }
-    let cursor = (JSON.parse(head) as ConsumerRecord).cursor
+    const texts: string[] = []
     const snapshot = asText(await this.#kv.get('consumerEvents', snapshotKey(owner, id)))
-    if (snapshot !== undefined) cursor = replay(snapshot, entries) ?? cursor
+    if (snapshot !== undefined) texts.push(snapshot)
     const journal = { entries: 0, bytes: 0 }
     for await (const [, v] of this.#kv.entries('consumerEvents', journalOf(owner, id))) {
       const text = asText(v)!
-      cursor = replay(text, entries) ?? cursor
+      texts.push(text)
       journal.entries++
       journal.bytes += text.length
     }
-    const outstanding = [...entries.values()].sort((x, y) => x.seq - y.seq)
-    const stored = { record: { ...(JSON.parse(head) as ConsumerRecord), cursor, outstanding }, rows, journal }
+    const record = replayChanges({ ...(JSON.parse(head) as ConsumerRecord), outstanding }, texts)
+    const stored = { record, rows, journal }
     this.#cache.set(owner, id, 0, stored)
     return stored
   }
@@ -127,7 +127,7 @@ export class LevelConsumers {
     let next: Stored
     if (stored === undefined || stored.journal.entries >= JOURNAL_MOST || stored.journal.bytes >= JOURNAL_BYTES) {
       ops.push({ type: 'put', ns: 'consumers', key: headKey(owner, id), value: JSON.stringify(headOf(record)) })
-      ops.push({ type: 'put', ns: 'consumerEvents', key: snapshotKey(owner, id), value: lines(record.cursor, record.outstanding, []) })
+      ops.push({ type: 'put', ns: 'consumerEvents', key: snapshotKey(owner, id), value: changeText(record.cursor, record.outstanding, []) })
       for (const seq of stored?.rows ?? []) ops.push({ type: 'del', ns: 'consumerEvents', key: rowKey(owner, id, seq) })
       for (let n = 0; n < (stored?.journal.entries ?? 0); n++) ops.push({ type: 'del', ns: 'consumerEvents', key: journalKey(owner, id, n) })
       next = { record, rows: [], journal: { entries: 0, bytes: 0 } }
@@ -137,7 +137,7 @@ export class LevelConsumers {
       const { put, del } = outstandingChanges(before.outstanding, record.outstanding)
       let text = ''
       if (put.length > 0 || del.length > 0 || record.cursor !== before.cursor) {
-        text = lines(record.cursor, put, del)
+        text = changeText(record.cursor, put, del)
         ops.push({ type: 'put', ns: 'consumerEvents', key: journalKey(owner, id, stored.journal.entries), value: text })
       }
       next = { record, rows: stored.rows, journal: text === '' ? stored.journal : { entries: stored.journal.entries + 1, bytes: stored.journal.bytes + text.length } }
@@ -157,57 +157,11 @@ interface Stored {
   journal: { entries: number; bytes: number }
 }
 
-/** A journal this long is folded by the next change: a record is read back from its snapshot and at most this many entries. */
-export const JOURNAL_MOST = 64
-/** Or this large (a change of many entries at once writes a long one). */
-export const JOURNAL_BYTES = 2 * 1024 * 1024
 
-/** A snapshot or journal entry: `c<cursor>`, then `+<seq in hex> <entry as encodeEntry writes it>` for each entry put and `-<seq in hex>` for each taken out. */
-function lines(cursor: number, put: readonly Outstanding[], del: readonly number[]): string {
-  let text = `c${cursor}\n`
-  for (const e of put) text += `+${e.seq.toString(16)} ${encodeEntry(e)}\n`
-  for (const seq of del) text += `-${seq.toString(16)}\n`
-  return text
-}
-
-/** Applies a snapshot or journal entry (`lines`) to `entries` (outstanding entries by seq); returns its cursor. */
-function replay(text: string, entries: Map<number, Outstanding>): number | undefined {
-  let cursor: number | undefined
-  for (const line of text.split('\n')) {
-    if (line.startsWith('c')) {
-      cursor = Number(line.slice(1))
-    } else if (line.startsWith('+')) {
-      const space = line.indexOf(' ')
-      const seq = parseInt(line.slice(1, space), 16)
-      entries.set(seq, decodeEntry(seq, line.slice(space + 1)))
-    } else if (line.startsWith('-')) {
-      entries.delete(parseInt(line.slice(1), 16))
-    }
-  }
-  return cursor
-}
-
-/**
- * An outstanding event's entry as a line of a snapshot or journal entry carries it, after its
- * seq: `<deliveries> <deadline> <holder> <user>`, the deadline and holder empty while it is
- * not out. A change writes one per event it reads, leases or hands back, so it is kept short:
- * as JSON a lease took 167 bytes, not 84. Rows of an earlier version held the same, their seq
- * in the key, or JSON.
- */
-export function encodeEntry(e: Outstanding): string {
-  return `${e.deliveries} ${e.deadline ?? ''} ${e.holder ?? ''} ${e.user}`
-}
-
-/** A row of an earlier version. */
+/** A row of an earlier version: its seq in the key, the entry as encodeEntry writes it, or JSON. */
 export function decodeRow(key: string, value: string): Outstanding {
   if (value.startsWith('{')) return JSON.parse(value) as Outstanding
   return decodeEntry(parseInt(key.slice(-16), 16), value)
-}
-
-export function decodeEntry(seq: number, value: string): Outstanding {
-  const [deliveries, deadline, holder] = value.split(' ', 3) as [string, string, string]
-  const user = value.slice(deliveries.length + deadline.length + holder.length + 3)
-  return holder === '' ? { seq, user, deliveries: Number(deliveries) } : { seq, user, deliveries: Number(deliveries), holder, deadline: Number(deadline) }
 }
 
 const headKey = (owner: string, id: string): string => `${owner}:${id}`

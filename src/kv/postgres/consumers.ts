@@ -1,40 +1,50 @@
 import type pg from 'pg'
-import type { ConsumerChange, ConsumerRecord, CreateConsumerResult, Outstanding } from '../consumer-record.js'
-import { CACHED_RECORDS, RecordCache, headChanged, headOf, outstandingChanges } from '../consumer-parts.js'
+import type { ConsumerChange, ConsumerRecord, CreateConsumerResult } from '../consumer-record.js'
+import { CACHED_RECORDS, JOURNAL_BYTES, JOURNAL_MOST, RecordCache, changeText, headChangedBesidesCursor, headOf, outstandingChanges, replayChanges } from '../consumer-parts.js'
 import { transaction } from './connect.js'
 
-/** A consumer's outstanding events as one JSON array of `[seq, user, deliveries, holder, deadline]`, in seq order. */
-const EVENTS = `(SELECT coalesce(json_agg(json_build_array(seq, user_id, deliveries, holder, deadline) ORDER BY seq), '[]')::text
-  FROM consumer_events e WHERE e.owner = c.owner AND e.id = c.id)`
-
 /**
- * Writes a change in one statement: the events it removed and those it added or changed, the
- * head when it changed ($3; null: unchanged), and one more version.
+ * The parts of a consumer's record (`c`) past the version `held` (an SQL expression; -1: the
+ * whole record): its snapshot, unless `held` is at or past the version it was written at; the
+ * changes after both, in order, as a JSON array of texts; neither when `held` is the version.
  */
-const WRITE = `WITH gone AS (
-  DELETE FROM consumer_events WHERE owner = $1 AND id = $2 AND seq = ANY($4::bigint[])
-), put AS (
-  INSERT INTO consumer_events (owner, id, seq, user_id, deliveries, holder, deadline)
-  SELECT $1, $2, * FROM unnest($5::bigint[], $6::text[], $7::integer[], $8::text[], $9::bigint[])
-  ON CONFLICT (owner, id, seq) DO UPDATE
-  SET user_id = EXCLUDED.user_id, deliveries = EXCLUDED.deliveries, holder = EXCLUDED.holder, deadline = EXCLUDED.deadline
-)
-UPDATE consumers SET version = version + 1, record = coalesce($3, record) WHERE owner = $1 AND id = $2`
+const parts = (held: string) => `CASE WHEN ${held} >= c.folded THEN NULL ELSE c.snapshot END AS snapshot,
+  CASE WHEN ${held} = c.version THEN NULL ELSE (SELECT coalesce(json_agg(j.changes ORDER BY j.version), '[]')::text
+    FROM consumer_journal j WHERE j.owner = c.owner AND j.id = c.id AND j.version > greatest(${held}, c.folded)) END AS journal`
 
-interface Row {
+interface Parts {
   record: string
-  version: number
-  events: string | null
+  version: string
+  created_at: string
+  snapshot: string | null
+  journal: string | null
 }
 
+/** A change: one more journal row ($5; null: none, the head alone changed), the head when it changed ($4; null: unchanged). */
+const JOURNAL = `WITH j AS (
+  INSERT INTO consumer_journal (owner, id, version, changes) SELECT $1, $2, $3, $5::text WHERE $5::text IS NOT NULL
+)
+UPDATE consumers SET version = $3, record = coalesce($4::text, record), journal_bytes = journal_bytes + coalesce(length($5::text), 0)
+WHERE owner = $1 AND id = $2`
+
+/** A fold: the head and a new snapshot at version $3, the journal deleted. */
+const FOLD = `WITH gone AS (
+  DELETE FROM consumer_journal WHERE owner = $1 AND id = $2
+)
+UPDATE consumers SET version = $3, folded = $3, record = $4, snapshot = $5, journal_bytes = 0
+WHERE owner = $1 AND id = $2`
+
 /**
- * Durable consumers (migrations 6 and 7), in parts (consumer-parts.ts): a row per consumer
- * with its head and version, a row per outstanding event. A change locks the consumer's row
- * (FOR UPDATE), starts from the record this instance decoded last when the row's version says
- * no one changed it since (else reads the events, after the lock, so it sees every earlier
- * change), and writes what it changed before COMMIT: two instances never both claim the same
- * delivery. Creations take the owner's user row's lock first, so the per-owner cap holds
- * across instances.
+ * Durable consumers (migrations 6, 8 and 9), in parts (consumer-parts.ts): a row per consumer
+ * with its head, its outstanding events as a snapshot written at version `folded`, and its
+ * version; in `consumer_journal` a row per change since the snapshot. A change locks the
+ * consumer's row (FOR UPDATE) and starts from the record this instance decoded last: as it is
+ * when the version says no one changed it since; else brought up to date with the changes
+ * after its version, read after the lock so that it sees every earlier change; else read
+ * whole. Before COMMIT it inserts one journal row however many events it touched, or, every
+ * JOURNAL_MOST changes, folds the journal into a new snapshot: two instances never both claim
+ * the same delivery. Creations take the owner's user row's lock first, so the per-owner cap
+ * holds across instances.
  */
 export class ConsumerTable {
   readonly #pool: pg.Pool
@@ -45,23 +55,27 @@ export class ConsumerTable {
   }
 
   async list(owner: string): Promise<ConsumerRecord[]> {
-    const { rows } = await this.#pool.query<Row>(`SELECT record, version, ${EVENTS} AS events FROM consumers c WHERE owner = $1 ORDER BY id`, [owner])
-    return rows.map((r) => decode(r.record, r.events!))
+    const { rows } = await this.#pool.query<Parts>(`SELECT record, version, created_at, ${parts('-1')} FROM consumers c WHERE owner = $1 ORDER BY id`, [owner])
+    return rows.map((r) => decode(r, undefined))
   }
 
-  /** One statement, so the head and the events are of one moment; the events only when the kept record is not current. */
+  /** One statement, so the head and the changes are of one moment: the changes after the kept record's version, when it is not current. */
   async get(owner: string, id: string): Promise<ConsumerRecord | undefined> {
-    const kept = this.#cache.peek(owner, id)
-    const { rows } = await this.#pool.query<Row>(
-      `SELECT record, version, CASE WHEN version = $3 THEN NULL ELSE ${EVENTS} END AS events FROM consumers c WHERE owner = $1 AND id = $2`,
-      [owner, id, kept?.version ?? -1],
-    )
-    const row = rows[0]
-    if (row === undefined) return undefined
-    if (row.events === null) return kept!.record
-    const record = decode(row.record, row.events)
-    this.#cache.set(owner, id, row.version, record)
-    return record
+    let kept = this.#cache.peek(owner, id)
+    for (;;) {
+      const { rows } = await this.#pool.query<Parts>(`SELECT record, version, created_at, ${parts('$3')} FROM consumers c WHERE owner = $1 AND id = $2`, [owner, id, kept?.version ?? -1])
+      const row = rows[0]
+      if (row === undefined) return undefined
+      // a consumer deleted and made again under the same id: the kept record is of the one before
+      if (kept !== undefined && !sameConsumer(kept, row)) {
+        kept = undefined
+        continue
+      }
+      if (row.journal === null) return kept!.record
+      const record = decode(row, kept?.record)
+      this.#cache.set(owner, id, Number(row.version), record)
+      return record
+    }
   }
 
   create(record: ConsumerRecord, maxPerOwner: number): Promise<CreateConsumerResult> {
@@ -74,10 +88,9 @@ export class ConsumerTable {
       )
       if (rows[0]!.mine === true) return 'exists'
       if (Number(rows[0]!.n) >= maxPerOwner) return 'full'
-      await client.query('INSERT INTO consumers (owner, id, created_at, record) VALUES ($1, $2, $3, $4)', [
-        record.owner, record.id, record.createdAt, JSON.stringify(headOf(record)),
+      await client.query('INSERT INTO consumers (owner, id, created_at, record, snapshot) VALUES ($1, $2, $3, $4, $5)', [
+        record.owner, record.id, record.createdAt, JSON.stringify(headOf(record)), changeText(record.cursor, record.outstanding, []),
       ])
-      if (record.outstanding.length > 0) await write(client, record, undefined)
       return 'created'
     })
   }
@@ -85,16 +98,27 @@ export class ConsumerTable {
   async update<T>(owner: string, id: string, change: (record: ConsumerRecord) => ConsumerChange<T>): Promise<ConsumerChange<T> | undefined> {
     let stored: { version: number; record: ConsumerRecord } | undefined
     const done = await transaction(this.#pool, async (client) => {
-      const { rows } = await client.query<Row>('SELECT record, version FROM consumers WHERE owner = $1 AND id = $2 FOR UPDATE', [owner, id])
+      const { rows } = await client.query<{ version: string; created_at: string; folded: string; journal_bytes: string }>(
+        'SELECT version, created_at, folded, journal_bytes FROM consumers WHERE owner = $1 AND id = $2 FOR UPDATE', [owner, id],
+      )
       const row = rows[0]
       if (row === undefined) return undefined
-      let record = this.#cache.get(owner, id, row.version)
+      const version = Number(row.version)
+      const peeked = this.#cache.peek(owner, id)
+      const kept = peeked !== undefined && sameConsumer(peeked, row) ? peeked : undefined
+      let record = kept?.version === version ? kept.record : undefined
       if (record === undefined) {
-        const events = await client.query<{ events: string }>(`SELECT ${EVENTS} AS events FROM (SELECT $1::text AS owner, $2::text AS id) c`, [owner, id])
-        record = decode(row.record, events.rows[0]!.events)
+        // a kept record from before the snapshot is no use: the changes it would need are gone
+        const held = kept !== undefined && kept.version >= Number(row.folded) ? kept.version : -1
+        const read = await client.query<Parts>(`SELECT record, version, created_at, ${parts('$3')} FROM consumers c WHERE owner = $1 AND id = $2`, [owner, id, held])
+        record = decode(read.rows[0]!, held === -1 ? undefined : kept!.record)
       }
       const done = change(record)
-      if (done.record !== undefined) stored = { version: (await write(client, done.record, record)) ? row.version + 1 : row.version, record: done.record }
+      if (done.record !== undefined) {
+        const fold = version - Number(row.folded) >= JOURNAL_MOST || Number(row.journal_bytes) >= JOURNAL_BYTES
+        const wrote = await write(client, done.record, record, version + 1, fold)
+        stored = { version: wrote ? version + 1 : version, record: done.record }
+      }
       return done
     })
     // known only once COMMIT went through; a transaction that failed leaves the kept record, which the version check then refuses
@@ -109,24 +133,32 @@ export class ConsumerTable {
   }
 }
 
-/** Stores `record` over `before` (what the rows hold; none: no events), writing only what differs; false when nothing does. */
-async function write(client: pg.PoolClient, record: ConsumerRecord, before: ConsumerRecord | undefined): Promise<boolean> {
-  const { put, del } = outstandingChanges(before?.outstanding ?? [], record.outstanding)
-  const head = before !== undefined && !headChanged(before, record) ? null : JSON.stringify(headOf(record))
-  if (head === null && put.length === 0 && del.length === 0) return false
-  await client.query(WRITE, [
-    record.owner, record.id, head, del,
-    put.map((e) => e.seq), put.map((e) => e.user), put.map((e) => e.deliveries), put.map((e) => e.holder ?? null), put.map((e) => e.deadline ?? null),
-  ])
+/**
+ * Whether a kept record is of the consumer in this row, at a version up to the row's: not of
+ * one deleted since and made again under the same id.
+ */
+function sameConsumer(kept: { version: number; record: ConsumerRecord }, row: { version: string; created_at: string }): boolean {
+  return kept.record.createdAt === Number(row.created_at) && kept.version <= Number(row.version)
+}
+
+/** Stores `record` over `before` as `version`: a journal row of what differs, or a fold; false when nothing differs. */
+async function write(client: pg.PoolClient, record: ConsumerRecord, before: ConsumerRecord, version: number, fold: boolean): Promise<boolean> {
+  const { put, del } = outstandingChanges(before.outstanding, record.outstanding)
+  const headChanged = headChangedBesidesCursor(before, record)
+  const changed = put.length > 0 || del.length > 0 || record.cursor !== before.cursor
+  if (!headChanged && !changed) return false
+  if (fold) {
+    await client.query(FOLD, [record.owner, record.id, version, JSON.stringify(headOf(record)), changeText(record.cursor, record.outstanding, [])])
+  } else {
+    await client.query(JOURNAL, [record.owner, record.id, version, headChanged ? JSON.stringify(headOf(record)) : null, changed ? changeText(record.cursor, put, del) : null])
+  }
   return true
 }
 
-function decode(head: string, events: string): ConsumerRecord {
-  const outstanding = (JSON.parse(events) as [number, string, number, string | null, number | null][]).map(([seq, user, deliveries, holder, deadline]) => {
-    const e: Outstanding = { seq, user, deliveries }
-    if (holder !== null) e.holder = holder
-    if (deadline !== null) e.deadline = deadline
-    return e
-  })
-  return { ...(JSON.parse(head) as ConsumerRecord), outstanding }
+/** A record from its row's parts: from its snapshot, or from `base` (the record at a version since the snapshot) when the parts hold none. */
+function decode(row: Parts, base: ConsumerRecord | undefined): ConsumerRecord {
+  const head = JSON.parse(row.record) as ConsumerRecord
+  const journal = JSON.parse(row.journal ?? '[]') as string[]
+  if (row.snapshot !== null) return replayChanges({ ...head, outstanding: [] }, [row.snapshot, ...journal])
+  return replayChanges({ ...head, cursor: base!.cursor, outstanding: base!.outstanding }, journal)
 }

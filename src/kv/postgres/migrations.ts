@@ -226,4 +226,29 @@ INSERT INTO consumer_events (owner, id, seq, user_id, deliveries, holder, deadli
 UPDATE consumers SET record = (record::jsonb - 'outstanding')::text;
 `,
   },
+  {
+    version: 9,
+    name: 'consumer changes in a journal',
+    sql: `
+-- a consumer's outstanding events as a snapshot (one text, src/kv/consumer-parts.ts changeText)
+-- written at the version 'folded', and a row per change since, in place of a row per event: a
+-- change inserts one row however many events it touched, and an instance that decoded the
+-- record at a version since 'folded' catches up by reading the changes after it
+ALTER TABLE consumers ADD COLUMN snapshot text NOT NULL DEFAULT '',
+  ADD COLUMN folded bigint NOT NULL DEFAULT 0,
+  ADD COLUMN journal_bytes bigint NOT NULL DEFAULT 0;
+CREATE TABLE consumer_journal (
+  owner text NOT NULL,
+  id text NOT NULL,
+  version bigint NOT NULL,
+  changes text NOT NULL,
+  PRIMARY KEY (owner, id, version),
+  FOREIGN KEY (owner, id) REFERENCES consumers (owner, id) ON DELETE CASCADE
+);
+UPDATE consumers c SET folded = c.version, snapshot = coalesce((
+  SELECT string_agg('+' || to_hex(e.seq) || ' ' || e.deliveries || ' ' || coalesce(e.deadline::text, '') || ' ' || coalesce(e.holder, '') || ' ' || e.user_id || E'\\n', '' ORDER BY e.seq)
+  FROM consumer_events e WHERE e.owner = c.owner AND e.id = c.id), '');
+DROP TABLE consumer_events;
+`,
+  },
 ]
