@@ -57,8 +57,8 @@ async function appears(file: string): Promise<void> {
   }
 }
 
-interface CpuProfile {
-  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]
+export interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }[]
   samples: number[]
   timeDeltas: number[]
   startTime: number
@@ -72,6 +72,8 @@ const FUNCTIONS = 12
 /** Self time by place and by function, as shares of the samples in which the server was busy. */
 export function summarize(profile: CpuProfile): ProfileSummary {
   const byId = new Map(profile.nodes.map((n) => [n.id, n.callFrame]))
+  const callers = new Map<number, number>()
+  for (const n of profile.nodes) for (const child of n.children ?? []) callers.set(child, n.id)
   const places = new Map<string, number>()
   const functions = new Map<string, number>()
   let idle = 0
@@ -81,9 +83,11 @@ export function summarize(profile: CpuProfile): ProfileSummary {
       idle++
       continue
     }
-    const place = placeOf(frame)
+    const caller = callers.get(id)
+    const place = placeOf(frame, caller === undefined ? undefined : byId.get(caller))
     places.set(place, (places.get(place) ?? 0) + 1)
-    const fn = `${frame.functionName || '(anonymous)'}${frame.url === '' ? '' : ` (${shortUrl(frame.url)}:${frame.lineNumber + 1})`}`
+    const fn = place.startsWith(NATIVE_OF) ? `(a native call of ${place.slice(NATIVE_OF.length)})`
+      : `${frame.functionName || '(anonymous)'}${frame.url === '' ? '' : ` (${shortUrl(frame.url)}:${frame.lineNumber + 1})`}`
     functions.set(fn, (functions.get(fn) ?? 0) + 1)
   }
   const busy = profile.samples.length - idle
@@ -103,19 +107,31 @@ export function summarize(profile: CpuProfile): ProfileSummary {
   }
 }
 
-/** Where a frame's code lives. */
-export function placeOf(frame: { functionName: string; url: string }): string {
+/**
+ * Where a frame's code lives; a native function by the package that called it (`caller`):
+ * V8 names every call into a Node-API addon after one function of the first addon loaded (in
+ * Hearth, the blake3 binding's `update` or another), so LevelDB's batch writes and iterator
+ * steps would otherwise show under a hash's name.
+ */
+export function placeOf(frame: { functionName: string; url: string }, caller?: { url: string }): string {
   if (frame.functionName === '(garbage collector)') return 'garbage collection'
   if (frame.functionName === '(program)') return 'V8 and native code outside any function'
-  if (frame.url === '') return 'native functions (system calls, builtins)'
+  if (frame.url === '') {
+    const pkg = caller === undefined || frame.functionName.startsWith('(') ? null : PACKAGE.exec(caller.url)
+    return pkg === null ? 'native functions (system calls, builtins)' : `${NATIVE_OF}${pkg[1]!}`
+  }
   if (frame.url.startsWith('node:')) return "Node's JavaScript"
   if (frame.url.startsWith('wasm://')) return 'WebAssembly (blake3, from hash-wasm)'
-  const pkg = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(frame.url)
+  const pkg = PACKAGE.exec(frame.url)
   if (pkg !== null) return pkg[1]!
   const own = /\/dist\/((?:src|bench|test)(?:\/[^/]+)*)\/[^/]+$/.exec(frame.url)
   if (own !== null) return `hearth ${own[1]!.split('/').slice(0, 2).join('/')}`
   return frame.url
 }
+
+/** The outermost package a file lies in: what the server depends on. */
+const PACKAGE = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//
+const NATIVE_OF = 'native code of '
 
 function shortUrl(url: string): string {
   if (url.startsWith('node:')) return url

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { CpuProfiler, placeOf } from '../bench/cpu-profile.js'
+import { CpuProfiler, placeOf, summarize, type CpuProfile } from '../bench/cpu-profile.js'
 import { renderProfile } from '../bench/report.js'
 import { ChildServer } from './helpers/child-server.js'
 import { newUser, tempDir } from './helpers/server.js'
@@ -49,4 +49,30 @@ t.test('code is placed by where it lives', async (t) => {
   t.equal(at('file:///app/dist/src/kv/level/store.js'), 'hearth src/kv')
   t.equal(at('file:///app/dist/src/paths.js'), 'hearth src')
   t.equal(at('file:///app/dist/bench/put.js'), 'hearth bench')
+})
+
+t.test('a native function is placed by the package that called it, whatever V8 named it', async (t) => {
+  const native = (functionName: string, caller?: string) => placeOf({ functionName, url: '' }, caller === undefined ? undefined : { url: caller })
+  t.equal(native('update', 'file:///app/node_modules/classic-level/chained-batch.js'), 'native code of classic-level')
+  t.equal(native('writev', 'node:internal/stream_base_commons'), 'native functions (system calls, builtins)', 'called from Node: a system call')
+  t.equal(native('writev'), 'native functions (system calls, builtins)', 'with no caller')
+  t.equal(native('(program)', 'file:///app/node_modules/x/y.js'), 'V8 and native code outside any function')
+
+  const frame = (functionName: string, url: string) => ({ functionName, url, lineNumber: 0 })
+  const profile: CpuProfile = {
+    nodes: [
+      { id: 1, callFrame: frame('(root)', ''), children: [2, 4] },
+      { id: 2, callFrame: frame('_put', 'file:///app/node_modules/classic-level/chained-batch.js'), children: [3] },
+      { id: 3, callFrame: frame('update', '') },
+      { id: 4, callFrame: frame('(idle)', '') },
+    ],
+    samples: [3, 3, 2, 4],
+    timeDeltas: [1, 1, 1, 1],
+    startTime: 0,
+    endTime: 4,
+  }
+  const summary = summarize(profile)
+  t.same(summary.places.find((p) => p.name === 'native code of classic-level'), { name: 'native code of classic-level', share: 66.7 }, 'two busy samples of three')
+  t.ok(summary.functions.some((f) => f.name === '(a native call of classic-level)'), 'named by its package, not by V8\'s name for it')
+  t.notOk(summary.functions.some((f) => f.name.startsWith('update')))
 })
