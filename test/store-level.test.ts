@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { join } from 'node:path'
-import { JOURNAL_MOST, decodeEntry, encodeEntry } from '../src/kv/consumer-parts.js'
+import { JOURNAL_MOST, changeText, decodeEntry, encodeEntry, replayChanges } from '../src/kv/consumer-parts.js'
 import { decodeRow } from '../src/kv/level/consumers.js'
 import { LevelKV } from '../src/kv/level/level-map.js'
 import type { BatchOp } from '../src/kv/level/ordered-map.js'
@@ -140,6 +140,9 @@ t.test("a consumer's entry in its short form comes back whole, out or not, as a 
     t.same(decodeEntry(31, encodeEntry(e)), e, encodeEntry(e))
     t.same(decodeRow(row(31), encodeEntry(e)), e, 'as a row')
   }
+  const record = consumerRecord(ALICE, ID1)
+  t.same(replayChanges(record, [changeText(9, [{ seq: 31, user: BOB, deliveries: 1, holder: 'h/1', deadline: 5 }], []), changeText(10, [], [31])]), { ...record, cursor: 10 }, 'lines put and take out')
+  t.throws(() => replayChanges(record, ['c3\n+1f 0   x\n1f 0   y\n']), /a line that is not one/, 'a line of no kind is refused, not passed over')
 })
 
 /** How many rows, snapshots and journal entries of consumer ID1 the data folder holds. */

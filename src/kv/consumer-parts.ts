@@ -105,6 +105,9 @@ export function replayChanges(record: ConsumerRecord, texts: readonly string[]):
         entries.set(seq, decodeEntry(seq, line.slice(space + 1)))
       } else if (line.startsWith('-')) {
         entries.delete(parseInt(line.slice(1), 16))
+      } else if (line !== '') {
+        // nothing writes one: a record read wrong is worse than one not read
+        throw new Error(`A consumer's stored changes hold a line that is not one: ${JSON.stringify(line.slice(0, 40))}`)
       }
     }
   }

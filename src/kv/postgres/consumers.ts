@@ -15,7 +15,7 @@ const parts = (held: string) => `CASE WHEN ${held} >= c.folded THEN NULL ELSE c.
 interface Parts {
   record: string
   version: string
-  created_at: string
+  incarnation: string
   snapshot: string | null
   journal: string | null
 }
@@ -48,14 +48,14 @@ WHERE owner = $1 AND id = $2`
  */
 export class ConsumerTable {
   readonly #pool: pg.Pool
-  readonly #cache = new RecordCache(CACHED_RECORDS)
+  readonly #cache = new RecordCache<Kept>(CACHED_RECORDS)
 
   constructor(pool: pg.Pool) {
     this.#pool = pool
   }
 
   async list(owner: string): Promise<ConsumerRecord[]> {
-    const { rows } = await this.#pool.query<Parts>(`SELECT record, version, created_at, ${parts('-1')} FROM consumers c WHERE owner = $1 ORDER BY id`, [owner])
+    const { rows } = await this.#pool.query<Parts>(`SELECT record, version, incarnation, ${parts('-1')} FROM consumers c WHERE owner = $1 ORDER BY id`, [owner])
     return rows.map((r) => decode(r, undefined))
   }
 
@@ -63,7 +63,7 @@ export class ConsumerTable {
   async get(owner: string, id: string): Promise<ConsumerRecord | undefined> {
     let kept = this.#cache.peek(owner, id)
     for (;;) {
-      const { rows } = await this.#pool.query<Parts>(`SELECT record, version, created_at, ${parts('$3')} FROM consumers c WHERE owner = $1 AND id = $2`, [owner, id, kept?.version ?? -1])
+      const { rows } = await this.#pool.query<Parts>(`SELECT record, version, incarnation, ${parts('$3')} FROM consumers c WHERE owner = $1 AND id = $2`, [owner, id, kept?.version ?? -1])
       const row = rows[0]
       if (row === undefined) return undefined
       // a consumer deleted and made again under the same id: the kept record is of the one before
@@ -71,9 +71,9 @@ export class ConsumerTable {
         kept = undefined
         continue
       }
-      if (row.journal === null) return kept!.record
-      const record = decode(row, kept?.record)
-      this.#cache.set(owner, id, Number(row.version), record)
+      if (row.journal === null) return kept!.record.record
+      const record = decode(row, kept?.record.record)
+      this.#cache.set(owner, id, Number(row.version), { record, incarnation: row.incarnation })
       return record
     }
   }
@@ -96,28 +96,28 @@ export class ConsumerTable {
   }
 
   async update<T>(owner: string, id: string, change: (record: ConsumerRecord) => ConsumerChange<T>): Promise<ConsumerChange<T> | undefined> {
-    let stored: { version: number; record: ConsumerRecord } | undefined
+    let stored: { version: number; record: Kept } | undefined
     const done = await transaction(this.#pool, async (client) => {
-      const { rows } = await client.query<{ version: string; created_at: string; folded: string; journal_bytes: string }>(
-        'SELECT version, created_at, folded, journal_bytes FROM consumers WHERE owner = $1 AND id = $2 FOR UPDATE', [owner, id],
+      const { rows } = await client.query<{ version: string; incarnation: string; folded: string; journal_bytes: string }>(
+        'SELECT version, incarnation, folded, journal_bytes FROM consumers WHERE owner = $1 AND id = $2 FOR UPDATE', [owner, id],
       )
       const row = rows[0]
       if (row === undefined) return undefined
       const version = Number(row.version)
       const peeked = this.#cache.peek(owner, id)
       const kept = peeked !== undefined && sameConsumer(peeked, row) ? peeked : undefined
-      let record = kept?.version === version ? kept.record : undefined
+      let record = kept?.version === version ? kept.record.record : undefined
       if (record === undefined) {
         // a kept record from before the snapshot is no use: the changes it would need are gone
         const held = kept !== undefined && kept.version >= Number(row.folded) ? kept.version : -1
-        const read = await client.query<Parts>(`SELECT record, version, created_at, ${parts('$3')} FROM consumers c WHERE owner = $1 AND id = $2`, [owner, id, held])
-        record = decode(read.rows[0]!, held === -1 ? undefined : kept!.record)
+        const read = await client.query<Parts>(`SELECT record, version, incarnation, ${parts('$3')} FROM consumers c WHERE owner = $1 AND id = $2`, [owner, id, held])
+        record = decode(read.rows[0]!, held === -1 ? undefined : kept!.record.record)
       }
       const done = change(record)
       if (done.record !== undefined) {
         const fold = version - Number(row.folded) >= JOURNAL_MOST || Number(row.journal_bytes) >= JOURNAL_BYTES
         const wrote = await write(client, done.record, record, version + 1, fold)
-        stored = { version: wrote ? version + 1 : version, record: done.record }
+        stored = { version: wrote ? version + 1 : version, record: { record: done.record, incarnation: row.incarnation } }
       }
       return done
     })
@@ -133,12 +133,15 @@ export class ConsumerTable {
   }
 }
 
-/**
- * Whether a kept record is of the consumer in this row, at a version up to the row's: not of
- * one deleted since and made again under the same id.
- */
-function sameConsumer(kept: { version: number; record: ConsumerRecord }, row: { version: string; created_at: string }): boolean {
-  return kept.record.createdAt === Number(row.created_at) && kept.version <= Number(row.version)
+/** A record this instance decoded, and the life of the consumer it is of (a consumer deleted and made again under its id has another). */
+interface Kept {
+  record: ConsumerRecord
+  incarnation: string
+}
+
+/** Whether a kept record is of the consumer in this row, at a version up to the row's: not of one deleted since and made again under the same id. */
+function sameConsumer(kept: { version: number; record: Kept }, row: { version: string; incarnation: string }): boolean {
+  return kept.record.incarnation === row.incarnation && kept.version <= Number(row.version)
 }
 
 /** Stores `record` over `before` as `version`: a journal row of what differs, or a fold; false when nothing differs. */

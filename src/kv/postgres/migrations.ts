@@ -233,10 +233,13 @@ UPDATE consumers SET record = (record::jsonb - 'outstanding')::text;
 -- a consumer's outstanding events as a snapshot (one text, src/kv/consumer-parts.ts changeText)
 -- written at the version 'folded', and a row per change since, in place of a row per event: a
 -- change inserts one row however many events it touched, and an instance that decoded the
--- record at a version since 'folded' catches up by reading the changes after it
+-- record at a version since 'folded' catches up by reading the changes after it; 'incarnation'
+-- tells a consumer from one deleted before it under the same id, whose versions it repeats
+CREATE SEQUENCE consumer_incarnations;
 ALTER TABLE consumers ADD COLUMN snapshot text NOT NULL DEFAULT '',
   ADD COLUMN folded bigint NOT NULL DEFAULT 0,
-  ADD COLUMN journal_bytes bigint NOT NULL DEFAULT 0;
+  ADD COLUMN journal_bytes bigint NOT NULL DEFAULT 0,
+  ADD COLUMN incarnation bigint NOT NULL DEFAULT nextval('consumer_incarnations');
 CREATE TABLE consumer_journal (
   owner text NOT NULL,
   id text NOT NULL,
@@ -245,7 +248,7 @@ CREATE TABLE consumer_journal (
   PRIMARY KEY (owner, id, version),
   FOREIGN KEY (owner, id) REFERENCES consumers (owner, id) ON DELETE CASCADE
 );
-UPDATE consumers c SET folded = c.version, snapshot = coalesce((
+UPDATE consumers c SET folded = c.version, snapshot = 'c' || (c.record::jsonb->>'cursor') || E'\\n' || coalesce((
   SELECT string_agg('+' || to_hex(e.seq) || ' ' || e.deliveries || ' ' || coalesce(e.deadline::text, '') || ' ' || coalesce(e.holder, '') || ' ' || e.user_id || E'\\n', '' ORDER BY e.seq)
   FROM consumer_events e WHERE e.owner = c.owner AND e.id = c.id), '');
 DROP TABLE consumer_events;
