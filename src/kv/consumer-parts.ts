@@ -20,15 +20,33 @@ export function headOf(r: ConsumerRecord): ConsumerHead {
   return head
 }
 
-/** Whether the head of `after` differs from that of `before`. */
-export function headChanged(before: ConsumerRecord, after: ConsumerRecord): boolean {
-  return before.cursor !== after.cursor || headChangedBesidesCursor(before, after)
-}
-
-/** Whether the head of `after` differs from that of `before` in more than the cursor. */
-export function headChangedBesidesCursor(before: ConsumerRecord, after: ConsumerRecord): boolean {
+/** Whether the head of `after` differs from that of `before` in more than the cursor (which travels in the change's text). */
+function headChangedBesidesCursor(before: ConsumerRecord, after: ConsumerRecord): boolean {
   return before.dead !== after.dead || before.reset !== after.reset ||
     before.definition !== after.definition || before.capabilities !== after.capabilities || before.createdAt !== after.createdAt
+}
+
+/**
+ * What storing `after` over `before` writes, short of a fold: the head (JSON), when it changed
+ * in more than the cursor; the change's text (changeText), when the cursor or an outstanding
+ * entry changed. Neither: nothing changed.
+ */
+export function journalEntry(before: ConsumerRecord, after: ConsumerRecord): { head?: string; text?: string } {
+  const { put, del } = outstandingChanges(before.outstanding, after.outstanding)
+  return {
+    ...(headChangedBesidesCursor(before, after) ? { head: JSON.stringify(headOf(after)) } : {}),
+    ...(put.length > 0 || del.length > 0 || after.cursor !== before.cursor ? { text: changeText(after.cursor, put, del) } : {}),
+  }
+}
+
+/** Whether a journal of `changes` entries and `size` characters is folded into a snapshot by the next change. */
+export function folds(changes: number, size: number): boolean {
+  return changes >= JOURNAL_MOST || size >= JOURNAL_BYTES
+}
+
+/** A snapshot of the outstanding entries: the change from nothing. */
+export function snapshotText(r: ConsumerRecord): string {
+  return changeText(r.cursor, r.outstanding, [])
 }
 
 /** The outstanding entries to write, and the seqs to delete, so that the stored `before` becomes `after`. */

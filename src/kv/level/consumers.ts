@@ -1,6 +1,6 @@
 import { Serial } from '../../serial.js'
 import type { ConsumerChange, ConsumerRecord, CreateConsumerResult, Outstanding } from '../consumer-record.js'
-import { CACHED_RECORDS, JOURNAL_BYTES, JOURNAL_MOST, RecordCache, changeText, decodeEntry, headChangedBesidesCursor, headOf, outstandingChanges, replayChanges } from '../consumer-parts.js'
+import { CACHED_RECORDS, RecordCache, decodeEntry, folds, headOf, journalEntry, replayChanges, snapshotText } from '../consumer-parts.js'
 import { asText, type BatchOp, type KV } from './ordered-map.js'
 
 /**
@@ -125,22 +125,17 @@ export class LevelConsumers {
     const { owner, id } = record
     const ops: BatchOp[] = []
     let next: Stored
-    if (stored === undefined || stored.journal.entries >= JOURNAL_MOST || stored.journal.bytes >= JOURNAL_BYTES) {
+    if (stored === undefined || folds(stored.journal.entries, stored.journal.bytes)) {
       ops.push({ type: 'put', ns: 'consumers', key: headKey(owner, id), value: JSON.stringify(headOf(record)) })
-      ops.push({ type: 'put', ns: 'consumerEvents', key: snapshotKey(owner, id), value: changeText(record.cursor, record.outstanding, []) })
+      ops.push({ type: 'put', ns: 'consumerEvents', key: snapshotKey(owner, id), value: snapshotText(record) })
       for (const seq of stored?.rows ?? []) ops.push({ type: 'del', ns: 'consumerEvents', key: rowKey(owner, id, seq) })
       for (let n = 0; n < (stored?.journal.entries ?? 0); n++) ops.push({ type: 'del', ns: 'consumerEvents', key: journalKey(owner, id, n) })
       next = { record, rows: [], journal: { entries: 0, bytes: 0 } }
     } else {
-      const before = stored.record
-      if (headChangedBesidesCursor(before, record)) ops.push({ type: 'put', ns: 'consumers', key: headKey(owner, id), value: JSON.stringify(headOf(record)) })
-      const { put, del } = outstandingChanges(before.outstanding, record.outstanding)
-      let text = ''
-      if (put.length > 0 || del.length > 0 || record.cursor !== before.cursor) {
-        text = changeText(record.cursor, put, del)
-        ops.push({ type: 'put', ns: 'consumerEvents', key: journalKey(owner, id, stored.journal.entries), value: text })
-      }
-      next = { record, rows: stored.rows, journal: text === '' ? stored.journal : { entries: stored.journal.entries + 1, bytes: stored.journal.bytes + text.length } }
+      const { head, text } = journalEntry(stored.record, record)
+      if (head !== undefined) ops.push({ type: 'put', ns: 'consumers', key: headKey(owner, id), value: head })
+      if (text !== undefined) ops.push({ type: 'put', ns: 'consumerEvents', key: journalKey(owner, id, stored.journal.entries), value: text })
+      next = { record, rows: stored.rows, journal: text === undefined ? stored.journal : { entries: stored.journal.entries + 1, bytes: stored.journal.bytes + text.length } }
     }
     this.#cache.drop(owner, id)
     if (ops.length > 0) await this.#kv.batch(ops, { sync: true })

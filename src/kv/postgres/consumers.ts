@@ -1,6 +1,6 @@
 import type pg from 'pg'
 import type { ConsumerChange, ConsumerRecord, CreateConsumerResult } from '../consumer-record.js'
-import { CACHED_RECORDS, JOURNAL_BYTES, JOURNAL_MOST, RecordCache, changeText, headChangedBesidesCursor, headOf, outstandingChanges, replayChanges } from '../consumer-parts.js'
+import { CACHED_RECORDS, RecordCache, folds, headOf, journalEntry, replayChanges, snapshotText } from '../consumer-parts.js'
 import { transaction } from './connect.js'
 
 /**
@@ -89,7 +89,7 @@ export class ConsumerTable {
       if (rows[0]!.mine === true) return 'exists'
       if (Number(rows[0]!.n) >= maxPerOwner) return 'full'
       await client.query('INSERT INTO consumers (owner, id, created_at, record, snapshot) VALUES ($1, $2, $3, $4, $5)', [
-        record.owner, record.id, record.createdAt, JSON.stringify(headOf(record)), changeText(record.cursor, record.outstanding, []),
+        record.owner, record.id, record.createdAt, JSON.stringify(headOf(record)), snapshotText(record),
       ])
       return 'created'
     })
@@ -115,7 +115,7 @@ export class ConsumerTable {
       }
       const done = change(record)
       if (done.record !== undefined) {
-        const fold = version - Number(row.folded) >= JOURNAL_MOST || Number(row.journal_bytes) >= JOURNAL_BYTES
+        const fold = folds(version - Number(row.folded), Number(row.journal_bytes))
         const wrote = await write(client, done.record, record, version + 1, fold)
         stored = { version: wrote ? version + 1 : version, record: { record: done.record, incarnation: row.incarnation } }
       }
@@ -146,15 +146,10 @@ function sameConsumer(kept: { version: number; record: Kept }, row: { version: s
 
 /** Stores `record` over `before` as `version`: a journal row of what differs, or a fold; false when nothing differs. */
 async function write(client: pg.PoolClient, record: ConsumerRecord, before: ConsumerRecord, version: number, fold: boolean): Promise<boolean> {
-  const { put, del } = outstandingChanges(before.outstanding, record.outstanding)
-  const headChanged = headChangedBesidesCursor(before, record)
-  const changed = put.length > 0 || del.length > 0 || record.cursor !== before.cursor
-  if (!headChanged && !changed) return false
-  if (fold) {
-    await client.query(FOLD, [record.owner, record.id, version, JSON.stringify(headOf(record)), changeText(record.cursor, record.outstanding, [])])
-  } else {
-    await client.query(JOURNAL, [record.owner, record.id, version, headChanged ? JSON.stringify(headOf(record)) : null, changed ? changeText(record.cursor, put, del) : null])
-  }
+  const { head, text } = journalEntry(before, record)
+  if (head === undefined && text === undefined) return false
+  if (fold) await client.query(FOLD, [record.owner, record.id, version, JSON.stringify(headOf(record)), snapshotText(record)])
+  else await client.query(JOURNAL, [record.owner, record.id, version, head ?? null, text ?? null])
   return true
 }
 
