@@ -268,7 +268,9 @@ t.test('three processes share one durable consumer, one of them killed -9 and re
   const start = (db: string) => startIndexer(['--consumer', consumer, '--key', keyFile, '--db', db], env)
   const workers = dbs.map(start)
   t.teardown(() => { for (const w of workers) w.child.kill('SIGKILL') })
-  await until(() => workers.every((w) => w.stdout().includes('working')), 'three workers working', 30_000)
+  // what each worker said, and whether it exited, should one never start working
+  const said = () => workers.map((w) => ({ exit: w.child.exitCode, stdout: w.stdout().slice(-300), stderr: w.stderr().slice(-600) }))
+  await until(() => workers.every((w) => w.stdout().includes('working')), 'three workers working', 30_000, said)
 
   const users = await Promise.all([0, 1, 2, 3].map(() => newUser(server)))
   const written: Written[] = []
