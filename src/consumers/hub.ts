@@ -5,6 +5,7 @@ import type { EventLog } from '../events/event-log.js'
 import type { FeedEngine } from '../feed/engine.js'
 import type { SseStream } from '../feed/sse.js'
 import type { ConsumerRecord, Store } from '../kv/store.js'
+import { tally } from './ledger.js'
 import { ConsumerRun } from './run.js'
 import { ConsumerStream } from './stream.js'
 import { ConsumerUpdates } from './updates.js'
@@ -117,7 +118,7 @@ export class ConsumerHub {
     let pending = 0
     for (const run of this.#runs.values()) {
       streams += run.streams.length
-      for (const e of run.record.outstanding) if (e.deliveries > 0) pending++
+      pending += tally(run.record).pending
     }
     return { consumers: this.#runs.size, streams, pending }
   }

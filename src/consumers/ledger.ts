@@ -29,10 +29,45 @@ export const READ_AHEAD = 2048
 
 /** How many more events may be read into `outstanding`: up to `maxPending` in all, and READ_AHEAD of them not out. */
 export function room(r: ConsumerRecord): number {
-  let waiting = 0
-  for (const e of r.outstanding) if (e.holder === undefined) waiting++
-  return Math.max(0, Math.min(r.definition.maxPending - r.outstanding.length, READ_AHEAD - waiting))
+  return Math.max(0, Math.min(r.definition.maxPending - r.outstanding.length, READ_AHEAD - tally(r).waiting))
 }
+
+/** What a record's outstanding events add up to. */
+export interface Tally {
+  /** not out: read ahead, or back after a hold ended */
+  waiting: number
+  /** delivered and not done (out, or waiting to go out again) */
+  pending: number
+  /** of those, delivered more than once */
+  redelivered: number
+  /** events out, by holder */
+  held: ReadonlyMap<string, number>
+  /** the soonest deadline of a hold */
+  deadline: number | undefined
+}
+
+/**
+ * The tally of a record, counted in one pass and kept per record: records are never changed in
+ * place, and a run asks several times per step (room, the next deadline, each stream's holds)
+ * of the same one, as the answer to each ack request does (pending, redelivered).
+ */
+export function tally(r: ConsumerRecord): Tally {
+  let t = tallies.get(r)
+  if (t === undefined) {
+    t = { waiting: 0, pending: 0, redelivered: 0, held: new Map(), deadline: undefined }
+    const held = t.held as Map<string, number>
+    for (const e of r.outstanding) {
+      if (e.holder === undefined) t.waiting++
+      else held.set(e.holder, (held.get(e.holder) ?? 0) + 1)
+      if (e.deliveries > 0) t.pending++
+      if (e.deliveries > 1) t.redelivered++
+      if (e.deadline !== undefined && (t.deadline === undefined || e.deadline < t.deadline)) t.deadline = e.deadline
+    }
+    tallies.set(r, t)
+  }
+  return t
+}
+const tallies = new WeakMap<ConsumerRecord, Tally>()
 
 /** Events read from the log after `from` (the cursor they were read from), up to `to`: none are taken if the cursor moved meanwhile. */
 export function read(r: ConsumerRecord, from: number, to: number, events: readonly { seq: number; user: string }[], reset?: { requested: number; floor: number }): ConsumerRecord {
@@ -49,24 +84,22 @@ export function read(r: ConsumerRecord, from: number, to: number, events: readon
  * held that was delivered `maxDeliver` times is dead. Returns the record and the newly dead.
  */
 export function settle(r: ConsumerRecord, now: number): { record: ConsumerRecord; dead: DeadLetter[] } {
+  const ends = (e: Outstanding) => e.holder === undefined ? e.deliveries >= r.definition.maxDeliver : e.deadline! <= now
+  // most steps end no hold: they pass over the record without copying it
+  const first = r.outstanding.findIndex(ends)
+  if (first === -1) return { record: r, dead: [] }
   const dead: DeadLetter[] = []
-  const outstanding: Outstanding[] = []
-  let changed = false
-  for (const e of r.outstanding) {
-    let entry = e
-    if (e.holder !== undefined && e.deadline! <= now) {
-      entry = { seq: e.seq, user: e.user, deliveries: e.deliveries }
-      changed = true
-    }
+  const outstanding = r.outstanding.slice(0, first)
+  for (let i = first; i < r.outstanding.length; i++) {
+    const e = r.outstanding[i]!
+    const entry = e.holder !== undefined && e.deadline! <= now ? { seq: e.seq, user: e.user, deliveries: e.deliveries } : e
     if (entry.holder === undefined && entry.deliveries >= r.definition.maxDeliver) {
       dead.push({ seq: e.seq, deliveries: e.deliveries, reason: 'maxDeliver' })
-      changed = true
       continue
     }
     outstanding.push(entry)
   }
-  if (!changed) return { record: r, dead }
-  return { record: { ...r, outstanding, dead: kept([...r.dead, ...dead]) }, dead }
+  return { record: { ...r, outstanding, dead: dead.length > 0 ? keptDead([...r.dead, ...dead]) : r.dead }, dead }
 }
 
 /** A stream asking for events: its holder name, and how many more it may hold. */
@@ -96,27 +129,42 @@ export function claim(r: ConsumerRecord, wants: readonly Want[], deadline: numbe
     }
     return undefined
   }
+  if (!wants.some((w) => w.n > 0)) return { record: r, claimed: [] }
   const perUser = r.definition.ack === 'explicit'
-  const blocked = new Set<string>()
+  const pass = nextPass()
   const claimed: Outstanding[] = []
   let outstanding: Outstanding[] | undefined
   for (let i = 0; i < r.outstanding.length; i++) {
     const e = r.outstanding[i]!
     let first = true
     if (perUser) {
-      const size = blocked.size
-      first = blocked.add(e.user).size > size
+      first = seenIn.get(e.user) !== pass
+      if (first) seenIn.set(e.user, pass)
     }
     if (e.holder !== undefined || !first) continue
     const w = next()
     if (w === undefined) break
-    const taken = { ...e, deliveries: e.deliveries + 1, holder: w.holder, deadline }
+    const taken = { seq: e.seq, user: e.user, deliveries: e.deliveries + 1, holder: w.holder, deadline }
     outstanding ??= r.outstanding.slice()
     outstanding[i] = taken
     claimed.push(taken)
   }
   return outstanding === undefined ? { record: r, claimed } : { record: { ...r, outstanding }, claimed }
 }
+
+/**
+ * Per user, the last pass of `claim` that met an event of theirs: a pass tells a user's first
+ * event from the later ones by its number, not with a set of its own (a set of hundreds of
+ * users made at every step was a good part of what a busy consumer allocated).
+ */
+const seenIn = new Map<string, number>()
+let passes = 0
+function nextPass(): number {
+  if (seenIn.size > MAX_USERS_SEEN) seenIn.clear()
+  return ++passes
+}
+/** Users `seenIn` keeps, at most, before it starts over: a few MB at most, shared by every consumer. */
+const MAX_USERS_SEEN = 50_000
 
 /** Whether `claim` would hand anything out now (after `settle`). */
 export function deliverable(r: ConsumerRecord): boolean {
@@ -125,9 +173,7 @@ export function deliverable(r: ConsumerRecord): boolean {
 
 /** The soonest deadline of a hold, if any: when `settle` next changes something. */
 export function nextDeadline(r: ConsumerRecord): number | undefined {
-  let soonest: number | undefined
-  for (const e of r.outstanding) if (e.deadline !== undefined && (soonest === undefined || e.deadline < soonest)) soonest = e.deadline
-  return soonest
+  return tally(r).deadline
 }
 
 export interface Acks {
@@ -142,27 +188,49 @@ export interface Acks {
  * already, or never delivered) are passed over: an ack is idempotent.
  */
 export function acknowledge(r: ConsumerRecord, acks: Acks): { record: ConsumerRecord; acked: number; dead: DeadLetter[] } {
-  const ack = new Set(acks.ack)
-  const nak = new Set(acks.nak)
-  const term = new Set(acks.term)
-  const dead: DeadLetter[] = []
-  let acked = 0
-  const outstanding: Outstanding[] = []
-  for (const e of r.outstanding) {
-    if (e.deliveries === 0) {
-      outstanding.push(e)
-    } else if (term.has(e.seq)) {
-      dead.push({ seq: e.seq, deliveries: e.deliveries, reason: 'term' })
-    } else if (ack.has(e.seq)) {
-      acked++
-    } else if (nak.has(e.seq)) {
-      outstanding.push({ seq: e.seq, user: e.user, deliveries: e.deliveries })
-    } else {
-      outstanding.push(e)
+  // what each named event that is out becomes, by its index: term over ack over nak
+  const fate = new Map<number, 'ack' | 'nak' | 'term'>()
+  for (const kind of ['nak', 'ack', 'term'] as const) {
+    for (const seq of acks[kind] ?? []) {
+      const i = indexOf(r.outstanding, seq)
+      if (i !== -1 && r.outstanding[i]!.deliveries > 0) fate.set(i, kind)
     }
   }
-  if (outstanding.length === r.outstanding.length && nak.size === 0) return { record: r, acked, dead }
-  return { record: { ...r, outstanding, dead: dead.length > 0 ? kept([...r.dead, ...dead]) : r.dead }, acked, dead }
+  if (fate.size === 0) return { record: r, acked: 0, dead: [] }
+  const marks = [...fate.keys()].sort((x, y) => x - y)
+  const dead: DeadLetter[] = []
+  let acked = 0
+  // one copy of the list, changed in place from the first index named: an ack request names
+  // dozens of a list of thousands, and growing a new list entry by entry cost more than the rest
+  const outstanding = r.outstanding.slice()
+  let kept = marks[0]!
+  for (let m = 0; m < marks.length; m++) {
+    const i = marks[m]!
+    const e = r.outstanding[i]!
+    const kind = fate.get(i)
+    if (kind === 'term') dead.push({ seq: e.seq, deliveries: e.deliveries, reason: 'term' })
+    else if (kind === 'ack') acked++
+    else outstanding[kept++] = { seq: e.seq, user: e.user, deliveries: e.deliveries }
+    // the entries up to the next index named stay as they are
+    const end = marks[m + 1] ?? r.outstanding.length
+    for (let j = i + 1; j < end; j++) outstanding[kept++] = r.outstanding[j]!
+  }
+  outstanding.length = kept
+  return { record: { ...r, outstanding, dead: dead.length > 0 ? keptDead([...r.dead, ...dead]) : r.dead }, acked, dead }
+}
+
+/** Where `seq` lies in `outstanding` (in seq order), or -1. */
+function indexOf(outstanding: readonly Outstanding[], seq: number): number {
+  let lo = 0
+  let hi = outstanding.length - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1
+    const at = outstanding[mid]!.seq
+    if (at === seq) return mid
+    if (at < seq) lo = mid + 1
+    else hi = mid - 1
+  }
+  return -1
 }
 
 /** A stream ended: what it held goes out again at once. */
@@ -185,6 +253,6 @@ export function reposition(r: ConsumerRecord, cursor: number): ConsumerRecord {
   return { ...rest, cursor, outstanding: [] }
 }
 
-function kept(dead: DeadLetter[]): DeadLetter[] {
+function keptDead(dead: DeadLetter[]): DeadLetter[] {
   return dead.length > DEAD_KEPT ? dead.slice(-DEAD_KEPT) : dead
 }

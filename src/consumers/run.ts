@@ -3,8 +3,7 @@ import type { HearthEvent } from '../events/event.js'
 import type { EventLog } from '../events/event-log.js'
 import type { LogReader } from '../feed/reader.js'
 import type { ConsumerRecord, Outstanding, Store } from '../kv/store.js'
-import { outstandingChanges } from '../kv/consumer-parts.js'
-import { claim, nextDeadline, pruned, read, release, room, settle, acknowledge, type Want } from './ledger.js'
+import { claim, nextDeadline, pruned, read, release, room, settle, acknowledge, tally, type Want } from './ledger.js'
 import { deliveryFrame, type ConsumerStream } from './stream.js'
 import type { ConsumerUpdates, Rider } from './updates.js'
 import type { ConsumerObserver } from './observer.js'
@@ -24,6 +23,9 @@ export interface RunDeps {
   idle(run: ConsumerRun): void
   log: FastifyBaseLogger
 }
+
+/** Events done that the cache of a run may still hold, at most: it is trimmed when it holds more. */
+const CACHE_SLACK = 1024
 
 /** Users whose one string a run keeps, at most (then it starts over). */
 const MAX_USERS_KEPT = 10_000
@@ -65,7 +67,7 @@ export class ConsumerRun {
   #reader: LogReader | undefined
   /** what was read ahead of the stored cursor and not yet taken: a step or a rider takes it into the record */
   #ahead: ReadAhead | undefined
-  /** events read and not yet done, so that a redelivery needs no read */
+  /** events read and not yet done (and at most CACHE_SLACK done), so that a redelivery needs no read */
   readonly #cache = new Map<number, HearthEvent>()
   /** one string per user of the events read */
   readonly #users = new Map<string, string>()
@@ -295,17 +297,14 @@ export class ConsumerRun {
 
   /** Takes a stored record as the latest: each stream's holds, and the cache trimmed to what is outstanding. */
   took(record: ConsumerRecord): void {
-    const before = this.record
-    if (record === before) return
+    if (record === this.record) return
     this.record = record
     this.#taken(record.cursor)
     this.#resume()
-    const held = new Map<string, number>()
-    for (const e of record.outstanding) if (e.holder !== undefined) held.set(e.holder, (held.get(e.holder) ?? 0) + 1)
+    const { held } = tally(record)
     for (const s of this.streams) s.held = held.get(s.holder) ?? 0
-    // what left the record since the last one taken (in one pass over both, not a set of all)
-    for (const seq of outstandingChanges(before.outstanding, record.outstanding).del) this.#cache.delete(seq)
-    if (this.#cache.size > record.outstanding.length) {
+    // events done leave the cache a batch at a time, not at every record: it holds at most CACHE_SLACK more than is outstanding
+    if (this.#cache.size > record.outstanding.length + CACHE_SLACK) {
       const seqs = new Set(record.outstanding.map((e) => e.seq))
       for (const seq of this.#cache.keys()) if (!seqs.has(seq)) this.#cache.delete(seq)
     }

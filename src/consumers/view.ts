@@ -1,19 +1,14 @@
 import type { ConsumerRecord } from '../kv/store.js'
 import type { ConsumerState } from 'hearth-homeserver-client'
 import { idOf } from 'hearth-homeserver-client/id'
-import { ackFloor } from './ledger.js'
+import { ackFloor, tally } from './ledger.js'
 
 /** A consumer's state as the routes answer it (SPEC §12): the client package's type, which reads it. */
 export type { ConsumerState }
 
 export function stateOf(r: ConsumerRecord, head: number, streams: number): ConsumerState {
   const floor = ackFloor(r)
-  let pending = 0
-  let redelivered = 0
-  for (const e of r.outstanding) {
-    if (e.deliveries > 0) pending++
-    if (e.deliveries > 1) redelivered++
-  }
+  const { pending, redelivered } = tally(r)
   return {
     id: r.id, ...r.definition, ackFloor: idOf(floor), pending, redelivered, dead: r.dead.length,
     lag: Math.max(0, head - floor), streams, createdAt: r.createdAt,

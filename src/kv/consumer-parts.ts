@@ -102,10 +102,11 @@ function unordered(before: readonly Outstanding[], after: readonly Outstanding[]
  * took 167 bytes, not 84.
  */
 export function changeText(cursor: number, put: readonly Outstanding[], del: readonly number[]): string {
-  let text = `c${cursor}\n`
-  for (const e of put) text += `+${e.seq.toString(16)} ${encodeEntry(e)}\n`
-  for (const seq of del) text += `-${seq.toString(16)}\n`
-  return text
+  const lines = [`c${cursor}`]
+  for (const e of put) lines.push(`+${e.seq.toString(16)} ${encodeEntry(e)}`)
+  for (const seq of del) lines.push(`-${seq.toString(16)}`)
+  lines.push('')
+  return lines.join('\n')
 }
 
 /** `record` with the changes `texts` (changeText) applied in order: its cursor and outstanding entries. */
