@@ -163,7 +163,14 @@ export class ConsumerWorker {
         if (chunk === 'idle') return new RetryableError(`the stream sent nothing for ${idleMs} ms`)
         if (chunk.done) return new RetryableError('the stream ended')
         parser.feed(decoder.decode(chunk.value, { stream: true }))
-        while (events.length > 0 && !signal.aborted) await this.#start(events.shift()!)
+        // a handler starts at once while a slot is free; the stream is read on once each has
+        let next = 0
+        for (; next < events.length && !signal.aborted; next++) {
+          if (this.#inFlight >= (this.#opts.concurrency ?? 8)) await this.#freeSlot()
+          if (signal.aborted) break
+          this.#start(events[next]!)
+        }
+        events.splice(0, next)
         if (broken !== undefined) throw broken
       }
       return new RetryableError('stopped')
@@ -178,25 +185,40 @@ export class ConsumerWorker {
     }
   }
 
-  /** Starts a handler once a slot is free: the stream is not read further meanwhile. */
-  async #start(event: ConsumedEvent): Promise<void> {
+  /** Resolves once a handler ends and its slot is free. */
+  async #freeSlot(): Promise<void> {
     while (this.#inFlight >= (this.#opts.concurrency ?? 8)) await new Promise<void>((resolve) => (this.#slot = resolve))
+  }
+
+  /**
+   * Runs the handler in a free slot. A handler that returns no promise (or thenable) is done
+   * at once: its ack is queued in the same turn, with no promise made for it.
+   */
+  #start(event: ConsumedEvent): void {
     this.#inFlight++
-    void (async () => {
-      try {
-        await this.#opts.handler(event)
-        this.#processed++
-        this.#queue('ack', event.id)
-      } catch (err) {
-        this.#queue('nak', event.id)
-        this.#opts.onError?.(err, event)
-      } finally {
-        this.#inFlight--
-        const wake = this.#slot
-        this.#slot = undefined
-        wake?.()
-      }
-    })()
+    let result: unknown
+    try {
+      result = this.#opts.handler(event)
+    } catch (err) {
+      return this.#ended(event, false, err)
+    }
+    if (typeof (result as PromiseLike<unknown> | undefined)?.then !== 'function') return this.#ended(event, true)
+    Promise.resolve(result).then(() => this.#ended(event, true), (err: unknown) => this.#ended(event, false, err))
+  }
+
+  /** A handler ended: its ack (or, when it threw, its "not now") is queued and its slot freed. */
+  #ended(event: ConsumedEvent, ok: boolean, err?: unknown): void {
+    if (ok) {
+      this.#processed++
+      this.#queue('ack', event.id)
+    } else {
+      this.#queue('nak', event.id)
+      this.#opts.onError?.(err, event)
+    }
+    this.#inFlight--
+    const wake = this.#slot
+    this.#slot = undefined
+    wake?.()
   }
 
   #queue(kind: 'ack' | 'nak', id: string): void {
