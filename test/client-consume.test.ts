@@ -201,3 +201,36 @@ t.test('the acks of the events one read brought go in one request', async (t) =>
   t.same(sent.map((ack) => ack.length), [3], 'one request, with the three acks')
   t.same(sent.flat().sort(), acked.events.map((e) => idOf(e.seq)).sort())
 })
+
+t.test("a handler's end decides its ack, whatever it returns: a synchronous throw comes back, a thenable is waited for", async (t) => {
+  const server = await startTestServer(t)
+  const owner = await newUser(server)
+  const consumers = new Consumers(owner)
+  const id = newConsumerId()
+  await consumers.create(id, { filters: ['*'], from: 'new', ack: 'explicit', ackWaitMs: 60_000 })
+  const acked = new AckedWrites()
+  await acked.put(owner, '/pub/app/a.txt', 'a')
+  const [event] = acked.events.map((e) => idOf(e.seq))
+  const calls: number[] = []
+  let finish: (() => void) | undefined
+  const errors: unknown[] = []
+  const worker = consume({
+    owner, consumer: id, onError: (err) => errors.push(err),
+    handler: (e) => {
+      calls.push(e.deliveries)
+      // the first delivery throws before returning anything; the second returns a thenable that is no Promise
+      if (e.deliveries === 1) throw new Error('not now')
+      return { then: (done: () => void) => void (finish = done) } as unknown as Promise<void>
+    },
+  })
+  t.teardown(() => worker.close())
+  await until(() => finish !== undefined, 'the event back after the throw, its thenable pending')
+  t.same(calls, [1, 2], 'the throw handed the event back at once: its second delivery')
+  t.equal(errors.length, 1, 'the throw reached onError')
+  const state = await consumers.get(id)
+  t.equal(state.pending, 1, 'while its thenable is pending the event is out, not acked')
+  t.same((await consumers.acked(id, event!, 0)).acked, false)
+  finish!()
+  await until(async () => (await consumers.get(id)).pending === 0, 'acked once the thenable resolved')
+  t.equal(worker.processed, 1)
+})
