@@ -1,8 +1,9 @@
 import t from 'tap'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { consume, Consumers, HomeserverClient, idOf, newConsumerId, type ConsumedEvent } from 'hearth-homeserver-client'
+import { consume, Consumers, HomeserverClient, idOf, newConsumerId, type ConsumedEvent, type ConsumerOwner } from 'hearth-homeserver-client'
 import { AckedWrites } from './helpers/acked-writes.js'
+import { HttpProxy } from './helpers/http-proxy.js'
 import { runCli, startCli } from './helpers/cli.js'
 import { newUser, startTestServer, tempDir } from './helpers/server.js'
 import { until } from './helpers/until.js'
@@ -141,6 +142,11 @@ async function signedIn(url: string, cwd: string): Promise<HomeserverClient> {
   return client
 }
 
+/** `owner` reached through `proxy`: its session, another address. */
+function through(proxy: HttpProxy, owner: HomeserverClient): ConsumerOwner {
+  return { url: proxy.url, headers: (extra) => owner.headers(extra) }
+}
+
 t.test('a worker keeps several ack requests on their way, and close() sends what waited for them', async (t) => {
   const server = await startTestServer(t)
   const users = await Promise.all([0, 1, 2, 3, 4].map(() => newUser(server)))
@@ -152,16 +158,13 @@ t.test('a worker keeps several ack requests on their way, and close() sends what
   const sent: string[][] = []
   let open!: () => void
   const gate = new Promise<void>((resolve) => (open = resolve))
-  const realFetch = globalThis.fetch
-  globalThis.fetch = async (input, init) => {
-    if (!String(input).endsWith('/ack')) return realFetch(input, init)
-    sent.push((JSON.parse(String(init!.body)) as { ack: string[] }).ack)
+  const proxy = await HttpProxy.start(t, server.url, async (req) => {
+    if (!req.url.endsWith('/ack')) return
+    sent.push((JSON.parse(req.body) as { ack: string[] }).ack)
     await gate
-    return realFetch(input, init)
-  }
-  t.teardown(() => void (globalThis.fetch = realFetch))
+  })
 
-  const worker = consume({ owner, consumer: id, handler: () => {} })
+  const worker = consume({ owner: through(proxy, owner), consumer: id, handler: () => {} })
   t.teardown(() => worker.close())
   t.teardown(() => open()) // first: a failed check must not leave close() waiting on the gate
   const acked = new AckedWrites()
@@ -189,13 +192,8 @@ t.test('the acks of the events one read brought go in one request', async (t) =>
   const acked = new AckedWrites()
   for (const [i, u] of users.entries()) await acked.put(u, `/pub/app/${i}.txt`, `${i}`)
   const sent: string[][] = []
-  const realFetch = globalThis.fetch
-  globalThis.fetch = async (input, init) => {
-    if (String(input).endsWith('/ack')) sent.push((JSON.parse(String(init!.body)) as { ack: string[] }).ack)
-    return realFetch(input, init)
-  }
-  t.teardown(() => void (globalThis.fetch = realFetch))
-  const worker = consume({ owner, consumer: id, handler: async () => {} })
+  const proxy = await HttpProxy.start(t, server.url, (req) => void (req.url.endsWith('/ack') && sent.push((JSON.parse(req.body) as { ack: string[] }).ack)))
+  const worker = consume({ owner: through(proxy, owner), consumer: id, handler: async () => {} })
   t.teardown(() => worker.close())
   await until(async () => (await new Consumers(owner).get(id)).pending === 0 && worker.processed === 3, 'all three processed and acked')
   t.same(sent.map((ack) => ack.length), [3], 'one request, with the three acks')

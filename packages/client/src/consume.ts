@@ -5,6 +5,7 @@ import { later, type Later } from './later.js'
 import { Consumers, type ConsumerOwner } from './consumers.js'
 import { FollowProtocolError, logEventSchema, resetSchema, type LogEvent, type ResetInfo } from './events.js'
 import { openEvents, RetryableError, type Endpoint } from './stream.js'
+import { postJson } from './post-json.js'
 
 /** An event of a consumer's stream: `deliveries` is 1 the first time, more when it comes again. */
 export interface ConsumedEvent extends LogEvent {
@@ -249,12 +250,8 @@ export class ConsumerWorker {
 
   async #send(body: { ack: string[]; nak: string[] }): Promise<void> {
     try {
-      const res = await fetch(`${this.#ep.url}/consumers/${encodeURIComponent(this.#opts.consumer)}/ack`, {
-        method: 'POST', headers: { ...this.#ep.headers, 'content-type': 'application/json' }, body: JSON.stringify(body),
-      })
-      // read to its end (the consumer's state, a few hundred bytes): cancelling aborts the fetch, which costs more
-      await res.arrayBuffer()
-      if (res.status >= 500 || res.status === 429) throw new Error(`HTTP ${res.status}`)
+      const status = await postJson(`${this.#ep.url}/consumers/${encodeURIComponent(this.#opts.consumer)}/ack`, this.#ep.headers, body)
+      if (status >= 500 || status === 429) throw new Error(`HTTP ${status}`)
     } catch {
       if (this.#stop.signal.aborted) return
       this.#acks.ack.push(...body.ack)
