@@ -131,15 +131,15 @@ export function claim(r: ConsumerRecord, wants: readonly Want[], deadline: numbe
   }
   if (!wants.some((w) => w.n > 0)) return { record: r, claimed: [] }
   const perUser = r.definition.ack === 'explicit'
-  const pass = nextPass()
+  const blocked = new Set<string>()
   const claimed: Outstanding[] = []
   let outstanding: Outstanding[] | undefined
   for (let i = 0; i < r.outstanding.length; i++) {
     const e = r.outstanding[i]!
     let first = true
     if (perUser) {
-      first = seenIn.get(e.user) !== pass
-      if (first) seenIn.set(e.user, pass)
+      const size = blocked.size
+      first = blocked.add(e.user).size > size
     }
     if (e.holder !== undefined || !first) continue
     const w = next()
@@ -151,20 +151,6 @@ export function claim(r: ConsumerRecord, wants: readonly Want[], deadline: numbe
   }
   return outstanding === undefined ? { record: r, claimed } : { record: { ...r, outstanding }, claimed }
 }
-
-/**
- * Per user, the last pass of `claim` that met an event of theirs: a pass tells a user's first
- * event from the later ones by its number, not with a set of its own (a set of hundreds of
- * users made at every step was a good part of what a busy consumer allocated).
- */
-const seenIn = new Map<string, number>()
-let passes = 0
-function nextPass(): number {
-  if (seenIn.size > MAX_USERS_SEEN) seenIn.clear()
-  return ++passes
-}
-/** Users `seenIn` keeps, at most, before it starts over: a few MB at most, shared by every consumer. */
-const MAX_USERS_SEEN = 50_000
 
 /** Whether `claim` would hand anything out now (after `settle`). */
 export function deliverable(r: ConsumerRecord): boolean {
