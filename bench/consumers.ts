@@ -22,11 +22,13 @@ import { round } from './load.js'
  *     at the backlog's start; every event is acknowledged, up to four ack requests at a time
  *     per worker, the acks that come meanwhile gathered into the next: events per second until
  *     the ack floor reaches the head.
- * Each side runs twice over the same backlog (the consumer side through a second consumer made
- * at the same start) and counts its better run, as the replay benches do: a run lasts about a
- * second, and one run alone moved by a quarter between runs of the same code. A third consumer
- * runs under the CPU profiler, untimed: timing the profiled run (as this bench once did) cost
- * the consumer side about a third of its rate, which the control did not pay.
+ * Each side first runs once untimed over the backlog, to warm up (the first consumer run of a
+ * server was about a fifth slower than the ones after it, its code not yet compiled), then
+ * twice more, timed (the consumer side through a new consumer made at the same start each
+ * time), and counts its better run, as the replay benches do: a run lasts about a second, and
+ * one run alone moved by a quarter between runs of the same code. One more consumer runs under
+ * the CPU profiler, untimed: timing the profiled run (as this bench once did) cost the consumer
+ * side about a third of its rate, which the control did not pay.
  * Also: ack requests sent, events per ack request, and the consumer's state at the end; and
  * the cost in writes of keeping its state, from the server's metrics: durable commits of the
  * consumer's state per event processed, and how many changes (claims of a step, ack requests,
@@ -42,6 +44,8 @@ const USERS = 500
 /** The server's CPU profile while the consumer's workers run (bench/cpu-profile.ts). */
 export let profiles: ProfileSummary[] = []
 const WORKERS = 4
+/** Timed runs of each side, after one run that warms it up (untimed): the better one counts. */
+const TIMED_RUNS = 2
 /** the ack route, as the server's request metrics name it */
 const ACK_ROUTE = { method: 'POST', route: '/consumers/:id/ack' }
 
@@ -50,7 +54,7 @@ interface Measured {
   events: number
   subscribePerSec: number
   consumerPerSec: number
-  /** of the first consumer run: ack requests sent, events processed, commits and the changes they grouped */
+  /** of the first timed consumer run: ack requests sent, events processed, commits and the changes they grouped */
   ackRequests: number
   processed: number
   commits: number
@@ -121,8 +125,8 @@ async function measure(backlog: number, env: Record<string, string>, profiler?: 
     const owner = users[0]!
     const start = await headOf(server.url)
     const consumers = new Consumers(owner)
-    // two timed runs, and a third under the profiler (which slows what it watches)
-    const consumerIds = [newConsumerId(), newConsumerId(), ...(profiler === undefined ? [] : [newConsumerId()])]
+    // a run to warm up, two timed runs, and one under the profiler (which slows what it watches)
+    const consumerIds = [newConsumerId(), newConsumerId(), newConsumerId(), ...(profiler === undefined ? [] : [newConsumerId()])]
     for (const id of consumerIds) await consumers.create(id, { filters: ['*'], from: { after: String(start) }, ack: 'explicit', maxPending: 10_000 })
     let next = 0
     await Promise.all(users.map(async (u) => {
@@ -131,14 +135,14 @@ async function measure(backlog: number, env: Record<string, string>, profiler?: 
     const head = await headOf(server.url)
     const events = head - start
 
-    // control: the same events through /subscribe
+    // control: the same events through /subscribe, a run to warm up, then two timed
     let subscribeSeconds = Infinity
-    for (let run = 0; run < 2; run++) {
+    for (let run = 0; run <= TIMED_RUNS; run++) {
       const stop = new AbortController()
       const began = performance.now()
       const follower = follow({ url: server.url, from: String(start), cursorStore: 'memory', signal: stop.signal })
       for await (const e of follower) if (BigInt(e.seq) >= BigInt(head)) break
-      subscribeSeconds = Math.min(subscribeSeconds, (performance.now() - began) / 1000)
+      if (run > 0) subscribeSeconds = Math.min(subscribeSeconds, (performance.now() - began) / 1000)
       stop.abort()
     }
 
@@ -159,9 +163,9 @@ async function measure(backlog: number, env: Record<string, string>, profiler?: 
         return state
       }
       let state
-      if (run < 2) {
+      if (run <= TIMED_RUNS) {
         state = await done()
-        consumerSeconds = Math.min(consumerSeconds, (performance.now() - started) / 1000)
+        if (run > 0) consumerSeconds = Math.min(consumerSeconds, (performance.now() - started) / 1000)
       } else {
         const profiled = await profiler!.window(server.pid!, `${WORKERS} workers taking ${events} events`, done)
         profiles = [profiled.profile]
@@ -170,7 +174,7 @@ async function measure(backlog: number, env: Record<string, string>, profiler?: 
       unprocessed += state.lag + state.pending
       const after = await Scrape.of(server.metricsUrl!)
       await Promise.all(workers.map((w) => w.close()))
-      first ??= {
+      if (run === 1) first = {
         commits: after.value('hearth_consumer_commits_total') - before.value('hearth_consumer_commits_total'),
         changes: after.value('hearth_consumer_changes_total') - before.value('hearth_consumer_changes_total'),
         // as the server counted them: answered ack requests, whatever their status
