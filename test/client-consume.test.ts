@@ -232,3 +232,27 @@ t.test("a handler's end decides its ack, whatever it returns: a synchronous thro
   await until(async () => (await consumers.get(id)).pending === 0, 'acked once the thenable resolved')
   t.equal(worker.processed, 1)
 })
+
+t.test('an onError that throws frees its slot all the same: the worker goes on, and close() returns', async (t) => {
+  const server = await startTestServer(t)
+  const owner = await newUser(server)
+  const id = newConsumerId()
+  await new Consumers(owner).create(id, { filters: ['*'], from: 'new', ack: 'explicit', ackWaitMs: 60_000 })
+  const acked = new AckedWrites()
+  let threw = false
+  const worker = consume({
+    owner, consumer: id, concurrency: 1, backoff: { baseMs: 10, maxMs: 50 },
+    handler: () => {
+      if (threw) return
+      threw = true
+      throw new Error('not now')
+    },
+    onError: () => { throw new Error('onError failed too') },
+  })
+  await acked.put(owner, '/pub/app/a.txt', 'a')
+  await acked.put(owner, '/pub/app/b.txt', 'b')
+  // with its one slot lost, the worker would take nothing more
+  await until(() => worker.processed === 2, 'both events processed by a worker of one slot')
+  await worker.close()
+  t.equal((await new Consumers(owner).get(id)).pending, 0, 'nothing pending')
+})

@@ -209,17 +209,21 @@ export class ConsumerWorker {
 
   /** A handler ended: its ack (or, when it threw, its "not now") is queued and its slot freed. */
   #ended(event: ConsumedEvent, ok: boolean, err?: unknown): void {
-    if (ok) {
-      this.#processed++
-      this.#queue('ack', event.id)
-    } else {
-      this.#queue('nak', event.id)
-      this.#opts.onError?.(err, event)
+    try {
+      if (ok) {
+        this.#processed++
+        this.#queue('ack', event.id)
+      } else {
+        this.#queue('nak', event.id)
+        this.#opts.onError?.(err, event)
+      }
+    } finally {
+      // the slot is freed even when onError throws
+      this.#inFlight--
+      const wake = this.#slot
+      this.#slot = undefined
+      wake?.()
     }
-    this.#inFlight--
-    const wake = this.#slot
-    this.#slot = undefined
-    wake?.()
   }
 
   #queue(kind: 'ack' | 'nak', id: string): void {
