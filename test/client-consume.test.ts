@@ -233,26 +233,43 @@ t.test("a handler's end decides its ack, whatever it returns: a synchronous thro
   t.equal(worker.processed, 1)
 })
 
-t.test('an onError that throws frees its slot all the same: the worker goes on, and close() returns', async (t) => {
+t.test('an onError that throws is passed over: its slot is freed, the worker reads on, and close() returns', async (t) => {
   const server = await startTestServer(t)
   const owner = await newUser(server)
   const id = newConsumerId()
   await new Consumers(owner).create(id, { filters: ['*'], from: 'new', ack: 'explicit', ackWaitMs: 60_000 })
   const acked = new AckedWrites()
   let threw = false
+  const retries: unknown[] = []
   const worker = consume({
-    owner, consumer: id, concurrency: 1, backoff: { baseMs: 10, maxMs: 50 },
+    owner, consumer: id, concurrency: 1,
     handler: () => {
       if (threw) return
       threw = true
       throw new Error('not now')
     },
     onError: () => { throw new Error('onError failed too') },
+    onRetry: (r) => void retries.push(r),
   })
   await acked.put(owner, '/pub/app/a.txt', 'a')
   await acked.put(owner, '/pub/app/b.txt', 'b')
   // with its one slot lost, the worker would take nothing more
   await until(() => worker.processed === 2, 'both events processed by a worker of one slot')
+  t.same(retries, [], 'on the stream it had: the throw did not break it')
   await worker.close()
   t.equal((await new Consumers(owner).get(id)).pending, 0, 'nothing pending')
+})
+
+t.test('an ack request left unanswered gives up after the answer time, so close() returns', async (t) => {
+  const server = await startTestServer(t)
+  const owner = await newUser(server)
+  const id = newConsumerId()
+  await new Consumers(owner).create(id, { filters: ['*'], from: 'new', ack: 'explicit', ackWaitMs: 60_000 })
+  // a server that takes ack requests and never answers them
+  const proxy = await HttpProxy.start(t, server.url, (req) => (req.url.endsWith('/ack') ? new Promise(() => {}) : undefined))
+  const worker = consume({ owner: through(proxy, owner), consumer: id, handler: () => {}, idleTimeoutMs: 1000 })
+  await new AckedWrites().put(owner, '/pub/app/a.txt', 'a')
+  await until(() => worker.processed === 1, 'the event processed, its ack on its way')
+  await worker.close()
+  t.pass('close() returned')
 })

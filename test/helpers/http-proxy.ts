@@ -1,5 +1,6 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { pipeline } from 'node:stream'
 import type { Teardown } from './server.js'
 
 /** A request as the proxy received it, before it is forwarded. */
@@ -26,6 +27,9 @@ export class HttpProxy {
     this.#target = new URL(target)
     this.#hold = hold
     this.#server = http.createServer((req, res) => void this.#forward(req, res).catch(() => res.destroy()))
+    // a client's idle connection stays open as long as the server's would: closed earlier, a
+    // client could send its next request on a connection the proxy is closing
+    this.#server.keepAliveTimeout = 120_000
   }
 
   static async start(t: Teardown, target: string, hold: (req: SeenRequest) => unknown = () => {}): Promise<HttpProxy> {
@@ -47,17 +51,30 @@ export class HttpProxy {
   }
 
   async #forward(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    let left = false
+    res.on('close', () => void (left = true))
     const chunks: Buffer[] = []
     for await (const chunk of req) chunks.push(chunk as Buffer)
     const body = Buffer.concat(chunks)
     await this.#hold({ method: req.method ?? 'GET', url: req.url ?? '/', body: body.toString('utf8') })
+    // a client that left while its request was held: nothing goes on
+    if (left) return
     const up = http.request(new URL(req.url ?? '/', this.#target), { method: req.method, headers: { ...req.headers, host: this.#target.host } }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers)
-      answer.pipe(res)
+      res.writeHead(answer.statusCode ?? 502, withoutHopHeaders(answer.headers))
+      // the headers go at once, before any body: an SSE stream is open from here
+      res.flushHeaders()
+      // an answer cut upstream is cut here too
+      pipeline(answer, res, () => {})
     })
     up.on('error', () => res.destroy())
     // the client left (an SSE stream closed): so does the request upstream
     res.on('close', () => up.destroy())
     up.end(body)
   }
+}
+
+/** The answer's headers less those of its own connection to the proxy. */
+function withoutHopHeaders(headers: http.IncomingHttpHeaders): http.IncomingHttpHeaders {
+  const { connection: _c, 'keep-alive': _k, 'transfer-encoding': _t, ...rest } = headers
+  return rest
 }

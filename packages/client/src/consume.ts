@@ -165,13 +165,11 @@ export class ConsumerWorker {
         if (chunk.done) return new RetryableError('the stream ended')
         parser.feed(decoder.decode(chunk.value, { stream: true }))
         // a handler starts at once while a slot is free; the stream is read on once each has
-        let next = 0
-        for (; next < events.length && !signal.aborted; next++) {
+        while (events.length > 0 && !signal.aborted) {
           if (this.#inFlight >= (this.#opts.concurrency ?? 8)) await this.#freeSlot()
           if (signal.aborted) break
-          this.#start(events[next]!)
+          this.#start(events.shift()!)
         }
-        events.splice(0, next)
         if (broken !== undefined) throw broken
       }
       return new RetryableError('stopped')
@@ -209,21 +207,21 @@ export class ConsumerWorker {
 
   /** A handler ended: its ack (or, when it threw, its "not now") is queued and its slot freed. */
   #ended(event: ConsumedEvent, ok: boolean, err?: unknown): void {
-    try {
-      if (ok) {
-        this.#processed++
-        this.#queue('ack', event.id)
-      } else {
-        this.#queue('nak', event.id)
+    if (ok) {
+      this.#processed++
+      this.#queue('ack', event.id)
+    } else {
+      this.#queue('nak', event.id)
+      try {
         this.#opts.onError?.(err, event)
+      } catch {
+        // what reports a failure must not become one: the worker goes on
       }
-    } finally {
-      // the slot is freed even when onError throws
-      this.#inFlight--
-      const wake = this.#slot
-      this.#slot = undefined
-      wake?.()
     }
+    this.#inFlight--
+    const wake = this.#slot
+    this.#slot = undefined
+    wake?.()
   }
 
   #queue(kind: 'ack' | 'nak', id: string): void {
@@ -254,7 +252,7 @@ export class ConsumerWorker {
 
   async #send(body: { ack: string[]; nak: string[] }): Promise<void> {
     try {
-      const status = await postJson(`${this.#ep.url}/consumers/${encodeURIComponent(this.#opts.consumer)}/ack`, this.#ep.headers, body)
+      const status = await postJson(`${this.#ep.url}/consumers/${encodeURIComponent(this.#opts.consumer)}/ack`, this.#ep.headers, body, this.#ep.answerMs)
       if (status >= 500 || status === 429) throw new Error(`HTTP ${status}`)
     } catch {
       if (this.#stop.signal.aborted) return
