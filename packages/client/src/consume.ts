@@ -41,7 +41,10 @@ export interface ConsumeOptions {
   ackBatchMs?: number
   /** reconnect waits: full jitter over base·2^attempt, capped (default 1 s, cap 30 s) */
   backoff?: { baseMs?: number; maxMs?: number }
-  /** a stream silent this long (no event, no keepalive) is dropped and reopened (default 45 s) */
+  /**
+   * a stream silent this long (no event, no keepalive) is dropped and reopened, and an ack
+   * request unanswered this long is given up and its acks sent again (default 45 s)
+   */
   idleTimeoutMs?: number
 }
 
