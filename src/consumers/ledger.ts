@@ -92,7 +92,7 @@ export function settle(r: ConsumerRecord, now: number): { record: ConsumerRecord
   const outstanding = r.outstanding.slice(0, first)
   for (let i = first; i < r.outstanding.length; i++) {
     const e = r.outstanding[i]!
-    const entry = e.holder !== undefined && e.deadline! <= now ? { seq: e.seq, user: e.user, deliveries: e.deliveries } : e
+    const entry = e.holder !== undefined && e.deadline! <= now ? unheld(e) : e
     if (entry.holder === undefined && entry.deliveries >= r.definition.maxDeliver) {
       dead.push({ seq: e.seq, deliveries: e.deliveries, reason: 'maxDeliver' })
       continue
@@ -196,7 +196,7 @@ export function acknowledge(r: ConsumerRecord, acks: Acks): { record: ConsumerRe
     const kind = fate.get(i)
     if (kind === 'term') dead.push({ seq: e.seq, deliveries: e.deliveries, reason: 'term' })
     else if (kind === 'ack') acked++
-    else outstanding[kept++] = { seq: e.seq, user: e.user, deliveries: e.deliveries }
+    else outstanding[kept++] = unheld(e)
     // the entries up to the next index named stay as they are
     const end = marks[m + 1] ?? r.outstanding.length
     for (let j = i + 1; j < end; j++) outstanding[kept++] = r.outstanding[j]!
@@ -222,7 +222,7 @@ function indexOf(outstanding: readonly Outstanding[], seq: number): number {
 /** A stream ended: what it held goes out again at once. */
 export function release(r: ConsumerRecord, holder: string): ConsumerRecord {
   if (!r.outstanding.some((e) => e.holder === holder)) return r
-  return { ...r, outstanding: r.outstanding.map((e) => (e.holder === holder ? { seq: e.seq, user: e.user, deliveries: e.deliveries } : e)) }
+  return { ...r, outstanding: r.outstanding.map((e) => (e.holder === holder ? unheld(e) : e)) }
 }
 
 /** Events the log no longer holds (pruned while outstanding): they leave, and the record says so. */
@@ -237,6 +237,11 @@ export function pruned(r: ConsumerRecord, seqs: ReadonlySet<number>, floor: numb
 export function reposition(r: ConsumerRecord, cursor: number): ConsumerRecord {
   const { reset: _, ...rest } = r
   return { ...rest, cursor, outstanding: [] }
+}
+
+/** An entry whose hold ended (its ack wait ran out, a nak, its stream gone): out again to any stream, its deliveries counted. */
+function unheld(e: Outstanding): Outstanding {
+  return { seq: e.seq, user: e.user, deliveries: e.deliveries }
 }
 
 function keptDead(dead: DeadLetter[]): DeadLetter[] {

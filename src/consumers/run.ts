@@ -295,7 +295,7 @@ export class ConsumerRun {
     this.#ahead = { from: cursor, to: ahead.to, events: ahead.events.slice(n), entries: ahead.entries.slice(n) }
   }
 
-  /** Takes a stored record as the latest: each stream's holds, and the cache trimmed to what is outstanding. */
+  /** Takes a stored record as the latest: each stream's holds, and the cache trimmed once it holds CACHE_SLACK events done. */
   took(record: ConsumerRecord): void {
     if (record === this.record) return
     this.record = record
