@@ -1,26 +1,40 @@
 import t from 'tap'
-import { read, READ_AHEAD } from '../src/consumers/ledger.js'
+import { claim, read, READ_AHEAD } from '../src/consumers/ledger.js'
+import type { Outstanding } from '../src/kv/consumer-record.js'
 import { ALICE, BOB } from './helpers/store-cases/common.js'
 import { ID1, consumerRecord } from './helpers/store-cases/consumers.js'
 
 /** The pure rules of a consumer's record (src/consumers/ledger.ts) where no route reaches them alone. */
 
+/** `n` events of `user` waiting to go out, the last at seq `last`. */
+const waiting = (n: number, last: number, user = ALICE): Outstanding[] =>
+  Array.from({ length: n }, (_, i) => ({ seq: last - n + 1 + i, user, deliveries: 0 }))
+
 t.test('read: events after the cursor are taken up to the room; with no room for the first, nothing moves, a reset included', async (t) => {
-  const full = consumerRecord(ALICE, ID1, {
-    cursor: 10,
-    definition: { ...consumerRecord(ALICE, ID1).definition, maxPending: 2 },
-    outstanding: [{ seq: 9, user: ALICE, deliveries: 1, holder: 'a/1', deadline: 5 }, { seq: 10, user: BOB, deliveries: 0 }],
-  })
-  const events = [{ seq: 14, user: ALICE }, { seq: 15, user: BOB }]
-  const reset = { requested: 10, floor: 14 }
-  t.equal(read(full, 10, 15, events, reset), full, 'no room: the same record, no reset stored, the cursor where it was')
-  const roomy = { ...full, definition: { ...full.definition, maxPending: 3 } }
-  const one = read(roomy, 10, 15, events, reset)
-  t.same(one.outstanding.map((e) => e.seq), [9, 10, 14], 'room for one: the first taken')
-  t.equal(one.cursor, 14, 'the cursor at the last taken, so the next read starts after it')
+  const held = { seq: 1, user: BOB, deliveries: 1, holder: 'a/1', deadline: 5 }
+  const full = consumerRecord(ALICE, ID1, { cursor: 10_000, outstanding: [held, ...waiting(READ_AHEAD, 10_000)] })
+  const events = [{ seq: 10_004, user: ALICE }, { seq: 10_005, user: BOB }]
+  const reset = { requested: 10_000, floor: 10_004 }
+  t.equal(read(full, 10_000, 10_005, events, reset), full, 'READ_AHEAD waiting: the same record, no reset stored, the cursor where it was')
+  const roomy = { ...full, outstanding: [held, ...waiting(READ_AHEAD - 1, 10_000)] }
+  const one = read(roomy, 10_000, 10_005, events, reset)
+  t.same(one.outstanding.slice(-2).map((e) => e.seq), [10_000, 10_004], 'room for one: the first taken')
+  t.equal(one.cursor, 10_004, 'the cursor at the last taken, so the next read starts after it')
   t.same(one.reset, reset, 'and the reset stored with the events it came with')
-  t.equal(read(roomy, 9, 15, events), roomy, 'read from another cursor: nothing taken')
-  const passed = read(full, 10, 30, [])
-  t.equal(passed.cursor, 30, 'no matching events: the cursor passes what did not match, room or none')
-  t.ok(READ_AHEAD > 0)
+  t.equal(read(roomy, 9, 10_005, events), roomy, 'read from another cursor: nothing taken')
+  const passed = read(full, 10_000, 10_030, [])
+  t.equal(passed.cursor, 10_030, 'no matching events: the cursor passes what did not match, room or none')
+})
+
+t.test('maxPending bounds the events out, not those read: one user filling it leaves room to read and lease the next user', async (t) => {
+  const definition = { ...consumerRecord(ALICE, ID1).definition, maxPending: 3 }
+  const alices = consumerRecord(ALICE, ID1, { cursor: 3, definition, outstanding: waiting(3, 3) })
+  const both = read(alices, 3, 4, [{ seq: 4, user: BOB }])
+  t.same(both.outstanding.map((e) => e.seq), [1, 2, 3, 4], "Bob's event read past Alice's three")
+  const leased = claim(both, [{ holder: 'a/1', n: 3 }, { holder: 'a/2', n: 3 }], 100)
+  t.same(leased.claimed.map((e) => `${e.seq} ${e.holder}`), ['1 a/1', '4 a/2'], "Alice's first and Bob's, in parallel")
+  const bobs = read(leased.record, 4, 7, [{ seq: 5, user: BOB }, { seq: 6, user: '3' }, { seq: 7, user: '4' }])
+  const capped = claim(bobs, [{ holder: 'a/1', n: 9 }], 100)
+  t.same(capped.claimed.map((e) => e.seq), [6], 'two out, so one more: maxPending caps the events out')
+  t.same(claim(capped.record, [{ holder: 'a/1', n: 9 }], 100).claimed, [], 'none while three are out')
 })

@@ -346,6 +346,19 @@ t.test('maxPending caps the events out unacked at once', async (t) => {
   t.equal(w.got.length, 3, 'never more than two out')
 })
 
+t.test("one user's events filling maxPending hold up no other user's", async (t) => {
+  const server = await startTestServer(t)
+  const [owner, alice, bob] = await Promise.all([newUser(server), newUser(server), newUser(server)])
+  const api = new ConsumerApi(server.url, owner)
+  const id = await api.create({ filters: ['*/pub/p/*'], from: 'new', maxPending: 2, ackWaitMs: 60_000 })
+  for (const n of [1, 2, 3]) await alice.put(`/pub/p/${n}`, 'x')
+  await bob.put('/pub/p/1', 'x')
+  const w = api.worker(id)
+  t.teardown(() => w.close())
+  await w.received(2, "Alice's first and Bob's")
+  t.same(w.got.map((d) => `${d.user === alice.user ? 'alice' : 'bob'} ${d.path}`), ['alice /pub/p/1', 'bob /pub/p/1'], "Bob's event goes while Alice's wait in line behind her first")
+})
+
 t.test('hostile input gets a 4xx in the §7 shape, and the server goes on', async (t) => {
   const server = await startTestServer(t)
   const alice = await newUser(server)

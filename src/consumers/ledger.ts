@@ -6,9 +6,9 @@ import { DEAD_KEPT, type ConsumerRecord, type DeadLetter, type Outstanding } fro
  * reads a clock or the log; `now` and the events read come from the caller.
  *
  *   cursor       every matching event ≤ cursor was read into `outstanding`, or is done
- *   outstanding  events read and not done, in seq order, at most `maxPending` (and READ_AHEAD
- *                not out): out (held by a stream until its deadline), or waiting to go out
- *                (again, or the first time)
+ *   outstanding  events read and not done, in seq order: out (held by a stream until its
+ *                deadline; at most `maxPending`), or waiting to go out (again, or the first
+ *                time; at most READ_AHEAD, so a step reads no more while that many wait)
  *   ack floor    the seq before the first outstanding event (the cursor when none is): every
  *                matching event at or below it is done (acked, dead, or out in automatic mode)
  *
@@ -23,19 +23,27 @@ export function ackFloor(r: ConsumerRecord): number {
 /**
  * Events read ahead and not out, at most: enough for the streams to find the next event of
  * thousands of users at once, few enough that a step's passes over `outstanding` stay short
- * when `maxPending` is large (the events out may still reach `maxPending`).
+ * when `maxPending` is large (the events out may still reach `maxPending`). It is also how far
+ * the users proceed in parallel: past READ_AHEAD events waiting behind one user's unacked
+ * event, another user's next event is not read until some of them go.
  */
 export const READ_AHEAD = 2048
 
-/** How many more events may be read into `outstanding`: up to `maxPending` in all, and READ_AHEAD of them not out. */
+/**
+ * How many more events may be read into `outstanding`: up to READ_AHEAD not out. The events
+ * out do not count (`claim` keeps them to `maxPending`): were they to, the events of one user
+ * filling `maxPending`, which go out one at a time, would keep every other user's from being read.
+ */
 export function room(r: ConsumerRecord): number {
-  return Math.max(0, Math.min(r.definition.maxPending - r.outstanding.length, READ_AHEAD - tally(r).waiting))
+  return Math.max(0, READ_AHEAD - tally(r).waiting)
 }
 
 /** What a record's outstanding events add up to. */
 export interface Tally {
   /** not out: read ahead, or back after a hold ended */
   waiting: number
+  /** held by a stream */
+  out: number
   /** delivered and not done (out, or waiting to go out again) */
   pending: number
   /** of those, delivered more than once */
@@ -54,7 +62,7 @@ export interface Tally {
 export function tally(r: ConsumerRecord): Tally {
   let t = tallies.get(r)
   if (t === undefined) {
-    t = { waiting: 0, pending: 0, redelivered: 0, held: new Map(), deadline: undefined }
+    t = { waiting: 0, out: 0, pending: 0, redelivered: 0, held: new Map(), deadline: undefined }
     const held = t.held as Map<string, number>
     for (const e of r.outstanding) {
       if (e.holder === undefined) t.waiting++
@@ -63,6 +71,7 @@ export function tally(r: ConsumerRecord): Tally {
       if (e.deliveries > 1) t.redelivered++
       if (e.deadline !== undefined && (t.deadline === undefined || e.deadline < t.deadline)) t.deadline = e.deadline
     }
+    t.out = r.outstanding.length - t.waiting
     tallies.set(r, t)
   }
   return t
@@ -110,7 +119,8 @@ export interface Want {
 
 /**
  * Hands out events not held, in seq order, to the streams that want them, one each in turn
- * (each stream gets its share, whatever order they asked in), held until `deadline`. With
+ * (each stream gets its share, whatever order they asked in), held until `deadline`, while
+ * fewer than `maxPending` are out. With
  * explicit acks, only an event with no earlier outstanding event of its user goes out: one
  * event per user is out at a time, so each user's events are processed in order, and
  * different users' in parallel.
@@ -129,7 +139,8 @@ export function claim(r: ConsumerRecord, wants: readonly Want[], deadline: numbe
     }
     return undefined
   }
-  if (!wants.some((w) => w.n > 0)) return { record: r, claimed: [] }
+  let budget = r.definition.maxPending - tally(r).out
+  if (budget <= 0 || !wants.some((w) => w.n > 0)) return { record: r, claimed: [] }
   const perUser = r.definition.ack === 'explicit'
   const blocked = new Set<string>()
   const claimed: Outstanding[] = []
@@ -148,6 +159,7 @@ export function claim(r: ConsumerRecord, wants: readonly Want[], deadline: numbe
     outstanding ??= r.outstanding.slice()
     outstanding[i] = taken
     claimed.push(taken)
+    if (--budget === 0) break
   }
   return outstanding === undefined ? { record: r, claimed } : { record: { ...r, outstanding }, claimed }
 }

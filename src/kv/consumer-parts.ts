@@ -192,5 +192,5 @@ export class RecordCache<T = ConsumerRecord> {
   }
 }
 
-/** How many decoded records an engine keeps: at most maxPending entries each. */
+/** How many decoded records an engine keeps: at most maxPending + READ_AHEAD entries each. */
 export const CACHED_RECORDS = 64

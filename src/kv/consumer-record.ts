@@ -4,7 +4,7 @@
  * The engines change a record only under a lock (`Store.updateConsumer`), so every lease is
  * claimed in one transaction whatever the instance; they store it in parts (consumer-parts.ts),
  * so a change writes only the entries it touched. Its size is bounded by `maxPending`
- * outstanding entries and DEAD_KEPT dead letters: it does not grow with the log.
+ * outstanding entries out, READ_AHEAD waiting, and DEAD_KEPT dead letters: it does not grow with the log.
  */
 export interface ConsumerRecord {
   /** the z32 key of the user who owns it */
