@@ -212,8 +212,13 @@ t.test("a handler's end decides its ack, whatever it returns: a synchronous thro
   const calls: number[] = []
   let finish: (() => void) | undefined
   const errors: unknown[] = []
+  const naks: { nak?: string[]; stream?: string }[] = []
+  const proxy = await HttpProxy.start(t, server.url, (req) => {
+    const body = req.url.endsWith('/ack') ? JSON.parse(req.body) as { nak?: string[]; stream?: string } : undefined
+    if (body?.nak?.length) naks.push(body)
+  })
   const worker = consume({
-    owner, consumer: id, onError: (err) => errors.push(err),
+    owner: through(proxy, owner), consumer: id, onError: (err) => errors.push(err),
     handler: (e) => {
       calls.push(e.deliveries)
       // the first delivery throws before returning anything; the second returns a thenable that is no Promise
@@ -225,6 +230,7 @@ t.test("a handler's end decides its ack, whatever it returns: a synchronous thro
   await until(() => finish !== undefined, 'the event back after the throw, its thenable pending')
   t.same(calls, [1, 2], 'the throw handed the event back at once: its second delivery')
   t.equal(errors.length, 1, 'the throw reached onError')
+  t.match(naks, [{ nak: [event], stream: /^\S+$/ }], 'its "not now" named the stream it came on')
   const state = await consumers.get(id)
   t.equal(state.pending, 1, 'while its thenable is pending the event is out, not acked')
   t.same((await consumers.acked(id, event!, 0)).acked, false)

@@ -153,6 +153,36 @@ t.test('an ack counts by id, whoever sends it: the copy out again meanwhile is a
   t.match((await api.state(id)).body, { pending: 1, ackFloor: '0000000000002' }, 'the first is done')
 })
 
+t.test("a nak or term naming its stream is passed over once another stream holds the event; naming none, it ends that hold", async (t) => {
+  const server = await startTestServer(t)
+  const alice = await newUser(server)
+  const api = new ConsumerApi(server.url, alice)
+  await alice.put('/pub/s/1', 'x')
+  const id = await api.create({ filters: [`${alice.user}/pub/s/*`], from: 'start', ackWaitMs: 60_000 })
+  const gone = api.worker(id)
+  await gone.received(1)
+  t.ok(gone.stream, 'the stream gave its name')
+  gone.close()
+  const holder = api.worker(id)
+  t.teardown(() => holder.close())
+  const [first] = await holder.received(1, 'out again to another stream once the first ended')
+  t.not(holder.stream, gone.stream, 'each stream its own name')
+  const other = api.worker(id)
+  t.teardown(() => other.close())
+  t.equal(await other.status(), 200)
+  // the first stream's late "not now" and "give up": the event is in the holder's hands
+  await gone.ack([first!.id], 'nak', true)
+  await gone.ack([first!.id], 'term', true)
+  t.match((await api.state(id)).body, { pending: 1, dead: 0 }, 'still out, not dead')
+  const both = () => [...holder.got, ...other.got]
+  await holder.ack([first!.id], 'nak', true)
+  await until(() => both().length === 2, "the holder's own nak hands it on")
+  t.match(both()[1], { seq: '1', deliveries: 3 })
+  await gone.ack([first!.id], 'nak')
+  await until(() => both().length === 3, 'a nak naming no stream ends whatever hold there is')
+  t.match(both()[2], { seq: '1', deliveries: 4 })
+})
+
 t.test("the owner's /priv/ events, nobody else's; signing out ends the streams, not the consumer", async (t) => {
   const server = await startTestServer(t)
   const alice = await newUser(server)

@@ -178,12 +178,18 @@ export interface Acks {
   ack?: readonly number[]
   nak?: readonly number[]
   term?: readonly number[]
+  /** the holder name of the stream whose deliveries the naks and terms are about */
+  stream?: string
 }
 
 /**
  * `ack`: done, it leaves. `nak`: its hold ends now, so it goes out again at once (or is dead
  * when it went out `maxDeliver` times). `term`: dead at once. Seqs that are not out (done
- * already, or never delivered) are passed over: an ack is idempotent.
+ * already, or never delivered) are passed over: an ack is idempotent. An ack counts whoever
+ * sends it (the event was processed), but a nak or term that names its `stream` is passed over
+ * when another stream holds the event: it is about a hold that ended (a worker whose stream
+ * closed, or whose handler outlasted the ack wait), and ending the hold that followed would
+ * put the event in two streams' hands at once.
  */
 export function acknowledge(r: ConsumerRecord, acks: Acks): { record: ConsumerRecord; acked: number; dead: DeadLetter[] } {
   // what each named event that is out becomes, by its index: term over ack over nak
@@ -191,7 +197,10 @@ export function acknowledge(r: ConsumerRecord, acks: Acks): { record: ConsumerRe
   for (const kind of ['nak', 'ack', 'term'] as const) {
     for (const seq of acks[kind] ?? []) {
       const i = indexOf(r.outstanding, seq)
-      if (i !== -1 && r.outstanding[i]!.deliveries > 0) fate.set(i, kind)
+      if (i === -1) continue
+      const e = r.outstanding[i]!
+      const another = kind !== 'ack' && acks.stream !== undefined && e.holder !== undefined && e.holder !== acks.stream
+      if (e.deliveries > 0 && !another) fate.set(i, kind)
     }
   }
   if (fate.size === 0) return { record: r, acked: 0, dead: [] }

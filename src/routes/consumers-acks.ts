@@ -14,7 +14,7 @@ const MAX_ACK_IDS = 10_000
 const MAX_ACKED_WAIT_MS = 30_000
 
 const ids = z.array(z.string()).max(MAX_ACK_IDS).optional()
-const ackBody = z.object({ ack: ids, nak: ids, term: ids }).strict()
+const ackBody = z.object({ ack: ids, nak: ids, term: ids, stream: z.string().max(100).optional() }).strict()
 const ackedQuery = z.object({
   event: z.string().describe('an event id (or decimal seq)'),
   timeoutMs: z.string().regex(/^\d{1,5}$/, 'expected a number of ms up to 30000').transform(Number)
@@ -25,7 +25,7 @@ const ackedQuery = z.object({
 const docs: Record<string, RouteDoc> = {
   ack: {
     summary: 'Acknowledge events: ack (done), nak (deliver again now), term (dead now)', tag: 'consumers', ...ownerDoc,
-    body: { type: 'application/json', description: '{"ack":[ids], "nak":[ids], "term":[ids]}, each optional, at most 10000 ids in all', required: true },
+    body: { type: 'application/json', description: '{"ack":[ids], "nak":[ids], "term":[ids], "stream":"<name>"}, each optional, at most 10000 ids in all; stream: the name a stream of /events gave in its first comment (": stream <name>"), whose deliveries the naks and terms are about: those of an event another stream holds now are passed over', required: true },
     responses: { 200: stateAnswer('its state after the acks') }, errors: [400, 401, 403, 404, 413],
   },
   dead: {
@@ -47,7 +47,7 @@ export async function consumerAcksRoutes(app: FastifyInstance, ctx: Context): Pr
     const id = idParam(req)
     const body = await jsonBody(req, (b) => ackBody.parse(b))
     const seqs = (list: string[] | undefined) => (list ?? []).map(seqOf)
-    const acks = { ack: seqs(body.ack), nak: seqs(body.nak), term: seqs(body.term) }
+    const acks = { ack: seqs(body.ack), nak: seqs(body.nak), term: seqs(body.term), ...(body.stream === undefined ? {} : { stream: body.stream }) }
     if (acks.ack.length + acks.nak.length + acks.term.length > MAX_ACK_IDS) fail('InvalidBody', `At most ${MAX_ACK_IDS} ids per request`)
     return consumers.state(await consumers.ack(owner.user, id, acks))
   })

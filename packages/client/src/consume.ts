@@ -3,6 +3,7 @@ import { z } from 'zod'
 import { backoffDelay, sleep } from './backoff.js'
 import { later, type Later } from './later.js'
 import { Consumers, type ConsumerOwner } from './consumers.js'
+import { HttpError } from './homeserver.js'
 import { FollowProtocolError, logEventSchema, resetSchema, type LogEvent, type ResetInfo } from './events.js'
 import { openEvents, RetryableError, type Endpoint } from './stream.js'
 import { postJson } from './post-json.js'
@@ -48,6 +49,13 @@ export interface ConsumeOptions {
   idleTimeoutMs?: number
 }
 
+/** An ack request's body (SPEC §12): `stream` names the stream the naks are about. */
+interface AckRequest {
+  ack: string[]
+  nak: string[]
+  stream?: string
+}
+
 const deliverySchema = logEventSchema.extend({ deliveries: z.number().int().positive() })
 const MAX_FRAME = 1024 * 1024
 /** acks waiting beyond this many are sent as soon as they can be, not after `ackBatchMs` */
@@ -77,7 +85,14 @@ export class ConsumerWorker {
   readonly #opts: ConsumeOptions
   readonly #ep: Endpoint
   readonly #stop = new AbortController()
-  readonly #acks: { ack: string[]; nak: string[] } = { ack: [], nak: [] }
+  readonly #acks: string[] = []
+  /**
+   * "not now"s, by the name of the stream the event came on (its first comment; '' when it gave
+   * none): a request names the stream its naks are about, so that the server passes over those
+   * of an event another stream holds by then (this stream's hold ended: it closed, or the
+   * handler outlasted the ack wait), rather than take the event from that stream's hands
+   */
+  readonly #naks = new Map<string, string[]>()
   #explicit = true
   #inFlight = 0
   #slot: (() => void) | undefined
@@ -113,10 +128,12 @@ export class ConsumerWorker {
   async #run(): Promise<void> {
     const signal = this.#stop.signal
     try {
-      this.#explicit = (await new Consumers(this.#opts.owner).get(this.#opts.consumer)).ack === 'explicit'
-      for (let attempt = 0; !signal.aborted; attempt++) {
+      for (let attempt = 0, known = false; !signal.aborted; attempt++) {
         let error: Error
         try {
+          // read in the loop: a worker started while the server is down waits for it like a stream does
+          if (!known) this.#explicit = await this.#isExplicit()
+          known = true
           const res = await openEvents(this.#ep, `/consumers/${encodeURIComponent(this.#opts.consumer)}/events`, {}, signal)
           attempt = 0
           error = await this.#read(res.body, signal)
@@ -138,6 +155,16 @@ export class ConsumerWorker {
     }
   }
 
+  /** Whether the consumer acks explicitly; a failure another attempt may not meet is a RetryableError. */
+  async #isExplicit(): Promise<boolean> {
+    try {
+      return (await new Consumers(this.#opts.owner).get(this.#opts.consumer)).ack === 'explicit'
+    } catch (err) {
+      if (err instanceof HttpError && err.status < 500 && err.status !== 429) throw err
+      throw new RetryableError(`the consumer could not be read: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
   /** Reads one stream until it ends; the handlers of its events run at most `concurrency` at once. */
   async #read(body: ReadableStream<Uint8Array>, signal: AbortSignal): Promise<Error> {
     const reader = body.getReader()
@@ -145,7 +172,12 @@ export class ConsumerWorker {
     signal.addEventListener('abort', stopRead, { once: true })
     const events: ConsumedEvent[] = []
     let broken: Error | undefined
+    let stream = ''
     const parser = createParser({
+      onComment: (comment) => {
+        const name = /^ ?stream (\S+)$/.exec(comment)
+        if (name !== null) stream = name[1]!
+      },
       onEvent: (msg) => {
         try {
           if (msg.event === 'reset') this.#opts.onReset?.(resetSchema.parse(JSON.parse(msg.data)))
@@ -171,7 +203,7 @@ export class ConsumerWorker {
         while (events.length > 0 && !signal.aborted) {
           if (this.#inFlight >= (this.#opts.concurrency ?? 8)) await this.#freeSlot()
           if (signal.aborted) break
-          this.#start(events.shift()!)
+          this.#start(events.shift()!, stream)
         }
         if (broken !== undefined) throw broken
       }
@@ -183,7 +215,7 @@ export class ConsumerWorker {
       signal.removeEventListener('abort', stopRead)
       stopRead()
       // received, never started: handed back at once rather than after their ack wait
-      for (const event of events) this.#queue('nak', event.id)
+      for (const event of events) this.#queue('nak', event.id, stream)
     }
   }
 
@@ -196,25 +228,25 @@ export class ConsumerWorker {
    * Runs the handler in a free slot. A handler that returns no promise (or thenable) is done
    * at once: its ack is queued in the same turn, with no promise made for it.
    */
-  #start(event: ConsumedEvent): void {
+  #start(event: ConsumedEvent, stream: string): void {
     this.#inFlight++
     let result: unknown
     try {
       result = this.#opts.handler(event)
     } catch (err) {
-      return this.#ended(event, false, err)
+      return this.#ended(event, stream, false, err)
     }
-    if (typeof (result as PromiseLike<unknown> | undefined)?.then !== 'function') return this.#ended(event, true)
-    Promise.resolve(result).then(() => this.#ended(event, true), (err: unknown) => this.#ended(event, false, err))
+    if (typeof (result as PromiseLike<unknown> | undefined)?.then !== 'function') return this.#ended(event, stream, true)
+    Promise.resolve(result).then(() => this.#ended(event, stream, true), (err: unknown) => this.#ended(event, stream, false, err))
   }
 
-  /** A handler ended: its ack (or, when it threw, its "not now") is queued and its slot freed. */
-  #ended(event: ConsumedEvent, ok: boolean, err?: unknown): void {
+  /** A handler ended: its ack (or, when it threw, its "not now", about the stream it came on) is queued and its slot freed. */
+  #ended(event: ConsumedEvent, stream: string, ok: boolean, err?: unknown): void {
     if (ok) {
       this.#processed++
-      this.#queue('ack', event.id)
+      this.#queue('ack', event.id, stream)
     } else {
-      this.#queue('nak', event.id)
+      this.#queue('nak', event.id, stream)
       try {
         this.#opts.onError?.(err, event)
       } catch {
@@ -227,10 +259,11 @@ export class ConsumerWorker {
     wake?.()
   }
 
-  #queue(kind: 'ack' | 'nak', id: string): void {
+  #queue(kind: 'ack' | 'nak', id: string, stream: string): void {
     if (!this.#explicit) return
-    this.#acks[kind].push(id)
-    if (this.#acks.ack.length + this.#acks.nak.length >= ACK_BATCH) this.#flush()
+    if (kind === 'ack') this.#acks.push(id)
+    else this.#naksOf(stream).push(id)
+    if (this.#waiting() >= ACK_BATCH) this.#flush()
     else if (this.#requests.size < ACK_REQUESTS && this.#flushTimer === undefined) this.#flushTimer = later(() => this.#flush(), this.#opts.ackBatchMs ?? 0)
   }
 
@@ -244,23 +277,39 @@ export class ConsumerWorker {
     this.#flushTimer?.cancel()
     this.#flushTimer = undefined
     if (this.#requests.size >= ACK_REQUESTS) return
-    const body = { ack: this.#acks.ack.splice(0), nak: this.#acks.nak.splice(0) }
+    // every ack, and the naks of one stream (those of another go in the next request)
+    const [stream, naks] = this.#naks.entries().next().value ?? ['', []]
+    this.#naks.delete(stream)
+    const body: AckRequest = { ack: this.#acks.splice(0), nak: naks, ...(stream === '' || naks.length === 0 ? {} : { stream }) }
     if (body.ack.length + body.nak.length === 0) return
     const request: Promise<void> = this.#send(body).finally(() => {
       this.#requests.delete(request)
-      if (this.#flushTimer === undefined && this.#acks.ack.length + this.#acks.nak.length > 0) this.#flush()
+      if (this.#flushTimer === undefined && this.#waiting() > 0) this.#flush()
     })
     this.#requests.add(request)
   }
 
-  async #send(body: { ack: string[]; nak: string[] }): Promise<void> {
+  #naksOf(stream: string): string[] {
+    let naks = this.#naks.get(stream)
+    if (naks === undefined) this.#naks.set(stream, (naks = []))
+    return naks
+  }
+
+  /** acks and naks gathered, not yet sent */
+  #waiting(): number {
+    let n = this.#acks.length
+    for (const naks of this.#naks.values()) n += naks.length
+    return n
+  }
+
+  async #send(body: AckRequest): Promise<void> {
     try {
       const status = await postJson(`${this.#ep.url}/consumers/${encodeURIComponent(this.#opts.consumer)}/ack`, this.#ep.headers, body, this.#ep.answerMs)
       if (status >= 500 || status === 429) throw new Error(`HTTP ${status}`)
     } catch {
       if (this.#stop.signal.aborted) return
-      this.#acks.ack.push(...body.ack)
-      this.#acks.nak.push(...body.nak)
+      this.#acks.push(...body.ack)
+      this.#naksOf(body.stream ?? '').push(...body.nak)
       this.#flushTimer ??= later(() => this.#flush(), 1000)
     }
   }
