@@ -2,6 +2,7 @@ import t from 'tap'
 import pino from 'pino'
 import type { FastifyBaseLogger } from 'fastify'
 import { newUser, startTestServer } from './helpers/server.js'
+import { HomeserverClient } from 'hearth-homeserver-client'
 import { ConsumerApi, ulid, type Delivery } from './helpers/consumers.js'
 import { until } from './helpers/until.js'
 import { within } from './helpers/store-cases/common.js'
@@ -387,6 +388,40 @@ t.test("one user's events filling maxPending hold up no other user's", async (t)
   t.teardown(() => w.close())
   await w.received(2, "Alice's first and Bob's")
   t.same(w.got.map((d) => `${d.user === alice.user ? 'alice' : 'bob'} ${d.path}`), ['alice /pub/p/1', 'bob /pub/p/1'], "Bob's event goes while Alice's wait in line behind her first")
+})
+
+t.test("a session that may read less of /priv/ than the consumer's maker gets 403 for its events; HEAD joins no worker; acked tells nobody which ids exist", async (t) => {
+  const server = await startTestServer(t)
+  const alice = await newUser(server)
+  const api = new ConsumerApi(server.url, alice)
+  await alice.put('/priv/diary.txt', 'secret')
+  const id = await api.create({ filters: [`${alice.user}/*`], from: 'start', ack: 'automatic' })
+  // another session of Alice's key, for one app's public folder
+  const app = new HomeserverClient(server.url, alice.keypair)
+  await app.signin('/pub/app/:rw')
+  const appApi = new ConsumerApi(server.url, app)
+  for (const path of [`/consumers/${id}/events`, `/consumers/${id}/dead`]) {
+    const res = await appApi.call('GET', path)
+    t.equal(res.status, 403, `${path}: 403 for the narrower session`)
+    t.match(res.body, { error: 'Forbidden' })
+  }
+  t.match((await appApi.call('GET', `/consumers/${id}/acked?event=1`)).body, { matched: false }, 'its private event matches nothing for that session')
+  // HEAD: the headers, and nobody took the event
+  const head = await fetch(`${server.url}/consumers/${id}/events`, { method: 'HEAD', headers: alice.headers() })
+  t.equal(head.status, 200)
+  t.match((await api.state(id)).body, { ackFloor: '0000000000000', streams: 0 }, 'no worker joined, nothing counted as written')
+  const w = api.worker(id)
+  t.teardown(() => w.close())
+  await w.received(1, 'the private event, to a GET of the session that made it')
+  t.match(w.got[0], { path: '/priv/diary.txt' })
+  // acked from anyone else: the same answer whether the id exists or not
+  const bob = await newUser(server)
+  const asBob = { ...bob.headers(), 'pubky-host': alice.user }
+  const answers = await Promise.all([id, ulid()].map(async (c) => (await fetch(`${server.url}/consumers/${c}/acked?event=1`, { headers: asBob })).status))
+  t.same(answers, [401, 401], 'an id in use and one not: both 401, as the owner routes answer')
+  const far = await api.call('GET', `/consumers/${id}/acked?event=18446744073709551615`)
+  t.equal(far.status, 400, 'an event past any seq: 400, not a failure of the server')
+  t.match(far.body, { error: 'FutureCursor' })
 })
 
 t.test('hostile input gets a 4xx in the §7 shape, and the server goes on', async (t) => {

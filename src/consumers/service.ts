@@ -73,9 +73,13 @@ export class ConsumerService {
 
   /** The consumer, or 404. */
   async get(owner: string, id: string): Promise<ConsumerRecord> {
-    const record = await this.#d.store.consumer(owner, id)
+    const record = await this.find(owner, id)
     if (record === undefined) fail('NotFound', 'No such consumer')
     return record
+  }
+
+  find(owner: string, id: string): Promise<ConsumerRecord | undefined> {
+    return this.#d.store.consumer(owner, id)
   }
 
   async delete(owner: string, id: string): Promise<void> {

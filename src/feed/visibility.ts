@@ -56,6 +56,12 @@ export function visibility(session: Viewer | undefined, onlyUser: string | undef
   return (ev) => canSee(ev, session)
 }
 
+/** Whether `viewer` may see every private event `other` may: the same user, and a read capability covering each of `other`'s that reads under `/priv/`. */
+export function seesAllOf(viewer: Viewer, other: Viewer): boolean {
+  return viewer.user === other.user &&
+    other.capabilities.every((c) => !readsPrivate({ user: other.user, capabilities: [c] }) || covers(viewer.capabilities, c.scope, 'r'))
+}
+
 /** Whether any of the session's capabilities reads something under `/priv/`. */
 function readsPrivate(session: Viewer): boolean {
   return session.capabilities.some((c) => c.actions.includes('r') && (isPrivatePath(c.scope) || PRIVATE_ROOT.startsWith(c.scope)))

@@ -5,7 +5,8 @@ import { fail } from '../errors.js'
 import { parseCursor } from 'hearth-homeserver-client/id'
 import { json, type RouteDoc } from '../openapi/route-doc.js'
 import { sessionCookie } from '../auth/request.js'
-import { consumerOf, idParam, jsonBody, ownerDoc, requireOwner, stateAnswer } from './consumers-common.js'
+import { carriedTo, idParam, jsonBody, ownerDoc, requireOwner, stateAnswer } from './consumers-common.js'
+import { mayRead } from '../consumers/matcher.js'
 import { queryObject, requestUser } from './user.js'
 
 /** Ids one ack request may name, in all. */
@@ -54,22 +55,34 @@ export async function consumerAcksRoutes(app: FastifyInstance, ctx: Context): Pr
 
   app.get('/consumers/:id/dead', { config: { doc: docs.dead } }, async (req) => {
     const owner = await requireOwner(ctx, req)
-    return { events: await consumers.dead(await consumerOf(ctx, req, owner.user)) }
+    return { events: await consumers.dead(await carriedTo(ctx, req, owner)) }
   })
 
   app.get('/consumers/:id/acked', { config: { doc: docs.acked } }, async (req) => {
     const q = ackedQuery.parse(queryObject(req.url))
     const user = requestUser(req)
-    const record = await consumerOf(ctx, req, user)
-    // only the owner asks, unless the consumer shares its progress
-    const byOwner = (await sessionCookie(ctx, req, user))?.session.user === user
-    if (!record.definition.shareProgress && !byOwner) await requireOwner(ctx, req)
-    return consumers.acked(record, seqOf(q.event), byOwner, q.timeoutMs ?? 0, () => req.socket.destroyed)
+    const session = (await sessionCookie(ctx, req, user))?.session
+    // only the owner asks, unless the consumer shares its progress: anyone else is refused as
+    // the owner's routes refuse (401, 403) whether the consumer exists or not, so the answer
+    // tells nobody which ids are in use
+    const found = await ctx.consumerService.find(user, idParam(req))
+    if (found === undefined && session?.user === user) fail('NotFound', 'No such consumer')
+    if (found === undefined || !found.definition.shareProgress) await requireOwner(ctx, req)
+    const record = found!
+    const byOwner = session?.user === user && mayRead(record, session)
+    return consumers.acked(record, askedSeq(q.event, ctx.events.head), byOwner, q.timeoutMs ?? 0, () => req.socket.destroyed)
   })
 }
 
 function seqOf(text: string): number {
   const seq = parseCursor(text)
-  if (seq === undefined || seq === 0n) fail('InvalidCursor', `Invalid event id: ${text}`)
+  if (seq === undefined || seq === 0n) fail('InvalidCursor', `Invalid event id: ${text.length > 40 ? `${text.slice(0, 40)}…` : text}`)
   return Number(seq)
+}
+
+/** An event `acked` asks about: past any seq a log can reach here, past the head. */
+function askedSeq(text: string, head: number): number {
+  const seq = seqOf(text)
+  if (seq > Number.MAX_SAFE_INTEGER) fail('FutureCursor', `Event ${text} is past the head of the log`, { head: String(head) })
+  return seq
 }

@@ -5,6 +5,7 @@ import { fail } from '../errors.js'
 import { sessionCookie, type Session } from '../auth/request.js'
 import type { ConsumerRecord } from '../kv/store.js'
 import { checkConsumerId } from '../consumers/definition.js'
+import { mayRead } from '../consumers/matcher.js'
 import { json, userHeaders, userQuery, type RouteDoc } from '../openapi/route-doc.js'
 import { smallBody } from './body.js'
 import { requestUser } from './user.js'
@@ -46,6 +47,13 @@ export async function requireOwner(ctx: Context, req: FastifyRequest): Promise<O
 /** The consumer id the path names. */
 export function idParam(req: FastifyRequest): string {
   return checkConsumerId(consumerParams.parse(req.params).id, Date.now())
+}
+
+/** The consumer the path names, of the owner, for what it carries (events, dead letters): 403 when the owner's session may not see all of it (`mayRead`). */
+export async function carriedTo(ctx: Context, req: FastifyRequest, owner: Owner): Promise<ConsumerRecord> {
+  const record = await consumerOf(ctx, req, owner.user)
+  if (!mayRead(record, owner.session)) fail('Forbidden', "This session may not read all the /priv/ events of the session that made the consumer")
+  return record
 }
 
 /** The consumer the path names, of `owner`: 404 when there is none. */
