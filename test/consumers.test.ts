@@ -3,6 +3,7 @@ import pino from 'pino'
 import type { FastifyBaseLogger } from 'fastify'
 import { newUser, startTestServer } from './helpers/server.js'
 import { HomeserverClient } from 'hearth-homeserver-client'
+import { idOf } from 'hearth-homeserver-client/id'
 import { ConsumerApi, ulid, type Delivery } from './helpers/consumers.js'
 import { until } from './helpers/until.js'
 import { within } from './helpers/store-cases/common.js'
@@ -250,6 +251,24 @@ t.test('acked: the owner only unless shared; a timeout answers acked:false', asy
   const res = await api.call('GET', `/consumers/${id}/acked?event=0000000000002&timeoutMs=200`)
   t.same(res.body, { acked: false, matched: true, ackFloor: '0000000000000' })
   t.equal((await api.call('GET', `/consumers/${id}/acked?event=0000000000002&timeoutMs=30001`)).status, 400, 'a wait past 30 s is refused')
+})
+
+t.test("a shared consumer's ack floor, as anyone else sees it, passes over the owner's private events", async (t) => {
+  const server = await startTestServer(t)
+  const alice = await newUser(server)
+  const api = new ConsumerApi(server.url, alice)
+  const id = await api.create({ filters: [`${alice.user}/*`], from: 'new', shareProgress: true, ackWaitMs: 60_000 })
+  const w = api.worker(id)
+  t.teardown(() => w.close())
+  t.equal(await w.status(), 200)
+  await alice.put('/priv/plan.txt', 'x')
+  await alice.put('/pub/post.txt', 'x')
+  // the private event out unacked, the public one after it waiting its turn
+  const [priv] = await w.received(1)
+  const pub = Number(priv!.seq) + 1
+  const ask = async (headers: Record<string, string>) => (await fetch(`${server.url}/consumers/${id}/acked?event=${idOf(pub)}&pubky-host=${alice.user}`, { headers })).json()
+  t.match(await ask(alice.headers()), { acked: false, ackFloor: idOf(pub - 2) }, 'to the owner: the floor before the private event')
+  t.match(await ask({}), { acked: false, matched: true, ackFloor: idOf(pub - 1) }, 'to anyone else: before the public one')
 })
 
 t.test('creation is rate-limited and capped per user, with Retry-After', async (t) => {

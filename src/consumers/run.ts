@@ -170,12 +170,9 @@ export class ConsumerRun {
     const now = Date.now()
     const done = await this.#deps.updates.apply(this.owner, this.id, (stored) => {
       const took = ahead === undefined ? stored : read(stored, ahead.from, ahead.to, ahead.entries, ahead.reset)
-      const leased = this.#lease(took, wants, now)
-      return { record: leased.record, result: { ...leased.result, reset: took !== stored && ahead?.reset } }
+      return this.#lease(took, wants, now)
     }, true)
     if (done === undefined) return this.stop() // deleted
-    const { reset } = done.result
-    if (reset) for (const s of this.streams) s.reset(reset.requested, reset.floor)
     await this.#leased(done.record, done.result)
     // more to read, or streams with room while events wait: go on
     if (room(this.record) > 0 && this.record.cursor < this.#deps.events.head) this.#again = true
@@ -295,9 +292,19 @@ export class ConsumerRun {
     this.#ahead = { from: cursor, to: ahead.to, events: ahead.events.slice(n), entries: ahead.entries.slice(n) }
   }
 
-  /** Takes a stored record as the latest: each stream's holds, and the cache trimmed once it holds CACHE_SLACK events done. */
+  /**
+   * Takes a stored record as the latest: each stream's holds, and the cache trimmed once it
+   * holds CACHE_SLACK events done. A reset it holds that the one before did not goes to every
+   * stream here, whoever stored it (a step here, an outstanding event found pruned, another
+   * instance), before the events leased with it.
+   */
   took(record: ConsumerRecord): void {
     if (record === this.record) return
+    const before = this.record.reset
+    const reset = record.reset
+    if (reset !== undefined && (before?.requested !== reset.requested || before.floor !== reset.floor)) {
+      for (const s of this.streams) s.reset(reset.requested, reset.floor)
+    }
     this.record = record
     this.#taken(record.cursor)
     this.#resume()
@@ -372,12 +379,8 @@ export class ConsumerRun {
       }
     }
     if (gone.size > 0) {
-      const done = await this.#deps.updates.apply(this.owner, this.id, (r) => ({ record: pruned(r, gone, floor), result: r.reset }))
-      if (done !== undefined) {
-        this.took(done.record)
-        const reset = done.record.reset!
-        for (const s of this.streams) s.reset(reset.requested, reset.floor)
-      }
+      const done = await this.#deps.updates.apply(this.owner, this.id, (r) => ({ record: pruned(r, gone, floor), result: undefined }))
+      if (done !== undefined) this.took(done.record)
     }
     return out
   }

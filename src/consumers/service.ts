@@ -36,6 +36,9 @@ export interface Refused {
  * delete, acknowledge, move, and the questions `dead` and `acked`. Changes of a record go
  * through the hub's grouped updates, and wake its runs in this process.
  */
+/** The owner's events a non-owner's `acked` reads, at most, to pass over the private ones at the front (`#floorFor`). */
+const FLOOR_READS = 256
+
 export class ConsumerService {
   readonly #d: ConsumerServiceDeps
 
@@ -104,6 +107,23 @@ export class ConsumerService {
     return (await this.#change(owner, id, (r) => ({ record: reposition(r, cursor), result: undefined }))).record
   }
 
+  /**
+   * The ack floor as told to someone other than the owner: the owner's private events
+   * outstanding at its front pass as done (to them a private event matches nothing), so the
+   * floor never stops just before one and tells nothing of where one lies. At most
+   * FLOOR_READS of the owner's events are read to find out; past them the floor stops.
+   */
+  async #floorFor(r: ConsumerRecord, byOwner: boolean): Promise<number> {
+    if (byOwner) return ackFloor(r)
+    let reads = 0
+    for (const e of r.outstanding) {
+      if (e.user !== r.owner || reads++ === FLOOR_READS) return e.seq - 1
+      const ev = await this.#eventAt(e.seq)
+      if (ev !== undefined && !isPrivate(ev)) return e.seq - 1
+    }
+    return r.cursor
+  }
+
   /** The dead letters, oldest first, each with its event as `/subscribe` sends it (its id and seq alone once pruned). */
   async dead(record: ConsumerRecord): Promise<object[]> {
     return Promise.all(record.dead.map(async (d) => {
@@ -125,8 +145,11 @@ export class ConsumerService {
     const ev = await this.#eventAt(seq)
     const m = matcherOf(record)
     const matched = ev === undefined || (m.canSee(ev) && m.accepts(ev) && (byOwner || !isPrivate(ev)))
-    const answer = (r: ConsumerRecord, acked: boolean) => ({ acked, matched, ackFloor: idOf(ackFloor(r)) })
-    if (!matched) return answer(record, seq <= ackFloor(record))
+    const answer = async (r: ConsumerRecord, acked: boolean | undefined) => {
+      const floor = await this.#floorFor(r, byOwner)
+      return { acked: acked ?? seq <= floor, matched, ackFloor: idOf(floor) }
+    }
+    if (!matched) return answer(record, undefined)
     const deadline = Date.now() + timeoutMs
     for (let r = record; ;) {
       const done = processed(r, seq)
