@@ -1,4 +1,5 @@
 import t from 'tap'
+import http from 'node:http'
 import pino from 'pino'
 import type { FastifyBaseLogger } from 'fastify'
 import { newUser, startTestServer } from './helpers/server.js'
@@ -466,8 +467,31 @@ t.test('hostile input gets a 4xx in the §7 shape, and the server goes on', asyn
   for (const bad of ['%00', 'x'.repeat(26), '01JF0000000000000000000001/../x', 'ZZZZZZZZZZZZZZZZZZZZZZZZZZ']) {
     t.ok([400, 404].includes((await api.state(bad)).status), `GET /consumers/${bad}`)
   }
+  t.equal(await chunkedPut(`${server.url}/consumers/${ulid()}`, alice.headers(), 2 * 1024 * 1024), 413, 'a chunked body past 1 MiB: 413, not a reset')
   t.equal((await api.state(id)).status, 200, 'and it goes on')
 })
+
+/** PUTs `size` bytes in chunks of 64 KiB, with no length; resolves with the answer's status, however the upload ends. */
+function chunkedPut(url: string, headers: Record<string, string>, size: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'PUT', headers: { ...headers, 'content-type': 'application/json', 'transfer-encoding': 'chunked' } }, (res) => {
+      res.resume()
+      resolve(res.statusCode ?? 0)
+    })
+    // writes after the server closed its side fail; what counts is the answer, or none
+    req.on('error', (err) => reject(err))
+    const chunk = Buffer.alloc(64 * 1024, 0x20)
+    let sent = 0
+    const more = (): void => {
+      while (sent < size) {
+        sent += chunk.length
+        if (!req.write(chunk)) return void req.once('drain', more)
+      }
+      req.end()
+    }
+    more()
+  })
+}
 
 t.test('events that match nothing move the position too, so the lag comes down', async (t) => {
   const server = await startTestServer(t, { KEEPALIVE_MS: '200' })
