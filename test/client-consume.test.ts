@@ -279,3 +279,29 @@ t.test('an ack request left unanswered gives up after the answer time, so close(
   await worker.close()
   t.pass('close() returned')
 })
+
+t.test('close() sends again the acks of a request that failed, so they land', async (t) => {
+  const server = await startTestServer(t)
+  const owner = await newUser(server)
+  const consumers = new Consumers(owner)
+  const id = newConsumerId()
+  await consumers.create(id, { filters: ['*'], from: 'new', ack: 'explicit', ackWaitMs: 60_000 })
+  // the first ack request fails on the way (its connection dropped); the next go through
+  const acks: string[] = []
+  const proxy = await HttpProxy.start(t, server.url, (req) => {
+    if (!req.url.endsWith('/ack')) return
+    acks.push(req.body)
+    if (acks.length === 1) throw new Error('dropped')
+  })
+  let finish: (() => void) | undefined
+  const worker = consume({ owner: through(proxy, owner), consumer: id, handler: () => new Promise<void>((done) => (finish = done)) })
+  t.teardown(() => worker.close())
+  await new AckedWrites().put(owner, '/pub/app/a.txt', 'a')
+  await until(() => finish !== undefined, 'the handler running')
+  // stopped while the handler runs: its ack leaves after, fails once, and goes again
+  const closed = worker.close()
+  finish!()
+  await closed
+  t.equal(acks.length, 2, 'sent twice')
+  t.equal((await consumers.get(id)).pending, 0, 'and acked')
+})

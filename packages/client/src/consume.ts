@@ -66,6 +66,8 @@ const ACK_BATCH = 256
  * idempotent and each names its own events, so their order does not matter.
  */
 const ACK_REQUESTS = 4
+/** A failed ack request's acks go again after this long. */
+const ACK_RETRY_MS = 1000
 
 /** Runs `handler` over a durable consumer's events (SPEC §12); see `ConsumerWorker`. */
 export function consume(options: ConsumeOptions): ConsumerWorker {
@@ -119,7 +121,10 @@ export class ConsumerWorker {
     return this.#processed
   }
 
-  /** Stops taking events, lets those in hand finish, sends their acks. */
+  /**
+   * Stops taking events, lets those in hand finish, sends their acks: an ack request that fails
+   * is tried again, for up to `idleTimeoutMs`.
+   */
   async close(): Promise<void> {
     this.#stop.abort()
     await this.done.catch(() => {})
@@ -307,19 +312,32 @@ export class ConsumerWorker {
       const status = await postJson(`${this.#ep.url}/consumers/${encodeURIComponent(this.#opts.consumer)}/ack`, this.#ep.headers, body, this.#ep.answerMs)
       if (status >= 500 || status === 429) throw new Error(`HTTP ${status}`)
     } catch {
-      if (this.#stop.signal.aborted) return
       this.#acks.push(...body.ack)
       this.#naksOf(body.stream ?? '').push(...body.nak)
-      this.#flushTimer ??= later(() => this.#flush(), 1000)
+      this.#flushTimer ??= later(() => this.#flush(), ACK_RETRY_MS)
     }
   }
 
   /**
    * Once stopped: the acks gathered are sent, and the requests answered; each answer sends what
-   * waited for it. What a failed request carried is retried on its timer, as before.
+   * waited for it. What a failed request carried is sent again after ACK_RETRY_MS, for as long
+   * as an ack request may go unanswered (`idleTimeoutMs`); what is left then comes back after
+   * its ack wait, which at least once allows.
    */
   async #sent(): Promise<void> {
+    const giveUp = Date.now() + this.#ep.answerMs
     this.#flush()
-    while (this.#requests.size > 0) await Promise.all(this.#requests)
+    while (this.#requests.size > 0 || (this.#waiting() > 0 && Date.now() < giveUp)) {
+      if (this.#requests.size === 0) {
+        // a request failed: its acks wait on the retry timer, which this loop takes over
+        this.#flushTimer?.cancel()
+        this.#flushTimer = undefined
+        await new Promise((resolve) => setTimeout(resolve, Math.min(ACK_RETRY_MS, giveUp - Date.now())))
+        this.#flush()
+      }
+      await Promise.all(this.#requests)
+    }
+    this.#flushTimer?.cancel()
+    this.#flushTimer = undefined
   }
 }
