@@ -156,34 +156,34 @@ t.test('an ack counts by id, whoever sends it: the copy out again meanwhile is a
   t.match((await api.state(id)).body, { pending: 1, ackFloor: '0000000000002' }, 'the first is done')
 })
 
-t.test("a nak or term naming its stream is passed over once another stream holds the event; naming none, it ends that hold", async (t) => {
+t.test('a nak or term naming its delivery is passed over once the event went out again; naming none, it ends whatever hold there is', async (t) => {
   const server = await startTestServer(t)
   const alice = await newUser(server)
   const api = new ConsumerApi(server.url, alice)
   await alice.put('/pub/s/1', 'x')
   const id = await api.create({ filters: [`${alice.user}/pub/s/*`], from: 'start', ackWaitMs: 60_000 })
   const gone = api.worker(id)
-  await gone.received(1)
-  t.ok(gone.stream, 'the stream gave its name')
+  const [first] = await gone.received(1)
   gone.close()
   const holder = api.worker(id)
   t.teardown(() => holder.close())
-  const [first] = await holder.received(1, 'out again to another stream once the first ended')
-  t.not(holder.stream, gone.stream, 'each stream its own name')
+  await holder.received(1, 'out again to another stream once the first ended')
+  t.match(holder.got[0], { seq: '1', deliveries: 2 })
   const other = api.worker(id)
   t.teardown(() => other.close())
   t.equal(await other.status(), 200)
-  // the first stream's late "not now" and "give up": the event is in the holder's hands
-  await gone.ack([first!.id], 'nak', true)
-  await gone.ack([first!.id], 'term', true)
+  // the first worker's late "not now" and "give up", about its delivery: the event is in the holder's hands
+  await gone.ack([`${first!.id}:1`], 'nak')
+  await gone.ack([`${first!.id}:1`], 'term')
   t.match((await api.state(id)).body, { pending: 1, dead: 0 }, 'still out, not dead')
   const both = () => [...holder.got, ...other.got]
-  await holder.ack([first!.id], 'nak', true)
+  await holder.ack([`${first!.id}:2`], 'nak')
   await until(() => both().length === 2, "the holder's own nak hands it on")
   t.match(both()[1], { seq: '1', deliveries: 3 })
   await gone.ack([first!.id], 'nak')
-  await until(() => both().length === 3, 'a nak naming no stream ends whatever hold there is')
+  await until(() => both().length === 3, 'a nak naming no delivery ends whatever hold there is')
   t.match(both()[2], { seq: '1', deliveries: 4 })
+  t.equal((await api.ack(id, { nak: [`${first!.id}:x`] })).status, 400, 'a delivery count that is none: 400')
 })
 
 t.test("the owner's /priv/ events, nobody else's; signing out ends the streams, not the consumer", async (t) => {

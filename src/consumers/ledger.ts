@@ -174,35 +174,38 @@ export function nextDeadline(r: ConsumerRecord): number | undefined {
   return tally(r).deadline
 }
 
+/** An event a nak or term is about, and the delivery of it, when named (its `deliveries`). */
+export interface Delivered {
+  seq: number
+  deliveries?: number
+}
+
 export interface Acks {
   ack?: readonly number[]
-  nak?: readonly number[]
-  term?: readonly number[]
-  /** the holder name of the stream whose deliveries the naks and terms are about */
-  stream?: string
+  nak?: readonly Delivered[]
+  term?: readonly Delivered[]
 }
 
 /**
  * `ack`: done, it leaves. `nak`: its hold ends now, so it goes out again at once (or is dead
  * when it went out `maxDeliver` times). `term`: dead at once. Seqs that are not out (done
  * already, or never delivered) are passed over: an ack is idempotent. An ack counts whoever
- * sends it (the event was processed), but a nak or term that names its `stream` is passed over
- * when another stream holds the event: it is about a hold that ended (a worker whose stream
- * closed, or whose handler outlasted the ack wait), and ending the hold that followed would
- * put the event in two streams' hands at once.
+ * sends it and whichever delivery it is of (the event was processed), but a nak or term that
+ * names its delivery is passed over once the event went out again: it is about a hold that
+ * ended (the worker's stream closed, or its handler outlasted the ack wait), and ending the
+ * hold that followed would put the event in two handlers' hands at once.
  */
 export function acknowledge(r: ConsumerRecord, acks: Acks): { record: ConsumerRecord; acked: number; dead: DeadLetter[] } {
   // what each named event that is out becomes, by its index: term over ack over nak
   const fate = new Map<number, 'ack' | 'nak' | 'term'>()
-  for (const kind of ['nak', 'ack', 'term'] as const) {
-    for (const seq of acks[kind] ?? []) {
-      const i = indexOf(r.outstanding, seq)
-      if (i === -1) continue
-      const e = r.outstanding[i]!
-      const another = kind !== 'ack' && acks.stream !== undefined && e.holder !== undefined && e.holder !== acks.stream
-      if (e.deliveries > 0 && !another) fate.set(i, kind)
-    }
+  const name = (kind: 'ack' | 'nak' | 'term', seq: number, deliveries?: number) => {
+    const i = indexOf(r.outstanding, seq)
+    const e = r.outstanding[i]
+    if (e !== undefined && e.deliveries > 0 && (deliveries === undefined || deliveries === e.deliveries)) fate.set(i, kind)
   }
+  for (const d of acks.nak ?? []) name('nak', d.seq, d.deliveries)
+  for (const seq of acks.ack ?? []) name('ack', seq)
+  for (const d of acks.term ?? []) name('term', d.seq, d.deliveries)
   if (fate.size === 0) return { record: r, acked: 0, dead: [] }
   const marks = [...fate.keys()].sort((x, y) => x - y)
   const dead: DeadLetter[] = []

@@ -21,7 +21,6 @@ export class ConsumerStream {
     this.holder = holder
     this.session = session
     sse.write(RETRY_FRAME)
-    sse.write(streamNameFrame(holder))
   }
 
   get closed(): boolean {
@@ -49,14 +48,6 @@ export class ConsumerStream {
   end(): void {
     this.sse.end()
   }
-}
-
-/**
- * The stream's name, as a comment (which EventSource passes over): an ack request's `stream`
- * field names the stream its naks and terms are about (ledger.ts, `acknowledge`).
- */
-export function streamNameFrame(holder: string): string {
-  return `: stream ${holder}\n\n`
 }
 
 /** An event's `/subscribe` frame, its data with `"deliveries": n` added. */

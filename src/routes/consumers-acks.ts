@@ -7,6 +7,7 @@ import { json, type RouteDoc } from '../openapi/route-doc.js'
 import { sessionCookie } from '../auth/request.js'
 import { carriedTo, idParam, jsonBody, ownerDoc, requireOwner, stateAnswer } from './consumers-common.js'
 import { mayRead } from '../consumers/matcher.js'
+import type { Delivered } from '../consumers/ledger.js'
 import { queryObject, requestUser } from './user.js'
 
 /** Ids one ack request may name, in all. */
@@ -15,7 +16,7 @@ const MAX_ACK_IDS = 10_000
 const MAX_ACKED_WAIT_MS = 30_000
 
 const ids = z.array(z.string()).max(MAX_ACK_IDS).optional()
-const ackBody = z.object({ ack: ids, nak: ids, term: ids, stream: z.string().max(100).optional() }).strict()
+const ackBody = z.object({ ack: ids, nak: ids, term: ids }).strict()
 const ackedQuery = z.object({
   event: z.string().describe('an event id (or decimal seq)'),
   timeoutMs: z.string().regex(/^\d{1,5}$/, 'expected a number of ms up to 30000').transform(Number)
@@ -26,7 +27,7 @@ const ackedQuery = z.object({
 const docs: Record<string, RouteDoc> = {
   ack: {
     summary: 'Acknowledge events: ack (done), nak (deliver again now), term (dead now)', tag: 'consumers', ...ownerDoc,
-    body: { type: 'application/json', description: '{"ack":[ids], "nak":[ids], "term":[ids], "stream":"<name>"}, each optional, at most 10000 ids in all; stream: the name a stream of /events gave in its first comment (": stream <name>"), whose deliveries the naks and terms are about: those of an event another stream holds now are passed over', required: true },
+    body: { type: 'application/json', description: '{"ack":[ids], "nak":[ids], "term":[ids]}, each optional, at most 10000 ids in all; a nak or term may name the delivery it is about as "<id>:<deliveries>" (the deliveries of its frame): it is then passed over once the event went out again', required: true },
     responses: { 200: stateAnswer('its state after the acks') }, errors: [400, 401, 403, 404, 413],
   },
   dead: {
@@ -47,8 +48,7 @@ export async function consumerAcksRoutes(app: FastifyInstance, ctx: Context): Pr
     const owner = await requireOwner(ctx, req)
     const id = idParam(req)
     const body = await jsonBody(req, (b) => ackBody.parse(b))
-    const seqs = (list: string[] | undefined) => (list ?? []).map(seqOf)
-    const acks = { ack: seqs(body.ack), nak: seqs(body.nak), term: seqs(body.term), ...(body.stream === undefined ? {} : { stream: body.stream }) }
+    const acks = { ack: (body.ack ?? []).map(seqOf), nak: (body.nak ?? []).map(deliveredOf), term: (body.term ?? []).map(deliveredOf) }
     if (acks.ack.length + acks.nak.length + acks.term.length > MAX_ACK_IDS) fail('InvalidBody', `At most ${MAX_ACK_IDS} ids per request`)
     return consumers.state(await consumers.ack(owner.user, id, acks))
   })
@@ -78,6 +78,15 @@ function seqOf(text: string): number {
   const seq = parseCursor(text)
   if (seq === undefined || seq === 0n) fail('InvalidCursor', `Invalid event id: ${text.length > 40 ? `${text.slice(0, 40)}…` : text}`)
   return Number(seq)
+}
+
+/** A nak's or term's `<id>` or `<id>:<deliveries>`: the event, and the delivery of it the worker had (the `deliveries` of its frame). */
+function deliveredOf(text: string): Delivered {
+  const colon = text.indexOf(':')
+  if (colon === -1) return { seq: seqOf(text) }
+  const deliveries = text.slice(colon + 1)
+  if (!/^[1-9]\d{0,8}$/.test(deliveries)) fail('InvalidBody', `Invalid delivery count in ${text.length > 40 ? `${text.slice(0, 40)}…` : text}`)
+  return { seq: seqOf(text.slice(0, colon)), deliveries: Number(deliveries) }
 }
 
 /** An event `acked` asks about: past any seq a log can reach here, past the head. */

@@ -46,7 +46,7 @@ export class ConsumerApi {
     return this.call('GET', `/consumers/${id}`)
   }
 
-  ack(id: string, acks: { ack?: string[]; nak?: string[]; term?: string[]; stream?: string }) {
+  ack(id: string, acks: { ack?: string[]; nak?: string[]; term?: string[] }) {
     return this.call('POST', `/consumers/${id}/ack`, acks)
   }
 
@@ -79,8 +79,6 @@ export interface WorkerOptions {
 export class Worker {
   readonly got: Delivery[] = []
   readonly resets: { requested: string; floor: string }[] = []
-  /** the name the stream gave in its first comment (`: stream <name>`) */
-  stream: string | undefined
   /** ids whose ack the server answered with 200 */
   readonly acked = new Set<string>()
   /** ids whose ack this worker sent, each with the tick it was sent at (the clock of `arrival`), the first time */
@@ -93,8 +91,6 @@ export class Worker {
     this.#api = api
     this.#id = id
     this.conn = openSse(`${api.url}/consumers/${id}/events`, options.headers ?? api.client.headers(), (f) => {
-      const name = /^ ?stream (\S+)$/.exec(f.comment ?? '')
-      if (name !== null) this.stream = name[1]
       if (f.event === 'reset' && f.data !== undefined) this.resets.push(JSON.parse(f.data))
       if ((f.event !== 'PUT' && f.event !== 'DEL') || f.data === undefined) return
       const d = { ...(JSON.parse(f.data) as Delivery), arrival: ++ticks }
@@ -108,13 +104,12 @@ export class Worker {
     return (await this.conn.response).statusCode ?? 0
   }
 
-  /** `named`: the request names this stream (its naks and terms are about its holds) */
-  async ack(ids: string[], kind: 'ack' | 'nak' | 'term' = 'ack', named = false): Promise<void> {
+  async ack(ids: string[], kind: 'ack' | 'nak' | 'term' = 'ack'): Promise<void> {
     if (kind === 'ack') {
       const at = ++ticks
       for (const id of ids) if (!this.ackSent.has(id)) this.ackSent.set(id, at)
     }
-    const res = await this.#api.ack(this.#id, { [kind]: ids, ...(named ? { stream: this.stream } : {}) })
+    const res = await this.#api.ack(this.#id, { [kind]: ids })
     if (res.status !== 200) throw new Error(`ack: ${res.status} ${JSON.stringify(res.body)}`)
     if (kind === 'ack') for (const id of ids) this.acked.add(id)
   }

@@ -49,13 +49,6 @@ export interface ConsumeOptions {
   idleTimeoutMs?: number
 }
 
-/** An ack request's body (SPEC §12): `stream` names the stream the naks are about. */
-interface AckRequest {
-  ack: string[]
-  nak: string[]
-  stream?: string
-}
-
 const deliverySchema = logEventSchema.extend({ deliveries: z.number().int().positive() })
 const MAX_FRAME = 1024 * 1024
 /** acks waiting beyond this many are sent as soon as they can be, not after `ackBatchMs` */
@@ -87,14 +80,12 @@ export class ConsumerWorker {
   readonly #opts: ConsumeOptions
   readonly #ep: Endpoint
   readonly #stop = new AbortController()
-  readonly #acks: string[] = []
   /**
-   * "not now"s, by the name of the stream the event came on (its first comment; '' when it gave
-   * none): a request names the stream its naks are about, so that the server passes over those
-   * of an event another stream holds by then (this stream's hold ended: it closed, or the
-   * handler outlasted the ack wait), rather than take the event from that stream's hands
+   * acks, and "not now"s, each naming the delivery it is about (`<id>:<deliveries>`), so that
+   * the server passes over one of an event that went out again meanwhile (the stream closed, or
+   * the handler outlasted the ack wait) rather than end the hold of the worker that has it now
    */
-  readonly #naks = new Map<string, string[]>()
+  readonly #acks: { ack: string[]; nak: string[] } = { ack: [], nak: [] }
   #explicit = true
   #inFlight = 0
   #slot: (() => void) | undefined
@@ -177,12 +168,7 @@ export class ConsumerWorker {
     signal.addEventListener('abort', stopRead, { once: true })
     const events: ConsumedEvent[] = []
     let broken: Error | undefined
-    let stream = ''
     const parser = createParser({
-      onComment: (comment) => {
-        const name = /^ ?stream (\S+)$/.exec(comment)
-        if (name !== null) stream = name[1]!
-      },
       onEvent: (msg) => {
         try {
           if (msg.event === 'reset') this.#opts.onReset?.(resetSchema.parse(JSON.parse(msg.data)))
@@ -208,7 +194,7 @@ export class ConsumerWorker {
         while (events.length > 0 && !signal.aborted) {
           if (this.#inFlight >= (this.#opts.concurrency ?? 8)) await this.#freeSlot()
           if (signal.aborted) break
-          this.#start(events.shift()!, stream)
+          this.#start(events.shift()!)
         }
         if (broken !== undefined) throw broken
       }
@@ -220,7 +206,7 @@ export class ConsumerWorker {
       signal.removeEventListener('abort', stopRead)
       stopRead()
       // received, never started: handed back at once rather than after their ack wait
-      for (const event of events) this.#queue('nak', event.id, stream)
+      for (const event of events) this.#queue('nak', event)
     }
   }
 
@@ -233,25 +219,25 @@ export class ConsumerWorker {
    * Runs the handler in a free slot. A handler that returns no promise (or thenable) is done
    * at once: its ack is queued in the same turn, with no promise made for it.
    */
-  #start(event: ConsumedEvent, stream: string): void {
+  #start(event: ConsumedEvent): void {
     this.#inFlight++
     let result: unknown
     try {
       result = this.#opts.handler(event)
     } catch (err) {
-      return this.#ended(event, stream, false, err)
+      return this.#ended(event, false, err)
     }
-    if (typeof (result as PromiseLike<unknown> | undefined)?.then !== 'function') return this.#ended(event, stream, true)
-    Promise.resolve(result).then(() => this.#ended(event, stream, true), (err: unknown) => this.#ended(event, stream, false, err))
+    if (typeof (result as PromiseLike<unknown> | undefined)?.then !== 'function') return this.#ended(event, true)
+    Promise.resolve(result).then(() => this.#ended(event, true), (err: unknown) => this.#ended(event, false, err))
   }
 
-  /** A handler ended: its ack (or, when it threw, its "not now", about the stream it came on) is queued and its slot freed. */
-  #ended(event: ConsumedEvent, stream: string, ok: boolean, err?: unknown): void {
+  /** A handler ended: its ack (or, when it threw, its "not now") is queued and its slot freed. */
+  #ended(event: ConsumedEvent, ok: boolean, err?: unknown): void {
     if (ok) {
       this.#processed++
-      this.#queue('ack', event.id, stream)
+      this.#queue('ack', event)
     } else {
-      this.#queue('nak', event.id, stream)
+      this.#queue('nak', event)
       try {
         this.#opts.onError?.(err, event)
       } catch {
@@ -264,10 +250,9 @@ export class ConsumerWorker {
     wake?.()
   }
 
-  #queue(kind: 'ack' | 'nak', id: string, stream: string): void {
+  #queue(kind: 'ack' | 'nak', event: ConsumedEvent): void {
     if (!this.#explicit) return
-    if (kind === 'ack') this.#acks.push(id)
-    else this.#naksOf(stream).push(id)
+    this.#acks[kind].push(kind === 'ack' ? event.id : `${event.id}:${event.deliveries}`)
     if (this.#waiting() >= ACK_BATCH) this.#flush()
     else if (this.#requests.size < ACK_REQUESTS && this.#flushTimer === undefined) this.#flushTimer = later(() => this.#flush(), this.#opts.ackBatchMs ?? 0)
   }
@@ -282,10 +267,7 @@ export class ConsumerWorker {
     this.#flushTimer?.cancel()
     this.#flushTimer = undefined
     if (this.#requests.size >= ACK_REQUESTS) return
-    // every ack, and the naks of one stream (those of another go in the next request)
-    const [stream, naks] = this.#naks.entries().next().value ?? ['', []]
-    this.#naks.delete(stream)
-    const body: AckRequest = { ack: this.#acks.splice(0), nak: naks, ...(stream === '' || naks.length === 0 ? {} : { stream }) }
+    const body = { ack: this.#acks.ack.splice(0), nak: this.#acks.nak.splice(0) }
     if (body.ack.length + body.nak.length === 0) return
     const request: Promise<void> = this.#send(body).finally(() => {
       this.#requests.delete(request)
@@ -294,26 +276,18 @@ export class ConsumerWorker {
     this.#requests.add(request)
   }
 
-  #naksOf(stream: string): string[] {
-    let naks = this.#naks.get(stream)
-    if (naks === undefined) this.#naks.set(stream, (naks = []))
-    return naks
-  }
-
   /** acks and naks gathered, not yet sent */
   #waiting(): number {
-    let n = this.#acks.length
-    for (const naks of this.#naks.values()) n += naks.length
-    return n
+    return this.#acks.ack.length + this.#acks.nak.length
   }
 
-  async #send(body: AckRequest): Promise<void> {
+  async #send(body: { ack: string[]; nak: string[] }): Promise<void> {
     try {
       const status = await postJson(`${this.#ep.url}/consumers/${encodeURIComponent(this.#opts.consumer)}/ack`, this.#ep.headers, body, this.#ep.answerMs)
       if (status >= 500 || status === 429) throw new Error(`HTTP ${status}`)
     } catch {
-      this.#acks.push(...body.ack)
-      this.#naksOf(body.stream ?? '').push(...body.nak)
+      this.#acks.ack.push(...body.ack)
+      this.#acks.nak.push(...body.nak)
       this.#flushTimer ??= later(() => this.#flush(), ACK_RETRY_MS)
     }
   }
