@@ -160,6 +160,7 @@ async function measure(backlog: number, env: Record<string, string>, profiler?: 
       let allSeen!: () => void
       const handled = new Promise<void>((resolve) => (allSeen = resolve))
       const handler = () => void (++seen === events && allSeen())
+      if (events === 0) allSeen()
       const workers = Array.from({ length: WORKERS }, () => consume({ owner, consumer: consumerId, handler, concurrency: 64 }))
       const done = async () => {
         await handled

@@ -420,12 +420,19 @@ t.test("a session that may read less of /priv/ than the consumer's maker gets 40
   const app = new HomeserverClient(server.url, alice.keypair)
   await app.signin('/pub/app/:rw')
   const appApi = new ConsumerApi(server.url, app)
-  for (const path of [`/consumers/${id}/events`, `/consumers/${id}/dead`]) {
-    const res = await appApi.call('GET', path)
-    t.equal(res.status, 403, `${path}: 403 for the narrower session`)
+  const routes: [string, string, unknown?][] = [['GET', `/consumers/${id}/events`], ['GET', `/consumers/${id}/dead`], ['GET', `/consumers/${id}`],
+    ['POST', `/consumers/${id}/ack`, { term: ['1'] }], ['POST', `/consumers/${id}/reset`, { from: 'new' }], ['DELETE', `/consumers/${id}`],
+    ['PUT', `/consumers/${id}`, { filters: [`${alice.user}/*`], from: 'start', ack: 'automatic' }]]
+  for (const [method, path, body] of routes) {
+    const res = await appApi.call(method, path, body)
+    t.equal(res.status, 403, `${method} ${path}: 403 for the narrower session`)
     t.match(res.body, { error: 'Forbidden' })
   }
+  t.same((await appApi.call('GET', '/consumers')).body, { consumers: [] }, 'and its list leaves the consumer out')
   t.match((await appApi.call('GET', `/consumers/${id}/acked?event=1`)).body, { matched: false }, 'its private event matches nothing for that session')
+  const diary = new HomeserverClient(server.url, alice.keypair)
+  await diary.signin('/priv/:rw')
+  t.equal((await new ConsumerApi(server.url, diary).state(id)).status, 200, 'a session that reads all of /priv/ uses it, though it may not read /pub/')
   // HEAD: the headers, and nobody took the event
   const head = await fetch(`${server.url}/consumers/${id}/events`, { method: 'HEAD', headers: alice.headers() })
   t.equal(head.status, 200)

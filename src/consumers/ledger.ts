@@ -8,7 +8,8 @@ import { DEAD_KEPT, type ConsumerRecord, type DeadLetter, type Outstanding } fro
  *   cursor       every matching event ≤ cursor was read into `outstanding`, or is done
  *   outstanding  events read and not done, in seq order: out (held by a stream until its
  *                deadline; at most `maxPending`), or waiting to go out (again, or the first
- *                time; at most READ_AHEAD, so a step reads no more while that many wait)
+ *                time; no more is read while READ_AHEAD wait). At most `maxPending` +
+ *                READ_AHEAD in all: a hold that ends turns an event out into one waiting.
  *   ack floor    the seq before the first outstanding event (the cursor when none is): every
  *                matching event at or below it is done (acked, dead, or out in automatic mode)
  *

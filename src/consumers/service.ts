@@ -2,14 +2,14 @@ import type { EventLog } from '../events/event-log.js'
 import { dataOf } from '../events/stored.js'
 import type { HearthEvent } from '../events/event.js'
 import { fail } from '../errors.js'
-import { isPrivate } from '../feed/visibility.js'
+import { isPrivate, type Viewer } from '../feed/visibility.js'
 import type { ConsumerDefinition, ConsumerRecord, Store } from '../kv/store.js'
 import { idOf } from 'hearth-homeserver-client/id'
 import type { CreateRate } from './create-rate.js'
 import { position, sameDefinition } from './definition.js'
 import type { ConsumerHub } from './hub.js'
 import { acknowledge, ackFloor, reposition, type Acks } from './ledger.js'
-import { matcherOf } from './matcher.js'
+import { checkReadable, matcherOf } from './matcher.js'
 import type { ConsumerObserver } from './observer.js'
 import { processed, stateOf, type ConsumerState } from './view.js'
 
@@ -91,8 +91,10 @@ export class ConsumerService {
   }
 
   /** Acks, naks and terms, grouped with the others of the moment into one transaction. */
-  async ack(owner: string, id: string, acks: Acks): Promise<ConsumerRecord> {
+  /** `session`: the one asking, which must be able to use the consumer (`checkReadable`), checked in the change, where the record is at hand. */
+  async ack(owner: string, id: string, acks: Acks, session: Viewer): Promise<ConsumerRecord> {
     const done = await this.#change(owner, id, (r) => {
+      checkReadable(r, session)
       const a = acknowledge(r, acks)
       return { record: a.record, result: a }
     })
@@ -111,13 +113,17 @@ export class ConsumerService {
    * The ack floor as told to someone other than the owner: the owner's private events
    * outstanding at its front pass as done (to them a private event matches nothing), so the
    * floor never stops just before one and tells nothing of where one lies. At most
-   * FLOOR_READS of the owner's events are read to find out; past them the floor stops.
+   * FLOOR_READS of the owner's events are read to find out; past them the owner's events pass
+   * unread, as private ones do, so the floor may then pass over a public one not done yet
+   * (what `acked` answers of that event stays true).
    */
   async #floorFor(r: ConsumerRecord, byOwner: boolean): Promise<number> {
     if (byOwner) return ackFloor(r)
     let reads = 0
     for (const e of r.outstanding) {
-      if (e.user !== r.owner || reads++ === FLOOR_READS) return e.seq - 1
+      if (e.user !== r.owner) return e.seq - 1
+      if (reads === FLOOR_READS) continue
+      reads++
       const ev = await this.#eventAt(e.seq)
       if (ev !== undefined && !isPrivate(ev)) return e.seq - 1
     }
@@ -141,7 +147,7 @@ export class ConsumerService {
    */
   async acked(record: ConsumerRecord, seq: number, byOwner: boolean, timeoutMs: number, gone: () => boolean): Promise<{ acked: boolean; matched: boolean; ackFloor: string }> {
     const head = this.#d.events.head
-    if (seq > head) fail('FutureCursor', `Event ${idOf(seq)} is past the head of the log`, { head: String(head) })
+    if (seq > head) fail('FutureCursor', 'The event is past the head of the log', { head: String(head) })
     const ev = await this.#eventAt(seq)
     const m = matcherOf(record)
     const matched = ev === undefined || (m.canSee(ev) && m.accepts(ev) && (byOwner || !isPrivate(ev)))

@@ -56,10 +56,14 @@ export function visibility(session: Viewer | undefined, onlyUser: string | undef
   return (ev) => canSee(ev, session)
 }
 
-/** Whether `viewer` may see every private event `other` may: the same user, and a read capability covering each of `other`'s that reads under `/priv/`. */
+/**
+ * Whether `viewer` may see every private event `other` may: the same user, and a read
+ * capability covering the private part of each of `other`'s that reads under `/priv/` (all of
+ * `/priv/` for one over it, such as `/`).
+ */
 export function seesAllOf(viewer: Viewer, other: Viewer): boolean {
-  return viewer.user === other.user &&
-    other.capabilities.every((c) => !readsPrivate({ user: other.user, capabilities: [c] }) || covers(viewer.capabilities, c.scope, 'r'))
+  return viewer.user === other.user && other.capabilities.every((c) => !readsPrivate({ user: other.user, capabilities: [c] }) ||
+    covers(viewer.capabilities, PRIVATE_ROOT.startsWith(c.scope) ? PRIVATE_ROOT : c.scope, 'r'))
 }
 
 /** Whether any of the session's capabilities reads something under `/priv/`. */

@@ -3,8 +3,8 @@
  * deliveries it has out (each with its holder and deadline: the lease), and its dead letters.
  * The engines change a record only under a lock (`Store.updateConsumer`), so every lease is
  * claimed in one transaction whatever the instance; they store it in parts (consumer-parts.ts),
- * so a change writes only the entries it touched. Its size is bounded by `maxPending`
- * outstanding entries out, READ_AHEAD waiting, and DEAD_KEPT dead letters: it does not grow with the log.
+ * so a change writes only the entries it touched. Its size is bounded by `maxPending` +
+ * READ_AHEAD outstanding entries and DEAD_KEPT dead letters: it does not grow with the log.
  */
 export interface ConsumerRecord {
   /** the z32 key of the user who owns it */

@@ -5,7 +5,7 @@ import { fail } from '../errors.js'
 import { parseCursor } from 'hearth-homeserver-client/id'
 import { json, type RouteDoc } from '../openapi/route-doc.js'
 import { sessionCookie } from '../auth/request.js'
-import { carriedTo, idParam, jsonBody, ownerDoc, requireOwner, stateAnswer } from './consumers-common.js'
+import { consumerOf, idParam, jsonBody, ownerDoc, requireOwner, stateAnswer } from './consumers-common.js'
 import { mayRead } from '../consumers/matcher.js'
 import type { Delivered } from '../consumers/ledger.js'
 import { queryObject, requestUser } from './user.js'
@@ -50,12 +50,12 @@ export async function consumerAcksRoutes(app: FastifyInstance, ctx: Context): Pr
     const body = await jsonBody(req, (b) => ackBody.parse(b))
     const acks = { ack: (body.ack ?? []).map(seqOf), nak: (body.nak ?? []).map(deliveredOf), term: (body.term ?? []).map(deliveredOf) }
     if (acks.ack.length + acks.nak.length + acks.term.length > MAX_ACK_IDS) fail('InvalidBody', `At most ${MAX_ACK_IDS} ids per request`)
-    return consumers.state(await consumers.ack(owner.user, id, acks))
+    return consumers.state(await consumers.ack(owner.user, id, acks, owner.session))
   })
 
   app.get('/consumers/:id/dead', { config: { doc: docs.dead } }, async (req) => {
     const owner = await requireOwner(ctx, req)
-    return { events: await consumers.dead(await carriedTo(ctx, req, owner)) }
+    return { events: await consumers.dead(await consumerOf(ctx, req, owner)) }
   })
 
   app.get('/consumers/:id/acked', { config: { doc: docs.acked } }, async (req) => {
@@ -70,14 +70,20 @@ export async function consumerAcksRoutes(app: FastifyInstance, ctx: Context): Pr
     if (found === undefined || !found.definition.shareProgress) await requireOwner(ctx, req)
     const record = found!
     const byOwner = session?.user === user && mayRead(record, session)
-    return consumers.acked(record, askedSeq(q.event, ctx.events.head), byOwner, q.timeoutMs ?? 0, () => req.socket.destroyed)
+    return consumers.acked(record, seqOf(q.event), byOwner, q.timeoutMs ?? 0, () => req.socket.destroyed)
   })
 }
 
+/** An event id (or decimal seq); one past any seq a log reaches here is Number.MAX_SAFE_INTEGER, past every head. */
 function seqOf(text: string): number {
   const seq = parseCursor(text)
-  if (seq === undefined || seq === 0n) fail('InvalidCursor', `Invalid event id: ${text.length > 40 ? `${text.slice(0, 40)}…` : text}`)
-  return Number(seq)
+  if (seq === undefined || seq === 0n) fail('InvalidCursor', `Invalid event id: ${short(text)}`)
+  return seq > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(seq)
+}
+
+/** What an error message quotes of an id: its first 40 characters. */
+function short(text: string): string {
+  return text.length > 40 ? `${text.slice(0, 40)}…` : text
 }
 
 /** A nak's or term's `<id>` or `<id>:<deliveries>`: the event, and the delivery of it the worker had (the `deliveries` of its frame). */
@@ -85,13 +91,7 @@ function deliveredOf(text: string): Delivered {
   const colon = text.indexOf(':')
   if (colon === -1) return { seq: seqOf(text) }
   const deliveries = text.slice(colon + 1)
-  if (!/^[1-9]\d{0,8}$/.test(deliveries)) fail('InvalidBody', `Invalid delivery count in ${text.length > 40 ? `${text.slice(0, 40)}…` : text}`)
+  if (!/^[1-9]\d{0,8}$/.test(deliveries)) fail('InvalidBody', `Invalid delivery count in ${short(text)}`)
   return { seq: seqOf(text.slice(0, colon)), deliveries: Number(deliveries) }
 }
 
-/** An event `acked` asks about: past any seq a log can reach here, past the head. */
-function askedSeq(text: string, head: number): number {
-  const seq = seqOf(text)
-  if (seq > Number.MAX_SAFE_INTEGER) fail('FutureCursor', `Event ${text} is past the head of the log`, { head: String(head) })
-  return seq
-}

@@ -5,7 +5,7 @@ import { fail } from '../errors.js'
 import { sessionCookie, type Session } from '../auth/request.js'
 import type { ConsumerRecord } from '../kv/store.js'
 import { checkConsumerId } from '../consumers/definition.js'
-import { mayRead } from '../consumers/matcher.js'
+import { checkReadable } from '../consumers/matcher.js'
 import { json, userHeaders, userQuery, type RouteDoc } from '../openapi/route-doc.js'
 import { smallBody } from './body.js'
 import { requestUser } from './user.js'
@@ -49,16 +49,11 @@ export function idParam(req: FastifyRequest): string {
   return checkConsumerId(consumerParams.parse(req.params).id, Date.now())
 }
 
-/** The consumer the path names, of the owner, for what it carries (events, dead letters): 403 when the owner's session may not see all of it (`mayRead`). */
-export async function carriedTo(ctx: Context, req: FastifyRequest, owner: Owner): Promise<ConsumerRecord> {
-  const record = await consumerOf(ctx, req, owner.user)
-  if (!mayRead(record, owner.session)) fail('Forbidden', "This session may not read all the /priv/ events of the session that made the consumer")
+/** The consumer the path names, of the owner: 404 when there is none, 403 when the owner's session may not use it (`mayRead`). */
+export async function consumerOf(ctx: Context, req: FastifyRequest, owner: Owner): Promise<ConsumerRecord> {
+  const record = await ctx.consumerService.get(owner.user, idParam(req))
+  checkReadable(record, owner.session)
   return record
-}
-
-/** The consumer the path names, of `owner`: 404 when there is none. */
-export function consumerOf(ctx: Context, req: FastifyRequest, owner: string): Promise<ConsumerRecord> {
-  return ctx.consumerService.get(owner, idParam(req))
 }
 
 /** A small JSON body, parsed with `parse`: a bad one is a 400 InvalidBody naming what is wrong. */

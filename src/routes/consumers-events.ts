@@ -3,7 +3,7 @@ import type { Context } from '../context.js'
 import type { Headers } from '../feed/engine.js'
 import { SseStream } from '../feed/sse.js'
 import { sse, type RouteDoc } from '../openapi/route-doc.js'
-import { carriedTo, ownerDoc, requireOwner } from './consumers-common.js'
+import { consumerOf, ownerDoc, requireOwner } from './consumers-common.js'
 import { markStream } from './observe.js'
 
 const doc: RouteDoc = {
@@ -24,7 +24,7 @@ const tally = { writes: 0 }
 export async function consumerEventsRoute(app: FastifyInstance, ctx: Context): Promise<void> {
   app.get('/consumers/:id/events', { config: { doc } }, async (req, reply) => {
     const owner = await requireOwner(ctx, req)
-    const record = await carriedTo(ctx, req, owner)
+    const record = await consumerOf(ctx, req, owner)
     // HEAD (which Fastify answers for every GET route): the headers alone, and no worker
     // joins, since a HEAD answer carries no body: events leased to it would reach nobody
     if (req.method === 'HEAD') return reply.type('text/event-stream').send()

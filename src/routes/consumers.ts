@@ -3,6 +3,7 @@ import { z } from 'zod'
 import type { Context } from '../context.js'
 import { formatCapabilities } from '../auth/capabilities.js'
 import { fromSchema, parseDefinition } from '../consumers/definition.js'
+import { checkReadable, mayRead } from '../consumers/matcher.js'
 import { json, userHeaders, userQuery, type RouteDoc } from '../openapi/route-doc.js'
 import { consumerAcksRoutes } from './consumers-acks.js'
 import { consumerEventsRoute } from './consumers-events.js'
@@ -47,21 +48,23 @@ export async function consumerRoutes(app: FastifyInstance, ctx: Context): Promis
     const definition = await jsonBody(req, parseDefinition)
     const done = await consumers.create(owner.user, formatCapabilities(owner.session.capabilities), id, definition)
     if ('retryAfter' in done) tooMany(reply, done.retryAfter, done.message)
+    if (!done.created) checkReadable(done.record, owner.session)
     return reply.code(done.created ? 201 : 200).send(consumers.state(done.record))
   })
 
   app.get('/consumers', { config: { doc: docs.list } }, async (req) => {
     const owner = await requireOwner(ctx, req)
-    return { consumers: (await consumers.list(owner.user)).map((r) => consumers.state(r)) }
+    return { consumers: (await consumers.list(owner.user)).filter((r) => mayRead(r, owner.session)).map((r) => consumers.state(r)) }
   })
 
   app.get('/consumers/:id', { config: { doc: docs.get } }, async (req) => {
     const owner = await requireOwner(ctx, req)
-    return consumers.state(await consumerOf(ctx, req, owner.user))
+    return consumers.state(await consumerOf(ctx, req, owner))
   })
 
   app.delete('/consumers/:id', { config: { doc: docs.delete } }, async (req, reply) => {
     const owner = await requireOwner(ctx, req)
+    await consumerOf(ctx, req, owner)
     await consumers.delete(owner.user, idParam(req))
     return reply.code(204).send()
   })
@@ -70,6 +73,7 @@ export async function consumerRoutes(app: FastifyInstance, ctx: Context): Promis
     const owner = await requireOwner(ctx, req)
     const id = idParam(req)
     const { from } = await jsonBody(req, (b) => resetBody.parse(b))
+    await consumerOf(ctx, req, owner)
     return consumers.state(await consumers.reset(owner.user, id, from))
   })
 
