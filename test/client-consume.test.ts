@@ -304,3 +304,20 @@ t.test('close() sends again the acks of a request that failed, so they land', as
   t.equal(acks.length, 2, 'sent twice')
   t.equal((await consumers.get(id)).pending, 0, 'and acked')
 })
+
+t.test('a worker whose first read of the consumer fails tries again, as a dropped stream does', async (t) => {
+  const server = await startTestServer(t)
+  const owner = await newUser(server)
+  const id = newConsumerId()
+  await new Consumers(owner).create(id, { filters: ['*'], from: 'new', ack: 'explicit' })
+  let reads = 0
+  const proxy = await HttpProxy.start(t, server.url, (req) => {
+    if (req.method === 'GET' && req.url.split('?')[0] === `/consumers/${id}` && ++reads === 1) throw new Error('dropped')
+  })
+  const retries: Error[] = []
+  const worker = consume({ owner: through(proxy, owner), consumer: id, handler: () => {}, backoff: { baseMs: 10 }, onRetry: (r) => retries.push(r.error) })
+  t.teardown(() => worker.close())
+  await new AckedWrites().put(owner, '/pub/app/a.txt', 'a')
+  await until(() => worker.processed === 1, 'the event processed once the read went through')
+  t.equal(retries.length, 1, 'one retry, told to onRetry')
+})
