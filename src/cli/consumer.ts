@@ -9,7 +9,8 @@ Durable consumers of the key's user: the homeserver keeps what each one processe
   hearth consumer create [FILTER...] [--id ULID] [--from new|start|ID] [--automatic]
                          [--ack-wait MS] [--max-deliver N] [--max-pending N] [--share-progress]
       makes a consumer (no FILTER: every event the user may see) and prints its id; the same
-      --id with the same settings again is no change
+      --id with the same settings again is no change; --share-progress: anyone may ask
+      whether it processed an event, and it carries public events only
   hearth consumer ls                   one line per consumer: id, ack policy, ack floor, lag, pending, filters
   hearth consumer show ID              its state, as JSON
   hearth consumer rm ID                deletes it
@@ -17,7 +18,8 @@ Durable consumers of the key's user: the homeserver keeps what each one processe
       prints its events as they come (<id> PUT pubky://... <deliveries>) and acknowledges
       each once printed; several tails of one consumer share its events
   hearth consumer ack ID EVENT... [--nak | --term]
-      acknowledges events by id (--nak: hand them back now; --term: park them as dead)
+      acknowledges events by id (--nak: hand them back now; --term: park them as dead;
+      EVENT:N names the delivery N a nak or term is about, passed over once it went out again)
 
 ${clientFlagsHelp}`
 

@@ -38,7 +38,7 @@ export const definitionSchema = z.object({
   ackWaitMs: z.number().int().min(100).max(3_600_000).default(30_000).describe('explicit: an event unacked this long goes out again'),
   maxDeliver: z.number().int().min(1).max(1000).default(5).describe('deliveries before an event is dead'),
   maxPending: z.number().int().min(1).max(10_000).default(1000).describe('events out unacked at once, at most'),
-  shareProgress: z.boolean().default(false).describe('anyone may ask `acked`'),
+  shareProgress: z.boolean().default(false).describe('anyone may ask `acked`; the consumer then carries public events only'),
 }).strict()
 
 /** A definition as stored and compared: defaults applied (an empty body takes them all), filters in their canonical text. */

@@ -2,7 +2,8 @@ import type { EventLog } from '../events/event-log.js'
 import { dataOf } from '../events/stored.js'
 import type { HearthEvent } from '../events/event.js'
 import { fail } from '../errors.js'
-import { isPrivate, type Viewer } from '../feed/visibility.js'
+import type { Viewer } from '../feed/visibility.js'
+import { formatCapabilities } from '../auth/capabilities.js'
 import type { ConsumerDefinition, ConsumerRecord, Store } from '../kv/store.js'
 import { idOf } from 'hearth-homeserver-client/id'
 import type { CreateRate } from './create-rate.js'
@@ -36,9 +37,6 @@ export interface Refused {
  * delete, acknowledge, move, and the questions `dead` and `acked`. Changes of a record go
  * through the hub's grouped updates, and wake its runs in this process.
  */
-/** The owner's events a non-owner's `acked` reads, at most, to pass over the private ones at the front (`#floorFor`). */
-const FLOOR_READS = 256
-
 export class ConsumerService {
   readonly #d: ConsumerServiceDeps
 
@@ -50,9 +48,16 @@ export class ConsumerService {
     return stateOf(record, this.#d.events.head, this.#d.hub.streams(record.owner, record.id))
   }
 
-  /** 'created', 'exists' (the same definition), or a refusal for now; ConsumerExists when the id has another definition. */
-  async create(owner: string, capabilities: string, id: string, definition: ConsumerDefinition): Promise<{ created: boolean; record: ConsumerRecord } | Refused> {
+  /**
+   * 'created', 'exists' (the same definition), or a refusal for now; ConsumerExists when the id
+   * has another definition; 403 first, when `session` (the owner's, whose capabilities a new
+   * consumer keeps) may not use the one there (`checkReadable`): what it may not use, it may
+   * not probe for its definition either.
+   */
+  async create(owner: string, session: Viewer, id: string, definition: ConsumerDefinition): Promise<{ created: boolean; record: ConsumerRecord } | Refused> {
+    const capabilities = formatCapabilities(session.capabilities)
     const same = (record: ConsumerRecord) => {
+      checkReadable(record, session)
       if (!sameDefinition(record.definition, definition)) fail('ConsumerExists', 'A consumer with this id exists with another definition')
       return { created: false, record }
     }
@@ -109,27 +114,6 @@ export class ConsumerService {
     return (await this.#change(owner, id, (r) => ({ record: reposition(r, cursor), result: undefined }))).record
   }
 
-  /**
-   * The ack floor as told to someone other than the owner: the owner's private events
-   * outstanding at its front pass as done (to them a private event matches nothing), so the
-   * floor never stops just before one and tells nothing of where one lies. At most
-   * FLOOR_READS of the owner's events are read to find out; past them the owner's events pass
-   * unread, as private ones do, so the floor may then pass over a public one not done yet
-   * (what `acked` answers of that event stays true).
-   */
-  async #floorFor(r: ConsumerRecord, byOwner: boolean): Promise<number> {
-    if (byOwner) return ackFloor(r)
-    let reads = 0
-    for (const e of r.outstanding) {
-      if (e.user !== r.owner) return e.seq - 1
-      if (reads === FLOOR_READS) continue
-      reads++
-      const ev = await this.#eventAt(e.seq)
-      if (ev !== undefined && !isPrivate(ev)) return e.seq - 1
-    }
-    return r.cursor
-  }
-
   /** The dead letters, oldest first, each with its event as `/subscribe` sends it (its id and seq alone once pruned). */
   async dead(record: ConsumerRecord): Promise<object[]> {
     return Promise.all(record.dead.map(async (d) => {
@@ -142,20 +126,17 @@ export class ConsumerService {
   /**
    * Whether the consumer processed event `seq`: at once when it has (or parked it as dead), or
    * when the event is not one it carries; else as soon as it does, or `acked: false` once
-   * `timeoutMs` passed (or `gone()` says the asker left). A private event is the owner's
-   * business only: to anyone else it matches nothing.
+   * `timeoutMs` passed (or `gone()` says the asker left). The asker is a session that may use
+   * the consumer, or anyone when it shares its progress, and then it carries no private event.
    */
-  async acked(record: ConsumerRecord, seq: number, byOwner: boolean, timeoutMs: number, gone: () => boolean): Promise<{ acked: boolean; matched: boolean; ackFloor: string }> {
+  async acked(record: ConsumerRecord, seq: number, timeoutMs: number, gone: () => boolean): Promise<{ acked: boolean; matched: boolean; ackFloor: string }> {
     const head = this.#d.events.head
     if (seq > head) fail('FutureCursor', 'The event is past the head of the log', { head: String(head) })
     const ev = await this.#eventAt(seq)
     const m = matcherOf(record)
-    const matched = ev === undefined || (m.canSee(ev) && m.accepts(ev) && (byOwner || !isPrivate(ev)))
-    const answer = async (r: ConsumerRecord, acked: boolean | undefined) => {
-      const floor = await this.#floorFor(r, byOwner)
-      return { acked: acked ?? seq <= floor, matched, ackFloor: idOf(floor) }
-    }
-    if (!matched) return answer(record, undefined)
+    const matched = ev === undefined || (m.canSee(ev) && m.accepts(ev))
+    const answer = (r: ConsumerRecord, acked: boolean) => ({ acked, matched, ackFloor: idOf(ackFloor(r)) })
+    if (!matched) return answer(record, seq <= ackFloor(record))
     const deadline = Date.now() + timeoutMs
     for (let r = record; ;) {
       const done = processed(r, seq)

@@ -4,9 +4,8 @@ import type { Context } from '../context.js'
 import { fail } from '../errors.js'
 import { parseCursor } from 'hearth-homeserver-client/id'
 import { json, type RouteDoc } from '../openapi/route-doc.js'
-import { sessionCookie } from '../auth/request.js'
 import { consumerOf, idParam, jsonBody, ownerDoc, requireOwner, stateAnswer } from './consumers-common.js'
-import { mayRead } from '../consumers/matcher.js'
+import { checkReadable } from '../consumers/matcher.js'
 import type { Delivered } from '../consumers/ledger.js'
 import { queryObject, requestUser } from './user.js'
 
@@ -60,17 +59,16 @@ export async function consumerAcksRoutes(app: FastifyInstance, ctx: Context): Pr
 
   app.get('/consumers/:id/acked', { config: { doc: docs.acked } }, async (req) => {
     const q = ackedQuery.parse(queryObject(req.url))
-    const user = requestUser(req)
-    const session = (await sessionCookie(ctx, req, user))?.session
     // only the owner asks, unless the consumer shares its progress: anyone else is refused as
     // the owner's routes refuse (401, 403) whether the consumer exists or not, so the answer
     // tells nobody which ids are in use
-    const found = await ctx.consumerService.find(user, idParam(req))
-    if (found === undefined && session?.user === user) fail('NotFound', 'No such consumer')
-    if (found === undefined || !found.definition.shareProgress) await requireOwner(ctx, req)
-    const record = found!
-    const byOwner = session?.user === user && mayRead(record, session)
-    return consumers.acked(record, seqOf(q.event), byOwner, q.timeoutMs ?? 0, () => req.socket.destroyed)
+    const found = await ctx.consumerService.find(requestUser(req), idParam(req))
+    if (found === undefined || !found.definition.shareProgress) {
+      const owner = await requireOwner(ctx, req)
+      if (found === undefined) fail('NotFound', 'No such consumer')
+      checkReadable(found, owner.session)
+    }
+    return consumers.acked(found, seqOf(q.event), q.timeoutMs ?? 0, () => req.socket.destroyed)
   })
 }
 

@@ -1,9 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import { z } from 'zod'
 import type { Context } from '../context.js'
-import { formatCapabilities } from '../auth/capabilities.js'
 import { fromSchema, parseDefinition } from '../consumers/definition.js'
-import { checkReadable, mayRead } from '../consumers/matcher.js'
+import { mayRead } from '../consumers/matcher.js'
 import { json, userHeaders, userQuery, type RouteDoc } from '../openapi/route-doc.js'
 import { consumerAcksRoutes } from './consumers-acks.js'
 import { consumerEventsRoute } from './consumers-events.js'
@@ -46,9 +45,8 @@ export async function consumerRoutes(app: FastifyInstance, ctx: Context): Promis
     const owner = await requireOwner(ctx, req)
     const id = idParam(req)
     const definition = await jsonBody(req, parseDefinition)
-    const done = await consumers.create(owner.user, formatCapabilities(owner.session.capabilities), id, definition)
+    const done = await consumers.create(owner.user, owner.session, id, definition)
     if ('retryAfter' in done) tooMany(reply, done.retryAfter, done.message)
-    if (!done.created) checkReadable(done.record, owner.session)
     return reply.code(done.created ? 201 : 200).send(consumers.state(done.record))
   })
 
