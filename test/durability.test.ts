@@ -1,5 +1,5 @@
 import t from 'tap'
-import { fstatSync, mkdtempSync } from 'node:fs'
+import { fstatSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { open } from 'node:fs/promises'
@@ -37,13 +37,15 @@ if (TEST_ENGINE === 'leveldb') {
     },
   })
   // a chained batch: its keys as they are added, its options when it is written
-  const scratch = new Level(mkdtempSync(join(tmpdir(), 'hearth-durability-')))
+  const scratchDir = mkdtempSync(join(tmpdir(), 'hearth-durability-'))
+  const scratch = new Level(scratchDir)
   await scratch.open()
   const chained = scratch.batch()
   type Chained = { _put(key: unknown, value: unknown): void; _del(key: unknown): void; _write(options: { sync?: boolean }): Promise<void> }
   const proto = Object.getPrototypeOf(chained) as Chained
   await chained.close()
   await scratch.close()
+  rmSync(scratchDir, { recursive: true, force: true })
   const keys = new WeakMap<object, Set<string>>()
   const note = (b: object, key: unknown) => {
     const set = keys.get(b) ?? new Set<string>()
