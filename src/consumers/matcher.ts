@@ -36,7 +36,7 @@ export function mayRead(record: Carrying, session: Viewer): boolean {
 
 /** 403 unless `session` may use the consumer (`mayRead`). */
 export function checkReadable(record: Carrying, session: Viewer): void {
-  if (!mayRead(record, session)) fail('Forbidden', 'This session may not read all the /priv/ events of the session that made the consumer')
+  if (!mayRead(record, session)) fail('Forbidden', 'This session may not read all the /priv/ events the consumer may carry')
 }
 
 export function matcherOf(record: Carrying): Matcher {

@@ -95,8 +95,11 @@ export class ConsumerService {
     this.#d.hub.deleted(owner, id)
   }
 
-  /** Acks, naks and terms, grouped with the others of the moment into one transaction. */
-  /** `session`: the one asking, which must be able to use the consumer (`checkReadable`), checked in the change, where the record is at hand. */
+  /**
+   * Acks, naks and terms, grouped with the others of the moment into one transaction.
+   * `session`, the one asking, must be able to use the consumer (`checkReadable`): checked in
+   * the change, where the record is at hand.
+   */
   async ack(owner: string, id: string, acks: Acks, session: Viewer): Promise<ConsumerRecord> {
     const done = await this.#change(owner, id, (r) => {
       checkReadable(r, session)

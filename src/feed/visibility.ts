@@ -62,11 +62,15 @@ export function visibility(session: Viewer | undefined, onlyUser: string | undef
  * `/priv/` for one over it, such as `/`).
  */
 export function seesAllOf(viewer: Viewer, other: Viewer): boolean {
-  return viewer.user === other.user && other.capabilities.every((c) => !readsPrivate({ user: other.user, capabilities: [c] }) ||
+  return viewer.user === other.user && other.capabilities.every((c) => !readsUnderPrivate(c) ||
     covers(viewer.capabilities, PRIVATE_ROOT.startsWith(c.scope) ? PRIVATE_ROOT : c.scope, 'r'))
 }
 
 /** Whether any of the session's capabilities reads something under `/priv/`. */
 function readsPrivate(session: Viewer): boolean {
-  return session.capabilities.some((c) => c.actions.includes('r') && (isPrivatePath(c.scope) || PRIVATE_ROOT.startsWith(c.scope)))
+  return session.capabilities.some(readsUnderPrivate)
+}
+
+function readsUnderPrivate(c: Capability): boolean {
+  return c.actions.includes('r') && (isPrivatePath(c.scope) || PRIVATE_ROOT.startsWith(c.scope))
 }

@@ -62,7 +62,7 @@ export async function consumerAcksRoutes(app: FastifyInstance, ctx: Context): Pr
     // only the owner asks, unless the consumer shares its progress: anyone else is refused as
     // the owner's routes refuse (401, 403) whether the consumer exists or not, so the answer
     // tells nobody which ids are in use
-    const found = await ctx.consumerService.find(requestUser(req), idParam(req))
+    const found = await consumers.find(requestUser(req), idParam(req))
     if (found === undefined || !found.definition.shareProgress) {
       const owner = await requireOwner(ctx, req)
       if (found === undefined) fail('NotFound', 'No such consumer')
@@ -92,4 +92,3 @@ function deliveredOf(text: string): Delivered {
   if (!/^[1-9]\d{0,8}$/.test(deliveries)) fail('InvalidBody', `Invalid delivery count in ${short(text)}`)
   return { seq: seqOf(text.slice(0, colon)), deliveries: Number(deliveries) }
 }
-

@@ -86,7 +86,8 @@ export class ConsumerWorker {
    * the handler outlasted the ack wait) rather than end the hold of the worker that has it now
    */
   readonly #acks: { ack: string[]; nak: string[] } = { ack: [], nak: [] }
-  #explicit = true
+  /** whether the consumer acks explicitly: read once, before its first stream */
+  #explicit: boolean | undefined
   #inFlight = 0
   #slot: (() => void) | undefined
   #flushTimer: Later | undefined
@@ -124,12 +125,11 @@ export class ConsumerWorker {
   async #run(): Promise<void> {
     const signal = this.#stop.signal
     try {
-      for (let attempt = 0, known = false; !signal.aborted; attempt++) {
+      for (let attempt = 0; !signal.aborted; attempt++) {
         let error: Error
         try {
           // read in the loop: a worker started while the server is down waits for it like a stream does
-          if (!known) this.#explicit = await this.#isExplicit()
-          known = true
+          this.#explicit ??= await this.#isExplicit()
           const res = await openEvents(this.#ep, `/consumers/${encodeURIComponent(this.#opts.consumer)}/events`, {}, signal)
           attempt = 0
           error = await this.#read(res.body, signal)
