@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { join } from 'node:path'
-import { JOURNAL_MOST, changeText, decodeEntry, encodeEntry, replayChanges } from '../src/kv/consumer-parts.js'
+import { JOURNAL_MOST, changeText, decodeEntry, encodeEntry, journalEntry, replayChanges } from '../src/kv/consumer-parts.js'
 import { decodeRow } from '../src/kv/level/consumers.js'
 import { LevelKV } from '../src/kv/level/level-map.js'
 import type { BatchOp } from '../src/kv/level/ordered-map.js'
@@ -143,6 +143,28 @@ t.test("a consumer's entry in its short form comes back whole, out or not, as a 
   const record = consumerRecord(ALICE, ID1)
   t.same(replayChanges(record, [changeText(9, [{ seq: 31, user: BOB, deliveries: 1, holder: 'h/1', deadline: 5 }], []), changeText(10, [], [31])]), { ...record, cursor: 10 }, 'lines put and take out')
   t.throws(() => replayChanges(record, ['c3\n+1f 0   x\n1f 0   y\n']), /a line that is not one/, 'a line of no kind is refused, not passed over')
+})
+
+t.test("a change's text stores a hold without the entry's user, and replays to the record it came from", async (t) => {
+  const record = consumerRecord(ALICE, ID1)
+  const before = { ...record, cursor: 13, outstanding: [
+    { seq: 10, user: BOB, deliveries: 0 },
+    { seq: 11, user: ALICE, deliveries: 2 },
+    { seq: 12, user: BOB, deliveries: 1, holder: 'h/1', deadline: 5 },
+    { seq: 13, user: ALICE, deliveries: 1, holder: 'h/2', deadline: 5 },
+  ] }
+  const after = { ...record, cursor: 14, outstanding: [
+    { seq: 10, user: BOB, deliveries: 1, holder: 'h/1', deadline: 9 },
+    { seq: 11, user: ALICE, deliveries: 3, holder: 'h/2', deadline: 9 },
+    { seq: 13, user: ALICE, deliveries: 1 },
+    { seq: 14, user: BOB, deliveries: 0 },
+  ] }
+  const { text } = journalEntry(before, after)
+  t.same(replayChanges(before, [text!]), after, 'read, leased to two streams, acked, handed back')
+  t.equal(text!.split(BOB).length - 1, 1, 'only the entry read names its user')
+  t.match(text!, /^h9 h\/1\n~a 1$/m, "a stream's holds share one line of deadline and holder")
+  t.throws(() => replayChanges(record, ['c3\nh9 h/1\n~1f 1\n']), /never put/, 'a hold of an entry never put is refused')
+  t.throws(() => replayChanges(record, ['c3\n+1f 0   x\n~1f 1\n']), /a line that is not one/, 'as is a hold with no line of its holder')
 })
 
 /** How many rows, snapshots and journal entries of consumer ID1 the data folder holds. */
