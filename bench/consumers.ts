@@ -22,13 +22,16 @@ import { round } from './load.js'
  *     at the backlog's start; every event is acknowledged, up to four ack requests at a time
  *     per worker, the acks that come meanwhile gathered into the next: events per second until
  *     the ack floor reaches the head.
- * Each side first runs once untimed over the backlog, to warm up (the first consumer run of a
- * server was about a fifth slower than the ones after it, its code not yet compiled), then
- * twice more, timed (the consumer side through a new consumer made at the same start each
- * time), and counts its better run, as the replay benches do: a run lasts about a second, and
- * one run alone moved by a quarter between runs of the same code. One more consumer runs under
- * the CPU profiler, untimed: timing the profiled run (as this bench once did) cost the consumer
- * side about a third of its rate, which the control did not pay.
+ * The two sides run in pairs, one right after the other: a pair untimed, to warm up (the first
+ * consumer run of a server was about a fifth slower than the ones after it, its code not yet
+ * compiled), then five timed pairs (the consumer side through a new consumer made at the same
+ * start each time). The ratio is the median of the pairs' ratios, the rates the medians of
+ * each side's: on this machine one run of the same code moved by a third from one run to the
+ * next, in spells that slowed both sides alike, so a side is compared with the run of the
+ * other beside it, not with the other's best. (This bench once counted each side's better of
+ * two runs, all of one side before the other's.) One more consumer runs under the CPU
+ * profiler, untimed: timing the profiled run (as this bench once did) cost the consumer side
+ * about a third of its rate, which the control did not pay.
  * Also: ack requests sent, events per ack request, and the consumer's state at the end; and
  * the cost in writes of keeping its state, from the server's metrics: durable commits of the
  * consumer's state per event processed, and how many changes (claims of a step, ack requests,
@@ -36,7 +39,7 @@ import { round } from './load.js'
  * Then the same on PostgreSQL (a fresh database, no profiled run): `pg…` figures, with no goal of
  * their own; the goal is the LevelDB ratio's.
  */
-export const description = 'Events processed per second through a durable consumer with explicit acks (4 workers) against the same events through /subscribe; ratio = consumer ÷ subscribe, on LevelDB (pg…: the same on PostgreSQL).'
+export const description = 'Events processed per second through a durable consumer with explicit acks (4 workers) against the same events through /subscribe, in five pairs of runs; ratio = the median of the pairs\' consumer ÷ subscribe, on LevelDB (pg…: the same on PostgreSQL).'
 export const goals = { ratio: '>= 0.5', unprocessed: '== 0' }
 
 const USERS = 500
@@ -44,16 +47,20 @@ const USERS = 500
 /** The server's CPU profile while the consumer's workers run (bench/cpu-profile.ts). */
 export let profiles: ProfileSummary[] = []
 const WORKERS = 4
-/** Timed runs of each side, after one run that warms it up (untimed): the better one counts. */
-const TIMED_RUNS = 2
+/** Timed pairs of runs (one of each side, one right after the other), after one pair that warms them up (untimed). */
+const TIMED_PAIRS = 5
 /** the ack route, as the server's request metrics name it */
 const ACK_ROUTE = { method: 'POST', route: '/consumers/:id/ack' }
 
 /** What one engine's run measured. */
 interface Measured {
   events: number
+  /** the medians over the timed pairs */
   subscribePerSec: number
   consumerPerSec: number
+  /** the median of the pairs' ratios (consumer ÷ subscribe), and the lowest and the highest */
+  ratio: number
+  ratios: [number, number]
   /** of the first timed consumer run: ack requests sent, events processed, commits and the changes they grouped */
   ackRequests: number
   processed: number
@@ -79,15 +86,15 @@ export async function benchConsumers(): Promise<Record<string, number | string>>
     for (const drop of dropped) await drop()
   }
 
-  const ratio = round(level.consumerPerSec / level.subscribePerSec)
-  const pgRatio = round(pg.consumerPerSec / pg.subscribePerSec)
+  const ratio = round(level.ratio)
+  const pgRatio = round(pg.ratio)
   const { events, ackRequests, processed, commits, changes } = level
   console.log(`consumers: ${events} events of ${USERS} users`)
   console.log(`  /subscribe (one follow()):             ${Math.round(level.subscribePerSec)} events/s`)
-  console.log(`  consumer, explicit acks, ${WORKERS} workers:   ${Math.round(level.consumerPerSec)} events/s, ratio ${ratio} (goal ≥ 0.5)`)
+  console.log(`  consumer, explicit acks, ${WORKERS} workers:   ${Math.round(level.consumerPerSec)} events/s, ratio ${ratio} (goal ≥ 0.5; pairs ${round(level.ratios[0])}–${round(level.ratios[1])})`)
   console.log(`  ${ackRequests} ack requests, ${round(processed / Math.max(1, ackRequests))} events each; ${processed - events} processed more than once`)
   console.log(`  ${commits} commits of the consumer's state, ${Math.round((commits / events) * 1000) / 1000} per event, ${round(changes / Math.max(1, commits))} changes each`)
-  console.log(`  PostgreSQL: /subscribe ${Math.round(pg.subscribePerSec)} events/s, consumer ${Math.round(pg.consumerPerSec)} events/s, ratio ${pgRatio}`)
+  console.log(`  PostgreSQL: /subscribe ${Math.round(pg.subscribePerSec)} events/s, consumer ${Math.round(pg.consumerPerSec)} events/s, ratio ${pgRatio} (pairs ${round(pg.ratios[0])}–${round(pg.ratios[1])})`)
   return {
     events,
     users: USERS,
@@ -95,6 +102,8 @@ export async function benchConsumers(): Promise<Record<string, number | string>>
     subscribeEventsPerSec: Math.round(level.subscribePerSec),
     consumerEventsPerSec: Math.round(level.consumerPerSec),
     ratio,
+    ratioLowest: round(level.ratios[0]),
+    ratioHighest: round(level.ratios[1]),
     ackRequests,
     eventsPerAckRequest: round(processed / Math.max(1, ackRequests)),
     commits,
@@ -126,7 +135,7 @@ async function measure(backlog: number, env: Record<string, string>, profiler?: 
     const start = await headOf(server.url)
     const consumers = new Consumers(owner)
     // a run to warm up, two timed runs, and one under the profiler (which slows what it watches)
-    const consumerIds = [newConsumerId(), newConsumerId(), newConsumerId(), ...(profiler === undefined ? [] : [newConsumerId()])]
+    const consumerIds = [...Array.from({ length: 1 + TIMED_PAIRS }, () => newConsumerId()), ...(profiler === undefined ? [] : [newConsumerId()])]
     for (const id of consumerIds) await consumers.create(id, { filters: ['*'], from: { after: String(start) }, ack: 'explicit', maxPending: 10_000 })
     let next = 0
     await Promise.all(users.map(async (u) => {
@@ -135,27 +144,25 @@ async function measure(backlog: number, env: Record<string, string>, profiler?: 
     const head = await headOf(server.url)
     const events = head - start
 
-    // control: the same events through /subscribe, a run to warm up, then two timed
-    let subscribeSeconds = Infinity
-    for (let run = 0; run <= TIMED_RUNS; run++) {
+    // the control: the same events through /subscribe, read by one follow() from the start
+    const subscribe = async (): Promise<number> => {
       const stop = new AbortController()
       const began = performance.now()
       const follower = follow({ url: server.url, from: String(start), cursorStore: 'memory', signal: stop.signal })
       for await (const e of follower) if (BigInt(e.seq) >= BigInt(head)) break
-      if (run > 0) subscribeSeconds = Math.min(subscribeSeconds, (performance.now() - began) / 1000)
       stop.abort()
+      return (performance.now() - began) / 1000
     }
 
-    // the consumer: four workers sharing it, every event acked
-    let consumerSeconds = Infinity
+    // the consumer: four workers sharing it, every event acked; the end is the state's: every
+    // event acked and stored. It is asked for once the handlers have seen as many events as
+    // there are, then every 2 ms until it says so (asking every 20 ms from the start, as this
+    // bench did, ended a run 10 ms late on average)
     let first: Pick<Measured, 'commits' | 'changes' | 'ackRequests' | 'processed'> | undefined
     let unprocessed = 0
-    for (const [run, consumerId] of consumerIds.entries()) {
+    const consume1 = async (consumerId: string, run: number): Promise<number> => {
       const before = await Scrape.of(server.metricsUrl!)
       const started = performance.now()
-      // the end is the state's: every event acked and stored. It is asked for once the
-      // handlers have seen as many events as there are, then every 2 ms until it says so
-      // (asking every 20 ms from the start, as this bench did, ended a run 10 ms late on average)
       let seen = 0
       let allSeen!: () => void
       const handled = new Promise<void>((resolve) => (allSeen = resolve))
@@ -172,9 +179,10 @@ async function measure(backlog: number, env: Record<string, string>, profiler?: 
         return state
       }
       let state
-      if (run <= TIMED_RUNS) {
+      let seconds = 0
+      if (run <= TIMED_PAIRS) {
         state = await done()
-        if (run > 0) consumerSeconds = Math.min(consumerSeconds, (performance.now() - started) / 1000)
+        seconds = (performance.now() - started) / 1000
       } else {
         const profiled = await profiler!.window(server.pid!, `${WORKERS} workers taking ${events} events`, done)
         profiles = [profiled.profile]
@@ -190,8 +198,22 @@ async function measure(backlog: number, env: Record<string, string>, profiler?: 
         ackRequests: after.sum('hearth_http_request_duration_seconds_count', ACK_ROUTE) - before.sum('hearth_http_request_duration_seconds_count', ACK_ROUTE),
         processed: workers.reduce((n, w) => n + w.processed, 0),
       }
+      return seconds
     }
-    return { events, subscribePerSec: events / subscribeSeconds, consumerPerSec: events / consumerSeconds, unprocessed, ...first! }
+
+    // a pair to warm up, then the timed pairs, each side right after the other, then the profiled run
+    const pairs: { subscribe: number; consumer: number }[] = []
+    for (const [run, consumerId] of consumerIds.entries()) {
+      const subscribeSeconds = run <= TIMED_PAIRS ? await subscribe() : 0
+      const consumerSeconds = await consume1(consumerId, run)
+      if (run > 0 && run <= TIMED_PAIRS) pairs.push({ subscribe: events / subscribeSeconds, consumer: events / consumerSeconds })
+    }
+    const ratios = pairs.map((p) => p.consumer / p.subscribe)
+    return {
+      events, unprocessed, ...first!,
+      subscribePerSec: median(pairs.map((p) => p.subscribe)), consumerPerSec: median(pairs.map((p) => p.consumer)),
+      ratio: median(ratios), ratios: [Math.min(...ratios), Math.max(...ratios)],
+    }
   } finally {
     await server.stop()
     rmSync(dir, { recursive: true, force: true })
@@ -200,3 +222,9 @@ async function measure(backlog: number, env: Record<string, string>, profiler?: 
 
 const main = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href
 if (main) console.log(await benchConsumers())
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
