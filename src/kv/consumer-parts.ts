@@ -121,14 +121,14 @@ export function changeText(cursor: number, put: readonly Outstanding[], del: rea
   const lines = [`c${cursor}`]
   for (const e of put) lines.push(`+${e.seq.toString(16)} ${encodeEntry(e)}`)
   for (const seq of del) lines.push(`-${seq.toString(16)}`)
-  const holds = new Map<string, string[]>()
+  // a few holds (a stream each, one deadline per step): found by a look along them, with no key made per entry
+  const holds: { holder: string; deadline: number; lines: string[] }[] = []
   for (const e of held) {
-    const hold = `h${e.deadline!} ${e.holder!}`
-    let seqs = holds.get(hold)
-    if (seqs === undefined) holds.set(hold, (seqs = []))
-    seqs.push(`~${e.seq.toString(16)} ${e.deliveries}`)
+    let hold = holds.find((h) => h.holder === e.holder && h.deadline === e.deadline)
+    if (hold === undefined) holds.push((hold = { holder: e.holder!, deadline: e.deadline!, lines: [`h${e.deadline!} ${e.holder!}`] }))
+    hold.lines.push(`~${e.seq.toString(16)} ${e.deliveries}`)
   }
-  for (const [hold, seqs] of holds) lines.push(hold, ...seqs)
+  for (const hold of holds) for (const line of hold.lines) lines.push(line)
   lines.push('')
   return lines.join('\n')
 }
