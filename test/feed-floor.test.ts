@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import { TEST_ENGINE } from './helpers/engine.js'
 import { instances } from './helpers/instances.js'
 import { requirePostgres } from './helpers/postgres.js'
-import { headOf, newUser, startTestServer } from './helpers/server.js'
+import { floorOf, headOf, newUser, startTestServer } from './helpers/server.js'
 import { RawStream, seqOf, writeMany } from './helpers/feed.js'
 import type { SseFrame } from './helpers/sse-frames.js'
 import { until } from './helpers/until.js'
@@ -69,11 +69,6 @@ async function run(t: Test, writeUrl: string, readUrl: string): Promise<void> {
   t.same(frames.filter((f) => f.event === 'reset').map((f) => f.data), [`{"requested":"0","floor":"${head - 99}"}`], 'a replay from 0 on the idle instance opens with one reset, to the floor')
   t.equal(gapIn(0, frames), undefined, 'and has no gap')
   t.equal(frames.filter((f) => f.event === 'PUT').length, 100, 'and every event kept')
-}
-
-async function floorOf(url: string): Promise<number> {
-  const info = (await (await fetch(`${url}/info`)).json()) as { events: { floor: string } }
-  return Number(info.events.floor)
 }
 
 t.test('readers behind a floor that other writes raise: every gap is announced by a reset', async (t) => {

@@ -45,3 +45,9 @@ export async function headOf(url: string): Promise<number> {
   const info = (await (await fetch(`${url}/info`)).json()) as { events: { head: string } }
   return Number(info.events.head)
 }
+
+/** The floor of a server's log, as its /info says. */
+export async function floorOf(url: string): Promise<number> {
+  const info = (await (await fetch(`${url}/info`)).json()) as { events: { floor: string } }
+  return Number(info.events.floor)
+}
