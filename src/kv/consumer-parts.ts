@@ -59,7 +59,7 @@ export interface OutstandingChanges {
   held: Outstanding[]
 }
 
-/** The outstanding entries to write, and the seqs to delete, so that the stored `before` becomes `after`. */
+/** The outstanding entries to write, the seqs to delete, and the holds to write, so that the stored `before` becomes `after`. */
 export function outstandingChanges(before: readonly Outstanding[], after: readonly Outstanding[]): OutstandingChanges {
   if (!inOrder(before) || !inOrder(after)) return unordered(before, after)
   const put: Outstanding[] = []

@@ -7,7 +7,7 @@ import { asText, type BatchOp, type KV } from './ordered-map.js'
  * Durable consumers on LevelDB: the head (consumer-parts.ts) under `consumers`; under
  * `consumerEvents`, the outstanding events as of some change (the snapshot: one entry) and a
  * journal of the changes since. A change appends one journal entry — its cursor, and the
- * outstanding entries it put or took out — so it is one write however many events it
+ * outstanding entries it put, held or took out — so it is one write however many events it
  * touched: a busy consumer's changes touch about three entries per event processed, and a row
  * per entry (a native call each) took a fifth of the server's CPU. Once the journal holds
  * JOURNAL_MOST entries or JOURNAL_BYTES, the next change folds it into a new snapshot instead,
