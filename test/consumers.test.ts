@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import http from 'node:http'
 import pino from 'pino'
 import type { FastifyBaseLogger } from 'fastify'
@@ -137,53 +137,51 @@ t.test('one holder at a time, order per user, and a fair share across workers', 
   t.equal(new Set(arrived.map((d) => d.seq)).size, total, 'every event went out')
 })
 
-t.test('an ack counts by id, whoever sends it: the copy out again meanwhile is a duplicate, and the next event goes', async (t) => {
+/**
+ * A consumer of alice's `/pub/s/*` over `events` events, the first of which went to a stream
+ * (`gone`) that then ended, and out again to `holder`, as its second delivery.
+ */
+async function outAgain(t: Test, events: number) {
   const server = await startTestServer(t)
   const alice = await newUser(server)
   const api = new ConsumerApi(server.url, alice)
-  for (let i = 1; i <= 2; i++) await alice.put(`/pub/s/${i}`, 'x')
-  const id = await api.create({ filters: [`${alice.user}/pub/s/*`], from: 'start', ackWaitMs: 60_000 })
-  const gone = api.worker(id)
-  const [first] = await gone.received(1)
-  gone.close()
-  const taker = api.worker(id)
-  t.teardown(() => taker.close())
-  await taker.received(1, 'the first event out again once the stream holding it ended')
-  t.match(taker.got[0], { seq: '1', deliveries: 2 })
-  await gone.ack([first!.id])
-  await taker.received(2, "the user's next event, though the taker never acked the first")
-  t.match(taker.got[1], { seq: '2', deliveries: 1 })
-  t.match((await api.state(id)).body, { pending: 1, ackFloor: '0000000000002' }, 'the first is done')
-})
-
-t.test('a nak or term naming its delivery is passed over once the event went out again; naming none, it ends whatever hold there is', async (t) => {
-  const server = await startTestServer(t)
-  const alice = await newUser(server)
-  const api = new ConsumerApi(server.url, alice)
-  await alice.put('/pub/s/1', 'x')
+  for (let i = 1; i <= events; i++) await alice.put(`/pub/s/${i}`, 'x')
   const id = await api.create({ filters: [`${alice.user}/pub/s/*`], from: 'start', ackWaitMs: 60_000 })
   const gone = api.worker(id)
   const [first] = await gone.received(1)
   gone.close()
   const holder = api.worker(id)
   t.teardown(() => holder.close())
-  await holder.received(1, 'out again to another stream once the first ended')
+  await holder.received(1, 'the first event out again once the stream holding it ended')
   t.match(holder.got[0], { seq: '1', deliveries: 2 })
+  return { api, id, gone, first: first!, holder }
+}
+
+t.test('an ack counts by id, whoever sends it: the copy out again meanwhile is a duplicate, and the next event goes', async (t) => {
+  const { api, id, gone, first, holder: taker } = await outAgain(t, 2)
+  await gone.ack([first.id])
+  await taker.received(2, "the user's next event, though the taker never acked the first")
+  t.match(taker.got[1], { seq: '2', deliveries: 1 })
+  t.match((await api.state(id)).body, { pending: 1, ackFloor: '0000000000002' }, 'the first is done')
+})
+
+t.test('a nak or term naming its delivery is passed over once the event went out again; naming none, it ends whatever hold there is', async (t) => {
+  const { api, id, gone, first, holder } = await outAgain(t, 1)
   const other = api.worker(id)
   t.teardown(() => other.close())
   t.equal(await other.status(), 200)
   // the first worker's late "not now" and "give up", about its delivery: the event is in the holder's hands
-  await gone.ack([`${first!.id}:1`], 'nak')
-  await gone.ack([`${first!.id}:1`], 'term')
+  await gone.ack([`${first.id}:1`], 'nak')
+  await gone.ack([`${first.id}:1`], 'term')
   t.match((await api.state(id)).body, { pending: 1, dead: 0 }, 'still out, not dead')
   const both = () => [...holder.got, ...other.got]
-  await holder.ack([`${first!.id}:2`], 'nak')
+  await holder.ack([`${first.id}:2`], 'nak')
   await until(() => both().length === 2, "the holder's own nak hands it on")
   t.match(both()[1], { seq: '1', deliveries: 3 })
-  await gone.ack([first!.id], 'nak')
+  await gone.ack([first.id], 'nak')
   await until(() => both().length === 3, 'a nak naming no delivery ends whatever hold there is')
   t.match(both()[2], { seq: '1', deliveries: 4 })
-  t.equal((await api.ack(id, { nak: [`${first!.id}:x`] })).status, 400, 'a delivery count that is none: 400')
+  t.equal((await api.ack(id, { nak: [`${first.id}:x`] })).status, 400, 'a delivery count that is none: 400')
 })
 
 t.test("the owner's /priv/ events, nobody else's; signing out ends the streams, not the consumer", async (t) => {
