@@ -1,5 +1,7 @@
 import t from 'tap'
-import { claim, read, READ_AHEAD } from '../src/consumers/ledger.js'
+import { acknowledge, claim, pruned, read, READ_AHEAD, release, settle, tally } from '../src/consumers/ledger.js'
+import { LedgerIndex } from '../src/consumers/ledger-index.js'
+import { seededRandom } from './helpers/random.js'
 import type { Outstanding } from '../src/kv/consumer-record.js'
 import { ALICE, BOB } from './helpers/store-cases/common.js'
 import { ID1, consumerRecord } from './helpers/store-cases/consumers.js'
@@ -37,4 +39,56 @@ t.test('maxPending bounds the events out, not those read: one user filling it le
   const capped = claim(bobs, [{ holder: 'a/1', n: 9 }], 100)
   t.same(capped.claimed.map((e) => e.seq), [6], 'two out, so one more: maxPending caps the events out')
   t.same(claim(capped.record, [{ holder: 'a/1', n: 9 }], 100).claimed, [], 'none while three are out')
+})
+
+t.test('the index each change hands on (ledger-index.ts) is the one a pass over its record builds, over random changes on both ack policies', async (t) => {
+  // a step counts what it changes rather than passing over the record: whatever order reads,
+  // leases, acks, naks, terms, ended holds and ended streams come in, what it keeps must be
+  // what a new pass finds, or a lease would go to an event out already, or never go
+  let checked = 0
+  let handedOn = 0
+  const mismatches: string[] = []
+  for (const ack of ['explicit', 'automatic'] as const) {
+    for (let seed = 1; seed <= 20; seed++) {
+      const rand = seededRandom(seed)
+      const pick = <T>(list: readonly T[]): T => list[Math.floor(rand() * list.length)]!
+      const definition = { ...consumerRecord(ALICE, ID1).definition, ack, maxDeliver: 3, maxPending: 1 + Math.floor(rand() * 8) }
+      let r = consumerRecord(ALICE, ID1, { definition })
+      let before = tally(r)
+      let now = 1000
+      for (let step = 0; step < 300; step++) {
+        const op = rand()
+        const seqs = () => r.outstanding.filter(() => rand() < 0.3)
+        if (op < 0.25) {
+          const events = Array.from({ length: Math.floor(rand() * 4) }, (_, i) => ({ seq: r.cursor + 1 + i, user: pick(['u1', 'u2', 'u3', 'u4']) }))
+          r = read(r, r.cursor, r.cursor + events.length + 1, events)
+        } else if (op < 0.5) {
+          r = claim(r, [{ holder: 'h1', n: Math.floor(rand() * 4) }, { holder: 'h2', n: Math.floor(rand() * 4) }], now + 1 + Math.floor(rand() * 50)).record
+        } else if (op < 0.75) {
+          const kind = pick(['ack', 'nak', 'term'] as const)
+          const named = seqs().map((e) => (kind === 'ack' ? e.seq : { seq: e.seq, ...(rand() < 0.5 ? { deliveries: e.deliveries } : {}) }))
+          r = acknowledge(r, { [kind]: named }).record
+        } else if (op < 0.9) {
+          now += Math.floor(rand() * 30)
+          r = settle(r, now).record
+        } else if (op < 0.95) {
+          r = release(r, pick(['h1', 'h2']))
+        } else {
+          r = pruned(r, new Set(seqs().map((e) => e.seq)), r.cursor)
+        }
+        const kept = tally(r) as LedgerIndex
+        if (kept === before) handedOn++
+        before = kept
+        const fresh = new LedgerIndex(r)
+        const counts = (x: LedgerIndex) => JSON.stringify({ waiting: x.waiting, out: x.out, pending: x.pending, redelivered: x.redelivered, exhausted: x.exhausted, held: [...x.held].sort(), ready: x.ready })
+        if (counts(kept) !== counts(fresh)) mismatches.push(`${ack}, seed ${seed}, step ${step}: kept ${counts(kept)}, a pass finds ${counts(fresh)}`)
+        // the soonest deadline may be kept early (a bound, made exact by settle), never late
+        else if (fresh.deadline !== undefined && !(kept.deadline! <= fresh.deadline)) mismatches.push(`${ack}, seed ${seed}, step ${step}: deadline kept late, ${kept.deadline} > ${fresh.deadline}`)
+        checked++
+      }
+    }
+  }
+  t.same(mismatches.slice(0, 3), [], 'no step keeps an index other than its record\'s')
+  t.equal(checked, 2 * 20 * 300, 'every step checked')
+  t.ok(handedOn > checked / 2, `most steps hand the index on rather than leave it to be built (${handedOn} of ${checked})`)
 })

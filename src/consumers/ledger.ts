@@ -1,4 +1,5 @@
 import { DEAD_KEPT, type ConsumerRecord, type DeadLetter, type Outstanding } from '../kv/consumer-record.js'
+import { handOver, indexOf, position, tallyOf, type Tally } from './ledger-index.js'
 
 /**
  * The rules of a consumer's stored state, as pure changes of a ConsumerRecord: each takes the
@@ -23,7 +24,8 @@ export function ackFloor(r: ConsumerRecord): number {
 
 /**
  * Events read ahead and not out, at most: enough for the streams to find the next event of
- * thousands of users at once, few enough that a step's passes over `outstanding` stay short
+ * thousands of users at once, few enough that what a change still does per event outstanding
+ * (a copy of the list; the journal's comparison of the record before and after) stays short
  * when `maxPending` is large (the events out may still reach `maxPending`). It is also how far
  * the users proceed in parallel: past READ_AHEAD events waiting behind one user's unacked
  * event, another user's next event is not read until some of them go.
@@ -39,45 +41,12 @@ export function room(r: ConsumerRecord): number {
   return Math.max(0, READ_AHEAD - tally(r).waiting)
 }
 
-/** What a record's outstanding events add up to. */
-export interface Tally {
-  /** not out: read ahead, or back after a hold ended */
-  waiting: number
-  /** held by a stream */
-  out: number
-  /** delivered and not done (out, or waiting to go out again) */
-  pending: number
-  /** of those, delivered more than once */
-  redelivered: number
-  /** events out, by holder */
-  held: ReadonlyMap<string, number>
-  /** the soonest deadline of a hold */
-  deadline: number | undefined
-}
+export type { Tally }
 
-/**
- * The tally of a record, counted in one pass and kept per record: records are never changed in
- * place, and a run asks several times per step (room, the next deadline, each stream's holds)
- * of the same one, as the answer to each ack request does (pending, redelivered).
- */
+/** What a record's outstanding events add up to (kept from record to record: ledger-index.ts). */
 export function tally(r: ConsumerRecord): Tally {
-  let t = tallies.get(r)
-  if (t === undefined) {
-    t = { waiting: 0, out: 0, pending: 0, redelivered: 0, held: new Map(), deadline: undefined }
-    const held = t.held as Map<string, number>
-    for (const e of r.outstanding) {
-      if (e.holder === undefined) t.waiting++
-      else held.set(e.holder, (held.get(e.holder) ?? 0) + 1)
-      if (e.deliveries > 0) t.pending++
-      if (e.deliveries > 1) t.redelivered++
-      if (e.deadline !== undefined && (t.deadline === undefined || e.deadline < t.deadline)) t.deadline = e.deadline
-    }
-    t.out = r.outstanding.length - t.waiting
-    tallies.set(r, t)
-  }
-  return t
+  return tallyOf(r)
 }
-const tallies = new WeakMap<ConsumerRecord, Tally>()
 
 /** Events read from the log after `from` (the cursor they were read from), up to `to`: none are taken if the cursor moved meanwhile. */
 export function read(r: ConsumerRecord, from: number, to: number, events: readonly { seq: number; user: string }[], reset?: { requested: number; floor: number }): ConsumerRecord {
@@ -86,7 +55,10 @@ export function read(r: ConsumerRecord, from: number, to: number, events: readon
   // no room for the first of them: nothing moves, and a reset waits for the events it comes with
   if (taken.length === 0 && events.length > 0) return r
   const cursor = taken.length < events.length ? taken.at(-1)?.seq ?? from : to
-  return { ...r, cursor, outstanding: [...r.outstanding, ...taken], ...(reset === undefined ? {} : { reset }) }
+  const record = { ...r, cursor, outstanding: [...r.outstanding, ...taken], ...(reset === undefined ? {} : { reset }) }
+  const index = handOver(r, record)
+  if (index !== undefined) for (const e of taken) index.read(e)
+  return record
 }
 
 /**
@@ -94,10 +66,16 @@ export function read(r: ConsumerRecord, from: number, to: number, events: readon
  * held that was delivered `maxDeliver` times is dead. Returns the record and the newly dead.
  */
 export function settle(r: ConsumerRecord, now: number): { record: ConsumerRecord; dead: DeadLetter[] } {
+  // most steps end no hold, and find so without a pass over the record
+  const index = indexOf(r)
+  if (index.exhausted === 0 && (index.deadline === undefined || index.deadline > now)) return { record: r, dead: [] }
   const ends = (e: Outstanding) => e.holder === undefined ? e.deliveries >= r.definition.maxDeliver : e.deadline! <= now
-  // most steps end no hold: they pass over the record without copying it
   const first = r.outstanding.findIndex(ends)
-  if (first === -1) return { record: r, dead: [] }
+  if (first === -1) {
+    // the soonest hold was done with: the bound was early
+    index.exact(soonest(r.outstanding))
+    return { record: r, dead: [] }
+  }
   const dead: DeadLetter[] = []
   const outstanding = r.outstanding.slice(0, first)
   for (let i = first; i < r.outstanding.length; i++) {
@@ -121,10 +99,9 @@ export interface Want {
 /**
  * Hands out events not held, in seq order, to the streams that want them, one each in turn
  * (each stream gets its share, whatever order they asked in), held until `deadline`, while
- * fewer than `maxPending` are out. With
- * explicit acks, only an event with no earlier outstanding event of its user goes out: one
- * event per user is out at a time, so each user's events are processed in order, and
- * different users' in parallel.
+ * fewer than `maxPending` are out. With explicit acks, only an event with no earlier
+ * outstanding event of its user goes out: one event per user is out at a time, so each
+ * user's events are processed in order, and different users' in parallel.
  */
 export function claim(r: ConsumerRecord, wants: readonly Want[], deadline: number): { record: ConsumerRecord; claimed: Outstanding[] } {
   const left = wants.map((w) => ({ ...w }))
@@ -140,39 +117,33 @@ export function claim(r: ConsumerRecord, wants: readonly Want[], deadline: numbe
     }
     return undefined
   }
-  let budget = r.definition.maxPending - tally(r).out
+  const index = indexOf(r)
+  const budget = Math.min(r.definition.maxPending - index.out, index.ready.length)
   if (budget <= 0 || !wants.some((w) => w.n > 0)) return { record: r, claimed: [] }
-  const perUser = r.definition.ack === 'explicit'
-  const blocked = new Set<string>()
+  // the events that may go out, in seq order (with explicit acks, the first outstanding of
+  // each user not out): the index keeps them, so a claim looks at no other
+  const outstanding = r.outstanding.slice()
   const claimed: Outstanding[] = []
-  let outstanding: Outstanding[] | undefined
-  for (let i = 0; i < r.outstanding.length; i++) {
-    const e = r.outstanding[i]!
-    let first = true
-    if (perUser) {
-      const size = blocked.size
-      first = blocked.add(e.user).size > size
-    }
-    if (e.holder !== undefined || !first) continue
+  const pairs: [Outstanding, Outstanding][] = []
+  for (let k = 0; k < budget; k++) {
     const w = next()
     if (w === undefined) break
+    const i = position(outstanding, index.ready[k]!)
+    const e = outstanding[i]!
     const taken = { seq: e.seq, user: e.user, deliveries: e.deliveries + 1, holder: w.holder, deadline }
-    outstanding ??= r.outstanding.slice()
     outstanding[i] = taken
     claimed.push(taken)
-    if (--budget === 0) break
+    pairs.push([e, taken])
   }
-  return outstanding === undefined ? { record: r, claimed } : { record: { ...r, outstanding }, claimed }
+  if (claimed.length === 0) return { record: r, claimed }
+  const record = { ...r, outstanding }
+  handOver(r, record)!.claimed(claimed.length, pairs)
+  return { record, claimed }
 }
 
-/** Whether `claim` would hand anything out now (after `settle`). */
-export function deliverable(r: ConsumerRecord): boolean {
-  return claim(r, [{ holder: '', n: 1 }], 0).claimed.length > 0
-}
-
-/** The soonest deadline of a hold, if any: when `settle` next changes something. */
+/** No hold ends before this (a bound: the soonest deadline, or earlier): when `settle` may next change something. */
 export function nextDeadline(r: ConsumerRecord): number | undefined {
-  return tally(r).deadline
+  return tallyOf(r).deadline
 }
 
 /** An event a nak or term is about, and the delivery of it, when named (its `deliveries`). */
@@ -200,7 +171,7 @@ export function acknowledge(r: ConsumerRecord, acks: Acks): { record: ConsumerRe
   // what each named event that is out becomes, by its index: term over ack over nak
   const fate = new Map<number, 'ack' | 'nak' | 'term'>()
   const name = (kind: 'ack' | 'nak' | 'term', seq: number, deliveries?: number) => {
-    const i = indexOf(r.outstanding, seq)
+    const i = position(r.outstanding, seq)
     const e = r.outstanding[i]
     if (e !== undefined && e.deliveries > 0 && (deliveries === undefined || deliveries === e.deliveries)) fate.set(i, kind)
   }
@@ -214,6 +185,8 @@ export function acknowledge(r: ConsumerRecord, acks: Acks): { record: ConsumerRe
   // one copy of the list, changed in place from the first index named: an ack request names
   // dozens of a list of thousands, and growing a new list entry by entry cost more than the rest
   const outstanding = r.outstanding.slice()
+  /** each event named, and what it became when it stays */
+  const named: { e: Outstanding; after?: Outstanding }[] = []
   let kept = marks[0]!
   for (let m = 0; m < marks.length; m++) {
     const i = marks[m]!
@@ -222,26 +195,22 @@ export function acknowledge(r: ConsumerRecord, acks: Acks): { record: ConsumerRe
     if (kind === 'term') dead.push({ seq: e.seq, deliveries: e.deliveries, reason: 'term' })
     else if (kind === 'ack') acked++
     else outstanding[kept++] = unheld(e)
+    named.push(kind === 'nak' ? { e, after: outstanding[kept - 1]! } : { e })
     // the entries up to the next index named stay as they are
     const end = marks[m + 1] ?? r.outstanding.length
     for (let j = i + 1; j < end; j++) outstanding[kept++] = r.outstanding[j]!
   }
   outstanding.length = kept
-  return { record: { ...r, outstanding, dead: dead.length > 0 ? keptDead([...r.dead, ...dead]) : r.dead }, acked, dead }
-}
-
-/** Where `seq` lies in `outstanding` (in seq order), or -1. */
-function indexOf(outstanding: readonly Outstanding[], seq: number): number {
-  let lo = 0
-  let hi = outstanding.length - 1
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1
-    const at = outstanding[mid]!.seq
-    if (at === seq) return mid
-    if (at < seq) lo = mid + 1
-    else hi = mid - 1
+  const record = { ...r, outstanding, dead: dead.length > 0 ? keptDead([...r.dead, ...dead]) : r.dead }
+  const index = handOver(r, record)
+  if (index !== undefined) {
+    const entry = (seq: number) => outstanding[position(outstanding, seq)]
+    for (const { e, after } of named) {
+      if (after === undefined) index.left(e, entry)
+      else index.unheld(e, after)
+    }
   }
-  return -1
+  return { record, acked, dead }
 }
 
 /** A stream ended: what it held goes out again at once. */
@@ -267,6 +236,13 @@ export function reposition(r: ConsumerRecord, cursor: number): ConsumerRecord {
 /** An entry whose hold ended (its ack wait ran out, a nak, its stream gone): out again to any stream, its deliveries counted. */
 function unheld(e: Outstanding): Outstanding {
   return { seq: e.seq, user: e.user, deliveries: e.deliveries }
+}
+
+/** The soonest deadline of a hold in `outstanding`. */
+function soonest(outstanding: readonly Outstanding[]): number | undefined {
+  let at: number | undefined
+  for (const e of outstanding) if (e.deadline !== undefined && (at === undefined || e.deadline < at)) at = e.deadline
+  return at
 }
 
 function keptDead(dead: DeadLetter[]): DeadLetter[] {
