@@ -8,6 +8,7 @@ import { deliveryFrame, type ConsumerStream } from './stream.js'
 import type { ConsumerUpdates, Rider } from './updates.js'
 import type { ConsumerObserver } from './observer.js'
 import { matcherOf, type Matcher } from './matcher.js'
+import { EventCache } from './event-cache.js'
 
 /** What a run needs of its process. */
 export interface RunDeps {
@@ -68,7 +69,7 @@ export class ConsumerRun {
   /** what was read ahead of the stored cursor and not yet taken: a step or a rider takes it into the record */
   #ahead: ReadAhead | undefined
   /** events read and not yet done (and at most CACHE_SLACK done), so that a redelivery needs no read */
-  readonly #cache = new Map<number, HearthEvent>()
+  readonly #cache = new EventCache()
   /** one string per user of the events read */
   readonly #users = new Map<string, string>()
   #running = false
@@ -288,7 +289,7 @@ export class ConsumerRun {
     if (ahead === undefined || cursor === ahead.from) return
     if (cursor < ahead.from || cursor > ahead.to) return void (this.#ahead = undefined)
     let n = 0
-    while (n < ahead.events.length && ahead.events[n]!.seq <= cursor) this.#cache.set(ahead.events[n]!.seq, ahead.events[n++]!)
+    while (n < ahead.events.length && ahead.events[n]!.seq <= cursor) this.#cache.add(ahead.events[n++]!)
     this.#ahead = { from: cursor, to: ahead.to, events: ahead.events.slice(n), entries: ahead.entries.slice(n) }
   }
 
@@ -311,10 +312,7 @@ export class ConsumerRun {
     const { held } = tally(record)
     for (const s of this.streams) s.held = held.get(s.holder) ?? 0
     // events done leave the cache a batch at a time, not at every record: it holds at most CACHE_SLACK more than is outstanding
-    if (this.#cache.size > record.outstanding.length + CACHE_SLACK) {
-      const seqs = new Set(record.outstanding.map((e) => e.seq))
-      for (const seq of this.#cache.keys()) if (!seqs.has(seq)) this.#cache.delete(seq)
-    }
+    if (this.#cache.size > record.outstanding.length + CACHE_SLACK) this.#cache.keep(record.outstanding)
   }
 
   /** Writes the leased events to their streams, each stream's in one write; with automatic acks, acks them once the socket took them. */
@@ -323,8 +321,8 @@ export class ConsumerRun {
     const batches = new Map<ConsumerStream, { frames: string[]; seqs: number[] }>()
     let redelivered = 0
     const orphans = new Set<string>()
-    for (const e of claimed) {
-      const ev = events.get(e.seq)
+    for (const [i, e] of claimed.entries()) {
+      const ev = events[i]
       const stream = this.streams.find((s) => s.holder === e.holder)
       if (stream === undefined || stream.closed) orphans.add(e.holder!)
       if (ev === undefined || stream === undefined) continue
@@ -357,22 +355,20 @@ export class ConsumerRun {
     }
   }
 
-  /** The events of these deliveries: from the cache, else from the log; those pruned meanwhile leave the record. */
-  async #events(claimed: Outstanding[]): Promise<Map<number, HearthEvent>> {
-    const out = new Map<number, HearthEvent>()
+  /** The events of these deliveries, in their order (none where pruned): from the cache, else from the log; those pruned meanwhile leave the record. */
+  async #events(claimed: Outstanding[]): Promise<(HearthEvent | undefined)[]> {
+    const out: (HearthEvent | undefined)[] = []
     const gone = new Set<number>()
     let floor = 0
     for (const e of claimed) {
       const cached = this.#cache.get(e.seq)
-      if (cached !== undefined) {
-        out.set(e.seq, cached)
-        continue
-      }
+      out.push(cached)
+      if (cached !== undefined) continue
       const page = await this.#deps.store.readLog(e.seq - 1, e.seq, 1)
       const ev = page.events[0]
       if (ev !== undefined) {
-        this.#cache.set(e.seq, ev)
-        out.set(e.seq, ev)
+        this.#cache.add(ev)
+        out[out.length - 1] = ev
       } else if (e.seq < page.floor) {
         gone.add(e.seq)
         floor = page.floor
