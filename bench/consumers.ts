@@ -32,7 +32,10 @@ import { round } from './load.js'
  * two runs, all of one side before the other's.) One more consumer runs under the CPU
  * profiler, untimed: timing the profiled run (as this bench once did) cost the consumer side
  * about a third of its rate, which the control did not pay.
- * Also: ack requests sent, events per ack request, and the consumer's state at the end; and
+ * Also: the CPU time each side costs per event (medians over the timed pairs), the server
+ * process's (on PostgreSQL, without the database's) and the client side's (this process: the
+ * workers, or the follow()), which says what a rate alone does not on a machine whose speed
+ * moves from run to run; ack requests sent, events per ack request, and the consumer's state at the end; and
  * the cost in writes of keeping its state, from the server's metrics: durable commits of the
  * consumer's state per event processed, and how many changes (claims of a step, ack requests,
  * releases) each commit grouped.
@@ -68,6 +71,8 @@ interface Measured {
   changes: number
   /** what the consumers left unprocessed at the end, over all runs */
   unprocessed: number
+  /** CPU time per event, in µs, the medians over the timed pairs: the server process's and the client side's (this process), for each side */
+  cpuUs: { subscribeServer: number; subscribeClient: number; consumerServer: number; consumerClient: number }
 }
 
 export async function benchConsumers(): Promise<Record<string, number | string>> {
@@ -94,6 +99,8 @@ export async function benchConsumers(): Promise<Record<string, number | string>>
   console.log(`  consumer, explicit acks, ${WORKERS} workers:   ${Math.round(level.consumerPerSec)} events/s, ratio ${ratio} (goal ≥ 0.5; pairs ${round(level.ratios[0])}–${round(level.ratios[1])})`)
   console.log(`  ${ackRequests} ack requests, ${round(processed / Math.max(1, ackRequests))} events each; ${processed - events} processed more than once`)
   console.log(`  ${commits} commits of the consumer's state, ${Math.round((commits / events) * 1000) / 1000} per event, ${round(changes / Math.max(1, commits))} changes each`)
+  const cpu = level.cpuUs
+  console.log(`  CPU per event: server ${round(cpu.consumerServer)} µs, workers ${round(cpu.consumerClient)} µs; /subscribe: server ${round(cpu.subscribeServer)} µs, follow() ${round(cpu.subscribeClient)} µs`)
   console.log(`  PostgreSQL: /subscribe ${Math.round(pg.subscribePerSec)} events/s, consumer ${Math.round(pg.consumerPerSec)} events/s, ratio ${pgRatio} (pairs ${round(pg.ratios[0])}–${round(pg.ratios[1])})`)
   return {
     events,
@@ -113,7 +120,13 @@ export async function benchConsumers(): Promise<Record<string, number | string>>
     unprocessed: level.unprocessed + pg.unprocessed,
     pgSubscribeEventsPerSec: Math.round(pg.subscribePerSec),
     pgConsumerEventsPerSec: Math.round(pg.consumerPerSec),
+    serverCpuUsPerEvent: round(cpu.consumerServer),
+    workersCpuUsPerEvent: round(cpu.consumerClient),
+    subscribeServerCpuUsPerEvent: round(cpu.subscribeServer),
+    subscribeClientCpuUsPerEvent: round(cpu.subscribeClient),
     pgRatio,
+    pgServerCpuUsPerEvent: round(pg.cpuUs.consumerServer),
+    pgSubscribeServerCpuUsPerEvent: round(pg.cpuUs.subscribeServer),
     pgCommitsPerEvent: Math.round((pg.commits / pg.events) * 1000) / 1000,
   }
 }
@@ -145,13 +158,13 @@ async function measure(backlog: number, env: Record<string, string>, profiler?: 
     const events = head - start
 
     // the control: the same events through /subscribe, read by one follow() from the start
-    const subscribe = async (): Promise<number> => {
+    const subscribe = async (): Promise<Run> => {
       const stop = new AbortController()
-      const began = performance.now()
+      const began = cpuNow(server)
       const follower = follow({ url: server.url, from: String(start), cursorStore: 'memory', signal: stop.signal })
       for await (const e of follower) if (BigInt(e.seq) >= BigInt(head)) break
       stop.abort()
-      return (performance.now() - began) / 1000
+      return runSince(began, server)
     }
 
     // the consumer: four workers sharing it, every event acked; the end is the state's: every
@@ -160,9 +173,9 @@ async function measure(backlog: number, env: Record<string, string>, profiler?: 
     // bench did, ended a run 10 ms late on average)
     let first: Pick<Measured, 'commits' | 'changes' | 'ackRequests' | 'processed'> | undefined
     let unprocessed = 0
-    const consume1 = async (consumerId: string, run: number): Promise<number> => {
+    const consume1 = async (consumerId: string, run: number): Promise<Run | undefined> => {
       const before = await Scrape.of(server.metricsUrl!)
-      const started = performance.now()
+      const started = cpuNow(server)
       let seen = 0
       let allSeen!: () => void
       const handled = new Promise<void>((resolve) => (allSeen = resolve))
@@ -179,10 +192,10 @@ async function measure(backlog: number, env: Record<string, string>, profiler?: 
         return state
       }
       let state
-      let seconds = 0
+      let timed: Run | undefined
       if (run <= TIMED_PAIRS) {
         state = await done()
-        seconds = (performance.now() - started) / 1000
+        timed = runSince(started, server)
       } else {
         const profiled = await profiler!.window(server.pid!, `${WORKERS} workers taking ${events} events`, done)
         profiles = [profiled.profile]
@@ -198,21 +211,26 @@ async function measure(backlog: number, env: Record<string, string>, profiler?: 
         ackRequests: after.sum('hearth_http_request_duration_seconds_count', ACK_ROUTE) - before.sum('hearth_http_request_duration_seconds_count', ACK_ROUTE),
         processed: workers.reduce((n, w) => n + w.processed, 0),
       }
-      return seconds
+      return timed
     }
 
     // a pair to warm up, then the timed pairs, each side right after the other, then the profiled run
-    const pairs: { subscribe: number; consumer: number }[] = []
+    const pairs: { subscribe: Run; consumer: Run }[] = []
     for (const [run, consumerId] of consumerIds.entries()) {
-      const subscribeSeconds = run <= TIMED_PAIRS ? await subscribe() : 0
-      const consumerSeconds = await consume1(consumerId, run)
-      if (run > 0 && run <= TIMED_PAIRS) pairs.push({ subscribe: events / subscribeSeconds, consumer: events / consumerSeconds })
+      const subscribed = run <= TIMED_PAIRS ? await subscribe() : undefined
+      const consumed = await consume1(consumerId, run)
+      if (run > 0 && subscribed !== undefined && consumed !== undefined) pairs.push({ subscribe: subscribed, consumer: consumed })
     }
-    const ratios = pairs.map((p) => p.consumer / p.subscribe)
+    const ratios = pairs.map((p) => p.subscribe.seconds / p.consumer.seconds)
+    const perEventUs = (side: 'subscribe' | 'consumer', cpu: 'serverMs' | 'clientMs') => median(pairs.map((p) => (p[side][cpu] * 1000) / Math.max(1, events)))
     return {
       events, unprocessed, ...first!,
-      subscribePerSec: median(pairs.map((p) => p.subscribe)), consumerPerSec: median(pairs.map((p) => p.consumer)),
+      subscribePerSec: median(pairs.map((p) => events / p.subscribe.seconds)), consumerPerSec: median(pairs.map((p) => events / p.consumer.seconds)),
       ratio: median(ratios), ratios: [Math.min(...ratios), Math.max(...ratios)],
+      cpuUs: {
+        subscribeServer: perEventUs('subscribe', 'serverMs'), subscribeClient: perEventUs('subscribe', 'clientMs'),
+        consumerServer: perEventUs('consumer', 'serverMs'), consumerClient: perEventUs('consumer', 'clientMs'),
+      },
     }
   } finally {
     await server.stop()
@@ -222,6 +240,23 @@ async function measure(backlog: number, env: Record<string, string>, profiler?: 
 
 const main = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href
 if (main) console.log(await benchConsumers())
+
+/** One timed run of a side: its seconds, and the CPU time the server process and this one (the client side) spent meanwhile. */
+interface Run {
+  seconds: number
+  serverMs: number
+  clientMs: number
+}
+
+/** Where a run starts: the clock, and both processes' CPU time so far. */
+function cpuNow(server: ChildServer): { at: number; server: number; client: NodeJS.CpuUsage } {
+  return { at: performance.now(), server: server.cpuMs(), client: process.cpuUsage() }
+}
+
+function runSince(began: ReturnType<typeof cpuNow>, server: ChildServer): Run {
+  const client = process.cpuUsage(began.client)
+  return { seconds: (performance.now() - began.at) / 1000, serverMs: server.cpuMs() - began.server, clientMs: (client.user + client.system) / 1000 }
+}
 
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b)
