@@ -92,3 +92,12 @@ t.test('the index each change hands on (ledger-index.ts) is the one a pass over 
   t.equal(checked, 2 * 20 * 300, 'every step checked')
   t.ok(handedOn > checked / 2, `most steps hand the index on rather than leave it to be built (${handedOn} of ${checked})`)
 })
+
+t.test('a record no change makes, two events of one user out at once (stored by other rules), still acks and leases', async (t) => {
+  const out = (seq: number, user: string) => ({ seq, user, deliveries: 1, holder: 'h1', deadline: 10_000 })
+  const r = consumerRecord(ALICE, ID1, { cursor: 9, outstanding: [out(5, 'u'), { seq: 6, user: 'v', deliveries: 0 }, out(7, 'u')] })
+  tally(r)
+  const acked = acknowledge(r, { ack: [5], term: [{ seq: 7 }] }).record
+  t.same(acked.outstanding.map((e) => e.seq), [6], "both of u's left")
+  t.same(claim(acked, [{ holder: 'h2', n: 5 }], 20_000).claimed.map((e) => e.seq), [6], "v's event goes out, and nothing of u's")
+})

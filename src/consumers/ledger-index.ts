@@ -35,7 +35,7 @@ export class LedgerIndex implements Tally {
   deadline: number | undefined
   /** events not out that went out `maxDeliver` times: `settle` parks them as dead */
   exhausted = 0
-  /** each user's outstanding seqs, in order */
+  /** with explicit acks, each user's outstanding seqs, in order (automatic acks need none: every event not out may go out) */
   readonly #users = new Map<string, number[]>()
   /** the seqs `claim` may hand out, in order: not out, and (explicit acks) the first outstanding of their user */
   readonly ready: number[] = []
@@ -45,19 +45,24 @@ export class LedgerIndex implements Tally {
   constructor(r: ConsumerRecord) {
     this.#perUser = r.definition.ack === 'explicit'
     this.#maxDeliver = r.definition.maxDeliver
-    for (const e of r.outstanding) {
-      this.#count(e, 1)
-      const queue = this.#queue(e.user)
-      if (e.holder === undefined && (!this.#perUser || queue.length === 0)) this.ready.push(e.seq)
-      queue.push(e.seq)
-    }
+    for (const e of r.outstanding) this.#add(e)
   }
 
   /** An event read, after every one outstanding. */
   read(e: Outstanding): void {
+    this.#add(e)
+  }
+
+  /** An event after every one counted so far. */
+  #add(e: Outstanding): void {
     this.#count(e, 1)
-    const queue = this.#queue(e.user)
-    if (!this.#perUser || queue.length === 0) this.ready.push(e.seq)
+    if (!this.#perUser) {
+      if (e.holder === undefined) this.ready.push(e.seq)
+      return
+    }
+    let queue = this.#users.get(e.user)
+    if (queue === undefined) this.#users.set(e.user, (queue = []))
+    if (e.holder === undefined && queue.length === 0) this.ready.push(e.seq)
     queue.push(e.seq)
   }
 
@@ -83,8 +88,10 @@ export class LedgerIndex implements Tally {
     const at = queue.indexOf(e.seq)
     if (at !== -1) queue.splice(at, 1)
     if (queue.length === 0) return void this.#users.delete(e.user)
-    // the user's next event is the first now: it may go out, unless it is out already
-    if (this.#perUser && at === 0 && entry(queue[0]!)?.holder === undefined) insert(this.ready, queue[0]!)
+    // the user's next event is the first now: it may go out, unless it is out already, or
+    // leaves in the same change (its own `left` then looks at the one after it)
+    const next = at === 0 ? entry(queue[0]!) : undefined
+    if (next !== undefined && next.holder === undefined) insert(this.ready, next.seq)
   }
 
   /** What it adds up to now, to keep for a record whose index goes on to the next. */
@@ -119,11 +126,6 @@ export class LedgerIndex implements Tally {
     if (e.deliveries > 1) this.redelivered += sign
   }
 
-  #queue(user: string): number[] {
-    let queue = this.#users.get(user)
-    if (queue === undefined) this.#users.set(user, (queue = []))
-    return queue
-  }
 }
 
 const indexes = new WeakMap<ConsumerRecord, LedgerIndex>()
@@ -145,6 +147,11 @@ export function indexOf(r: ConsumerRecord): LedgerIndex {
   let index = indexes.get(r)
   if (index === undefined) indexes.set(r, (index = new LedgerIndex(r)))
   return index
+}
+
+/** Drops the index of `r`: the next ask builds it from the record. */
+export function forget(r: ConsumerRecord): void {
+  indexes.delete(r)
 }
 
 /**

@@ -1,5 +1,5 @@
 import { DEAD_KEPT, type ConsumerRecord, type DeadLetter, type Outstanding } from '../kv/consumer-record.js'
-import { handOver, indexOf, position, tallyOf, type Tally } from './ledger-index.js'
+import { forget, handOver, indexOf, position, tallyOf, type Tally } from './ledger-index.js'
 
 /**
  * The rules of a consumer's stored state, as pure changes of a ConsumerRecord: each takes the
@@ -129,7 +129,12 @@ export function claim(r: ConsumerRecord, wants: readonly Want[], deadline: numbe
     const w = next()
     if (w === undefined) break
     const i = position(outstanding, index.ready[k]!)
-    const e = outstanding[i]!
+    const e = outstanding[i]
+    // an index that disagrees with its record (no change makes one) is built again from it
+    if (e === undefined || e.holder !== undefined) {
+      forget(r)
+      return claim(r, wants, deadline)
+    }
     const taken = { seq: e.seq, user: e.user, deliveries: e.deliveries + 1, holder: w.holder, deadline }
     outstanding[i] = taken
     claimed.push(taken)

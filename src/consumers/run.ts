@@ -219,7 +219,7 @@ export class ConsumerRun {
     if (claimed.length > 0) await this.#deliver(claimed)
   }
 
-  /** Whether a hold ended and something is waiting for `settle`. */
+  /** Whether a hold may have ended (its deadline, or a bound before it, passed) and something may be waiting for `settle`. */
   #settles(): boolean {
     const at = nextDeadline(this.record)
     return at !== undefined && at <= Date.now()
