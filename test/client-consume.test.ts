@@ -200,6 +200,31 @@ t.test('the acks of the events one read brought go in one request', async (t) =>
   t.same(sent.flat().sort(), acked.events.map((e) => idOf(e.seq)).sort())
 })
 
+t.test('workers of one consumer in one process share their ack requests: what they gathered leaves together', async (t) => {
+  const server = await startTestServer(t)
+  const users = await Promise.all([0, 1, 2, 3].map(() => newUser(server)))
+  const owner = users[0]!
+  const consumers = new Consumers(owner)
+  const id = newConsumerId()
+  await consumers.create(id, { filters: ['*'], from: 'new', ack: 'explicit', ackWaitMs: 60_000 })
+  const sent: string[][] = []
+  const proxy = await HttpProxy.start(t, server.url, (req) => void (req.url.endsWith('/ack') && sent.push((JSON.parse(req.body) as { ack: string[] }).ack)))
+  // acks wait for a minute, or for a worker to stop: then whatever both gathered leaves
+  const handled: number[] = []
+  const workers = [0, 1].map((w) => consume({ owner: through(proxy, owner), consumer: id, ackBatchMs: 60_000, handler: () => void handled.push(w) }))
+  t.teardown(() => Promise.all(workers.map((w) => w.close())))
+  await until(async () => (await consumers.get(id)).streams === 2, 'both streams open')
+  const acked = new AckedWrites()
+  for (const [i, u] of users.entries()) await acked.put(u, `/pub/app/${i}.txt`, `${i}`)
+  await until(() => handled.length === 4, 'all four processed')
+  t.ok(handled.includes(0) && handled.includes(1), `each worker took some (${handled.join(' ')})`)
+  t.same(sent, [], 'no ack sent yet')
+  await Promise.all(workers.map((w) => w.close()))
+  t.equal(sent.length, 1, "one request carried both workers' acks")
+  t.same(sent.flat().sort(), acked.events.map((e) => idOf(e.seq)).sort(), 'every ack, once')
+  t.equal((await consumers.get(id)).pending, 0, 'nothing pending')
+})
+
 t.test("a handler's end decides its ack, whatever it returns: a synchronous throw comes back, a thenable is waited for", async (t) => {
   const server = await startTestServer(t)
   const owner = await newUser(server)

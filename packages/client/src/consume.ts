@@ -1,12 +1,11 @@
 import { createParser } from 'eventsource-parser'
 import { z } from 'zod'
 import { backoffDelay, sleep } from './backoff.js'
-import { later, type Later } from './later.js'
 import { Consumers, type ConsumerOwner } from './consumers.js'
 import { HttpError } from './homeserver.js'
 import { FollowProtocolError, logEventSchema, resetSchema, type LogEvent, type ResetInfo } from './events.js'
 import { openEvents, RetryableError, type Endpoint } from './stream.js'
-import { postJson } from './post-json.js'
+import { AckChannel, type AckSource } from './ack-channel.js'
 
 /** An event of a consumer's stream: `deliveries` is 1 the first time, more when it comes again. */
 export interface ConsumedEvent extends LogEvent {
@@ -35,9 +34,10 @@ export interface ConsumeOptions {
   /** the stream dropped or could not open, and is retried after `delayMs` */
   onRetry?: (retry: { attempt: number; delayMs: number; error: Error }) => void
   /**
-   * acks are gathered into one request: those that come while the previous request is on its
-   * way, and those that come within this long of the first (default 0: only the former, so a
-   * lone ack leaves at once and a busy worker sends one request per round trip)
+   * acks are gathered into one request, with those of the other workers of the consumer in
+   * this process that have the same owner and settings: those that come while requests are on
+   * their way (up to four per worker), and those that come within this long of the first
+   * (default 0: those of one turn of the event loop, so a lone ack leaves at once)
    */
   ackBatchMs?: number
   /** reconnect waits: full jitter over base·2^attempt, capped (default 1 s, cap 30 s) */
@@ -51,16 +51,6 @@ export interface ConsumeOptions {
 
 const deliverySchema = logEventSchema.extend({ deliveries: z.number().int().positive() })
 const MAX_FRAME = 1024 * 1024
-/** acks waiting beyond this many are sent as soon as they can be, not after `ackBatchMs` */
-const ACK_BATCH = 256
-/**
- * Ack requests a worker has on their way at once. One at a time left a busy worker's acks
- * waiting a whole round trip (the server's commit included) behind the one before; acks are
- * idempotent and each names its own events, so their order does not matter.
- */
-const ACK_REQUESTS = 4
-/** A failed ack request's acks go again after this long. */
-const ACK_RETRY_MS = 1000
 
 /** Runs `handler` over a durable consumer's events (SPEC §12); see `ConsumerWorker`. */
 export function consume(options: ConsumeOptions): ConsumerWorker {
@@ -81,18 +71,17 @@ export class ConsumerWorker {
   readonly #ep: Endpoint
   readonly #stop = new AbortController()
   /**
-   * acks, and "not now"s, each naming the delivery it is about (`<id>:<deliveries>`), so that
-   * the server passes over one of an event that went out again meanwhile (the stream closed, or
-   * the handler outlasted the ack wait) rather than end the hold of the worker that has it now
+   * where its acks, and "not now"s, go: the ack requests it shares with the other workers of
+   * the consumer in this process (AckChannel), each naming the delivery it is about
+   * (`<id>:<deliveries>`), so that the server passes over one of an event that went out again
+   * meanwhile (the stream closed, or the handler outlasted the ack wait) rather than end the
+   * hold of the worker that has it now
    */
-  readonly #acks: { ack: string[]; nak: string[] } = { ack: [], nak: [] }
+  readonly #acks: { channel: AckChannel; source: AckSource }
   /** whether the consumer acks explicitly: read once, before its first stream */
   #explicit: boolean | undefined
   #inFlight = 0
   #slot: (() => void) | undefined
-  #flushTimer: Later | undefined
-  /** ack requests on their way; while ACK_REQUESTS are, what comes meanwhile waits for an answer */
-  readonly #requests = new Set<Promise<void>>()
   #processed = 0
 
   constructor(options: ConsumeOptions) {
@@ -103,6 +92,10 @@ export class ConsumerWorker {
       headers: options.owner.headers(),
       answerMs: options.idleTimeoutMs ?? 45_000,
     }
+    this.#acks = AckChannel.join({
+      url: `${this.#ep.url}/consumers/${encodeURIComponent(options.consumer)}/ack`,
+      headers: this.#ep.headers, answerMs: this.#ep.answerMs, ackBatchMs: options.ackBatchMs ?? 0,
+    })
     if (options.signal?.aborted) this.#stop.abort()
     else options.signal?.addEventListener('abort', () => this.#stop.abort(), { once: true })
     this.done = this.#run()
@@ -147,7 +140,7 @@ export class ConsumerWorker {
       if (!signal.aborted) throw err
     } finally {
       while (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#slot = resolve))
-      await this.#sent()
+      await this.#acks.channel.leave(this.#acks.source)
     }
   }
 
@@ -252,66 +245,6 @@ export class ConsumerWorker {
 
   #queue(kind: 'ack' | 'nak', event: ConsumedEvent): void {
     if (!this.#explicit) return
-    this.#acks[kind].push(kind === 'ack' ? event.id : `${event.id}:${event.deliveries}`)
-    if (this.#waiting() >= ACK_BATCH) this.#flush()
-    else if (this.#requests.size < ACK_REQUESTS && this.#flushTimer === undefined) this.#flushTimer = later(() => this.#flush(), this.#opts.ackBatchMs ?? 0)
-  }
-
-  /**
-   * Sends the gathered acks in one request, up to ACK_REQUESTS at once; acks that come while
-   * that many are on their way leave as soon as one is answered. A request that fails is
-   * retried with the next batch; what never reaches the server comes again after its ack wait,
-   * which at least once allows.
-   */
-  #flush(): void {
-    this.#flushTimer?.cancel()
-    this.#flushTimer = undefined
-    if (this.#requests.size >= ACK_REQUESTS) return
-    const body = { ack: this.#acks.ack.splice(0), nak: this.#acks.nak.splice(0) }
-    if (body.ack.length + body.nak.length === 0) return
-    const request: Promise<void> = this.#send(body).finally(() => {
-      this.#requests.delete(request)
-      if (this.#flushTimer === undefined && this.#waiting() > 0) this.#flush()
-    })
-    this.#requests.add(request)
-  }
-
-  /** acks and naks gathered, not yet sent */
-  #waiting(): number {
-    return this.#acks.ack.length + this.#acks.nak.length
-  }
-
-  async #send(body: { ack: string[]; nak: string[] }): Promise<void> {
-    try {
-      const status = await postJson(`${this.#ep.url}/consumers/${encodeURIComponent(this.#opts.consumer)}/ack`, this.#ep.headers, body, this.#ep.answerMs)
-      if (status >= 500 || status === 429) throw new Error(`HTTP ${status}`)
-    } catch {
-      this.#acks.ack.push(...body.ack)
-      this.#acks.nak.push(...body.nak)
-      this.#flushTimer ??= later(() => this.#flush(), ACK_RETRY_MS)
-    }
-  }
-
-  /**
-   * Once stopped: the acks gathered are sent, and the requests answered; each answer sends what
-   * waited for it. What a failed request carried is sent again after ACK_RETRY_MS, for as long
-   * as an ack request may go unanswered (`idleTimeoutMs`); what is left then comes back after
-   * its ack wait, which at least once allows.
-   */
-  async #sent(): Promise<void> {
-    const giveUp = Date.now() + this.#ep.answerMs
-    this.#flush()
-    while (this.#requests.size > 0 || (this.#waiting() > 0 && Date.now() < giveUp)) {
-      if (this.#requests.size === 0) {
-        // a request failed: its acks wait on the retry timer, which this loop takes over
-        this.#flushTimer?.cancel()
-        this.#flushTimer = undefined
-        await new Promise((resolve) => setTimeout(resolve, Math.min(ACK_RETRY_MS, giveUp - Date.now())))
-        this.#flush()
-      }
-      await Promise.all(this.#requests)
-    }
-    this.#flushTimer?.cancel()
-    this.#flushTimer = undefined
+    this.#acks.channel.queue(this.#acks.source, kind, kind === 'ack' ? event.id : `${event.id}:${event.deliveries}`)
   }
 }
