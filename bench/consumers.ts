@@ -19,9 +19,9 @@ import { round } from './load.js'
  *   - control: one `follow()` reads the backlog through `/subscribe` from its start, its
  *     handler doing nothing: events per second;
  *   - consumer: four `consume()` workers (64 handlers each) share one explicit consumer made
- *     at the backlog's start; every event is acknowledged, up to four ack requests at a time
- *     per worker, the acks that come meanwhile gathered into the next: events per second until
- *     the ack floor reaches the head.
+ *     at the backlog's start; every event is acknowledged, the workers (all in this process)
+ *     sharing their ack requests, up to four at a time per worker, the acks that come meanwhile
+ *     gathered into the next: events per second until the ack floor reaches the head.
  * The two sides run in pairs, one right after the other: a pair untimed, to warm up (the first
  * consumer run of a server was about a fifth slower than the ones after it, its code not yet
  * compiled), then five timed pairs (the consumer side through a new consumer made at the same
