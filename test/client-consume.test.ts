@@ -330,6 +330,46 @@ t.test('close() sends again the acks of a request that failed, so they land', as
   t.equal((await consumers.get(id)).pending, 0, 'and acked')
 })
 
+t.test("a failed ack request goes again a second later even when another worker's acks wait for their batch", async (t) => {
+  const server = await startTestServer(t)
+  const [owner, other] = await Promise.all([newUser(server), newUser(server)])
+  const consumers = new Consumers(owner!)
+  const id = newConsumerId()
+  await consumers.create(id, { filters: ['*'], from: 'new', ack: 'explicit', ackWaitMs: 60_000 })
+  // the first ack request is held, then dropped; the next go through
+  const acks: string[] = []
+  let drop!: () => void
+  const dropped = new Promise<void>((resolve) => (drop = resolve))
+  const proxy = await HttpProxy.start(t, server.url, async (req) => {
+    if (!req.url.endsWith('/ack')) return
+    acks.push(req.body)
+    if (acks.length > 1) return
+    await dropped
+    throw new Error('dropped')
+  })
+  // acks wait a minute for company, unless a worker stops; a worker gives up on its acks after 20 s
+  const options = { owner: through(proxy, owner!), consumer: id, ackBatchMs: 60_000, idleTimeoutMs: 20_000, handler: () => {} }
+  const first = consume(options)
+  t.teardown(() => first.close())
+  await until(async () => (await consumers.get(id)).streams === 1, 'the first worker open')
+  const acked = new AckedWrites()
+  await acked.put(owner!, '/pub/app/a.txt', 'a')
+  await until(() => first.processed === 1, 'its event processed')
+  const second = consume(options)
+  t.teardown(() => second.close())
+  await until(async () => (await consumers.get(id)).streams === 2, 'the second worker open')
+  // the first stops: its ack leaves at once, and is held
+  const closed = first.close()
+  await until(() => acks.length === 1, 'the first ack request on its way')
+  // meanwhile the second worker's ack waits for its batch
+  await acked.put(other!, '/pub/app/b.txt', 'b')
+  await until(() => second.processed === 1, "the second worker's event processed")
+  drop()
+  await closed
+  t.equal((await consumers.get(id)).pending, 0, "both acked once close() returned: the failed request went again with the waiting ack, not after the batch's minute")
+  t.equal(acks.length, 2, 'sent twice')
+})
+
 t.test('a worker whose first read of the consumer fails tries again, as a dropped stream does', async (t) => {
   const server = await startTestServer(t)
   const owner = await newUser(server)

@@ -17,7 +17,7 @@ export interface AckTarget {
   /** the consumer's ack route */
   url: string
   headers: Record<string, string>
-  /** an ack request unanswered this long is given up, and its acks sent again */
+  /** an ack request unanswered this long is given up (its acks sent again while a worker is on the channel) */
   answerMs: number
   ackBatchMs: number
 }
@@ -37,12 +37,12 @@ export class AckSource {
   /** Resolves once none of its acks waits, or at `deadline` (ms since the epoch). */
   async sent(deadline: number): Promise<void> {
     while (this.pending > 0 && Date.now() < deadline) {
-      let timer: ReturnType<typeof setTimeout> | undefined
-      await new Promise<void>((resolve) => {
-        this.#waiting.push(resolve)
-        timer = setTimeout(resolve, deadline - Date.now())
-      })
+      let wake!: () => void
+      const timer = setTimeout(() => wake(), deadline - Date.now())
+      await new Promise<void>((resolve) => this.#waiting.push((wake = resolve)))
       clearTimeout(timer)
+      const at = this.#waiting.indexOf(wake)
+      if (at !== -1) this.#waiting.splice(at, 1)
     }
   }
 
@@ -62,9 +62,10 @@ const channels = new Map<string, AckChannel>()
  * log line, about 180 µs of CPU, against microseconds): four workers that sent their own took
  * about 800 requests for 50,000 events, one worker 200. Up to ACK_REQUESTS requests per worker
  * on the channel are on their way at once; the acks that come meanwhile go with the next. A
- * request that fails is sent again after ACK_RETRY_MS, with what came since; what a request
- * that was answered 4xx (other than 429) carried is dropped, and its events come back after
- * their ack wait, which at least once allows.
+ * request that fails is sent again after ACK_RETRY_MS (sooner when other acks leave sooner),
+ * with what came since, while a worker is on the channel; what a request that was answered
+ * 4xx (other than 429) carried is dropped, and its events come back after their ack wait,
+ * which at least once allows.
  */
 export class AckChannel {
   readonly #key: string
@@ -72,6 +73,8 @@ export class AckChannel {
   readonly #sources = new Set<AckSource>()
   #queued: Queued[] = []
   #timer: Later | undefined
+  /** when the timer fires (ms since the epoch) */
+  #timerAt = 0
   readonly #requests = new Set<Promise<void>>()
 
   private constructor(key: string, target: AckTarget) {
@@ -94,13 +97,15 @@ export class AckChannel {
     this.#queued.push({ kind, token, from: source })
     source.pending++
     if (this.#queued.length >= ACK_BATCH) this.#flush()
-    else if (this.#requests.size < this.#most() && this.#timer === undefined) this.#timer = later(() => this.#flush(), this.#target.ackBatchMs)
+    else if (this.#requests.size < this.#most() && this.#timer === undefined) this.#flushIn(this.#target.ackBatchMs)
   }
 
   /**
-   * A worker stops: what it queued is sent now, and waited for, for as long as an ack request
-   * may go unanswered; then it leaves the channel (the last to leave closes it, and what no
-   * request carried by then is dropped: those events come back after their ack wait).
+   * A worker stops: what is queued leaves now (when fewer requests than the most are on their
+   * way; else as soon as one is answered), and its own acks are waited for, for as long as an
+   * ack request may go unanswered (`answerMs`); then it leaves the channel. The last to leave
+   * closes it: what is still queued is dropped (those events come back after their ack wait),
+   * and the requests on their way are waited for, which may take up to `answerMs` again.
    */
   async leave(source: AckSource): Promise<void> {
     this.#flush()
@@ -117,6 +122,15 @@ export class AckChannel {
   /** Ack requests on their way at once: ACK_REQUESTS per worker on the channel. */
   #most(): number {
     return ACK_REQUESTS * Math.max(1, this.#sources.size)
+  }
+
+  /** Flushes in `ms`, unless a flush is due sooner already. */
+  #flushIn(ms: number): void {
+    const at = Date.now() + ms
+    if (this.#timer !== undefined && this.#timerAt <= at) return
+    this.#timer?.cancel()
+    this.#timerAt = at
+    this.#timer = later(() => this.#flush(), ms)
   }
 
   #flush(): void {
@@ -142,13 +156,13 @@ export class AckChannel {
       // tried again with what comes meanwhile, while a worker is on the channel
       if (this.#sources.size === 0) return this.#settle(sending)
       this.#queued.push(...sending)
-      this.#timer ??= later(() => this.#flush(), ACK_RETRY_MS)
+      this.#flushIn(ACK_RETRY_MS)
       return
     }
     this.#settle(sending)
   }
 
-  /** These acks are done with: each worker's count goes down by those of its own. */
+  /** These acks are done with (answered, or dropped): each worker's count goes down by those of its own. */
   #settle(done: Queued[]): void {
     const counts = new Map<AckSource, number>()
     for (const q of done) counts.set(q.from, (counts.get(q.from) ?? 0) + 1)
