@@ -59,7 +59,12 @@ t.test('the follower snippet runs as it is, with only the package installed', as
   const dir = tempDir(t)
   writeFileSync(join(dir, 'follow.mjs'), snippet.replace(`'${specifier}'`, `'${client}'`))
   const follower = startScript('follow.mjs', [], { cwd: dir, env: { HEARTH_URL: server.url } })
-  t.teardown(() => follower.child.kill())
+  // stopped, and gone, before its folder is removed (teardowns run last first): a follower still
+  // writing its cursor file made the removal fail, and the failed teardown left the server running
+  t.teardown(async () => {
+    follower.child.kill()
+    await follower.done
+  })
   await until(() => {
     if (follower.child.exitCode !== null) throw new Error(`the snippet exited: ${follower.stdout()}${follower.stderr()}`)
     return follower.stdout().split('\n').length > 2
