@@ -1,8 +1,8 @@
 import t from 'tap'
-import { acknowledge, claim, pruned, read, READ_AHEAD, release, settle, tally } from '../src/consumers/ledger.js'
+import { acknowledge, claim, pruned, read, READ_AHEAD, release, settle, tally, type Acks, type Delivered } from '../src/consumers/ledger.js'
 import { LedgerIndex } from '../src/consumers/ledger-index.js'
 import { seededRandom } from './helpers/random.js'
-import type { Outstanding } from '../src/kv/consumer-record.js'
+import type { ConsumerRecord, Outstanding } from '../src/kv/consumer-record.js'
 import { ALICE, BOB } from './helpers/store-cases/common.js'
 import { ID1, consumerRecord } from './helpers/store-cases/consumers.js'
 
@@ -100,4 +100,40 @@ t.test('a record no change makes, two events of one user out at once (stored by 
   const acked = acknowledge(r, { ack: [5], term: [{ seq: 7 }] }).record
   t.same(acked.outstanding.map((e) => e.seq), [6], "both of u's left")
   t.same(claim(acked, [{ holder: 'h2', n: 5 }], 20_000).claimed.map((e) => e.seq), [6], "v's event goes out, and nothing of u's")
+})
+
+t.test('one ack request naming events in any order, twice, and under several kinds: term over ack over nak, each event once', async (t) => {
+  // what acknowledge must do, written as plainly as it can be: each event out that a kind
+  // names (a nak or term only for the delivery it names, when it names one) becomes the
+  // strongest kind naming it; events not out are passed over
+  const expected = (r: ConsumerRecord, acks: Acks) => {
+    const valid = (d: Delivered) => r.outstanding.some((e) => e.seq === d.seq && e.deliveries > 0 && (d.deliveries === undefined || d.deliveries === e.deliveries))
+    const fate = (e: Outstanding) =>
+      (acks.term ?? []).some((d) => d.seq === e.seq && valid(d)) ? 'term'
+      : (acks.ack ?? []).some((seq) => seq === e.seq && valid({ seq })) ? 'ack'
+      : (acks.nak ?? []).some((d) => d.seq === e.seq && valid(d)) ? 'nak' : undefined
+    const outstanding = r.outstanding.flatMap((e) => {
+      const f = fate(e)
+      return f === undefined ? [e] : f === 'nak' ? [{ seq: e.seq, user: e.user, deliveries: e.deliveries }] : []
+    })
+    return { outstanding, acked: r.outstanding.filter((e) => fate(e) === 'ack').length, dead: r.outstanding.filter((e) => fate(e) === 'term').map((e) => e.seq) }
+  }
+  const wrong: string[] = []
+  for (let seed = 1; seed <= 300; seed++) {
+    const rand = seededRandom(seed)
+    const outstanding = Array.from({ length: 1 + Math.floor(rand() * 12) }, (_, i): Outstanding => {
+      const deliveries = Math.floor(rand() * 3)
+      return deliveries === 0 ? { seq: 2 * i + 1, user: 'u', deliveries } : { seq: 2 * i + 1, user: `u${i}`, deliveries, holder: 'h1', deadline: 10_000 }
+    })
+    const r = consumerRecord(ALICE, ID1, { cursor: 40, outstanding })
+    // seqs of events out, waiting, and never read (even), in random order, some twice
+    const some = () => Array.from({ length: Math.floor(rand() * 6) }, () => 1 + Math.floor(rand() * 26))
+    const named = () => some().map((seq) => (rand() < 0.5 ? { seq } : { seq, deliveries: Math.floor(rand() * 3) }))
+    const acks: Acks = { ack: some(), nak: named(), term: named() }
+    const got = acknowledge(r, acks)
+    const want = expected(r, acks)
+    const seen = { outstanding: got.record.outstanding, acked: got.acked, dead: got.dead.map((d) => d.seq) }
+    if (JSON.stringify(seen) !== JSON.stringify(want)) wrong.push(`seed ${seed}: ${JSON.stringify(acks)} gave ${JSON.stringify(seen)}, not ${JSON.stringify(want)}`)
+  }
+  t.same(wrong.slice(0, 2), [], 'every request does what its names say')
 })

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { join } from 'node:path'
-import { JOURNAL_MOST, changeText, decodeEntry, encodeEntry, journalEntry, replayChanges } from '../src/kv/consumer-parts.js'
+import { JOURNAL_MOST, changeText, decodeEntry, encodeEntry, hex, journalEntry, outstandingChanges, replayChanges } from '../src/kv/consumer-parts.js'
 import { decodeRow } from '../src/kv/level/consumers.js'
 import { LevelKV } from '../src/kv/level/level-map.js'
 import type { BatchOp } from '../src/kv/level/ordered-map.js'
@@ -165,6 +165,22 @@ t.test("a change's text stores a hold without the entry's user, and replays to t
   t.match(text!, /^h9 h\/1\n~a 1$/m, "a stream's holds share one line of deadline and holder")
   t.throws(() => replayChanges(record, ['c3\nh9 h/1\n~1f 1\n']), /never put/, 'a hold of an entry never put is refused')
   t.throws(() => replayChanges(record, ['c3\n+1f 0   x\n~1f 1\n']), /a line that is not one/, 'as is a hold with no line of its holder')
+})
+
+t.test("a change's seqs are written in hex as Number's toString(16) writes them, and lists out of order are compared whole", async (t) => {
+  const seqs = [0, 1, 15, 16, 255, 256, 4095, 65_535, 65_536, 0xdead_beef, 2 ** 32, 2 ** 40 + 7, Number.MAX_SAFE_INTEGER]
+  for (let s = 1; s < 5_000_000; s = Math.ceil(s * 1.37) + 1) seqs.push(s)
+  t.same(seqs.filter((s) => hex(s) !== s.toString(16)), [], `${seqs.length} seqs`)
+  const e = (seq: number, deliveries = 0) => ({ seq, user: BOB, deliveries })
+  // no change of the ledger makes a list out of seq order: the merge notices one, from either side, and compares by seq
+  const sorted = [e(1), e(2), e(3)]
+  const shuffled = [e(3), e(1), e(2, 1)]
+  for (const [before, after] of [[sorted, shuffled], [shuffled, sorted], [[e(1), e(1)], [e(1)]]] as const) {
+    const { put, del } = outstandingChanges(before, after)
+    const old = new Map(before.map((x) => [x.seq, x]))
+    t.same(put.map((x) => x.seq).sort(), after.filter((x) => old.get(x.seq)?.deliveries !== x.deliveries).map((x) => x.seq).sort(), 'put: what differs')
+    t.same(del, before.filter((x) => !after.some((y) => y.seq === x.seq)).map((x) => x.seq), 'del: what left')
+  }
 })
 
 /** How many rows, snapshots and journal entries of consumer ID1 the data folder holds. */

@@ -85,8 +85,10 @@ export class LedgerIndex implements Tally {
     if (e.holder === undefined) remove(this.ready, e.seq)
     const queue = this.#users.get(e.user)
     if (queue === undefined) return
-    const at = queue.indexOf(e.seq)
-    if (at !== -1) queue.splice(at, 1)
+    // mostly the first: a user's events are acked in order (shift, unlike splice, makes no array of what it took)
+    const at = queue[0] === e.seq ? 0 : queue.indexOf(e.seq)
+    if (at === 0) queue.shift()
+    else if (at !== -1) queue.splice(at, 1)
     if (queue.length === 0) return void this.#users.delete(e.user)
     // the user's next event is the first now: it may go out, unless it is out already, or
     // leaves in the same change (its own `left` then looks at the one after it)

@@ -173,18 +173,36 @@ export interface Acks {
  * hold that followed would put the event in two handlers' hands at once.
  */
 export function acknowledge(r: ConsumerRecord, acks: Acks): { record: ConsumerRecord; acked: number; dead: DeadLetter[] } {
-  // what each named event that is out becomes, by its index: term over ack over nak
-  const fate = new Map<number, 'ack' | 'nak' | 'term'>()
-  const name = (kind: 'ack' | 'nak' | 'term', seq: number, deliveries?: number) => {
+  // the indexes of the named events that are out, and what those not simply acked become:
+  // term over ack over nak (naks are named first, then acks, then terms)
+  const marks: number[] = []
+  let fates: Map<number, 'nak' | 'term'> | undefined
+  const out = (seq: number, deliveries?: number): number => {
     const i = position(r.outstanding, seq)
     const e = r.outstanding[i]
-    if (e !== undefined && e.deliveries > 0 && (deliveries === undefined || deliveries === e.deliveries)) fate.set(i, kind)
+    return e !== undefined && e.deliveries > 0 && (deliveries === undefined || deliveries === e.deliveries) ? i : -1
   }
-  for (const d of acks.nak ?? []) name('nak', d.seq, d.deliveries)
-  for (const seq of acks.ack ?? []) name('ack', seq)
-  for (const d of acks.term ?? []) name('term', d.seq, d.deliveries)
-  if (fate.size === 0) return { record: r, acked: 0, dead: [] }
-  const marks = [...fate.keys()].sort((x, y) => x - y)
+  for (const d of acks.nak ?? []) {
+    const i = out(d.seq, d.deliveries)
+    if (i === -1) continue
+    marks.push(i)
+    ;(fates ??= new Map()).set(i, 'nak')
+  }
+  for (const seq of acks.ack ?? []) {
+    const i = out(seq)
+    if (i === -1) continue
+    marks.push(i)
+    fates?.delete(i)
+  }
+  for (const d of acks.term ?? []) {
+    const i = out(d.seq, d.deliveries)
+    if (i === -1) continue
+    marks.push(i)
+    ;(fates ??= new Map()).set(i, 'term')
+  }
+  if (marks.length === 0) return { record: r, acked: 0, dead: [] }
+  // workers ack in the order events came, so the indexes are mostly in order already
+  if (!ascending(marks)) marks.sort((x, y) => x - y)
   const dead: DeadLetter[] = []
   let acked = 0
   // one copy of the list, changed in place from the first index named: an ack request names
@@ -195,14 +213,22 @@ export function acknowledge(r: ConsumerRecord, acks: Acks): { record: ConsumerRe
   let kept = marks[0]!
   for (let m = 0; m < marks.length; m++) {
     const i = marks[m]!
+    // an event named twice counts once
+    if (m > 0 && i === marks[m - 1]) continue
     const e = r.outstanding[i]!
-    const kind = fate.get(i)
+    const kind = fates?.get(i) ?? 'ack'
     if (kind === 'term') dead.push({ seq: e.seq, deliveries: e.deliveries, reason: 'term' })
     else if (kind === 'ack') acked++
     else outstanding[kept++] = unheld(e)
     named.push(kind === 'nak' ? { e, after: outstanding[kept - 1]! } : { e })
     // the entries up to the next index named stay as they are
-    const end = marks[m + 1] ?? r.outstanding.length
+    let end = r.outstanding.length
+    for (let n = m + 1; n < marks.length; n++) {
+      if (marks[n] !== i) {
+        end = marks[n]!
+        break
+      }
+    }
     for (let j = i + 1; j < end; j++) outstanding[kept++] = r.outstanding[j]!
   }
   outstanding.length = kept
@@ -236,6 +262,12 @@ export function pruned(r: ConsumerRecord, seqs: ReadonlySet<number>, floor: numb
 export function reposition(r: ConsumerRecord, cursor: number): ConsumerRecord {
   const { reset: _, ...rest } = r
   return { ...rest, cursor, outstanding: [] }
+}
+
+/** Whether `list` is in ascending order (equal neighbours allowed). */
+function ascending(list: readonly number[]): boolean {
+  for (let i = 1; i < list.length; i++) if (list[i]! < list[i - 1]!) return false
+  return true
 }
 
 /** An entry whose hold ended (its ack wait ran out, a nak, its stream gone): out again to any stream, its deliveries counted. */

@@ -61,34 +61,35 @@ export interface OutstandingChanges {
 
 /** The outstanding entries to write, the seqs to delete, and the holds to write, so that the stored `before` becomes `after`. */
 export function outstandingChanges(before: readonly Outstanding[], after: readonly Outstanding[]): OutstandingChanges {
-  if (!inOrder(before) || !inOrder(after)) return unordered(before, after)
   const put: Outstanding[] = []
   const del: number[] = []
   const held: Outstanding[] = []
-  // both lists are in seq order: one merging pass
+  // both lists are in seq order: one merging pass, which checks that order as it goes
   let i = 0
   let j = 0
+  let last = -Infinity
   while (i < before.length || j < after.length) {
     const b = before[i]
     const a = after[j]
     if (a === undefined || (b !== undefined && b.seq < a.seq)) {
+      if (b!.seq <= last) return unordered(before, after)
+      last = b!.seq
       del.push(b!.seq)
       i++
     } else if (b === undefined || a.seq < b.seq) {
+      if (a.seq <= last) return unordered(before, after)
+      last = a.seq
       put.push(a)
       j++
     } else {
-      if (!sameEntry(a, b)) (a.holder !== undefined && a.user === b!.user ? held : put).push(a)
+      if (a.seq <= last) return unordered(before, after)
+      last = a.seq
+      if (a !== b && !sameEntry(a, b)) (a.holder !== undefined && a.user === b.user ? held : put).push(a)
       i++
       j++
     }
   }
   return { put, del, held }
-}
-
-function inOrder(list: readonly Outstanding[]): boolean {
-  for (let i = 1; i < list.length; i++) if (list[i]!.seq <= list[i - 1]!.seq) return false
-  return true
 }
 
 function sameEntry(a: Outstanding, b: Outstanding): boolean {
@@ -119,18 +120,34 @@ function unordered(before: readonly Outstanding[], after: readonly Outstanding[]
  */
 export function changeText(cursor: number, put: readonly Outstanding[], del: readonly number[], held: readonly Outstanding[] = []): string {
   const lines = [`c${cursor}`]
-  for (const e of put) lines.push(`+${e.seq.toString(16)} ${encodeEntry(e)}`)
-  for (const seq of del) lines.push(`-${seq.toString(16)}`)
+  for (const e of put) lines.push(`+${hex(e.seq)} ${encodeEntry(e)}`)
+  for (const seq of del) lines.push(`-${hex(seq)}`)
   // a few holds (a stream each, one deadline per step): found by a look along them, with no key made per entry
   const holds: { holder: string; deadline: number; lines: string[] }[] = []
   for (const e of held) {
     let hold = holds.find((h) => h.holder === e.holder && h.deadline === e.deadline)
     if (hold === undefined) holds.push((hold = { holder: e.holder!, deadline: e.deadline!, lines: [`h${e.deadline!} ${e.holder!}`] }))
-    hold.lines.push(`~${e.seq.toString(16)} ${e.deliveries}`)
+    hold.lines.push(`~${hex(e.seq)} ${e.deliveries}`)
   }
   for (const hold of holds) for (const line of hold.lines) lines.push(line)
   lines.push('')
   return lines.join('\n')
+}
+
+/** Two hex digits of each byte. */
+const BYTE_HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'))
+
+/**
+ * `seq.toString(16)`, a byte at a time: a change writes a seq per line, and Number's radix
+ * conversion (a path for any double) took three times as long.
+ */
+export function hex(seq: number): string {
+  let out = ''
+  while (seq >= 256) {
+    out = BYTE_HEX[seq % 256]! + out
+    seq = Math.floor(seq / 256)
+  }
+  return (seq < 16 ? BYTE_HEX[seq]![1]! : BYTE_HEX[seq]!) + out
 }
 
 /** `record` with the changes `texts` (changeText) applied in order: its cursor and outstanding entries. */
