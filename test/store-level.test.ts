@@ -171,6 +171,7 @@ t.test("a change's seqs are written in hex as Number's toString(16) writes them,
   const seqs = [0, 1, 15, 16, 255, 256, 4095, 65_535, 65_536, 0xdead_beef, 2 ** 32, 2 ** 40 + 7, Number.MAX_SAFE_INTEGER]
   for (let s = 1; s < 5_000_000; s = Math.ceil(s * 1.37) + 1) seqs.push(s)
   t.same(seqs.filter((s) => hex(s) !== s.toString(16)), [], `${seqs.length} seqs`)
+  t.same([NaN, -1, 1.5, Infinity].map(hex), ['NaN', '-1', '1.8', 'Infinity'], 'what no log holds is written as toString(16) writes it, not looped over')
   const e = (seq: number, deliveries = 0) => ({ seq, user: BOB, deliveries })
   // no change of the ledger makes a list out of seq order: the merge notices one, from either side, and compares by seq
   const sorted = [e(1), e(2), e(3)]

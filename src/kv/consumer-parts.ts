@@ -142,6 +142,8 @@ const BYTE_HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2
  * conversion (a path for any double) took three times as long.
  */
 export function hex(seq: number): string {
+  // a seq comes from the log or from text written here: anything else is written as it always was
+  if (!Number.isSafeInteger(seq) || seq < 0) return seq.toString(16)
   let out = ''
   while (seq >= 256) {
     out = BYTE_HEX[seq % 256]! + out
