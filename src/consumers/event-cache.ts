@@ -1,4 +1,5 @@
 import type { HearthEvent } from '../events/event.js'
+import { firstFrom } from './seq-order.js'
 
 /**
  * The events a run read and has not seen done, so that a delivery (a first one, or one again)
@@ -17,13 +18,13 @@ export class EventCache {
   add(ev: HearthEvent): void {
     const events = this.#events
     if (events.length === 0 || events[events.length - 1]!.seq < ev.seq) return void events.push(ev)
-    const at = lowerBound(events, ev.seq)
+    const at = firstFrom(events, ev.seq)
     if (events[at]?.seq === ev.seq) events[at] = ev
     else events.splice(at, 0, ev)
   }
 
   get(seq: number): HearthEvent | undefined {
-    const ev = this.#events[lowerBound(this.#events, seq)]
+    const ev = this.#events[firstFrom(this.#events, seq)]
     return ev?.seq === seq ? ev : undefined
   }
 
@@ -37,16 +38,4 @@ export class EventCache {
     }
     this.#events = kept
   }
-}
-
-/** The first index of `events` (in seq order) whose seq is not below `seq`. */
-function lowerBound(events: readonly HearthEvent[], seq: number): number {
-  let lo = 0
-  let hi = events.length
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1
-    if (events[mid]!.seq < seq) lo = mid + 1
-    else hi = mid
-  }
-  return lo
 }

@@ -169,20 +169,6 @@ export function handOver(from: ConsumerRecord, to: ConsumerRecord): LedgerIndex 
   return index
 }
 
-/** Where `seq` lies in `list` (in seq order), or -1. */
-export function position(list: readonly { seq: number }[], seq: number): number {
-  let lo = 0
-  let hi = list.length - 1
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1
-    const at = list[mid]!.seq
-    if (at === seq) return mid
-    if (at < seq) lo = mid + 1
-    else hi = mid - 1
-  }
-  return -1
-}
-
 /** Inserts `seq` into the ordered `list`, unless there. */
 function insert(list: number[], seq: number): void {
   const at = lowerBound(list, seq)

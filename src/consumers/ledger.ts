@@ -1,5 +1,6 @@
 import { DEAD_KEPT, type ConsumerRecord, type DeadLetter, type Outstanding } from '../kv/consumer-record.js'
-import { forget, handOver, indexOf, position, tallyOf, type Tally } from './ledger-index.js'
+import { forget, handOver, indexOf, tallyOf, type Tally } from './ledger-index.js'
+import { position } from './seq-order.js'
 
 /**
  * The rules of a consumer's stored state, as pure changes of a ConsumerRecord: each takes the
@@ -201,8 +202,10 @@ export function acknowledge(r: ConsumerRecord, acks: Acks): { record: ConsumerRe
     ;(fates ??= new Map()).set(i, 'term')
   }
   if (marks.length === 0) return { record: r, acked: 0, dead: [] }
-  // workers ack in the order events came, so the indexes are mostly in order already
+  // workers ack in the order events came, so the indexes are mostly in order already; an
+  // event named twice counts once
   if (!ascending(marks)) marks.sort((x, y) => x - y)
+  const distinct = marks.filter((i, m) => m === 0 || i !== marks[m - 1])
   const dead: DeadLetter[] = []
   let acked = 0
   // one copy of the list, changed in place from the first index named: an ack request names
@@ -210,11 +213,9 @@ export function acknowledge(r: ConsumerRecord, acks: Acks): { record: ConsumerRe
   const outstanding = r.outstanding.slice()
   /** each event named, and what it became when it stays */
   const named: { e: Outstanding; after?: Outstanding }[] = []
-  let kept = marks[0]!
-  for (let m = 0; m < marks.length; m++) {
-    const i = marks[m]!
-    // an event named twice counts once
-    if (m > 0 && i === marks[m - 1]) continue
+  let kept = distinct[0]!
+  for (let m = 0; m < distinct.length; m++) {
+    const i = distinct[m]!
     const e = r.outstanding[i]!
     const kind = fates?.get(i) ?? 'ack'
     if (kind === 'term') dead.push({ seq: e.seq, deliveries: e.deliveries, reason: 'term' })
@@ -222,13 +223,7 @@ export function acknowledge(r: ConsumerRecord, acks: Acks): { record: ConsumerRe
     else outstanding[kept++] = unheld(e)
     named.push(kind === 'nak' ? { e, after: outstanding[kept - 1]! } : { e })
     // the entries up to the next index named stay as they are
-    let end = r.outstanding.length
-    for (let n = m + 1; n < marks.length; n++) {
-      if (marks[n] !== i) {
-        end = marks[n]!
-        break
-      }
-    }
+    const end = distinct[m + 1] ?? r.outstanding.length
     for (let j = i + 1; j < end; j++) outstanding[kept++] = r.outstanding[j]!
   }
   outstanding.length = kept
